@@ -1,0 +1,15 @@
+//! Latchkey's domain: what a workspace, a connection, a flow and an API key are, how secrets are
+//! typed and encrypted, what the catalog of applications says, and the storage traits the
+//! server talks to. Nothing here knows about HTTP frameworks or SQL drivers.
+
+pub mod catalog;
+pub mod crypto;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod names;
+pub mod outbound;
+pub mod secret;
+pub mod store;
+
+pub use error::{CoreError, StoreError};

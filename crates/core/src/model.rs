@@ -1,0 +1,191 @@
+//! The records Latchkey keeps. These are storage-shaped: the HTTP layer builds its own answers
+//! from them, so a secret-bearing field can never be serialized by accident.
+
+use crate::crypto::Sealed;
+use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId};
+use crate::names::{ConnectionName, Environment, FlowName, Slug};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A workspace: connections, flows, OAuth clients and keys belong to exactly one (R7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    pub id: WorkspaceId,
+    pub slug: Slug,
+    pub name: String,
+    /// The data key that encrypts this workspace's secrets.
+    pub data_key_id: DataKeyId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A data key as stored: wrapped by the master key named by `master_key_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrappedDataKey {
+    pub id: DataKeyId,
+    pub master_key_id: String,
+    pub wrapped: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+        }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $name {
+            type Err = crate::CoreError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(crate::CoreError::invalid(
+                        stringify!($name),
+                        format!("`{}` is not one of: {}", s, [$($text),+].join(", ")),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// How a connection authenticates (SPEC §1). The application decides which are allowed.
+    AuthMode {
+        /// OAuth 2.0 authorization code (RFC 6749 §4.1), with PKCE (RFC 7636) where allowed.
+        OAuth2Code = "oauth2_code",
+        /// OAuth 2.0 client credentials (RFC 6749 §4.4).
+        OAuth2ClientCredentials = "oauth2_client_credentials",
+        /// JWT bearer assertion (RFC 7523).
+        OAuth2JwtBearer = "oauth2_jwt_bearer",
+        ApiKey = "api_key",
+        Basic = "basic",
+        Database = "database",
+    }
+);
+
+impl AuthMode {
+    pub fn is_oauth(self) -> bool {
+        matches!(
+            self,
+            AuthMode::OAuth2Code | AuthMode::OAuth2ClientCredentials | AuthMode::OAuth2JwtBearer
+        )
+    }
+}
+
+string_enum!(
+    /// Where a connection stands.
+    ConnectionStatus {
+        /// Saved, waiting for the browser authorization step.
+        PendingAuthorization = "pending_authorization",
+        Active = "active",
+        /// The last check or refresh failed; `status_reason` and `hint` say why.
+        Failing = "failing",
+        /// The provider revoked the grant; re-authorize.
+        Revoked = "revoked",
+        /// Saved with verification skipped on purpose.
+        Unverified = "unverified",
+    }
+);
+
+string_enum!(
+    /// What a workspace API key may do. Admin keys may do everything everywhere.
+    Scope {
+        /// List and show workspaces' connections, flows, apps and events.
+        Read = "read",
+        /// Create, edit and delete connections, flows and OAuth clients.
+        Write = "write",
+        /// Read decrypted credentials and tokens.
+        Secrets = "secrets",
+        /// Call applications through the proxy.
+        Proxy = "proxy",
+    }
+);
+
+/// A connection as stored. `credentials` is ciphertext; settings are plain JSON and never secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionRecord {
+    pub id: ConnectionId,
+    pub workspace_id: WorkspaceId,
+    pub name: ConnectionName,
+    pub app: String,
+    pub environment: Environment,
+    pub auth_mode: AuthMode,
+    pub status: ConnectionStatus,
+    pub status_reason: Option<String>,
+    pub hint: Option<String>,
+    /// App settings plus `concurrency_level` and `borrow_concurrency_from` (a connection id).
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    pub credentials: Option<Sealed>,
+    /// Bumped on every write; writes are fenced on it.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+/// A flow: a named consumer of connections (R11, R12). Latchkey stores flows, it does not run them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    pub id: FlowId,
+    pub workspace_id: WorkspaceId,
+    pub name: FlowName,
+    pub environment: Environment,
+    pub active: bool,
+    pub connections: Vec<ConnectionId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An API key as stored: only the SHA-256 of the key is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: String,
+    /// `None` for an admin key.
+    pub workspace_id: Option<WorkspaceId>,
+    pub scopes: Vec<Scope>,
+    pub hash: String,
+    /// The first characters of the key, to recognise it in a list.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    pub fn is_admin(&self) -> bool {
+        self.workspace_id.is_none()
+    }
+}
+
+/// An audit event: who did what to which record, and when. Never carries a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: EventId,
+    pub workspace_id: WorkspaceId,
+    pub at: DateTime<Utc>,
+    /// `key_…` id of the API key that acted, or `system`.
+    pub actor: String,
+    /// `connection.created`, `connection.verified`, `connection.credentials_read`, …
+    pub action: String,
+    pub target_id: Option<String>,
+    pub target_name: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// The concurrency level a connection gets when none is set (SPEC §1).
+pub const DEFAULT_CONCURRENCY_LEVEL: i64 = 5;
+/// The highest concurrency level allowed (seed 1: "up to 25").
+pub const MAX_CONCURRENCY_LEVEL: i64 = 25;

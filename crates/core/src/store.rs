@@ -1,0 +1,161 @@
+//! The storage traits. Each is narrow; [`Store`] composes them and the server holds an
+//! `Arc<dyn Store>`. Every backend (SQLite, PostgreSQL) passes the same conformance suite
+//! (`latchkey_testkit::conformance`).
+//!
+//! Rules every implementation keeps:
+//! * Lookups are always scoped by workspace: a record of another workspace is simply absent.
+//! * Uniqueness violations come back as [`StoreError::Duplicate`] with the constraint's name
+//!   (`workspace_slug`, `connection_name`, `flow_name`), never as a backend error.
+//! * Connection writes are fenced on `version` ([`StoreError::Stale`] when it moved).
+
+use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, FlowId, WorkspaceId};
+use crate::model::{ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, Workspace, WrappedDataKey};
+use crate::StoreError;
+use async_trait::async_trait;
+
+/// One page of a list: at most `limit` items whose id sorts after `after` (ascending lists) or
+/// before it (the newest-first event list).
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub limit: u32,
+    pub after: Option<String>,
+}
+
+/// Filters of the connection list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter {
+    pub app: Option<String>,
+    pub environment: Option<String>,
+    pub status: Option<ConnectionStatus>,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
+    /// Creates the workspace and its wrapped data key in one transaction.
+    async fn create_workspace(&self, ws: &Workspace, key: &WrappedDataKey) -> StoreResult<()>;
+    async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Option<Workspace>>;
+    async fn workspace_by_id(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>>;
+    /// Ascending by id.
+    async fn list_workspaces(&self, page: &Page) -> StoreResult<Vec<Workspace>>;
+    /// Updates `name` and `updated_at`.
+    async fn update_workspace(&self, ws: &Workspace) -> StoreResult<()>;
+    /// Deletes the workspace with everything in it (connections, flows, events, its API keys and
+    /// its data key). False when it did not exist.
+    async fn delete_workspace(&self, id: &WorkspaceId) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait DataKeyStore: Send + Sync {
+    async fn data_key(&self, id: &DataKeyId) -> StoreResult<Option<WrappedDataKey>>;
+    async fn list_data_keys(&self) -> StoreResult<Vec<WrappedDataKey>>;
+    /// Replaces the wrapping of a data key if it is still wrapped by `expected_master_key_id`.
+    /// False when it was not (someone else re-wrapped it).
+    async fn rewrap_data_key(
+        &self,
+        id: &DataKeyId,
+        expected_master_key_id: &str,
+        new_master_key_id: &str,
+        wrapped: &[u8],
+    ) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// `Duplicate { constraint: "connection_name" }` when the name is taken in the workspace.
+    async fn insert_connection(&self, conn: &ConnectionRecord) -> StoreResult<()>;
+    async fn connection(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+    ) -> StoreResult<Option<ConnectionRecord>>;
+    async fn connection_by_name(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+    ) -> StoreResult<Option<ConnectionRecord>>;
+    /// Ascending by id.
+    async fn list_connections(
+        &self,
+        ws: &WorkspaceId,
+        filter: &ConnectionFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<ConnectionRecord>>;
+    /// Writes every field of `conn` if the stored version is still `expected_version`
+    /// (`conn.version` is the new version, normally `expected_version + 1`). `Stale` otherwise.
+    async fn update_connection(
+        &self,
+        conn: &ConnectionRecord,
+        expected_version: i64,
+    ) -> StoreResult<()>;
+    /// Deletes unless an active flow uses the connection or another connection borrows its
+    /// concurrency (`InUse` naming them, checked in the same transaction). Links from inactive
+    /// flows are removed with it. False when it did not exist.
+    async fn delete_connection(&self, ws: &WorkspaceId, id: &ConnectionId) -> StoreResult<bool>;
+    /// `(app, count)` for every application with at least one connection in the workspace.
+    async fn connection_counts(&self, ws: &WorkspaceId) -> StoreResult<Vec<(String, i64)>>;
+    /// Connections whose `borrow_concurrency_from` names `lender`.
+    async fn borrowers_of(
+        &self,
+        ws: &WorkspaceId,
+        lender: &ConnectionId,
+    ) -> StoreResult<Vec<ConnectionRecord>>;
+}
+
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// Inserts the new connections and the flow (with its links) in one transaction: if any
+    /// insert fails, nothing is stored.
+    async fn create_flow(&self, flow: &Flow, new_connections: &[ConnectionRecord])
+        -> StoreResult<()>;
+    async fn flow(&self, ws: &WorkspaceId, id: &FlowId) -> StoreResult<Option<Flow>>;
+    async fn flow_by_name(&self, ws: &WorkspaceId, name: &str) -> StoreResult<Option<Flow>>;
+    /// Ascending by id.
+    async fn list_flows(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Flow>>;
+    /// Replaces name, environment, active, connections and `updated_at`, inserting
+    /// `new_connections` first, all in one transaction.
+    async fn update_flow(&self, flow: &Flow, new_connections: &[ConnectionRecord])
+        -> StoreResult<()>;
+    async fn delete_flow(&self, ws: &WorkspaceId, id: &FlowId) -> StoreResult<bool>;
+    /// Flows (active or not) that use the connection.
+    async fn flows_using(&self, ws: &WorkspaceId, conn: &ConnectionId) -> StoreResult<Vec<Flow>>;
+}
+
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    /// A key by its hash, revoked or not.
+    async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>>;
+    async fn api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKey>>;
+    /// Ascending by id; `workspace` narrows to one workspace's keys.
+    async fn list_api_keys(
+        &self,
+        workspace: Option<&WorkspaceId>,
+        page: &Page,
+    ) -> StoreResult<Vec<ApiKey>>;
+    /// Sets `revoked_at`; false when the key does not exist or was already revoked.
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: chrono::DateTime<chrono::Utc>)
+        -> StoreResult<bool>;
+    /// How many keys exist at all (revoked included): zero means a first start.
+    async fn count_api_keys(&self) -> StoreResult<i64>;
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    async fn append_event(&self, event: &Event) -> StoreResult<()>;
+    /// Newest first; `page.after` is an event id and the page holds older events.
+    async fn list_events(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Event>>;
+}
+
+/// Everything the server needs from storage.
+#[async_trait]
+pub trait Store:
+    WorkspaceStore + DataKeyStore + ConnectionStore + FlowStore + ApiKeyStore + EventStore
+{
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// A cheap round trip, for `/healthz`.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
