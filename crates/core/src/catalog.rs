@@ -13,13 +13,31 @@ use std::path::Path;
 
 /// Files embedded at build time. `every_catalog_file_is_embedded` keeps this list complete.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("certinia.toml", include_str!("../../../catalog/certinia.toml")),
-    ("generic-api-key.toml", include_str!("../../../catalog/generic-api-key.toml")),
-    ("generic-basic.toml", include_str!("../../../catalog/generic-basic.toml")),
-    ("generic-oauth2.toml", include_str!("../../../catalog/generic-oauth2.toml")),
+    (
+        "certinia.toml",
+        include_str!("../../../catalog/certinia.toml"),
+    ),
+    (
+        "generic-api-key.toml",
+        include_str!("../../../catalog/generic-api-key.toml"),
+    ),
+    (
+        "generic-basic.toml",
+        include_str!("../../../catalog/generic-basic.toml"),
+    ),
+    (
+        "generic-oauth2.toml",
+        include_str!("../../../catalog/generic-oauth2.toml"),
+    ),
     ("mysql.toml", include_str!("../../../catalog/mysql.toml")),
-    ("postgres.toml", include_str!("../../../catalog/postgres.toml")),
-    ("salesforce.toml", include_str!("../../../catalog/salesforce.toml")),
+    (
+        "postgres.toml",
+        include_str!("../../../catalog/postgres.toml"),
+    ),
+    (
+        "salesforce.toml",
+        include_str!("../../../catalog/salesforce.toml"),
+    ),
 ];
 
 /// The names of the settings every connection takes, whatever its application (R3).
@@ -181,7 +199,12 @@ impl AppEntry {
     }
 
     fn check(&self) -> Result<(), CoreError> {
-        let bad = |m: String| Err(CoreError::invalid("catalog", format!("catalog entry `{}`: {m}", self.id)));
+        let bad = |m: String| {
+            Err(CoreError::invalid(
+                "catalog",
+                format!("catalog entry `{}`: {m}", self.id),
+            ))
+        };
         if self.id.is_empty()
             || !self
                 .id
@@ -206,11 +229,17 @@ impl AppEntry {
             }
             for m in f.auth_modes.iter().chain(&f.required_for) {
                 if !self.auth_modes.contains(m) {
-                    return bad(format!("field `{}` names auth mode `{m}` the app does not take", f.name));
+                    return bad(format!(
+                        "field `{}` names auth mode `{m}` the app does not take",
+                        f.name
+                    ));
                 }
             }
         }
-        if let Some(VerifySpec::Http { path, path_setting, .. }) = &self.verify {
+        if let Some(VerifySpec::Http {
+            path, path_setting, ..
+        }) = &self.verify
+        {
             if path.is_none() == path_setting.is_none() {
                 return bad("an http check needs exactly one of `path` or `path_setting`".into());
             }
@@ -300,7 +329,10 @@ impl AppEntry {
             .iter()
             .filter(|s| s.applies_to(mode))
             .map(|s| s.name.clone())
-            .chain([CONCURRENCY_LEVEL.to_string(), BORROW_CONCURRENCY_FROM.to_string()])
+            .chain([
+                CONCURRENCY_LEVEL.to_string(),
+                BORROW_CONCURRENCY_FROM.to_string(),
+            ])
             .collect()
     }
 
@@ -319,10 +351,16 @@ impl AppEntry {
     ) -> Result<(), CoreError> {
         for name in creds.names() {
             let Some(spec) = self.credential_fields(mode).find(|f| f.name == name) else {
-                let known: Vec<&str> = self.credential_fields(mode).map(|f| f.name.as_str()).collect();
+                let known: Vec<&str> = self
+                    .credential_fields(mode)
+                    .map(|f| f.name.as_str())
+                    .collect();
                 return Err(CoreError::invalid_with_hint(
                     format!("credentials.{name}"),
-                    format!("auth mode `{mode}` of `{}` has no credential field `{name}`", self.id),
+                    format!(
+                        "auth mode `{mode}` of `{}` has no credential field `{name}`",
+                        self.id
+                    ),
                     if known.is_empty() {
                         "this auth mode takes no credential fields".to_string()
                     } else {
@@ -351,7 +389,10 @@ impl AppEntry {
                 _ => {}
             }
             if value.is_empty() && spec.is_required(mode) {
-                return Err(CoreError::invalid(&field, format!("`{name}` cannot be empty")));
+                return Err(CoreError::invalid(
+                    &field,
+                    format!("`{name}` cannot be empty"),
+                ));
             }
         }
         if !partial {
@@ -387,7 +428,8 @@ fn check_host(field: &str, v: &str) -> Result<(), CoreError> {
     let ok = !v.is_empty()
         && v.len() <= 253
         && !v.contains("://")
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
     if ok {
         Ok(())
     } else {
@@ -400,7 +442,12 @@ fn check_host(field: &str, v: &str) -> Result<(), CoreError> {
 }
 
 fn check_value(field: &str, spec: &FieldSpec, v: &Value) -> Result<Value, CoreError> {
-    let wrong = |what: &str| Err(CoreError::invalid(field, format!("`{}` must be {what}", spec.name)));
+    let wrong = |what: &str| {
+        Err(CoreError::invalid(
+            field,
+            format!("`{}` must be {what}", spec.name),
+        ))
+    };
     match spec.kind {
         FieldType::String | FieldType::Secret | FieldType::SecretText => match v {
             Value::String(s) if s.len() <= 4096 => Ok(v.clone()),
@@ -409,7 +456,12 @@ fn check_value(field: &str, spec: &FieldSpec, v: &Value) -> Result<Value, CoreEr
         },
         FieldType::Url => match v.as_str().map(url::Url::parse) {
             Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                Ok(Value::String(v.as_str().unwrap_or_default().trim_end_matches('/').to_string()))
+                Ok(Value::String(
+                    v.as_str()
+                        .unwrap_or_default()
+                        .trim_end_matches('/')
+                        .to_string(),
+                ))
             }
             _ => Err(CoreError::invalid_with_hint(
                 field,
@@ -438,9 +490,18 @@ fn check_value(field: &str, spec: &FieldSpec, v: &Value) -> Result<Value, CoreEr
             _ => wrong(&format!("one of: {}", spec.choices.join(", "))),
         },
         FieldType::List => match v {
-            Value::Array(items) if items.iter().all(|i| i.as_str().is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace))) => Ok(v.clone()),
+            Value::Array(items)
+                if items.iter().all(|i| {
+                    i.as_str()
+                        .is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+                }) =>
+            {
+                Ok(v.clone())
+            }
             Value::String(s) => Ok(Value::Array(
-                s.split_whitespace().map(|x| Value::String(x.into())).collect(),
+                s.split_whitespace()
+                    .map(|x| Value::String(x.into()))
+                    .collect(),
             )),
             _ => wrong("a list of words (or one string of space-separated words)"),
         },
@@ -475,7 +536,10 @@ impl Catalog {
     pub fn with_dir(dir: &Path) -> Result<Self, CoreError> {
         let mut cat = Self::embedded();
         let read = std::fs::read_dir(dir).map_err(|e| {
-            CoreError::invalid("catalog_dir", format!("cannot read catalog folder {}: {e}", dir.display()))
+            CoreError::invalid(
+                "catalog_dir",
+                format!("cannot read catalog folder {}: {e}", dir.display()),
+            )
         })?;
         let mut files: Vec<_> = read
             .filter_map(Result::ok)
@@ -485,7 +549,10 @@ impl Catalog {
         files.sort();
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                CoreError::invalid("catalog_dir", format!("cannot read {}: {e}", path.display()))
+                CoreError::invalid(
+                    "catalog_dir",
+                    format!("cannot read {}: {e}", path.display()),
+                )
             })?;
             let entry = AppEntry::from_toml(&text).map_err(|e| {
                 CoreError::invalid("catalog_dir", format!("{}: {e}", path.display()))
@@ -529,7 +596,15 @@ mod tests {
         let embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
         assert_eq!(on_disk, embedded);
         let cat = Catalog::embedded();
-        for id in ["salesforce", "certinia", "generic-oauth2", "generic-api-key", "generic-basic", "postgres", "mysql"] {
+        for id in [
+            "salesforce",
+            "certinia",
+            "generic-oauth2",
+            "generic-api-key",
+            "generic-basic",
+            "postgres",
+            "mysql",
+        ] {
             assert!(cat.get(id).is_some(), "{id} missing");
         }
     }
@@ -539,20 +614,38 @@ mod tests {
         let cat = Catalog::embedded();
         let app = cat.get("generic-api-key").unwrap();
         let s = app
-            .validate_settings(AuthMode::ApiKey, json!({"base_url": "https://api.example.com/"}).as_object().unwrap())
+            .validate_settings(
+                AuthMode::ApiKey,
+                json!({"base_url": "https://api.example.com/"})
+                    .as_object()
+                    .unwrap(),
+            )
             .unwrap();
         assert_eq!(s["base_url"], "https://api.example.com");
         assert_eq!(s["api_key_name"], "X-API-Key");
         assert_eq!(s["concurrency_level"], 5);
         let err = app
-            .validate_settings(AuthMode::ApiKey, json!({"base_url": "https://a.b", "concurency_level": 3}).as_object().unwrap())
+            .validate_settings(
+                AuthMode::ApiKey,
+                json!({"base_url": "https://a.b", "concurency_level": 3})
+                    .as_object()
+                    .unwrap(),
+            )
             .unwrap_err();
         assert!(err.to_string().contains("concurency_level"));
         assert!(app
-            .validate_settings(AuthMode::ApiKey, json!({"base_url": "https://a.b", "concurrency_level": 26}).as_object().unwrap())
+            .validate_settings(
+                AuthMode::ApiKey,
+                json!({"base_url": "https://a.b", "concurrency_level": 26})
+                    .as_object()
+                    .unwrap()
+            )
             .is_err());
         assert!(app
-            .validate_settings(AuthMode::ApiKey, json!({"base_url": "ftp://a.b"}).as_object().unwrap())
+            .validate_settings(
+                AuthMode::ApiKey,
+                json!({"base_url": "ftp://a.b"}).as_object().unwrap()
+            )
             .is_err());
         assert!(app
             .validate_settings(AuthMode::ApiKey, json!({}).as_object().unwrap())
@@ -567,20 +660,31 @@ mod tests {
             "host": "127.0.0.1", "port": 5432, "database": "d", "username": "u", "password": "p"
         }))
         .unwrap();
-        pg.validate_credentials(AuthMode::Database, &creds, false).unwrap();
+        pg.validate_credentials(AuthMode::Database, &creds, false)
+            .unwrap();
         let bad: SecretFields = serde_json::from_value(json!({"host": "http://x", "port": 5432, "database": "d", "username": "u", "password": "p"})).unwrap();
-        assert!(pg.validate_credentials(AuthMode::Database, &bad, false).is_err());
+        assert!(pg
+            .validate_credentials(AuthMode::Database, &bad, false)
+            .is_err());
         let missing: SecretFields = serde_json::from_value(json!({"host": "h"})).unwrap();
-        assert!(pg.validate_credentials(AuthMode::Database, &missing, false).is_err());
-        assert!(pg.validate_credentials(AuthMode::Database, &missing, true).is_ok());
+        assert!(pg
+            .validate_credentials(AuthMode::Database, &missing, false)
+            .is_err());
+        assert!(pg
+            .validate_credentials(AuthMode::Database, &missing, true)
+            .is_ok());
         let unknown: SecretFields = serde_json::from_value(json!({"api_key": "k"})).unwrap();
-        assert!(pg.validate_credentials(AuthMode::Database, &unknown, true).is_err());
+        assert!(pg
+            .validate_credentials(AuthMode::Database, &unknown, true)
+            .is_err());
     }
 
     #[test]
     fn a_bad_entry_is_refused_with_its_reason() {
         let err = AppEntry::from_toml("id = \"x\"\nname = \"X\"\nauth_modes = []\n").unwrap_err();
         assert!(err.to_string().contains("no auth_modes"));
-        assert!(AppEntry::from_toml("id = \"x\"\nname = \"X\"\nauth_modes = [\"magic\"]\n").is_err());
+        assert!(
+            AppEntry::from_toml("id = \"x\"\nname = \"X\"\nauth_modes = [\"magic\"]\n").is_err()
+        );
     }
 }

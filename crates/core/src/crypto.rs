@@ -30,7 +30,9 @@ pub struct MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -41,7 +43,9 @@ impl MasterKey {
         let bytes = Zeroizing::new(
             base64::engine::general_purpose::STANDARD
                 .decode(s)
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')))
+                .or_else(|_| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('='))
+                })
                 .map_err(|_| {
                     CoreError::invalid_with_hint(
                         "master_key",
@@ -53,7 +57,10 @@ impl MasterKey {
         let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
             CoreError::invalid_with_hint(
                 "master_key",
-                format!("the master key must be 32 bytes, this one is {}", bytes.len()),
+                format!(
+                    "the master key must be 32 bytes, this one is {}",
+                    bytes.len()
+                ),
                 "generate one with `openssl rand -base64 32`",
             )
         })?;
@@ -92,7 +99,10 @@ impl MasterKey {
 
     pub fn unwrap_key(&self, id: &DataKeyId, wrapped: &[u8]) -> Result<DataKey, CoreError> {
         let plain = open_with(&self.key, &wrap_aad(id), wrapped)?;
-        let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| CoreError::Decrypt)?;
+        let key: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| CoreError::Decrypt)?;
         Ok(DataKey(Zeroizing::new(key)))
     }
 }
@@ -142,7 +152,12 @@ pub struct Sealed {
 
 impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Sealed({}, {} bytes)", self.key_id, self.ciphertext.len())
+        write!(
+            f,
+            "Sealed({}, {} bytes)",
+            self.key_id,
+            self.ciphertext.len()
+        )
     }
 }
 
@@ -201,14 +216,20 @@ mod tests {
     #[test]
     fn ciphertext_moved_to_another_record_fails() {
         let dk = DataKey::generate();
-        let sealed = dk.seal(&record_aad("connection", "conn_a", "credentials"), b"secret");
+        let sealed = dk.seal(
+            &record_aad("connection", "conn_a", "credentials"),
+            b"secret",
+        );
         assert!(dk
             .open(&record_aad("connection", "conn_b", "credentials"), &sealed)
             .is_err());
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(dk
-            .open(&record_aad("connection", "conn_a", "credentials"), &tampered)
+            .open(
+                &record_aad("connection", "conn_a", "credentials"),
+                &tampered
+            )
             .is_err());
     }
 

@@ -75,7 +75,10 @@ fn check_display_name(field: &str, s: &str, max: usize) -> Result<(), CoreError>
     {
         return Err(CoreError::invalid_with_hint(
             field,
-            format!("`{}` contains a character a {field} cannot have", truncate(s)),
+            format!(
+                "`{}` contains a character a {field} cannot have",
+                truncate(s)
+            ),
             "use letters, digits, spaces and - _ . ( ); a name cannot contain `/`",
         ));
     }
@@ -155,7 +158,15 @@ mod tests {
     fn slugs() {
         assert!(Slug::parse("acme").is_ok());
         assert!(Slug::parse("acme-2").is_ok());
-        for bad in ["", "Acme", "-acme", "acme-", "ac me", "ac/me", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Acme",
+            "-acme",
+            "acme-",
+            "ac me",
+            "ac/me",
+            &"a".repeat(64),
+        ] {
             assert!(Slug::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

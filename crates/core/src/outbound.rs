@@ -46,6 +46,17 @@ impl Rewrites {
         Some(out)
     }
 
+    /// The hosts rewrites send requests to (the operator chose them, so they may be private).
+    pub fn target_hosts(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter_map(|(_, to)| {
+                to.host_str()
+                    .map(|h| h.trim_matches(['[', ']']).to_string())
+            })
+            .collect()
+    }
+
     /// True when `url`'s origin is the target of a rewrite (the operator chose it).
     pub fn is_target(&self, url: &Url) -> bool {
         let origin = url.origin().ascii_serialization();
@@ -57,7 +68,10 @@ impl Rewrites {
 
 fn parse_origin(s: &str) -> Result<Url, CoreError> {
     let url = Url::parse(s.trim()).map_err(|_| {
-        CoreError::invalid("outbound_rewrites", format!("`{}` is not an origin", s.trim()))
+        CoreError::invalid(
+            "outbound_rewrites",
+            format!("`{}` is not an origin", s.trim()),
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https")
         || url.host_str().is_none()
@@ -174,7 +188,16 @@ mod tests {
 
     #[test]
     fn private_and_metadata_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "169.254.169.254", "192.168.1.1", "::1", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "169.254.169.254",
+            "192.168.1.1",
+            "::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         assert!(is_public("8.8.8.8".parse().unwrap()));

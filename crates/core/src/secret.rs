@@ -82,7 +82,12 @@ impl SecretFields {
         serde_json::Value::Object(
             self.0
                 .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.expose_secret().to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        serde_json::Value::String(v.expose_secret().to_string()),
+                    )
+                })
                 .collect(),
         )
     }
@@ -156,7 +161,10 @@ mod tests {
         assert!(dbg.contains("api_key"));
         assert!(!dbg.contains("sk-live-123456"));
         assert!(!dbg.contains("hunter2hunter2"));
-        assert_eq!(format!("{:?}", RevealOnce::new("lk_abc".into())), "[REDACTED]");
+        assert_eq!(
+            format!("{:?}", RevealOnce::new("lk_abc".into())),
+            "[REDACTED]"
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! * Connection writes are fenced on `version` ([`StoreError::Stale`] when it moved).
 
 use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, FlowId, WorkspaceId};
-use crate::model::{ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, Workspace, WrappedDataKey};
+use crate::model::{
+    ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, Workspace, WrappedDataKey,
+};
 use crate::StoreError;
 use async_trait::async_trait;
 
@@ -107,16 +109,22 @@ pub trait ConnectionStore: Send + Sync {
 pub trait FlowStore: Send + Sync {
     /// Inserts the new connections and the flow (with its links) in one transaction: if any
     /// insert fails, nothing is stored.
-    async fn create_flow(&self, flow: &Flow, new_connections: &[ConnectionRecord])
-        -> StoreResult<()>;
+    async fn create_flow(
+        &self,
+        flow: &Flow,
+        new_connections: &[ConnectionRecord],
+    ) -> StoreResult<()>;
     async fn flow(&self, ws: &WorkspaceId, id: &FlowId) -> StoreResult<Option<Flow>>;
     async fn flow_by_name(&self, ws: &WorkspaceId, name: &str) -> StoreResult<Option<Flow>>;
     /// Ascending by id.
     async fn list_flows(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Flow>>;
     /// Replaces name, environment, active, connections and `updated_at`, inserting
     /// `new_connections` first, all in one transaction.
-    async fn update_flow(&self, flow: &Flow, new_connections: &[ConnectionRecord])
-        -> StoreResult<()>;
+    async fn update_flow(
+        &self,
+        flow: &Flow,
+        new_connections: &[ConnectionRecord],
+    ) -> StoreResult<()>;
     async fn delete_flow(&self, ws: &WorkspaceId, id: &FlowId) -> StoreResult<bool>;
     /// Flows (active or not) that use the connection.
     async fn flows_using(&self, ws: &WorkspaceId, conn: &ConnectionId) -> StoreResult<Vec<Flow>>;
@@ -135,8 +143,11 @@ pub trait ApiKeyStore: Send + Sync {
         page: &Page,
     ) -> StoreResult<Vec<ApiKey>>;
     /// Sets `revoked_at`; false when the key does not exist or was already revoked.
-    async fn revoke_api_key(&self, id: &ApiKeyId, at: chrono::DateTime<chrono::Utc>)
-        -> StoreResult<bool>;
+    async fn revoke_api_key(
+        &self,
+        id: &ApiKeyId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
     /// How many keys exist at all (revoked included): zero means a first start.
     async fn count_api_keys(&self) -> StoreResult<i64>;
 }
@@ -158,4 +169,3 @@ pub trait Store:
     /// A cheap round trip, for `/healthz`.
     async fn ping(&self) -> StoreResult<()>;
 }
-

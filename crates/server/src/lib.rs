@@ -1,1 +1,110 @@
+//! Latchkey's HTTP server: the API, the OAuth callback, the proxy and the UI, over the domain in
+//! `latchkey-core` and a store from `latchkey-store`.
 
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod error;
+pub mod inject;
+pub mod keyring;
+pub mod outbound;
+pub mod pagination;
+pub mod routes;
+pub mod service;
+pub mod state;
+pub mod telemetry;
+pub mod verify;
+
+use anyhow::Context;
+use config::Config;
+use latchkey_core::catalog::Catalog;
+use state::{AppState, Inner};
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use url::Url;
+
+/// A built server, bound to its address but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    address: SocketAddr,
+    public_url: Url,
+    /// The admin key created on this start (only on a store that had none).
+    pub first_admin_key: Option<String>,
+    pub state: AppState,
+}
+
+impl Application {
+    /// Opens the store, loads the keys, binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        bootstrap::ensure_data_dir(&config.data_dir)?;
+        let master = bootstrap::load_master_key(&config)?;
+        let store = latchkey_store::open(&config.database_url)
+            .await
+            .context("cannot open the store")?;
+        let keyring = keyring::KeyRing::new(master, store.clone());
+        keyring
+            .check_master_key()
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let catalog = match &config.catalog_dir {
+            Some(dir) => Catalog::with_dir(dir)?,
+            None => Catalog::embedded(),
+        };
+        let first_admin_key = bootstrap::first_admin_key(store.as_ref(), &config.data_dir).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let public_url = match &config.public_url {
+            Some(u) => u.clone(),
+            None => Url::parse(&format!("http://{address}")).expect("an address makes a URL"),
+        };
+        let outbound = outbound::Outbound::new(
+            config.outbound_rewrites.clone(),
+            config.outbound_allow.clone(),
+        );
+        let state = AppState::new(Inner {
+            store,
+            catalog,
+            keyring,
+            outbound,
+            keys: auth::KeyCache::default(),
+            public_url: public_url.clone(),
+            metrics: telemetry::metrics_handle(),
+            config,
+        });
+        let router = routes::router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            address,
+            public_url,
+            first_admin_key,
+            state,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn public_url(&self) -> &Url {
+        &self.public_url
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}

@@ -1,0 +1,94 @@
+//! One module per command group; each holds its clap definitions and what they do.
+
+pub mod app;
+pub mod connection;
+pub mod events;
+pub mod flow;
+pub mod key;
+pub mod workspace;
+
+use serde_json::Value;
+
+/// `<workspace>/<name>`: split on the first `/` (names cannot contain one, slugs neither).
+#[derive(Debug, Clone)]
+pub struct Ref {
+    pub workspace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for Ref {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.workspace, self.name)
+    }
+}
+
+pub fn parse_ref(s: &str) -> Result<Ref, String> {
+    match s.split_once('/') {
+        Some((ws, name)) if !ws.trim().is_empty() && !name.trim().is_empty() => Ok(Ref {
+            workspace: ws.to_string(),
+            name: name.to_string(),
+        }),
+        _ => Err(format!(
+            "`{s}` should be WORKSPACE/NAME, like acme/orders-api"
+        )),
+    }
+}
+
+/// `key=value` with the value taken as JSON when it is a number, boolean, array or object
+/// (`concurrency_level=3`, `pkce=false`, `scopes=["api"]`), as text otherwise.
+pub fn parse_setting(s: &str) -> Result<(String, Value), String> {
+    let (k, v) = split_pair(s)?;
+    let value = match serde_json::from_str::<Value>(&v) {
+        Ok(j @ (Value::Number(_) | Value::Bool(_) | Value::Array(_) | Value::Object(_))) => j,
+        _ => Value::String(v),
+    };
+    Ok((k, value))
+}
+
+/// `key=value` with the value always text (credential fields are strings).
+pub fn parse_secret(s: &str) -> Result<(String, String), String> {
+    split_pair(s)
+}
+
+fn split_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn references_split_on_the_first_slash() {
+        let r = parse_ref("acme/my conn").unwrap();
+        assert_eq!((r.workspace.as_str(), r.name.as_str()), ("acme", "my conn"));
+        let r = parse_ref("acme/a/b").unwrap();
+        assert_eq!(r.name, "a/b");
+        assert!(parse_ref("acme").is_err());
+        assert!(parse_ref("/x").is_err());
+        assert!(parse_ref("acme/").is_err());
+    }
+
+    #[test]
+    fn settings_values_are_json_when_they_look_like_it() {
+        assert_eq!(parse_setting("concurrency_level=3").unwrap().1, json!(3));
+        assert_eq!(parse_setting("pkce=false").unwrap().1, json!(false));
+        assert_eq!(parse_setting("scopes=[\"api\"]").unwrap().1, json!(["api"]));
+        assert_eq!(
+            parse_setting("base_url=http://x/y=1").unwrap(),
+            ("base_url".into(), json!("http://x/y=1"))
+        );
+        assert_eq!(parse_setting("name=null").unwrap().1, json!("null"));
+        assert_eq!(
+            parse_setting("api_key_prefix=Bearer ").unwrap().1,
+            json!("Bearer ")
+        );
+        assert_eq!(parse_setting("empty=").unwrap().1, json!(""));
+        assert!(parse_setting("novalue").is_err());
+        assert!(parse_setting("=x").is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! `latchkey serve`: configuration from the environment, the first admin key shown once, then
+//! the server until Ctrl-C or SIGTERM.
+
+use anyhow::Context;
+use latchkey_server::config::Config;
+use latchkey_server::{telemetry, Application};
+use std::process::ExitCode;
+
+pub fn run() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("hint: see the LATCHKEY_* variables in the README (or the file LATCHKEY_CONFIG names)");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logging(&config);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let key_file = config.data_dir.join("admin.key");
+    let app = Application::build(config)
+        .await
+        .context("Latchkey could not start")?;
+    if let Some(key) = &app.first_admin_key {
+        // Printed, not logged: log lines are kept and shipped, this must be seen once only.
+        println!();
+        println!("Created the first admin API key. It is shown only this once:");
+        println!();
+        println!("    {key}");
+        println!();
+        println!(
+            "It was also written to {} (readable by you only);",
+            key_file.display()
+        );
+        println!("client commands on this machine read it from there.");
+        println!();
+    }
+    println!("Latchkey listening on http://{}", app.address());
+    tracing::info!(address = %app.address(), public_url = %app.public_url(), "serving");
+    app.run_until(shutdown_signal())
+        .await
+        .context("the server stopped with an error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM; the server then finishes the requests in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}

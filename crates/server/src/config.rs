@@ -1,0 +1,344 @@
+//! Configuration (SPEC §3.3): defaults, then the TOML file named by `LATCHKEY_CONFIG`, then
+//! `LATCHKEY_*` variables, read once into a validated [`Config`] that is passed down.
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use latchkey_core::outbound::{AllowList, Rewrites};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// The keys a configuration file or `LATCHKEY_*` variable may set.
+const KEYS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "listen",
+    "public_url",
+    "master_key",
+    "master_key_file",
+    "outbound_rewrites",
+    "outbound_allow",
+    "proxy_queue_timeout",
+    "catalog_dir",
+    "log",
+    "log_format",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Raw {
+    data_dir: String,
+    database_url: Option<String>,
+    listen: String,
+    public_url: Option<String>,
+    master_key: Option<String>,
+    master_key_file: Option<String>,
+    outbound_rewrites: String,
+    outbound_allow: String,
+    proxy_queue_timeout: u64,
+    catalog_dir: Option<String>,
+    log: String,
+    log_format: String,
+}
+
+impl Default for Raw {
+    fn default() -> Self {
+        Self {
+            data_dir: "./latchkey-data".into(),
+            database_url: None,
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            master_key: None,
+            master_key_file: None,
+            outbound_rewrites: String::new(),
+            outbound_allow: String::new(),
+            proxy_queue_timeout: 60,
+            catalog_dir: None,
+            log: "info".into(),
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// Where the master key comes from.
+#[derive(Clone)]
+pub enum MasterKeySource {
+    /// `LATCHKEY_MASTER_KEY`: the base64 text itself.
+    Inline(secrecy::SecretString),
+    /// `LATCHKEY_MASTER_KEY_FILE` or `<data dir>/master.key`; created on first start when absent
+    /// and `create` is true (only the default file is created).
+    File { path: PathBuf, create: bool },
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MasterKeySource::Inline(_) => f.write_str("Inline([REDACTED])"),
+            MasterKeySource::File { path, create } => {
+                write!(f, "File({}, create: {create})", path.display())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen: SocketAddr,
+    /// `None` means "derive from the address actually bound" (`http://<listen>`).
+    pub public_url: Option<Url>,
+    pub master_key: MasterKeySource,
+    pub outbound_rewrites: Rewrites,
+    pub outbound_allow: AllowList,
+    pub proxy_queue_timeout: Duration,
+    pub catalog_dir: Option<PathBuf>,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+/// A configuration problem, said so that the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads the process environment (and `LATCHKEY_CONFIG`'s file).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::from_sources(&vars)
+    }
+
+    /// Reads the given variables (and the file `LATCHKEY_CONFIG` names among them).
+    pub fn from_sources(vars: &[(String, String)]) -> Result<Self, ConfigError> {
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let mut fig = Figment::from(Serialized::defaults(Raw::default()));
+        if let Some(path) = get("LATCHKEY_CONFIG") {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError(format!("cannot read LATCHKEY_CONFIG file {path}: {e}"))
+            })?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError(format!("{path} is not valid TOML: {e}")))?;
+            if let Some(unknown) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
+                return Err(ConfigError(format!(
+                    "{path}: unknown key `{unknown}` (known keys: {})",
+                    KEYS.join(", ")
+                )));
+            }
+            fig = fig.merge(Toml::string(&text));
+        }
+        let env: Vec<(String, String)> = vars
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix("LATCHKEY_")?.to_ascii_lowercase();
+                KEYS.contains(&key.as_str()).then(|| (key, v.clone()))
+            })
+            .collect();
+        for (k, v) in env {
+            // Values are taken as strings (never guessed into numbers) except the one number.
+            fig = if k == "proxy_queue_timeout" {
+                let n: u64 = v.trim().parse().map_err(|_| {
+                    ConfigError(format!(
+                        "LATCHKEY_PROXY_QUEUE_TIMEOUT must be a whole number of seconds, not `{v}`"
+                    ))
+                })?;
+                fig.merge(Serialized::default(&k, n))
+            } else {
+                fig.merge(Serialized::default(&k, v))
+            };
+        }
+        let raw: Raw = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: Raw) -> Result<Self, ConfigError> {
+        let data_dir = PathBuf::from(&raw.data_dir);
+        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "LATCHKEY_LISTEN `{}` is not an address like 127.0.0.1:8080 or [::1]:8080",
+                raw.listen
+            ))
+        })?;
+        let database_url = match raw.database_url.filter(|s| !s.trim().is_empty()) {
+            Some(url) => {
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+                {
+                    return Err(ConfigError(
+                        "LATCHKEY_DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
+                    ));
+                }
+                url
+            }
+            None => format!("sqlite://{}", data_dir.join("latchkey.db").display()),
+        };
+        let public_url = match raw.public_url.filter(|s| !s.trim().is_empty()) {
+            None => None,
+            Some(s) => {
+                let u = Url::parse(s.trim())
+                    .map_err(|_| ConfigError(format!("LATCHKEY_PUBLIC_URL `{s}` is not a URL")))?;
+                if !matches!(u.scheme(), "http" | "https")
+                    || u.host_str().is_none()
+                    || u.query().is_some()
+                {
+                    return Err(ConfigError(format!(
+                        "LATCHKEY_PUBLIC_URL `{s}` must be an http(s) URL such as https://latchkey.example.com"
+                    )));
+                }
+                Some(u)
+            }
+        };
+        let master_key = match (
+            raw.master_key.filter(|s| !s.is_empty()),
+            raw.master_key_file,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "set LATCHKEY_MASTER_KEY or LATCHKEY_MASTER_KEY_FILE, not both".into(),
+                ))
+            }
+            (Some(k), None) => {
+                latchkey_core::crypto::MasterKey::from_base64(&k)
+                    .map_err(|e| ConfigError(format!("LATCHKEY_MASTER_KEY: {e}")))?;
+                MasterKeySource::Inline(k.into())
+            }
+            (None, Some(f)) => MasterKeySource::File {
+                path: f.into(),
+                create: false,
+            },
+            (None, None) => MasterKeySource::File {
+                path: data_dir.join("master.key"),
+                create: true,
+            },
+        };
+        let outbound_rewrites = Rewrites::parse(&raw.outbound_rewrites)
+            .map_err(|e| ConfigError(format!("LATCHKEY_OUTBOUND_REWRITES: {e}")))?;
+        let outbound_allow = AllowList::parse(&raw.outbound_allow)
+            .map_err(|e| ConfigError(format!("LATCHKEY_OUTBOUND_ALLOW: {e}")))?;
+        if !(1..=3600).contains(&raw.proxy_queue_timeout) {
+            return Err(ConfigError(
+                "LATCHKEY_PROXY_QUEUE_TIMEOUT must be 1 to 3600 seconds".into(),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&raw.log)
+            .map_err(|e| ConfigError(format!("LATCHKEY_LOG `{}`: {e}", raw.log)))?;
+        let log_format = match raw.log_format.as_str() {
+            "text" | "" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError(format!(
+                    "LATCHKEY_LOG_FORMAT must be text or json, not `{other}`"
+                )))
+            }
+        };
+        let catalog_dir = raw.catalog_dir.filter(|s| !s.is_empty()).map(PathBuf::from);
+        if let Some(dir) = &catalog_dir {
+            if !Path::new(dir).is_dir() {
+                return Err(ConfigError(format!(
+                    "LATCHKEY_CATALOG_DIR {} is not a folder",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(Config {
+            data_dir,
+            database_url,
+            listen,
+            public_url,
+            master_key,
+            outbound_rewrites,
+            outbound_allow,
+            proxy_queue_timeout: std::time::Duration::from_secs(raw.proxy_queue_timeout),
+            catalog_dir,
+            log: raw.log,
+            log_format,
+        })
+    }
+
+    /// A configuration for tests: everything under `data_dir`, port 0, loopback reachable.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        let mut c = Self::validate(Raw {
+            data_dir: data_dir.display().to_string(),
+            listen: "127.0.0.1:0".into(),
+            outbound_allow: "127.0.0.1,::1,localhost".into(),
+            ..Raw::default()
+        })
+        .expect("test configuration is valid");
+        c.log = "warn".into();
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_sources(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./latchkey-data/latchkey.db");
+        assert_eq!(c.proxy_queue_timeout.as_secs(), 60);
+        assert!(matches!(
+            c.master_key,
+            MasterKeySource::File { create: true, .. }
+        ));
+    }
+
+    #[test]
+    fn environment_overrides_file_and_errors_are_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latchkey.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nproxy_queue_timeout = 5\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let f = file.display().to_string();
+        let c = Config::from_sources(&vars(&[("LATCHKEY_CONFIG", &f), ("LATCHKEY_LOG", "warn")]))
+            .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.proxy_queue_timeout.as_secs(), 5);
+        assert_eq!(c.log, "warn");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Config::from_sources(&vars(&[("LATCHKEY_CONFIG", &f)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `lisen`"), "{err}");
+        let err = Config::from_sources(&vars(&[("LATCHKEY_LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LATCHKEY_LISTEN"), "{err}");
+        let err = Config::from_sources(&vars(&[("LATCHKEY_MASTER_KEY", "c2hvcnQ=")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("32 bytes"), "{err}");
+        let err = Config::from_sources(&vars(&[("LATCHKEY_OUTBOUND_REWRITES", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LATCHKEY_OUTBOUND_REWRITES"), "{err}");
+        let err = Config::from_sources(&vars(&[("LATCHKEY_DATABASE_URL", "mysql://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LATCHKEY_DATABASE_URL"), "{err}");
+        // A numeric-looking value stays a string where a string is expected.
+        let c = Config::from_sources(&vars(&[("LATCHKEY_OUTBOUND_ALLOW", "10.0.0.0/8")])).unwrap();
+        assert!(c.outbound_allow.allows_ip("10.1.1.1".parse().unwrap()));
+    }
+}

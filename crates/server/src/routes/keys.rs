@@ -1,0 +1,216 @@
+//! API keys (admin keys only manage them): admin keys, or workspace keys with scopes.
+
+use crate::auth::{generate_key, hash_key, key_prefix, Caller};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::pagination::{self, List};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use latchkey_core::ids::ApiKeyId;
+use latchkey_core::model::{ApiKey, Scope};
+use latchkey_core::secret::RevealOnce;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub name: String,
+    /// A workspace slug for a workspace key; null (or left out) for an admin key.
+    pub workspace: Option<String>,
+    /// For workspace keys: any of `read`, `write`, `secrets`, `proxy`. Admin keys may do everything.
+    #[serde(default)]
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    /// The workspace slug, or null for an admin key.
+    pub workspace: Option<String>,
+    pub scopes: Vec<Scope>,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new key: the only answer that ever carries the key itself.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub view: KeyView,
+    /// The key. It is shown this once; only its hash is stored.
+    #[schema(value_type = String)]
+    pub key: RevealOnce,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct KeyQuery {
+    /// Only this workspace's keys (slug).
+    pub workspace: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+async fn view(state: &AppState, k: ApiKey) -> ApiResult<KeyView> {
+    let workspace = match &k.workspace_id {
+        Some(id) => state
+            .store
+            .workspace_by_id(id)
+            .await?
+            .map(|w| w.slug.to_string()),
+        None => None,
+    };
+    Ok(KeyView {
+        id: k.id.to_string(),
+        name: k.name,
+        workspace,
+        scopes: k.scopes,
+        prefix: k.prefix,
+        created_at: k.created_at,
+        revoked_at: k.revoked_at,
+    })
+}
+
+/// Creates an API key; the answer carries the key once.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateKey,
+    responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateKey>,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    caller.require_admin()?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name",
+            "a key name is 1 to 100 printable characters",
+        ));
+    }
+    let ws = match &body.workspace {
+        Some(slug) => Some(state.store.workspace_by_slug(slug).await?.ok_or_else(|| {
+            ApiError::invalid("workspace", format!("there is no workspace `{slug}`"))
+        })?),
+        None => None,
+    };
+    let mut scopes = body.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    if ws.is_some() && scopes.is_empty() {
+        return Err(
+            ApiError::invalid("scopes", "a workspace key needs at least one scope")
+                .hint("scopes are read, write, secrets and proxy"),
+        );
+    }
+    if ws.is_none() {
+        scopes.clear();
+    }
+    let key = generate_key();
+    let record = ApiKey {
+        id: ApiKeyId::generate(),
+        name: name.to_string(),
+        workspace_id: ws.as_ref().map(|w| w.id.clone()),
+        scopes,
+        hash: hash_key(&key),
+        prefix: key_prefix(&key),
+        created_at: Utc::now(),
+        revoked_at: None,
+    };
+    state.store.insert_api_key(&record).await?;
+    if let Some(w) = &ws {
+        state
+            .audit(
+                &w.id,
+                &caller.actor(),
+                "api_key.created",
+                Some(record.id.as_str()),
+                Some(&record.name),
+                json!({ "scopes": record.scopes }),
+            )
+            .await;
+    }
+    tracing::info!(key = %record.id, admin = ws.is_none(), "API key created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            view: view(&state, record).await?,
+            key: RevealOnce::new(key),
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(KeyQuery),
+    responses((status = 200, body = List<KeyView>), (status = 403, body = ErrorBody)))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<KeyQuery>,
+) -> ApiResult<Json<List<KeyView>>> {
+    caller.require_admin()?;
+    let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
+    let ws = match &q.workspace {
+        Some(slug) => Some(
+            state
+                .store
+                .workspace_by_slug(slug)
+                .await?
+                .ok_or_else(|| ApiError::not_found("workspace", slug))?,
+        ),
+        None => None,
+    };
+    let rows = state
+        .store
+        .list_api_keys(ws.as_ref().map(|w| &w.id), &page)
+        .await?;
+    let list = pagination::finish(rows, limit, |k| k.id.to_string(), |k| k);
+    let mut items = Vec::new();
+    for k in list.items {
+        items.push(view(&state, k).await?);
+    }
+    Ok(Json(List {
+        items,
+        next_cursor: list.next_cursor,
+    }))
+}
+
+/// Revokes a key: it stops working at once on this instance (within 10 s on the others).
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found("API key", &id))?;
+    if id == caller.key_id {
+        return Err(ApiError::invalid("id", "a key cannot revoke itself")
+            .hint("revoke it with another admin key"));
+    }
+    let key = state
+        .store
+        .api_key(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key", id.as_str()))?;
+    if state.store.revoke_api_key(&id, Utc::now()).await? {
+        state.keys.forget(&id);
+        if let Some(ws) = &key.workspace_id {
+            state
+                .audit(
+                    ws,
+                    &caller.actor(),
+                    "api_key.revoked",
+                    Some(id.as_str()),
+                    Some(&key.name),
+                    json!({}),
+                )
+                .await;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

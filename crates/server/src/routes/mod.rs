@@ -1,0 +1,170 @@
+//! The router: one module per resource, assembled with the OpenAPI document generated from the
+//! handlers' annotations, so `/openapi.json` always describes what is served.
+
+pub mod apps;
+pub mod connections;
+pub mod events;
+pub mod flows;
+pub mod keys;
+pub mod system;
+pub mod workspaces;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Latchkey", description = "Credential vault and connection broker for integration flows. \
+        Every error answers `{error, message, hint, details}`; lists answer `{items, next_cursor}`."),
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
+    components(schemas(crate::error::ErrorBody)),
+    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "api-keys"), (name = "events"), (name = "system"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("lk_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole HTTP surface with its state.
+pub fn router(state: AppState) -> Router {
+    let (api_router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(apps::list_apps))
+        .routes(routes!(apps::get_app))
+        .routes(routes!(apps::list_workspace_apps))
+        .routes(routes!(
+            workspaces::create_workspace,
+            workspaces::list_workspaces
+        ))
+        .routes(routes!(
+            workspaces::get_workspace,
+            workspaces::edit_workspace,
+            workspaces::delete_workspace
+        ))
+        .routes(routes!(
+            connections::create_connection,
+            connections::list_connections
+        ))
+        .routes(routes!(
+            connections::get_connection,
+            connections::edit_connection,
+            connections::delete_connection
+        ))
+        .routes(routes!(connections::verify_connection))
+        .routes(routes!(connections::get_credentials))
+        .routes(routes!(flows::create_flow, flows::list_flows))
+        .routes(routes!(
+            flows::get_flow,
+            flows::edit_flow,
+            flows::delete_flow
+        ))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(events::list_events))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::metrics))
+        .split_for_parts();
+    let api_json = api
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    api_router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let body = api_json.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_else(|| "unmatched".into());
+            tracing::info_span!("request", method = %req.method(), route = %route)
+        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a request handler panicked");
+                ApiError::internal().into_response()
+            },
+        ))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "there is no route for {} {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .hint("see /openapi.json for the API")
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+/// Counts requests and their latency by route template (never by raw path: names are not labels).
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("latchkey_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("latchkey_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,208 @@
+//! Workspaces: the isolation boundary (R7).
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::pagination::{self, List, PageQuery};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use latchkey_core::ids::WorkspaceId;
+use latchkey_core::model::{Scope, Workspace};
+use latchkey_core::names::Slug;
+use latchkey_core::store::{ConnectionFilter, Page};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspace {
+    /// Lowercase letters, digits and dashes (`acme`).
+    pub slug: String,
+    /// A display name; the slug when left out.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditWorkspace {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Delete the workspace even if it still has connections or flows (they go with it).
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Workspace> for WorkspaceView {
+    fn from(w: Workspace) -> Self {
+        Self {
+            id: w.id.to_string(),
+            slug: w.slug.to_string(),
+            name: w.name,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+}
+
+fn check_display_name(name: &str) -> ApiResult<String> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name",
+            "a workspace name is 1 to 200 printable characters",
+        ));
+    }
+    Ok(n.to_string())
+}
+
+/// Creates a workspace with its own data key (admin keys only).
+#[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", request_body = CreateWorkspace,
+    responses((status = 201, body = WorkspaceView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateWorkspace>,
+) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
+    caller.require_admin()?;
+    let slug = Slug::parse(&body.slug)?;
+    let name = check_display_name(body.name.as_deref().unwrap_or(slug.as_str()))?;
+    let (wrapped, dk) = state.keyring.new_data_key();
+    let now = Utc::now();
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        slug,
+        name,
+        data_key_id: wrapped.id.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_workspace(&ws, &wrapped).await?;
+    state.keyring.remember(wrapped.id, dk);
+    state
+        .audit(
+            &ws.id,
+            &caller.actor(),
+            "workspace.created",
+            Some(ws.id.as_str()),
+            Some(ws.slug.as_str()),
+            json!({}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(ws.into())))
+}
+
+/// Workspaces this key can see (all for an admin key, its own for a workspace key).
+#[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", params(PageQuery),
+    responses((status = 200, body = List<WorkspaceView>)))]
+pub async fn list_workspaces(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<List<WorkspaceView>>> {
+    let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
+    let rows = match &caller.workspace {
+        None => state.store.list_workspaces(&page).await?,
+        Some(id) => state
+            .store
+            .workspace_by_id(id)
+            .await?
+            .into_iter()
+            .filter(|w| page.after.as_deref().is_none_or(|a| w.id.as_str() > a))
+            .collect(),
+    };
+    Ok(Json(pagination::finish(
+        rows,
+        limit,
+        |w| w.id.to_string(),
+        WorkspaceView::from,
+    )))
+}
+
+#[utoipa::path(get, path = "/v1/workspaces/{ws}", tag = "workspaces",
+    responses((status = 200, body = WorkspaceView), (status = 404, body = ErrorBody)))]
+pub async fn get_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+) -> ApiResult<Json<WorkspaceView>> {
+    Ok(Json(
+        state.workspace(&caller, &ws, Scope::Read).await?.into(),
+    ))
+}
+
+/// Renames a workspace (admin keys only; the slug does not change).
+#[utoipa::path(patch, path = "/v1/workspaces/{ws}", tag = "workspaces", request_body = EditWorkspace,
+    responses((status = 200, body = WorkspaceView), (status = 404, body = ErrorBody)))]
+pub async fn edit_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+    Json(body): Json<EditWorkspace>,
+) -> ApiResult<Json<WorkspaceView>> {
+    let mut ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    caller.require_admin()?;
+    ws.name = check_display_name(&body.name)?;
+    ws.updated_at = Utc::now();
+    state.store.update_workspace(&ws).await?;
+    state
+        .audit(
+            &ws.id,
+            &caller.actor(),
+            "workspace.updated",
+            Some(ws.id.as_str()),
+            Some(ws.slug.as_str()),
+            json!({}),
+        )
+        .await;
+    Ok(Json(ws.into()))
+}
+
+/// Deletes a workspace. Refused while it has connections or flows unless `force=true`.
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}", tag = "workspaces", params(DeleteQuery),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    caller.require_admin()?;
+    if !q.force {
+        let one = Page {
+            limit: 1,
+            after: None,
+        };
+        let has_conns = !state
+            .store
+            .list_connections(&ws.id, &ConnectionFilter::default(), &one)
+            .await?
+            .is_empty();
+        let has_flows = !state.store.list_flows(&ws.id, &one).await?.is_empty();
+        if has_conns || has_flows {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "workspace_not_empty",
+                format!("workspace `{}` still has connections or flows", ws.slug),
+            )
+            .hint("delete them first, or delete with force=true to remove everything in it"));
+        }
+    }
+    state.store.delete_workspace(&ws.id).await?;
+    tracing::info!(workspace = %ws.id, actor = %caller.actor(), "workspace deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,461 @@
+//! Connections: building a new one from a create body (validated against the catalog, verified,
+//! encrypted), editing, verifying, and the view answered to callers (never a secret).
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::verify;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use latchkey_core::catalog::{AppEntry, BORROW_CONCURRENCY_FROM};
+use latchkey_core::ids::ConnectionId;
+use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, Workspace};
+use latchkey_core::names::{ConnectionName, Environment};
+use latchkey_core::secret::SecretFields;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+/// The body that creates a connection (SPEC §3.2).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnection {
+    /// Unique in the workspace; shown everywhere (letters, digits, spaces, `- _ . ( )`).
+    pub name: String,
+    /// A catalog id (`generic-api-key`, `postgres`, …).
+    pub app: String,
+    /// Default `production`.
+    pub environment: Option<String>,
+    /// One of the application's auth modes; may be left out when it has only one.
+    pub auth_mode: Option<AuthMode>,
+    /// Application settings plus `concurrency_level` (1-25, default 5) and
+    /// `borrow_concurrency_from` (id or name of a connection in the same workspace).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub settings: Map<String, Value>,
+    /// Secret fields of the auth mode (`api_key`; `username`+`password`; `host`, `port`,
+    /// `database`, `username`, `password`; …). Encrypted before they are stored; never answered.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub credentials: SecretFields,
+    /// Check the credential against the application before saving (default true). When false,
+    /// the connection is saved as `unverified`.
+    pub verify: Option<bool>,
+}
+
+/// The body that edits a connection. Settings and credentials are merged onto the stored ones
+/// (a `null` setting removes it); a change to either is verified again unless `verify` is false.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditConnection {
+    pub name: Option<String>,
+    pub environment: Option<String>,
+    pub auth_mode: Option<AuthMode>,
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<Map<String, Value>>,
+    #[schema(value_type = Option<Object>)]
+    pub credentials: Option<SecretFields>,
+    pub verify: Option<bool>,
+}
+
+/// A connection as answered: never a secret value, only the names of the stored secret fields.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConnectionView {
+    pub id: String,
+    pub name: String,
+    pub app: String,
+    pub environment: String,
+    pub auth_mode: AuthMode,
+    pub status: ConnectionStatus,
+    /// Why the connection is failing, revoked or pending.
+    pub status_reason: Option<String>,
+    /// What to do about it.
+    pub hint: Option<String>,
+    #[schema(value_type = Object)]
+    pub settings: Map<String, Value>,
+    /// Names of the stored credential fields (values are never answered here).
+    pub credential_fields: Vec<String>,
+    pub warnings: Vec<String>,
+    pub authorize_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+/// Builds the answer for a connection. `credential_fields` come from the catalog, so the
+/// record need not be decrypted to list them.
+pub fn view(state: &AppState, c: ConnectionRecord) -> ConnectionView {
+    let credential_fields = match (state.catalog.get(&c.app), &c.credentials) {
+        (Some(app), Some(_)) => app
+            .credential_fields(c.auth_mode)
+            .map(|f| f.name.clone())
+            .collect(),
+        _ => vec![],
+    };
+    let shows_reason = matches!(
+        c.status,
+        ConnectionStatus::Failing
+            | ConnectionStatus::Revoked
+            | ConnectionStatus::PendingAuthorization
+    );
+    ConnectionView {
+        id: c.id.to_string(),
+        name: c.name.to_string(),
+        app: c.app,
+        environment: c.environment.to_string(),
+        auth_mode: c.auth_mode,
+        status: c.status,
+        status_reason: if shows_reason { c.status_reason } else { None },
+        hint: if shows_reason { c.hint } else { None },
+        settings: c.settings,
+        credential_fields,
+        warnings: vec![],
+        authorize_url: None,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        verified_at: c.verified_at,
+        version: c.version,
+    }
+}
+
+pub fn app_entry<'a>(state: &'a AppState, id: &str) -> ApiResult<&'a AppEntry> {
+    state.catalog.get(id).ok_or_else(|| {
+        let known: Vec<&str> = state.catalog.iter().map(|a| a.id.as_str()).collect();
+        ApiError::invalid(
+            "app",
+            format!("there is no application `{id}` in the catalog"),
+        )
+        .hint(format!("GET /v1/apps lists them: {}", known.join(", ")))
+    })
+}
+
+fn check_mode(app: &AppEntry, mode: Option<AuthMode>) -> ApiResult<AuthMode> {
+    let allowed: Vec<&str> = app.auth_modes.iter().map(|m| m.as_str()).collect();
+    let mode = match mode {
+        Some(m) => m,
+        None if app.auth_modes.len() == 1 => app.auth_modes[0],
+        None => {
+            return Err(ApiError::invalid(
+                "auth_mode",
+                format!("`{}` takes several auth modes; say which", app.id),
+            )
+            .hint(format!("set auth_mode to one of: {}", allowed.join(", "))))
+        }
+    };
+    if !app.auth_modes.contains(&mode) {
+        return Err(ApiError::invalid(
+            "auth_mode",
+            format!("`{}` connections cannot use auth mode `{mode}`", app.id),
+        )
+        .hint(format!("`{}` takes: {}", app.id, allowed.join(", "))));
+    }
+    if mode.is_oauth() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_supported",
+            format!("auth mode `{mode}` cannot be created by this version of Latchkey"),
+        )
+        .hint("OAuth 2.0 connections (authorization code, client credentials, JWT bearer) are not available yet; use api_key, basic or database connections"));
+    }
+    Ok(mode)
+}
+
+/// Finds `{conn}`: an id (`conn_…`) or a name, inside the workspace only.
+pub async fn find(state: &AppState, ws: &Workspace, key: &str) -> ApiResult<ConnectionRecord> {
+    let found = if ConnectionId::looks_like(key) {
+        match ConnectionId::parse(key) {
+            Ok(id) => state.store.connection(&ws.id, &id).await?,
+            Err(_) => None,
+        }
+    } else {
+        state.store.connection_by_name(&ws.id, key).await?
+    };
+    found.ok_or_else(|| ApiError::not_found("connection", key))
+}
+
+/// Resolves `borrow_concurrency_from` (id or name) to the lender's id, enforcing R3's rules: the
+/// lender is in the same workspace, is not the connection itself, and does not borrow in turn.
+async fn resolve_lender(
+    state: &AppState,
+    ws: &Workspace,
+    settings: &mut Map<String, Value>,
+    this: Option<&ConnectionId>,
+) -> ApiResult<()> {
+    let Some(Value::String(key)) = settings.get(BORROW_CONCURRENCY_FROM).cloned() else {
+        return Ok(());
+    };
+    let lender = find(state, ws, &key).await.map_err(|_| {
+        ApiError::invalid(
+            "settings.borrow_concurrency_from",
+            format!("there is no connection `{key}` in this workspace to borrow concurrency from"),
+        )
+    })?;
+    if Some(&lender.id) == this {
+        return Err(ApiError::invalid(
+            "settings.borrow_concurrency_from",
+            "a connection cannot borrow concurrency from itself",
+        ));
+    }
+    if let Some(Value::String(further)) = lender.settings.get(BORROW_CONCURRENCY_FROM) {
+        return Err(ApiError::invalid(
+            "settings.borrow_concurrency_from",
+            format!("`{}` itself borrows concurrency (from {further}); borrow from that connection instead", lender.name),
+        ));
+    }
+    if let Some(id) = this {
+        let borrowers = state.store.borrowers_of(&ws.id, id).await?;
+        if !borrowers.is_empty() {
+            let names: Vec<String> = borrowers.iter().map(|b| b.name.to_string()).collect();
+            return Err(ApiError::invalid(
+                "settings.borrow_concurrency_from",
+                format!(
+                    "other connections borrow from this one ({}); a lender cannot borrow in turn",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    settings.insert(
+        BORROW_CONCURRENCY_FROM.into(),
+        Value::String(lender.id.to_string()),
+    );
+    Ok(())
+}
+
+/// Validates, verifies and encrypts a new connection. Nothing is stored here: the caller
+/// inserts it (alone, or with a flow in one transaction).
+pub async fn build(
+    state: &AppState,
+    ws: &Workspace,
+    body: CreateConnection,
+    default_env: Option<&Environment>,
+) -> ApiResult<ConnectionRecord> {
+    let name = ConnectionName::parse(&body.name)?;
+    let app = app_entry(state, &body.app)?;
+    let mode = check_mode(app, body.auth_mode)?;
+    let environment = match &body.environment {
+        Some(e) => Environment::parse(e)?,
+        None => default_env.cloned().unwrap_or_else(Environment::production),
+    };
+    let mut settings = app.validate_settings(mode, &body.settings)?;
+    app.validate_credentials(mode, &body.credentials, false)?;
+    resolve_lender(state, ws, &mut settings, None).await?;
+    if state
+        .store
+        .connection_by_name(&ws.id, name.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(latchkey_core::StoreError::Duplicate {
+            constraint: "connection_name".into(),
+        }
+        .into());
+    }
+    let check = body.verify.unwrap_or(true);
+    if check {
+        verify::verify(&state.outbound, app, mode, &settings, &body.credentials).await?;
+    }
+    let id = ConnectionId::generate();
+    let sealed = state
+        .keyring
+        .seal_fields(
+            &ws.data_key_id,
+            "connection",
+            id.as_str(),
+            "credentials",
+            &body.credentials,
+        )
+        .await?;
+    let now = Utc::now();
+    Ok(ConnectionRecord {
+        id,
+        workspace_id: ws.id.clone(),
+        name,
+        app: app.id.clone(),
+        environment,
+        auth_mode: mode,
+        status: if check {
+            ConnectionStatus::Active
+        } else {
+            ConnectionStatus::Unverified
+        },
+        status_reason: None,
+        hint: None,
+        settings,
+        credentials: Some(sealed),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        verified_at: check.then_some(now),
+    })
+}
+
+pub async fn decrypt(state: &AppState, c: &ConnectionRecord) -> ApiResult<SecretFields> {
+    match &c.credentials {
+        Some(sealed) => Ok(state
+            .keyring
+            .open_fields(sealed, "connection", c.id.as_str(), "credentials")
+            .await?),
+        None => Ok(SecretFields::new()),
+    }
+}
+
+/// Applies an edit: merged, re-validated, re-verified when the credential or settings changed,
+/// re-encrypted, and written only if nobody changed the record meanwhile.
+pub async fn edit(
+    state: &AppState,
+    ws: &Workspace,
+    mut c: ConnectionRecord,
+    body: EditConnection,
+) -> ApiResult<(ConnectionRecord, Vec<&'static str>)> {
+    let app = app_entry(state, &c.app)?;
+    let mut changed = Vec::new();
+    if let Some(n) = &body.name {
+        let n = ConnectionName::parse(n)?;
+        if n != c.name {
+            c.name = n;
+            changed.push("name");
+        }
+    }
+    if let Some(e) = &body.environment {
+        let e = Environment::parse(e)?;
+        if e != c.environment {
+            let flows = state.store.flows_using(&ws.id, &c.id).await?;
+            let clash: Vec<String> = flows
+                .iter()
+                .filter(|f| f.environment != e)
+                .map(|f| f.name.to_string())
+                .collect();
+            if !clash.is_empty() {
+                return Err(ApiError::new(StatusCode::CONFLICT, "environment_mismatch", format!(
+                    "flows of environment `{}` use this connection: {}", c.environment, clash.join(", ")))
+                    .hint("a flow only uses connections of its own environment: remove the connection from those flows first")
+                    .details(json!({ "flows": clash })));
+            }
+            c.environment = e;
+            changed.push("environment");
+        }
+    }
+    let old_mode = c.auth_mode;
+    let mode = match body.auth_mode {
+        Some(m) if m != c.auth_mode => {
+            changed.push("auth_mode");
+            check_mode(app, Some(m))?
+        }
+        _ => c.auth_mode,
+    };
+    let mut secrets_changed = false;
+    let mut creds = decrypt(state, &c).await?;
+    if let Some(new) = body.credentials {
+        app.validate_credentials(mode, &new, true)?;
+        if !new.is_empty() {
+            creds.merge(new);
+            secrets_changed = true;
+            changed.push("credentials");
+        }
+    }
+    if mode != old_mode {
+        let keep: Vec<String> = app
+            .credential_fields(mode)
+            .map(|f| f.name.clone())
+            .collect();
+        let drop: Vec<String> = creds
+            .names()
+            .filter(|n| !keep.iter().any(|k| k == n))
+            .map(str::to_string)
+            .collect();
+        for n in drop {
+            creds.remove(&n);
+        }
+        secrets_changed = true;
+    }
+    app.validate_credentials(mode, &creds, false)?;
+    let mut settings_changed = false;
+    if let Some(patch) = body.settings {
+        let mut merged = c.settings.clone();
+        for (k, v) in patch {
+            if v.is_null() {
+                merged.remove(&k);
+            } else {
+                merged.insert(k, v);
+            }
+        }
+        let mut normalized = app.validate_settings(mode, &merged)?;
+        resolve_lender(state, ws, &mut normalized, Some(&c.id)).await?;
+        if normalized != c.settings {
+            c.settings = normalized;
+            settings_changed = true;
+            changed.push("settings");
+        }
+    } else if mode != old_mode {
+        c.settings = app.validate_settings(mode, &c.settings)?;
+    }
+    c.auth_mode = mode;
+    let now = Utc::now();
+    if secrets_changed || settings_changed {
+        if body.verify.unwrap_or(true) {
+            verify::verify(&state.outbound, app, mode, &c.settings, &creds).await?;
+            c.status = ConnectionStatus::Active;
+            c.verified_at = Some(now);
+        } else {
+            c.status = ConnectionStatus::Unverified;
+        }
+        c.status_reason = None;
+        c.hint = None;
+    }
+    if secrets_changed {
+        c.credentials = Some(
+            state
+                .keyring
+                .seal_fields(
+                    &ws.data_key_id,
+                    "connection",
+                    c.id.as_str(),
+                    "credentials",
+                    &creds,
+                )
+                .await?,
+        );
+    }
+    if changed.is_empty() {
+        return Ok((c, changed));
+    }
+    let expected = c.version;
+    c.version += 1;
+    c.updated_at = now;
+    state.store.update_connection(&c, expected).await?;
+    Ok((c, changed))
+}
+
+/// Re-checks a stored connection and records the outcome in its status.
+pub async fn recheck(
+    state: &AppState,
+    ws: &Workspace,
+    mut c: ConnectionRecord,
+) -> ApiResult<(ConnectionRecord, bool)> {
+    let app = app_entry(state, &c.app)?;
+    let creds = decrypt(state, &c).await?;
+    let outcome = verify::verify(&state.outbound, app, c.auth_mode, &c.settings, &creds).await;
+    let now = Utc::now();
+    let ok = match outcome {
+        Ok(()) => {
+            c.status = ConnectionStatus::Active;
+            c.status_reason = None;
+            c.hint = None;
+            c.verified_at = Some(now);
+            true
+        }
+        Err(latchkey_core::CoreError::VerificationFailed { message, hint, .. }) => {
+            c.status = ConnectionStatus::Failing;
+            c.status_reason = Some(message);
+            c.hint = hint;
+            false
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let expected = c.version;
+    c.version += 1;
+    c.updated_at = now;
+    state.store.update_connection(&c, expected).await?;
+    let _ = ws;
+    Ok((c, ok))
+}

@@ -1,0 +1,3 @@
+//! What the handlers do, apart from HTTP: building, checking and changing records.
+
+pub mod connections;

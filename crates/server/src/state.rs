@@ -1,0 +1,88 @@
+//! What every handler shares.
+
+use crate::auth::{Caller, KeyCache};
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+use crate::keyring::KeyRing;
+use crate::outbound::Outbound;
+use chrono::Utc;
+use latchkey_core::catalog::Catalog;
+use latchkey_core::ids::{EventId, WorkspaceId};
+use latchkey_core::model::{Event, Scope, Workspace};
+use latchkey_core::store::Store;
+use std::ops::Deref;
+use std::sync::Arc;
+use url::Url;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub catalog: Catalog,
+    pub keyring: KeyRing,
+    pub outbound: Outbound,
+    pub keys: KeyCache,
+    /// The URL browsers reach (OAuth redirect URI base).
+    pub public_url: Url,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// The workspace `{ws}` (slug or id) as this caller may see it, checking `scope`.
+    /// Another workspace answers 404, exactly like one that does not exist.
+    pub async fn workspace(&self, caller: &Caller, ws: &str, scope: Scope) -> ApiResult<Workspace> {
+        let found = if WorkspaceId::looks_like(ws) {
+            match WorkspaceId::parse(ws) {
+                Ok(id) => self.store.workspace_by_id(&id).await?,
+                Err(_) => None,
+            }
+        } else {
+            self.store.workspace_by_slug(ws).await?
+        };
+        match found {
+            Some(w) if caller.can_see(&w) => {
+                caller.require_scope(scope)?;
+                Ok(w)
+            }
+            _ => Err(ApiError::not_found("workspace", ws)),
+        }
+    }
+
+    /// Appends an audit event. A failure to record is logged, not answered: the action happened.
+    pub async fn audit(
+        &self,
+        ws: &WorkspaceId,
+        actor: &str,
+        action: &str,
+        target_id: Option<&str>,
+        target_name: Option<&str>,
+        details: serde_json::Value,
+    ) {
+        let event = Event {
+            id: EventId::generate(),
+            workspace_id: ws.clone(),
+            at: Utc::now(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target_id: target_id.map(str::to_string),
+            target_name: target_name.map(str::to_string),
+            details,
+        };
+        if let Err(e) = self.store.append_event(&event).await {
+            tracing::error!(error = %e, action, "could not record an audit event");
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Verification before saving (R9): a dry request to the application with the credential
+//! injected, or a real database connection that runs `SELECT 1`. A failure carries the
+//! application's own words (scrubbed of the credential) and a hint.
+
+use crate::inject;
+use crate::outbound::{Outbound, OutboundError};
+use latchkey_core::catalog::{AppEntry, VerifySpec};
+use latchkey_core::model::AuthMode;
+use latchkey_core::secret::SecretFields;
+use latchkey_core::CoreError;
+use serde_json::{json, Map, Value};
+use sqlx::Connection;
+use std::time::Duration;
+use url::Url;
+
+const DB_TIMEOUT: Duration = Duration::from_secs(10);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+const BODY_EXCERPT: usize = 300;
+
+/// Checks a connection's credential against the application. `Ok` means it works now.
+pub async fn verify(
+    outbound: &Outbound,
+    app: &AppEntry,
+    mode: AuthMode,
+    settings: &Map<String, Value>,
+    creds: &SecretFields,
+) -> Result<(), CoreError> {
+    let result = match &app.verify {
+        None => Ok(()),
+        Some(VerifySpec::Http {
+            method,
+            path,
+            path_setting,
+        }) => {
+            let path = match (path, path_setting) {
+                (Some(p), _) => p.clone(),
+                (None, Some(s)) => settings
+                    .get(s)
+                    .and_then(Value::as_str)
+                    .unwrap_or("/")
+                    .to_string(),
+                (None, None) => "/".to_string(),
+            };
+            verify_http(outbound, app, mode, settings, creds, method, &path).await
+        }
+        Some(VerifySpec::Postgres) => {
+            verify_database(outbound, app, settings, creds, Db::Postgres).await
+        }
+        Some(VerifySpec::Mysql) => verify_database(outbound, app, settings, creds, Db::Mysql).await,
+    };
+    result.map_err(|e| scrub_error(e, creds))
+}
+
+/// No message that leaves this module may contain a credential value, whatever the remote said.
+fn scrub_error(e: CoreError, creds: &SecretFields) -> CoreError {
+    match e {
+        CoreError::VerificationFailed {
+            message,
+            hint,
+            details,
+        } => CoreError::VerificationFailed {
+            message: scrub(&message, creds),
+            hint,
+            details: scrub_json(details, creds),
+        },
+        other => other,
+    }
+}
+
+fn scrub(text: &str, creds: &SecretFields) -> String {
+    let mut out = text.to_string();
+    for v in creds.values().filter(|v| v.len() >= 3) {
+        out = out.replace(v, "[REDACTED]");
+    }
+    out
+}
+
+fn scrub_json(v: Value, creds: &SecretFields) -> Value {
+    match v {
+        Value::String(s) => Value::String(scrub(&s, creds)),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, scrub_json(v, creds)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| scrub_json(v, creds)).collect()),
+        other => other,
+    }
+}
+
+fn failed(message: String, hint: &str, details: Value) -> CoreError {
+    CoreError::VerificationFailed {
+        message,
+        hint: Some(hint.to_string()),
+        details,
+    }
+}
+
+/// The API base of a connection: the catalog's fixed one or its `base_url` setting.
+pub fn api_base(app: &AppEntry, settings: &Map<String, Value>) -> Result<Url, CoreError> {
+    let base = settings
+        .get("base_url")
+        .and_then(Value::as_str)
+        .or(app.base_url.as_deref())
+        .ok_or_else(|| CoreError::invalid("settings.base_url", "the connection has no base URL"))?;
+    Url::parse(base)
+        .map_err(|_| CoreError::invalid("settings.base_url", "the base URL is not a valid URL"))
+}
+
+/// `base` + `path`, keeping the base's own path (`https://x/v1` + `/me` = `https://x/v1/me`).
+pub fn join_path(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    let (p, q) = match joined.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (joined, None),
+    };
+    url.set_path(&p);
+    url.set_query(q.as_deref());
+    url
+}
+
+async fn verify_http(
+    outbound: &Outbound,
+    app: &AppEntry,
+    mode: AuthMode,
+    settings: &Map<String, Value>,
+    creds: &SecretFields,
+    method: &str,
+    path: &str,
+) -> Result<(), CoreError> {
+    let base = api_base(app, settings)?;
+    let mut url = join_path(&base, path);
+    let injection = inject::for_static(mode, settings, creds)?;
+    injection.apply_to_url(&mut url);
+    let shown = format!("{method} {}", join_path(&base, path));
+    let url = outbound
+        .prepare(&url)
+        .map_err(|e| outbound_failed(&shown, e))?;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut req = outbound.client().request(method, url).timeout(HTTP_TIMEOUT);
+    for (name, value) in injection.headers {
+        req = req.header(name, value);
+    }
+    let resp = req.send().await.map_err(|e| {
+        let reason = if e.is_timeout() {
+            "timed out".to_string()
+        } else if e.is_connect() {
+            connect_reason(&e)
+        } else {
+            "the request failed".to_string()
+        };
+        failed(
+            format!("{shown} could not be reached: {reason}"),
+            "check the base URL and that the application is reachable from the Latchkey server",
+            json!({ "request": shown }),
+        )
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = resp.text().await.unwrap_or_default();
+    let excerpt: String = body.chars().take(BODY_EXCERPT).collect();
+    let hint = match status.as_u16() {
+        401 => "the application refused the credential: check the key (or username and password) and that it is still valid",
+        403 => "the credential is valid but lacks permission for the verification request: check its permissions or the verification path",
+        404 => "the verification path does not exist at this base URL: check base_url and verify_path",
+        300..=399 => "the application answered with a redirect: check that base_url is the API's own address (Latchkey never follows redirects)",
+        429 => "the application is rate-limiting: try again later",
+        500..=599 => "the application failed to answer: try again later, or save with verify set to false",
+        _ => "check the connection's settings and credential",
+    };
+    Err(failed(
+        format!(
+            "{} answered {status} to {shown}: {}",
+            app.name,
+            excerpt.trim()
+        ),
+        hint,
+        json!({ "status": status.as_u16(), "request": shown, "body": excerpt }),
+    ))
+}
+
+fn connect_reason(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(ob) = s.downcast_ref::<OutboundError>() {
+            return ob.to_string();
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.to_string();
+        }
+        source = s.source();
+    }
+    "connection failed".to_string()
+}
+
+fn outbound_failed(shown: &str, e: OutboundError) -> CoreError {
+    failed(
+        format!("{shown} was not sent: {e}"),
+        "set LATCHKEY_OUTBOUND_ALLOW on the server to let Latchkey reach this address, if it should",
+        json!({ "request": shown }),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Db {
+    Postgres,
+    Mysql,
+}
+
+async fn verify_database(
+    outbound: &Outbound,
+    app: &AppEntry,
+    settings: &Map<String, Value>,
+    creds: &SecretFields,
+    db: Db,
+) -> Result<(), CoreError> {
+    let host = creds.expose("host").unwrap_or_default();
+    let port: u16 = creds
+        .expose("port")
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(|| {
+            CoreError::invalid(
+                "credentials.port",
+                "the port must be a number from 1 to 65535",
+            )
+        })?;
+    let database = creds.expose("database").unwrap_or_default();
+    let user = creds.expose("username").unwrap_or_default();
+    let password = creds.expose("password").unwrap_or_default();
+    let tls = settings
+        .get("tls")
+        .and_then(Value::as_str)
+        .unwrap_or("prefer");
+    let target = format!("{host}:{port}/{database} as {user}");
+    outbound
+        .check_host(host, port)
+        .await
+        .map_err(|e| failed(format!("{} at {target} was not contacted: {e}", app.name), "set LATCHKEY_OUTBOUND_ALLOW on the server to let Latchkey reach this address, if it should", json!({})))?;
+    let attempt = async {
+        match db {
+            Db::Postgres => {
+                let mode = match tls {
+                    "disable" => sqlx::postgres::PgSslMode::Disable,
+                    "require" => sqlx::postgres::PgSslMode::Require,
+                    _ => sqlx::postgres::PgSslMode::Prefer,
+                };
+                let opts = sqlx::postgres::PgConnectOptions::new()
+                    .host(host)
+                    .port(port)
+                    .username(user)
+                    .password(password)
+                    .database(database)
+                    .ssl_mode(mode)
+                    .application_name("latchkey-verify");
+                let mut conn = sqlx::PgConnection::connect_with(&opts).await?;
+                sqlx::query("SELECT 1").execute(&mut conn).await?;
+                conn.close().await
+            }
+            Db::Mysql => {
+                let mode = match tls {
+                    "disable" => sqlx::mysql::MySqlSslMode::Disabled,
+                    "require" => sqlx::mysql::MySqlSslMode::Required,
+                    _ => sqlx::mysql::MySqlSslMode::Preferred,
+                };
+                let opts = sqlx::mysql::MySqlConnectOptions::new()
+                    .host(host)
+                    .port(port)
+                    .username(user)
+                    .password(password)
+                    .database(database)
+                    .ssl_mode(mode);
+                let mut conn = sqlx::MySqlConnection::connect_with(&opts).await?;
+                sqlx::query("SELECT 1").execute(&mut conn).await?;
+                conn.close().await
+            }
+        }
+    };
+    match tokio::time::timeout(DB_TIMEOUT, attempt).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(db_failure(app, &target, &e)),
+        Err(_) => Err(failed(
+            format!(
+                "{} at {target} did not answer within {} s",
+                app.name,
+                DB_TIMEOUT.as_secs()
+            ),
+            "check host and port, and that a firewall lets the Latchkey server reach the database",
+            json!({ "target": target }),
+        )),
+    }
+}
+
+fn db_failure(app: &AppEntry, target: &str, e: &sqlx::Error) -> CoreError {
+    let (text, code) = match e {
+        sqlx::Error::Database(d) => (d.message().to_string(), d.code().map(|c| c.to_string())),
+        sqlx::Error::Io(io) => (io.to_string(), None),
+        sqlx::Error::Tls(t) => (format!("TLS: {t}"), None),
+        other => (other.to_string(), None),
+    };
+    let lower = text.to_lowercase();
+    let hint = if lower.contains("password")
+        || lower.contains("access denied")
+        || code.as_deref() == Some("28P01")
+        || code.as_deref() == Some("28000")
+    {
+        "the database refused the login: check the username and password"
+    } else if lower.contains("does not exist") || lower.contains("unknown database") {
+        "check the database name (and that the user may connect to it)"
+    } else if lower.contains("refused") || lower.contains("resolve") || lower.contains("no route") {
+        "check the host and port, and that the database accepts connections from the Latchkey server"
+    } else if lower.contains("tls") || lower.contains("ssl") {
+        "the server and the TLS setting disagree: use tls = prefer or disable if the server has no TLS"
+    } else {
+        "check the connection's host, port, database and credentials"
+    };
+    failed(
+        format!("{} at {target} refused the connection: {text}", app.name),
+        hint,
+        json!({ "target": target, "code": code }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_keeps_base_path_and_query() {
+        let base = Url::parse("https://api.example.com/v1").unwrap();
+        assert_eq!(
+            join_path(&base, "/me").as_str(),
+            "https://api.example.com/v1/me"
+        );
+        assert_eq!(
+            join_path(&base, "/me?x=1").as_str(),
+            "https://api.example.com/v1/me?x=1"
+        );
+        let root = Url::parse("https://api.example.com").unwrap();
+        assert_eq!(join_path(&root, "/").as_str(), "https://api.example.com/");
+    }
+
+    #[test]
+    fn scrub_removes_credentials_everywhere() {
+        let creds: SecretFields = serde_json::from_value(json!({"api_key": "sk-123456"})).unwrap();
+        let e = scrub_error(
+            failed(
+                "bad key sk-123456".into(),
+                "h",
+                json!({"body": "you sent sk-123456"}),
+            ),
+            &creds,
+        );
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("sk-123456"), "{text}");
+    }
+}

@@ -1,0 +1,255 @@
+//! Secrets stay secret: encrypted before they reach the store (searched for in the raw SQLite
+//! file and the PostgreSQL rows), bound to their record, absent from logs at debug level, and
+//! unreadable with another master key.
+
+use latchkey_server::config::{Config, MasterKeySource};
+use latchkey_testkit::upstream::Upstream;
+use latchkey_testkit::{spawn_app, spawn_app_postgres, start, TestApp};
+use serde_json::json;
+use sqlx::Connection;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+const API_KEY: &str = "sk-live-7f3a9c1e5b2d4f6a8c0e";
+const PASSWORD: &str = "pw-9d8c7b6a5f4e3d2c1b0a";
+
+async fn store_known_secrets(app: &TestApp) -> Upstream {
+    let up = Upstream::start(API_KEY, "svc-user", PASSWORD).await;
+    let ws = app.workspace("acme").await;
+    let a = app
+        .post(&format!("/v1/workspaces/{ws}/connections"), json!({"name": "key", "app": "generic-api-key",
+            "settings": {"base_url": up.url, "verify_path": "/me"}, "credentials": {"api_key": API_KEY}}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let b = app
+        .post(&format!("/v1/workspaces/{ws}/connections"), json!({"name": "basic", "app": "generic-basic",
+            "settings": {"base_url": up.url, "verify_path": "/me"}, "credentials": {"username": "svc-user", "password": PASSWORD}}))
+        .await;
+    assert_eq!(b.status, 201, "{}", b.text);
+    // Every answer that is not the credentials endpoint stays clean.
+    for path in [
+        format!("/v1/workspaces/{ws}/connections"),
+        format!("/v1/workspaces/{ws}/connections/key"),
+        format!("/v1/workspaces/{ws}/events"),
+    ] {
+        let a = app.get(&path).await;
+        assert!(
+            !a.text.contains(API_KEY) && !a.text.contains(PASSWORD),
+            "{path} leaked: {}",
+            a.text
+        );
+    }
+    let c = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/connections/basic/credentials"
+        ))
+        .await;
+    assert_eq!(c.body["credentials"]["password"], PASSWORD);
+    up
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn sqlite_file_holds_no_plaintext_secret() {
+    let mut app = spawn_app().await;
+    store_known_secrets(&app).await;
+    let data_dir = app.data_dir.clone();
+    app.stop().await;
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(&data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("latchkey.db")
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            scanned += bytes.len();
+            assert!(
+                !contains(&bytes, API_KEY),
+                "{} holds the API key in plaintext",
+                path.display()
+            );
+            assert!(
+                !contains(&bytes, PASSWORD),
+                "{} holds the password in plaintext",
+                path.display()
+            );
+        }
+    }
+    assert!(scanned > 0, "no database file was found to scan");
+}
+
+#[tokio::test]
+async fn postgres_rows_hold_no_plaintext_secret() {
+    let Some(app) = spawn_app_postgres().await else {
+        return;
+    };
+    store_known_secrets(&app).await;
+    let mut conn = sqlx::PgConnection::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(tables.iter().any(|(t,)| t == "connections"));
+    for (t,) in tables {
+        let dump: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT string_agg(CAST(x AS text), '|') FROM \"{t}\" x"
+        ))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let dump = dump.unwrap_or_default();
+        assert!(
+            !dump.contains(API_KEY) && !dump.contains(PASSWORD),
+            "table {t} holds a secret in plaintext"
+        );
+        // bytea renders as hex: look for the hex of the secret too.
+        let hex_key: String = API_KEY.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !dump.contains(&hex_key),
+            "table {t} holds the API key's bytes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_ciphertext_moved_to_another_record_does_not_decrypt() {
+    let app = spawn_app().await;
+    store_known_secrets(&app).await;
+    let mut conn = sqlx::SqliteConnection::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE connections SET cred_ciphertext = (SELECT cred_ciphertext FROM connections WHERE name = 'key') WHERE name = 'basic'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let a = app
+        .get("/v1/workspaces/acme/connections/basic/credentials")
+        .await;
+    assert_eq!(a.status, 500, "{}", a.text);
+    assert_eq!(a.body["error"], "decryption_failed");
+    assert!(!a.text.contains(API_KEY));
+    let ok = app
+        .get("/v1/workspaces/acme/connections/key/credentials")
+        .await;
+    assert_eq!(ok.body["credentials"]["api_key"], API_KEY);
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn debug_logs_never_show_a_secret() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut app = spawn_app().await;
+    let up = store_known_secrets(&app).await;
+    // A failing verification and an edit also pass through the logs.
+    let bad = app
+        .post("/v1/workspaces/acme/connections", json!({"name": "bad", "app": "generic-api-key",
+            "settings": {"base_url": up.url, "api_key_in": "query", "api_key_name": "api_key"}, "credentials": {"api_key": format!("{API_KEY}-x")}}))
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(!bad.text.contains(API_KEY), "{}", bad.text);
+    app.patch(
+        "/v1/workspaces/acme/connections/basic",
+        json!({"credentials": {"password": PASSWORD}}),
+    )
+    .await;
+    app.stop().await;
+    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    assert!(
+        logs.len() > 1000,
+        "debug logging captured too little to mean anything:\n{logs}"
+    );
+    assert!(!logs.contains(API_KEY), "a log line holds the API key");
+    assert!(!logs.contains(PASSWORD), "a log line holds the password");
+}
+
+#[tokio::test]
+async fn another_master_key_is_refused_at_start() {
+    let mut app = spawn_app().await;
+    store_known_secrets(&app).await;
+    let mut config: Config = app.config.clone();
+    app.stop().await;
+    let (_, other) = latchkey_core::crypto::MasterKey::generate();
+    config.master_key = MasterKeySource::Inline(other.to_string().into());
+    let err = latchkey_server::Application::build(config.clone())
+        .await
+        .err()
+        .expect("a wrong master key must stop the start");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("master key"), "{msg}");
+    // With the right key (the file) everything is readable again.
+    config.master_key = MasterKeySource::File {
+        path: config.data_dir.join("master.key"),
+        create: false,
+    };
+    let again = start(config).await;
+    let c = again
+        .get("/v1/workspaces/acme/connections/key/credentials")
+        .await;
+    assert_eq!(c.body["credentials"]["api_key"], API_KEY);
+}
+
+#[tokio::test]
+async fn private_addresses_need_the_allow_list() {
+    let app = latchkey_testkit::spawn_app_with(|c| c.outbound_allow = Default::default()).await;
+    let up = Upstream::start(API_KEY, "u", "p").await;
+    let ws = app.workspace("acme").await;
+    let a = app
+        .post(
+            &format!("/v1/workspaces/{ws}/connections"),
+            json!({"name": "k", "app": "generic-api-key",
+            "settings": {"base_url": up.url}, "credentials": {"api_key": API_KEY}}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("LATCHKEY_OUTBOUND_ALLOW"),
+        "{}",
+        a.text
+    );
+    assert_eq!(
+        up.hits(),
+        0,
+        "the blocked request must not reach the address"
+    );
+    let by_name = app
+        .post(&format!("/v1/workspaces/{ws}/connections"), json!({"name": "k2", "app": "generic-api-key",
+            "settings": {"base_url": up.url.replace("127.0.0.1", "localhost")}, "credentials": {"api_key": API_KEY}}))
+        .await;
+    assert_eq!(by_name.status, 422, "{}", by_name.text);
+    assert_eq!(
+        up.hits(),
+        0,
+        "a name resolving to loopback must be refused after resolution"
+    );
+}

@@ -1,0 +1,182 @@
+//! The HTTP surface: every failure answers `{error, message, hint, details}` with the right
+//! status, never a 500 or a panic; `/openapi.json`, `/healthz` and `/metrics` work.
+
+use latchkey_testkit::spawn_app;
+use serde_json::{json, Value};
+
+fn assert_error_shape(body: &Value, text: &str) {
+    assert!(body["error"].is_string(), "no error code in {text}");
+    assert!(body["message"].is_string(), "no message in {text}");
+    assert!(body.get("hint").is_some(), "no hint key in {text}");
+    assert!(body["details"].is_object(), "no details object in {text}");
+}
+
+#[tokio::test]
+async fn hostile_input_gets_clear_errors() {
+    let app = spawn_app().await;
+    app.workspace("acme").await;
+    let url = |p: &str| format!("{}{p}", app.url);
+    let send = |method: reqwest::Method, path: &str, body: Option<String>, ctype: Option<&str>| {
+        let mut r = app
+            .client
+            .request(method, url(path))
+            .bearer_auth(&app.admin_key);
+        if let Some(c) = ctype {
+            r = r.header("content-type", c);
+        }
+        if let Some(b) = body {
+            r = r.body(b);
+        }
+        r.send()
+    };
+    let cases: Vec<(reqwest::Method, &str, Option<String>, Option<&str>, u16, &str)> = vec![
+        (reqwest::Method::POST, "/v1/workspaces", Some("{\"slug\": ".into()), Some("application/json"), 400, "malformed_json"),
+        (reqwest::Method::POST, "/v1/workspaces", Some("{\"slug\": \"a\", \"sluggish\": 1}".into()), Some("application/json"), 422, "invalid_body"),
+        (reqwest::Method::POST, "/v1/workspaces", Some("{\"slug\": 42}".into()), Some("application/json"), 422, "invalid_body"),
+        (reqwest::Method::POST, "/v1/workspaces", Some("{\"slug\": \"a\"}".into()), Some("text/plain"), 415, "unsupported_media_type"),
+        (reqwest::Method::POST, "/v1/workspaces", Some(format!("{{\"slug\": \"{}\"}}", "a".repeat(2 * 1024 * 1024))), Some("application/json"), 413, "payload_too_large"),
+        (reqwest::Method::POST, "/v1/workspaces", Some("{\"slug\": \"Not A Slug\"}".into()), Some("application/json"), 422, "invalid_input"),
+        (reqwest::Method::POST, "/v1/workspaces/acme/connections", Some("[1,2,3]".into()), Some("application/json"), 422, "invalid_body"),
+        (reqwest::Method::POST, "/v1/workspaces/acme/connections", Some("{\"name\": \"x\", \"app\": \"postgres\", \"credentials\": {\"password\": [\"s3cr3t-in-array\"]}}".into()), Some("application/json"), 422, "invalid_body"),
+        (reqwest::Method::GET, "/v1/nothing-here", None, None, 404, "not_found"),
+        (reqwest::Method::PUT, "/v1/workspaces", None, None, 405, "method_not_allowed"),
+        (reqwest::Method::GET, "/v1/workspaces/acme/connections?limit=abc", None, None, 422, "invalid_query"),
+        (reqwest::Method::GET, "/v1/workspaces/acme/connections/conn_notanid", None, None, 404, "not_found"),
+        (reqwest::Method::GET, "/v1/workspaces/%FF%FE/connections", None, None, 400, "invalid_path"),
+        (reqwest::Method::DELETE, "/v1/api-keys/not-a-key", None, None, 404, "not_found"),
+    ];
+    for (method, path, body, ctype, status, code) in cases {
+        let resp = send(method.clone(), path, body, ctype).await.unwrap();
+        let got = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(got, status, "{method} {path}: {text}");
+        assert_error_shape(&json, &text);
+        assert_eq!(json["error"], code, "{method} {path}: {text}");
+        assert!(
+            !text.contains("s3cr3t-in-array"),
+            "an error echoed a secret: {text}"
+        );
+    }
+    // Nothing was half-written by all that.
+    assert_eq!(
+        app.get("/v1/workspaces").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn keys_are_required() {
+    let app = spawn_app().await;
+    for (header, expect) in [
+        (None, "no API key"),
+        (Some("Basic abc"), "Bearer"),
+        (Some("Bearer lk_nope"), "unknown API key"),
+        (Some("Bearer xyz"), "not a Latchkey"),
+    ] {
+        let mut r = app.client.get(format!("{}/v1/workspaces", app.url));
+        if let Some(h) = header {
+            r = r.header("authorization", h);
+        }
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized");
+        assert!(body["message"].as_str().unwrap().contains(expect), "{body}");
+        assert!(body["hint"].as_str().unwrap().contains("admin.key"));
+    }
+}
+
+#[tokio::test]
+async fn openapi_health_and_metrics() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/v1/workspaces",
+        "/v1/workspaces/{ws}/connections",
+        "/v1/workspaces/{ws}/connections/{conn}/credentials",
+        "/v1/workspaces/{ws}/flows",
+        "/v1/api-keys",
+        "/v1/apps",
+        "/healthz",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from /openapi.json"
+        );
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+
+    let h = app
+        .client
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.status(), 200);
+    let h: Value = h.json().await.unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["store"], "sqlite");
+
+    app.get("/v1/apps").await;
+    let m = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.status(), 200);
+    let text = m.text().await.unwrap();
+    assert!(text.contains("latchkey_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/v1/apps\""), "{text}");
+}
+
+#[tokio::test]
+async fn catalog_describes_applications() {
+    let app = spawn_app().await;
+    let apps = app.get("/v1/apps").await;
+    let ids: Vec<&str> = apps.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "certinia",
+        "generic-api-key",
+        "generic-basic",
+        "generic-oauth2",
+        "mysql",
+        "postgres",
+        "salesforce",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let pg = app.get("/v1/apps/postgres").await;
+    assert_eq!(pg.body["auth_modes"], json!(["database"]));
+    let fields: Vec<&str> = pg.body["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["host", "port", "database", "username", "password"]);
+    let sf = app.get("/v1/apps/salesforce").await;
+    assert_eq!(
+        sf.body["oauth"]["default_scopes"],
+        json!(["api", "refresh_token"])
+    );
+    assert_eq!(app.get("/v1/apps/nope").await.status, 404);
+}

@@ -1,0 +1,243 @@
+//! Connections: fenced updates, guarded deletes, filtered lists.
+
+use crate::error::DbResult;
+use crate::rows::{convert, json_text, limit, ConnectionRow, CONNECTION_COLUMNS};
+use crate::{for_update, SqlStore, WritePool};
+use async_trait::async_trait;
+use latchkey_core::ids::{ConnectionId, WorkspaceId};
+use latchkey_core::model::ConnectionRecord;
+use latchkey_core::store::{ConnectionFilter, ConnectionStore, Page, StoreResult};
+use latchkey_core::StoreError;
+
+/// Binds `$1`…`$16` of [`INSERT_CONNECTION`] and [`UPDATE_CONNECTION`] from a record.
+macro_rules! bind_connection {
+    ($query:expr, $c:expr, $settings:expr) => {
+        $query
+            .bind($c.id.as_str())
+            .bind($c.workspace_id.as_str())
+            .bind($c.name.as_str())
+            .bind(&$c.app)
+            .bind($c.environment.as_str())
+            .bind($c.auth_mode.as_str())
+            .bind($c.status.as_str())
+            .bind(&$c.status_reason)
+            .bind(&$c.hint)
+            .bind($settings)
+            .bind($crate::rows::borrow_from(&$c.settings))
+            .bind($c.credentials.as_ref().map(|s| s.key_id.as_str()))
+            .bind($c.credentials.as_ref().map(|s| s.ciphertext.as_slice()))
+            .bind($c.version)
+            .bind($crate::rows::ms($c.updated_at))
+            .bind($c.verified_at.map($crate::rows::ms))
+    };
+}
+
+/// Inserts one connection record with `$exec` (a pool or `&mut *tx`).
+macro_rules! insert_connection {
+    ($exec:expr, $c:expr) => {{
+        let c: &latchkey_core::model::ConnectionRecord = $c;
+        let settings = $crate::rows::json_text(&c.settings)?;
+        $crate::connections::bind_connection!(
+            sqlx::query($crate::connections::INSERT_CONNECTION),
+            c,
+            settings
+        )
+        .bind($crate::rows::ms(c.created_at))
+        .execute($exec)
+        .await
+        .map(|_| ())
+        .db()
+    }};
+}
+pub(crate) use {bind_connection, insert_connection};
+
+pub(crate) const INSERT_CONNECTION: &str = "INSERT INTO connections (id, workspace_id, name, \
+     app, environment, auth_mode, status, status_reason, hint, settings, borrow_from, \
+     cred_key_id, cred_ciphertext, version, updated_at, verified_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+
+const UPDATE_CONNECTION: &str = "UPDATE connections SET name = $3, app = $4, \
+     environment = $5, auth_mode = $6, status = $7, status_reason = $8, hint = $9, \
+     settings = $10, borrow_from = $11, cred_key_id = $12, cred_ciphertext = $13, \
+     version = $14, updated_at = $15, verified_at = $16 \
+     WHERE id = $1 AND workspace_id = $2 AND version = $17";
+
+#[async_trait]
+impl ConnectionStore for SqlStore {
+    async fn insert_connection(&self, conn: &ConnectionRecord) -> StoreResult<()> {
+        with_pool!(&self.db, p => insert_connection!(p, conn))?;
+        Ok(())
+    }
+
+    async fn connection(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+    ) -> StoreResult<Option<ConnectionRecord>> {
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND id = $2"
+        );
+        let row: Option<ConnectionRow> = with_pool!(&self.db, p => {
+            sqlx::query_as(&sql)
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_optional(p)
+                .await
+        })
+        .db()?;
+        row.map(ConnectionRecord::try_from).transpose()
+    }
+
+    async fn connection_by_name(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+    ) -> StoreResult<Option<ConnectionRecord>> {
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND name = $2"
+        );
+        let row: Option<ConnectionRow> = with_pool!(&self.db, p => {
+            sqlx::query_as(&sql).bind(ws.as_str()).bind(name).fetch_optional(p).await
+        })
+        .db()?;
+        row.map(ConnectionRecord::try_from).transpose()
+    }
+
+    async fn list_connections(
+        &self,
+        ws: &WorkspaceId,
+        filter: &ConnectionFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<ConnectionRecord>> {
+        let mut sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND id > $2"
+        );
+        let mut args: Vec<&str> = Vec::new();
+        let filters = [
+            ("app", filter.app.as_deref()),
+            ("environment", filter.environment.as_deref()),
+            ("status", filter.status.map(|s| s.as_str())),
+        ];
+        for (column, value) in filters {
+            if let Some(value) = value {
+                args.push(value);
+                sql.push_str(&format!(" AND {column} = ${}", args.len() + 3));
+            }
+        }
+        sql.push_str(" ORDER BY id LIMIT $3");
+        let after = page.after.as_deref().unwrap_or_default();
+        let rows: Vec<ConnectionRow> = with_pool!(&self.db, p => {
+            let mut query = sqlx::query_as(&sql).bind(ws.as_str()).bind(after).bind(limit(page));
+            for arg in &args {
+                query = query.bind(*arg);
+            }
+            query.fetch_all(p).await
+        })
+        .db()?;
+        convert(rows)
+    }
+
+    async fn update_connection(
+        &self,
+        conn: &ConnectionRecord,
+        expected_version: i64,
+    ) -> StoreResult<()> {
+        let settings = json_text(&conn.settings)?;
+        let updated = with_pool!(&self.db, p => {
+            bind_connection!(sqlx::query(UPDATE_CONNECTION), conn, &settings)
+                .bind(expected_version)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .db()?;
+        if updated == 0 {
+            return Err(StoreError::Stale);
+        }
+        Ok(())
+    }
+
+    async fn delete_connection(&self, ws: &WorkspaceId, id: &ConnectionId) -> StoreResult<bool> {
+        with_pool!(&self.db, p => {
+            let mut tx = p.begin_write().await.db()?;
+            // Locking the row makes a concurrent flow link (whose foreign key check needs a
+            // share lock on it) wait for this decision instead of slipping in after the check.
+            let lock = format!(
+                "SELECT id FROM connections WHERE workspace_id = $1 AND id = $2{}",
+                for_update(p)
+            );
+            let found: Option<(String,)> = sqlx::query_as(&lock)
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+            if found.is_none() {
+                return Ok(false);
+            }
+            let flows: Vec<(String,)> = sqlx::query_as(
+                "SELECT f.name FROM flows f JOIN flow_connections fc ON fc.flow_id = f.id \
+                 WHERE fc.connection_id = $2 AND f.workspace_id = $1 AND f.active \
+                 ORDER BY f.name",
+            )
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
+            let borrowers: Vec<(String,)> = sqlx::query_as(
+                "SELECT name FROM connections \
+                 WHERE workspace_id = $1 AND borrow_from = $2 AND id <> $2 ORDER BY name",
+            )
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
+            if !flows.is_empty() || !borrowers.is_empty() {
+                tx.rollback().await.db()?;
+                return Err(StoreError::InUse {
+                    flows: flows.into_iter().map(|(n,)| n).collect(),
+                    borrowers: borrowers.into_iter().map(|(n,)| n).collect(),
+                });
+            }
+            sqlx::query("DELETE FROM connections WHERE workspace_id = $1 AND id = $2")
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            tx.commit().await.db()?;
+            Ok(true)
+        })
+    }
+
+    async fn connection_counts(&self, ws: &WorkspaceId) -> StoreResult<Vec<(String, i64)>> {
+        with_pool!(&self.db, p => {
+            sqlx::query_as(
+                "SELECT app, COUNT(*) FROM connections WHERE workspace_id = $1 \
+                 GROUP BY app ORDER BY app",
+            )
+            .bind(ws.as_str())
+            .fetch_all(p)
+            .await
+        })
+        .db()
+    }
+
+    async fn borrowers_of(
+        &self,
+        ws: &WorkspaceId,
+        lender: &ConnectionId,
+    ) -> StoreResult<Vec<ConnectionRecord>> {
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections \
+             WHERE workspace_id = $1 AND borrow_from = $2 ORDER BY id"
+        );
+        let rows: Vec<ConnectionRow> = with_pool!(&self.db, p => {
+            sqlx::query_as(&sql).bind(ws.as_str()).bind(lender.as_str()).fetch_all(p).await
+        })
+        .db()?;
+        convert(rows)
+    }
+}

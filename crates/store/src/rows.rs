@@ -1,0 +1,266 @@
+//! Rows as both backends return them, and their conversion to and from the model.
+
+use crate::error::corrupt;
+use chrono::{DateTime, Utc};
+use latchkey_core::crypto::Sealed;
+use latchkey_core::ids::{ApiKeyId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId};
+use latchkey_core::model::{
+    ApiKey, ConnectionRecord, Event, Flow, Scope, Workspace, WrappedDataKey,
+};
+use latchkey_core::names::{ConnectionName, Environment, FlowName, Slug};
+use latchkey_core::StoreError;
+use serde_json::{Map, Value};
+
+/// Unix milliseconds, the stored form of every timestamp.
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(v: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(v).ok_or_else(|| corrupt("timestamp", v))
+}
+
+fn opt_from_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    v.map(from_ms).transpose()
+}
+
+/// Parses a stored text column with the model's own parser.
+fn parse<T, E: std::fmt::Display>(
+    what: &str,
+    s: &str,
+    f: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, StoreError> {
+    f(s).map_err(|e| corrupt(what, e))
+}
+
+/// The connection a connection borrows its concurrency from, as kept in `borrow_from`.
+pub(crate) fn borrow_from(settings: &Map<String, Value>) -> Option<&str> {
+    settings
+        .get("borrow_concurrency_from")
+        .and_then(Value::as_str)
+}
+
+/// The page size as SQL wants it.
+pub(crate) fn limit(page: &latchkey_core::store::Page) -> i64 {
+    i64::from(page.limit)
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct WorkspaceRow {
+    id: String,
+    slug: String,
+    name: String,
+    data_key_id: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<WorkspaceRow> for Workspace {
+    type Error = StoreError;
+    fn try_from(r: WorkspaceRow) -> Result<Self, StoreError> {
+        Ok(Workspace {
+            id: parse("workspace id", &r.id, WorkspaceId::parse)?,
+            slug: parse("workspace slug", &r.slug, Slug::parse)?,
+            name: r.name,
+            data_key_id: parse("data key id", &r.data_key_id, DataKeyId::parse)?,
+            created_at: from_ms(r.created_at)?,
+            updated_at: from_ms(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DataKeyRow {
+    id: String,
+    master_key_id: String,
+    wrapped: Vec<u8>,
+    created_at: i64,
+}
+
+impl TryFrom<DataKeyRow> for WrappedDataKey {
+    type Error = StoreError;
+    fn try_from(r: DataKeyRow) -> Result<Self, StoreError> {
+        Ok(WrappedDataKey {
+            id: parse("data key id", &r.id, DataKeyId::parse)?,
+            master_key_id: r.master_key_id,
+            wrapped: r.wrapped,
+            created_at: from_ms(r.created_at)?,
+        })
+    }
+}
+
+/// The columns [`ConnectionRow`] reads, in a form to paste into a `SELECT`.
+pub(crate) const CONNECTION_COLUMNS: &str = "id, workspace_id, name, app, environment, auth_mode, \
+     status, status_reason, hint, settings, cred_key_id, cred_ciphertext, version, created_at, \
+     updated_at, verified_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectionRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    app: String,
+    environment: String,
+    auth_mode: String,
+    status: String,
+    status_reason: Option<String>,
+    hint: Option<String>,
+    settings: String,
+    cred_key_id: Option<String>,
+    cred_ciphertext: Option<Vec<u8>>,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    verified_at: Option<i64>,
+}
+
+impl TryFrom<ConnectionRow> for ConnectionRecord {
+    type Error = StoreError;
+    fn try_from(r: ConnectionRow) -> Result<Self, StoreError> {
+        let settings = match serde_json::from_str(&r.settings) {
+            Ok(Value::Object(map)) => map,
+            Ok(other) => return Err(corrupt("connection settings", other)),
+            Err(e) => return Err(corrupt("connection settings", e)),
+        };
+        let credentials = match (r.cred_key_id, r.cred_ciphertext) {
+            (Some(key_id), Some(ciphertext)) => Some(Sealed {
+                key_id: parse("credential key id", &key_id, DataKeyId::parse)?,
+                ciphertext,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("credentials", "key id and ciphertext disagree")),
+        };
+        Ok(ConnectionRecord {
+            id: parse("connection id", &r.id, ConnectionId::parse)?,
+            workspace_id: parse("workspace id", &r.workspace_id, WorkspaceId::parse)?,
+            name: parse("connection name", &r.name, ConnectionName::parse)?,
+            app: r.app,
+            environment: parse("environment", &r.environment, Environment::parse)?,
+            auth_mode: parse("auth mode", &r.auth_mode, str::parse)?,
+            status: parse("connection status", &r.status, str::parse)?,
+            status_reason: r.status_reason,
+            hint: r.hint,
+            settings,
+            credentials,
+            version: r.version,
+            created_at: from_ms(r.created_at)?,
+            updated_at: from_ms(r.updated_at)?,
+            verified_at: opt_from_ms(r.verified_at)?,
+        })
+    }
+}
+
+/// A flow joined with one of its links (none when the flow has no connections).
+#[derive(sqlx::FromRow)]
+pub(crate) struct FlowLinkRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    environment: String,
+    active: bool,
+    created_at: i64,
+    updated_at: i64,
+    connection_id: Option<String>,
+}
+
+/// Folds rows ordered by flow id then link position into flows.
+pub(crate) fn fold_flows(rows: Vec<FlowLinkRow>) -> Result<Vec<Flow>, StoreError> {
+    let mut flows: Vec<Flow> = Vec::new();
+    for r in rows {
+        let link = r
+            .connection_id
+            .as_deref()
+            .map(|c| parse("connection id", c, ConnectionId::parse))
+            .transpose()?;
+        let id = parse("flow id", &r.id, FlowId::parse)?;
+        match flows.last_mut() {
+            Some(flow) if flow.id == id => flow.connections.extend(link),
+            _ => flows.push(Flow {
+                id,
+                workspace_id: parse("workspace id", &r.workspace_id, WorkspaceId::parse)?,
+                name: parse("flow name", &r.name, FlowName::parse)?,
+                environment: parse("environment", &r.environment, Environment::parse)?,
+                active: r.active,
+                connections: link.into_iter().collect(),
+                created_at: from_ms(r.created_at)?,
+                updated_at: from_ms(r.updated_at)?,
+            }),
+        }
+    }
+    Ok(flows)
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: String,
+    name: String,
+    workspace_id: Option<String>,
+    scopes: String,
+    hash: String,
+    prefix: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+    fn try_from(r: ApiKeyRow) -> Result<Self, StoreError> {
+        let scopes: Vec<Scope> =
+            serde_json::from_str(&r.scopes).map_err(|e| corrupt("api key scopes", e))?;
+        Ok(ApiKey {
+            id: parse("api key id", &r.id, ApiKeyId::parse)?,
+            name: r.name,
+            workspace_id: r
+                .workspace_id
+                .as_deref()
+                .map(|w| parse("workspace id", w, WorkspaceId::parse))
+                .transpose()?,
+            scopes,
+            hash: r.hash,
+            prefix: r.prefix,
+            created_at: from_ms(r.created_at)?,
+            revoked_at: opt_from_ms(r.revoked_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: String,
+    workspace_id: String,
+    at: i64,
+    actor: String,
+    action: String,
+    target_id: Option<String>,
+    target_name: Option<String>,
+    details: String,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(Event {
+            id: parse("event id", &r.id, EventId::parse)?,
+            workspace_id: parse("workspace id", &r.workspace_id, WorkspaceId::parse)?,
+            at: from_ms(r.at)?,
+            actor: r.actor,
+            action: r.action,
+            target_id: r.target_id,
+            target_name: r.target_name,
+            details: serde_json::from_str(&r.details).map_err(|e| corrupt("event details", e))?,
+        })
+    }
+}
+
+/// Converts every row, failing on the first that does not decode.
+pub(crate) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// Serializes JSON for a TEXT column.
+pub(crate) fn json_text(v: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot serialize: {e}")))
+}
