@@ -30,15 +30,16 @@ struct Global {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "LATCHKEY_URL",
         default_value = "http://127.0.0.1:8080"
     )]
     url: String,
     /// The API key (default: the admin key in <data dir>/admin.key, data dir from LATCHKEY_DATA_DIR or ./latchkey-data).
-    #[arg(long, global = true, env = "LATCHKEY_API_KEY", hide_env_values = true)]
+    #[arg(long, global = true, help_heading = "Global options", env = "LATCHKEY_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Print the server's JSON answer (pretty) instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
 }
 

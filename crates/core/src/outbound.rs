@@ -120,7 +120,7 @@ impl AllowList {
 
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
-        self.hosts.iter().any(|h| *h == host)
+        self.hosts.contains(&host)
     }
 
     pub fn allows_ip(&self, ip: IpAddr) -> bool {

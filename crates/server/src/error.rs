@@ -214,7 +214,7 @@ pub fn scrub_serde_message(msg: &str) -> String {
         out.push_str(&rest[..start]);
         match rest[start + 1..].find(quote) {
             Some(end) => {
-                out.push_str("…");
+                out.push('…');
                 rest = &rest[start + 1 + end + 1..];
             }
             None => {

@@ -4,6 +4,9 @@
 use latchkey_testkit::spawn_app;
 use serde_json::{json, Value};
 
+/// method, path, body, content type, expected status, expected error code.
+type Case<'a> = (reqwest::Method, &'a str, Option<String>, Option<&'a str>, u16, &'a str);
+
 fn assert_error_shape(body: &Value, text: &str) {
     assert!(body["error"].is_string(), "no error code in {text}");
     assert!(body["message"].is_string(), "no message in {text}");
@@ -29,7 +32,7 @@ async fn hostile_input_gets_clear_errors() {
         }
         r.send()
     };
-    let cases: Vec<(reqwest::Method, &str, Option<String>, Option<&str>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (reqwest::Method::POST, "/v1/workspaces", Some("{\"slug\": ".into()), Some("application/json"), 400, "malformed_json"),
         (reqwest::Method::POST, "/v1/workspaces", Some("{\"slug\": \"a\", \"sluggish\": 1}".into()), Some("application/json"), 422, "invalid_body"),
         (reqwest::Method::POST, "/v1/workspaces", Some("{\"slug\": 42}".into()), Some("application/json"), 422, "invalid_body"),

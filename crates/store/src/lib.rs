@@ -148,6 +148,13 @@ async fn sqlite_pool(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .foreign_keys(true)
         .synchronous(SqliteSynchronous::Normal);
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !in_memory {
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+    }
     let pool = if in_memory {
         // An in-memory database lives as long as one connection does, and shared-cache
         // connections fail with SQLITE_LOCKED instead of waiting: keep exactly one, forever.

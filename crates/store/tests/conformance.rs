@@ -9,7 +9,6 @@ async fn sqlite_conforms() {
         "sqlite://{}",
         dir.path().join("nested").join("latchkey.db").display()
     );
-    std::fs::create_dir_all(dir.path().join("nested")).expect("dir");
     let store = open(&url).await.expect("open sqlite");
     assert_eq!(store.backend(), "sqlite");
     conformance::run_all(store.as_ref()).await;
@@ -20,6 +19,14 @@ async fn sqlite_conforms() {
         .await
         .expect("reopen: migrations already applied");
     reopened.ping().await.expect("ping");
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_conforms() {
+    let store = open("sqlite::memory:")
+        .await
+        .expect("open in-memory sqlite");
+    conformance::run_all(store.as_ref()).await;
 }
 
 #[tokio::test]
