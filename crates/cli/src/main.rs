@@ -157,18 +157,32 @@ fn api_key(given: Option<&str>) -> anyhow::Result<String> {
 fn report(e: &anyhow::Error) {
     match e.downcast_ref::<Failure>() {
         Some(f) => {
-            eprintln!("error: {}", f.message);
+            eprintln!("error: {}", one_line(&f.message));
             if let Some(h) = &f.hint {
-                eprintln!("hint: {h}");
+                eprintln!("hint: {}", one_line(h));
             }
         }
         None => eprintln!("error: {e:#}"),
     }
 }
 
-/// Ends the process with clap's usage error (exit 2) for a mistake clap cannot see.
-pub fn usage_error(message: impl std::fmt::Display) -> ! {
-    Cli::command()
-        .error(clap::error::ErrorKind::InvalidValue, message)
-        .exit()
+/// Keeps `error:`/`hint:` one line each, even when the message quotes a multi-line answer.
+fn one_line(text: &str) -> String {
+    if text.contains('\n') {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Ends the process with clap's usage error (exit 2) for a mistake clap cannot see; `path`
+/// names the subcommand (`["connection", "edit"]`) so that its usage is the one shown.
+pub fn usage_error(path: &[&str], message: impl std::fmt::Display) -> ! {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut sub = &mut cmd;
+    for name in path {
+        sub = sub.find_subcommand_mut(name).expect("a subcommand defined above");
+    }
+    sub.error(clap::error::ErrorKind::ArgumentConflict, message).exit()
 }

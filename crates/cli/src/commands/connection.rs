@@ -329,7 +329,7 @@ async fn edit(ctx: &Ctx, a: EditArgs) -> anyhow::Result<()> {
     let mut settings = a.values.settings();
     for k in a.unset {
         if settings.contains_key(&k) {
-            crate::usage_error(format!("`{k}` is both set and unset"));
+            crate::usage_error(&["connection", "edit"], format!("`{k}` is both set and unset"));
         }
         settings.insert(k, Value::Null);
     }
@@ -342,6 +342,7 @@ async fn edit(ctx: &Ctx, a: EditArgs) -> anyhow::Result<()> {
     }
     if body.is_empty() {
         crate::usage_error(
+            &["connection", "edit"],
             "nothing to change: give --name, --env, --set, --unset, --secret or --secret-stdin",
         );
     }

@@ -118,7 +118,7 @@ pub async fn run(ctx: &Ctx, cmd: FlowCmd) -> anyhow::Result<ExitCode> {
                 body.insert("connections".into(), json!(connections));
             }
             if body.is_empty() {
-                crate::usage_error("nothing to change: give --name, --env, --activate, --deactivate, --connection or --no-connections");
+                crate::usage_error(&["flow", "edit"], "nothing to change: give --name, --env, --activate, --deactivate, --connection or --no-connections");
             }
             let flow = c.patch(&flow_path(&target), &Value::Object(body)).await?;
             if ctx.json {
