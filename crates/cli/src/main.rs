@@ -36,7 +36,13 @@ struct Global {
     )]
     url: String,
     /// The API key (default: the admin key in <data dir>/admin.key, data dir from LATCHKEY_DATA_DIR or ./latchkey-data).
-    #[arg(long, global = true, help_heading = "Global options", env = "LATCHKEY_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "LATCHKEY_API_KEY",
+        hide_env_values = true
+    )]
     api_key: Option<String>,
     /// Print the server's JSON answer (pretty) instead of tables.
     #[arg(long, global = true, help_heading = "Global options")]
@@ -157,21 +163,12 @@ fn api_key(given: Option<&str>) -> anyhow::Result<String> {
 fn report(e: &anyhow::Error) {
     match e.downcast_ref::<Failure>() {
         Some(f) => {
-            eprintln!("error: {}", one_line(&f.message));
+            eprintln!("error: {}", output::one_line(&f.message));
             if let Some(h) = &f.hint {
-                eprintln!("hint: {}", one_line(h));
+                eprintln!("hint: {}", output::one_line(h));
             }
         }
         None => eprintln!("error: {e:#}"),
-    }
-}
-
-/// Keeps `error:`/`hint:` one line each, even when the message quotes a multi-line answer.
-fn one_line(text: &str) -> String {
-    if text.contains('\n') {
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
-    } else {
-        text.to_string()
     }
 }
 
@@ -182,7 +179,10 @@ pub fn usage_error(path: &[&str], message: impl std::fmt::Display) -> ! {
     cmd.build();
     let mut sub = &mut cmd;
     for name in path {
-        sub = sub.find_subcommand_mut(name).expect("a subcommand defined above");
+        sub = sub
+            .find_subcommand_mut(name)
+            .expect("a subcommand defined above");
     }
-    sub.error(clap::error::ErrorKind::ArgumentConflict, message).exit()
+    sub.error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
 }

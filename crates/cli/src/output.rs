@@ -65,6 +65,15 @@ pub fn show(v: &Value) -> String {
     }
 }
 
+/// A message on one line, even when it quotes a multi-line answer of the application.
+pub fn one_line(text: &str) -> String {
+    if text.contains('\n') {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        text.to_string()
+    }
+}
+
 /// `2025-01-02T03:04:05.678Z` as `2025-01-02 03:04:05 UTC`.
 pub fn time(v: &Value, key: &str) -> String {
     let t = text(v, key);

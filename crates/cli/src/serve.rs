@@ -37,6 +37,7 @@ pub fn run() -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let key_file = config.data_dir.join("admin.key");
+    let key_file = std::path::absolute(&key_file).unwrap_or(key_file);
     let app = Application::build(config)
         .await
         .context("Latchkey could not start")?;
@@ -54,36 +55,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("client commands on this machine read it from there.");
         println!();
     }
+    let shutdown = shutdown_signal()?;
     println!("Latchkey listening on http://{}", app.address());
     tracing::info!(address = %app.address(), public_url = %app.public_url(), "serving");
-    app.run_until(shutdown_signal())
+    app.run_until(shutdown)
         .await
         .context("the server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM; the server then finishes the requests in flight.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Completes on Ctrl-C or SIGTERM; the server then finishes the requests in flight. The
+/// handlers are installed here, before the address is announced, so that a signal sent as soon
+/// as the `listening` line appears already stops the server gracefully.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down: finishing the requests in flight");
+        tracing::info!("shutting down: finishing the requests in flight");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing the requests in flight");
+    })
 }

@@ -20,19 +20,36 @@ struct Out {
 
 impl Out {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 
     fn assert_ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Exit 1 with `error: …` and `hint: …` lines on stderr, nothing on stdout.
     fn assert_failed_with_hint(&self) -> &Self {
-        assert_eq!(self.code, 1, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
-        assert!(self.stderr.lines().any(|l| l.starts_with("error: ")), "{}", self.stderr);
-        assert!(self.stderr.lines().any(|l| l.starts_with("hint: ")), "{}", self.stderr);
+        assert_eq!(
+            self.code, 1,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.lines().any(|l| l.starts_with("error: ")),
+            "{}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.lines().any(|l| l.starts_with("hint: ")),
+            "{}",
+            self.stderr
+        );
         self
     }
 }
@@ -49,11 +66,17 @@ fn command(env: &[(&str, &str)]) -> Command {
 
 async fn run_with(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Out {
     let mut cmd = command(env);
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("latchkey starts");
     let mut input = child.stdin.take().expect("stdin");
     if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.expect("stdin written");
+        input
+            .write_all(text.as_bytes())
+            .await
+            .expect("stdin written");
     }
     drop(input);
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
@@ -68,7 +91,12 @@ async fn run_with(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> O
 }
 
 async fn run_as(app: &TestApp, key: &str, args: &[&str]) -> Out {
-    run_with(&[("LATCHKEY_URL", &app.url), ("LATCHKEY_API_KEY", key)], args, None).await
+    run_with(
+        &[("LATCHKEY_URL", &app.url), ("LATCHKEY_API_KEY", key)],
+        args,
+        None,
+    )
+    .await
 }
 
 async fn run(app: &TestApp, args: &[&str]) -> Out {
@@ -76,28 +104,67 @@ async fn run(app: &TestApp, args: &[&str]) -> Out {
 }
 
 /// Creates a verified `generic-api-key` connection through the CLI, the key read from stdin.
-async fn create_api_key_connection(app: &TestApp, ws: &str, name: &str, upstream: &Upstream, key: &str) -> Out {
+async fn create_api_key_connection(
+    app: &TestApp,
+    ws: &str,
+    name: &str,
+    upstream: &Upstream,
+    key: &str,
+) -> Out {
     let base = format!("base_url={}", upstream.url);
     let args = [
-        "connection", "create", "--workspace", ws, "--name", name, "--app", "generic-api-key",
-        "--set", &base, "--set", "verify_path=/me", "--secret-stdin", "api_key",
+        "connection",
+        "create",
+        "--workspace",
+        ws,
+        "--name",
+        name,
+        "--app",
+        "generic-api-key",
+        "--set",
+        &base,
+        "--set",
+        "verify_path=/me",
+        "--secret-stdin",
+        "api_key",
     ];
-    run_with(&[("LATCHKEY_URL", &app.url), ("LATCHKEY_API_KEY", &app.admin_key)], &args, Some(&format!("{key}\n"))).await
+    run_with(
+        &[
+            ("LATCHKEY_URL", &app.url),
+            ("LATCHKEY_API_KEY", &app.admin_key),
+        ],
+        &args,
+        Some(&format!("{key}\n")),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn workspaces_are_created_and_listed() {
     let app = spawn_app().await;
-    let out = run(&app, &["workspace", "create", "acme", "--name", "Acme Inc."]).await;
+    let out = run(
+        &app,
+        &["workspace", "create", "acme", "--name", "Acme Inc."],
+    )
+    .await;
     out.assert_ok();
     assert!(out.stdout.contains("acme"), "{}", out.stdout);
 
     let out = run(&app, &["workspace", "list"]).await;
     out.assert_ok();
-    assert!(out.stdout.contains("SLUG") && out.stdout.contains("acme") && out.stdout.contains("Acme Inc."), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("SLUG")
+            && out.stdout.contains("acme")
+            && out.stdout.contains("Acme Inc."),
+        "{}",
+        out.stdout
+    );
 
     let list = run(&app, &["workspace", "list", "--json"]).await;
-    let items = list.assert_ok().json()["items"].as_array().cloned().expect("items");
+    let items = list.assert_ok().json()["items"]
+        .as_array()
+        .cloned()
+        .expect("items");
     assert!(items.iter().any(|w| w["slug"] == "acme"), "{items:?}");
 
     let out = run(&app, &["workspace", "create", "acme"]).await;
@@ -105,10 +172,16 @@ async fn workspaces_are_created_and_listed() {
     assert!(out.stderr.contains("already exists"), "{}", out.stderr);
     assert!(out.stdout.is_empty());
 
-    run(&app, &["workspace", "delete", "acme"]).await.assert_ok();
+    run(&app, &["workspace", "delete", "acme"])
+        .await
+        .assert_ok();
     let out = run(&app, &["workspace", "show", "acme"]).await;
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("error: workspace `acme` was not found"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error: workspace `acme` was not found"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test]
@@ -119,14 +192,37 @@ async fn api_key_connections_are_verified_listed_and_revealed_on_request() {
 
     let out = create_api_key_connection(&app, &ws, "Orders API", &upstream, "k-123").await;
     out.assert_ok();
-    assert!(out.stdout.contains("Orders API") && out.stdout.contains("active"), "{}", out.stdout);
-    assert!(!out.stdout.contains("k-123") && !out.stderr.contains("k-123"), "the secret is not echoed");
-    assert!(upstream.hits() >= 1, "the credential was checked against the application");
+    assert!(
+        out.stdout.contains("Orders API") && out.stdout.contains("active"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("k-123") && !out.stderr.contains("k-123"),
+        "the secret is not echoed"
+    );
+    assert!(
+        upstream.hits() >= 1,
+        "the credential was checked against the application"
+    );
 
     let out = run(&app, &["connection", "list", "--workspace", &ws]).await;
     out.assert_ok();
-    for expected in ["NAME", "CONCURRENCY", "Orders API", "generic-api-key", "production", "api_key", "active", "5"] {
-        assert!(out.stdout.contains(expected), "`{expected}` missing from:\n{}", out.stdout);
+    for expected in [
+        "NAME",
+        "CONCURRENCY",
+        "Orders API",
+        "generic-api-key",
+        "production",
+        "api_key",
+        "active",
+        "5",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "`{expected}` missing from:\n{}",
+            out.stdout
+        );
     }
     assert!(!out.stdout.contains("k-123"));
 
@@ -137,18 +233,39 @@ async fn api_key_connections_are_verified_listed_and_revealed_on_request() {
     assert_eq!(conn["settings"]["verify_path"], "/me");
     assert!(!show.stdout.contains("k-123"));
 
-    let out = run(&app, &["connection", "edit", "acme/Orders API", "--set", "concurrency_level=3"]).await;
+    let out = run(
+        &app,
+        &[
+            "connection",
+            "edit",
+            "acme/Orders API",
+            "--set",
+            "concurrency_level=3",
+        ],
+    )
+    .await;
     out.assert_ok();
     let list = run(&app, &["connection", "list", "--workspace", &ws, "--json"]).await;
-    assert_eq!(list.assert_ok().json()["items"][0]["settings"]["concurrency_level"], 3);
+    assert_eq!(
+        list.assert_ok().json()["items"][0]["settings"]["concurrency_level"],
+        3
+    );
 
     let out = create_api_key_connection(&app, &ws, "Wrong key", &upstream, "not-the-key").await;
     out.assert_failed_with_hint();
     assert!(!out.stderr.contains("not-the-key"), "{}", out.stderr);
     let list = run(&app, &["connection", "list", "--workspace", &ws, "--json"]).await;
-    assert_eq!(list.assert_ok().json()["items"].as_array().map(Vec::len), Some(1), "nothing invalid is stored");
+    assert_eq!(
+        list.assert_ok().json()["items"].as_array().map(Vec::len),
+        Some(1),
+        "nothing invalid is stored"
+    );
 
-    let creds = run(&app, &["connection", "credentials", "acme/Orders API", "--json"]).await;
+    let creds = run(
+        &app,
+        &["connection", "credentials", "acme/Orders API", "--json"],
+    )
+    .await;
     assert_eq!(creds.assert_ok().json()["credentials"]["api_key"], "k-123");
 
     let out = run(&app, &["connection", "verify", "acme/Orders API"]).await;
@@ -161,20 +278,43 @@ async fn deleting_a_connection_used_by_an_active_flow_names_the_flow() {
     let app = spawn_app().await;
     let ws = app.workspace("acme").await;
     let upstream = Upstream::start("k-123", "u", "p").await;
-    create_api_key_connection(&app, &ws, "orders", &upstream, "k-123").await.assert_ok();
+    create_api_key_connection(&app, &ws, "orders", &upstream, "k-123")
+        .await
+        .assert_ok();
 
-    let out = run(&app, &["flow", "create", "--workspace", &ws, "--name", "nightly-sync", "--connection", "orders"]).await;
+    let out = run(
+        &app,
+        &[
+            "flow",
+            "create",
+            "--workspace",
+            &ws,
+            "--name",
+            "nightly-sync",
+            "--connection",
+            "orders",
+        ],
+    )
+    .await;
     out.assert_ok();
     let out = run(&app, &["flow", "list", "--workspace", &ws]).await;
     out.assert_ok();
-    assert!(out.stdout.contains("nightly-sync") && out.stdout.contains("orders"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("nightly-sync") && out.stdout.contains("orders"),
+        "{}",
+        out.stdout
+    );
 
     let out = run(&app, &["connection", "delete", "acme/orders"]).await;
     out.assert_failed_with_hint();
     assert!(out.stderr.contains("nightly-sync"), "{}", out.stderr);
 
-    run(&app, &["flow", "edit", "acme/nightly-sync", "--deactivate"]).await.assert_ok();
-    run(&app, &["connection", "delete", "acme/orders"]).await.assert_ok();
+    run(&app, &["flow", "edit", "acme/nightly-sync", "--deactivate"])
+        .await
+        .assert_ok();
+    run(&app, &["connection", "delete", "acme/orders"])
+        .await
+        .assert_ok();
     let out = run(&app, &["connection", "show", "acme/orders"]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
 }
@@ -185,9 +325,26 @@ async fn a_workspace_key_works_in_its_workspace_only() {
     app.workspace("acme").await;
     app.workspace("globex").await;
 
-    let out = run(&app, &["key", "create", "--name", "etl", "--workspace", "acme", "--scope", "read"]).await;
+    let out = run(
+        &app,
+        &[
+            "key",
+            "create",
+            "--name",
+            "etl",
+            "--workspace",
+            "acme",
+            "--scope",
+            "read",
+        ],
+    )
+    .await;
     out.assert_ok();
-    assert!(out.stdout.contains("will not be shown again"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("will not be shown again"),
+        "{}",
+        out.stdout
+    );
     let key = out
         .stdout
         .lines()
@@ -202,30 +359,68 @@ async fn a_workspace_key_works_in_its_workspace_only() {
 
     let out = run_as(&app, &key, &["connection", "list", "--workspace", "globex"]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("error: workspace `globex` was not found"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: workspace `globex` was not found"),
+        "{}",
+        out.stderr
+    );
 
     let keys = run(&app, &["key", "list", "--workspace", "acme", "--json"]).await;
-    let items = keys.assert_ok().json()["items"].as_array().cloned().expect("items");
+    let items = keys.assert_ok().json()["items"]
+        .as_array()
+        .cloned()
+        .expect("items");
     assert!(items.iter().any(|k| k["name"] == "etl"));
-    assert!(!keys.stdout.contains(&key), "a key is shown only when created");
+    assert!(
+        !keys.stdout.contains(&key),
+        "a key is shown only when created"
+    );
 }
 
 #[tokio::test]
 async fn client_errors_say_how_to_fix_them() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let url = format!("http://{free}");
-    let out = run_with(&[("LATCHKEY_URL", &url), ("LATCHKEY_API_KEY", "lk_x")], &["workspace", "list"], None).await;
+    let out = run_with(
+        &[("LATCHKEY_URL", &url), ("LATCHKEY_API_KEY", "lk_x")],
+        &["workspace", "list"],
+        None,
+    )
+    .await;
     out.assert_failed_with_hint();
-    assert!(out.stderr.contains(&format!("error: cannot reach Latchkey at {url}")), "{}", out.stderr);
-    assert!(out.stderr.contains("latchkey serve") && out.stderr.contains("LATCHKEY_URL"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("error: cannot reach Latchkey at {url}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("latchkey serve") && out.stderr.contains("LATCHKEY_URL"),
+        "{}",
+        out.stderr
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let dir = empty.path().to_str().unwrap();
-    let out = run_with(&[("LATCHKEY_URL", &url), ("LATCHKEY_DATA_DIR", dir)], &["workspace", "list"], None).await;
+    let out = run_with(
+        &[("LATCHKEY_URL", &url), ("LATCHKEY_DATA_DIR", dir)],
+        &["workspace", "list"],
+        None,
+    )
+    .await;
     out.assert_failed_with_hint();
     assert!(out.stderr.contains("LATCHKEY_API_KEY"), "{}", out.stderr);
 
-    let out = run_with(&[("LATCHKEY_URL", &url)], &["connection", "show", "no-slash"], None).await;
+    let out = run_with(
+        &[("LATCHKEY_URL", &url)],
+        &["connection", "show", "no-slash"],
+        None,
+    )
+    .await;
     assert_eq!(out.code, 2, "usage errors exit 2: {}", out.stderr);
 }
 
@@ -242,25 +437,35 @@ async fn until_listening(lines: &mut Lines<BufReader<ChildStdout>>) -> (Vec<Stri
         }
         panic!("latchkey serve ended before listening");
     };
-    let addr = tokio::time::timeout(Duration::from_secs(30), wait).await.expect("listening within 30 s");
+    let addr = tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("listening within 30 s");
     (before, addr)
 }
 
 async fn serve(data_dir: &Path) -> (tokio::process::Child, Lines<BufReader<ChildStdout>>) {
     let dir = data_dir.to_str().unwrap();
-    let mut child = command(&[("LATCHKEY_DATA_DIR", dir), ("LATCHKEY_LISTEN", "127.0.0.1:0"), ("LATCHKEY_LOG", "warn")])
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("latchkey serve starts");
+    let mut child = command(&[
+        ("LATCHKEY_DATA_DIR", dir),
+        ("LATCHKEY_LISTEN", "127.0.0.1:0"),
+        ("LATCHKEY_LOG", "warn"),
+    ])
+    .arg("serve")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("latchkey serve starts");
     let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     (child, lines)
 }
 
 async fn stop(mut child: tokio::process::Child) {
     let pid = child.id().expect("running").to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill runs");
     assert!(sent.success());
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
@@ -282,29 +487,45 @@ async fn serve_prints_the_first_admin_key_once_and_keeps_it_in_the_data_dir() {
         .unwrap_or_else(|| panic!("no admin key printed:\n{printed}"))
         .to_string();
     assert_eq!(printed.matches(&key).count(), 1, "{printed}");
-    assert!(printed.contains("only this once") && printed.contains("admin.key"), "{printed}");
+    assert!(
+        printed.contains("only this once") && printed.contains("admin.key"),
+        "{printed}"
+    );
 
     let file = data.path().join("admin.key");
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), key);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
-    let health = reqwest::get(format!("http://{addr}/healthz")).await.expect("healthz answers");
+    let health = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .expect("healthz answers");
     assert_eq!(health.status(), 200);
     // The key it printed is the one client commands use by default.
     let url = format!("http://{addr}");
     let dir = data.path().to_str().unwrap();
-    let out = run_with(&[("LATCHKEY_URL", &url), ("LATCHKEY_DATA_DIR", dir)], &["workspace", "list", "--json"], None).await;
+    let out = run_with(
+        &[("LATCHKEY_URL", &url), ("LATCHKEY_DATA_DIR", dir)],
+        &["workspace", "list", "--json"],
+        None,
+    )
+    .await;
     out.assert_ok();
     stop(child).await;
 
     let (child, mut lines) = serve(data.path()).await;
     let (before, _) = until_listening(&mut lines).await;
     let printed = before.join("\n");
-    assert!(!printed.contains("lk_") && !printed.contains("admin API key"), "no new key on a second start:\n{printed}");
+    assert!(
+        !printed.contains("lk_") && !printed.contains("admin API key"),
+        "no new key on a second start:\n{printed}"
+    );
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), key);
     stop(child).await;
 }
@@ -313,7 +534,16 @@ async fn serve_prints_the_first_admin_key_once_and_keeps_it_in_the_data_dir() {
 async fn serve_refuses_a_bad_configuration_with_exit_2() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
-    let out = run_with(&[("LATCHKEY_DATA_DIR", dir), ("LATCHKEY_LISTEN", "nowhere")], &["serve"], None).await;
+    let out = run_with(
+        &[("LATCHKEY_DATA_DIR", dir), ("LATCHKEY_LISTEN", "nowhere")],
+        &["serve"],
+        None,
+    )
+    .await;
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("error: ") && out.stderr.contains("LATCHKEY_LISTEN"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error: ") && out.stderr.contains("LATCHKEY_LISTEN"),
+        "{}",
+        out.stderr
+    );
 }

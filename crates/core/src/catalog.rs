@@ -378,7 +378,9 @@ impl AppEntry {
                     check_range(&field, spec, n)?;
                 }
                 FieldType::Host => check_host(&field, value)?,
-                FieldType::SecretText if spec.name == "private_key" && !value.contains("-----BEGIN") => {
+                FieldType::SecretText
+                    if spec.name == "private_key" && !value.contains("-----BEGIN") =>
+                {
                     return Err(CoreError::invalid(
                         &field,
                         "the private key must be in PEM form (-----BEGIN … KEY-----)",

@@ -129,11 +129,85 @@ pub struct ConnectionRecord {
     /// App settings plus `concurrency_level` and `borrow_concurrency_from` (a connection id).
     pub settings: serde_json::Map<String, serde_json::Value>,
     pub credentials: Option<Sealed>,
+    /// OAuth tokens (`access_token`, `refresh_token`), sealed like the credentials but apart
+    /// from them (field `tokens`), so that a refresh never rewrites the credential.
+    pub tokens: Option<Sealed>,
+    /// What is known about the tokens that is not secret.
+    pub token_meta: Option<TokenMeta>,
     /// Bumped on every write; writes are fenced on it.
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
+}
+
+/// The non-secret facts about an OAuth connection's tokens, kept as JSON beside them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// The scopes granted (space-separated, as the provider said them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The API base the provider named (Salesforce `instance_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_url: Option<String>,
+    /// Salesforce's identity URL (`…/id/{orgId}/{userId}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_org_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The OAuth client (connected app) the grant belongs to: with the user, the key of
+    /// Salesforce's five-approvals limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// When the user authorized (the grant's age: Salesforce evicts the oldest first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<DateTime<Utc>>,
+    /// When the access token is taken to expire (from `expires_in`, or the session timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub has_refresh_token: bool,
+    /// Refresh failures in a row (not counting `invalid_grant`, which stops refreshing).
+    #[serde(default)]
+    pub failures: u32,
+    /// No refresh is attempted before this (back-off after failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<DateTime<Utc>>,
+}
+
+/// A workspace's OAuth client for one application (Salesforce "connected app").
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthClientRecord {
+    pub workspace_id: WorkspaceId,
+    pub app: String,
+    pub client_id: String,
+    /// `client_secret` and `private_key`, sealed (field `oauth_client`).
+    pub secret: Option<Sealed>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A pending authorization: the `state` of an authorization request, stored hashed, bound to
+/// one connection, with its PKCE verifier sealed. Single use; expires after ten minutes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthState {
+    pub state_hash: String,
+    pub workspace_id: WorkspaceId,
+    pub connection_id: ConnectionId,
+    pub verifier: Option<Sealed>,
+    pub redirect_uri: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A flow: a named consumer of connections (R11, R12). Latchkey stores flows, it does not run them.

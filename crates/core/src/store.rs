@@ -1,6 +1,6 @@
 //! The storage traits. Each is narrow; [`Store`] composes them and the server holds an
 //! `Arc<dyn Store>`. Every backend (SQLite, PostgreSQL) passes the same conformance suite
-//! (`latchkey_testkit::conformance`).
+//! (`latchkey_store::conformance`).
 //!
 //! Rules every implementation keeps:
 //! * Lookups are always scoped by workspace: a record of another workspace is simply absent.
@@ -10,7 +10,8 @@
 
 use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, FlowId, WorkspaceId};
 use crate::model::{
-    ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, Workspace, WrappedDataKey,
+    ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, OAuthClientRecord, OAuthState,
+    Workspace, WrappedDataKey,
 };
 use crate::StoreError;
 use async_trait::async_trait;
@@ -97,6 +98,31 @@ pub trait ConnectionStore: Send + Sync {
     async fn delete_connection(&self, ws: &WorkspaceId, id: &ConnectionId) -> StoreResult<bool>;
     /// `(app, count)` for every application with at least one connection in the workspace.
     async fn connection_counts(&self, ws: &WorkspaceId) -> StoreResult<Vec<(String, i64)>>;
+    /// Takes the connection's refresh lease for `owner` until `until`, if nobody holds an
+    /// unexpired one (`refresh_lease_until` is null or before `now`). True when taken. This is
+    /// one conditional UPDATE: no transaction is held while the caller talks to the provider.
+    async fn acquire_refresh_lease(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+        owner: &str,
+        until: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// Gives the lease back if `owner` still holds it.
+    async fn release_refresh_lease(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+        owner: &str,
+    ) -> StoreResult<()>;
+    /// The stored version of a connection (a cheap poll while another instance refreshes);
+    /// `None` when it no longer exists.
+    async fn connection_version(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+    ) -> StoreResult<Option<i64>>;
     /// Connections whose `borrow_concurrency_from` names `lender`.
     async fn borrowers_of(
         &self,
@@ -159,10 +185,28 @@ pub trait EventStore: Send + Sync {
     async fn list_events(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Event>>;
 }
 
+#[async_trait]
+pub trait OAuthStore: Send + Sync {
+    /// Creates or replaces the workspace's OAuth client for an application.
+    async fn put_oauth_client(&self, client: &OAuthClientRecord) -> StoreResult<()>;
+    async fn oauth_client(
+        &self,
+        ws: &WorkspaceId,
+        app: &str,
+    ) -> StoreResult<Option<OAuthClientRecord>>;
+    async fn delete_oauth_client(&self, ws: &WorkspaceId, app: &str) -> StoreResult<bool>;
+    async fn insert_oauth_state(&self, state: &OAuthState) -> StoreResult<()>;
+    /// Removes the state and returns it (expired or not: the caller checks), so that a state
+    /// is used at most once even when two callbacks race.
+    async fn take_oauth_state(&self, state_hash: &str) -> StoreResult<Option<OAuthState>>;
+    /// Forgets every pending state of a connection (a newer authorization supersedes them).
+    async fn delete_oauth_states(&self, conn: &ConnectionId) -> StoreResult<()>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore + DataKeyStore + ConnectionStore + FlowStore + ApiKeyStore + EventStore
+    WorkspaceStore + DataKeyStore + ConnectionStore + FlowStore + ApiKeyStore + EventStore + OAuthStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

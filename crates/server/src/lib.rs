@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod inject;
 pub mod keyring;
+pub mod oauth;
 pub mod outbound;
 pub mod pagination;
 pub mod routes;
@@ -71,6 +72,7 @@ impl Application {
             keyring,
             outbound,
             keys: auth::KeyCache::default(),
+            tokens: oauth::tokens::TokenManager::default(),
             public_url: public_url.clone(),
             metrics: telemetry::metrics_handle(),
             config,

@@ -24,6 +24,7 @@ pub struct Inner {
     pub keyring: KeyRing,
     pub outbound: Outbound,
     pub keys: KeyCache,
+    pub tokens: crate::oauth::tokens::TokenManager,
     /// The URL browsers reach (OAuth redirect URI base).
     pub public_url: Url,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,

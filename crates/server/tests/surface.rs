@@ -5,7 +5,14 @@ use latchkey_testkit::spawn_app;
 use serde_json::{json, Value};
 
 /// method, path, body, content type, expected status, expected error code.
-type Case<'a> = (reqwest::Method, &'a str, Option<String>, Option<&'a str>, u16, &'a str);
+type Case<'a> = (
+    reqwest::Method,
+    &'a str,
+    Option<String>,
+    Option<&'a str>,
+    u16,
+    &'a str,
+);
 
 fn assert_error_shape(body: &Value, text: &str) {
     assert!(body["error"].is_string(), "no error code in {text}");

@@ -6,6 +6,8 @@
 mod audit;
 mod connections;
 mod flows;
+mod oauth;
+mod refresh;
 mod workspaces;
 
 pub use audit::{api_keys, events};
@@ -14,6 +16,8 @@ pub use connections::{
     isolation_and_filters,
 };
 pub use flows::{flow_atomicity, flows};
+pub use oauth::{oauth_clients, oauth_states};
+pub use refresh::{connection_version, refresh_lease, tokens};
 pub use workspaces::{data_keys, workspace_delete_cascade, workspaces};
 
 use chrono::{DateTime, Utc};
@@ -38,6 +42,11 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_writes(store).await;
     delete_guards(store).await;
     connection_counts(store).await;
+    tokens(store).await;
+    refresh_lease(store).await;
+    connection_version(store).await;
+    oauth_clients(store).await;
+    oauth_states(store).await;
     flows(store).await;
     flow_atomicity(store).await;
     api_keys(store).await;
@@ -119,6 +128,8 @@ fn connection_fixture(ws: &Workspace, name: &str, app: &str) -> ConnectionRecord
             key_id: ws.data_key_id.clone(),
             ciphertext: vec![1, 0, 255, 42],
         }),
+        tokens: None,
+        token_meta: None,
         version: 1,
         created_at: at,
         updated_at: at,

@@ -1,17 +1,21 @@
 //! Connections: fenced updates, guarded deletes, filtered lists.
 
 use crate::error::DbResult;
-use crate::rows::{convert, json_text, limit, ConnectionRow, CONNECTION_COLUMNS};
+use crate::rows::{
+    convert, json_text, limit, ms, opt_json_text, ConnectionRow, CONNECTION_COLUMNS,
+};
 use crate::{for_update, SqlStore, WritePool};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use latchkey_core::ids::{ConnectionId, WorkspaceId};
 use latchkey_core::model::ConnectionRecord;
 use latchkey_core::store::{ConnectionFilter, ConnectionStore, Page, StoreResult};
 use latchkey_core::StoreError;
 
-/// Binds `$1`…`$16` of [`INSERT_CONNECTION`] and [`UPDATE_CONNECTION`] from a record.
+/// Binds `$1`…`$19` of [`INSERT_CONNECTION`] and [`UPDATE_CONNECTION`] from a record and its
+/// settings and token meta as JSON text.
 macro_rules! bind_connection {
-    ($query:expr, $c:expr, $settings:expr) => {
+    ($query:expr, $c:expr, $settings:expr, $token_meta:expr) => {
         $query
             .bind($c.id.as_str())
             .bind($c.workspace_id.as_str())
@@ -29,6 +33,9 @@ macro_rules! bind_connection {
             .bind($c.version)
             .bind($crate::rows::ms($c.updated_at))
             .bind($c.verified_at.map($crate::rows::ms))
+            .bind($c.tokens.as_ref().map(|s| s.key_id.as_str()))
+            .bind($c.tokens.as_ref().map(|s| s.ciphertext.as_slice()))
+            .bind($token_meta)
     };
 }
 
@@ -37,10 +44,12 @@ macro_rules! insert_connection {
     ($exec:expr, $c:expr) => {{
         let c: &latchkey_core::model::ConnectionRecord = $c;
         let settings = $crate::rows::json_text(&c.settings)?;
+        let token_meta = $crate::rows::opt_json_text(c.token_meta.as_ref())?;
         $crate::connections::bind_connection!(
             sqlx::query($crate::connections::INSERT_CONNECTION),
             c,
-            settings
+            settings,
+            token_meta
         )
         .bind($crate::rows::ms(c.created_at))
         .execute($exec)
@@ -53,14 +62,17 @@ pub(crate) use {bind_connection, insert_connection};
 
 pub(crate) const INSERT_CONNECTION: &str = "INSERT INTO connections (id, workspace_id, name, \
      app, environment, auth_mode, status, status_reason, hint, settings, borrow_from, \
-     cred_key_id, cred_ciphertext, version, updated_at, verified_at, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+     cred_key_id, cred_ciphertext, version, updated_at, verified_at, token_key_id, \
+     token_ciphertext, token_meta, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 
+// Every column but the refresh lease, which a refresh holds across its own fenced update.
 const UPDATE_CONNECTION: &str = "UPDATE connections SET name = $3, app = $4, \
      environment = $5, auth_mode = $6, status = $7, status_reason = $8, hint = $9, \
      settings = $10, borrow_from = $11, cred_key_id = $12, cred_ciphertext = $13, \
-     version = $14, updated_at = $15, verified_at = $16 \
-     WHERE id = $1 AND workspace_id = $2 AND version = $17";
+     version = $14, updated_at = $15, verified_at = $16, token_key_id = $17, \
+     token_ciphertext = $18, token_meta = $19 \
+     WHERE id = $1 AND workspace_id = $2 AND version = $20";
 
 #[async_trait]
 impl ConnectionStore for SqlStore {
@@ -143,8 +155,9 @@ impl ConnectionStore for SqlStore {
         expected_version: i64,
     ) -> StoreResult<()> {
         let settings = json_text(&conn.settings)?;
+        let token_meta = opt_json_text(conn.token_meta.as_ref())?;
         let updated = with_pool!(&self.db, p => {
-            bind_connection!(sqlx::query(UPDATE_CONNECTION), conn, &settings)
+            bind_connection!(sqlx::query(UPDATE_CONNECTION), conn, &settings, &token_meta)
                 .bind(expected_version)
                 .execute(p)
                 .await
@@ -223,6 +236,72 @@ impl ConnectionStore for SqlStore {
             .await
         })
         .db()
+    }
+
+    async fn acquire_refresh_lease(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        // The condition is evaluated on the row as it stands when this UPDATE gets it, so of
+        // racing acquirers only the first finds the lease free.
+        let taken = with_pool!(&self.db, p => {
+            sqlx::query(
+                "UPDATE connections SET refresh_lease_owner = $3, refresh_lease_until = $4 \
+                 WHERE id = $1 AND workspace_id = $2 \
+                 AND (refresh_lease_until IS NULL OR refresh_lease_until < $5)",
+            )
+            .bind(id.as_str())
+            .bind(ws.as_str())
+            .bind(owner)
+            .bind(ms(until))
+            .bind(ms(now))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .db()?;
+        Ok(taken == 1)
+    }
+
+    async fn release_refresh_lease(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+        owner: &str,
+    ) -> StoreResult<()> {
+        with_pool!(&self.db, p => {
+            sqlx::query(
+                "UPDATE connections SET refresh_lease_owner = NULL, refresh_lease_until = NULL \
+                 WHERE id = $1 AND workspace_id = $2 AND refresh_lease_owner = $3",
+            )
+            .bind(id.as_str())
+            .bind(ws.as_str())
+            .bind(owner)
+            .execute(p)
+            .await
+            .map(|_| ())
+        })
+        .db()
+    }
+
+    async fn connection_version(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+    ) -> StoreResult<Option<i64>> {
+        let row: Option<(i64,)> = with_pool!(&self.db, p => {
+            sqlx::query_as("SELECT version FROM connections WHERE workspace_id = $1 AND id = $2")
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_optional(p)
+                .await
+        })
+        .db()?;
+        Ok(row.map(|(v,)| v))
     }
 
     async fn borrowers_of(

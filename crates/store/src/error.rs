@@ -17,6 +17,11 @@ const SQLITE_UNIQUE_RULES: &[(&str, &str)] = &[
         "flow_connections.flow_id, flow_connections.connection_id",
         "flow_connection",
     ),
+    (
+        "oauth_clients.workspace_id, oauth_clients.app",
+        "oauth_client",
+    ),
+    ("oauth_states.state_hash", "oauth_state"),
     ("workspaces.id", "workspace_id"),
     ("data_keys.id", "data_key_id"),
     ("connections.id", "connection_id"),

@@ -29,6 +29,7 @@ mod error;
 mod events;
 mod flows;
 mod keys;
+mod oauth;
 mod rows;
 pub mod testing;
 mod workspaces;

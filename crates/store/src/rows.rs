@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use latchkey_core::crypto::Sealed;
 use latchkey_core::ids::{ApiKeyId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId};
 use latchkey_core::model::{
-    ApiKey, ConnectionRecord, Event, Flow, Scope, Workspace, WrappedDataKey,
+    ApiKey, ConnectionRecord, Event, Flow, OAuthClientRecord, OAuthState, Scope, TokenMeta,
+    Workspace, WrappedDataKey,
 };
 use latchkey_core::names::{ConnectionName, Environment, FlowName, Slug};
 use latchkey_core::StoreError;
@@ -31,6 +32,22 @@ fn parse<T, E: std::fmt::Display>(
     f: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, StoreError> {
     f(s).map_err(|e| corrupt(what, e))
+}
+
+/// A sealed value from its two columns, which are both set or both null.
+fn sealed(
+    what: &str,
+    key_id: Option<String>,
+    ciphertext: Option<Vec<u8>>,
+) -> Result<Option<Sealed>, StoreError> {
+    match (key_id, ciphertext) {
+        (Some(key_id), Some(ciphertext)) => Ok(Some(Sealed {
+            key_id: parse(&format!("{what} key id"), &key_id, DataKeyId::parse)?,
+            ciphertext,
+        })),
+        (None, None) => Ok(None),
+        _ => Err(corrupt(what, "key id and ciphertext disagree")),
+    }
 }
 
 /// The connection a connection borrows its concurrency from, as kept in `borrow_from`.
@@ -91,8 +108,8 @@ impl TryFrom<DataKeyRow> for WrappedDataKey {
 
 /// The columns [`ConnectionRow`] reads, in a form to paste into a `SELECT`.
 pub(crate) const CONNECTION_COLUMNS: &str = "id, workspace_id, name, app, environment, auth_mode, \
-     status, status_reason, hint, settings, cred_key_id, cred_ciphertext, version, created_at, \
-     updated_at, verified_at";
+     status, status_reason, hint, settings, cred_key_id, cred_ciphertext, token_key_id, \
+     token_ciphertext, token_meta, version, created_at, updated_at, verified_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ConnectionRow {
@@ -108,6 +125,9 @@ pub(crate) struct ConnectionRow {
     settings: String,
     cred_key_id: Option<String>,
     cred_ciphertext: Option<Vec<u8>>,
+    token_key_id: Option<String>,
+    token_ciphertext: Option<Vec<u8>>,
+    token_meta: Option<String>,
     version: i64,
     created_at: i64,
     updated_at: i64,
@@ -122,14 +142,12 @@ impl TryFrom<ConnectionRow> for ConnectionRecord {
             Ok(other) => return Err(corrupt("connection settings", other)),
             Err(e) => return Err(corrupt("connection settings", e)),
         };
-        let credentials = match (r.cred_key_id, r.cred_ciphertext) {
-            (Some(key_id), Some(ciphertext)) => Some(Sealed {
-                key_id: parse("credential key id", &key_id, DataKeyId::parse)?,
-                ciphertext,
-            }),
-            (None, None) => None,
-            _ => return Err(corrupt("credentials", "key id and ciphertext disagree")),
-        };
+        let token_meta: Option<TokenMeta> = r
+            .token_meta
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt("token meta", e))?;
         Ok(ConnectionRecord {
             id: parse("connection id", &r.id, ConnectionId::parse)?,
             workspace_id: parse("workspace id", &r.workspace_id, WorkspaceId::parse)?,
@@ -141,7 +159,9 @@ impl TryFrom<ConnectionRow> for ConnectionRecord {
             status_reason: r.status_reason,
             hint: r.hint,
             settings,
-            credentials,
+            credentials: sealed("credentials", r.cred_key_id, r.cred_ciphertext)?,
+            tokens: sealed("tokens", r.token_key_id, r.token_ciphertext)?,
+            token_meta,
             version: r.version,
             created_at: from_ms(r.created_at)?,
             updated_at: from_ms(r.updated_at)?,
@@ -252,6 +272,66 @@ impl TryFrom<EventRow> for Event {
     }
 }
 
+/// The columns [`OAuthClientRow`] reads.
+pub(crate) const OAUTH_CLIENT_COLUMNS: &str =
+    "workspace_id, app, client_id, secret_key_id, secret_ciphertext, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OAuthClientRow {
+    workspace_id: String,
+    app: String,
+    client_id: String,
+    secret_key_id: Option<String>,
+    secret_ciphertext: Option<Vec<u8>>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<OAuthClientRow> for OAuthClientRecord {
+    type Error = StoreError;
+    fn try_from(r: OAuthClientRow) -> Result<Self, StoreError> {
+        Ok(OAuthClientRecord {
+            workspace_id: parse("workspace id", &r.workspace_id, WorkspaceId::parse)?,
+            app: r.app,
+            client_id: r.client_id,
+            secret: sealed("oauth client secret", r.secret_key_id, r.secret_ciphertext)?,
+            created_at: from_ms(r.created_at)?,
+            updated_at: from_ms(r.updated_at)?,
+        })
+    }
+}
+
+/// The columns [`OAuthStateRow`] reads.
+pub(crate) const OAUTH_STATE_COLUMNS: &str = "state_hash, workspace_id, connection_id, \
+     verifier_key_id, verifier_ciphertext, redirect_uri, created_at, expires_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OAuthStateRow {
+    state_hash: String,
+    workspace_id: String,
+    connection_id: String,
+    verifier_key_id: Option<String>,
+    verifier_ciphertext: Option<Vec<u8>>,
+    redirect_uri: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<OAuthStateRow> for OAuthState {
+    type Error = StoreError;
+    fn try_from(r: OAuthStateRow) -> Result<Self, StoreError> {
+        Ok(OAuthState {
+            state_hash: r.state_hash,
+            workspace_id: parse("workspace id", &r.workspace_id, WorkspaceId::parse)?,
+            connection_id: parse("connection id", &r.connection_id, ConnectionId::parse)?,
+            verifier: sealed("oauth verifier", r.verifier_key_id, r.verifier_ciphertext)?,
+            redirect_uri: r.redirect_uri,
+            created_at: from_ms(r.created_at)?,
+            expires_at: from_ms(r.expires_at)?,
+        })
+    }
+}
+
 /// Converts every row, failing on the first that does not decode.
 pub(crate) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
 where
@@ -263,4 +343,11 @@ where
 /// Serializes JSON for a TEXT column.
 pub(crate) fn json_text(v: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot serialize: {e}")))
+}
+
+/// Serializes optional JSON for a nullable TEXT column (NULL for `None`).
+pub(crate) fn opt_json_text(
+    v: Option<&impl serde::Serialize>,
+) -> Result<Option<String>, StoreError> {
+    v.map(json_text).transpose()
 }

@@ -80,7 +80,7 @@ fn print_app(a: &Value) {
             Some("http") => {
                 let path = match v.get("path").and_then(Value::as_str) {
                     Some(p) => p.to_string(),
-                    None => format!("the `{}` setting", text(v, "path_setting")),
+                    None => format!("the path in the `{}` setting", text(v, "path_setting")),
                 };
                 format!(
                     "{} request to {path}; a 2xx answer passes",

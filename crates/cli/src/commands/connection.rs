@@ -329,7 +329,10 @@ async fn edit(ctx: &Ctx, a: EditArgs) -> anyhow::Result<()> {
     let mut settings = a.values.settings();
     for k in a.unset {
         if settings.contains_key(&k) {
-            crate::usage_error(&["connection", "edit"], format!("`{k}` is both set and unset"));
+            crate::usage_error(
+                &["connection", "edit"],
+                format!("`{k}` is both set and unset"),
+            );
         }
         settings.insert(k, Value::Null);
     }
@@ -411,7 +414,7 @@ fn print_list(workspace: &str, list: &Value) {
             "{} is {}: {}",
             text(c, "name"),
             text(c, "status"),
-            text(c, "status_reason")
+            output::one_line(&text(c, "status_reason"))
         ));
         let hint = text(c, "hint");
         if !hint.is_empty() {
@@ -456,7 +459,7 @@ fn print_detail(conn: &Value) {
 
 /// What a person should act on: why the connection is not active, warnings, a browser step.
 fn print_notes(conn: &Value) {
-    let reason = text(conn, "status_reason");
+    let reason = output::one_line(&text(conn, "status_reason"));
     if !reason.is_empty() {
         output::line(format!("{}: {reason}", text(conn, "status")));
     }

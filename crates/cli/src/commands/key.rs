@@ -75,15 +75,15 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> anyhow::Result<ExitCode> {
                     "REVOKED",
                 ]);
                 for k in output::items(&list) {
-                    let ws = match text(k, "workspace") {
-                        w if w.is_empty() => "(admin)".to_string(),
-                        w => w,
+                    let (ws, scopes) = match text(k, "workspace") {
+                        w if w.is_empty() => ("(admin)".to_string(), "all".to_string()),
+                        w => (w, text(k, "scopes")),
                     };
                     t.add_row(vec![
                         text(k, "id"),
                         text(k, "name"),
                         ws,
-                        text(k, "scopes"),
+                        scopes,
                         text(k, "prefix"),
                         time(k, "created_at"),
                         time(k, "revoked_at"),

@@ -56,14 +56,25 @@ pub async fn create_connection(
     Json(body): Json<CreateConnection>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
-    let conn = svc::build(&state, &ws, body, None).await?;
+    let built = svc::build(&state, &ws, body, None).await?;
+    let conn = built.record;
     state.store.insert_connection(&conn).await?;
     state
         .audit(&ws.id, &caller.actor(), "connection.created", Some(conn.id.as_str()), Some(conn.name.as_str()),
             json!({ "app": conn.app, "auth_mode": conn.auth_mode, "environment": conn.environment, "status": conn.status }))
         .await;
     tracing::info!(connection = %conn.id, app = %conn.app, "connection created");
-    Ok((StatusCode::CREATED, Json(svc::view(&state, conn))))
+    let authorize_url = if conn.status == ConnectionStatus::PendingAuthorization {
+        let creds = svc::decrypt(&state, &conn).await?;
+        let client = crate::oauth::client_for(&state, &ws, &conn.app, &creds).await?;
+        Some(crate::oauth::begin_authorization(&state, &ws, &conn, &client).await?)
+    } else {
+        None
+    };
+    let mut view = svc::view(&state, conn);
+    view.authorize_url = authorize_url;
+    view.warnings = built.warnings;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// The workspace's connections, filtered and paginated. Never a secret.
@@ -173,6 +184,7 @@ pub async fn delete_connection(
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
     let c = svc::find(&state, &ws, &conn).await?;
     if state.store.delete_connection(&ws.id, &c.id).await? {
+        state.tokens.forget(&c.id);
         state
             .audit(
                 &ws.id,
@@ -183,6 +195,22 @@ pub async fn delete_connection(
                 json!({ "app": c.app }),
             )
             .await;
+        if c.auth_mode.is_oauth() && c.tokens.is_some() {
+            let outcome = crate::oauth::revoke_grant(&state, &ws, &c).await;
+            state
+                .audit(
+                    &ws.id,
+                    &caller.actor(),
+                    "connection.grant_revoked",
+                    Some(c.id.as_str()),
+                    Some(c.name.as_str()),
+                    match outcome {
+                        Ok(()) => json!({"ok": true}),
+                        Err(e) => json!({"ok": false, "error": e}),
+                    },
+                )
+                .await;
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

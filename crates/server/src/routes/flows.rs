@@ -114,7 +114,8 @@ async fn resolve_connections(
                     .map_err(|mut e| {
                         e.message = format!("{field}: {}", e.message);
                         e
-                    })?;
+                    })?
+                    .record;
                 new.push(c.clone());
                 c
             }

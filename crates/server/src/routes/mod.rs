@@ -6,6 +6,7 @@ pub mod connections;
 pub mod events;
 pub mod flows;
 pub mod keys;
+pub mod oauth;
 pub mod system;
 pub mod workspaces;
 
@@ -35,7 +36,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
     modifiers(&BearerAuth),
     security(("api_key" = [])),
     components(schemas(crate::error::ErrorBody)),
-    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "api-keys"), (name = "events"), (name = "system"))
+    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -82,6 +83,15 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(connections::verify_connection))
         .routes(routes!(connections::get_credentials))
+        .routes(routes!(
+            oauth::put_oauth_client,
+            oauth::get_oauth_client,
+            oauth::delete_oauth_client
+        ))
+        .routes(routes!(oauth::authorize))
+        .routes(routes!(oauth::get_token))
+        .routes(routes!(oauth::refresh_token))
+        .routes(routes!(oauth::callback))
         .routes(routes!(flows::create_flow, flows::list_flows))
         .routes(routes!(
             flows::get_flow,

@@ -2,13 +2,17 @@
 //! encrypted), editing, verifying, and the view answered to callers (never a secret).
 
 use crate::error::{ApiError, ApiResult};
+use crate::oauth::{
+    self,
+    provider::{self, Provider},
+};
 use crate::state::AppState;
 use crate::verify;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::catalog::{AppEntry, BORROW_CONCURRENCY_FROM};
 use latchkey_core::ids::ConnectionId;
-use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, Workspace};
+use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, TokenMeta, Workspace};
 use latchkey_core::names::{ConnectionName, Environment};
 use latchkey_core::secret::SecretFields;
 use serde::{Deserialize, Serialize};
@@ -79,6 +83,38 @@ pub struct ConnectionView {
     pub updated_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
     pub version: i64,
+    /// For OAuth connections: who authorized, where the API is, when the token is taken to expire.
+    pub authorization: Option<AuthorizationView>,
+}
+
+/// The non-secret facts of an OAuth connection's grant.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuthorizationView {
+    pub username: Option<String>,
+    pub user_id: Option<String>,
+    pub org_id: Option<String>,
+    pub instance_url: Option<String>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub has_refresh_token: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&TokenMeta> for AuthorizationView {
+    fn from(m: &TokenMeta) -> Self {
+        Self {
+            username: m.username.clone(),
+            user_id: m.provider_user_id.clone(),
+            org_id: m.provider_org_id.clone(),
+            instance_url: m.instance_url.clone(),
+            scope: m.scope.clone(),
+            client_id: m.client_id.clone(),
+            has_refresh_token: m.has_refresh_token,
+            expires_at: m.expires_at,
+            refreshed_at: m.refreshed_at,
+        }
+    }
 }
 
 /// Builds the answer for a connection. `credential_fields` come from the catalog, so the
@@ -114,6 +150,7 @@ pub fn view(state: &AppState, c: ConnectionRecord) -> ConnectionView {
         updated_at: c.updated_at,
         verified_at: c.verified_at,
         version: c.version,
+        authorization: c.token_meta.as_ref().map(AuthorizationView::from),
     }
 }
 
@@ -147,14 +184,6 @@ fn check_mode(app: &AppEntry, mode: Option<AuthMode>) -> ApiResult<AuthMode> {
             format!("`{}` connections cannot use auth mode `{mode}`", app.id),
         )
         .hint(format!("`{}` takes: {}", app.id, allowed.join(", "))));
-    }
-    if mode.is_oauth() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_supported",
-            format!("auth mode `{mode}` cannot be created by this version of Latchkey"),
-        )
-        .hint("OAuth 2.0 connections (authorization code, client credentials, JWT bearer) are not available yet; use api_key, basic or database connections"));
     }
     Ok(mode)
 }
@@ -221,14 +250,21 @@ async fn resolve_lender(
     Ok(())
 }
 
+/// A new connection ready to be stored, with what the caller should be told.
+pub struct Built {
+    pub record: ConnectionRecord,
+    pub warnings: Vec<String>,
+}
+
 /// Validates, verifies and encrypts a new connection. Nothing is stored here: the caller
-/// inserts it (alone, or with a flow in one transaction).
+/// inserts it (alone, or with a flow in one transaction). An `oauth2_code` connection comes
+/// back `pending_authorization`: the caller starts its authorization once it is stored.
 pub async fn build(
     state: &AppState,
     ws: &Workspace,
     body: CreateConnection,
     default_env: Option<&Environment>,
-) -> ApiResult<ConnectionRecord> {
+) -> ApiResult<Built> {
     let name = ConnectionName::parse(&body.name)?;
     let app = app_entry(state, &body.app)?;
     let mode = check_mode(app, body.auth_mode)?;
@@ -251,23 +287,10 @@ pub async fn build(
         .into());
     }
     let check = body.verify.unwrap_or(true);
-    if check {
-        verify::verify(&state.outbound, app, mode, &settings, &body.credentials).await?;
-    }
     let id = ConnectionId::generate();
-    let sealed = state
-        .keyring
-        .seal_fields(
-            &ws.data_key_id,
-            "connection",
-            id.as_str(),
-            "credentials",
-            &body.credentials,
-        )
-        .await?;
     let now = Utc::now();
-    Ok(ConnectionRecord {
-        id,
+    let mut record = ConnectionRecord {
+        id: id.clone(),
         workspace_id: ws.id.clone(),
         name,
         app: app.id.clone(),
@@ -281,12 +304,83 @@ pub async fn build(
         status_reason: None,
         hint: None,
         settings,
-        credentials: Some(sealed),
+        credentials: None,
+        tokens: None,
+        token_meta: None,
         version: 1,
         created_at: now,
         updated_at: now,
         verified_at: check.then_some(now),
-    })
+    };
+    let mut warnings = Vec::new();
+    if mode.is_oauth() {
+        let provider = Provider::for_connection(app, mode, &record.settings)?;
+        let client = oauth::client_for(state, ws, &app.id, &body.credentials).await?;
+        if mode == AuthMode::OAuth2Code {
+            record.status = ConnectionStatus::PendingAuthorization;
+            record.status_reason = Some("waiting for the browser authorization".into());
+            record.hint = Some("open authorize_url in a browser and log in; the connection becomes active when you return".into());
+            record.verified_at = None;
+            if !provider.asks_refresh_token() {
+                warnings.push("the scopes do not include refresh_token (or offline_access): Salesforce will issue no refresh token, and the connection will stop working when its session ends".into());
+            }
+            if provider::is_salesforce(app) {
+                warnings
+                    .extend(oauth::approvals::warnings_before(state, ws, &client.client_id).await);
+            }
+        } else if check {
+            let tokens = oauth::first_grant(state, &provider, mode, &client, &body.credentials)
+                .await
+                .map_err(|e| oauth::grant_failure(state, &e))?;
+            let checked = oauth::check(state, app, &record.settings, &provider, &tokens)
+                .await
+                .map_err(|(message, hint)| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "verification_failed",
+                        message,
+                    )
+                    .hint(hint)
+                })?;
+            let mut meta = tokens.meta;
+            meta.username = checked.username;
+            meta.provider_user_id = meta.provider_user_id.or(checked.user_id);
+            meta.provider_org_id = meta.provider_org_id.or(checked.org_id);
+            record.tokens = Some(
+                oauth::tokens::seal_tokens(
+                    state,
+                    ws,
+                    &id,
+                    &tokens.access_token,
+                    tokens.refresh_token.as_ref(),
+                )
+                .await?,
+            );
+            record.token_meta = Some(meta);
+        }
+    } else if check {
+        verify::verify(
+            &state.outbound,
+            app,
+            mode,
+            &record.settings,
+            &body.credentials,
+        )
+        .await?;
+    }
+    record.credentials = Some(
+        state
+            .keyring
+            .seal_fields(
+                &ws.data_key_id,
+                "connection",
+                id.as_str(),
+                "credentials",
+                &body.credentials,
+            )
+            .await?,
+    );
+    Ok(Built { record, warnings })
 }
 
 pub async fn decrypt(state: &AppState, c: &ConnectionRecord) -> ApiResult<SecretFields> {
@@ -391,9 +485,12 @@ pub async fn edit(
     }
     c.auth_mode = mode;
     let now = Utc::now();
-    if secrets_changed || settings_changed {
+    if (secrets_changed || settings_changed) && mode != AuthMode::OAuth2Code {
         if body.verify.unwrap_or(true) {
-            verify::verify(&state.outbound, app, mode, &c.settings, &creds).await?;
+            if let Some((sealed, meta)) = verify_and_grant(state, ws, app, &c, &creds).await? {
+                c.tokens = Some(sealed);
+                c.token_meta = Some(meta);
+            }
             c.status = ConnectionStatus::Active;
             c.verified_at = Some(now);
         } else {
@@ -426,15 +523,90 @@ pub async fn edit(
     Ok((c, changed))
 }
 
-/// Re-checks a stored connection and records the outcome in its status.
+/// Verifies a (non-code-flow) connection as it now stands: the dry request of a static
+/// credential, or a fresh client-credentials / JWT grant plus the connection check, whose
+/// tokens are then kept.
+async fn verify_and_grant(
+    state: &AppState,
+    ws: &Workspace,
+    app: &latchkey_core::catalog::AppEntry,
+    c: &ConnectionRecord,
+    creds: &latchkey_core::secret::SecretFields,
+) -> ApiResult<Option<(latchkey_core::crypto::Sealed, TokenMeta)>> {
+    if !c.auth_mode.is_oauth() {
+        verify::verify(&state.outbound, app, c.auth_mode, &c.settings, creds).await?;
+        return Ok(None);
+    }
+    let provider = Provider::for_connection(app, c.auth_mode, &c.settings)?;
+    let client = oauth::client_for(state, ws, &app.id, creds).await?;
+    let tokens = oauth::first_grant(state, &provider, c.auth_mode, &client, creds)
+        .await
+        .map_err(|e| oauth::grant_failure(state, &e))?;
+    let checked = oauth::check(state, app, &c.settings, &provider, &tokens)
+        .await
+        .map_err(|(m, h)| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "verification_failed", m).hint(h)
+        })?;
+    let mut meta = tokens.meta;
+    meta.username = checked.username;
+    let sealed = oauth::tokens::seal_tokens(
+        state,
+        ws,
+        &c.id,
+        &tokens.access_token,
+        tokens.refresh_token.as_ref(),
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(Some((sealed, meta)))
+}
+
+/// Re-checks a stored connection and records the outcome in its status. OAuth connections
+/// are checked with a fresh token (refreshed first when due).
 pub async fn recheck(
     state: &AppState,
     ws: &Workspace,
     mut c: ConnectionRecord,
 ) -> ApiResult<(ConnectionRecord, bool)> {
     let app = app_entry(state, &c.app)?;
-    let creds = decrypt(state, &c).await?;
-    let outcome = verify::verify(&state.outbound, app, c.auth_mode, &c.settings, &creds).await;
+    let outcome: Result<(), (String, Option<String>)> = if c.auth_mode.is_oauth() {
+        match oauth::tokens::fresh_token(state, ws, &c, false).await {
+            Err(f) => {
+                // A failed refresh already recorded its outcome on the row.
+                let now_row = find(state, ws, c.id.as_str()).await?;
+                return if f.status == 409
+                    || f.code == "refresh_failed"
+                    || f.code == "refresh_backoff"
+                {
+                    Ok((now_row, false))
+                } else {
+                    Err(f.into())
+                };
+            }
+            Ok(set) => {
+                c = find(state, ws, c.id.as_str()).await?;
+                let provider = Provider::for_connection(app, c.auth_mode, &c.settings)?;
+                let tokens = oauth::grant::Tokens {
+                    access_token: set.access_token.clone(),
+                    refresh_token: None,
+                    meta: set.meta.clone(),
+                };
+                oauth::check(state, app, &c.settings, &provider, &tokens)
+                    .await
+                    .map(|_| ())
+                    .map_err(|(m, h)| (m, Some(h)))
+            }
+        }
+    } else {
+        let creds = decrypt(state, &c).await?;
+        match verify::verify(&state.outbound, app, c.auth_mode, &c.settings, &creds).await {
+            Ok(()) => Ok(()),
+            Err(latchkey_core::CoreError::VerificationFailed { message, hint, .. }) => {
+                Err((message, hint))
+            }
+            Err(other) => return Err(other.into()),
+        }
+    };
     let now = Utc::now();
     let ok = match outcome {
         Ok(()) => {
@@ -444,18 +616,16 @@ pub async fn recheck(
             c.verified_at = Some(now);
             true
         }
-        Err(latchkey_core::CoreError::VerificationFailed { message, hint, .. }) => {
+        Err((message, hint)) => {
             c.status = ConnectionStatus::Failing;
             c.status_reason = Some(message);
             c.hint = hint;
             false
         }
-        Err(other) => return Err(other.into()),
     };
     let expected = c.version;
     c.version += 1;
     c.updated_at = now;
     state.store.update_connection(&c, expected).await?;
-    let _ = ws;
     Ok((c, ok))
 }

@@ -4,8 +4,9 @@ use super::{
     all_pages, connection_fixture, flow_fixture, new_connection, new_workspace, now, page,
     workspace_fixture,
 };
+use latchkey_core::crypto::Sealed;
 use latchkey_core::ids::{ApiKeyId, EventId};
-use latchkey_core::model::{ApiKey, Event, Scope};
+use latchkey_core::model::{ApiKey, Event, OAuthClientRecord, OAuthState, Scope, Workspace};
 use latchkey_core::store::Store;
 use latchkey_core::StoreError;
 
@@ -120,7 +121,8 @@ pub async fn data_keys(store: &dyn Store) {
     assert!(!again, "a second rewrap from the old master key loses");
 }
 
-/// Deleting a workspace removes its connections, flows, events, API keys and data key.
+/// Deleting a workspace removes its connections, flows, events, API keys, OAuth clients and
+/// states, and data key.
 pub async fn workspace_delete_cascade(store: &dyn Store) {
     let ws = new_workspace(store, "gone").await;
     let keep = new_workspace(store, "kept").await;
@@ -154,6 +156,36 @@ pub async fn workspace_delete_cascade(store: &dyn Store) {
         details: serde_json::json!({}),
     };
     store.append_event(&event).await.expect("event");
+    let oauth_client = |ws: &Workspace| OAuthClientRecord {
+        workspace_id: ws.id.clone(),
+        app: "salesforce".into(),
+        client_id: "3MVG9".into(),
+        secret: Some(Sealed {
+            key_id: ws.data_key_id.clone(),
+            ciphertext: vec![3; 16],
+        }),
+        created_at: now(),
+        updated_at: now(),
+    };
+    store
+        .put_oauth_client(&oauth_client(&ws))
+        .await
+        .expect("oauth client");
+    let kept_client = oauth_client(&keep);
+    store
+        .put_oauth_client(&kept_client)
+        .await
+        .expect("oauth client");
+    let state = OAuthState {
+        state_hash: super::unique("state"),
+        workspace_id: ws.id.clone(),
+        connection_id: conn.id.clone(),
+        verifier: None,
+        redirect_uri: "https://latchkey.example.test/oauth/callback".into(),
+        created_at: now(),
+        expires_at: now(),
+    };
+    store.insert_oauth_state(&state).await.expect("oauth state");
 
     assert!(store.delete_workspace(&ws.id).await.expect("delete"));
     assert_eq!(store.workspace_by_id(&ws.id).await.expect("by id"), None);
@@ -180,7 +212,29 @@ pub async fn workspace_delete_cascade(store: &dyn Store) {
         store.data_key(&ws.data_key_id).await.expect("data key"),
         None
     );
+    assert_eq!(
+        store
+            .oauth_client(&ws.id, "salesforce")
+            .await
+            .expect("oauth client"),
+        None
+    );
+    assert_eq!(
+        store
+            .take_oauth_state(&state.state_hash)
+            .await
+            .expect("oauth state"),
+        None
+    );
     assert!(!store.delete_workspace(&ws.id).await.expect("delete again"));
+    assert_eq!(
+        store
+            .oauth_client(&keep.id, "salesforce")
+            .await
+            .expect("oauth client"),
+        Some(kept_client),
+        "another workspace's OAuth client survives"
+    );
 
     assert_eq!(
         store

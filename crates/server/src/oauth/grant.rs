@@ -1,0 +1,435 @@
+//! The token endpoint conversations (RFC 6749 §4.1.3, §4.4, §6; RFC 7523; RFC 7009) and what
+//! their answers mean, including Salesforce's habits: no `expires_in`, `issued_at` as a string
+//! of milliseconds, a `signature` over `id` + `issued_at`, and the org and user in `id`.
+
+use super::provider::{parse_identity_url, ClientAuth, Flavor, Provider};
+use crate::outbound::Outbound;
+use base64::Engine;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use latchkey_core::model::TokenMeta;
+use latchkey_core::secret::SecretString;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::Sha256;
+use std::fmt;
+
+/// The client (connected app) a grant is made for.
+#[derive(Clone)]
+pub struct ClientCreds {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub private_key: Option<SecretString>,
+}
+
+impl fmt::Debug for ClientCreds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCreds")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tokens from a token answer, with the non-secret facts about them.
+pub struct Tokens {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub meta: TokenMeta,
+}
+
+/// Why a grant failed.
+#[derive(Debug, Clone)]
+pub enum GrantError {
+    /// The provider answered with an OAuth error (`invalid_grant`, …).
+    Provider {
+        status: u16,
+        error: String,
+        description: String,
+    },
+    /// The provider could not be reached, or answered something that is not a token answer.
+    Transport(String),
+}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GrantError::Provider {
+                error, description, ..
+            } if description.is_empty() => write!(f, "{error}"),
+            GrantError::Provider {
+                error, description, ..
+            } => write!(f, "{error}: {description}"),
+            GrantError::Transport(m) => f.write_str(m),
+        }
+    }
+}
+
+impl GrantError {
+    pub fn code(&self) -> &str {
+        match self {
+            GrantError::Provider { error, .. } => error,
+            GrantError::Transport(_) => "provider_unreachable",
+        }
+    }
+
+    /// `invalid_grant` on a refresh: the grant is dead and only a new authorization helps.
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, GrantError::Provider { error, .. } if error == "invalid_grant")
+    }
+
+    fn description(&self) -> &str {
+        match self {
+            GrantError::Provider { description, .. } => description,
+            GrantError::Transport(_) => "",
+        }
+    }
+
+    /// What to check, in the words salesforce.md gives users (R6).
+    pub fn hint(&self, during_refresh: bool, public_url: &str) -> String {
+        let d = self.description().to_lowercase();
+        match self.code() {
+            "invalid_client_id" | "invalid_client" => "the consumer key and secret come from the connected app's \"Manage Consumer Details\"; changes to a connected app can take up to 10 minutes to take effect".into(),
+            "redirect_uri_mismatch" => format!("the connected app's Callback URL must be exactly {public_url}/oauth/callback"),
+            "invalid_grant" if d.contains("expired access/refresh token") => "the grant was revoked, expired by the app's refresh-token policy, or evicted by a sixth approval of the same user (Salesforce keeps five per user per connected app); re-authorize the connection".into(),
+            "invalid_grant" if d.contains("authentication failure") => "the user was deactivated, locked, or changed password; re-authorize with an active user".into(),
+            "invalid_grant" if d.contains("not supported on this domain") => "client credentials need the My Domain site (NAME.my.salesforce.com), not login or test".into(),
+            "invalid_grant" if d.contains("no client credentials user enabled") => "enable the Client Credentials Flow on the connected app and set its Run As user".into(),
+            "invalid_grant" if d.contains("hasn't approved") || d.contains("has not approved") => "pre-authorize the user: set \"Admin approved users are pre-authorized\" on the connected app and add the user's profile or a permission set to it".into(),
+            "invalid_grant" if d.contains("ip restricted") || d.contains("login hours") => "the org's IP ranges or login hours refuse this login: check the user's profile and the connected app's IP relaxation".into(),
+            "invalid_grant" if d.contains("audience") || d.contains("invalid assertion") => "the JWT was refused: check that the certificate uploaded to the connected app matches the private key, and the account type (production or sandbox)".into(),
+            "invalid_grant" if d.contains("authorization code") => "the authorization code expired or was already used; start the authorization again".into(),
+            "invalid_grant" if during_refresh => "the grant is no longer valid; re-authorize the connection".into(),
+            "invalid_app_access" => "an administrator must approve the user for this connected app (Manage Connected Apps > Profiles or Permission Sets)".into(),
+            "unsupported_grant_type" => "the connected app does not allow this flow: enable it in the app's OAuth settings".into(),
+            "access_denied" => "the user clicked Deny; start the authorization again and click Allow".into(),
+            "provider_unreachable" => "check that the provider is reachable from the Latchkey server; Latchkey will retry with back-off".into(),
+            _ => "check the connection's OAuth client and settings against the provider's configuration".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawTokens {
+    access_token: String,
+    refresh_token: Option<String>,
+    token_type: Option<String>,
+    expires_in: Option<Value>,
+    scope: Option<String>,
+    instance_url: Option<String>,
+    id: Option<String>,
+    issued_at: Option<String>,
+    signature: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+fn basic_header(client: &ClientCreds) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let secret = client
+        .client_secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_string())
+        .unwrap_or_default();
+    let raw = format!("{}:{}", enc(&client.client_id), enc(&secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// Sends a grant to the token endpoint and reads the answer.
+async fn post_token(
+    out: &Outbound,
+    provider: &Provider,
+    client: &ClientCreds,
+    mut form: Vec<(&str, String)>,
+    with_client_secret: bool,
+) -> Result<Tokens, GrantError> {
+    let url = out
+        .prepare(&provider.token_url)
+        .map_err(|e| GrantError::Transport(e.to_string()))?;
+    let mut req = out.client().post(url).header("accept", "application/json");
+    match provider.client_auth {
+        ClientAuth::Basic if with_client_secret && client.client_secret.is_some() => {
+            let mut hv = http::HeaderValue::from_str(&basic_header(client))
+                .map_err(|_| GrantError::Transport("the client id cannot go in a header".into()))?;
+            hv.set_sensitive(true);
+            req = req.header(http::header::AUTHORIZATION, hv);
+        }
+        _ => {
+            form.push(("client_id", client.client_id.clone()));
+            if with_client_secret {
+                if let Some(s) = &client.client_secret {
+                    form.push(("client_secret", s.expose_secret().to_string()));
+                }
+            }
+        }
+    }
+    let resp = req.form(&form).send().await.map_err(|e| {
+        GrantError::Transport(format!(
+            "the token endpoint could not be reached: {}",
+            e.without_url()
+        ))
+    })?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .text()
+        .await
+        .map_err(|_| GrantError::Transport("the token answer could not be read".into()))?;
+    if !(200..300).contains(&status) {
+        return Err(match serde_json::from_str::<RawError>(&body) {
+            Ok(e) => GrantError::Provider {
+                status,
+                error: e.error,
+                description: e.error_description.unwrap_or_default(),
+            },
+            Err(_) => GrantError::Transport(format!(
+                "the token endpoint answered {status} without an OAuth error"
+            )),
+        });
+    }
+    let raw: RawTokens = serde_json::from_str(&body).map_err(|_| {
+        GrantError::Transport("the token endpoint answered 2xx but not with a token".into())
+    })?;
+    read_tokens(raw, provider, client)
+}
+
+fn read_tokens(
+    raw: RawTokens,
+    provider: &Provider,
+    client: &ClientCreds,
+) -> Result<Tokens, GrantError> {
+    let now = Utc::now();
+    let issued_at = raw
+        .issued_at
+        .as_deref()
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+    if provider.flavor == Flavor::Salesforce {
+        if let (Some(sig), Some(id), Some(at), Some(secret)) = (
+            &raw.signature,
+            &raw.id,
+            &raw.issued_at,
+            &client.client_secret,
+        ) {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+                .expect("HMAC takes any key");
+            mac.update(id.as_bytes());
+            mac.update(at.as_bytes());
+            let expected =
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            if expected != *sig {
+                return Err(GrantError::Transport(
+                    "the token answer's signature does not match (HMAC of id and issued_at with the consumer secret): refusing it".into(),
+                ));
+            }
+        }
+    }
+    let expires_in = raw.expires_in.as_ref().and_then(|v| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    });
+    let expires_at: DateTime<Utc> = match expires_in {
+        Some(secs) if secs > 0 => now + Duration::seconds(secs),
+        _ => issued_at.unwrap_or(now) + Duration::seconds(provider.session_timeout_secs),
+    };
+    let (org, user) = raw.id.as_deref().and_then(parse_identity_url).unzip();
+    Ok(Tokens {
+        access_token: SecretString::from(raw.access_token),
+        meta: TokenMeta {
+            token_type: raw.token_type,
+            scope: raw.scope,
+            instance_url: raw
+                .instance_url
+                .map(|u| u.trim_end_matches('/').to_string()),
+            id_url: raw.id,
+            provider_user_id: user,
+            provider_org_id: org,
+            username: None,
+            client_id: Some(client.client_id.clone()),
+            authorized_at: None,
+            issued_at: Some(issued_at.unwrap_or(now)),
+            expires_at: Some(expires_at),
+            refreshed_at: Some(now),
+            has_refresh_token: raw.refresh_token.is_some(),
+            failures: 0,
+            retry_after: None,
+        },
+        refresh_token: raw.refresh_token.map(SecretString::from),
+    })
+}
+
+pub async fn exchange_code(
+    out: &Outbound,
+    provider: &Provider,
+    client: &ClientCreds,
+    code: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+) -> Result<Tokens, GrantError> {
+    let mut form = vec![
+        ("grant_type", "authorization_code".to_string()),
+        ("code", code.to_string()),
+        ("redirect_uri", redirect_uri.to_string()),
+    ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v.to_string()));
+    }
+    post_token(out, provider, client, form, true).await
+}
+
+pub async fn refresh(
+    out: &Outbound,
+    provider: &Provider,
+    client: &ClientCreds,
+    refresh_token: &str,
+) -> Result<Tokens, GrantError> {
+    let form = vec![
+        ("grant_type", "refresh_token".to_string()),
+        ("refresh_token", refresh_token.to_string()),
+    ];
+    post_token(out, provider, client, form, true).await
+}
+
+pub async fn client_credentials(
+    out: &Outbound,
+    provider: &Provider,
+    client: &ClientCreds,
+) -> Result<Tokens, GrantError> {
+    let mut form = vec![("grant_type", "client_credentials".to_string())];
+    if provider.flavor == Flavor::Generic && !provider.scopes.is_empty() {
+        form.push(("scope", provider.scopes.join(" ")));
+    }
+    post_token(out, provider, client, form, true).await
+}
+
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+}
+
+/// RFC 7523: a fresh RS256 assertion each time (Salesforce gives no refresh token for it).
+pub async fn jwt_bearer(
+    out: &Outbound,
+    provider: &Provider,
+    client: &ClientCreds,
+    subject: &str,
+) -> Result<Tokens, GrantError> {
+    let key = client.private_key.as_ref().ok_or_else(|| {
+        GrantError::Transport("JWT bearer needs the connected app's private key".into())
+    })?;
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(key.expose_secret().as_bytes()).map_err(|_| {
+            GrantError::Transport("the private key is not an RSA key in PEM form".into())
+        })?;
+    let aud = provider.audience.as_deref().unwrap_or_default();
+    let claims = Claims {
+        iss: &client.client_id,
+        sub: subject,
+        aud,
+        exp: (Utc::now() + Duration::minutes(3)).timestamp(),
+    };
+    let assertion = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .map_err(|_| GrantError::Transport("the JWT assertion could not be signed".into()))?;
+    let form = vec![
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string(),
+        ),
+        ("assertion", assertion),
+    ];
+    post_token(out, provider, client, form, false).await
+}
+
+/// RFC 7009 revocation; Salesforce revokes the whole grant for a refresh token.
+pub async fn revoke(
+    out: &Outbound,
+    provider: &Provider,
+    client: &ClientCreds,
+    token: &str,
+) -> Result<(), GrantError> {
+    let Some(url) = &provider.revoke_url else {
+        return Err(GrantError::Transport(
+            "the provider has no revocation URL".into(),
+        ));
+    };
+    let url = out
+        .prepare(url)
+        .map_err(|e| GrantError::Transport(e.to_string()))?;
+    let resp = out
+        .client()
+        .post(url)
+        .form(&[("token", token), ("client_id", client.client_id.as_str())])
+        .send()
+        .await
+        .map_err(|e| {
+            GrantError::Transport(format!(
+                "the revocation endpoint could not be reached: {}",
+                e.without_url()
+            ))
+        })?;
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        let body = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<RawError>(&body) {
+            Ok(e) => GrantError::Provider {
+                status,
+                error: e.error,
+                description: e.error_description.unwrap_or_default(),
+            },
+            Err(_) => GrantError::Transport(format!("the revocation endpoint answered {status}")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_encoded_first() {
+        let c = ClientCreds {
+            client_id: "id:1".into(),
+            client_secret: Some(SecretString::from("s p&".to_string())),
+            private_key: None,
+        };
+        let h = basic_header(&c);
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(h.trim_start_matches("Basic "))
+            .unwrap();
+        assert_eq!(String::from_utf8(raw).unwrap(), "id%3A1:s+p%26");
+    }
+
+    #[test]
+    fn hints_name_what_to_check() {
+        let e = GrantError::Provider {
+            status: 400,
+            error: "invalid_grant".into(),
+            description: "expired access/refresh token".into(),
+        };
+        assert!(e.hint(true, "http://x").contains("sixth approval"));
+        let e = GrantError::Provider {
+            status: 400,
+            error: "redirect_uri_mismatch".into(),
+            description: String::new(),
+        };
+        assert!(e
+            .hint(false, "https://lk.example")
+            .contains("https://lk.example/oauth/callback"));
+    }
+}

@@ -1,0 +1,442 @@
+//! OAuth 2.0 connections: authorization (state, PKCE, the authorize URL), the callback's code
+//! exchange, first grants for client credentials and JWT bearer, the connection check, and
+//! the token store read by reference (R4, R13-R15).
+
+pub mod approvals;
+pub mod callback;
+pub mod grant;
+pub mod provider;
+pub mod tokens;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::http::StatusCode;
+use base64::Engine;
+use chrono::{Duration, Utc};
+use grant::{ClientCreds, GrantError, Tokens};
+use latchkey_core::catalog::AppEntry;
+use latchkey_core::model::{AuthMode, ConnectionRecord, OAuthState, Workspace};
+use latchkey_core::secret::{SecretFields, SecretString};
+use provider::{Flavor, Provider};
+use rand::RngCore;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// How long an authorization request stays valid.
+pub const STATE_TTL_MINUTES: i64 = 10;
+
+/// A failure that many waiting callers share (an `ApiError` cannot be cloned).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(status: u16, code: &str, message: impl Into<String>, hint: Option<&str>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            hint: hint.map(str::to_string),
+        }
+    }
+
+    pub fn from_api(e: ApiError) -> Self {
+        Self {
+            status: e.status.as_u16(),
+            code: e.code,
+            message: e.message,
+            hint: e.hint,
+        }
+    }
+
+    pub fn store(e: latchkey_core::StoreError) -> Self {
+        Self::from_api(e.into())
+    }
+
+    pub fn revoked(c: &ConnectionRecord) -> Self {
+        Self {
+            status: 409,
+            code: "connection_revoked".into(),
+            message: format!(
+                "connection `{}` was revoked: {}",
+                c.name,
+                c.status_reason
+                    .clone()
+                    .unwrap_or_else(|| "the provider revoked the grant".into())
+            ),
+            hint: Some(
+                c.hint
+                    .clone()
+                    .unwrap_or_else(|| "re-authorize the connection".into()),
+            ),
+        }
+    }
+
+    pub fn not_authorized(c: &ConnectionRecord) -> Self {
+        Self {
+            status: 409,
+            code: "not_authorized".into(),
+            message: format!("connection `{}` is waiting for authorization{}", c.name, c.status_reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()),
+            hint: Some("open its authorize_url in a browser (POST …/authorize gives a fresh one) and log in".into()),
+        }
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(f: Failure) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY),
+            &f.code,
+            f.message,
+        );
+        e.hint = f.hint;
+        e
+    }
+}
+
+/// The client a connection's grants use: its own `client_id` (and secret, key) when it has
+/// them, else the workspace's OAuth client for the application.
+pub async fn client_for(
+    state: &AppState,
+    ws: &Workspace,
+    app: &str,
+    creds: &SecretFields,
+) -> ApiResult<ClientCreds> {
+    if let Some(id) = creds.expose("client_id").filter(|s| !s.is_empty()) {
+        return Ok(ClientCreds {
+            client_id: id.to_string(),
+            client_secret: creds.get("client_secret").cloned(),
+            private_key: creds.get("private_key").cloned(),
+        });
+    }
+    let Some(rec) = state.store.oauth_client(&ws.id, app).await? else {
+        return Err(ApiError::invalid("credentials.client_id", format!("no OAuth client is set for `{app}` in this workspace, and the connection has no client_id"))
+            .hint(format!("PUT /v1/workspaces/{}/apps/{app}/oauth-client with the consumer key and secret, or give client_id and client_secret on the connection", ws.slug)));
+    };
+    let secret = match &rec.secret {
+        Some(s) => {
+            state
+                .keyring
+                .open_fields(s, "oauth_client", &format!("{}/{}", ws.id, app), "secret")
+                .await?
+        }
+        None => SecretFields::new(),
+    };
+    Ok(ClientCreds {
+        client_id: rec.client_id,
+        client_secret: secret.get("client_secret").cloned(),
+        private_key: secret.get("private_key").cloned(),
+    })
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+pub fn hash_state(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}
+
+pub fn redirect_uri(state: &AppState) -> String {
+    format!(
+        "{}/oauth/callback",
+        state.public_url.as_str().trim_end_matches('/')
+    )
+}
+
+/// Starts an authorization: a single-use state bound to the connection (stored hashed, with
+/// the PKCE verifier sealed) and the authorize URL for the browser, rewritten per
+/// `LATCHKEY_OUTBOUND_REWRITES`. Earlier pending states of the connection stop working.
+pub async fn begin_authorization(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    client: &ClientCreds,
+) -> ApiResult<String> {
+    let app = state
+        .catalog
+        .get(&conn.app)
+        .ok_or_else(|| ApiError::invalid("app", "unknown application"))?;
+    let provider = Provider::for_connection(app, conn.auth_mode, &conn.settings)?;
+    let authorize = provider.authorize_url.clone().ok_or_else(|| {
+        ApiError::invalid(
+            "settings.authorization_url",
+            "the connection has no authorization URL",
+        )
+    })?;
+    let raw_state = random_token(32);
+    let state_hash = hash_state(&raw_state);
+    let verifier = provider.pkce.then(|| random_token(48));
+    let sealed_verifier = match &verifier {
+        Some(v) => {
+            let mut f = SecretFields::new();
+            f.insert("verifier", SecretString::from(v.clone()));
+            Some(
+                state
+                    .keyring
+                    .seal_fields(&ws.data_key_id, "oauth_state", &state_hash, "verifier", &f)
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let now = Utc::now();
+    let redirect = redirect_uri(state);
+    state.store.delete_oauth_states(&conn.id).await?;
+    state
+        .store
+        .insert_oauth_state(&OAuthState {
+            state_hash,
+            workspace_id: ws.id.clone(),
+            connection_id: conn.id.clone(),
+            verifier: sealed_verifier,
+            redirect_uri: redirect.clone(),
+            created_at: now,
+            expires_at: now + Duration::minutes(STATE_TTL_MINUTES),
+        })
+        .await?;
+    let mut url = authorize;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code");
+        q.append_pair("client_id", &client.client_id);
+        q.append_pair("redirect_uri", &redirect);
+        if !provider.scopes.is_empty() {
+            q.append_pair("scope", &provider.scopes.join(" "));
+        }
+        q.append_pair("state", &raw_state);
+        if let Some(v) = &verifier {
+            let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(Sha256::digest(v.as_bytes()));
+            q.append_pair("code_challenge", &challenge);
+            q.append_pair("code_challenge_method", "S256");
+        }
+        for (k, v) in &provider.extra_authorize_params {
+            q.append_pair(k, v);
+        }
+    }
+    Ok(state
+        .config
+        .outbound_rewrites
+        .apply(&url)
+        .unwrap_or(url)
+        .to_string())
+}
+
+/// What the connection check learned.
+pub struct Checked {
+    pub username: Option<String>,
+    pub user_id: Option<String>,
+    pub org_id: Option<String>,
+}
+
+/// Namespaces of Certinia's managed packages.
+const CERTINIA_PREFIXES: &[&str] = &["c2g__", "fferpcore__", "pse__"];
+
+/// The connection check with fresh tokens: Salesforce `userinfo` (and, for Certinia, its objects
+/// in the org); a generic provider's verification path with the bearer token.
+pub async fn check(
+    state: &AppState,
+    app: &AppEntry,
+    conn_settings: &serde_json::Map<String, Value>,
+    provider: &Provider,
+    tokens: &Tokens,
+) -> Result<Checked, (String, String)> {
+    let bearer = format!("Bearer {}", tokens.access_token.expose_secret());
+    let get = |url: Url| {
+        let b = bearer.clone();
+        async move {
+            let url = state.outbound.prepare(&url).map_err(|e| {
+                (
+                    e.to_string(),
+                    "set LATCHKEY_OUTBOUND_ALLOW if this address is meant to be reached"
+                        .to_string(),
+                )
+            })?;
+            let mut hv = http::HeaderValue::from_str(&b)
+                .map_err(|_| ("the token cannot go in a header".to_string(), String::new()))?;
+            hv.set_sensitive(true);
+            let resp = state
+                .outbound
+                .client()
+                .get(url)
+                .header(http::header::AUTHORIZATION, hv)
+                .send()
+                .await
+                .map_err(|e| {
+                    (
+                        format!("the check request failed: {}", e.without_url()),
+                        "check that the provider is reachable".to_string(),
+                    )
+                })?;
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            Ok::<_, (String, String)>((status, body))
+        }
+    };
+    match provider.flavor {
+        Flavor::Salesforce => {
+            let instance = tokens.meta.instance_url.clone().ok_or((
+                "the token answer had no instance_url".to_string(),
+                "this is not a Salesforce token answer".to_string(),
+            ))?;
+            let base = Url::parse(&instance)
+                .map_err(|_| ("the instance_url is not a URL".to_string(), String::new()))?;
+            let path = provider
+                .userinfo_path
+                .clone()
+                .unwrap_or_else(|| "/services/oauth2/userinfo".into());
+            let (status, body) = get(crate::verify::join_path(&base, &path)).await?;
+            if status != 200 {
+                return Err(salesforce_check_error(status, &body));
+            }
+            let info: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let checked = Checked {
+                username: info["preferred_username"].as_str().map(str::to_string),
+                user_id: info["user_id"].as_str().map(str::to_string),
+                org_id: info["organization_id"].as_str().map(str::to_string),
+            };
+            if app.id == "certinia" {
+                let (status, body) = get(crate::verify::join_path(
+                    &base,
+                    "/services/data/v62.0/sobjects",
+                ))
+                .await?;
+                if status != 200 {
+                    return Err(salesforce_check_error(status, &body));
+                }
+                if !CERTINIA_PREFIXES
+                    .iter()
+                    .any(|p| body.contains(&format!("\"{p}")))
+                {
+                    return Err((
+                        "the org has none of Certinia's objects (c2g__, fferpcore__, pse__ namespaces)".into(),
+                        "log in to the org where Certinia is installed, and check that the user's profile can see the Certinia objects".into(),
+                    ));
+                }
+            }
+            Ok(checked)
+        }
+        Flavor::Generic => {
+            let base = crate::verify::api_base(app, conn_settings)
+                .map_err(|e| (e.to_string(), String::new()))?;
+            let path = conn_settings
+                .get("verify_path")
+                .and_then(Value::as_str)
+                .unwrap_or("/");
+            let (status, body) = get(crate::verify::join_path(&base, path)).await?;
+            if (200..300).contains(&status) {
+                Ok(Checked {
+                    username: None,
+                    user_id: None,
+                    org_id: None,
+                })
+            } else {
+                Err((
+                    format!(
+                        "{} answered {status}: {}",
+                        app.name,
+                        body.chars().take(300).collect::<String>()
+                    ),
+                    "check the scopes granted and the verification path".into(),
+                ))
+            }
+        }
+    }
+}
+
+fn salesforce_check_error(status: u16, body: &str) -> (String, String) {
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let code = parsed[0]["errorCode"].as_str().unwrap_or("").to_string();
+    let message = parsed[0]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    let hint = match code.as_str() {
+        "INSUFFICIENT_ACCESS" => "use a dedicated integration user (the \"API Only User\" permission is recommended), check its profile and permission sets (\"API Enabled\", \"View Setup and Configuration\"), and Setup > Identity Verification > Session Security Level Policies",
+        "REQUEST_LIMIT_EXCEEDED" => "the org's daily API limit or its concurrent long-request limit was reached; lower the connection's concurrency level or borrow a pool shared with the org's other connections",
+        "API_DISABLED_FOR_ORG" => "the org's edition does not allow API access",
+        _ if message.contains("not valid for use with the REST API") => "the token lacks the `api` scope: add `api` to the connection's scopes and re-authorize",
+        _ if status == 403 => "the user may lack permissions: check its profile and permission sets",
+        _ => "check the connected app and the user's permissions",
+    };
+    let shown = if code.is_empty() {
+        format!("Salesforce answered {status}: {message}")
+    } else {
+        format!("Salesforce answered {status} {code}: {message}")
+    };
+    (shown, hint.to_string())
+}
+
+/// A grant failure as the API answers it (422: nothing was saved).
+pub fn grant_failure(state: &AppState, e: &GrantError) -> ApiError {
+    let public = state.public_url.as_str().trim_end_matches('/').to_string();
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "verification_failed",
+        format!("the provider refused the grant: {e}"),
+    )
+    .hint(e.hint(false, &public))
+    .details(json!({ "provider_error": e.code() }))
+}
+
+/// The first grant of a client-credentials or JWT-bearer connection (its verification).
+pub async fn first_grant(
+    state: &AppState,
+    provider: &Provider,
+    mode: AuthMode,
+    client: &ClientCreds,
+    creds: &SecretFields,
+) -> Result<Tokens, GrantError> {
+    match mode {
+        AuthMode::OAuth2ClientCredentials => {
+            grant::client_credentials(&state.outbound, provider, client).await
+        }
+        AuthMode::OAuth2JwtBearer => {
+            grant::jwt_bearer(
+                &state.outbound,
+                provider,
+                client,
+                creds.expose("jwt_subject").unwrap_or_default(),
+            )
+            .await
+        }
+        other => Err(GrantError::Transport(format!(
+            "{other} has no direct grant"
+        ))),
+    }
+}
+
+/// Deleting an OAuth connection gives its grant back to the provider (best effort; Salesforce
+/// revokes the whole grant for a refresh token).
+pub async fn revoke_grant(
+    state: &AppState,
+    ws: &Workspace,
+    c: &ConnectionRecord,
+) -> Result<(), String> {
+    let app = state.catalog.get(&c.app).ok_or("unknown application")?;
+    let provider =
+        Provider::for_connection(app, c.auth_mode, &c.settings).map_err(|e| e.message)?;
+    let set = tokens::stored_tokens(state, c)
+        .await
+        .map_err(|f| f.message)?
+        .ok_or("no token stored")?;
+    let creds = crate::service::connections::decrypt(state, c)
+        .await
+        .map_err(|e| e.message)?;
+    let client = client_for(state, ws, &c.app, &creds)
+        .await
+        .map_err(|e| e.message)?;
+    let token = set.refresh_token.as_ref().unwrap_or(&set.access_token);
+    grant::revoke(&state.outbound, &provider, &client, token.expose_secret())
+        .await
+        .map_err(|e| e.to_string())
+}

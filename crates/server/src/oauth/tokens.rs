@@ -1,0 +1,495 @@
+//! Fresh tokens, refreshed exactly once (SPEC §6, DESIGN-NOTES "Refresh exactly once").
+//!
+//! * In one process, one refresh per connection at a time: every other caller awaits the same
+//!   shared future.
+//! * Across instances, a lease on the connection row taken by one conditional UPDATE; no
+//!   transaction is held during the provider call. Others poll the row's version until it moves.
+//! * Before refreshing, the row is read again: if its version moved, someone already refreshed.
+//! * The result is written fenced on the version read, so a slow refresh never overwrites a
+//!   newer token; a rotated refresh token is stored before the answer is used for anything else.
+//! * After `invalid_grant` the connection is `revoked` and refreshing stops; other failures back
+//!   off exponentially.
+
+use super::grant::{self, GrantError, Tokens};
+use super::{client_for, Failure};
+use crate::state::AppState;
+use chrono::{Duration, Utc};
+use futures::future::{BoxFuture, FutureExt, Shared};
+use latchkey_core::ids::ConnectionId;
+use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, TokenMeta, Workspace};
+use latchkey_core::secret::{SecretFields, SecretString};
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+/// A token is refreshed when it has less than this left.
+const EARLY: i64 = 60;
+const LEASE_SECS: i64 = 30;
+const WAIT_LIMIT: StdDuration = StdDuration::from_secs(40);
+const MAX_BACKOFF_SECS: i64 = 300;
+
+/// Decrypted tokens of one version of a connection.
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub meta: TokenMeta,
+    pub version: i64,
+}
+
+impl TokenSet {
+    pub fn is_fresh(&self) -> bool {
+        self.meta
+            .expires_at
+            .is_some_and(|e| e - Duration::seconds(EARLY) > Utc::now())
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, Result<Arc<TokenSet>, Failure>>>;
+
+/// Per-process token state: refreshes in flight and decrypted tokens by connection.
+pub struct TokenManager {
+    owner: String,
+    inflight: Mutex<HashMap<ConnectionId, Flight>>,
+    cache: Mutex<HashMap<ConnectionId, Arc<TokenSet>>>,
+    audited: Mutex<HashMap<(latchkey_core::ids::ApiKeyId, ConnectionId), std::time::Instant>>,
+}
+
+impl Default for TokenManager {
+    fn default() -> Self {
+        Self {
+            owner: format!("instance-{}", ulid::Ulid::new()),
+            inflight: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+            audited: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl TokenManager {
+    /// Token reads are audited once a minute per key and connection, not on every read of the
+    /// hot path.
+    pub fn should_audit_read(
+        &self,
+        key: &latchkey_core::ids::ApiKeyId,
+        conn: &ConnectionId,
+    ) -> bool {
+        let mut seen = self.audited.lock().expect("audit map");
+        let now = std::time::Instant::now();
+        if seen.len() > 10_000 {
+            seen.retain(|_, t| now.duration_since(*t) < StdDuration::from_secs(60));
+        }
+        match seen.get(&(key.clone(), conn.clone())) {
+            Some(t) if now.duration_since(*t) < StdDuration::from_secs(60) => false,
+            _ => {
+                seen.insert((key.clone(), conn.clone()), now);
+                true
+            }
+        }
+    }
+
+    pub fn forget(&self, id: &ConnectionId) {
+        self.cache.lock().expect("token cache").remove(id);
+    }
+}
+
+/// The connection's tokens as stored (from memory when this version was seen before).
+pub async fn stored_tokens(
+    state: &AppState,
+    c: &ConnectionRecord,
+) -> Result<Option<Arc<TokenSet>>, Failure> {
+    if let Some(t) = state.tokens.cache.lock().expect("token cache").get(&c.id) {
+        if t.version == c.version {
+            return Ok(Some(t.clone()));
+        }
+    }
+    let Some(sealed) = &c.tokens else {
+        return Ok(None);
+    };
+    let fields = state
+        .keyring
+        .open_fields(sealed, "connection", c.id.as_str(), "tokens")
+        .await
+        .map_err(|e| Failure::from_api(e.into()))?;
+    let Some(access) = fields.get("access_token") else {
+        return Ok(None);
+    };
+    let set = Arc::new(TokenSet {
+        access_token: access.clone(),
+        refresh_token: fields.get("refresh_token").cloned(),
+        meta: c.token_meta.clone().unwrap_or_default(),
+        version: c.version,
+    });
+    state
+        .tokens
+        .cache
+        .lock()
+        .expect("token cache")
+        .insert(c.id.clone(), set.clone());
+    Ok(Some(set))
+}
+
+/// Seals tokens for storage on the connection (field `tokens`).
+pub async fn seal_tokens(
+    state: &AppState,
+    ws: &Workspace,
+    id: &ConnectionId,
+    access: &SecretString,
+    refresh: Option<&SecretString>,
+) -> Result<latchkey_core::crypto::Sealed, Failure> {
+    let mut f = SecretFields::new();
+    f.insert("access_token", access.clone());
+    if let Some(r) = refresh {
+        f.insert("refresh_token", r.clone());
+    }
+    state
+        .keyring
+        .seal_fields(&ws.data_key_id, "connection", id.as_str(), "tokens", &f)
+        .await
+        .map_err(|e| Failure::from_api(e.into()))
+}
+
+/// A usable access token for the connection: the stored one while fresh, else a refresh.
+/// `force` refreshes even a fresh token (a caller that got a 401), unless someone refreshed
+/// since the caller read `conn`.
+pub async fn fresh_token(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    force: bool,
+) -> Result<Arc<TokenSet>, Failure> {
+    match conn.status {
+        ConnectionStatus::PendingAuthorization => return Err(Failure::not_authorized(conn)),
+        ConnectionStatus::Revoked => return Err(Failure::revoked(conn)),
+        _ => {}
+    }
+    if !force {
+        if let Some(t) = stored_tokens(state, conn).await? {
+            if t.is_fresh() {
+                return Ok(t);
+            }
+        }
+    }
+    single_flight(state, ws, conn.id.clone(), conn.version, force).await
+}
+
+async fn single_flight(
+    state: &AppState,
+    ws: &Workspace,
+    id: ConnectionId,
+    seen: i64,
+    force: bool,
+) -> Result<Arc<TokenSet>, Failure> {
+    let flight = {
+        let mut map = state.tokens.inflight.lock().expect("inflight");
+        match map.get(&id) {
+            Some(f) => f.clone(),
+            None => {
+                let (st, ws, key) = (state.clone(), ws.clone(), id.clone());
+                let fut = async move {
+                    let r = refresh_coordinated(&st, &ws, &key, seen, force).await;
+                    st.tokens.inflight.lock().expect("inflight").remove(&key);
+                    r
+                }
+                .boxed()
+                .shared();
+                map.insert(id, fut.clone());
+                fut
+            }
+        }
+    };
+    flight.await
+}
+
+/// Usable tokens of a row that someone else refreshed, if it has them.
+async fn settled(
+    state: &AppState,
+    row: &ConnectionRecord,
+) -> Result<Option<Arc<TokenSet>>, Failure> {
+    match row.status {
+        ConnectionStatus::Revoked => Err(Failure::revoked(row)),
+        ConnectionStatus::PendingAuthorization => Err(Failure::not_authorized(row)),
+        _ => stored_tokens(state, row).await,
+    }
+}
+
+async fn refresh_coordinated(
+    state: &AppState,
+    ws: &Workspace,
+    id: &ConnectionId,
+    seen: i64,
+    force: bool,
+) -> Result<Arc<TokenSet>, Failure> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let row = load(state, ws, id).await?;
+        let moved = row.version != seen;
+        if moved || !force {
+            if let Some(t) = settled(state, &row).await? {
+                if (force && moved) || t.is_fresh() {
+                    return Ok(t);
+                }
+            }
+        }
+        let now = Utc::now();
+        if state
+            .store
+            .acquire_refresh_lease(
+                &ws.id,
+                id,
+                &state.tokens.owner,
+                now + Duration::seconds(LEASE_SECS),
+                now,
+            )
+            .await
+            .map_err(Failure::store)?
+        {
+            let result = async {
+                let row2 = load(state, ws, id).await?;
+                if row2.version != row.version {
+                    if let Some(t) = settled(state, &row2).await? {
+                        return Ok(t);
+                    }
+                }
+                refresh_now(state, ws, row2).await
+            }
+            .await;
+            if let Err(e) = state
+                .store
+                .release_refresh_lease(&ws.id, id, &state.tokens.owner)
+                .await
+            {
+                tracing::warn!(connection = %id, error = %e, "could not release a refresh lease (it expires by itself)");
+            }
+            return result;
+        }
+        // Another instance is refreshing: wait for the row's version to move.
+        let mut pause = StdDuration::from_millis(20);
+        let waiting = tokio::time::Instant::now();
+        loop {
+            if started.elapsed() > WAIT_LIMIT {
+                return Err(Failure::new(
+                    503,
+                    "refresh_timeout",
+                    "another Latchkey instance is refreshing this connection and has not finished",
+                    Some("retry in a few seconds"),
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(StdDuration::from_millis(250));
+            match state
+                .store
+                .connection_version(&ws.id, id)
+                .await
+                .map_err(Failure::store)?
+            {
+                None => {
+                    return Err(Failure::new(
+                        404,
+                        "not_found",
+                        "the connection was deleted",
+                        None,
+                    ))
+                }
+                Some(v) if v != row.version => break,
+                // The holder may have died: once its lease has expired, try to take it over.
+                Some(_) if waiting.elapsed() > StdDuration::from_secs(LEASE_SECS as u64 + 1) => {
+                    break
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+async fn load(
+    state: &AppState,
+    ws: &Workspace,
+    id: &ConnectionId,
+) -> Result<ConnectionRecord, Failure> {
+    state
+        .store
+        .connection(&ws.id, id)
+        .await
+        .map_err(Failure::store)?
+        .ok_or_else(|| Failure::new(404, "not_found", "the connection was deleted", None))
+}
+
+/// Talks to the provider (the caller holds the lease) and writes the outcome fenced.
+async fn refresh_now(
+    state: &AppState,
+    ws: &Workspace,
+    row: ConnectionRecord,
+) -> Result<Arc<TokenSet>, Failure> {
+    let meta = row.token_meta.clone().unwrap_or_default();
+    if let Some(after) = meta.retry_after {
+        if after > Utc::now() && row.status == ConnectionStatus::Failing {
+            return Err(Failure::new(
+                503,
+                "refresh_backoff",
+                format!(
+                    "the last refresh failed ({}); the next attempt is allowed after {}",
+                    row.status_reason.clone().unwrap_or_default(),
+                    after.to_rfc3339()
+                ),
+                row.hint.as_deref(),
+            ));
+        }
+    }
+    let app = state.catalog.get(&row.app).ok_or_else(|| {
+        Failure::new(
+            500,
+            "internal",
+            "the connection's application left the catalog",
+            None,
+        )
+    })?;
+    let provider = super::provider::Provider::for_connection(app, row.auth_mode, &row.settings)
+        .map_err(Failure::from_api)?;
+    let creds = crate::service::connections::decrypt(state, &row)
+        .await
+        .map_err(Failure::from_api)?;
+    let client = client_for(state, ws, &row.app, &creds)
+        .await
+        .map_err(Failure::from_api)?;
+    let old = stored_tokens(state, &row).await?;
+    metrics::counter!("latchkey_token_refreshes_total", "app" => row.app.clone()).increment(1);
+    let outcome: Result<Tokens, GrantError> = match row.auth_mode {
+        AuthMode::OAuth2Code => match old.as_ref().and_then(|o| o.refresh_token.clone()) {
+            Some(rt) => grant::refresh(&state.outbound, &provider, &client, rt.expose_secret()).await,
+            None => Err(GrantError::Provider {
+                status: 400,
+                error: "no_refresh_token".into(),
+                description: "the provider issued no refresh token (Salesforce issues one only with the refresh_token or offline_access scope)".into(),
+            }),
+        },
+        AuthMode::OAuth2ClientCredentials => grant::client_credentials(&state.outbound, &provider, &client).await,
+        AuthMode::OAuth2JwtBearer => {
+            let subject = creds.expose("jwt_subject").unwrap_or_default().to_string();
+            grant::jwt_bearer(&state.outbound, &provider, &client, &subject).await
+        }
+        other => Err(GrantError::Transport(format!("auth mode {other} has no token to refresh"))),
+    };
+    let mut next = row.clone();
+    let now = Utc::now();
+    match outcome {
+        Ok(tokens) => {
+            let refresh = tokens
+                .refresh_token
+                .clone()
+                .or_else(|| old.as_ref().and_then(|o| o.refresh_token.clone()));
+            let mut meta = tokens.meta;
+            meta.has_refresh_token = refresh.is_some();
+            meta.username = meta
+                .username
+                .or(row.token_meta.as_ref().and_then(|m| m.username.clone()));
+            meta.provider_user_id = meta.provider_user_id.or(row
+                .token_meta
+                .as_ref()
+                .and_then(|m| m.provider_user_id.clone()));
+            meta.provider_org_id = meta.provider_org_id.or(row
+                .token_meta
+                .as_ref()
+                .and_then(|m| m.provider_org_id.clone()));
+            meta.instance_url = meta
+                .instance_url
+                .or(row.token_meta.as_ref().and_then(|m| m.instance_url.clone()));
+            meta.authorized_at = row.token_meta.as_ref().and_then(|m| m.authorized_at);
+            next.tokens = Some(
+                seal_tokens(state, ws, &row.id, &tokens.access_token, refresh.as_ref()).await?,
+            );
+            next.token_meta = Some(meta.clone());
+            if row.status == ConnectionStatus::Failing || row.status == ConnectionStatus::Unverified
+            {
+                next.status = ConnectionStatus::Active;
+                next.status_reason = None;
+                next.hint = None;
+            }
+            next.version = row.version + 1;
+            next.updated_at = now;
+            match state.store.update_connection(&next, row.version).await {
+                Ok(()) => {}
+                Err(latchkey_core::StoreError::Stale) => {
+                    let newer = load(state, ws, &row.id).await?;
+                    return settled(state, &newer).await?.ok_or_else(|| {
+                        Failure::new(
+                            409,
+                            "conflict",
+                            "the connection changed during the refresh",
+                            Some("retry"),
+                        )
+                    });
+                }
+                Err(e) => return Err(Failure::store(e)),
+            }
+            state
+                .audit(
+                    &ws.id,
+                    "system",
+                    "connection.token_refreshed",
+                    Some(row.id.as_str()),
+                    Some(row.name.as_str()),
+                    serde_json::json!({"rotated": tokens.refresh_token.is_some()}),
+                )
+                .await;
+            let set = Arc::new(TokenSet {
+                access_token: tokens.access_token,
+                refresh_token: refresh,
+                meta,
+                version: next.version,
+            });
+            state
+                .tokens
+                .cache
+                .lock()
+                .expect("token cache")
+                .insert(row.id.clone(), set.clone());
+            Ok(set)
+        }
+        Err(e) => {
+            let public = state.public_url.as_str().trim_end_matches('/').to_string();
+            let mut meta = row.token_meta.clone().unwrap_or_default();
+            let failure = if e.is_invalid_grant() || e.code() == "no_refresh_token" {
+                next.status = ConnectionStatus::Revoked;
+                let mut reason = format!("refresh failed: {e}");
+                if let Some(extra) = super::approvals::eviction_note(state, ws, &row).await {
+                    reason.push_str("; ");
+                    reason.push_str(&extra);
+                }
+                next.status_reason = Some(reason);
+                next.hint = Some(e.hint(true, &public));
+                Failure::revoked(&next)
+            } else {
+                meta.failures = meta.failures.saturating_add(1);
+                let wait = (1i64 << meta.failures.min(9)).min(MAX_BACKOFF_SECS);
+                meta.retry_after = Some(now + Duration::seconds(wait));
+                next.status = ConnectionStatus::Failing;
+                next.status_reason = Some(format!("refresh failed: {e}"));
+                next.hint = Some(e.hint(true, &public));
+                Failure::new(
+                    502,
+                    "refresh_failed",
+                    format!("the token could not be refreshed: {e}"),
+                    next.hint.as_deref(),
+                )
+            };
+            next.token_meta = Some(meta);
+            next.version = row.version + 1;
+            next.updated_at = now;
+            if let Err(err) = state.store.update_connection(&next, row.version).await {
+                tracing::warn!(connection = %row.id, error = %err, "could not record a refresh failure");
+            }
+            state
+                .audit(
+                    &ws.id,
+                    "system",
+                    "connection.refresh_failed",
+                    Some(row.id.as_str()),
+                    Some(row.name.as_str()),
+                    serde_json::json!({"error": e.code(), "status": next.status}),
+                )
+                .await;
+            Err(failure)
+        }
+    }
+}
