@@ -63,14 +63,33 @@ pub async fn spawn_app_postgres() -> Option<TestApp> {
 
 /// Starts a server with exactly this configuration (its data folder is not removed).
 pub async fn start(config: Config) -> TestApp {
+    start_inner(config, None).await
+}
+
+/// Another instance of a cluster: its own data folder, the same store and master key.
+pub async fn start_peer(first: &TestApp) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = first.config.clone();
+    config.data_dir = dir.path().to_path_buf();
+    let key = std::fs::read_to_string(first.data_dir.join("master.key"))
+        .expect("the first instance's master key");
+    config.master_key =
+        latchkey_server::config::MasterKeySource::Inline(key.trim().to_string().into());
+    let mut app = start_inner(config, Some(first.admin_key.clone())).await;
+    app._dir = Some(dir);
+    app
+}
+
+async fn start_inner(config: Config, admin: Option<String>) -> TestApp {
     let data_dir = config.data_dir.clone();
     let app = Application::build(config.clone())
         .await
         .expect("the server starts");
     let url = format!("http://{}", app.address());
-    let admin_key = match &app.first_admin_key {
-        Some(k) => k.clone(),
-        None => std::fs::read_to_string(data_dir.join("admin.key"))
+    let admin_key = match (&app.first_admin_key, admin) {
+        (Some(k), _) => k.clone(),
+        (None, Some(k)) => k,
+        (None, None) => std::fs::read_to_string(data_dir.join("admin.key"))
             .expect("admin.key exists")
             .trim()
             .to_string(),

@@ -1,6 +1,9 @@
 //! The REST API of the instance (My Domain host): versions, limits, sobjects, a tiny query
 //! engine over fixed records, and `/services/apexrest/echo` for proxy tests.
 
+// Early answers are axum `Response`s, as handlers return them.
+#![allow(clippy::result_large_err)]
+
 use super::oauth::{bearer, pairs};
 use super::state::has_api;
 use super::{Ctx, Shared, User, API_VERSIONS};

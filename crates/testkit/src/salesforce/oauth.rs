@@ -1,5 +1,8 @@
 //! `/services/oauth2/*` and the identity URL, on every host role.
 
+// Early answers are axum `Response`s, as handlers return them.
+#![allow(clippy::result_large_err)]
+
 use super::state::{
     has_refresh_scope, oauth_error, Issued, OAuthError, AUTH_FAILURE, BAD_CLIENT_ID,
     BAD_CLIENT_SECRET, EXPIRED_TOKEN,
@@ -143,7 +146,7 @@ fn check_authorize(ctx: &Ctx, p: &HashMap<String, String>) -> Result<AuthorizeRe
         return Err(error_page("invalid_client_id", "client identifier invalid"));
     };
     let redirect_uri = param(p, "redirect_uri").unwrap_or_default().to_string();
-    if !app.callback_urls.iter().any(|u| *u == redirect_uri) {
+    if !app.callback_urls.contains(&redirect_uri) {
         return Err(error_page(
             "redirect_uri_mismatch",
             "redirect_uri must match configuration",
@@ -581,7 +584,7 @@ fn jwt_grant(ctx: &Ctx, form: &HashMap<String, String>) -> Result<Value, OAuthEr
     if !user.active {
         return Err(AUTH_FAILURE);
     }
-    if !app.jwt_preapproved.iter().any(|u| *u == user.username) {
+    if !app.jwt_preapproved.contains(&user.username) {
         return Err(oauth_error(
             "invalid_grant",
             "user hasn't approved this consumer",
