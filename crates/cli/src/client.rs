@@ -18,7 +18,6 @@ pub struct Failure {
     pub hint: Option<String>,
     /// The server's machine code (`not_found`, `connection_in_use`, …) when it answered.
     pub code: Option<String>,
-    pub status: Option<u16>,
 }
 
 impl Failure {
@@ -27,7 +26,6 @@ impl Failure {
             message: message.into(),
             hint: None,
             code: None,
-            status: None,
         }
     }
 
@@ -210,13 +208,11 @@ fn api_failure(status: StatusCode, text: &str) -> Failure {
                 .get("error")
                 .and_then(Value::as_str)
                 .map(str::to_string),
-            status: Some(status.as_u16()),
         },
         None => Failure {
             message: format!("the server answered {status}"),
             hint: Some("check that --url (LATCHKEY_URL) points at a Latchkey server".into()),
             code: None,
-            status: Some(status.as_u16()),
         },
     }
 }

@@ -661,3 +661,101 @@ async fn certinia_needs_its_objects_in_the_org() {
         "active"
     );
 }
+
+#[tokio::test]
+async fn a_generic_oauth2_provider_with_basic_or_post_client_auth() {
+    let sim = SalesforceSim::start().await;
+    let app = app_for(&sim).await;
+    for (name, auth, pkce) in [
+        ("gen-basic", "client_secret_basic", true),
+        ("gen-post", "client_secret_post", false),
+    ] {
+        let created = app
+            .post("/v1/workspaces/acme/connections", json!({
+                "name": name, "app": "generic-oauth2", "auth_mode": "oauth2_code",
+                "settings": {
+                    "authorization_url": "https://login.salesforce.com/services/oauth2/authorize",
+                    "token_url": "https://login.salesforce.com/services/oauth2/token",
+                    "revocation_url": "https://login.salesforce.com/services/oauth2/revoke",
+                    "base_url": "https://acme.my.salesforce.com",
+                    "verify_path": "/services/oauth2/userinfo",
+                    "scopes": ["api", "refresh_token"],
+                    "client_auth": auth, "pkce": pkce,
+                    "authorize_params": {"prompt": "login"}
+                },
+                "credentials": {"client_id": salesforce::DEFAULT_CONSUMER_KEY, "client_secret": salesforce::DEFAULT_CONSUMER_SECRET}
+            }))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let url = created.body["authorize_url"].as_str().unwrap();
+        assert_eq!(url.contains("code_challenge="), pkce, "{url}");
+        assert!(url.contains("prompt=login"), "{url}");
+        let location = sim
+            .login_via_browser(
+                url,
+                salesforce::DEFAULT_USERNAME,
+                salesforce::DEFAULT_PASSWORD,
+            )
+            .await
+            .unwrap();
+        let page = app.client.get(&location).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{}", page.text().await.unwrap());
+        let t = app
+            .post(
+                &format!("/v1/workspaces/acme/connections/{name}/token/refresh"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(t.status, 200, "{}", t.text);
+        assert!(t.body["access_token"]
+            .as_str()
+            .unwrap()
+            .starts_with(salesforce::PRODUCTION_ORG_ID));
+        let v = app
+            .post(
+                &format!("/v1/workspaces/acme/connections/{name}/verify"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(v.body["ok"], true, "{}", v.text);
+    }
+    // A wrong secret is refused at the code exchange, with the provider's words and a hint.
+    let created = app
+        .post("/v1/workspaces/acme/connections", json!({
+            "name": "gen-bad", "app": "generic-oauth2", "auth_mode": "oauth2_code",
+            "settings": {"authorization_url": "https://login.salesforce.com/services/oauth2/authorize",
+                "token_url": "https://login.salesforce.com/services/oauth2/token", "base_url": "https://acme.my.salesforce.com",
+                "scopes": ["api"]},
+            "credentials": {"client_id": salesforce::DEFAULT_CONSUMER_KEY, "client_secret": "not-the-secret"}
+        }))
+        .await;
+    let location = sim
+        .login_via_browser(
+            created.body["authorize_url"].as_str().unwrap(),
+            salesforce::DEFAULT_USERNAME,
+            salesforce::DEFAULT_PASSWORD,
+        )
+        .await
+        .unwrap();
+    let page = app.client.get(&location).send().await.unwrap();
+    assert_eq!(page.status(), 502);
+    let c = app.get("/v1/workspaces/acme/connections/gen-bad").await;
+    assert_eq!(c.body["status"], "pending_authorization");
+    assert!(
+        c.body["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_client"),
+        "{}",
+        c.text
+    );
+    assert!(
+        c.body["hint"]
+            .as_str()
+            .unwrap()
+            .contains("Manage Consumer Details"),
+        "{}",
+        c.text
+    );
+    assert!(!c.text.contains("not-the-secret"));
+}
