@@ -203,10 +203,44 @@ pub trait OAuthStore: Send + Sync {
     async fn delete_oauth_states(&self, conn: &ConnectionId) -> StoreResult<()>;
 }
 
+/// Concurrency-pool slots shared by every instance of a cluster (SPEC §4): slot `n` of a pool
+/// is held by one request at a time, under a lease renewed while the request runs, so a dead
+/// instance's slots come back when their leases run out.
+#[async_trait]
+pub trait SlotStore: Send + Sync {
+    /// Takes a free (or expired) slot below `level` of `pool` for `holder` until `until`, in
+    /// one short statement; `None` when all `level` slots are held.
+    async fn try_acquire_slot(
+        &self,
+        pool: &str,
+        level: i32,
+        holder: &str,
+        until: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Option<i32>>;
+    /// Extends the leases of every slot `holder` holds (the heartbeat of a live instance).
+    async fn renew_slots(
+        &self,
+        holder: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64>;
+    /// Frees a slot if `holder` still holds it.
+    async fn release_slot(&self, pool: &str, slot: i32, holder: &str) -> StoreResult<()>;
+    /// How many unexpired slots of `pool` are held (for metrics and tests).
+    async fn held_slots(&self, pool: &str, now: chrono::DateTime<chrono::Utc>) -> StoreResult<i64>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore + DataKeyStore + ConnectionStore + FlowStore + ApiKeyStore + EventStore + OAuthStore
+    WorkspaceStore
+    + DataKeyStore
+    + ConnectionStore
+    + FlowStore
+    + ApiKeyStore
+    + EventStore
+    + OAuthStore
+    + SlotStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

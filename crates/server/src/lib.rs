@@ -10,6 +10,7 @@ pub mod keyring;
 pub mod oauth;
 pub mod outbound;
 pub mod pagination;
+pub mod proxy;
 pub mod routes;
 pub mod service;
 pub mod state;
@@ -66,6 +67,7 @@ impl Application {
             config.outbound_rewrites.clone(),
             config.outbound_allow.clone(),
         );
+        let pools = proxy::pool::Pools::new(store.clone(), store.backend() == "postgres");
         let state = AppState::new(Inner {
             store,
             catalog,
@@ -73,6 +75,7 @@ impl Application {
             outbound,
             keys: auth::KeyCache::default(),
             tokens: oauth::tokens::TokenManager::default(),
+            pools,
             public_url: public_url.clone(),
             metrics: telemetry::metrics_handle(),
             config,

@@ -25,6 +25,7 @@ pub struct Inner {
     pub outbound: Outbound,
     pub keys: KeyCache,
     pub tokens: crate::oauth::tokens::TokenManager,
+    pub pools: Arc<crate::proxy::pool::Pools>,
     /// The URL browsers reach (OAuth redirect URI base).
     pub public_url: Url,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,

@@ -8,6 +8,7 @@ mod connections;
 mod flows;
 mod oauth;
 mod refresh;
+mod slots;
 mod workspaces;
 
 pub use audit::{api_keys, events};
@@ -18,6 +19,7 @@ pub use connections::{
 pub use flows::{flow_atomicity, flows};
 pub use oauth::{oauth_clients, oauth_states};
 pub use refresh::{connection_version, refresh_lease, tokens};
+pub use slots::{concurrent_slots, slot_levels, slots};
 pub use workspaces::{data_keys, workspace_delete_cascade, workspaces};
 
 use chrono::{DateTime, Utc};
@@ -51,6 +53,9 @@ pub async fn run_all(store: &dyn Store) {
     flow_atomicity(store).await;
     api_keys(store).await;
     events(store).await;
+    slots(store).await;
+    slot_levels(store).await;
+    concurrent_slots(store).await;
 }
 
 /// Now, at the millisecond precision stores keep.

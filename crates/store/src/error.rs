@@ -22,6 +22,7 @@ const SQLITE_UNIQUE_RULES: &[(&str, &str)] = &[
         "oauth_client",
     ),
     ("oauth_states.state_hash", "oauth_state"),
+    ("pool_slots.pool_id, pool_slots.slot", "pool_slot"),
     ("workspaces.id", "workspace_id"),
     ("data_keys.id", "data_key_id"),
     ("connections.id", "connection_id"),

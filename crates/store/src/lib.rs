@@ -31,6 +31,7 @@ mod flows;
 mod keys;
 mod oauth;
 mod rows;
+mod slots;
 pub mod testing;
 mod workspaces;
 

@@ -5,7 +5,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +18,9 @@ struct Inner {
     hits: AtomicUsize,
     last_headers: Mutex<Option<HeaderMap>>,
     last_query: Mutex<Option<String>>,
+    in_flight: AtomicUsize,
+    in_flight_max: AtomicUsize,
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -53,23 +56,56 @@ impl Upstream {
         self.inner.last_headers.lock().unwrap().clone()
     }
 
+    /// The most requests that were in progress at once.
+    pub fn in_flight_max(&self) -> usize {
+        self.inner.in_flight_max.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_in_flight_max(&self) {
+        self.inner.in_flight_max.store(0, Ordering::SeqCst);
+    }
+
+    /// Every authenticated request (except `/health`) waits this long before answering.
+    pub fn set_delay(&self, d: std::time::Duration) {
+        self.inner
+            .delay_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+
     pub fn last_query(&self) -> Option<String> {
         self.inner.last_query.lock().unwrap().clone()
     }
 }
 
-async fn handle(State(s): State<Arc<Inner>>, req: Request) -> impl IntoResponse {
+struct InFlight<'a>(&'a Inner);
+
+impl<'a> InFlight<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.in_flight_max.fetch_max(now, Ordering::SeqCst);
+        InFlight(inner)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Paths: `/health` (no auth); with a valid credential: `/echo` (answers what it received),
+/// `/forbidden` (403), `/limited` (429 with `Retry-After: 7`), `/redirect` (302),
+/// `/big?mb=N` (N MiB, streamed), anything else (200 JSON).
+async fn handle(State(s): State<Arc<Inner>>, req: Request) -> Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
-    let headers = req.headers().clone();
-    let query = req.uri().query().unwrap_or_default().to_string();
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers.clone();
+    let query = parts.uri.query().unwrap_or_default().to_string();
     *s.last_headers.lock().unwrap() = Some(headers.clone());
     *s.last_query.lock().unwrap() = Some(query.clone());
-    let path = req.uri().path().to_string();
+    let path = parts.uri.path().to_string();
     if path == "/health" {
-        return (StatusCode::OK, r#"{"ok":true}"#.to_string());
-    }
-    if path == "/redirect" {
-        return (StatusCode::FOUND, String::new());
+        return (StatusCode::OK, r#"{"ok":true}"#.to_string()).into_response();
     }
     let header_key = headers
         .get("x-api-key")
@@ -95,19 +131,77 @@ async fn handle(State(s): State<Arc<Inner>>, req: Request) -> impl IntoResponse 
         .flatten()
         .any(|k| !s.api_key.is_empty() && k == s.api_key);
     let basic_ok = basic.is_some_and(|b| !s.basic.0.is_empty() && b == s.basic);
-    if key_ok || basic_ok {
-        if path == "/forbidden" {
-            return (
-                StatusCode::FORBIDDEN,
-                r#"{"error":"insufficient_scope","message":"this key may not read /forbidden"}"#
-                    .to_string(),
-            );
-        }
-        (StatusCode::OK, format!(r#"{{"path":"{path}","ok":true}}"#))
-    } else {
-        (
+    if !(key_ok || basic_ok) {
+        return (
             StatusCode::UNAUTHORIZED,
             r#"{"error":"invalid_api_key","message":"The API key is not valid"}"#.to_string(),
         )
+            .into_response();
+    }
+    let _guard = InFlight::enter(&s);
+    let delay = s.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    match path.as_str() {
+        "/forbidden" => (
+            StatusCode::FORBIDDEN,
+            r#"{"error":"insufficient_scope","message":"this key may not read /forbidden"}"#
+                .to_string(),
+        )
+            .into_response(),
+        "/limited" => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "7"), ("x-ratelimit-remaining", "0")],
+            r#"{"error":"rate_limited"}"#.to_string(),
+        )
+            .into_response(),
+        "/redirect" => (
+            StatusCode::FOUND,
+            [("location", "https://elsewhere.example/landing")],
+            String::new(),
+        )
+            .into_response(),
+        "/big" => {
+            let mb: usize = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "mb")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(1)
+                .min(1024);
+            let chunk = axum::body::Bytes::from(vec![b'x'; 1024 * 1024]);
+            let stream =
+                futures::stream::iter((0..mb).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            (
+                StatusCode::OK,
+                [("content-type", "application/octet-stream")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        "/echo" => {
+            let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            let hdrs: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        serde_json::Value::String(v.to_str().unwrap_or("?").to_string()),
+                    )
+                })
+                .collect();
+            let answer = serde_json::json!({
+                "method": parts.method.to_string(), "path": path, "query": query,
+                "headers": hdrs, "body": String::from_utf8_lossy(&bytes),
+            });
+            (
+                StatusCode::OK,
+                [("content-type", "application/json"), ("x-upstream", "echo")],
+                answer.to_string(),
+            )
+                .into_response()
+        }
+        _ => (StatusCode::OK, format!(r#"{{"path":"{path}","ok":true}}"#)).into_response(),
     }
 }

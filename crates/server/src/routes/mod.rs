@@ -40,6 +40,10 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 )]
 struct ApiDoc;
 
+#[derive(OpenApi)]
+#[openapi(paths(crate::proxy::openapi_doc))]
+struct ProxyDoc;
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -104,10 +108,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))
         .split_for_parts();
+    let mut api = api;
+    api.merge(ProxyDoc::openapi());
     let api_json = api
         .to_pretty_json()
         .expect("the OpenAPI document serializes");
     api_router
+        .route(
+            "/v1/workspaces/{ws}/connections/{conn}/proxy/{*path}",
+            axum::routing::any(crate::proxy::handle).layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/openapi.json",
             get(move || {

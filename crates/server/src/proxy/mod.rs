@@ -1,0 +1,389 @@
+//! The proxy (SPEC §4): `ANY /v1/workspaces/{ws}/connections/{conn}/proxy/{path}` sends the
+//! request to the connection's API base with the credential injected and the caller's own
+//! `Authorization` dropped. Bodies stream both ways; redirects are returned, never followed;
+//! hop-by-hop headers stay out. The connection's pool bounds requests in flight. A 401 that
+//! means an expired session triggers one refresh and one retry when the body can be replayed.
+
+pub mod pool;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::inject;
+use crate::oauth::tokens;
+use crate::service::connections as svc;
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use latchkey_core::catalog::{BORROW_CONCURRENCY_FROM, CONCURRENCY_LEVEL};
+use latchkey_core::ids::ConnectionId;
+use latchkey_core::model::{
+    AuthMode, ConnectionRecord, Scope, Workspace, DEFAULT_CONCURRENCY_LEVEL,
+};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use std::time::Duration;
+use url::Url;
+
+/// Bodies up to this size are kept in memory so that a request can be retried after a refresh;
+/// larger ones stream and are not retried.
+const REPLAYABLE: usize = 1024 * 1024;
+/// A single proxied call may run this long (Salesforce's long-running requests take 20 s+).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones Latchkey owns.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "authorization",
+    "cookie",
+];
+
+fn is_hop(name: &str, listed: &[String]) -> bool {
+    HOP_BY_HOP.contains(&name) || listed.iter().any(|l| l == name)
+}
+
+/// Header names the `Connection` header lists are hop-by-hop too.
+fn connection_listed(h: &HeaderMap) -> Vec<String> {
+    h.get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect()
+}
+
+fn level_of(c: &ConnectionRecord) -> usize {
+    c.settings
+        .get(CONCURRENCY_LEVEL)
+        .and_then(Value::as_i64)
+        .unwrap_or(DEFAULT_CONCURRENCY_LEVEL)
+        .clamp(1, 25) as usize
+}
+
+/// The pool a connection's requests count against: its lender's, or its own.
+async fn pool_of(
+    state: &AppState,
+    ws: &Workspace,
+    c: &ConnectionRecord,
+) -> ApiResult<(String, usize)> {
+    if let Some(Value::String(lender)) = c.settings.get(BORROW_CONCURRENCY_FROM) {
+        if let Ok(id) = ConnectionId::parse(lender) {
+            if let Some(l) = state.store.connection(&ws.id, &id).await? {
+                return Ok((l.id.to_string(), level_of(&l)));
+            }
+        }
+    }
+    Ok((c.id.to_string(), level_of(c)))
+}
+
+enum Cred {
+    Static(inject::Injection),
+    Token { version: i64, header: HeaderValue },
+}
+
+async fn credential(
+    state: &AppState,
+    ws: &Workspace,
+    c: &ConnectionRecord,
+    force: bool,
+) -> ApiResult<(Cred, Option<String>)> {
+    if c.auth_mode.is_oauth() {
+        let set = tokens::fresh_token(state, ws, c, force).await?;
+        let mut hv = HeaderValue::from_str(&format!("Bearer {}", set.access_token.expose_secret()))
+            .map_err(|_| ApiError::internal())?;
+        hv.set_sensitive(true);
+        return Ok((
+            Cred::Token {
+                version: set.version,
+                header: hv,
+            },
+            set.meta.instance_url.clone(),
+        ));
+    }
+    if c.auth_mode == AuthMode::Database {
+        return Err(ApiError::invalid("auth_mode", format!("connection `{}` is a database: it cannot be proxied", c.name))
+            .hint("read its credentials (GET …/credentials, or `latchkey run`) and connect to the database directly"));
+    }
+    let creds = svc::decrypt(state, c).await?;
+    Ok((
+        Cred::Static(inject::for_static(c.auth_mode, &c.settings, &creds)?),
+        None,
+    ))
+}
+
+/// What a 401 means: an expired session (refresh and retry), a token without the needed scope
+/// (pass back with a hint), or something else.
+enum Unauthorized {
+    Expired,
+    MissingScope,
+    Other,
+}
+
+fn classify_401(headers: &HeaderMap, body: &[u8]) -> Unauthorized {
+    let text = String::from_utf8_lossy(body);
+    if text.contains("not valid for use with the REST API") || text.contains("insufficient_scope") {
+        return Unauthorized::MissingScope;
+    }
+    let www = headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if text.contains("INVALID_SESSION_ID")
+        || www.contains("invalid_token")
+        || text.contains("invalid_token")
+    {
+        return Unauthorized::Expired;
+    }
+    Unauthorized::Other
+}
+
+/// Calls the application through the connection (scope `proxy`).
+pub async fn handle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ws, conn, path)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    match run(state, caller, ws, conn, path, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(
+    state: AppState,
+    caller: Caller,
+    ws: String,
+    conn: String,
+    path: String,
+    req: Request,
+) -> ApiResult<Response> {
+    let ws = state.workspace(&caller, &ws, Scope::Proxy).await?;
+    let c = svc::find(&state, &ws, &conn).await?;
+    let app = svc::app_entry(&state, &c.app)?;
+    let (parts, body) = req.into_parts();
+    let listed = connection_listed(&parts.headers);
+
+    let length = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let chunked = parts.headers.get("transfer-encoding").is_some();
+    let (buffered, mut stream_body): (Option<Bytes>, Option<Body>) = match (length, chunked) {
+        (Some(n), false) if n <= REPLAYABLE => (
+            Some(axum::body::to_bytes(body, REPLAYABLE).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "the request body could not be read",
+                )
+            })?),
+            None,
+        ),
+        (None, false) => (Some(Bytes::new()), None),
+        _ => (None, Some(body)),
+    };
+
+    let (pool_id, level) = pool_of(&state, &ws, &c).await?;
+    let (permit, waited) = match state
+        .pools
+        .acquire(&pool_id, level, state.config.proxy_queue_timeout)
+        .await
+    {
+        Ok(p) => p,
+        Err(_) => {
+            let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pool_busy", format!(
+                "connection `{}` already has {level} requests in flight and the queue did not move within {} s",
+                c.name, state.config.proxy_queue_timeout.as_secs()))
+            .hint("retry later, or raise the connection's concurrency level (at most what the application allows)")
+            .into_response();
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            return Ok(resp);
+        }
+    };
+    let queue_ms = waited.as_millis().to_string();
+
+    let mut attempt = 0;
+    let mut retry_after_version: Option<i64> = None;
+    loop {
+        attempt += 1;
+        let (cred, instance_url) = match retry_after_version {
+            None => credential(&state, &ws, &c, false).await?,
+            Some(v) => {
+                // Refresh unless someone already replaced the token that got the 401.
+                let mut seen = c.clone();
+                seen.version = v;
+                credential(&state, &ws, &seen, true).await?
+            }
+        };
+        let base = match instance_url.filter(|_| oauth_base_is_instance(app)) {
+            Some(u) => Url::parse(&u).map_err(|_| {
+                ApiError::invalid("instance_url", "the stored instance_url is not a URL")
+            })?,
+            None => crate::verify::api_base(app, &c.settings)?,
+        };
+        let mut url = crate::verify::join_path(&base, &path);
+        url.set_query(parts.uri.query());
+        if let Cred::Static(inj) = &cred {
+            inj.apply_to_url(&mut url);
+        }
+        let url = state.outbound.prepare(&url).map_err(|e| {
+            ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string()).hint(
+                "set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached",
+            )
+        })?;
+        let mut rb = state
+            .outbound
+            .client()
+            .request(parts.method.clone(), url)
+            .timeout(UPSTREAM_TIMEOUT);
+        for (name, value) in parts.headers.iter() {
+            if !is_hop(name.as_str(), &listed) {
+                rb = rb.header(name, value);
+            }
+        }
+        match &cred {
+            Cred::Static(inj) => {
+                for (n, v) in &inj.headers {
+                    rb = rb.header(n, v);
+                }
+            }
+            Cred::Token { header, .. } => {
+                rb = rb.header(http::header::AUTHORIZATION, header.clone())
+            }
+        }
+        rb = match (&buffered, stream_body.take()) {
+            (Some(b), _) => rb.body(b.clone()),
+            (None, Some(body)) => rb.body(reqwest::Body::wrap_stream(body.into_data_stream())),
+            (None, None) => rb,
+        };
+        let resp = rb.send().await.map_err(|e| {
+            let reason = if e.is_timeout() { "timed out".to_string() } else { format!("{}", e.without_url()) };
+            metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => "error").increment(1);
+            ApiError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", format!("{} could not be reached: {reason}", app.name))
+                .hint("check the connection's base URL and that the application is up")
+        })?;
+        let status = resp.status();
+        metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => status.as_u16().to_string()).increment(1);
+        if status == StatusCode::UNAUTHORIZED && c.auth_mode.is_oauth() {
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap_or_default();
+            match classify_401(&headers, &body) {
+                Unauthorized::Expired if attempt == 1 && buffered.is_some() => {
+                    if let Cred::Token { version, .. } = cred {
+                        tracing::info!(connection = %c.id, "upstream says the session expired; refreshing once");
+                        retry_after_version = Some(version);
+                        continue;
+                    }
+                }
+                Unauthorized::MissingScope => {
+                    return Ok(respond(status, &headers, &listed, Body::from(body), &queue_ms, Some("the token lacks a scope this call needs (Salesforce: `api`); add it to the connection's scopes and re-authorize"), permit));
+                }
+                _ => {}
+            }
+            return Ok(respond(
+                status,
+                &headers,
+                &listed,
+                Body::from(body),
+                &queue_ms,
+                None,
+                permit,
+            ));
+        }
+        let headers = resp.headers().clone();
+        let stream = resp
+            .bytes_stream()
+            .map(|r| r.map_err(std::io::Error::other));
+        return Ok(respond(
+            status,
+            &headers,
+            &connection_listed(&headers),
+            Body::from_stream(HoldPermit {
+                inner: stream,
+                _permit: permit,
+            }),
+            &queue_ms,
+            None,
+            (),
+        ));
+    }
+}
+
+/// For Salesforce-family apps the API base is the `instance_url` of the token answer.
+fn oauth_base_is_instance(app: &latchkey_core::catalog::AppEntry) -> bool {
+    crate::oauth::provider::is_salesforce(app)
+}
+
+fn respond<P: Send + 'static>(
+    status: StatusCode,
+    upstream: &HeaderMap,
+    listed: &[String],
+    body: Body,
+    queue_ms: &str,
+    hint: Option<&str>,
+    permit: P,
+) -> Response {
+    let mut out = Response::builder().status(status);
+    let headers = out.headers_mut().expect("builder has headers");
+    for (name, value) in upstream.iter() {
+        // Upstream cookies would land on Latchkey's own origin in a browser: they stay out.
+        if !is_hop(name.as_str(), listed) && name != "set-cookie" {
+            headers.append(name, value.clone());
+        }
+    }
+    headers.insert(
+        HeaderName::from_static("latchkey-queue-ms"),
+        HeaderValue::from_str(queue_ms).expect("digits"),
+    );
+    if let Some(h) = hint {
+        if let Ok(v) = HeaderValue::from_str(h) {
+            headers.insert(HeaderName::from_static("latchkey-hint"), v);
+        }
+    }
+    drop(permit);
+    out.body(body)
+        .unwrap_or_else(|_| ApiError::internal().into_response())
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps the pool place until the last byte is sent (or the client
+    /// goes away).
+    struct HoldPermit<S> {
+        #[pin]
+        inner: S,
+        _permit: pool::Permit,
+    }
+}
+
+impl<S: futures::Stream> futures::Stream for HoldPermit<S> {
+    type Item = S::Item;
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.project().inner.poll_next(cx)
+    }
+}
+
+/// The proxy, for the OpenAPI document (every method is accepted).
+#[utoipa::path(method(get, post, put, patch, delete), path = "/v1/workspaces/{ws}/connections/{conn}/proxy/{path}", tag = "proxy",
+    params(("ws" = String, Path), ("conn" = String, Path), ("path" = String, Path, description = "the path at the application's API base")),
+    responses(
+        (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`"),
+        (status = 503, description = "the connection's pool stayed full for LATCHKEY_PROXY_QUEUE_TIMEOUT", body = crate::error::ErrorBody),
+        (status = 502, description = "the application could not be reached", body = crate::error::ErrorBody)))]
+#[allow(dead_code)]
+pub async fn openapi_doc() {}

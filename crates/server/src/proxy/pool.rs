@@ -1,0 +1,219 @@
+//! Concurrency pools (SPEC §4, R3). Each pool allows `level` requests in flight; more wait in
+//! FIFO order up to the queue timeout. A borrower uses its lender's pool. A level change
+//! applies to the next request at once; requests in flight are never cut off.
+//!
+//! With a PostgreSQL store the limit holds across every instance: after its local turn, a
+//! request also takes one of the pool's `level` slot leases in the database, renewed by a
+//! heartbeat and expiring when an instance dies.
+
+use latchkey_core::store::Store;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How long a slot lease lasts without renewal: a dead instance's slots return this fast.
+pub const SLOT_LEASE: Duration = Duration::from_secs(10);
+const HEARTBEAT: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+struct PoolState {
+    level: usize,
+    in_flight: usize,
+    queue: VecDeque<oneshot::Sender<()>>,
+}
+
+#[derive(Default)]
+struct Pool {
+    state: Mutex<PoolState>,
+}
+
+impl Pool {
+    /// Hands free places to the longest waiters.
+    fn grant(st: &mut PoolState) {
+        while st.in_flight < st.level {
+            let Some(w) = st.queue.pop_front() else { break };
+            if w.send(()).is_ok() {
+                st.in_flight += 1;
+            }
+        }
+    }
+
+    fn release(&self) {
+        let mut st = self.state.lock().expect("pool lock");
+        st.in_flight = st.in_flight.saturating_sub(1);
+        Pool::grant(&mut st);
+    }
+}
+
+pub struct Pools {
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    store: Arc<dyn Store>,
+    holder: String,
+    global: bool,
+}
+
+/// A place in a pool, given back when dropped (after the response body is streamed).
+pub struct Permit {
+    pool: Arc<Pool>,
+    pool_id: String,
+    global_slot: Option<i32>,
+    pools: Arc<Pools>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.pool.release();
+        metrics::gauge!("latchkey_pool_in_flight", "pool" => self.pool_id.clone()).decrement(1.0);
+        if let Some(slot) = self.global_slot {
+            let (store, pool, holder) = (
+                self.pools.store.clone(),
+                self.pool_id.clone(),
+                self.pools.holder.clone(),
+            );
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = store.release_slot(&pool, slot, &holder).await {
+                        tracing::warn!(pool, slot, error = %e, "could not release a pool slot (its lease expires by itself)");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The pool was full for the whole queue timeout.
+#[derive(Debug)]
+pub struct Busy;
+
+impl Pools {
+    /// `global`: hold the limit across instances through the store (PostgreSQL clusters).
+    pub fn new(store: Arc<dyn Store>, global: bool) -> Arc<Self> {
+        let pools = Arc::new(Self {
+            pools: Mutex::new(HashMap::new()),
+            store,
+            holder: format!("instance-{}", ulid::Ulid::new()),
+            global,
+        });
+        if global {
+            let weak: Weak<Pools> = Arc::downgrade(&pools);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    let Some(p) = weak.upgrade() else { break };
+                    let until = chrono::Utc::now()
+                        + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
+                    if let Err(e) = p.store.renew_slots(&p.holder, until).await {
+                        tracing::warn!(error = %e, "could not renew pool slot leases");
+                    }
+                }
+            });
+        }
+        pools
+    }
+
+    /// Waits (FIFO) for a place in `pool_id`, at most `timeout`. Returns the permit and how long
+    /// the request waited.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        pool_id: &str,
+        level: usize,
+        timeout: Duration,
+    ) -> Result<(Permit, Duration), Busy> {
+        let start = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let pool = {
+            let mut map = self.pools.lock().expect("pools lock");
+            map.entry(pool_id.to_string()).or_default().clone()
+        };
+        let waiter = {
+            let mut st = pool.state.lock().expect("pool lock");
+            st.level = level.max(1);
+            Pool::grant(&mut st);
+            if st.in_flight < st.level && st.queue.is_empty() {
+                st.in_flight += 1;
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                st.queue.push_back(tx);
+                Some(rx)
+            }
+        };
+        metrics::gauge!("latchkey_pool_queued", "pool" => pool_id.to_string()).increment(1.0);
+        let local = match waiter {
+            None => true,
+            Some(mut rx) => tokio::select! {
+                r = &mut rx => r.is_ok(),
+                _ = tokio::time::sleep_until(deadline) => {
+                    rx.close();
+                    // A place granted in the same instant is ours all the same.
+                    rx.try_recv().is_ok()
+                }
+            },
+        };
+        metrics::gauge!("latchkey_pool_queued", "pool" => pool_id.to_string()).decrement(1.0);
+        if !local {
+            return Err(Busy);
+        }
+        metrics::gauge!("latchkey_pool_in_flight", "pool" => pool_id.to_string()).increment(1.0);
+        let mut permit = Permit {
+            pool,
+            pool_id: pool_id.to_string(),
+            global_slot: None,
+            pools: self.clone(),
+        };
+        if self.global {
+            let mut pause = Duration::from_millis(5);
+            loop {
+                let now = chrono::Utc::now();
+                let until = now + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
+                match self
+                    .store
+                    .try_acquire_slot(pool_id, level as i32, &self.holder, until, now)
+                    .await
+                {
+                    Ok(Some(slot)) => {
+                        permit.global_slot = Some(slot);
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "pool slot acquisition failed; retrying"),
+                }
+                if tokio::time::Instant::now() + pause > deadline {
+                    return Err(Busy);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        }
+        let waited = start.elapsed();
+        metrics::histogram!("latchkey_pool_wait_seconds", "pool" => pool_id.to_string())
+            .record(waited.as_secs_f64());
+        Ok((permit, waited))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_is_fifo_and_respects_the_level() {
+        let mut st = PoolState {
+            level: 2,
+            in_flight: 2,
+            queue: VecDeque::new(),
+        };
+        let (a, mut ra) = oneshot::channel();
+        let (b, mut rb) = oneshot::channel();
+        st.queue.push_back(a);
+        st.queue.push_back(b);
+        Pool::grant(&mut st);
+        assert!(ra.try_recv().is_err() && rb.try_recv().is_err());
+        st.in_flight = 1;
+        Pool::grant(&mut st);
+        assert!(ra.try_recv().is_ok());
+        assert!(rb.try_recv().is_err(), "the second waiter stays queued");
+        assert_eq!(st.in_flight, 2);
+    }
+}

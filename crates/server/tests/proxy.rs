@@ -1,0 +1,496 @@
+//! The proxy (SPEC §4): credential injection, pass-through, pools and borrowed pools, the
+//! queue timeout, expired sessions refreshed once, and the limit across three instances.
+
+use latchkey_core::outbound::Rewrites;
+use latchkey_testkit::salesforce::{self, SalesforceSim};
+use latchkey_testkit::upstream::Upstream;
+use latchkey_testkit::{spawn_app, spawn_app_postgres, spawn_app_with, start_peer, TestApp};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const KEY: &str = "up-key-5f1e";
+
+async fn api_key_connection(app: &TestApp, up: &Upstream, name: &str, settings: Value) -> Value {
+    let mut s = json!({"base_url": up.url, "verify_path": "/health"});
+    for (k, v) in settings.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    let a = app
+        .post("/v1/workspaces/acme/connections", json!({"name": name, "app": "generic-api-key", "settings": s, "credentials": {"api_key": KEY}}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    a.body
+}
+
+#[tokio::test]
+async fn requests_pass_through_with_the_credential_injected() {
+    let app = spawn_app().await;
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    api_key_connection(&app, &up, "billing", json!({})).await;
+    let resp = app
+        .client
+        .post(format!(
+            "{}/v1/workspaces/acme/connections/billing/proxy/echo?a=1&b=two",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .header("x-custom", "kept")
+        .header("connection", "x-hop")
+        .header("x-hop", "dropped")
+        .header("content-type", "text/plain")
+        .body("hello upstream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("latchkey-queue-ms").is_some());
+    assert_eq!(resp.headers()["x-upstream"], "echo");
+    let echo: Value = resp.json().await.unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["query"], "a=1&b=two");
+    assert_eq!(echo["body"], "hello upstream");
+    assert_eq!(echo["headers"]["x-api-key"], KEY);
+    assert_eq!(echo["headers"]["x-custom"], "kept");
+    assert!(
+        echo["headers"].get("x-hop").is_none(),
+        "a header named by Connection is hop-by-hop"
+    );
+    assert!(
+        echo["headers"].get("authorization").is_none(),
+        "the caller's own Authorization must not reach the application"
+    );
+    assert!(!echo.to_string().contains(&app.admin_key));
+
+    // Redirects come back as they are.
+    let r = app
+        .client
+        .get(format!(
+            "{}/v1/workspaces/acme/connections/billing/proxy/redirect",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "https://elsewhere.example/landing");
+    // Rate limits pass back with the application's headers.
+    let r = app
+        .client
+        .get(format!(
+            "{}/v1/workspaces/acme/connections/billing/proxy/limited",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "7");
+    // A key in a query parameter, and basic auth.
+    api_key_connection(
+        &app,
+        &up,
+        "q",
+        json!({"api_key_in": "query", "api_key_name": "api_key"}),
+    )
+    .await;
+    let r = app
+        .client
+        .get(format!(
+            "{}/v1/workspaces/acme/connections/q/proxy/echo?x=1",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["query"], format!("x=1&api_key={KEY}"));
+    // A large body streams through.
+    let r = app
+        .client
+        .get(format!(
+            "{}/v1/workspaces/acme/connections/billing/proxy/big?mb=64",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut total = 0usize;
+    let mut s = r;
+    while let Some(chunk) = s.chunk().await.unwrap() {
+        total += chunk.len();
+    }
+    assert_eq!(total, 64 * 1024 * 1024);
+
+    // Scope and kind checks.
+    let reader = app.workspace_key("acme", &["read", "secrets"]).await;
+    let r = app
+        .call_as(
+            &reader,
+            reqwest::Method::GET,
+            "/v1/workspaces/acme/connections/billing/proxy/echo",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let proxy_key = app.workspace_key("acme", &["proxy"]).await;
+    let r = app
+        .call_as(
+            &proxy_key,
+            reqwest::Method::GET,
+            "/v1/workspaces/acme/connections/billing/proxy/echo",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("latchkey_proxy_upstream_responses_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("latchkey_pool_wait_seconds"), "{metrics}");
+}
+
+async fn burst(app: &TestApp, name: &str, n: usize) -> Vec<u16> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (c, url, key) = (
+            app.client.clone(),
+            format!(
+                "{}/v1/workspaces/acme/connections/{name}/proxy/slow",
+                app.url
+            ),
+            app.admin_key.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            c.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_concurrency_level_holds_and_borrowers_share_the_lenders_pool() {
+    let app = spawn_app().await;
+    let up = Upstream::start(KEY, "u", "p").await;
+    up.set_delay(Duration::from_millis(60));
+    app.workspace("acme").await;
+    api_key_connection(&app, &up, "three", json!({"concurrency_level": 3})).await;
+    let statuses = burst(&app, "three", 40).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        up.in_flight_max(),
+        3,
+        "never more than the level, and the level is used"
+    );
+
+    let up2 = Upstream::start(KEY, "u", "p").await;
+    up2.set_delay(Duration::from_millis(60));
+    api_key_connection(&app, &up2, "lender", json!({"concurrency_level": 4})).await;
+    api_key_connection(
+        &app,
+        &up2,
+        "borrower",
+        json!({"concurrency_level": 20, "borrow_concurrency_from": "lender"}),
+    )
+    .await;
+    let (a, b) = tokio::join!(burst(&app, "lender", 20), burst(&app, "borrower", 20));
+    assert!(a.iter().chain(&b).all(|s| *s == 200));
+    assert_eq!(
+        up2.in_flight_max(),
+        4,
+        "lender and borrower together stay within the lender's level"
+    );
+
+    // A level change applies to the next requests.
+    let e = app
+        .patch(
+            "/v1/workspaces/acme/connections/lender",
+            json!({"settings": {"concurrency_level": 2}}),
+        )
+        .await;
+    assert_eq!(e.status, 200, "{}", e.text);
+    up2.reset_in_flight_max();
+    let (a, b) = tokio::join!(burst(&app, "lender", 10), burst(&app, "borrower", 10));
+    assert!(a.iter().chain(&b).all(|s| *s == 200));
+    assert_eq!(up2.in_flight_max(), 2, "the new level applies at once");
+}
+
+#[tokio::test]
+async fn a_full_queue_times_out_with_503() {
+    let app = spawn_app_with(|c| c.proxy_queue_timeout = Duration::from_secs(1)).await;
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    api_key_connection(&app, &up, "one", json!({"concurrency_level": 1})).await;
+    up.set_delay(Duration::from_millis(2500));
+    let statuses = burst(&app, "one", 2).await;
+    assert!(
+        statuses.contains(&200) && statuses.contains(&503),
+        "{statuses:?}"
+    );
+    up.set_delay(Duration::from_millis(2500));
+    let slow = {
+        let (c, url, key) = (
+            app.client.clone(),
+            format!("{}/v1/workspaces/acme/connections/one/proxy/slow", app.url),
+            app.admin_key.clone(),
+        );
+        tokio::spawn(async move {
+            c.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = app
+        .client
+        .get(format!(
+            "{}/v1/workspaces/acme/connections/one/proxy/slow",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        r.headers().get("retry-after").is_some(),
+        "a 503 says when to retry"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "pool_busy");
+    assert!(body["hint"].is_string());
+    assert_eq!(slow.await.unwrap(), 200);
+}
+
+async fn salesforce_app(sim: &SalesforceSim) -> TestApp {
+    let rewrites = Rewrites::parse(&sim.rewrites()).unwrap();
+    let app = spawn_app_with(|c| c.outbound_rewrites = rewrites).await;
+    sf_prepare(&app, sim).await;
+    app
+}
+
+async fn sf_prepare(app: &TestApp, sim: &SalesforceSim) {
+    sim.add_callback_url(
+        salesforce::DEFAULT_CONSUMER_KEY,
+        &format!("{}/oauth/callback", app.url),
+    );
+    app.workspace("acme").await;
+}
+
+async fn sf_connection(
+    app: &TestApp,
+    sim: &SalesforceSim,
+    name: &str,
+    scopes: &[&str],
+    level: i64,
+) {
+    let created = app
+        .post("/v1/workspaces/acme/connections", json!({"name": name, "app": "salesforce", "auth_mode": "oauth2_code",
+            "settings": {"scopes": scopes, "concurrency_level": level},
+            "credentials": {"client_id": salesforce::DEFAULT_CONSUMER_KEY, "client_secret": salesforce::DEFAULT_CONSUMER_SECRET}}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let location = sim
+        .login_via_browser(
+            created.body["authorize_url"].as_str().unwrap(),
+            salesforce::DEFAULT_USERNAME,
+            salesforce::DEFAULT_PASSWORD,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        app.client.get(&location).send().await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refreshed_once_for_every_caller() {
+    let sim = SalesforceSim::start().await;
+    let app = salesforce_app(&sim).await;
+    sf_connection(&app, &sim, "sf", &["api", "refresh_token"], 5).await;
+    let url = format!(
+        "{}/v1/workspaces/acme/connections/sf/proxy/services/data/v62.0/limits",
+        app.url
+    );
+    let r = app
+        .client
+        .get(&url)
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("sforce-limit-info").is_some(),
+        "Salesforce's headers come back"
+    );
+
+    sim.expire_access_tokens();
+    sim.set_api_delay(Duration::from_millis(50));
+    let before = sim.refresh_count();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (c, u, k) = (app.client.clone(), url.clone(), app.admin_key.clone());
+        tasks.push(tokio::spawn(async move {
+            c.get(u)
+                .bearer_auth(k)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(
+            t.await.unwrap(),
+            200,
+            "every caller succeeds after the refresh"
+        );
+    }
+    assert_eq!(
+        sim.refresh_count(),
+        before + 1,
+        "one refresh for all callers"
+    );
+    assert!(sim.api_in_flight_max() <= 5);
+
+    // A body is replayed on the retry.
+    sim.expire_access_tokens();
+    let echo = app
+        .client
+        .post(format!(
+            "{}/v1/workspaces/acme/connections/sf/proxy/services/apexrest/echo",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "application/json")
+        .body(r#"{"Name":"Acme"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo.status(), 200);
+    let body: Value = echo.json().await.unwrap();
+    assert!(body.to_string().contains("Acme"), "{body}");
+}
+
+#[tokio::test]
+async fn a_token_without_the_api_scope_is_passed_back_with_a_hint() {
+    let sim = SalesforceSim::start().await;
+    let app = salesforce_app(&sim).await;
+    sf_connection(&app, &sim, "sf-noapi", &["refresh_token", "id"], 5).await;
+    let before = sim.refresh_count();
+    let r = app
+        .client
+        .get(format!(
+            "{}/v1/workspaces/acme/connections/sf-noapi/proxy/services/data/v62.0/limits",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["latchkey-hint"]
+        .to_str()
+        .unwrap()
+        .contains("api"));
+    assert_eq!(
+        sim.refresh_count(),
+        before,
+        "a missing scope is not a reason to refresh"
+    );
+}
+
+#[tokio::test]
+async fn the_level_holds_across_three_instances_on_postgres() {
+    let sim = SalesforceSim::start().await;
+    let Some(mut first) = spawn_app_postgres().await else {
+        return;
+    };
+    first.stop().await;
+    let mut config = first.config.clone();
+    config.outbound_rewrites = Rewrites::parse(&sim.rewrites()).unwrap();
+    let a = latchkey_testkit::start(config).await;
+    let b = start_peer(&a).await;
+    let c = start_peer(&a).await;
+    sf_prepare(&a, &sim).await;
+    sf_connection(&a, &sim, "sf", &["api", "refresh_token"], 5).await;
+    sim.set_api_delay(Duration::from_millis(80));
+    sim.reset_in_flight_max();
+    let mut tasks = Vec::new();
+    for i in 0..45 {
+        let app = [&a, &b, &c][i % 3];
+        let (cl, u, k) = (
+            app.client.clone(),
+            format!(
+                "{}/v1/workspaces/acme/connections/sf/proxy/services/data/v62.0/limits",
+                app.url
+            ),
+            app.admin_key.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            cl.get(u)
+                .bearer_auth(k)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(
+        sim.api_in_flight_max(),
+        5,
+        "three instances together never exceed the level of 5"
+    );
+    drop(first);
+}
+
+#[tokio::test]
+async fn database_connections_are_not_proxied() {
+    let app = spawn_app().await;
+    app.workspace("acme").await;
+    let a = app
+        .post("/v1/workspaces/acme/connections", json!({"name": "db", "app": "postgres", "verify": false,
+            "credentials": {"host": "127.0.0.1", "port": 5432, "database": "d", "username": "u", "password": "p"}}))
+        .await;
+    assert_eq!(a.status, 201);
+    let r = app
+        .get("/v1/workspaces/acme/connections/db/proxy/anything")
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body["hint"].as_str().unwrap().contains("credentials"));
+}

@@ -1,0 +1,12 @@
+-- Concurrency-pool slots shared by a cluster. Pool ids are connection ids, without a foreign
+-- key: a pool's slots may outlive its connection until their holders release them.
+
+CREATE TABLE pool_slots (
+    pool_id     TEXT COLLATE "C" NOT NULL,
+    slot        INTEGER NOT NULL,
+    holder      TEXT,
+    lease_until BIGINT,
+    CONSTRAINT pool_slot PRIMARY KEY (pool_id, slot)
+);
+-- The heartbeat renews every slot of one holder.
+CREATE INDEX pool_slots_holder ON pool_slots (holder);
