@@ -54,11 +54,12 @@ impl Application {
             Some(dir) => Catalog::with_dir(dir)?,
             None => Catalog::embedded(),
         };
-        let first_admin_key = bootstrap::first_admin_key(store.as_ref(), &config.data_dir).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
+        // Only once the address is ours: a key created by a start that then fails would be lost.
+        let first_admin_key = bootstrap::first_admin_key(store.as_ref(), &config.data_dir).await?;
         let public_url = match &config.public_url {
             Some(u) => u.clone(),
             None => Url::parse(&format!("http://{address}")).expect("an address makes a URL"),

@@ -165,7 +165,7 @@ async fn verify_http(
         return Ok(());
     }
     let body = resp.text().await.unwrap_or_default();
-    let excerpt: String = body.chars().take(BODY_EXCERPT).collect();
+    let excerpt = excerpt(&body);
     let hint = match status.as_u16() {
         401 => "the application refused the credential: check the key (or username and password) and that it is still valid",
         403 => "the credential is valid but lacks permission for the verification request: check its permissions or the verification path",
@@ -184,6 +184,29 @@ async fn verify_http(
         hint,
         json!({ "status": status.as_u16(), "request": shown, "body": excerpt }),
     ))
+}
+
+/// The start of an answer's body as one line of text: markup removed, white space folded.
+pub fn excerpt(body: &str) -> String {
+    let mut text = String::with_capacity(body.len().min(4096));
+    let mut in_tag = false;
+    for ch in body.chars().take(20_000) {
+        match ch {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(ch),
+            _ => {}
+        }
+    }
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() > BODY_EXCERPT {
+        format!("{}…", folded.chars().take(BODY_EXCERPT).collect::<String>())
+    } else {
+        folded
+    }
 }
 
 fn connect_reason(e: &reqwest::Error) -> String {
@@ -344,6 +367,15 @@ mod tests {
         );
         let root = Url::parse("https://api.example.com").unwrap();
         assert_eq!(join_path(&root, "/").as_str(), "https://api.example.com/");
+    }
+
+    #[test]
+    fn excerpts_are_one_line_of_text() {
+        assert_eq!(
+            excerpt("<html>\n<body><h1>Unauthorized</h1>\n<p>bad   key</p></body></html>"),
+            "Unauthorized bad key"
+        );
+        assert!(excerpt(&"x".repeat(1000)).chars().count() <= BODY_EXCERPT + 1);
     }
 
     #[test]

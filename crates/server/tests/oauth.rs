@@ -759,3 +759,42 @@ async fn a_generic_oauth2_provider_with_basic_or_post_client_auth() {
     );
     assert!(!c.text.contains("not-the-secret"));
 }
+
+#[tokio::test]
+async fn an_unreachable_provider_backs_off_instead_of_storming() {
+    let sim = SalesforceSim::start().await;
+    let app = app_for(&sim).await;
+    authorize(&app, &sim, "sf-prod", json!({})).await;
+    drop(sim);
+    let first = app
+        .post(
+            "/v1/workspaces/acme/connections/sf-prod/token/refresh",
+            json!({}),
+        )
+        .await;
+    assert_eq!(first.status, 502, "{}", first.text);
+    assert_eq!(first.body["error"], "refresh_failed");
+    let c = app.get("/v1/workspaces/acme/connections/sf-prod").await;
+    assert_eq!(c.body["status"], "failing");
+    assert!(
+        c.body["hint"].as_str().unwrap().contains("retry"),
+        "{}",
+        c.text
+    );
+    let second = app
+        .post(
+            "/v1/workspaces/acme/connections/sf-prod/token/refresh",
+            json!({}),
+        )
+        .await;
+    assert_eq!(second.status, 503, "{}", second.text);
+    assert_eq!(second.body["error"], "refresh_backoff");
+    assert!(
+        second.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("next attempt"),
+        "{}",
+        second.text
+    );
+}

@@ -494,3 +494,63 @@ async fn database_connections_are_not_proxied() {
     assert_eq!(r.status, 422);
     assert!(r.body["hint"].as_str().unwrap().contains("credentials"));
 }
+
+#[tokio::test]
+async fn slots_held_by_a_dead_instance_come_back_when_their_leases_run_out() {
+    let Some(app) = spawn_app_postgres().await else {
+        return;
+    };
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    let conn = api_key_connection(&app, &up, "billing", json!({"concurrency_level": 2})).await;
+    let pool = conn["id"].as_str().unwrap().to_string();
+    // Another instance took both slots, then died without releasing them.
+    let store = latchkey_store::open(&app.config.database_url)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    for _ in 0..2 {
+        let slot = store
+            .try_acquire_slot(
+                &pool,
+                2,
+                "dead-instance",
+                now + chrono::Duration::seconds(2),
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(slot.is_some());
+    }
+    assert_eq!(store.held_slots(&pool, now).await.unwrap(), 2);
+    let started = std::time::Instant::now();
+    let r = app
+        .client
+        .get(format!(
+            "{}/v1/workspaces/acme/connections/billing/proxy/echo",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "the request had to wait for the dead leases ({waited:?})"
+    );
+    assert!(
+        waited < Duration::from_secs(8),
+        "and got a slot within seconds ({waited:?})"
+    );
+    let queue_ms: u64 = r.headers()["latchkey-queue-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        queue_ms >= 1500,
+        "Latchkey-Queue-Ms reports the wait: {queue_ms}"
+    );
+}

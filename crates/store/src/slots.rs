@@ -11,15 +11,18 @@ use latchkey_core::store::{SlotStore, StoreResult};
 // including `lease_until`, as the refresh lease is.
 //
 // SKIP LOCKED sends racing acquirers to different free rows instead of queueing them on the
-// same one only to find it taken; a free row is locked only by a taker that will get it.
-const TAKE_POSTGRES: &str = "UPDATE pool_slots SET holder = $3, lease_until = $4 \
+// same one only to find it taken; a free row is locked only by a taker that will get it. The
+// count shares the take's snapshot, so a miss with every row present is a real miss.
+const TAKE_POSTGRES: &str = "WITH taken AS (UPDATE pool_slots SET holder = $3, lease_until = $4 \
      WHERE (pool_id, slot) = (SELECT pool_id, slot FROM pool_slots \
      WHERE pool_id = $1 AND slot < $2 AND (holder IS NULL OR lease_until < $5) \
      ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     RETURNING slot";
+     RETURNING slot) \
+     SELECT (SELECT slot FROM taken), \
+     (SELECT COUNT(*) FROM pool_slots WHERE pool_id = $1 AND slot < $2)";
 
 // A statement that writes takes SQLite's single write lock before it reads, so nothing
-// changes between the choice and the update; the repeated condition is cheap insurance.
+// changes between the choice and the update.
 const TAKE_SQLITE: &str = "UPDATE pool_slots SET holder = $3, lease_until = $4 \
      WHERE rowid = (SELECT rowid FROM pool_slots \
      WHERE pool_id = $1 AND slot < $2 AND (holder IS NULL OR lease_until < $5) \
@@ -27,11 +30,20 @@ const TAKE_SQLITE: &str = "UPDATE pool_slots SET holder = $3, lease_until = $4 \
      AND (holder IS NULL OR lease_until < $5) \
      RETURNING slot";
 
+const COUNT_SLOTS: &str = "SELECT COUNT(*) FROM pool_slots WHERE pool_id = $1 AND slot < $2";
+
 // SQLite has no generate_series without an extension; both backends run this CTE.
 const CREATE_SLOTS: &str = "WITH RECURSIVE s(n) AS \
      (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < $2) \
      INSERT INTO pool_slots (pool_id, slot) SELECT $1, n FROM s WHERE n < $2 \
      ON CONFLICT DO NOTHING";
+
+/// What one take found: the slot taken, and how many of the pool's rows below the level it
+/// saw, when the backend can tell in the same statement.
+struct Take {
+    slot: Option<i32>,
+    rows: Option<i64>,
+}
 
 impl SqlStore {
     async fn take_slot(
@@ -41,43 +53,36 @@ impl SqlStore {
         holder: &str,
         until: i64,
         now: i64,
-    ) -> StoreResult<Option<i32>> {
-        let sql = match self.db {
-            Db::Sqlite(_) => TAKE_SQLITE,
-            Db::Postgres(_) => TAKE_POSTGRES,
-        };
-        with_pool!(&self.db, p => {
-            sqlx::query_scalar(sql)
-                .bind(pool)
-                .bind(level)
-                .bind(holder)
-                .bind(until)
-                .bind(now)
-                .fetch_optional(p)
-                .await
-        })
-        .db()
-    }
-
-    /// Creates the missing rows of slots `0..level`; false when none were missing.
-    async fn create_slots(&self, pool: &str, level: i32) -> StoreResult<bool> {
-        // A read first, so that the usual miss (every slot held) writes nothing.
-        let existing: i64 = with_pool!(&self.db, p => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM pool_slots WHERE pool_id = $1 AND slot < $2")
-                .bind(pool)
-                .bind(level)
-                .fetch_one(p)
-                .await
-        })
-        .db()?;
-        if existing >= i64::from(level) {
-            return Ok(false);
+    ) -> StoreResult<Take> {
+        match &self.db {
+            Db::Postgres(p) => {
+                let (slot, rows): (Option<i32>, i64) = sqlx::query_as(TAKE_POSTGRES)
+                    .bind(pool)
+                    .bind(level)
+                    .bind(holder)
+                    .bind(until)
+                    .bind(now)
+                    .fetch_one(p)
+                    .await
+                    .db()?;
+                Ok(Take {
+                    slot,
+                    rows: Some(rows),
+                })
+            }
+            Db::Sqlite(p) => {
+                let slot = sqlx::query_scalar(TAKE_SQLITE)
+                    .bind(pool)
+                    .bind(level)
+                    .bind(holder)
+                    .bind(until)
+                    .bind(now)
+                    .fetch_optional(p)
+                    .await
+                    .db()?;
+                Ok(Take { slot, rows: None })
+            }
         }
-        with_pool!(&self.db, p => {
-            sqlx::query(CREATE_SLOTS).bind(pool).bind(level).execute(p).await.map(|_| ())
-        })
-        .db()?;
-        Ok(true)
     }
 }
 
@@ -95,14 +100,28 @@ impl SlotStore for SqlStore {
             return Ok(None);
         }
         let (until, now) = (ms(until), ms(now));
-        if let Some(slot) = self.take_slot(pool, level, holder, until, now).await? {
-            return Ok(Some(slot));
+        let first = self.take_slot(pool, level, holder, until, now).await?;
+        let level_rows = i64::from(level);
+        if first.slot.is_some() || first.rows.is_some_and(|n| n >= level_rows) {
+            return Ok(first.slot);
         }
-        // Retrying even when a racing acquirer created the rows first: its rows are as good.
-        if !self.create_slots(pool, level).await? {
-            return Ok(None);
+        let rows = match first.rows {
+            Some(n) => n,
+            // A read, so that a miss on a full pool takes no write lock for nothing.
+            None => with_pool!(&self.db, p => {
+                sqlx::query_scalar(COUNT_SLOTS).bind(pool).bind(level).fetch_one(p).await
+            })
+            .db()?,
+        };
+        if rows < level_rows {
+            with_pool!(&self.db, p => {
+                sqlx::query(CREATE_SLOTS).bind(pool).bind(level).execute(p).await.map(|_| ())
+            })
+            .db()?;
         }
-        self.take_slot(pool, level, holder, until, now).await
+        // Retried even when the rows were all there: they may have appeared (made by a racing
+        // acquirer) only after the first take missed them.
+        Ok(self.take_slot(pool, level, holder, until, now).await?.slot)
     }
 
     async fn renew_slots(&self, holder: &str, until: DateTime<Utc>) -> StoreResult<u64> {

@@ -415,6 +415,77 @@ mod tests {
         assert_eq!(String::from_utf8(raw).unwrap(), "id%3A1:s+p%26");
     }
 
+    fn salesforce_provider() -> Provider {
+        Provider {
+            flavor: Flavor::Salesforce,
+            authorize_url: None,
+            token_url: url::Url::parse("https://login.salesforce.com/services/oauth2/token")
+                .unwrap(),
+            revoke_url: None,
+            userinfo_path: None,
+            audience: None,
+            pkce: true,
+            client_auth: ClientAuth::Post,
+            scopes: vec![],
+            extra_authorize_params: vec![],
+            session_timeout_secs: 7200,
+        }
+    }
+
+    fn raw(signature: &str) -> RawTokens {
+        RawTokens {
+            access_token: "00D!x".into(),
+            refresh_token: None,
+            token_type: Some("Bearer".into()),
+            expires_in: None,
+            scope: Some("api".into()),
+            instance_url: Some("https://acme.my.salesforce.com/".into()),
+            id: Some(
+                "https://login.salesforce.com/id/00Dxx0000001gEREAY/005xx000001SwiUAAS".into(),
+            ),
+            issued_at: Some("1700000000000".into()),
+            signature: Some(signature.into()),
+        }
+    }
+
+    #[test]
+    fn salesforce_answers_are_read_and_their_signature_checked() {
+        let client = ClientCreds {
+            client_id: "ck".into(),
+            client_secret: Some(SecretString::from("cs".to_string())),
+            private_key: None,
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"cs").unwrap();
+        mac.update(
+            b"https://login.salesforce.com/id/00Dxx0000001gEREAY/005xx000001SwiUAAS1700000000000",
+        );
+        let good = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let t = read_tokens(raw(&good), &salesforce_provider(), &client).unwrap();
+        assert_eq!(
+            t.meta.instance_url.as_deref(),
+            Some("https://acme.my.salesforce.com")
+        );
+        assert_eq!(
+            t.meta.provider_org_id.as_deref(),
+            Some("00Dxx0000001gEREAY")
+        );
+        assert_eq!(
+            t.meta.provider_user_id.as_deref(),
+            Some("005xx000001SwiUAAS")
+        );
+        let issued = t.meta.issued_at.unwrap();
+        assert_eq!(issued.timestamp_millis(), 1_700_000_000_000);
+        assert_eq!(
+            (t.meta.expires_at.unwrap() - issued).num_seconds(),
+            7200,
+            "no expires_in: the session timeout applies"
+        );
+        let err = read_tokens(raw("forged"), &salesforce_provider(), &client)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("signature"), "{err}");
+    }
+
     #[test]
     fn hints_name_what_to_check() {
         let e = GrantError::Provider {
