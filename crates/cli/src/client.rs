@@ -127,6 +127,10 @@ impl Client {
         self.send(Method::PATCH, segments, &[], Some(body)).await
     }
 
+    pub async fn put(&self, segments: &[&str], body: &Value) -> Result<Value, Failure> {
+        self.send(Method::PUT, segments, &[], Some(body)).await
+    }
+
     pub async fn delete(
         &self,
         segments: &[&str],
@@ -170,7 +174,13 @@ impl Client {
         }
     }
 
-    fn transport_failure(&self, e: &reqwest::Error) -> Failure {
+    /// A request to `url` carrying only the API key, for answers that are not the API's JSON
+    /// (the proxy). The caller sets the body, headers and its own timeouts.
+    pub fn raw(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        self.http.request(method, url).bearer_auth(&self.key)
+    }
+
+    pub fn transport_failure(&self, e: &reqwest::Error) -> Failure {
         let cause = root_cause(e);
         if e.is_connect() {
             Failure::new(format!("cannot reach Latchkey at {}: {cause}", self.base))
@@ -197,7 +207,8 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-fn api_failure(status: StatusCode, text: &str) -> Failure {
+/// The API's error body (`{error, message, hint}`) as a [`Failure`].
+pub fn api_failure(status: StatusCode, text: &str) -> Failure {
     let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
     let message = body.get("message").and_then(Value::as_str);
     match message {

@@ -70,6 +70,15 @@ enum Command {
     Key(commands::key::KeyCmd),
     /// The audit log of a workspace, newest first.
     Events(commands::events::EventsArgs),
+    /// Print a fresh access token of an OAuth connection (for `$(latchkey token acme/sf-prod)`).
+    Token(commands::token::TokenArgs),
+    /// Run a command with fresh secrets of connections in its environment.
+    Run(commands::run::RunArgs),
+    /// Send one request to an application through Latchkey's proxy; the answer goes to stdout.
+    Proxy(commands::proxy::ProxyArgs),
+    /// A workspace's OAuth client (connected app) for an application.
+    #[command(subcommand)]
+    OauthClient(commands::oauth_client::OAuthClientCmd),
 }
 
 /// What a client command needs: the server and how to print.
@@ -120,6 +129,10 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Flow(c) => commands::flow::run(ctx, c).await,
         Command::Key(c) => commands::key::run(ctx, c).await,
         Command::Events(a) => commands::events::run(ctx, a).await,
+        Command::Token(a) => commands::token::run(ctx, a).await,
+        Command::Run(a) => commands::run::run(ctx, a).await,
+        Command::Proxy(a) => commands::proxy::run(ctx, a).await,
+        Command::OauthClient(c) => commands::oauth_client::run(ctx, c).await,
     }
 }
 

@@ -83,6 +83,18 @@ pub fn time(v: &Value, key: &str) -> String {
     }
 }
 
+/// The answer's `warnings`, each as `warning: …` on stderr (stdout stays for the answer).
+pub fn warnings(answer: &Value) {
+    for w in answer
+        .get("warnings")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        eprintln!("warning: {}", one_line(&show(w)));
+    }
+}
+
 pub fn items(v: &Value) -> &[Value] {
     v.get("items")
         .and_then(Value::as_array)

@@ -12,6 +12,7 @@ use crate::CoreError;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -95,6 +96,19 @@ impl MasterKey {
     /// Wraps a data key; the data key's id is the associated data.
     pub fn wrap(&self, id: &DataKeyId, dk: &DataKey) -> Vec<u8> {
         seal_with(&self.key, &wrap_aad(id), dk.0.as_slice())
+    }
+
+    /// A key for one purpose (`label`), derived from the master key with HMAC-SHA256: every
+    /// instance that holds this master key derives the same key, and nothing is stored. Used for
+    /// values that must open on any instance of a cluster, such as web UI session cookies.
+    pub fn derive_key(&self, label: &str) -> DataKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_slice())
+            .expect("HMAC takes a key of any length");
+        mac.update(b"latchkey/v1/derived-key\0");
+        mac.update(label.as_bytes());
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&mac.finalize().into_bytes());
+        DataKey(key)
     }
 
     pub fn unwrap_key(&self, id: &DataKeyId, wrapped: &[u8]) -> Result<DataKey, CoreError> {
@@ -247,6 +261,21 @@ mod tests {
         let (other, _) = MasterKey::generate();
         assert!(other.unwrap_key(&id, &wrapped).is_err());
         assert!(mk.unwrap_key(&DataKeyId::generate(), &wrapped).is_err());
+    }
+
+    #[test]
+    fn derived_keys_are_stable_per_label_and_master_key() {
+        let (mk, text) = MasterKey::generate();
+        let again = MasterKey::from_base64(&text).unwrap();
+        let sealed = mk.derive_key("ui-session").seal("a", b"b");
+        let opened = again.derive_key("ui-session").open("a", &sealed).unwrap();
+        assert_eq!(opened.as_slice(), b"b");
+        assert!(mk.derive_key("other").open("a", &sealed).is_err());
+        assert!(MasterKey::generate()
+            .0
+            .derive_key("ui-session")
+            .open("a", &sealed)
+            .is_err());
     }
 
     #[test]

@@ -131,10 +131,21 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("no API key was given"))?;
+        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+            // The web UI's session cookie (HttpOnly, SameSite=Strict, sealed); requests that
+            // change something must also carry its CSRF token.
+            return match crate::ui::session::from_headers(state, &parts.headers) {
+                None => Err(unauthorized("no API key was given")),
+                Some(None) => Err(unauthorized("the web UI session expired or is not valid")
+                    .hint("sign in again at /ui/login")),
+                Some(Some(session)) => {
+                    if !parts.method.is_safe() {
+                        session.check_csrf(&parts.headers)?;
+                    }
+                    caller_for_key(state, session.api_key()).await
+                }
+            };
+        };
         let value = header
             .to_str()
             .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
@@ -143,27 +154,33 @@ impl FromRequestParts<AppState> for Caller {
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
-        if !key.starts_with("lk_") || key.len() > 200 {
-            return Err(unauthorized("that is not a Latchkey API key"));
+        caller_for_key(state, key).await
+    }
+}
+
+/// The caller an API key stands for (through the cache), or 401 for an unknown, malformed or
+/// revoked key.
+pub async fn caller_for_key(state: &AppState, key: &str) -> Result<Caller, ApiError> {
+    if !key.starts_with("lk_") || key.len() > 200 {
+        return Err(unauthorized("that is not a Latchkey API key"));
+    }
+    let hash = hash_key(key);
+    let found = match state.keys.get(&hash) {
+        Some(k) => k,
+        None => {
+            let k = state.store.api_key_by_hash(&hash).await?;
+            state.keys.put(hash, k.clone());
+            k
         }
-        let hash = hash_key(key);
-        let found = match state.keys.get(&hash) {
-            Some(k) => k,
-            None => {
-                let k = state.store.api_key_by_hash(&hash).await?;
-                state.keys.put(hash, k.clone());
-                k
-            }
-        };
-        match found {
-            Some(k) if k.revoked_at.is_none() => Ok(Caller {
-                key_id: k.id,
-                workspace: k.workspace_id,
-                scopes: k.scopes,
-            }),
-            Some(_) => Err(unauthorized("this API key was revoked")),
-            None => Err(unauthorized("unknown API key")),
-        }
+    };
+    match found {
+        Some(k) if k.revoked_at.is_none() => Ok(Caller {
+            key_id: k.id,
+            workspace: k.workspace_id,
+            scopes: k.scopes,
+        }),
+        Some(_) => Err(unauthorized("this API key was revoked")),
+        None => Err(unauthorized("unknown API key")),
     }
 }
 

@@ -78,6 +78,64 @@ pub fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     }
 }
 
+/// Where a rotation keeps the replaced key until nothing uses it (key-file setups only).
+pub fn previous_key_file(config: &Config) -> Option<std::path::PathBuf> {
+    match &config.master_key {
+        MasterKeySource::File { path, .. } => {
+            let mut p = path.as_os_str().to_owned();
+            p.push(".previous");
+            Some(p.into())
+        }
+        MasterKeySource::Inline(_) => None,
+    }
+}
+
+/// Older master keys to try: `LATCHKEY_PREVIOUS_MASTER_KEY` and `<key file>.previous`.
+pub fn load_previous_keys(config: &Config) -> anyhow::Result<Vec<MasterKey>> {
+    let mut out = Vec::new();
+    if let Some(k) = &config.previous_master_key {
+        out.push(MasterKey::from_base64(k.expose_secret())?);
+    }
+    if let Some(path) = previous_key_file(config).filter(|p| p.exists()) {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        );
+        out.push(
+            MasterKey::from_base64(&text)
+                .with_context(|| format!("{} is not a valid master key", path.display()))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Replaces the key file with `new_text` (keeping the old key in `<file>.previous` until the
+/// rotation is complete). Each step is a whole-file write and a rename, so a crash leaves either
+/// the old or the new key in place, and the previous one beside it.
+pub fn replace_key_file(
+    config: &Config,
+    new_text: &str,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let MasterKeySource::File { path, .. } = &config.master_key else {
+        return Ok(None);
+    };
+    let previous = previous_key_file(config).expect("a key file has a previous file");
+    let old = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    if !previous.exists() {
+        let tmp = previous.with_extension("previous.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        write_private(&tmp, &old)?;
+        std::fs::rename(&tmp, &previous)?;
+    }
+    let tmp = path.with_extension("key.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, &format!("{new_text}\n"))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(Some(path.clone()))
+}
+
 /// On a store with no API key at all, creates the first admin key and writes it to
 /// `<data dir>/admin.key`. Returns the key so that `serve` can print it once.
 pub async fn first_admin_key(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Option<String>> {

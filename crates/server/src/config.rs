@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "public_url",
     "master_key",
     "master_key_file",
+    "previous_master_key",
     "outbound_rewrites",
     "outbound_allow",
     "proxy_queue_timeout",
@@ -34,6 +35,7 @@ struct Raw {
     public_url: Option<String>,
     master_key: Option<String>,
     master_key_file: Option<String>,
+    previous_master_key: Option<String>,
     outbound_rewrites: String,
     outbound_allow: String,
     proxy_queue_timeout: u64,
@@ -51,6 +53,7 @@ impl Default for Raw {
             public_url: None,
             master_key: None,
             master_key_file: None,
+            previous_master_key: None,
             outbound_rewrites: String::new(),
             outbound_allow: String::new(),
             proxy_queue_timeout: 60,
@@ -97,6 +100,9 @@ pub struct Config {
     /// `None` means "derive from the address actually bound" (`http://<listen>`).
     pub public_url: Option<Url>,
     pub master_key: MasterKeySource,
+    /// The master key a rotation replaced, while some data key may still be wrapped by it
+    /// (`LATCHKEY_PREVIOUS_MASTER_KEY`; with a key file, `<file>.previous` serves the same).
+    pub previous_master_key: Option<secrecy::SecretString>,
     pub outbound_rewrites: Rewrites,
     pub outbound_allow: AllowList,
     pub proxy_queue_timeout: Duration,
@@ -221,6 +227,14 @@ impl Config {
                 create: true,
             },
         };
+        let previous_master_key = match raw.previous_master_key.filter(|s| !s.is_empty()) {
+            Some(k) => {
+                latchkey_core::crypto::MasterKey::from_base64(&k)
+                    .map_err(|e| ConfigError(format!("LATCHKEY_PREVIOUS_MASTER_KEY: {e}")))?;
+                Some(secrecy::SecretString::from(k))
+            }
+            None => None,
+        };
         let outbound_rewrites = Rewrites::parse(&raw.outbound_rewrites)
             .map_err(|e| ConfigError(format!("LATCHKEY_OUTBOUND_REWRITES: {e}")))?;
         let outbound_allow = AllowList::parse(&raw.outbound_allow)
@@ -256,6 +270,7 @@ impl Config {
             listen,
             public_url,
             master_key,
+            previous_master_key,
             outbound_rewrites,
             outbound_allow,
             proxy_queue_timeout: std::time::Duration::from_secs(raw.proxy_queue_timeout),

@@ -12,46 +12,99 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 pub struct KeyRing {
-    master: MasterKey,
+    /// The master key that wraps new data keys.
+    master: RwLock<MasterKey>,
+    /// Older master keys still wrapping some data keys (during a rotation, or one that stopped
+    /// half-way); retired once nothing uses them.
+    previous: RwLock<Vec<MasterKey>>,
     store: Arc<dyn Store>,
     keys: RwLock<HashMap<DataKeyId, DataKey>>,
 }
 
+/// What a rotation did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RotationReport {
+    pub master_key_id: String,
+    pub previous_master_key_ids: Vec<String>,
+    /// Data keys re-wrapped by this run.
+    pub data_keys_rewrapped: usize,
+    /// Data keys still wrapped by an older key (zero when the rotation is complete).
+    pub data_keys_remaining: usize,
+    /// True when no data key uses an older master key any more, so it was forgotten.
+    pub retired: bool,
+}
+
 impl KeyRing {
     pub fn new(master: MasterKey, store: Arc<dyn Store>) -> Self {
+        Self::with_previous(master, vec![], store)
+    }
+
+    pub fn with_previous(
+        master: MasterKey,
+        previous: Vec<MasterKey>,
+        store: Arc<dyn Store>,
+    ) -> Self {
         Self {
-            master,
+            master: RwLock::new(master),
+            previous: RwLock::new(previous),
             store,
             keys: RwLock::new(HashMap::new()),
         }
     }
 
-    pub fn master_key_id(&self) -> &str {
-        self.master.id()
+    fn current(&self) -> MasterKey {
+        self.master.read().expect("keyring lock").clone()
     }
 
-    /// Checks at start that this master key unwraps the store's data keys, so a wrong key is
-    /// reported at once rather than at the first secret read.
+    pub fn master_key_id(&self) -> String {
+        self.current().id().to_string()
+    }
+
+    /// The master key that wrapped a data key, among the current and the previous ones.
+    fn master_for(&self, id: &str) -> Option<MasterKey> {
+        let cur = self.current();
+        if cur.id() == id {
+            return Some(cur);
+        }
+        self.previous
+            .read()
+            .expect("keyring lock")
+            .iter()
+            .find(|k| k.id() == id)
+            .cloned()
+    }
+
+    /// The key that seals web UI session cookies: derived from the master key, so every
+    /// instance of a cluster opens the cookies the others set (and a master key rotation signs
+    /// everyone out).
+    pub fn session_key(&self) -> DataKey {
+        self.current().derive_key("ui-session-cookie")
+    }
+
+    /// Checks at start that the configured master keys unwrap every data key of the store, so a
+    /// wrong key is reported at once rather than at the first secret read.
     pub async fn check_master_key(&self) -> Result<(), String> {
         let keys = self
             .store
             .list_data_keys()
             .await
             .map_err(|e| e.to_string())?;
-        if let Some(k) = keys.iter().find(|k| k.master_key_id != self.master.id()) {
-            return Err(format!(
-                "this store's data keys are wrapped by master key {}, but the configured master key is {}; \
-                 set LATCHKEY_MASTER_KEY or LATCHKEY_MASTER_KEY_FILE to the key this store was created with",
-                k.master_key_id,
-                self.master.id()
-            ));
-        }
         for k in keys {
-            let dk = self.master.unwrap_key(&k.id, &k.wrapped).map_err(|_| {
+            let Some(master) = self.master_for(&k.master_key_id) else {
+                return Err(format!(
+                    "this store's data key {} is wrapped by master key {}, but the configured master key is {}; \
+                     set LATCHKEY_MASTER_KEY or LATCHKEY_MASTER_KEY_FILE to the key this store was created with \
+                     (and LATCHKEY_PREVIOUS_MASTER_KEY to the older one if a rotation did not finish)",
+                    k.id,
+                    k.master_key_id,
+                    self.master_key_id()
+                ));
+            };
+            let dk = master.unwrap_key(&k.id, &k.wrapped).map_err(|_| {
                 format!(
                     "data key {} does not unwrap with master key {}",
                     k.id,
-                    self.master.id()
+                    master.id()
                 )
             })?;
             self.keys.write().expect("keyring lock").insert(k.id, dk);
@@ -59,14 +112,104 @@ impl KeyRing {
         Ok(())
     }
 
+    /// Whether some data key is still wrapped by an older master key.
+    pub fn has_previous(&self) -> bool {
+        !self.previous.read().expect("keyring lock").is_empty()
+    }
+
+    /// Makes `new` the master key and re-wraps every data key under it while the server keeps
+    /// serving (data keys themselves, and so every secret, stay as they are). Each re-wrap is a
+    /// compare-and-set on the wrapping master key id, so it is safe to run twice or on two
+    /// instances, and resumable after a crash. The older key is forgotten once nothing uses it.
+    pub async fn rotate(&self, new: Option<MasterKey>) -> Result<RotationReport, String> {
+        if let Some(new) = new {
+            let mut cur = self.master.write().expect("keyring lock");
+            if cur.id() != new.id() {
+                let old = std::mem::replace(&mut *cur, new);
+                let mut prev = self.previous.write().expect("keyring lock");
+                prev.retain(|k| k.id() != old.id());
+                prev.push(old);
+            }
+        }
+        let current = self.current();
+        let mut rewrapped = 0;
+        let mut remaining = 0;
+        // A workspace created while the first pass runs may have been wrapped by the old key.
+        for _ in 0..3 {
+            remaining = 0;
+            let keys = self
+                .store
+                .list_data_keys()
+                .await
+                .map_err(|e| e.to_string())?;
+            for k in keys.iter().filter(|k| k.master_key_id != current.id()) {
+                let Some(old) = self.master_for(&k.master_key_id) else {
+                    remaining += 1;
+                    continue;
+                };
+                let dk = old.unwrap_key(&k.id, &k.wrapped).map_err(|_| {
+                    format!(
+                        "data key {} does not unwrap with master key {}",
+                        k.id,
+                        old.id()
+                    )
+                })?;
+                let wrapped = current.wrap(&k.id, &dk);
+                if self
+                    .store
+                    .rewrap_data_key(&k.id, &k.master_key_id, current.id(), &wrapped)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    rewrapped += 1;
+                }
+                self.keys
+                    .write()
+                    .expect("keyring lock")
+                    .insert(k.id.clone(), dk);
+            }
+            let left = self
+                .store
+                .list_data_keys()
+                .await
+                .map_err(|e| e.to_string())?;
+            remaining += left
+                .iter()
+                .filter(|k| k.master_key_id != current.id())
+                .count();
+            if remaining == 0 {
+                break;
+            }
+        }
+        let previous_ids: Vec<String> = self
+            .previous
+            .read()
+            .expect("keyring lock")
+            .iter()
+            .map(|k| k.id().to_string())
+            .collect();
+        let retired = remaining == 0;
+        if retired {
+            self.previous.write().expect("keyring lock").clear();
+        }
+        Ok(RotationReport {
+            master_key_id: current.id().to_string(),
+            previous_master_key_ids: previous_ids,
+            data_keys_rewrapped: rewrapped,
+            data_keys_remaining: remaining,
+            retired,
+        })
+    }
+
     /// A new data key, wrapped for storage (with the workspace that will own it).
     pub fn new_data_key(&self) -> (WrappedDataKey, DataKey) {
+        let master = self.current();
         let id = DataKeyId::generate();
         let dk = DataKey::generate();
         let wrapped = WrappedDataKey {
             id: id.clone(),
-            master_key_id: self.master.id().to_string(),
-            wrapped: self.master.wrap(&id, &dk),
+            master_key_id: master.id().to_string(),
+            wrapped: master.wrap(&id, &dk),
             created_at: Utc::now(),
         };
         (wrapped, dk)
@@ -82,7 +225,10 @@ impl KeyRing {
             return Ok(k.clone());
         }
         let wrapped = self.store.data_key(id).await?.ok_or(CoreError::Decrypt)?;
-        let dk = self.master.unwrap_key(id, &wrapped.wrapped)?;
+        let master = self
+            .master_for(&wrapped.master_key_id)
+            .ok_or(CoreError::Decrypt)?;
+        let dk = master.unwrap_key(id, &wrapped.wrapped)?;
         self.remember(id.clone(), dk.clone());
         Ok(dk)
     }

@@ -15,6 +15,7 @@ pub mod routes;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod ui;
 pub mod verify;
 
 use anyhow::Context;
@@ -45,7 +46,8 @@ impl Application {
         let store = latchkey_store::open(&config.database_url)
             .await
             .context("cannot open the store")?;
-        let keyring = keyring::KeyRing::new(master, store.clone());
+        let previous = bootstrap::load_previous_keys(&config)?;
+        let keyring = keyring::KeyRing::with_previous(master, previous, store.clone());
         keyring
             .check_master_key()
             .await
@@ -81,6 +83,10 @@ impl Application {
             metrics: telemetry::metrics_handle(),
             config,
         });
+        if state.keyring.has_previous() {
+            let st = state.clone();
+            tokio::spawn(async move { routes::admin::finish_rotation(&st).await });
+        }
         let router = routes::router(state.clone());
         Ok(Self {
             listener,

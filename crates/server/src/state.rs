@@ -63,6 +63,14 @@ impl AppState {
         }
     }
 
+    /// Whether the master key comes from LATCHKEY_MASTER_KEY (no key file to write a new one to).
+    pub fn config_is_inline_key(&self) -> bool {
+        matches!(
+            self.config.master_key,
+            crate::config::MasterKeySource::Inline(_)
+        )
+    }
+
     /// Appends an audit event. A failure to record is logged, not answered: the action happened.
     pub async fn audit(
         &self,

@@ -1,10 +1,10 @@
-use super::{parse_ref, parse_secret, parse_setting, Ref};
+use super::authorize::{self, OnCancel, Pending, WaitArgs};
+use super::{parse_ref, parse_secret, parse_setting, read_stdin_value, Ref};
 use crate::client::Failure;
 use crate::output::{self, show, text, time};
 use crate::Ctx;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
-use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 const AUTH_MODES: [&str; 6] = [
@@ -51,6 +51,14 @@ pub enum ConnectionCmd {
     },
     /// Change a connection; a changed credential or setting is checked again before it is saved.
     Edit(EditArgs),
+    /// Authorize an `oauth2_code` connection (again) in a browser: prints a fresh link, opens
+    /// it, and waits until the connection is active.
+    Authorize {
+        #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
+        target: Ref,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Check a stored connection against the application again.
     Verify {
         #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
@@ -81,7 +89,8 @@ pub struct CreateArgs {
     /// The environment label (default: production).
     #[arg(long)]
     env: Option<String>,
-    /// Needed when the application takes several.
+    /// The auth mode (default: the application's only one; oauth2_code for applications that
+    /// take several, like salesforce).
     #[arg(long, value_parser = AUTH_MODES)]
     auth_mode: Option<String>,
     #[command(flatten)]
@@ -89,6 +98,9 @@ pub struct CreateArgs {
     /// Save without checking the credential (the connection is then `unverified`).
     #[arg(long)]
     no_verify: bool,
+    /// For oauth2_code: the browser step.
+    #[command(flatten)]
+    wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -123,11 +135,32 @@ struct Values {
     /// Read this credential field from stdin, keeping it out of the shell history.
     #[arg(long, value_name = "KEY")]
     secret_stdin: Option<String>,
+    /// Salesforce and Certinia: log in at login.salesforce.com (production) or
+    /// test.salesforce.com (sandbox). Sets settings.account_type.
+    #[arg(long, value_parser = ["production", "sandbox"])]
+    account_type: Option<String>,
+    /// Salesforce and Certinia: the My Domain host, like acme.my.salesforce.com (no https://).
+    #[arg(long, value_name = "HOST")]
+    site: Option<String>,
+    /// An OAuth scope to ask for, replacing the defaults (repeatable: --scope api --scope
+    /// refresh_token). Sets settings.scopes.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
 }
 
 impl Values {
     fn settings(&self) -> Map<String, Value> {
-        self.settings.iter().cloned().collect()
+        let mut settings: Map<String, Value> = self.settings.iter().cloned().collect();
+        if let Some(t) = &self.account_type {
+            settings.insert("account_type".into(), json!(t));
+        }
+        if let Some(site) = &self.site {
+            settings.insert("site".into(), json!(site.trim()));
+        }
+        if !self.scopes.is_empty() {
+            settings.insert("scopes".into(), json!(split_scopes(&self.scopes)));
+        }
+        settings
     }
 
     fn credentials(&self) -> anyhow::Result<Map<String, Value>> {
@@ -137,34 +170,22 @@ impl Values {
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
         if let Some(key) = &self.secret_stdin {
-            creds.insert(key.clone(), Value::String(read_stdin_secret(key)?));
+            let flag = format!("--secret-stdin {key}");
+            creds.insert(key.clone(), Value::String(read_stdin_value(key, &flag)?));
         }
         Ok(creds)
     }
 }
 
-/// The whole of stdin when piped; one line when typed (the terminal echoes it, so piping from a
-/// file or a password manager is better).
-fn read_stdin_secret(key: &str) -> anyhow::Result<String> {
-    let stdin = std::io::stdin();
-    let mut value = String::new();
-    if stdin.is_terminal() {
-        eprint!("{key}: ");
-        stdin.read_line(&mut value)?;
-    } else {
-        stdin.lock().read_to_string(&mut value)?;
+/// `--scope api --scope "refresh_token offline_access"`: each scope once, in order.
+fn split_scopes(given: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in given.iter().flat_map(|g| g.split([' ', ','])) {
+        if !s.is_empty() && !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
     }
-    let value = value
-        .strip_suffix('\n')
-        .map(|v| v.strip_suffix('\r').unwrap_or(v))
-        .unwrap_or(&value)
-        .to_string();
-    if value.is_empty() {
-        return Err(Failure::new(format!("--secret-stdin {key}: nothing was read from stdin"))
-            .with_hint(format!("pipe the value in, e.g. `pass show my/secret | latchkey … --secret-stdin {key}`"))
-            .into());
-    }
-    Ok(value)
+    out
 }
 
 fn conn_path<'a>(r: &'a Ref, rest: &[&'a str]) -> Vec<&'a str> {
@@ -182,7 +203,7 @@ fn conn_path<'a>(r: &'a Ref, rest: &[&'a str]) -> Vec<&'a str> {
 pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> anyhow::Result<ExitCode> {
     let c = &ctx.client;
     match cmd {
-        ConnectionCmd::Create(a) => create(ctx, a).await?,
+        ConnectionCmd::Create(a) => return create(ctx, a).await,
         ConnectionCmd::List {
             workspace,
             app,
@@ -217,6 +238,22 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> anyhow::Result<ExitCode> {
             }
         }
         ConnectionCmd::Edit(a) => edit(ctx, a).await?,
+        ConnectionCmd::Authorize { target, wait } => {
+            let answer = c
+                .post(&conn_path(&target, &["authorize"]), &json!({}))
+                .await?;
+            output::warnings(&answer);
+            let conn = answer.get("connection").cloned().unwrap_or(Value::Null);
+            let url = text(&answer, "authorize_url");
+            let pending = Pending {
+                workspace: &target.workspace,
+                connection: &conn,
+                authorize_url: &url,
+                answer: &answer,
+                on_cancel: OnCancel::Keep,
+            };
+            return authorize::follow(ctx, pending, &wait).await;
+        }
         ConnectionCmd::Verify { target } => {
             let (path, body) = (conn_path(&target, &["verify"]), json!({}));
             let call = c.post(&path, &body);
@@ -275,7 +312,20 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
+/// Applications with several auth modes that include `oauth2_code` (Salesforce) default to it:
+/// "Save & authorize" is what people mean when they name no mode.
+async fn default_auth_mode(ctx: &Ctx, app: &str) -> Option<String> {
+    let entry = ctx.client.get(&["v1", "apps", app], &[]).await.ok()?;
+    let modes: Vec<&str> = entry
+        .get("auth_modes")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    (modes.len() > 1 && modes.contains(&"oauth2_code")).then(|| "oauth2_code".to_string())
+}
+
+async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<ExitCode> {
     let mut body = json!({
         "name": a.name,
         "app": a.app,
@@ -285,7 +335,11 @@ async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
     if let Some(e) = a.env {
         body["environment"] = json!(e);
     }
-    if let Some(m) = a.auth_mode {
+    let mode = match a.auth_mode {
+        Some(m) => Some(m),
+        None => default_auth_mode(ctx, &a.app).await,
+    };
+    if let Some(m) = mode {
         body["auth_mode"] = json!(m);
     }
     if a.no_verify {
@@ -303,7 +357,28 @@ async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
         ctx.client.post(&segs, &body),
     )
     .await?;
+    let url = text(&conn, "authorize_url");
+    if text(&conn, "status") == "pending_authorization" && !url.is_empty() {
+        output::warnings(&conn);
+        if !ctx.json {
+            output::line(format!(
+                "Created connection `{}` ({}) in {}: it waits for the browser authorization.",
+                text(&conn, "name"),
+                text(&conn, "id"),
+                a.workspace,
+            ));
+        }
+        let pending = Pending {
+            workspace: &a.workspace,
+            connection: &conn,
+            authorize_url: &url,
+            answer: &conn,
+            on_cancel: OnCancel::Delete,
+        };
+        return authorize::follow(ctx, pending, &a.wait).await;
+    }
     if ctx.json {
+        output::warnings(&conn);
         output::json(&conn);
     } else {
         output::line(format!(
@@ -315,7 +390,7 @@ async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
         ));
         print_notes(&conn);
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn edit(ctx: &Ctx, a: EditArgs) -> anyhow::Result<()> {
@@ -371,6 +446,9 @@ async fn edit(ctx: &Ctx, a: EditArgs) -> anyhow::Result<()> {
             text(&conn, "status")
         ));
         print_notes(&conn);
+    }
+    if ctx.json {
+        output::warnings(&conn);
     }
     Ok(())
 }
@@ -467,14 +545,7 @@ fn print_notes(conn: &Value) {
     if !hint.is_empty() {
         output::line(format!("hint: {hint}"));
     }
-    for w in conn
-        .get("warnings")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        output::line(format!("warning: {}", show(w)));
-    }
+    output::warnings(conn);
     let url = text(conn, "authorize_url");
     if !url.is_empty() {
         output::line(format!("Authorize it in a browser: {url}"));

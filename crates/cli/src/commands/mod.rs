@@ -1,13 +1,20 @@
 //! One module per command group; each holds its clap definitions and what they do.
 
 pub mod app;
+pub mod authorize;
 pub mod connection;
 pub mod events;
 pub mod flow;
 pub mod key;
+pub mod oauth_client;
+pub mod proxy;
+pub mod run;
+pub mod token;
 pub mod workspace;
 
+use crate::client::Failure;
 use serde_json::Value;
+use std::io::{IsTerminal, Read};
 
 /// `<workspace>/<name>`: split on the first `/` (names cannot contain one, slugs neither).
 #[derive(Debug, Clone)]
@@ -48,6 +55,62 @@ pub fn parse_setting(s: &str) -> Result<(String, Value), String> {
 /// `key=value` with the value always text (credential fields are strings).
 pub fn parse_secret(s: &str) -> Result<(String, String), String> {
     split_pair(s)
+}
+
+/// The whole of stdin when piped; one line when typed (the terminal echoes it, so piping from a
+/// file or a password manager is better). `flag` names the option in the error.
+pub fn read_stdin_value(prompt: &str, flag: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    let mut value = String::new();
+    if stdin.is_terminal() {
+        eprint!("{prompt}: ");
+        stdin.read_line(&mut value)?;
+    } else {
+        stdin.lock().read_to_string(&mut value)?;
+    }
+    let value = value
+        .strip_suffix('\n')
+        .map(|v| v.strip_suffix('\r').unwrap_or(v))
+        .unwrap_or(&value)
+        .to_string();
+    if value.is_empty() {
+        return Err(Failure::new(format!("{flag}: nothing was read from stdin"))
+            .with_hint(format!(
+                "pipe the value in, e.g. `pass show my/secret | latchkey … {flag}`"
+            ))
+            .into());
+    }
+    Ok(value)
+}
+
+/// Ctrl-C (SIGINT) as events: once listening, it no longer ends this process. Listening starts
+/// when this is made, so that no interrupt slips by in between.
+pub struct Interrupts {
+    #[cfg(unix)]
+    sigint: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    pub fn listen() -> Self {
+        Self {
+            #[cfg(unix)]
+            sigint: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// Resolves at each interrupt; never when none can be received.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        let got = match &mut self.sigint {
+            Some(s) => s.recv().await.is_some(),
+            None => false,
+        };
+        #[cfg(not(unix))]
+        let got = tokio::signal::ctrl_c().await.is_ok();
+        if !got {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn split_pair(s: &str) -> Result<(String, String), String> {

@@ -333,6 +333,7 @@ pub async fn complete(
             Some("start again".into()),
         ));
     };
+    state.tokens.forget(&row.id);
     let evicted = approvals::mark_evicted(state, &ws, &row).await;
     state
         .audit(

@@ -53,6 +53,7 @@ pub struct TokenManager {
     inflight: Mutex<HashMap<ConnectionId, Flight>>,
     cache: Mutex<HashMap<ConnectionId, Arc<TokenSet>>>,
     audited: Mutex<HashMap<(latchkey_core::ids::ApiKeyId, ConnectionId), std::time::Instant>>,
+    hot: Mutex<HashMap<(String, String), HotEntry>>,
 }
 
 impl Default for TokenManager {
@@ -62,6 +63,7 @@ impl Default for TokenManager {
             inflight: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             audited: Mutex::new(HashMap::new()),
+            hot: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -88,9 +90,72 @@ impl TokenManager {
         }
     }
 
+    /// Drops what this process remembers of a connection's tokens (after any change to it), so
+    /// the next read goes to the store.
     pub fn forget(&self, id: &ConnectionId) {
         self.cache.lock().expect("token cache").remove(id);
+        self.hot
+            .lock()
+            .expect("hot cache")
+            .retain(|_, e| e.set_id != *id);
     }
+
+    /// A token read answered from memory: the workspace and connection as last read from the
+    /// store (at most [`HOT_RECHECK`] ago), if the token is still fresh and nothing changed here.
+    pub fn hot_read(
+        &self,
+        ws: &str,
+        conn: &str,
+    ) -> Option<(Workspace, ConnectionRecord, Arc<TokenSet>)> {
+        let hot = self.hot.lock().expect("hot cache");
+        let e = hot.get(&(ws.to_string(), conn.to_string()))?;
+        if e.checked.elapsed() > HOT_RECHECK || !e.set.is_fresh() {
+            return None;
+        }
+        let current = self
+            .cache
+            .lock()
+            .expect("token cache")
+            .get(&e.set_id)
+            .map(|s| s.version);
+        (current == Some(e.set.version)).then(|| (e.ws.clone(), e.conn.clone(), e.set.clone()))
+    }
+
+    pub fn remember_hot(
+        &self,
+        ws_key: &str,
+        conn_key: &str,
+        ws: &Workspace,
+        conn: &ConnectionRecord,
+        set: &Arc<TokenSet>,
+    ) {
+        let mut hot = self.hot.lock().expect("hot cache");
+        if hot.len() > 50_000 {
+            hot.clear();
+        }
+        hot.insert(
+            (ws_key.to_string(), conn_key.to_string()),
+            HotEntry {
+                ws: ws.clone(),
+                conn: conn.clone(),
+                set_id: conn.id.clone(),
+                set: set.clone(),
+                checked: std::time::Instant::now(),
+            },
+        );
+    }
+}
+
+/// How long a token read may be answered from memory before the store is asked again. In a
+/// cluster this bounds how long an instance may serve a token another instance has replaced.
+pub const HOT_RECHECK: StdDuration = StdDuration::from_secs(1);
+
+struct HotEntry {
+    ws: Workspace,
+    conn: ConnectionRecord,
+    set_id: ConnectionId,
+    set: Arc<TokenSet>,
+    checked: std::time::Instant,
 }
 
 /// The connection's tokens as stored (from memory when this version was seen before).
@@ -476,6 +541,7 @@ async fn refresh_now(
             next.token_meta = Some(meta);
             next.version = row.version + 1;
             next.updated_at = now;
+            state.tokens.forget(&row.id);
             if let Err(err) = state.store.update_connection(&next, row.version).await {
                 tracing::warn!(connection = %row.id, error = %err, "could not record a refresh failure");
             }

@@ -1,6 +1,7 @@
 //! The router: one module per resource, assembled with the OpenAPI document generated from the
 //! handlers' annotations, so `/openapi.json` always describes what is served.
 
+pub mod admin;
 pub mod apps;
 pub mod connections;
 pub mod events;
@@ -36,7 +37,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
     modifiers(&BearerAuth),
     security(("api_key" = [])),
     components(schemas(crate::error::ErrorBody)),
-    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "system"))
+    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "admin"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -105,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(events::list_events))
+        .routes(routes!(admin::master_key_status))
+        .routes(routes!(admin::rotate_master_key))
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))
         .split_for_parts();
@@ -130,6 +133,7 @@ pub fn router(state: AppState) -> Router {
                 }
             }),
         )
+        .merge(crate::ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -284,6 +284,20 @@ impl std::fmt::Debug for TokenView {
     }
 }
 
+fn token_view(set: &tokens::TokenSet) -> TokenView {
+    TokenView {
+        access_token: set.access_token.expose_secret().to_string(),
+        token_type: set
+            .meta
+            .token_type
+            .clone()
+            .unwrap_or_else(|| "Bearer".into()),
+        expires_at: set.meta.expires_at,
+        instance_url: set.meta.instance_url.clone(),
+        scope: set.meta.scope.clone(),
+    }
+}
+
 async fn token_answer(
     state: &AppState,
     caller: &Caller,
@@ -291,6 +305,27 @@ async fn token_answer(
     conn: &str,
     force: bool,
 ) -> ApiResult<Json<TokenView>> {
+    let ws_key = ws;
+    if !force {
+        if let Some((ws, c, set)) = state.tokens.hot_read(ws_key, conn) {
+            if caller.can_see(&ws) {
+                caller.require_scope(Scope::Secrets)?;
+                if state.tokens.should_audit_read(&caller.key_id, &c.id) {
+                    state
+                        .audit(
+                            &ws.id,
+                            &caller.actor(),
+                            "connection.token_read",
+                            Some(c.id.as_str()),
+                            Some(c.name.as_str()),
+                            json!({}),
+                        )
+                        .await;
+                }
+                return Ok(Json(token_view(&set)));
+            }
+        }
+    }
     let ws = state.workspace(caller, ws, Scope::Secrets).await?;
     let c = svc::find(state, &ws, conn).await?;
     if !c.auth_mode.is_oauth() {
@@ -304,6 +339,7 @@ async fn token_answer(
         .hint("read its secret fields from GET …/credentials"));
     }
     let set = tokens::fresh_token(state, &ws, &c, force).await?;
+    state.tokens.remember_hot(ws_key, conn, &ws, &c, &set);
     if force {
         state
             .audit(
@@ -327,17 +363,7 @@ async fn token_answer(
             )
             .await;
     }
-    Ok(Json(TokenView {
-        access_token: set.access_token.expose_secret().to_string(),
-        token_type: set
-            .meta
-            .token_type
-            .clone()
-            .unwrap_or_else(|| "Bearer".into()),
-        expires_at: set.meta.expires_at,
-        instance_url: set.meta.instance_url.clone(),
-        scope: set.meta.scope.clone(),
-    }))
+    Ok(Json(token_view(&set)))
 }
 
 /// A fresh access token: the stored one while valid, refreshed first when due (exactly once,

@@ -520,6 +520,7 @@ pub async fn edit(
     c.version += 1;
     c.updated_at = now;
     state.store.update_connection(&c, expected).await?;
+    state.tokens.forget(&c.id);
     Ok((c, changed))
 }
 
@@ -627,5 +628,6 @@ pub async fn recheck(
     c.version += 1;
     c.updated_at = now;
     state.store.update_connection(&c, expected).await?;
+    state.tokens.forget(&c.id);
     Ok((c, ok))
 }

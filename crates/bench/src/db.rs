@@ -1,0 +1,152 @@
+//! Direct SQL on a Latchkey store: expiring a stored token (as the OAuth tests do) and
+//! bulk-inserting copies of one connection for the scale figure. The copies take every column
+//! of the source row (read from the schema, so that new migrations need no change here) except
+//! `id` and `name`; their sealed columns are copies too, which is fine since only listing and
+//! the one real connection's token are measured.
+
+use anyhow::Context;
+use latchkey_core::ids::ConnectionId;
+use sqlx::{Connection, PgConnection, SqliteConnection};
+
+/// Rows per INSERT statement.
+const BATCH: usize = 5_000;
+
+fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite")
+}
+
+/// Marks the stored token of connection `name` expired and bumps its version.
+pub async fn expire_stored_token(database_url: &str, name: &str) -> anyhow::Result<()> {
+    if is_sqlite(database_url) {
+        let mut c = SqliteConnection::connect(database_url).await?;
+        sqlx::query("UPDATE connections SET token_meta = json_set(token_meta, '$.expires_at', '2000-01-01T00:00:00Z'), version = version + 1 WHERE name = $1")
+            .bind(name)
+            .execute(&mut c)
+            .await?;
+        c.close().await?;
+    } else {
+        let mut c = PgConnection::connect(database_url).await?;
+        sqlx::query("UPDATE connections SET token_meta = jsonb_set(token_meta::jsonb, '{expires_at}', '\"2000-01-01T00:00:00Z\"')::text, version = version + 1 WHERE name = $1")
+            .bind(name)
+            .execute(&mut c)
+            .await?;
+        c.close().await?;
+    }
+    Ok(())
+}
+
+/// The number of rows in `connections`.
+pub async fn count_connections(database_url: &str) -> anyhow::Result<i64> {
+    let sql = "SELECT COUNT(*) FROM connections";
+    let n: i64 = if is_sqlite(database_url) {
+        let mut c = SqliteConnection::connect(database_url).await?;
+        sqlx::query_scalar(sql).fetch_one(&mut c).await?
+    } else {
+        let mut c = PgConnection::connect(database_url).await?;
+        sqlx::query_scalar(sql).fetch_one(&mut c).await?
+    };
+    Ok(n)
+}
+
+/// Inserts `count` copies of connection `source` (by name) named `{prefix}-{n}`.
+pub async fn clone_connections(
+    database_url: &str,
+    source: &str,
+    prefix: &str,
+    start: usize,
+    count: usize,
+) -> anyhow::Result<()> {
+    let rows: Vec<(String, String)> = (start..start + count)
+        .map(|i| {
+            (
+                ConnectionId::generate().as_str().to_string(),
+                format!("{prefix}-{i:06}"),
+            )
+        })
+        .collect();
+    if is_sqlite(database_url) {
+        clone_sqlite(database_url, source, &rows).await
+    } else {
+        clone_postgres(database_url, source, &rows).await
+    }
+}
+
+/// `col, col, …` and `expr, expr, …` with `id` and `name` taken from the new rows.
+fn columns(cols: &[String], id: &str, name: &str) -> (String, String) {
+    let list = cols.join(", ");
+    let exprs = cols
+        .iter()
+        .map(|c| match c.as_str() {
+            "id" => id.to_string(),
+            "name" => name.to_string(),
+            other => format!("src.{other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    (list, exprs)
+}
+
+async fn clone_sqlite(url: &str, source: &str, rows: &[(String, String)]) -> anyhow::Result<()> {
+    let mut c = SqliteConnection::connect(url).await?;
+    let cols: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('connections') ORDER BY cid")
+            .fetch_all(&mut c)
+            .await?;
+    let (list, exprs) = columns(
+        &cols,
+        "json_extract(j.value, '$[0]')",
+        "json_extract(j.value, '$[1]')",
+    );
+    let sql = format!(
+        "INSERT INTO connections ({list}) SELECT {exprs} FROM connections AS src, json_each($1) AS j WHERE src.name = $2"
+    );
+    let mut tx = c.begin().await?;
+    for chunk in rows.chunks(BATCH) {
+        let json = serde_json::to_string(&chunk.iter().map(|(i, n)| [i, n]).collect::<Vec<_>>())?;
+        let done = sqlx::query(&sql)
+            .bind(json)
+            .bind(source)
+            .execute(&mut *tx)
+            .await?;
+        anyhow::ensure!(
+            done.rows_affected() == chunk.len() as u64,
+            "connection `{source}` not found"
+        );
+    }
+    tx.commit().await?;
+    c.close().await?;
+    Ok(())
+}
+
+async fn clone_postgres(url: &str, source: &str, rows: &[(String, String)]) -> anyhow::Result<()> {
+    let mut c = PgConnection::connect(url).await?;
+    let cols: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'connections' ORDER BY ordinal_position",
+    )
+    .fetch_all(&mut c)
+    .await?;
+    let (list, exprs) = columns(&cols, "u.id", "u.name");
+    let sql = format!(
+        "INSERT INTO connections ({list}) SELECT {exprs} FROM connections AS src, unnest($1::text[], $2::text[]) AS u(id, name) WHERE src.name = $3"
+    );
+    let mut tx = c.begin().await?;
+    for chunk in rows.chunks(BATCH) {
+        let ids: Vec<&str> = chunk.iter().map(|(i, _)| i.as_str()).collect();
+        let names: Vec<&str> = chunk.iter().map(|(_, n)| n.as_str()).collect();
+        let done = sqlx::query(&sql)
+            .bind(&ids)
+            .bind(&names)
+            .bind(source)
+            .execute(&mut *tx)
+            .await
+            .context("bulk insert")?;
+        anyhow::ensure!(
+            done.rows_affected() == chunk.len() as u64,
+            "connection `{source}` not found"
+        );
+    }
+    tx.commit().await?;
+    sqlx::query("ANALYZE connections").execute(&mut c).await?;
+    c.close().await?;
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! The table: each figure's median of the runs with min and max, the reference measured in the
+//! same run, their ratio, and the issue's target with ✓ or ✗.
+
+use std::fmt::Write as _;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unit {
+    PerSecond,
+    Ms,
+    Mb,
+    Count,
+}
+
+impl Unit {
+    pub fn format(self, v: f64) -> String {
+        match self {
+            Unit::PerSecond => format!("{}/s", thousands(v)),
+            Unit::Ms if v < 10.0 => format!("{v:.2} ms"),
+            Unit::Ms => format!("{v:.1} ms"),
+            Unit::Mb => format!("{v:.1} MB"),
+            Unit::Count => thousands(v),
+        }
+    }
+}
+
+fn thousands(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// A target of the issue, checked on the median (or on the ratio to the reference).
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// median / reference ≥ x
+    RatioAtLeast(f64),
+    /// median / reference ≤ x
+    RatioAtMost(f64),
+    /// median < x
+    Below(f64),
+    /// median == x (counts)
+    Exactly(f64),
+}
+
+impl Target {
+    fn describe(self, unit: Unit) -> String {
+        match self {
+            Target::RatioAtLeast(x) => format!("≥ {:.0}% of ref", x * 100.0),
+            Target::RatioAtMost(x) => format!("≤ {x:.2}× ref"),
+            Target::Below(x) => format!("< {}", unit.format(x)),
+            Target::Exactly(x) => format!("= {}", unit.format(x)),
+        }
+    }
+
+    fn holds(self, median: f64, ratio: Option<f64>) -> Option<bool> {
+        match self {
+            Target::RatioAtLeast(x) => ratio.map(|r| r >= x),
+            Target::RatioAtMost(x) => ratio.map(|r| r <= x),
+            Target::Below(x) => Some(median < x),
+            Target::Exactly(x) => Some((median - x).abs() < 1e-9),
+        }
+    }
+}
+
+/// One line of the table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub figure: String,
+    pub case: String,
+    pub metric: String,
+    pub unit: Unit,
+    pub values: Vec<f64>,
+    /// The reference's name and its values in the same runs.
+    pub reference: Option<(String, Vec<f64>)>,
+    pub target: Option<Target>,
+}
+
+impl Row {
+    pub fn new(figure: &str, case: &str, metric: &str, unit: Unit, values: Vec<f64>) -> Self {
+        Row {
+            figure: figure.into(),
+            case: case.into(),
+            metric: metric.into(),
+            unit,
+            values,
+            reference: None,
+            target: None,
+        }
+    }
+
+    pub fn reference(mut self, name: &str, values: Vec<f64>) -> Self {
+        self.reference = Some((name.into(), values));
+        self
+    }
+
+    pub fn target(mut self, t: Target) -> Self {
+        self.target = Some(t);
+        self
+    }
+
+    pub fn median(&self) -> f64 {
+        median(&self.values)
+    }
+
+    pub fn ratio(&self) -> Option<f64> {
+        let (_, r) = self.reference.as_ref()?;
+        let m = median(r);
+        (m.abs() > 1e-12).then(|| self.median() / m)
+    }
+
+    /// Whether the target holds (`None` when the row has none or lacks the reference).
+    pub fn holds(&self) -> Option<bool> {
+        self.target?.holds(self.median(), self.ratio())
+    }
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// Every row so far, and notes (skipped parts, errors) printed under the table.
+#[derive(Default, Debug)]
+pub struct Table {
+    pub rows: Vec<Row>,
+    pub notes: Vec<String>,
+}
+
+impl Table {
+    pub fn push(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    pub fn note(&mut self, note: impl Into<String>) {
+        let note = note.into();
+        eprintln!("note: {note}");
+        self.notes.push(note);
+    }
+
+    /// The table as Markdown (which also reads well in a terminal).
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        out.push_str("| figure | case | metric | median | min | max | reference (median) | ratio | target | ok |\n");
+        out.push_str("|---|---|---|--:|--:|--:|--:|--:|---|:-:|\n");
+        for r in &self.rows {
+            let u = r.unit;
+            let reference = match &r.reference {
+                Some((name, v)) => format!("{name}: {}", u.format(median(v))),
+                None => "—".into(),
+            };
+            let ratio = r
+                .ratio()
+                .map(|x| format!("{x:.2}×"))
+                .unwrap_or_else(|| "—".into());
+            let target = r
+                .target
+                .map(|t| t.describe(u))
+                .unwrap_or_else(|| "—".into());
+            let ok = match r.holds() {
+                Some(true) => "✓",
+                Some(false) => "✗",
+                None => "",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.figure,
+                r.case,
+                r.metric,
+                u.format(r.median()),
+                u.format(min(&r.values)),
+                u.format(max(&r.values)),
+                reference,
+                ratio,
+                target,
+                ok
+            );
+        }
+        if !self.notes.is_empty() {
+            out.push('\n');
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+        out
+    }
+}

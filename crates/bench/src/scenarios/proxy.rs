@@ -1,0 +1,108 @@
+//! Figure 2: the proxy (`GET …/proxy/bytes?n=N`) against the same request sent straight to the
+//! upstream, 1 KB and 1 MB answers. Throughput and latency under load (16 callers, under the
+//! connection's concurrency level of 25 so no request queues), and the added p50 with one
+//! caller, which is the proxy's own cost per request without CPU contention.
+
+use super::{measure, secs, Series};
+use crate::load::LoadSpec;
+use crate::report::{Row, Table, Target, Unit};
+use crate::servers::UPSTREAM_KEY;
+use crate::setup::{Backend, Latchkey, Stack};
+
+const FIG: &str = "2 proxy";
+
+/// The answer sizes measured: label and bytes.
+pub const SIZES: [(&str, usize); 2] = [("1 KB", 1024), ("1 MB", 1024 * 1024)];
+
+struct Case {
+    direct: Series,
+    direct_one: Series,
+    via: Vec<Series>,
+    via_one: Vec<Series>,
+}
+
+pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> anyhow::Result<()> {
+    let o = stack.opts().clone();
+    let mut servers: Vec<Latchkey> = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if let Some(lk) = stack.latchkey(backend, table).await? {
+            servers.push(lk);
+        }
+    }
+    let spec =
+        |url: String, workers: usize| LoadSpec::get(url, workers, secs(o.duration), secs(o.warmup));
+    let mut cases: Vec<Case> = sizes
+        .iter()
+        .map(|_| Case {
+            direct: Series::default(),
+            direct_one: Series::default(),
+            via: vec![Series::default(); servers.len()],
+            via_one: vec![Series::default(); servers.len()],
+        })
+        .collect();
+    for run in 0..o.runs {
+        eprintln!("proxy, run {}/{}", run + 1, o.runs);
+        for ((label, n), case) in sizes.iter().zip(cases.iter_mut()) {
+            let direct_url = format!("{}/bytes?n={n}", stack.upstream.url);
+            for (workers, series) in [
+                (o.proxy_callers, &mut case.direct),
+                (1, &mut case.direct_one),
+            ] {
+                let s = spec(direct_url.clone(), workers).header("x-api-key", UPSTREAM_KEY);
+                series.add(&measure(&format!("{label} direct, {workers} callers"), &s).await?);
+            }
+            for (i, lk) in servers.iter().enumerate() {
+                let url = format!(
+                    "{}/v1/workspaces/acme/connections/up/proxy/bytes?n={n}",
+                    lk.url
+                );
+                for (workers, series) in [
+                    (o.proxy_callers, &mut case.via[i]),
+                    (1, &mut case.via_one[i]),
+                ] {
+                    let s = spec(url.clone(), workers).bearer(&lk.key);
+                    let what = format!(
+                        "{label} via latchkey ({}), {workers} callers",
+                        lk.backend.label()
+                    );
+                    series.add(&measure(&what, &s).await?);
+                }
+            }
+        }
+    }
+    for ((label, _), case) in sizes.iter().zip(cases) {
+        for (i, lk) in servers.iter().enumerate() {
+            let c = format!("{label}, {}", lk.backend.label());
+            let many = format!("{c}, {} callers", o.proxy_callers);
+            let via = &case.via[i];
+            table.push(
+                Row::new(FIG, &many, "requests/s", Unit::PerSecond, via.rps.clone())
+                    .reference("direct", case.direct.rps.clone())
+                    .target(Target::RatioAtLeast(0.6)),
+            );
+            table.push(
+                Row::new(FIG, &many, "p50", Unit::Ms, via.p50.clone())
+                    .reference("direct", case.direct.p50.clone()),
+            );
+            table.push(
+                Row::new(FIG, &many, "p99", Unit::Ms, via.p99.clone())
+                    .reference("direct", case.direct.p99.clone()),
+            );
+            let one = format!("{c}, 1 caller");
+            let one_via = &case.via_one[i];
+            table.push(
+                Row::new(FIG, &one, "p50", Unit::Ms, one_via.p50.clone())
+                    .reference("direct", case.direct_one.p50.clone()),
+            );
+            let added: Vec<f64> = one_via
+                .p50
+                .iter()
+                .zip(&case.direct_one.p50)
+                .map(|(v, d)| v - d)
+                .collect();
+            table
+                .push(Row::new(FIG, &one, "added p50", Unit::Ms, added).target(Target::Below(0.3)));
+        }
+    }
+    Ok(())
+}

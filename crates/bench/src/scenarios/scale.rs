@@ -1,0 +1,113 @@
+//! Figure 6: scale. The store first holds 100 connections (the few created through the API plus
+//! copies inserted with SQL), then 100,000; each time the token reads (64 callers) and
+//! `GET …/connections?limit=100` (8 callers) are measured. The reference is the 100 case.
+
+use super::{measure, secs, token_load, Series};
+use crate::db;
+use crate::load::LoadSpec;
+use crate::report::{Row, Table, Target, Unit};
+use crate::setup::{Backend, Latchkey, Stack};
+use std::time::Instant;
+
+const FIG: &str = "6 scale";
+const SMALL: usize = 100;
+const LIST_CALLERS: usize = 8;
+
+async fn measure_at(
+    stack: &Stack,
+    lk: &Latchkey,
+    n: usize,
+    tokens: &mut Series,
+    list: &mut Series,
+) -> anyhow::Result<()> {
+    let o = stack.opts();
+    let list_spec = LoadSpec::get(
+        format!("{}/v1/workspaces/acme/connections?limit=100", lk.url),
+        LIST_CALLERS,
+        secs(o.duration),
+        secs(o.warmup),
+    )
+    .bearer(&lk.key);
+    for run in 0..o.runs {
+        let label = format!(
+            "{} connections, {} run {}/{}",
+            n,
+            lk.backend.label(),
+            run + 1,
+            o.runs
+        );
+        tokens.add(
+            &measure(
+                &format!("token reads, {label}"),
+                &token_load(stack, lk, o.callers),
+            )
+            .await?,
+        );
+        list.add(&measure(&format!("list, {label}"), &list_spec).await?);
+    }
+    Ok(())
+}
+
+/// Inserts copies of `up` until the store holds `want` connections.
+async fn fill(lk: &Latchkey, want: usize) -> anyhow::Result<()> {
+    let have = db::count_connections(&lk.database_url).await? as usize;
+    if want > have {
+        let t = Instant::now();
+        db::clone_connections(&lk.database_url, "up", "copy", have, want - have).await?;
+        eprintln!(
+            "  inserted {} connections in {:.1} s ({})",
+            want - have,
+            t.elapsed().as_secs_f64(),
+            lk.backend.label()
+        );
+    }
+    Ok(())
+}
+
+pub async fn run(stack: &Stack, table: &mut Table) -> anyhow::Result<()> {
+    let o = stack.opts().clone();
+    let big = o.scale_connections.max(SMALL);
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(lk) = stack.latchkey(backend, table).await? else {
+            continue;
+        };
+        fill(&lk, SMALL).await?;
+        let (mut small_tokens, mut small_list) = (Series::default(), Series::default());
+        measure_at(stack, &lk, SMALL, &mut small_tokens, &mut small_list).await?;
+        fill(&lk, big).await?;
+        let (mut big_tokens, mut big_list) = (Series::default(), Series::default());
+        measure_at(stack, &lk, big, &mut big_tokens, &mut big_list).await?;
+        let case = format!("{}, {big} vs {SMALL} connections", backend.label());
+        let r = format!("{SMALL} connections");
+        table.push(
+            Row::new(
+                FIG,
+                &case,
+                "token requests/s",
+                Unit::PerSecond,
+                big_tokens.rps,
+            )
+            .reference(&r, small_tokens.rps)
+            .target(Target::RatioAtLeast(0.9)),
+        );
+        table.push(
+            Row::new(FIG, &case, "token p99", Unit::Ms, big_tokens.p99)
+                .reference(&r, small_tokens.p99),
+        );
+        table.push(
+            Row::new(
+                FIG,
+                &case,
+                &format!("list limit=100 p99, {LIST_CALLERS} callers"),
+                Unit::Ms,
+                big_list.p99,
+            )
+            .reference(&r, small_list.p99),
+        );
+        table.push(
+            Row::new(FIG, &case, "list requests/s", Unit::PerSecond, big_list.rps)
+                .reference(&r, small_list.rps),
+        );
+    }
+    Ok(())
+}

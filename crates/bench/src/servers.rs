@@ -1,0 +1,162 @@
+//! The two trivial servers the figures are compared with, each run as a child process of this
+//! binary (hidden subcommands) or, for the smoke test, inside this process:
+//!
+//! * the reference: a bare axum server answering the token JSON from memory, the practical
+//!   limit of a token read over HTTP on this machine;
+//! * the upstream: a REST API that wants `X-API-Key`, with `/bytes?n=N` (N bytes, streamed in
+//!   64 KiB chunks above 1 MiB), `/delay?ms=N` (answers after N ms) and `/health`.
+
+use crate::children::{self, ChildGuard};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::sync::Arc;
+
+/// The API key the upstream accepts.
+pub const UPSTREAM_KEY: &str = "bench-upstream-key-7d1c";
+const MIB: usize = 1024 * 1024;
+const CHUNK: usize = 64 * 1024;
+/// The largest answer the upstream gives (1 GiB).
+const MAX_BYTES: usize = 1024 * MIB;
+
+/// A running helper server: its URL, and what keeps it alive.
+pub struct Service {
+    pub url: String,
+    pub pid: u32,
+    _child: Option<ChildGuard>,
+    _task: Option<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The reference router: `GET path` answers `body` as JSON; `GET /healthz` answers `ok`.
+pub fn reference_router(path: &str, body: Bytes) -> Router {
+    Router::new()
+        .route(
+            path,
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+}
+
+pub fn upstream_router() -> Router {
+    let buf = Bytes::from(vec![b'x'; MIB]);
+    Router::new().fallback(upstream).with_state(Arc::new(buf))
+}
+
+fn query_number(query: &str, name: &str) -> Option<usize> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+async fn upstream(State(buf): State<Arc<Bytes>>, req: Request) -> Response {
+    let key_ok = req
+        .headers()
+        .get("x-api-key")
+        .is_some_and(|v| v.as_bytes() == UPSTREAM_KEY.as_bytes());
+    if !key_ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"invalid_api_key"}"#,
+        )
+            .into_response();
+    }
+    let query = req.uri().query().unwrap_or_default();
+    match req.uri().path() {
+        "/bytes" => {
+            let n = query_number(query, "n").unwrap_or(1024).min(MAX_BYTES);
+            if n <= MIB {
+                return (
+                    [(header::CONTENT_TYPE, "application/octet-stream")],
+                    buf.slice(0..n),
+                )
+                    .into_response();
+            }
+            let chunks = n.div_ceil(CHUNK);
+            let buf = buf.clone();
+            let stream = futures::stream::iter((0..chunks).map(move |i| {
+                let len = CHUNK.min(n - i * CHUNK);
+                Ok::<_, std::io::Error>(buf.slice(0..len))
+            }));
+            (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::CONTENT_LENGTH, n.to_string()),
+                ],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        "/delay" => {
+            let ms = query_number(query, "ms").unwrap_or(10).min(10_000);
+            tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"ok":true}"#,
+            )
+                .into_response()
+        }
+        _ => (
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"ok":true}"#,
+        )
+            .into_response(),
+    }
+}
+
+async fn bind(listen: &str) -> anyhow::Result<(tokio::net::TcpListener, String)> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((listener, url))
+}
+
+/// Serves `router` inside this process until the returned service is dropped.
+pub async fn in_process(router: Router) -> anyhow::Result<Service> {
+    let (listener, url) = bind("127.0.0.1:0").await?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(Service {
+        url,
+        pid: std::process::id(),
+        _child: None,
+        _task: Some(AbortOnDrop(task)),
+    })
+}
+
+/// Starts one of this binary's server subcommands as a child process.
+pub async fn child(args: &[&str], name: &str) -> anyhow::Result<Service> {
+    let cmd = children::self_command(args)?;
+    let (guard, url) = children::spawn_announcing(cmd, name, "listening on").await?;
+    Ok(Service {
+        url,
+        pid: guard.pid(),
+        _child: Some(guard),
+        _task: None,
+    })
+}
+
+/// The body of a child server subcommand: serves `router` on `listen`, announces the URL on
+/// stdout, and ends when the parent goes away.
+pub async fn serve_as_child(router: Router, listen: &str) -> anyhow::Result<()> {
+    children::exit_when_parent_goes();
+    let (listener, url) = bind(listen).await?;
+    println!("listening on {url}");
+    axum::serve(listener, router).await?;
+    Ok(())
+}

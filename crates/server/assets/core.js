@@ -1,0 +1,253 @@
+/* Latchkey web UI: shared helpers (API calls, DOM building, workspace switcher, messages).
+   Pages register with LK.page(id, {render(ws)}); every page script loads after this one. */
+"use strict";
+
+const LK = (() => {
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  const pages = {};
+  const wsListeners = [];
+  let current = null; // the selected workspace {slug, name, id}
+  let workspaces = [];
+  let appsCache = null;
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.message) || `request failed (${status})`);
+      this.status = status;
+      this.code = (body && body.error) || "error";
+      this.hint = (body && body.hint) || null;
+      this.details = (body && body.details) || {};
+    }
+  }
+
+  /* One JSON API call with the session cookie; unsafe methods carry the CSRF token. */
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf;
+    const init = { method, headers, credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, { error: "network", message: "Latchkey could not be reached", hint: "check that the server is running, then retry" });
+    }
+    if (resp.status === 401) {
+      window.location.assign("/ui/login?expired=1");
+      throw new ApiError(401, { error: "unauthorized", message: "signed out" });
+    }
+    const text = await resp.text();
+    let data = null;
+    if (text) {
+      try { data = JSON.parse(text); } catch (e) { data = { message: text }; }
+    }
+    if (!resp.ok) throw new ApiError(resp.status, data);
+    return data;
+  }
+
+  /* Every item of a paginated list (bounded, to keep a page responsive). */
+  async function listAll(path, maxPages) {
+    const items = [];
+    let cursor = null;
+    for (let i = 0; i < (maxPages || 20); i++) {
+      const sep = path.includes("?") ? "&" : "?";
+      const url = `${path}${sep}limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const page = await api("GET", url);
+      items.push(...page.items);
+      cursor = page.next_cursor;
+      if (!cursor) break;
+    }
+    return items;
+  }
+
+  /* el("button", {class: "btn", onclick: f}, "text", child…): builds DOM without HTML strings. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+      else if (k === "class") node.className = v;
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else if (v === true) node.setAttribute(k, "");
+      else node.setAttribute(k, String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+
+  /* Fills an alert box with an error's message and hint (or hides it when err is null). */
+  function showError(box, err) {
+    if (!box) return;
+    box.replaceChildren();
+    if (!err) { box.hidden = true; return; }
+    box.append(el("p", { class: "alert-message" }, err.message || String(err)));
+    if (err.hint) box.append(el("p", { class: "alert-hint" }, el("strong", {}, "Hint: "), err.hint));
+    box.hidden = false;
+  }
+
+  let toastTimer = null;
+  function toast(message, kind) {
+    const t = $("#toast");
+    if (!t) return;
+    t.textContent = message;
+    t.className = `toast toast-${kind || "ok"}`;
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, 5000);
+  }
+
+  const STATUS = {
+    active: "Active",
+    pending_authorization: "Pending authorization",
+    failing: "Failing",
+    revoked: "Revoked",
+    unverified: "Unverified",
+  };
+  function statusBadge(status) {
+    return el("span", { class: `badge status-${status}`, dataset: { status } }, STATUS[status] || status);
+  }
+
+  const MODES = {
+    oauth2_code: "Refresh token",
+    oauth2_jwt_bearer: "JWT bearer token",
+    oauth2_client_credentials: "Client credentials",
+    api_key: "API key",
+    basic: "Username and password",
+    database: "Database login",
+  };
+  function modeLabel(mode) { return MODES[mode] || mode; }
+
+  async function apps() {
+    if (!appsCache) appsCache = await listAll("/v1/apps");
+    return appsCache;
+  }
+  function appName(list, id) {
+    const a = list.find((x) => x.id === id);
+    return a ? a.name : id;
+  }
+
+  function wsPath(suffix) {
+    if (!current) throw new ApiError(0, { message: "no workspace is selected", hint: "create a workspace first" });
+    return `/v1/workspaces/${encodeURIComponent(current.slug)}${suffix || ""}`;
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+  }
+
+  /* ---- workspaces ---- */
+
+  function syncLinks() {
+    const q = current ? `?ws=${encodeURIComponent(current.slug)}` : "";
+    document.querySelectorAll("a[data-nav]").forEach((a) => {
+      a.setAttribute("href", `/ui/${a.dataset.nav}${q}`);
+    });
+    const url = new URL(window.location.href);
+    if (current) url.searchParams.set("ws", current.slug);
+    window.history.replaceState(null, "", url);
+  }
+
+  function fillSelect() {
+    const sel = $("#ws-select");
+    sel.replaceChildren();
+    if (!workspaces.length) sel.append(el("option", { value: "" }, "No workspace yet"));
+    for (const w of workspaces) {
+      sel.append(el("option", { value: w.slug, selected: current && w.slug === current.slug }, w.name === w.slug ? w.slug : `${w.name} (${w.slug})`));
+    }
+  }
+
+  function select(slug) {
+    current = workspaces.find((w) => w.slug === slug) || workspaces[0] || null;
+    if (current) localStorage.setItem("latchkey.ws", current.slug);
+    fillSelect();
+    syncLinks();
+    const main = $("#main");
+    const empty = $("#ws-empty");
+    if (!current) {
+      if (!empty) {
+        main.prepend(el("div", { id: "ws-empty", class: "empty" },
+          el("h2", {}, "Create your first workspace"),
+          el("p", {}, "Connections, flows and keys live in a workspace."),
+          isAdmin() ? el("button", { type: "button", class: "btn btn-primary", onclick: openWsDialog }, "New workspace") : null));
+      }
+      return;
+    }
+    if (empty) empty.remove();
+    for (const fn of wsListeners) fn(current);
+  }
+
+  async function loadWorkspaces(prefer) {
+    workspaces = await listAll("/v1/workspaces");
+    const fromUrl = new URL(window.location.href).searchParams.get("ws");
+    select(prefer || fromUrl || localStorage.getItem("latchkey.ws") || "");
+  }
+
+  function isAdmin() { return document.body.dataset.admin === "true"; }
+
+  function openWsDialog() {
+    const d = $("#ws-dialog");
+    showError($("#ws-error"), null);
+    $("#ws-form").reset();
+    d.showModal();
+    $("#ws-slug").focus();
+  }
+
+  function setupWorkspaceUi() {
+    $("#ws-select").addEventListener("change", (e) => select(e.target.value));
+    const newBtn = $("#ws-new");
+    if (!isAdmin()) newBtn.hidden = true;
+    newBtn.addEventListener("click", openWsDialog);
+    const d = $("#ws-dialog");
+    d.querySelector("[data-close]").addEventListener("click", () => d.close());
+    $("#ws-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const slug = $("#ws-slug").value.trim();
+      const name = $("#ws-name").value.trim();
+      if (!slug) {
+        showError($("#ws-error"), { message: "Enter a slug.", hint: "for example acme" });
+        return;
+      }
+      try {
+        const ws = await api("POST", "/v1/workspaces", name ? { slug, name } : { slug });
+        d.close();
+        toast(`Workspace “${ws.name}” created`);
+        await loadWorkspaces(ws.slug);
+      } catch (err) {
+        showError($("#ws-error"), err);
+      }
+    });
+  }
+
+  function onWorkspace(fn) { wsListeners.push(fn); }
+
+  function page(id, def) { pages[id] = def; }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    setupWorkspaceUi();
+    const def = pages[document.body.dataset.page];
+    if (def && def.setup) def.setup();
+    if (def && def.render) onWorkspace(def.render);
+    try {
+      await loadWorkspaces();
+    } catch (err) {
+      const box = $("#page-error");
+      showError(box, err);
+    }
+  });
+
+  return {
+    api, listAll, el, $, showError, toast, statusBadge, modeLabel, apps, appName, wsPath,
+    fmtTime, page, onWorkspace, workspace: () => current, ApiError, csrf,
+  };
+})();

@@ -1,0 +1,193 @@
+//! The UI's files, embedded at build time, and the few server-rendered bits of its pages.
+
+/// A page of the UI: its shell is common, its content and scripts its own.
+pub struct PageDef {
+    pub id: &'static str,
+    pub title: &'static str,
+    content: &'static str,
+    scripts: &'static [&'static str],
+    /// Whether the page can open the Create connection pane.
+    pane: bool,
+}
+
+const PAGES: &[PageDef] = &[
+    PageDef {
+        id: "connections",
+        title: "Connections",
+        content: include_str!("../../assets/connections.html"),
+        scripts: &["pane.js", "connections.js"],
+        pane: true,
+    },
+    PageDef {
+        id: "credentials",
+        title: "Credentials",
+        content: include_str!("../../assets/credentials.html"),
+        scripts: &["pane.js", "credentials.js"],
+        pane: true,
+    },
+    PageDef {
+        id: "flows",
+        title: "Flows",
+        content: include_str!("../../assets/flows.html"),
+        scripts: &["pane.js", "flows.js"],
+        pane: true,
+    },
+    PageDef {
+        id: "audit",
+        title: "Audit",
+        content: include_str!("../../assets/audit.html"),
+        scripts: &["audit.js"],
+        pane: false,
+    },
+];
+
+const SHELL: &str = include_str!("../../assets/shell.html");
+const LOGIN: &str = include_str!("../../assets/login.html");
+const PANE: &str = include_str!("../../assets/pane.html");
+
+/// Static files by name: content type and bytes.
+const FILES: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/app.css"),
+    ),
+    (
+        "core.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/core.js"),
+    ),
+    (
+        "pane.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/pane.js"),
+    ),
+    (
+        "connections.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/connections.js"),
+    ),
+    (
+        "credentials.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/credentials.js"),
+    ),
+    (
+        "flows.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/flows.js"),
+    ),
+    (
+        "audit.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/audit.js"),
+    ),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_str!("../../assets/icon.svg"),
+    ),
+];
+
+pub fn get(name: &str) -> Option<(&'static str, &'static str)> {
+    FILES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, t, b)| (*t, *b))
+}
+
+pub fn page(id: &str) -> Option<&'static PageDef> {
+    PAGES.iter().find(|p| p.id == id)
+}
+
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn nav(current: &str) -> String {
+    PAGES
+        .iter()
+        .map(|p| {
+            let cur = if p.id == current {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
+            format!(
+                "<a href=\"/ui/{id}\" data-nav=\"{id}\"{cur}>{title}</a>",
+                id = p.id,
+                title = p.title
+            )
+        })
+        .collect()
+}
+
+/// A page for a signed-in user: the shell with the page's content and the CSRF token.
+pub fn render_page(def: &PageDef, csrf: &str, admin: bool) -> String {
+    let scripts: String = std::iter::once("core.js")
+        .chain(def.scripts.iter().copied())
+        .map(|s| format!("<script src=\"/ui/assets/{s}\" defer></script>\n"))
+        .collect();
+    SHELL
+        .replace("{{title}}", def.title)
+        .replace("{{page}}", def.id)
+        .replace("{{admin}}", if admin { "true" } else { "false" })
+        .replace("{{nav}}", &nav(def.id))
+        .replace("{{scripts}}", &scripts)
+        .replace("{{pane}}", if def.pane { PANE } else { "" })
+        .replace("{{content}}", def.content)
+        .replace("{{csrf}}", &escape(csrf))
+}
+
+/// The sign-in page, with an error or a notice.
+pub fn render_login(error: Option<&str>, notice: Option<&str>) -> String {
+    let message = match (error, notice) {
+        (Some(e), _) => format!(
+            "<p class=\"alert alert-error\" role=\"alert\" id=\"login-error\">{}</p>",
+            escape(e)
+        ),
+        (None, Some(n)) => format!(
+            "<p class=\"alert alert-info\" role=\"status\">{}</p>",
+            escape(n)
+        ),
+        (None, None) => String::new(),
+    };
+    LOGIN.replace("{{message}}", &message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_render_without_placeholders_left() {
+        for p in PAGES {
+            let html = render_page(p, "tok<en>", true);
+            assert!(!html.contains("{{"), "{}", p.id);
+            assert!(html.contains("content=\"tok&lt;en&gt;\""));
+            for s in p.scripts {
+                assert!(get(s).is_some(), "{s}");
+            }
+        }
+        assert!(!render_login(Some("<b>"), None).contains("<b>"));
+    }
+
+    #[test]
+    fn no_inline_script_or_style() {
+        let mut texts: Vec<&str> = PAGES.iter().map(|p| p.content).collect();
+        texts.extend([SHELL, LOGIN, PANE]);
+        for t in texts {
+            assert!(!t.contains("<script>"), "inline script");
+            assert!(!t.contains("style="), "inline style");
+            assert!(!t.contains("<style"), "inline style");
+            assert!(
+                !t.contains("http://") && !t.contains("https://"),
+                "external URL"
+            );
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The web UI (SPEC §3.4): server-rendered page shells with a little vanilla JavaScript that
+//! calls the JSON API with the session cookie. Everything is embedded in the binary; no page
+//! loads anything from another origin, and every UI response carries a strict CSP.
+
+mod assets;
+pub mod session;
+
+use crate::auth::{self, Caller};
+use crate::state::AppState;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The Content-Security-Policy of every UI response: nothing inline, nothing from elsewhere.
+pub const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'self'; object-src 'none'";
+
+/// The UI's routes, with their security headers (the rest of the server is not affected).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/ui", get(home))
+        .route("/ui/", get(home))
+        .route("/ui/login", get(login_page).post(login))
+        .route("/ui/logout", axum::routing::post(logout))
+        .route("/ui/session", get(session_info))
+        .route("/ui/assets/{name}", get(asset))
+        .route("/ui/{page}", get(page))
+        .layer(middleware::from_fn(security_headers))
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The signed-in caller and session of a page request, if the cookie opens and its key is
+/// still valid.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(Caller, session::Session)> {
+    let s = session::from_headers(state, headers)??;
+    let caller = auth::caller_for_key(state, s.api_key()).await.ok()?;
+    Some((caller, s))
+}
+
+async fn home() -> Redirect {
+    Redirect::to("/ui/connections")
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match assets::get(&name) {
+        Some((content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+async fn page(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(def) = assets::page(&name) else {
+        return crate::error::ApiError::not_found("page", &name).into_response();
+    };
+    match signed_in(&state, &headers).await {
+        Some((caller, s)) => {
+            Html(assets::render_page(def, s.csrf(), caller.is_admin())).into_response()
+        }
+        None => Redirect::to("/ui/login").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    expired: Option<String>,
+    signed_out: Option<String>,
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    Query(q): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if signed_in(&state, &headers).await.is_some() {
+        return Redirect::to("/ui/connections").into_response();
+    }
+    let notice = if q.expired.is_some() {
+        Some("Your session ended. Sign in again.")
+    } else if q.signed_out.is_some() {
+        Some("You are signed out.")
+    } else {
+        None
+    };
+    let mut resp = Html(assets::render_login(None, notice)).into_response();
+    if session::cookie_value(&headers).is_some() {
+        resp.headers_mut()
+            .insert(header::SET_COOKIE, session::clear_cookie(&state));
+    }
+    resp
+}
+
+/// Whether a form post comes from a page of this server: its `Origin` (sent by browsers on
+/// every POST) is the public URL's or names the host the request was sent to.
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return false;
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if origin == state.public_url.origin().ascii_serialization() {
+        return true;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    !host.is_empty()
+        && origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            == Some(host)
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !same_origin(&state, &headers) {
+        let html = assets::render_login(
+            Some("This sign-in did not come from Latchkey's own page."),
+            None,
+        );
+        return (StatusCode::FORBIDDEN, Html(html)).into_response();
+    }
+    let key = zeroize::Zeroizing::new(form_field(&body, "api_key").unwrap_or_default());
+    let key = key.trim();
+    if key.is_empty() {
+        let html = assets::render_login(Some("Enter an API key."), None);
+        return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
+    }
+    match auth::caller_for_key(&state, key).await {
+        Ok(caller) => {
+            let (value, _) = session::seal(&state, key);
+            tracing::info!(key = %caller.key_id, "web UI sign-in");
+            let mut resp = Redirect::to("/ui/connections").into_response();
+            resp.headers_mut()
+                .insert(header::SET_COOKIE, session::set_cookie(&state, &value));
+            resp
+        }
+        Err(e) => {
+            let html = assets::render_login(Some(&format!("Sign-in failed: {}.", e.message)), None);
+            (StatusCode::UNAUTHORIZED, Html(html)).into_response()
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !same_origin(&state, &headers) {
+        return crate::error::ApiError::forbidden("sign-out must come from Latchkey's own page")
+            .into_response();
+    }
+    let mut resp = Redirect::to("/ui/login?signed_out=1").into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session::clear_cookie(&state));
+    resp
+}
+
+/// The session as scripts see it: the CSRF token and who is signed in.
+async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers).await {
+        Some((caller, s)) => Json(json!({
+            "csrf_token": s.csrf(),
+            "expires_at": s.expires_at(),
+            "key_id": caller.key_id.to_string(),
+            "admin": caller.is_admin(),
+            "workspace_id": caller.workspace.map(|w| w.to_string()),
+        }))
+        .into_response(),
+        None => crate::error::ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "not signed in to the web UI",
+        )
+        .hint("sign in at /ui/login")
+        .into_response(),
+    }
+}

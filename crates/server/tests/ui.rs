@@ -1,0 +1,645 @@
+//! The web UI in a real browser: headless Chromium driven through WebDriver (chromedriver) from
+//! Rust, against a real server, the testkit's upstream API and its Salesforce simulator, all on
+//! loopback. Every wait is bounded. Screenshots of the main pages, at 1280 px and at 375 px, go
+//! to `target/ui-screenshots/`. Without chromedriver the browser test is skipped (a failure
+//! under CI); `scripts/install-chromium.sh` installs it.
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
+use latchkey_core::outbound::Rewrites;
+use latchkey_testkit::salesforce::{self, SalesforceSim};
+use latchkey_testkit::upstream::Upstream;
+use latchkey_testkit::{spawn_app, spawn_app_with, start_peer, TestApp};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Browser {
+    client: Client,
+    driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+async fn start_browser() -> Option<Browser> {
+    if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{CHROMEDRIVER} or {CHROMIUM} is missing under CI: run scripts/install-chromium.sh"
+        );
+        eprintln!("skipping the browser test: {CHROMEDRIVER} is not installed (bash scripts/install-chromium.sh)");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ready = http.get(format!("{url}/status")).send().await;
+        if matches!(&ready, Ok(r) if r.status().is_success()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.path().display())],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = tokio::time::timeout(
+        Duration::from_secs(60),
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&url),
+    )
+    .await
+    .expect("a browser session within a minute")
+    .expect("a browser session");
+    Some(Browser {
+        client,
+        driver,
+        _profile: profile,
+    })
+}
+
+impl Browser {
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigate");
+    }
+
+    /// The element once it is present and shown.
+    async fn find(&self, css: &str) -> Element {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                if e.is_displayed().await.unwrap_or(false) {
+                    return e;
+                }
+            }
+            assert!(Instant::now() < deadline, "`{css}` did not appear");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let e = self.find(css).await;
+            match e.click().await {
+                Ok(_) => return,
+                Err(err) => assert!(Instant::now() < deadline, "cannot click `{css}`: {err}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        e.clear().await.expect("clear");
+        e.send_keys(text).await.expect("type");
+    }
+
+    async fn choose(&self, css: &str, value: &str) {
+        self.find(css)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("cannot choose {value} in `{css}`: {e}"));
+    }
+
+    /// Evaluates a script until it returns `true`.
+    async fn until(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Value::Bool(true)) = self.client.execute(script, vec![]).await {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The text of `css` once it contains `needle`.
+    async fn text_with(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                let t = e.text().await.unwrap_or_default();
+                if t.contains(needle) {
+                    return t;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "`{css}` never said `{needle}`; it says: {t}"
+                );
+            } else {
+                assert!(Instant::now() < deadline, "`{css}` did not appear");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn pane_closed(&self) {
+        self.until(
+            "the pane to close",
+            "return !document.querySelector('#conn-pane').open",
+        )
+        .await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// The row of a connection in the list.
+fn row(name: &str) -> String {
+    format!("#conn-list tr[data-name=\"{name}\"]")
+}
+
+#[tokio::test]
+async fn the_ui_works_in_a_real_browser() {
+    let Some(browser) = start_browser().await else {
+        return;
+    };
+    let sim = SalesforceSim::start().await;
+    let rewrites = Rewrites::parse(&sim.rewrites()).unwrap();
+    let app = spawn_app_with(|c| c.outbound_rewrites = rewrites).await;
+    sim.add_callback_url(
+        salesforce::DEFAULT_CONSUMER_KEY,
+        &format!("{}/oauth/callback", app.url),
+    );
+    let up = Upstream::start("key-right-123", "u", "p").await;
+    // Run the scenario, then always end the browser session (even after a failed assertion).
+    let outcome = std::panic::AssertUnwindSafe(scenario(&browser, &app, &up))
+        .catch_unwind()
+        .await;
+    let Browser {
+        client, mut driver, ..
+    } = browser;
+    let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
+    let _ = driver.kill().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
+    // Sign-in: a wrong key is refused with a message; the admin key signs in.
+    b.goto(&format!("{}/", app.url)).await;
+    b.fill("#api_key", "lk_not-a-real-key").await;
+    b.click("form button[type=submit]").await;
+    let err = b.text_with("#login-error", "Sign-in failed").await;
+    assert!(err.contains("unknown API key"), "{err}");
+    b.fill("#api_key", &app.admin_key).await;
+    b.click("form button[type=submit]").await;
+    b.find("#ws-empty").await;
+
+    // A workspace, created from the switcher.
+    b.click("#ws-new").await;
+    b.fill("#ws-slug", "acme").await;
+    b.fill("#ws-name", "Acme Inc.").await;
+    b.click("#ws-form button[type=submit]").await;
+    b.until(
+        "the new workspace to be selected",
+        "return document.querySelector('#ws-select').value === 'acme'",
+    )
+    .await;
+
+    // An API-key connection whose check fails: error and hint next to the form, nothing saved.
+    b.click("#new-conn").await;
+    b.choose("#f-app", "generic-api-key").await;
+    b.fill("#f-name", "crm-api").await;
+    b.fill("#fld-s-base_url", &up.url).await;
+    b.fill("#fld-c-api_key", "key-wrong").await;
+    let save = b.find("#pane-save").await;
+    assert_eq!(save.text().await.unwrap(), "Save & check");
+    save.click().await.unwrap();
+    let shown = b.text_with("#pane-error", "401").await;
+    assert!(
+        shown.contains("refused the credential"),
+        "the hint is shown: {shown}"
+    );
+    assert!(!shown.contains("key-wrong"), "{shown}");
+    b.screenshot("create-pane-check-failed-1280").await;
+    let list = app.get("/v1/workspaces/acme/connections").await;
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        0,
+        "{}",
+        list.text
+    );
+
+    // The right key passes "Save & check" and the list shows the connection active.
+    b.fill("#fld-c-api_key", "key-right-123").await;
+    b.click("#pane-save").await;
+    b.pane_closed().await;
+    b.text_with(
+        &format!("{} td[data-label=Status]", row("crm-api")),
+        "Active",
+    )
+    .await;
+    b.text_with(
+        &format!("{} td[data-label=Concurrency]", row("crm-api")),
+        "5",
+    )
+    .await;
+
+    // Credentials by application: the green numbers before the Salesforce connection.
+    b.goto(&format!("{}/ui/credentials?ws=acme", app.url)).await;
+    b.text_with("[data-app=generic-api-key] .count", "1").await;
+    b.text_with("[data-app=salesforce] .count", "0").await;
+
+    // Save & authorize a Salesforce connection through the popup window.
+    b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
+    b.click("#new-conn").await;
+    b.choose("#f-app", "salesforce").await;
+    b.fill("#f-name", "sf-prod").await;
+    let kinds = b.find("#fld-s-account_type").await.text().await.unwrap();
+    assert!(
+        kinds.contains("Production") && kinds.contains("Sandbox"),
+        "{kinds}"
+    );
+    let modes = b.find("#f-mode").await.text().await.unwrap();
+    assert!(
+        modes.contains("Refresh token") && modes.contains("JWT bearer token"),
+        "{modes}"
+    );
+    b.choose("#f-mode", "oauth2_code").await;
+    b.fill("#fld-c-client_id", salesforce::DEFAULT_CONSUMER_KEY)
+        .await;
+    b.fill("#fld-c-client_secret", salesforce::DEFAULT_CONSUMER_SECRET)
+        .await;
+    b.click("#advanced > summary").await;
+    b.choose("#f-borrow", &conn_id(app, "crm-api").await).await;
+    b.until(
+        "the level to hide while borrowing",
+        "return document.querySelector('#level-field').hidden",
+    )
+    .await;
+    b.choose("#f-borrow", "").await;
+    b.fill("#f-level", "10").await;
+    b.screenshot("create-pane-1280").await;
+    let main = b.client.window().await.unwrap();
+    let save = b.find("#pane-save").await;
+    assert_eq!(save.text().await.unwrap(), "Save & authorize");
+    save.click().await.unwrap();
+    let popup = popup_window(b, &main).await;
+    b.client.switch_to_window(popup).await.unwrap();
+    b.fill("input[name=username]", salesforce::DEFAULT_USERNAME)
+        .await;
+    b.fill("input[name=password]", salesforce::DEFAULT_PASSWORD)
+        .await;
+    // The popup goes to Latchkey's callback and closes itself: the click may race with that.
+    let _ = b.find("button[name=approve]").await.click().await;
+    b.client.switch_to_window(main.clone()).await.unwrap();
+    windows_left(b, 1).await;
+    b.pane_closed().await;
+    b.text_with(
+        &format!("{} td[data-label=Status]", row("sf-prod")),
+        "Active",
+    )
+    .await;
+    b.text_with(
+        &format!("{} td[data-label=Concurrency]", row("sf-prod")),
+        "10",
+    )
+    .await;
+    let sf = app.get("/v1/workspaces/acme/connections/sf-prod").await;
+    assert_eq!(sf.body["status"], "active", "{}", sf.text);
+
+    // Cancel during Save & authorize leaves nothing behind.
+    b.click("#new-conn").await;
+    b.choose("#f-app", "salesforce").await;
+    b.fill("#f-name", "sf-cancelled").await;
+    b.fill("#fld-c-client_id", salesforce::DEFAULT_CONSUMER_KEY)
+        .await;
+    b.fill("#fld-c-client_secret", salesforce::DEFAULT_CONSUMER_SECRET)
+        .await;
+    b.click("#pane-save").await;
+    popup_window(b, &main).await;
+    b.text_with("#pane-status", "pop-up window").await;
+    b.click("#pane-cancel").await;
+    b.pane_closed().await;
+    windows_left(b, 1).await;
+    let gone = app
+        .get("/v1/workspaces/acme/connections/sf-cancelled")
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.text);
+
+    // The green number changed; a click lists the application's connections.
+    b.goto(&format!("{}/ui/credentials?ws=acme", app.url)).await;
+    b.text_with("[data-app=salesforce] .count", "1").await;
+    b.click("[data-app=salesforce]").await;
+    b.text_with("#app-conns", "sf-prod").await;
+    b.screenshot("credentials-1280").await;
+
+    // A flow that uses the API-key connection.
+    b.goto(&format!("{}/ui/flows?ws=acme", app.url)).await;
+    b.click("#new-flow").await;
+    b.fill("#flow-name", "nightly-sync").await;
+    let id = conn_id(app, "crm-api").await;
+    b.click(&format!("#flow-conns input[value=\"{id}\"]")).await;
+    b.click("#flow-form button[type=submit]").await;
+    b.text_with("#flow-list tr[data-name=nightly-sync]", "crm-api")
+        .await;
+    b.screenshot("flows-1280").await;
+
+    // Deleting the connection the active flow uses is refused, naming the flow.
+    b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
+    b.click(&format!("{} [data-action=delete]", row("crm-api")))
+        .await;
+    b.click(&format!("{} [data-action=confirm-delete]", row("crm-api")))
+        .await;
+    let refusal = b.text_with("tr.row-note", "nightly-sync").await;
+    assert!(refusal.contains("delete or update"), "{refusal}");
+    assert_eq!(
+        app.get("/v1/workspaces/acme/connections/crm-api")
+            .await
+            .status,
+        200
+    );
+    b.screenshot("connections-1280").await;
+
+    // The audit log lists what happened.
+    b.goto(&format!("{}/ui/audit?ws=acme", app.url)).await;
+    b.text_with("#event-list", "connection.created").await;
+    b.screenshot("audit-1280").await;
+
+    // Phone width.
+    b.client.set_window_size(375, 812).await.unwrap();
+    b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
+    b.find(&row("sf-prod")).await;
+    b.screenshot("connections-375").await;
+    b.click("#new-conn").await;
+    b.choose("#f-app", "salesforce").await;
+    b.fill("#f-name", "sf-phone").await;
+    b.screenshot("create-pane-375").await;
+    b.click("#pane-cancel").await;
+    b.pane_closed().await;
+    b.goto(&format!("{}/ui/credentials?ws=acme", app.url)).await;
+    b.text_with("[data-app=salesforce] .count", "1").await;
+    b.screenshot("credentials-375").await;
+    b.goto(&format!("{}/ui/flows?ws=acme", app.url)).await;
+    b.find("#flow-list tr[data-name=nightly-sync]").await;
+    b.screenshot("flows-375").await;
+
+    // Sign out.
+    b.client.set_window_size(1280, 900).await.unwrap();
+    b.click("form.signout button").await;
+    b.find("#api_key").await;
+}
+
+async fn conn_id(app: &TestApp, name: &str) -> String {
+    let c = app
+        .get(&format!("/v1/workspaces/acme/connections/{name}"))
+        .await;
+    c.body["id"].as_str().expect("connection id").to_string()
+}
+
+/// The handle of the window the page opened besides `main`.
+async fn popup_window(
+    b: &Browser,
+    main: &fantoccini::wd::WindowHandle,
+) -> fantoccini::wd::WindowHandle {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let all = b.client.windows().await.unwrap();
+        if let Some(w) = all.into_iter().find(|w| w != main) {
+            return w;
+        }
+        assert!(Instant::now() < deadline, "no popup window opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn windows_left(b: &Browser, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let count = b.client.windows().await.unwrap().len();
+        if count == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} windows are open, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn cookie_from(resp: &reqwest::Response) -> (String, String) {
+    let set = resp
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let value = set.split(';').next().unwrap().trim().to_string();
+    (value, set)
+}
+
+async fn sign_in(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/ui/login", app.url))
+        .header("origin", origin)
+        .form(&[("api_key", app.admin_key.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn ui_headers_session_cookie_and_csrf() {
+    let app = spawn_app().await;
+    let c = &app.client;
+
+    // The UI's pages carry the strict headers; the API and the OAuth callback do not get them.
+    let login = c.get(format!("{}/ui/login", app.url)).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let h = login.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let js = c
+        .get(format!("{}/ui/assets/core.js", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let api = c.get(format!("{}/healthz", app.url)).send().await.unwrap();
+    assert!(api.headers().get("content-security-policy").is_none());
+    let cb = c
+        .get(format!("{}/oauth/callback", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(cb.headers().get("content-security-policy").is_none());
+    let home = c.get(format!("{}/", app.url)).send().await.unwrap();
+    assert!(home.status().is_redirection());
+    let page = c
+        .get(format!("{}/ui/connections", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.headers()["location"],
+        "/ui/login",
+        "signed out: to the sign-in page"
+    );
+
+    // Sign-in from another site is refused; a wrong key is refused.
+    assert_eq!(sign_in(&app, "http://evil.example").await.status(), 403);
+    let wrong = c
+        .post(format!("{}/ui/login", app.url))
+        .header("origin", &app.url)
+        .form(&[("api_key", "lk_wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+
+    let ok = sign_in(&app, &app.url).await;
+    assert_eq!(ok.status(), 303);
+    let (cookie, set) = cookie_from(&ok);
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attr), "{attr} missing: {set}");
+    }
+    assert!(!set.contains("Secure"), "plain http: {set}");
+    assert!(!set.contains(&app.admin_key), "the key is sealed");
+
+    // The page and GET /ui/session give the CSRF token.
+    let session: Value = c
+        .get(format!("{}/ui/session", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = session["csrf_token"].as_str().unwrap().to_string();
+    assert_eq!(session["admin"], true);
+    let html = c
+        .get(format!("{}/ui/connections", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!("<meta name=\"csrf-token\" content=\"{csrf}\">")));
+    assert!(!html.contains("<script>"), "no inline script");
+
+    // Reads work with the cookie alone; writes need the CSRF header.
+    let read = c
+        .get(format!("{}/v1/workspaces", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let create = |token: Option<&str>| {
+        let mut r = c
+            .post(format!("{}/v1/workspaces", app.url))
+            .header("cookie", &cookie)
+            .json(&json!({"slug": "acme"}));
+        if let Some(t) = token {
+            r = r.header("x-csrf-token", t);
+        }
+        r.send()
+    };
+    let refused = create(None).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "forbidden");
+    assert!(body["message"].as_str().unwrap().contains("CSRF"), "{body}");
+    assert!(
+        body["hint"].is_string() && body["details"].is_object(),
+        "{body}"
+    );
+    assert_eq!(create(Some("not-the-token")).await.unwrap().status(), 403);
+    assert_eq!(create(Some(&csrf)).await.unwrap().status(), 201);
+
+    // A tampered cookie is not a session.
+    let mut tampered = cookie.clone().into_bytes();
+    let i = tampered.len() - 6;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let bad = c
+        .get(format!("{}/v1/workspaces", app.url))
+        .header("cookie", String::from_utf8(tampered).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+
+    // Another instance of the cluster opens the same cookie.
+    let peer = start_peer(&app).await;
+    let there = c
+        .get(format!("{}/v1/workspaces/acme", peer.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(there.status(), 200);
+
+    // Sign-out clears the cookie.
+    let out = c
+        .post(format!("{}/ui/logout", app.url))
+        .header("cookie", &cookie)
+        .header("origin", &app.url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert!(cookie_from(&out).1.contains("Max-Age=0"));
+
+    // Behind an https public URL the cookie is Secure.
+    let https = spawn_app_with(|c| {
+        c.public_url = Some(url::Url::parse("https://latchkey.example.com").unwrap())
+    })
+    .await;
+    let r = sign_in(&https, "https://latchkey.example.com").await;
+    assert_eq!(r.status(), 303);
+    assert!(cookie_from(&r).1.contains("; Secure"));
+}
