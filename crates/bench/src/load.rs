@@ -179,6 +179,15 @@ struct WorkerResult {
     last_done: Instant,
 }
 
+fn note(r: &mut WorkerResult, measured: bool, e: String) {
+    if measured {
+        r.errors += 1;
+    }
+    if r.first_error.is_none() {
+        r.first_error = Some(e);
+    }
+}
+
 async fn worker(
     spec: Arc<LoadSpec>,
     t: Arc<Target>,
@@ -196,14 +205,6 @@ async fn worker(
     };
     let mut sender = None;
     let mut failures = 0u32;
-    let mut note = |r: &mut WorkerResult, measured: bool, e: String| {
-        if measured {
-            r.errors += 1;
-        }
-        if r.first_error.is_none() {
-            r.first_error = Some(e);
-        }
-    };
     while Instant::now() < end {
         if sender.is_none() {
             match connect(&t.authority).await {

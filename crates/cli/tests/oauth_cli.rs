@@ -455,6 +455,37 @@ async fn no_wait_oauth_client_authorize_and_token() {
         .unwrap()
         .starts_with("http"));
     assert_eq!(answer["connection"]["name"], "sf-prod");
+    // Re-authorizing an active connection waits for the new login, not its old state.
+    let mut live = Live::start(
+        &app,
+        &[
+            "connection",
+            "authorize",
+            "acme/sf-prod",
+            "--no-browser",
+            "--timeout",
+            "60",
+        ],
+        "",
+    )
+    .await;
+    let url = live.authorize_url().await;
+    log_in(
+        &app,
+        &sim,
+        &url,
+        salesforce::DEFAULT_USERNAME,
+        salesforce::DEFAULT_PASSWORD,
+    )
+    .await;
+    let out = live.finish().await;
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains(&format!("is active as {}", salesforce::DEFAULT_USERNAME)),
+        "{}",
+        out.stdout
+    );
 
     let expected = app
         .get("/v1/workspaces/acme/connections/sf-prod/token")
@@ -702,6 +733,42 @@ async fn proxy_streams_the_answer_and_exits_by_its_status() {
     .await;
     out.assert_code(0);
     assert_eq!(out.json()["body"], "from a file");
+
+    // Past 1 MiB a file streams; stdin works too.
+    let big = "y".repeat(2 * 1024 * 1024 + 5);
+    std::fs::write(file.path(), &big).unwrap();
+    let out = run(
+        &app,
+        &[
+            "proxy",
+            "acme/billing",
+            "PUT",
+            "/echo",
+            "--data-file",
+            file.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.json()["body"].as_str().map(str::len), Some(big.len()));
+    let out = run_env(
+        &app,
+        &[],
+        &[
+            "proxy",
+            "acme/billing",
+            "PATCH",
+            "/echo",
+            "--data-stdin",
+            "-H",
+            "Content-Type: text/plain",
+        ],
+        Some("piped"),
+    )
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.json()["body"], "piped");
+    assert_eq!(out.json()["headers"]["content-type"], "text/plain");
 
     // Latchkey's own refusal reads like any other error.
     let out = run(&app, &["proxy", "acme/nowhere", "GET", "/echo"]).await;

@@ -109,6 +109,18 @@ pub trait ConnectionStore: Send + Sync {
         until: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<bool>;
+    /// Extends the lease while `owner` still holds it (a refresh that takes long). False when
+    /// it was lost.
+    async fn renew_refresh_lease(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+        owner: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// Clears every refresh lease and pool slot: only for a store one process owns (SQLite),
+    /// at start, when whatever held them died with the previous process.
+    async fn release_all_leases(&self) -> StoreResult<u64>;
     /// Gives the lease back if `owner` still holds it.
     async fn release_refresh_lease(
         &self,

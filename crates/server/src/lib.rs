@@ -46,6 +46,13 @@ impl Application {
         let store = latchkey_store::open(&config.database_url)
             .await
             .context("cannot open the store")?;
+        if store.backend() == "sqlite" {
+            // One process owns a SQLite store: leases left behind belong to a process that died.
+            let cleared = store.release_all_leases().await?;
+            if cleared > 0 {
+                tracing::info!(cleared, "released leases left by a previous process");
+            }
+        }
         let previous = bootstrap::load_previous_keys(&config)?;
         let keyring = keyring::KeyRing::with_previous(master, previous, store.clone());
         keyring

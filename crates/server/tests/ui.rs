@@ -21,6 +21,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 struct Browser {
     client: Client,
+    url: String,
     driver: tokio::process::Child,
     _profile: tempfile::TempDir,
 }
@@ -60,6 +61,7 @@ async fn start_browser() -> Option<Browser> {
     let profile = tempfile::tempdir().unwrap();
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
@@ -82,6 +84,7 @@ async fn start_browser() -> Option<Browser> {
     .expect("a browser session");
     Some(Browser {
         client,
+        url,
         driver,
         _profile: profile,
     })
@@ -124,12 +127,19 @@ impl Browser {
         e.send_keys(text).await.expect("type");
     }
 
+    /// Chooses an option (once the page has filled the list in).
     async fn choose(&self, css: &str, value: &str) {
-        self.find(css)
-            .await
-            .select_by_value(value)
-            .await
-            .unwrap_or_else(|e| panic!("cannot choose {value} in `{css}`: {e}"));
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.find(css).await.select_by_value(value).await {
+                Ok(_) => return,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "cannot choose {value} in `{css}`: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Evaluates a script until it returns `true`.
@@ -161,6 +171,28 @@ impl Browser {
                 assert!(Instant::now() < deadline, "`{css}` did not appear");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Prints the page's console messages (JavaScript errors included) after a failure.
+    async fn print_console(&self) {
+        let Ok(Some(id)) = self.client.session_id().await else {
+            return;
+        };
+        let logs = reqwest::Client::new()
+            .post(format!("{}/session/{id}/se/log", self.url))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await;
+        if let Ok(r) = logs {
+            eprintln!("browser console: {}", r.text().await.unwrap_or_default());
+        }
+        if let Ok(Value::String(text)) = self
+            .client
+            .execute("return document.body.innerText", vec![])
+            .await
+        {
+            eprintln!("page text at the failure:\n{text}");
         }
     }
 
@@ -202,6 +234,10 @@ async fn the_ui_works_in_a_real_browser() {
     let outcome = std::panic::AssertUnwindSafe(scenario(&browser, &app, &up))
         .catch_unwind()
         .await;
+    if outcome.is_err() {
+        browser.screenshot("failure").await;
+        browser.print_console().await;
+    }
     let Browser {
         client, mut driver, ..
     } = browser;

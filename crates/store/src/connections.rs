@@ -288,6 +288,51 @@ impl ConnectionStore for SqlStore {
         .db()
     }
 
+    async fn renew_refresh_lease(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectionId,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = with_pool!(&self.db, p => {
+            sqlx::query(
+                "UPDATE connections SET refresh_lease_until = $4 \
+                 WHERE id = $1 AND workspace_id = $2 AND refresh_lease_owner = $3",
+            )
+            .bind(id.as_str())
+            .bind(ws.as_str())
+            .bind(owner)
+            .bind(ms(until))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .db()?;
+        Ok(n == 1)
+    }
+
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        let leases = with_pool!(&self.db, p => {
+            sqlx::query(
+                "UPDATE connections SET refresh_lease_owner = NULL, refresh_lease_until = NULL \
+                 WHERE refresh_lease_owner IS NOT NULL",
+            )
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .db()?;
+        let slots = with_pool!(&self.db, p => {
+            sqlx::query("UPDATE pool_slots SET holder = NULL, lease_until = NULL WHERE holder IS NOT NULL")
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .db()?;
+        Ok(leases + slots)
+    }
+
     async fn connection_version(
         &self,
         ws: &WorkspaceId,

@@ -1,5 +1,5 @@
 use super::authorize::{self, OnCancel, Pending, WaitArgs};
-use super::{parse_ref, parse_secret, parse_setting, read_stdin_value, Ref};
+use super::{cli_hint, parse_ref, parse_secret, parse_setting, read_stdin_value, Ref};
 use crate::client::Failure;
 use crate::output::{self, show, text, time};
 use crate::Ctx;
@@ -241,7 +241,8 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> anyhow::Result<ExitCode> {
         ConnectionCmd::Authorize { target, wait } => {
             let answer = c
                 .post(&conn_path(&target, &["authorize"]), &json!({}))
-                .await?;
+                .await
+                .map_err(|f| cli_hint(f, &target, None))?;
             output::warnings(&answer);
             let conn = answer.get("connection").cloned().unwrap_or(Value::Null);
             let url = text(&answer, "authorize_url");
@@ -356,7 +357,14 @@ async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<ExitCode> {
         message,
         ctx.client.post(&segs, &body),
     )
-    .await?;
+    .await
+    .map_err(|f| {
+        let target = Ref {
+            workspace: a.workspace.clone(),
+            name: a.name.clone(),
+        };
+        cli_hint(f, &target, Some(&a.app))
+    })?;
     let url = text(&conn, "authorize_url");
     if text(&conn, "status") == "pending_authorization" && !url.is_empty() {
         output::warnings(&conn);

@@ -41,6 +41,36 @@ pub fn parse_ref(s: &str) -> Result<Ref, String> {
     }
 }
 
+/// The server's hints name API paths; on the command line the command that does it reads
+/// better. `app` is the application when the caller knows it.
+pub fn cli_hint(mut f: Failure, target: &Ref, app: Option<&str>) -> Failure {
+    let Some(hint) = f.hint.as_deref() else {
+        return f;
+    };
+    let (ws, name) = (&target.workspace, &target.name);
+    let better = if hint.contains("…/authorize") {
+        format!("authorize it in a browser with `latchkey connection authorize {target}`")
+    } else if hint.contains("…/verify") {
+        format!("check it with `latchkey connection verify {target}`")
+    } else if hint.contains("…/credentials") {
+        format!(
+            "read its secret fields with `latchkey connection credentials {target}`, or hand them \
+             to a command with `latchkey run --workspace {ws} --env VAR={name}.FIELD -- …`"
+        )
+    } else if hint.contains("/oauth-client") {
+        format!(
+            "set the workspace's client with `latchkey oauth-client set {ws} {} --client-id ID \
+             --client-secret-stdin`, or give `--secret client_id=ID --secret-stdin client_secret` \
+             on the connection",
+            app.unwrap_or("APP")
+        )
+    } else {
+        return f;
+    };
+    f.hint = Some(better);
+    f
+}
+
 /// `key=value` with the value taken as JSON when it is a number, boolean, array or object
 /// (`concurrency_level=3`, `pkce=false`, `scopes=["api"]`), as text otherwise.
 pub fn parse_setting(s: &str) -> Result<(String, Value), String> {

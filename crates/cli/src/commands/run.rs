@@ -1,7 +1,7 @@
 //! `latchkey run`: runs a command with fresh secrets in its environment (R15). Every value is
 //! fetched before the command starts; none is ever printed.
 
-use super::Interrupts;
+use super::{cli_hint, Interrupts, Ref};
 use crate::client::Failure;
 use crate::output::text;
 use crate::Ctx;
@@ -154,16 +154,26 @@ impl<'a> Resolver<'a> {
     async fn value(&mut self, spec: &EnvSpec) -> Result<String, Failure> {
         let (conn, field) = self.connection(&spec.reference).await?;
         let name = text(&conn, "name");
+        let target = Ref {
+            workspace: self.workspace.to_string(),
+            name: name.clone(),
+        };
         let oauth = text(&conn, "auth_mode").starts_with("oauth2");
         if oauth && field.as_deref().is_none_or(|f| TOKEN_FIELDS.contains(&f)) {
             let field = field.as_deref().unwrap_or("access_token");
-            let token = self.token(&name).await?;
+            let token = self
+                .token(&name)
+                .await
+                .map_err(|f| cli_hint(f, &target, None))?;
             return present(token.get(field)).ok_or_else(|| {
                 Failure::new(format!("the token of `{name}` has no {field}"))
                     .with_hint("instance_url is only there for applications that answer one (Salesforce); expires_at only when the provider says when the token expires")
             });
         }
-        let creds = self.credentials(&name).await?;
+        let creds = self
+            .credentials(&name)
+            .await
+            .map_err(|f| cli_hint(f, &target, None))?;
         let fields: Vec<&str> = creds.keys().map(String::as_str).collect();
         let listed = if fields.is_empty() {
             "none".to_string()

@@ -1,7 +1,7 @@
 //! `latchkey token <ws>/<conn>`: a fresh access token, read by reference (R15), printed alone so
 //! that `$(latchkey token acme/sf-prod)` works.
 
-use super::{parse_ref, Ref};
+use super::{cli_hint, parse_ref, Ref};
 use crate::client::Failure;
 use crate::output;
 use crate::Ctx;
@@ -49,9 +49,9 @@ pub async fn fetch(ctx: &Ctx, target: &Ref, refresh: bool) -> anyhow::Result<Val
     ];
     let answer = if refresh {
         path.push("refresh");
-        ctx.client.post(&path, &json!({})).await?
+        ctx.client.post(&path, &json!({})).await
     } else {
-        ctx.client.get(&path, &[]).await?
+        ctx.client.get(&path, &[]).await
     };
-    Ok(answer)
+    Ok(answer.map_err(|f| cli_hint(f, target, None))?)
 }

@@ -25,7 +25,10 @@ use std::time::Duration as StdDuration;
 
 /// A token is refreshed when it has less than this left.
 const EARLY: i64 = 60;
-const LEASE_SECS: i64 = 30;
+/// A refresh lease lasts this long unless renewed; the holder renews it while the provider call
+/// runs, so a lease outlives its holder by at most this much.
+const LEASE_SECS: i64 = 6;
+const LEASE_RENEW: StdDuration = StdDuration::from_secs(2);
 const WAIT_LIMIT: StdDuration = StdDuration::from_secs(40);
 const MAX_BACKOFF_SECS: i64 = 300;
 
@@ -309,7 +312,7 @@ async fn refresh_coordinated(
             .await
             .map_err(Failure::store)?
         {
-            let result = async {
+            let work = async {
                 let row2 = load(state, ws, id).await?;
                 if row2.version != row.version {
                     if let Some(t) = settled(state, &row2).await? {
@@ -317,8 +320,26 @@ async fn refresh_coordinated(
                     }
                 }
                 refresh_now(state, ws, row2).await
-            }
-            .await;
+            };
+            let renew = async {
+                loop {
+                    tokio::time::sleep(LEASE_RENEW).await;
+                    let until = Utc::now() + Duration::seconds(LEASE_SECS);
+                    if !matches!(
+                        state
+                            .store
+                            .renew_refresh_lease(&ws.id, id, &state.tokens.owner, until)
+                            .await,
+                        Ok(true)
+                    ) {
+                        tracing::warn!(connection = %id, "lost the refresh lease while refreshing");
+                    }
+                }
+            };
+            let result = tokio::select! {
+                r = work => r,
+                _ = renew => unreachable!("the renewal loop never ends"),
+            };
             if let Err(e) = state
                 .store
                 .release_refresh_lease(&ws.id, id, &state.tokens.owner)

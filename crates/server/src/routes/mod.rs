@@ -117,6 +117,8 @@ pub fn router(state: AppState) -> Router {
         .to_pretty_json()
         .expect("the OpenAPI document serializes");
     api_router
+        // Proxied calls have their own upstream timeout; everything else answers within a minute.
+        .layer(middleware::from_fn(deadline))
         .route(
             "/v1/workspaces/{ws}/connections/{conn}/proxy/{*path}",
             axum::routing::any(crate::proxy::handle).layer(DefaultBodyLimit::disable()),
@@ -153,6 +155,25 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// The longest an API request may take (verification and refresh included).
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            format!(
+                "the request did not finish within {} s",
+                REQUEST_DEADLINE.as_secs()
+            ),
+        )
+        .hint("an application or database Latchkey had to reach is slow; retry later")
+        .into_response(),
+    }
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -126,13 +126,13 @@ async fn login_page(
     resp
 }
 
-/// Whether a form post comes from a page of this server: its `Origin` (sent by browsers on
-/// every POST) is the public URL's or names the host the request was sent to.
+/// Whether a form post comes from a page of this server. Browsers say so in `Sec-Fetch-Site`;
+/// without it, the `Origin` must be the public URL's or name the host the request was sent to.
+/// (Under `Referrer-Policy: no-referrer` a browser sends `Origin: null` on form posts, so
+/// `Sec-Fetch-Site` is what modern browsers are judged by.)
 fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return false;
-        }
+        return matches!(site, "same-origin" | "none");
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
