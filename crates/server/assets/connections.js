@@ -134,11 +134,11 @@
     const keep = (sel) => sel.value;
     const app = $("#flt-app");
     const a = keep(app);
-    app.replaceChildren(el("option", { value: "" }, "All"), catalog.map((x) => el("option", { value: x.id, selected: x.id === a }, x.name)));
+    app.replaceChildren(el("option", { value: "" }, "All"), ...catalog.map((x) => el("option", { value: x.id, selected: x.id === a }, x.name)));
     const env = $("#flt-env");
     const e = keep(env);
     const envs = [...new Set(["production", ...all.map((c) => c.environment)])].sort();
-    env.replaceChildren(el("option", { value: "" }, "All"), envs.map((x) => el("option", { value: x, selected: x === e }, x)));
+    env.replaceChildren(el("option", { value: "" }, "All"), ...envs.map((x) => el("option", { value: x, selected: x === e }, x)));
   }
 
   async function reload() {

@@ -8,7 +8,7 @@
   let apps = [];
 
   function initials(name) {
-    return name.split(/[\s()]+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join("");
+    return name.split(/[^A-Za-z0-9]+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join("");
   }
 
   function card(a) {
@@ -47,6 +47,7 @@
     $("#app-detail-title").textContent = `${a ? a.name : id} connections`;
     const box = $("#app-conns");
     box.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+    detail.scrollIntoView({ block: "nearest" });
     try {
       const conns = await LK.listAll(wsPath(`/connections?app=${encodeURIComponent(id)}`));
       if (!conns.length) {

@@ -57,7 +57,8 @@
     const isCheck = spec.type === "boolean";
     const label = el(spec.type === "list" && input.tagName === "DIV" ? "span" : "label",
       { for: input.tagName === "DIV" ? null : id, class: "label", id: `${id}-label` },
-      spec.label, req ? el("span", { class: "req", "aria-hidden": "true" }, " *") : el("span", { class: "opt" }, " (optional)"));
+      spec.label, req ? el("span", { class: "req", "aria-hidden": "true" }, " *")
+        : hasValue(spec.default) && spec.default !== "" ? null : el("span", { class: "opt" }, " (optional)"));
     return el("div", { class: isCheck ? "field checkbox" : "field", dataset: { field: spec.name, group, type: spec.type } },
       isCheck ? [input, label] : [label, input],
       el("p", { class: "help", id: `${id}-help` }, spec.description || ""),
@@ -395,7 +396,7 @@
     const appSel = $("#f-app");
     appSel.disabled = !!st.editing;
     appSel.replaceChildren(el("option", { value: "" }, "Choose an application…"),
-      catalog.map((a) => el("option", { value: a.id }, a.name)));
+      ...catalog.map((a) => el("option", { value: a.id }, a.name)));
     ["#f-name", "#f-env"].forEach((s) => { $(s).disabled = false; });
     const chosen = st.editing ? st.editing.app : opts.app || "";
     appSel.value = chosen;

@@ -263,6 +263,9 @@ async fn storm(apps: &[&TestApp], sim: &SalesforceSim, callers: usize) {
         .unwrap()
         .to_string();
     expire_stored_token(apps[0], "sf-prod").await;
+    // Token reads are answered from memory for up to a second before the store is asked again.
+    tokio::time::sleep(latchkey_server::oauth::tokens::HOT_RECHECK + Duration::from_millis(100))
+        .await;
     sim.set_token_delay(Duration::from_millis(300));
     let before = sim.refresh_count();
     let mut tasks = Vec::new();

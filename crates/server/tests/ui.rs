@@ -334,6 +334,11 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
         .await;
     b.fill("#fld-c-client_secret", salesforce::DEFAULT_CONSUMER_SECRET)
         .await;
+    b.client
+        .execute("document.querySelector('.pane-body').scrollTop = 0", vec![])
+        .await
+        .unwrap();
+    b.screenshot("create-pane-1280").await;
     b.click("#advanced > summary").await;
     b.choose("#f-borrow", &conn_id(app, "crm-api").await).await;
     b.until(
@@ -343,7 +348,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     .await;
     b.choose("#f-borrow", "").await;
     b.fill("#f-level", "10").await;
-    b.screenshot("create-pane-1280").await;
+    b.screenshot("create-pane-advanced-1280").await;
     let main = b.client.window().await.unwrap();
     let save = b.find("#pane-save").await;
     assert_eq!(save.text().await.unwrap(), "Save & authorize");
@@ -424,6 +429,54 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
         200
     );
     b.screenshot("connections-1280").await;
+
+    // Verify re-checks a connection in place.
+    b.click(&format!("{} [data-action=verify]", row("sf-prod")))
+        .await;
+    b.text_with("tr.row-note[data-for=sf-prod]", "Verified")
+        .await;
+
+    // A flow with a new connection made from the flow form (verified first, then selected).
+    b.goto(&format!("{}/ui/flows?ws=acme", app.url)).await;
+    b.click("#new-flow").await;
+    b.fill("#flow-name", "weekly-report").await;
+    b.click("#flow-new-conn").await;
+    b.choose("#f-app", "generic-api-key").await;
+    b.fill("#f-name", "reports-api").await;
+    b.fill("#fld-s-base_url", &up.url).await;
+    b.fill("#fld-c-api_key", "key-right-123").await;
+    b.click("#pane-save").await;
+    b.pane_closed().await;
+    b.until(
+        "the new connection to be selected",
+        "return document.querySelectorAll('#flow-conns input:checked').length === 1",
+    )
+    .await;
+    b.click("#flow-form button[type=submit]").await;
+    b.text_with("#flow-list tr[data-name=weekly-report]", "reports-api")
+        .await;
+
+    // Once its flow is deactivated, the connection can be deleted.
+    b.click("#flow-list tr[data-name=nightly-sync] [data-action=deactivate]")
+        .await;
+    b.text_with("#flow-list tr[data-name=nightly-sync]", "Inactive")
+        .await;
+    b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
+    b.click(&format!("{} [data-action=delete]", row("crm-api")))
+        .await;
+    b.click(&format!("{} [data-action=confirm-delete]", row("crm-api")))
+        .await;
+    b.until(
+        "the deleted row to go",
+        "return !document.querySelector('#conn-list tr[data-name=\"crm-api\"]')",
+    )
+    .await;
+    assert_eq!(
+        app.get("/v1/workspaces/acme/connections/crm-api")
+            .await
+            .status,
+        404
+    );
 
     // The audit log lists what happened.
     b.goto(&format!("{}/ui/audit?ws=acme", app.url)).await;

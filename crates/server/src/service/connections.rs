@@ -97,6 +97,8 @@ pub struct AuthorizationView {
     pub scope: Option<String>,
     pub client_id: Option<String>,
     pub has_refresh_token: bool,
+    /// When the user last completed the browser authorization.
+    pub authorized_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub refreshed_at: Option<DateTime<Utc>>,
 }
@@ -111,6 +113,7 @@ impl From<&TokenMeta> for AuthorizationView {
             scope: m.scope.clone(),
             client_id: m.client_id.clone(),
             has_refresh_token: m.has_refresh_token,
+            authorized_at: m.authorized_at,
             expires_at: m.expires_at,
             refreshed_at: m.refreshed_at,
         }
