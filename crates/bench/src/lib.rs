@@ -158,7 +158,12 @@ pub fn machine() -> String {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0 / 1024.0)
         .unwrap_or(0.0);
-    format!("{cores} cores ({model}), {mem_gib:.1} GiB memory")
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "{cores} cores ({model}), {mem_gib:.1} GiB memory; load average {}",
+        load.join(" ")
+    )
 }
 
 /// Runs the measured part of a command and answers the table. A scenario that fails adds a
@@ -194,8 +199,11 @@ pub async fn run(command: &Command, opts: Options) -> anyhow::Result<Table> {
         Some(children::latchkey_binary()?)
     };
     let ctx = Ctx { opts, latchkey_bin };
-    let mut table = Table::default();
-    eprintln!("machine: {}", machine());
+    let mut table = Table {
+        machine: machine(),
+        ..Table::default()
+    };
+    eprintln!("machine: {}", table.machine);
     let mut list = scenarios;
     if smoke {
         list.push(Scenario::Proxy);
@@ -263,7 +271,14 @@ pub async fn main(cli: Cli) -> anyhow::Result<bool> {
         command => {
             let output = cli.opts.output.clone();
             let table = run(command, cli.opts.clone()).await?;
-            let text = format!("Machine: {}\n\n{}", machine(), table.markdown());
+            let end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+            let end: Vec<&str> = end.split_whitespace().take(3).collect();
+            let text = format!(
+                "Machine: {} at the start, {} at the end.\n\n{}",
+                table.machine,
+                end.join(" "),
+                table.markdown()
+            );
             println!("{text}");
             if let Some(path) = output {
                 std::fs::write(&path, &text)?;

@@ -154,6 +154,8 @@ fn max(v: &[f64]) -> f64 {
 /// Every row so far, and notes (skipped parts, errors) printed under the table.
 #[derive(Default, Debug)]
 pub struct Table {
+    /// What the machine was at the start of the run.
+    pub machine: String,
     pub rows: Vec<Row>,
     pub notes: Vec<String>,
 }

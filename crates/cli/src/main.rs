@@ -79,6 +79,9 @@ enum Command {
     /// A workspace's OAuth client (connected app) for an application.
     #[command(subcommand)]
     OauthClient(commands::oauth_client::OAuthClientCmd),
+    /// The master key: rotate it, or see which key wraps what (admin keys only).
+    #[command(subcommand)]
+    MasterKey(commands::master_key::MasterKeyCmd),
 }
 
 /// What a client command needs: the server and how to print.
@@ -133,6 +136,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(a) => commands::run::run(ctx, a).await,
         Command::Proxy(a) => commands::proxy::run(ctx, a).await,
         Command::OauthClient(c) => commands::oauth_client::run(ctx, c).await,
+        Command::MasterKey(c) => commands::master_key::run(ctx, c).await,
     }
 }
 

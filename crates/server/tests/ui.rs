@@ -4,213 +4,17 @@
 //! to `target/ui-screenshots/`. Without chromedriver the browser test is skipped (a failure
 //! under CI); `scripts/install-chromium.sh` installs it.
 
-use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
+#[path = "ui/browser.rs"]
+mod browser;
+
+use browser::{popup_window, start_browser, windows_left, Browser};
 use futures::FutureExt;
 use latchkey_core::outbound::Rewrites;
 use latchkey_testkit::salesforce::{self, SalesforceSim};
 use latchkey_testkit::upstream::Upstream;
 use latchkey_testkit::{spawn_app, spawn_app_with, start_peer, TestApp};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const WAIT: Duration = Duration::from_secs(20);
-
-struct Browser {
-    client: Client,
-    url: String,
-    driver: tokio::process::Child,
-    _profile: tempfile::TempDir,
-}
-
-async fn start_browser() -> Option<Browser> {
-    if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{CHROMEDRIVER} or {CHROMIUM} is missing under CI: run scripts/install-chromium.sh"
-        );
-        eprintln!("skipping the browser test: {CHROMEDRIVER} is not installed (bash scripts/install-chromium.sh)");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let driver = tokio::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let ready = http.get(format!("{url}/status")).send().await;
-        if matches!(&ready, Ok(r) if r.status().is_success()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "chromedriver did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let profile = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                format!("--user-data-dir={}", profile.path().display())],
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let client = tokio::time::timeout(
-        Duration::from_secs(60),
-        ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&url),
-    )
-    .await
-    .expect("a browser session within a minute")
-    .expect("a browser session");
-    Some(Browser {
-        client,
-        url,
-        driver,
-        _profile: profile,
-    })
-}
-
-impl Browser {
-    async fn goto(&self, url: &str) {
-        self.client.goto(url).await.expect("navigate");
-    }
-
-    /// The element once it is present and shown.
-    async fn find(&self, css: &str) -> Element {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(e) = self.client.find(Locator::Css(css)).await {
-                if e.is_displayed().await.unwrap_or(false) {
-                    return e;
-                }
-            }
-            assert!(Instant::now() < deadline, "`{css}` did not appear");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn click(&self, css: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let e = self.find(css).await;
-            match e.click().await {
-                Ok(_) => return,
-                Err(err) => assert!(Instant::now() < deadline, "cannot click `{css}`: {err}"),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn fill(&self, css: &str, text: &str) {
-        let e = self.find(css).await;
-        e.clear().await.expect("clear");
-        e.send_keys(text).await.expect("type");
-    }
-
-    /// Chooses an option (once the page has filled the list in).
-    async fn choose(&self, css: &str, value: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match self.find(css).await.select_by_value(value).await {
-                Ok(_) => return,
-                Err(e) => assert!(
-                    Instant::now() < deadline,
-                    "cannot choose {value} in `{css}`: {e}"
-                ),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Evaluates a script until it returns `true`.
-    async fn until(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(Value::Bool(true)) = self.client.execute(script, vec![]).await {
-                return;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The text of `css` once it contains `needle`.
-    async fn text_with(&self, css: &str, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(e) = self.client.find(Locator::Css(css)).await {
-                let t = e.text().await.unwrap_or_default();
-                if t.contains(needle) {
-                    return t;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "`{css}` never said `{needle}`; it says: {t}"
-                );
-            } else {
-                assert!(Instant::now() < deadline, "`{css}` did not appear");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Prints the page's console messages (JavaScript errors included) after a failure.
-    async fn print_console(&self) {
-        let Ok(Some(id)) = self.client.session_id().await else {
-            return;
-        };
-        let logs = reqwest::Client::new()
-            .post(format!("{}/session/{id}/se/log", self.url))
-            .json(&json!({"type": "browser"}))
-            .send()
-            .await;
-        if let Ok(r) = logs {
-            eprintln!("browser console: {}", r.text().await.unwrap_or_default());
-        }
-        if let Ok(Value::String(text)) = self
-            .client
-            .execute("return document.body.innerText", vec![])
-            .await
-        {
-            eprintln!("page text at the failure:\n{text}");
-        }
-    }
-
-    async fn pane_closed(&self) {
-        self.until(
-            "the pane to close",
-            "return !document.querySelector('#conn-pane').open",
-        )
-        .await;
-    }
-
-    async fn screenshot(&self, name: &str) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        let png = self.client.screenshot().await.expect("screenshot");
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-    }
-}
+use std::time::Duration;
 
 /// The row of a connection in the list.
 fn row(name: &str) -> String {
@@ -255,6 +59,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     b.click("form button[type=submit]").await;
     let err = b.text_with("#login-error", "Sign-in failed").await;
     assert!(err.contains("unknown API key"), "{err}");
+    b.screenshot("login-1280").await;
     b.fill("#api_key", &app.admin_key).await;
     b.click("form button[type=submit]").await;
     b.find("#ws-empty").await;
@@ -436,6 +241,40 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     b.text_with("tr.row-note[data-for=sf-prod]", "Verified")
         .await;
 
+    // Re-authorize through the popup again.
+    b.click(&format!("{} [data-action=re-authorize]", row("sf-prod")))
+        .await;
+    let popup = popup_window(b, &main).await;
+    b.client.switch_to_window(popup).await.unwrap();
+    b.fill("input[name=username]", salesforce::DEFAULT_USERNAME)
+        .await;
+    b.fill("input[name=password]", salesforce::DEFAULT_PASSWORD)
+        .await;
+    let _ = b.find("button[name=approve]").await.click().await;
+    b.client.switch_to_window(main.clone()).await.unwrap();
+    windows_left(b, 1).await;
+    b.text_with("tr.row-note[data-for=sf-prod]", "authorized and active")
+        .await;
+
+    // Edit: the pane comes back filled in; a new level is saved.
+    b.click(&format!("{} [data-action=edit]", row("sf-prod")))
+        .await;
+    b.text_with("#pane-title", "Edit connection").await;
+    b.click("#advanced > summary").await;
+    b.until(
+        "the stored level in the form",
+        "return document.querySelector('#f-level').value === '10'",
+    )
+    .await;
+    b.fill("#f-level", "12").await;
+    b.click("#pane-save").await;
+    b.pane_closed().await;
+    b.text_with(
+        &format!("{} td[data-label=Concurrency]", row("sf-prod")),
+        "12",
+    )
+    .await;
+
     // A flow with a new connection made from the flow form (verified first, then selected).
     b.goto(&format!("{}/ui/flows?ws=acme", app.url)).await;
     b.click("#new-flow").await;
@@ -512,37 +351,6 @@ async fn conn_id(app: &TestApp, name: &str) -> String {
         .get(&format!("/v1/workspaces/acme/connections/{name}"))
         .await;
     c.body["id"].as_str().expect("connection id").to_string()
-}
-
-/// The handle of the window the page opened besides `main`.
-async fn popup_window(
-    b: &Browser,
-    main: &fantoccini::wd::WindowHandle,
-) -> fantoccini::wd::WindowHandle {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let all = b.client.windows().await.unwrap();
-        if let Some(w) = all.into_iter().find(|w| w != main) {
-            return w;
-        }
-        assert!(Instant::now() < deadline, "no popup window opened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn windows_left(b: &Browser, n: usize) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let count = b.client.windows().await.unwrap().len();
-        if count == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{count} windows are open, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn cookie_from(resp: &reqwest::Response) -> (String, String) {

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod events;
 pub mod flow;
 pub mod key;
+pub mod master_key;
 pub mod oauth_client;
 pub mod proxy;
 pub mod run;

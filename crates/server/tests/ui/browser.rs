@@ -1,0 +1,234 @@
+//! The browser harness of the UI tests: chromedriver started on a free loopback port, a
+//! headless Chromium session through WebDriver, and waits that are all bounded.
+
+use fantoccini::elements::Element;
+use fantoccini::wd::WindowHandle;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const WAIT: Duration = Duration::from_secs(20);
+
+pub struct Browser {
+    pub client: Client,
+    url: String,
+    pub driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+pub async fn start_browser() -> Option<Browser> {
+    if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{CHROMEDRIVER} or {CHROMIUM} is missing under CI: run scripts/install-chromium.sh"
+        );
+        eprintln!("skipping the browser test: {CHROMEDRIVER} is not installed (bash scripts/install-chromium.sh)");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ready = http.get(format!("{url}/status")).send().await;
+        if matches!(&ready, Ok(r) if r.status().is_success()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.path().display())],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = tokio::time::timeout(
+        Duration::from_secs(60),
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&url),
+    )
+    .await
+    .expect("a browser session within a minute")
+    .expect("a browser session");
+    Some(Browser {
+        client,
+        url,
+        driver,
+        _profile: profile,
+    })
+}
+
+impl Browser {
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigate");
+    }
+
+    /// The element once it is present and shown.
+    pub async fn find(&self, css: &str) -> Element {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                if e.is_displayed().await.unwrap_or(false) {
+                    return e;
+                }
+            }
+            assert!(Instant::now() < deadline, "`{css}` did not appear");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let e = self.find(css).await;
+            match e.click().await {
+                Ok(_) => return,
+                Err(err) => assert!(Instant::now() < deadline, "cannot click `{css}`: {err}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn fill(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        e.clear().await.expect("clear");
+        e.send_keys(text).await.expect("type");
+    }
+
+    /// Chooses an option (once the page has filled the list in).
+    pub async fn choose(&self, css: &str, value: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.find(css).await.select_by_value(value).await {
+                Ok(_) => return,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "cannot choose {value} in `{css}`: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Evaluates a script until it returns `true`.
+    pub async fn until(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Value::Bool(true)) = self.client.execute(script, vec![]).await {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The text of `css` once it contains `needle`.
+    pub async fn text_with(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                let t = e.text().await.unwrap_or_default();
+                if t.contains(needle) {
+                    return t;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "`{css}` never said `{needle}`; it says: {t}"
+                );
+            } else {
+                assert!(Instant::now() < deadline, "`{css}` did not appear");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Prints the page's console messages (JavaScript errors included) after a failure.
+    pub async fn print_console(&self) {
+        let Ok(Some(id)) = self.client.session_id().await else {
+            return;
+        };
+        let logs = reqwest::Client::new()
+            .post(format!("{}/session/{id}/se/log", self.url))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await;
+        if let Ok(r) = logs {
+            eprintln!("browser console: {}", r.text().await.unwrap_or_default());
+        }
+        if let Ok(Value::String(text)) = self
+            .client
+            .execute("return document.body.innerText", vec![])
+            .await
+        {
+            eprintln!("page text at the failure:\n{text}");
+        }
+    }
+
+    pub async fn pane_closed(&self) {
+        self.until(
+            "the pane to close",
+            "return !document.querySelector('#conn-pane').open",
+        )
+        .await;
+    }
+
+    pub async fn screenshot(&self, name: &str) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// The handle of the window the page opened besides `main`.
+pub async fn popup_window(b: &Browser, main: &WindowHandle) -> WindowHandle {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let all = b.client.windows().await.unwrap();
+        if let Some(w) = all.into_iter().find(|w| w != main) {
+            return w;
+        }
+        assert!(Instant::now() < deadline, "no popup window opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn windows_left(b: &Browser, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let count = b.client.windows().await.unwrap().len();
+        if count == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} windows are open, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
