@@ -87,7 +87,7 @@ pub struct FieldSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auth_modes: Vec<AuthMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub default: Option<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,

@@ -38,7 +38,7 @@
         const described = entry.oauth && entry.oauth.scope_descriptions;
         if (spec.name === "scopes" && described && Object.keys(described).length) {
           const names = [...new Set([...list, ...Object.keys(described)])];
-          return el("div", { class: "check-grid", id, role: "group", "aria-describedby": `${id}-help` },
+          return el("div", { class: "check-grid", id, role: "group", "aria-labelledby": `${id}-label`, "aria-describedby": `${id}-help` },
             names.map((s) => el("label", { class: "check" },
               el("input", { type: "checkbox", value: s, checked: list.includes(s) }),
               el("code", {}, s), el("span", { class: "muted" }, described[s] || ""))));

@@ -144,6 +144,14 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
         .await
         .unwrap();
     b.screenshot("create-pane-1280").await;
+    b.client
+        .execute(
+            "document.querySelector('#fld-s-scopes').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("create-pane-fields-1280").await;
     b.click("#advanced > summary").await;
     b.choose("#f-borrow", &conn_id(app, "crm-api").await).await;
     b.until(
@@ -339,6 +347,18 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     b.goto(&format!("{}/ui/flows?ws=acme", app.url)).await;
     b.find("#flow-list tr[data-name=nightly-sync]").await;
     b.screenshot("flows-375").await;
+
+    // No script error and no Content-Security-Policy violation on the way.
+    let console = b.console().await;
+    let bad: Vec<&String> = console
+        .iter()
+        .filter(|m| {
+            m.contains("Uncaught")
+                || m.contains("Content Security Policy")
+                || m.contains("Refused to")
+        })
+        .collect();
+    assert!(bad.is_empty(), "console: {console:#?}");
 
     // Sign out.
     b.client.set_window_size(1280, 900).await.unwrap();

@@ -118,7 +118,7 @@ pub async fn run(stack: &Stack, table: &mut Table) -> anyhow::Result<()> {
         Row::new(
             FIG,
             &format!("{case}, streaming 200 MB"),
-            "added over idle",
+            "added while streaming",
             Unit::Mb,
             added,
         )

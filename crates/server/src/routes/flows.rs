@@ -27,7 +27,7 @@ pub struct CreateFlow {
     /// Each item is the id or name of an existing connection, or a connection create body
     /// (its environment defaults to the flow's).
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<serde_json::Value>)]
     pub connections: Vec<Value>,
 }
 
@@ -38,7 +38,7 @@ pub struct EditFlow {
     pub environment: Option<String>,
     pub active: Option<bool>,
     /// Replaces the flow's connections (same forms as on create).
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<serde_json::Value>>)]
     pub connections: Option<Vec<Value>>,
 }
 

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/logout", axum::routing::post(logout))
         .route("/ui/session", get(session_info))
         .route("/ui/assets/{name}", get(asset))
+        .route("/favicon.ico", get(favicon))
         .route("/ui/{page}", get(page))
         .layer(middleware::from_fn(security_headers))
 }
@@ -79,6 +80,11 @@ async fn asset(Path(name): Path<String>) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
+}
+
+/// Browsers ask for it on every page without an icon link (the OAuth callback page too).
+async fn favicon() -> Response {
+    asset(Path("icon.svg".to_string())).await
 }
 
 async fn page(

@@ -169,17 +169,7 @@ impl Browser {
 
     /// Prints the page's console messages (JavaScript errors included) after a failure.
     pub async fn print_console(&self) {
-        let Ok(Some(id)) = self.client.session_id().await else {
-            return;
-        };
-        let logs = reqwest::Client::new()
-            .post(format!("{}/session/{id}/se/log", self.url))
-            .json(&json!({"type": "browser"}))
-            .send()
-            .await;
-        if let Ok(r) = logs {
-            eprintln!("browser console: {}", r.text().await.unwrap_or_default());
-        }
+        eprintln!("browser console: {:#?}", self.console().await);
         if let Ok(Value::String(text)) = self
             .client
             .execute("return document.body.innerText", vec![])
@@ -187,6 +177,35 @@ impl Browser {
         {
             eprintln!("page text at the failure:\n{text}");
         }
+    }
+
+    /// The console messages since the last call (chromedriver's log endpoint).
+    pub async fn console(&self) -> Vec<String> {
+        let Ok(Some(id)) = self.client.session_id().await else {
+            return vec![];
+        };
+        let logs = reqwest::Client::new()
+            .post(format!("{}/session/{id}/se/log", self.url))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await;
+        let Ok(body) = logs else { return vec![] };
+        let body: Value = body.json().await.unwrap_or_default();
+        body["value"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["level"].as_str().unwrap_or(""),
+                            e["message"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub async fn pane_closed(&self) {
