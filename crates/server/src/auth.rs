@@ -73,6 +73,43 @@ impl KeyCache {
     }
 }
 
+/// Failed sign-ins (unknown, revoked or malformed API keys, over the API or the UI's sign-in
+/// form) counted per client address. Past [`FREE_FAILURES`] in [`FAILURE_WINDOW`], every attempt
+/// from that address answers 429 until the window has passed: guessing keys gets slow, and a
+/// throttled caller learns nothing about whether a key was right.
+#[derive(Default)]
+pub struct AuthThrottle {
+    failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
+}
+
+pub const FREE_FAILURES: u32 = 10;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+impl AuthThrottle {
+    /// Seconds until the address may try again, when it is throttled.
+    pub fn blocked(&self, ip: std::net::IpAddr) -> Option<u64> {
+        let map = self.failures.lock().expect("throttle lock");
+        let (count, since) = map.get(&ip)?;
+        let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= FREE_FAILURES).then(|| left.as_secs().max(1))
+    }
+
+    pub fn fail(&self, ip: std::net::IpAddr) {
+        let mut map = self.failures.lock().expect("throttle lock");
+        if map.len() > 100_000 {
+            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let e = map.entry(ip).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= FAILURE_WINDOW {
+            *e = (0, Instant::now());
+        }
+        e.0 += 1;
+        if e.0 == FREE_FAILURES {
+            tracing::warn!(client = %ip, "repeated failed sign-ins: throttling this address");
+        }
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -142,7 +179,7 @@ impl FromRequestParts<AppState> for Caller {
                     if !parts.method.is_safe() {
                         session.check_csrf(&parts.headers)?;
                     }
-                    caller_for_key(state, session.api_key()).await
+                    caller_for_key(state, session.api_key(), peer(parts)).await
                 }
             };
         };
@@ -154,13 +191,44 @@ impl FromRequestParts<AppState> for Caller {
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
-        caller_for_key(state, key).await
+        caller_for_key(state, key, peer(parts)).await
     }
+}
+
+/// The client's address, when the server knows it.
+pub fn peer(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// The caller an API key stands for (through the cache), or 401 for an unknown, malformed or
 /// revoked key.
-pub async fn caller_for_key(state: &AppState, key: &str) -> Result<Caller, ApiError> {
+pub async fn caller_for_key(
+    state: &AppState,
+    key: &str,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Caller, ApiError> {
+    if let Some(secs) = peer.and_then(|ip| state.throttle.blocked(ip)) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failures",
+            "too many failed sign-ins from this address",
+        )
+        .hint(format!("wait {secs} s; check the API key you are sending"))
+        .retry_after(secs));
+    }
+    let result = lookup(state, key).await;
+    if let (Err(e), Some(ip)) = (&result, peer) {
+        if e.status == StatusCode::UNAUTHORIZED {
+            state.throttle.fail(ip);
+        }
+    }
+    result
+}
+
+async fn lookup(state: &AppState, key: &str) -> Result<Caller, ApiError> {
     if !key.starts_with("lk_") || key.len() > 200 {
         return Err(unauthorized("that is not a Latchkey API key"));
     }

@@ -32,6 +32,8 @@ pub struct ApiError {
     pub message: String,
     pub hint: Option<String>,
     pub details: Value,
+    /// Seconds for a `Retry-After` header (429 and 503 answers).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -44,7 +46,13 @@ impl ApiError {
             message: message.into(),
             hint: None,
             details: json!({}),
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -96,6 +104,7 @@ impl From<CoreError> for ApiError {
                 message,
                 hint,
                 details: json!({ "field": field }),
+                retry_after: None,
             },
             CoreError::NotFound { what, key } => ApiError::not_found(what, &key),
             CoreError::Conflict {
@@ -109,6 +118,7 @@ impl From<CoreError> for ApiError {
                 message,
                 hint,
                 details,
+                retry_after: None,
             },
             CoreError::VerificationFailed {
                 message,
@@ -120,6 +130,7 @@ impl From<CoreError> for ApiError {
                 message,
                 hint,
                 details,
+                retry_after: None,
             },
             CoreError::Decrypt => {
                 tracing::error!(
@@ -194,13 +205,19 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(code = %self.code, status = self.status.as_u16(), "request failed");
         }
+        let retry = self.retry_after;
         let body = ErrorBody {
             error: self.code,
             message: self.message,
             hint: self.hint,
             details: self.details,
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = retry {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

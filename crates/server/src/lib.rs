@@ -84,6 +84,7 @@ impl Application {
             keyring,
             outbound,
             keys: auth::KeyCache::default(),
+            throttle: auth::AuthThrottle::default(),
             tokens: oauth::tokens::TokenManager::default(),
             pools,
             public_url: public_url.clone(),

@@ -24,6 +24,7 @@ pub struct Inner {
     pub keyring: KeyRing,
     pub outbound: Outbound,
     pub keys: KeyCache,
+    pub throttle: crate::auth::AuthThrottle,
     pub tokens: crate::oauth::tokens::TokenManager,
     pub pools: Arc<crate::proxy::pool::Pools>,
     /// The URL browsers reach (OAuth redirect URI base).

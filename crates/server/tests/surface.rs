@@ -190,3 +190,66 @@ async fn catalog_describes_applications() {
     );
     assert_eq!(app.get("/v1/apps/nope").await.status, 404);
 }
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_slowed_down() {
+    let app = spawn_app().await;
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let r = app
+            .client
+            .get(format!("{}/v1/workspaces", app.url))
+            .bearer_auth(format!("lk_guess{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().get("retry-after").is_some());
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "too_many_failures");
+        }
+    }
+    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429, 429], "{statuses:?}");
+    // While throttled, even a right key learns nothing from this address.
+    let r = app
+        .client
+        .get(format!("{}/v1/workspaces", app.url))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // The UI's sign-in form counts too.
+    let form = app
+        .client
+        .post(format!("{}/ui/login", app.url))
+        .header("origin", &app.url)
+        .form(&[("api_key", "lk_nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 429);
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused_without_harm() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(format!("{}/v1/apps", app.url))
+        .bearer_auth(&app.admin_key)
+        .header("x-filler", "a".repeat(512 * 1024))
+        .send()
+        .await;
+    match r {
+        Ok(resp) => assert!(resp.status().is_client_error(), "{}", resp.status()),
+        Err(_) => {} // the server may close the connection instead
+    }
+    assert_eq!(
+        app.get("/v1/apps").await.status,
+        200,
+        "the server still answers"
+    );
+}

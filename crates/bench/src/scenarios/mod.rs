@@ -59,6 +59,32 @@ pub async fn measure(what: &str, spec: &LoadSpec) -> anyhow::Result<LoadResult> 
     Ok(r)
 }
 
+/// Like [`measure`]; with `--perf DIR` and `profile`, records `perf record -g` of the server
+/// meanwhile into `DIR/{name}.perf.data`.
+pub async fn measure_profiled(
+    stack: &Stack,
+    lk: &Latchkey,
+    profile: bool,
+    name: &str,
+    what: &str,
+    spec: &LoadSpec,
+) -> anyhow::Result<LoadResult> {
+    let o = stack.opts();
+    let perf = match &o.perf {
+        Some(dir) if profile && lk.is_process() => {
+            std::fs::create_dir_all(dir)?;
+            let out = dir.join(format!("{name}.perf.data"));
+            crate::children::perf_record(lk.pid, &out, o.warmup + o.duration)
+        }
+        _ => None,
+    };
+    let r = measure(what, spec).await;
+    if let Some(mut p) = perf {
+        p.wait_or_kill(Duration::from_secs(10));
+    }
+    r
+}
+
 /// The bare reference server answering `body` at the token path (and `/healthz`).
 pub async fn reference(stack: &Stack, body: &str) -> anyhow::Result<Service> {
     if stack.ctx.in_process() {

@@ -3,7 +3,7 @@
 //! connection's concurrency level of 25 so no request queues), and the added p50 with one
 //! caller, which is the proxy's own cost per request without CPU contention.
 
-use super::{measure, secs, Series};
+use super::{measure, measure_profiled, secs, Series};
 use crate::load::LoadSpec;
 use crate::report::{Row, Table, Target, Unit};
 use crate::servers::UPSTREAM_KEY;
@@ -65,7 +65,12 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
                         "{label} via latchkey ({}), {workers} callers",
                         lk.backend.label()
                     );
-                    series.add(&measure(&what, &s).await?);
+                    let name = format!(
+                        "proxy-{}-{}-{workers}",
+                        label.replace(' ', "").to_lowercase(),
+                        lk.backend.label().to_lowercase()
+                    );
+                    series.add(&measure_profiled(stack, lk, run == 0, &name, &what, &s).await?);
                 }
             }
         }

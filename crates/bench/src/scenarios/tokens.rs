@@ -1,12 +1,10 @@
 //! Figure 1: token reads (`GET …/token` of a valid Salesforce token) with 64 concurrent
 //! callers, on SQLite and PostgreSQL, against a bare axum server answering the same JSON.
 
-use super::{measure, reference, secs, token_load, Series};
-use crate::children;
+use super::{measure, measure_profiled, reference, secs, token_load, Series};
 use crate::load::LoadSpec;
 use crate::report::{Row, Table, Target, Unit};
 use crate::setup::{Backend, Stack, TOKEN_PATH};
-use std::time::Duration;
 
 const FIG: &str = "1 token reads";
 
@@ -36,21 +34,9 @@ pub async fn run(stack: &Stack, table: &mut Table) -> anyhow::Result<()> {
         reference_series.add(&measure("bare axum reference", &bare_spec).await?);
         for (lk, s) in servers.iter().zip(series.iter_mut()) {
             let spec = token_load(stack, lk, o.callers);
-            let perf = match (&o.perf, run, lk.is_process()) {
-                (Some(dir), 0, true) => {
-                    std::fs::create_dir_all(dir)?;
-                    let out = dir.join(format!(
-                        "tokens-{}.perf.data",
-                        lk.backend.label().to_lowercase()
-                    ));
-                    children::perf_record(lk.pid, &out, o.warmup + o.duration)
-                }
-                _ => None,
-            };
-            s.add(&measure(&format!("latchkey on {}", lk.backend.label()), &spec).await?);
-            if let Some(mut p) = perf {
-                p.wait_or_kill(Duration::from_secs(10));
-            }
+            let what = format!("latchkey on {}", lk.backend.label());
+            let name = format!("tokens-{}", lk.backend.label().to_lowercase());
+            s.add(&measure_profiled(stack, lk, run == 0, &name, &what, &spec).await?);
         }
     }
     let case = |b: Backend| format!("{}, {} callers", b.label(), o.callers);

@@ -60,7 +60,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 /// still valid.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(Caller, session::Session)> {
     let s = session::from_headers(state, headers)??;
-    let caller = auth::caller_for_key(state, s.api_key()).await.ok()?;
+    let caller = auth::caller_for_key(state, s.api_key(), None).await.ok()?;
     Some((caller, s))
 }
 
@@ -168,6 +168,7 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 
 async fn login(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -184,7 +185,7 @@ async fn login(
         let html = assets::render_login(Some("Enter an API key."), None);
         return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
     }
-    match auth::caller_for_key(&state, key).await {
+    match auth::caller_for_key(&state, key, Some(peer.ip())).await {
         Ok(caller) => {
             let (value, _) = session::seal(&state, key);
             tracing::info!(key = %caller.key_id, "web UI sign-in");
@@ -195,7 +196,7 @@ async fn login(
         }
         Err(e) => {
             let html = assets::render_login(Some(&format!("Sign-in failed: {}.", e.message)), None);
-            (StatusCode::UNAUTHORIZED, Html(html)).into_response()
+            (e.status, Html(html)).into_response()
         }
     }
 }
