@@ -49,11 +49,23 @@ def no_secret_in_answers(ctx, response, case):
     return None
 PY
 
-PYTHONPATH="$work" SCHEMATHESIS_HOOKS=latchkey_hooks "$venv/bin/schemathesis" run "$url/openapi.json" \
+# Point path parameters at the fixture so generated requests reach the real logic, not only 404s.
+cat > "$work/schemathesis.toml" <<TOML
+[parameters]
+"path.ws" = "acme"
+"path.conn" = "billing"
+"path.flow" = "sync"
+"path.app" = "salesforce"
+TOML
+
+repo=$(pwd)
+cd "$work"
+PYTHONPATH="$work" SCHEMATHESIS_HOOKS=latchkey_hooks "$repo/$venv/bin/schemathesis" run "$url/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,response_schema_conformance,content_type_conformance,no_secret_in_answers \
   --max-examples "$examples" --max-time "$budget" --workers 2 --seed 1 \
   --exclude-path-regex '/proxy/' \
   --request-timeout 30 --no-color
+cd "$repo"
 grep -i "panicked" "$work/server.log" && { echo "the server panicked"; exit 1; } || true
 echo "api-fuzz: no server error, no schema violation, no secret in any answer"

@@ -173,12 +173,21 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Starts `perf record` on `pid` for `secs` seconds, writing `out` (and `out.log`); `None`
+/// Starts `perf record --call-graph dwarf` on `pid` for `secs` seconds, writing `out` (and `out.log`); `None`
 /// (saying why) when perf cannot start.
 pub fn perf_record(pid: u32, out: &Path, secs: f64) -> Option<ChildGuard> {
     let log = std::fs::File::create(out.with_extension("log")).ok()?;
     let child = Command::new("perf")
-        .args(["record", "-F", "997", "-g", "-p", &pid.to_string(), "-o"])
+        .args([
+            "record",
+            "-F",
+            "499",
+            "--call-graph",
+            "dwarf,16384",
+            "-p",
+            &pid.to_string(),
+            "-o",
+        ])
         .arg(out)
         .args(["--", "sleep", &format!("{secs:.1}")])
         .stdin(Stdio::null())

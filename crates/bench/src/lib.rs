@@ -115,7 +115,7 @@ pub struct Options {
     /// Skip the PostgreSQL runs.
     #[arg(long, global = true)]
     pub no_postgres: bool,
-    /// Record `perf record -g` of the server during the first token-read run into this folder.
+    /// Record `perf record` (DWARF call graphs) of the server during the first token-read and proxy runs into this folder.
     #[arg(long, global = true)]
     pub perf: Option<PathBuf>,
     /// Also write the table (Markdown) to this file.

@@ -126,11 +126,25 @@ impl Config {
     /// Reads the given variables (and the file `LATCHKEY_CONFIG` names among them).
     pub fn from_sources(vars: &[(String, String)]) -> Result<Self, ConfigError> {
         let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let file = match get("LATCHKEY_CONFIG") {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError(format!("cannot read LATCHKEY_CONFIG file {path}: {e}"))
+                })?;
+                Some((path, text))
+            }
+            None => None,
+        };
+        Self::from_text(file.as_ref().map(|(p, t)| (p.as_str(), t.as_str())), vars)
+    }
+
+    /// The configuration from a file's text (named for messages) and variables.
+    pub fn from_text(
+        file: Option<(&str, &str)>,
+        vars: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Raw::default()));
-        if let Some(path) = get("LATCHKEY_CONFIG") {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ConfigError(format!("cannot read LATCHKEY_CONFIG file {path}: {e}"))
-            })?;
+        if let Some((path, text)) = file {
             let table: toml::Table = text
                 .parse()
                 .map_err(|e| ConfigError(format!("{path} is not valid TOML: {e}")))?;
@@ -140,7 +154,7 @@ impl Config {
                     KEYS.join(", ")
                 )));
             }
-            fig = fig.merge(Toml::string(&text));
+            fig = fig.merge(Toml::string(text));
         }
         let env: Vec<(String, String)> = vars
             .iter()

@@ -183,21 +183,35 @@ async fn post_token(
         .await
         .map_err(|_| GrantError::Transport("the token answer could not be read".into()))?;
     if !(200..300).contains(&status) {
-        return Err(match serde_json::from_str::<RawError>(&body) {
-            Ok(e) => GrantError::Provider {
-                status,
-                error: e.error,
-                description: e.error_description.unwrap_or_default(),
-            },
-            Err(_) => GrantError::Transport(format!(
-                "the token endpoint answered {status} without an OAuth error"
-            )),
-        });
+        return Err(parse_error_answer(status, &body));
     }
-    let raw: RawTokens = serde_json::from_str(&body).map_err(|_| {
+    parse_token_answer(&body, provider, client)
+}
+
+/// Reads a token endpoint's 2xx answer as [`post_token`] does (public for the fuzz targets).
+pub fn parse_token_answer(
+    body: &str,
+    provider: &Provider,
+    client: &ClientCreds,
+) -> Result<Tokens, GrantError> {
+    let raw: RawTokens = serde_json::from_str(body).map_err(|_| {
         GrantError::Transport("the token endpoint answered 2xx but not with a token".into())
     })?;
     read_tokens(raw, provider, client)
+}
+
+/// Reads a token endpoint's error answer (public for the fuzz targets).
+pub fn parse_error_answer(status: u16, body: &str) -> GrantError {
+    match serde_json::from_str::<RawError>(body) {
+        Ok(e) => GrantError::Provider {
+            status,
+            error: e.error,
+            description: e.error_description.unwrap_or_default(),
+        },
+        Err(_) => GrantError::Transport(format!(
+            "the token endpoint answered {status} without an OAuth error"
+        )),
+    }
 }
 
 fn read_tokens(

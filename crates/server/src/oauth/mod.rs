@@ -353,7 +353,8 @@ pub async fn check(
     }
 }
 
-fn salesforce_check_error(status: u16, body: &str) -> (String, String) {
+/// A Salesforce REST error answer as a message and a hint (R6).
+pub fn salesforce_check_error(status: u16, body: &str) -> (String, String) {
     let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let code = parsed[0]["errorCode"].as_str().unwrap_or("").to_string();
     let message = parsed[0]["message"]

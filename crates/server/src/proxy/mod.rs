@@ -53,6 +53,19 @@ fn is_hop(name: &str, listed: &[String]) -> bool {
     HOP_BY_HOP.contains(&name) || listed.iter().any(|l| l == name)
 }
 
+/// The request headers that go upstream: without hop-by-hop headers (and those `Connection`
+/// names), the caller's `Authorization`, `Cookie` and `Host`.
+pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
+    let listed = connection_listed(headers);
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        if !is_hop(name.as_str(), &listed) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
 /// Header names the `Connection` header lists are hop-by-hop too.
 fn connection_listed(h: &HeaderMap) -> Vec<String> {
     h.get_all("connection")
@@ -123,13 +136,14 @@ async fn credential(
 
 /// What a 401 means: an expired session (refresh and retry), a token without the needed scope
 /// (pass back with a hint), or something else.
-enum Unauthorized {
+pub enum Unauthorized {
     Expired,
     MissingScope,
     Other,
 }
 
-fn classify_401(headers: &HeaderMap, body: &[u8]) -> Unauthorized {
+/// What an upstream 401 means (public for the fuzz targets).
+pub fn classify_401(headers: &HeaderMap, body: &[u8]) -> Unauthorized {
     let text = String::from_utf8_lossy(body);
     if text.contains("not valid for use with the REST API") || text.contains("insufficient_scope") {
         return Unauthorized::MissingScope;

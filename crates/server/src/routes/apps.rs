@@ -13,10 +13,43 @@ use std::collections::HashMap;
 /// A catalog entry, with the number of connections it has when listed inside a workspace.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppView {
-    #[serde(flatten)]
-    pub entry: AppEntry,
+    /// `salesforce`, `generic-api-key`, …
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub auth_modes: Vec<latchkey_core::model::AuthMode>,
+    /// The API base when it is fixed; otherwise the `base_url` setting holds it.
+    pub base_url: Option<String>,
+    /// The settings a connection takes (besides `concurrency_level` and `borrow_concurrency_from`).
+    pub settings: Vec<latchkey_core::catalog::FieldSpec>,
+    /// The credential fields, each with the auth modes it applies to.
+    pub credentials: Vec<latchkey_core::catalog::FieldSpec>,
+    pub verify: Option<latchkey_core::catalog::VerifySpec>,
+    pub oauth: Option<latchkey_core::catalog::OAuthSpec>,
+    pub docs_url: Option<String>,
+    /// Connections of this application in the workspace (the seeds' green number).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_count: Option<i64>,
+}
+
+impl AppView {
+    fn new(e: &AppEntry, connection_count: Option<i64>) -> Self {
+        Self {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            description: e.description.clone(),
+            category: e.category.clone(),
+            auth_modes: e.auth_modes.clone(),
+            base_url: e.base_url.clone(),
+            settings: e.settings.clone(),
+            credentials: e.credentials.clone(),
+            verify: e.verify.clone(),
+            oauth: e.oauth.clone(),
+            docs_url: e.docs_url.clone(),
+            connection_count,
+        }
+    }
 }
 
 fn listed(
@@ -39,10 +72,7 @@ fn listed(
         rows,
         limit,
         |a| a.id.clone(),
-        |a| AppView {
-            entry: a.clone(),
-            connection_count: counts.map(|c| c.get(&a.id).copied().unwrap_or(0)),
-        },
+        |a| AppView::new(a, counts.map(|c| c.get(&a.id).copied().unwrap_or(0))),
     ))
 }
 
@@ -69,10 +99,7 @@ pub async fn get_app(
         .catalog
         .get(&app)
         .ok_or_else(|| ApiError::not_found("application", &app))?;
-    Ok(Json(AppView {
-        entry: entry.clone(),
-        connection_count: None,
-    }))
+    Ok(Json(AppView::new(entry, None)))
 }
 
 /// The catalog with each application's `connection_count` in this workspace (the seeds' green number).
