@@ -29,6 +29,8 @@ pub struct LoadSpec {
     pub warmup: Duration,
     /// A numeric response header to collect (e.g. `latchkey-queue-ms`).
     pub capture: Option<HeaderName>,
+    /// Threads of the load generator's runtime.
+    pub threads: usize,
 }
 
 impl LoadSpec {
@@ -40,6 +42,10 @@ impl LoadSpec {
             duration,
             warmup,
             capture: None,
+            threads: std::env::var("LATCHKEY_BENCH_CLIENT_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
         }
     }
 
@@ -253,9 +259,30 @@ async fn worker(
     r
 }
 
-/// Runs the load: warm-up, then the measured window; bounded by `warmup + duration` plus one
-/// request timeout.
+/// Runs the load on a runtime of its own (`threads` worker threads, in a thread of its own), so
+/// that the harness's other tasks (the simulator, the tap) do not share its threads: warm-up,
+/// then the measured window; bounded by `warmup + duration` plus one request timeout.
 pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
+    let spec = spec.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("load".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(spec.threads.max(1))
+                .enable_all()
+                .build();
+            let r = match rt {
+                Ok(rt) => rt.block_on(run_here(&spec)),
+                Err(e) => Err(e.into()),
+            };
+            let _ = tx.send(r);
+        })?;
+    rx.await
+        .context("the load thread ended without an answer")?
+}
+
+async fn run_here(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
     let t = Arc::new(target(&spec.url)?);
     let spec = Arc::new(spec.clone());
     let start = Instant::now();

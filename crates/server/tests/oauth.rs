@@ -801,3 +801,58 @@ async fn an_unreachable_provider_backs_off_instead_of_storming() {
         second.text
     );
 }
+
+#[tokio::test]
+async fn an_expired_authorization_link_is_refused_and_explained() {
+    use sqlx::Connection;
+    let sim = SalesforceSim::start().await;
+    let app = app_for(&sim).await;
+    let created = app
+        .post(
+            "/v1/workspaces/acme/connections",
+            json!({"name": "sf", "app": "salesforce", "auth_mode": "oauth2_code"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    // Eleven minutes later (the link lives ten).
+    let mut db = sqlx::SqliteConnection::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).timestamp_millis();
+    sqlx::query("UPDATE oauth_states SET expires_at = $1")
+        .bind(past)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let location = sim
+        .login_via_browser(
+            created.body["authorize_url"].as_str().unwrap(),
+            salesforce::DEFAULT_USERNAME,
+            salesforce::DEFAULT_PASSWORD,
+        )
+        .await
+        .unwrap();
+    let page = app.client.get(&location).send().await.unwrap();
+    assert_eq!(page.status(), 400);
+    assert!(page.text().await.unwrap().contains("expired"));
+    let c = app.get("/v1/workspaces/acme/connections/sf").await;
+    assert_eq!(c.body["status"], "pending_authorization");
+    assert!(
+        c.body["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{}",
+        c.text
+    );
+    assert!(
+        c.body["hint"].as_str().unwrap().contains("10 minutes"),
+        "{}",
+        c.text
+    );
+    assert_eq!(
+        sim.token_requests("authorization_code"),
+        0,
+        "an expired link never reaches the token endpoint"
+    );
+}

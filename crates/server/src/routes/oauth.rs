@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use latchkey_core::model::{AuthMode, OAuthClientRecord, Scope};
+use latchkey_core::model::{AuthMode, ConnectionRecord, OAuthClientRecord, Scope, Workspace};
 use latchkey_core::secret::{SecretFields, SecretString};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -310,18 +310,7 @@ async fn token_answer(
         if let Some((ws, c, set)) = state.tokens.hot_read(ws_key, conn) {
             if caller.can_see(&ws) {
                 caller.require_scope(Scope::Secrets)?;
-                if state.tokens.should_audit_read(&caller.key_id, &c.id) {
-                    state
-                        .audit(
-                            &ws.id,
-                            &caller.actor(),
-                            "connection.token_read",
-                            Some(c.id.as_str()),
-                            Some(c.name.as_str()),
-                            json!({}),
-                        )
-                        .await;
-                }
+                audit_token_read(state, caller, &ws, &c, false).await;
                 return Ok(Json(token_view(&set)));
             }
         }
@@ -340,30 +329,35 @@ async fn token_answer(
     }
     let set = tokens::fresh_token(state, &ws, &c, force).await?;
     state.tokens.remember_hot(ws_key, conn, &ws, &c, &set);
-    if force {
-        state
-            .audit(
-                &ws.id,
-                &caller.actor(),
-                "connection.token_refresh_requested",
-                Some(c.id.as_str()),
-                Some(c.name.as_str()),
-                json!({}),
-            )
-            .await;
-    } else if state.tokens.should_audit_read(&caller.key_id, &c.id) {
-        state
-            .audit(
-                &ws.id,
-                &caller.actor(),
-                "connection.token_read",
-                Some(c.id.as_str()),
-                Some(c.name.as_str()),
-                json!({}),
-            )
-            .await;
-    }
+    audit_token_read(state, caller, &ws, &c, force).await;
     Ok(Json(token_view(&set)))
+}
+
+/// Forced refreshes are always recorded; plain reads once a minute per key and connection.
+async fn audit_token_read(
+    state: &AppState,
+    caller: &Caller,
+    ws: &Workspace,
+    c: &ConnectionRecord,
+    forced: bool,
+) {
+    let action = if forced {
+        "connection.token_refresh_requested"
+    } else if state.tokens.should_audit_read(&caller.key_id, &c.id) {
+        "connection.token_read"
+    } else {
+        return;
+    };
+    state
+        .audit(
+            &ws.id,
+            &caller.actor(),
+            action,
+            Some(c.id.as_str()),
+            Some(c.name.as_str()),
+            json!({}),
+        )
+        .await;
 }
 
 /// A fresh access token: the stored one while valid, refreshed first when due (exactly once,
