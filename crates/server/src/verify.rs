@@ -209,7 +209,8 @@ pub fn excerpt(body: &str) -> String {
     }
 }
 
-fn connect_reason(e: &reqwest::Error) -> String {
+/// Why a request could not be sent, including an outbound-policy refusal from the resolver.
+pub fn connect_reason(e: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(ob) = s.downcast_ref::<OutboundError>() {

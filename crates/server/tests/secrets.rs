@@ -253,3 +253,33 @@ async fn private_addresses_need_the_allow_list() {
         "a name resolving to loopback must be refused after resolution"
     );
 }
+
+#[tokio::test]
+async fn user_given_oauth_urls_are_held_to_the_same_rule() {
+    let app = latchkey_testkit::spawn_app_with(|c| c.outbound_allow = Default::default()).await;
+    let ws = app.workspace("acme").await;
+    for token_url in [
+        "http://127.0.0.1:9/token",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:9/token",
+    ] {
+        let a = app
+            .post(
+                &format!("/v1/workspaces/{ws}/connections"),
+                json!({"name": "cc", "app": "generic-oauth2",
+                "auth_mode": "oauth2_client_credentials",
+                "settings": {"token_url": token_url, "base_url": "https://api.example.com"},
+                "credentials": {"client_id": "id", "client_secret": "secret"}}),
+            )
+            .await;
+        assert_eq!(a.status, 422, "{token_url}: {}", a.text);
+        assert!(
+            a.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("LATCHKEY_OUTBOUND_ALLOW"),
+            "{token_url}: {}",
+            a.text
+        );
+    }
+}

@@ -128,6 +128,15 @@ async fn openapi_health_and_metrics() {
         );
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    // Enums are documented by their wire names (schemathesis caught variant names once).
+    assert_eq!(
+        doc["components"]["schemas"]["AuthMode"]["enum"][0],
+        "oauth2_code"
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["ConnectionStatus"]["enum"][0],
+        "pending_authorization"
+    );
 
     let h = app
         .client

@@ -93,6 +93,13 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
                 Row::new(FIG, &many, "p99", Unit::Ms, via.p99.clone())
                     .reference("direct", case.direct.p99.clone()),
             );
+            let added: Vec<f64> = via
+                .p50
+                .iter()
+                .zip(&case.direct.p50)
+                .map(|(v, d)| v - d)
+                .collect();
+            table.push(Row::new(FIG, &many, "added p50", Unit::Ms, added));
             let one = format!("{c}, 1 caller");
             let one_via = &case.via_one[i];
             table.push(

@@ -174,7 +174,7 @@ async fn post_token(
     let resp = req.form(&form).send().await.map_err(|e| {
         GrantError::Transport(format!(
             "the token endpoint could not be reached: {}",
-            e.without_url()
+            crate::verify::connect_reason(&e)
         ))
     })?;
     let status = resp.status().as_u16();
@@ -392,7 +392,7 @@ pub async fn revoke(
         .map_err(|e| {
             GrantError::Transport(format!(
                 "the revocation endpoint could not be reached: {}",
-                e.without_url()
+                crate::verify::connect_reason(&e)
             ))
         })?;
     let status = resp.status().as_u16();

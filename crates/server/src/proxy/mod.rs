@@ -284,7 +284,7 @@ async fn run(
             (None, None) => rb,
         };
         let resp = rb.send().await.map_err(|e| {
-            let reason = if e.is_timeout() { "timed out".to_string() } else { format!("{}", e.without_url()) };
+            let reason = if e.is_timeout() { "timed out".to_string() } else { crate::verify::connect_reason(&e) };
             metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => "error").increment(1);
             ApiError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", format!("{} could not be reached: {reason}", app.name))
                 .hint("check the connection's base URL and that the application is up")
