@@ -64,6 +64,12 @@ pub enum Command {
     /// (internal) the upstream.
     #[command(hide = true)]
     ServeUpstream,
+    /// (internal) a bare reverse proxy to the upstream.
+    #[command(hide = true)]
+    ServeBareProxy {
+        #[arg(long)]
+        upstream: String,
+    },
 }
 
 /// The measured scenarios, in the order `all` runs them.
@@ -186,7 +192,9 @@ pub async fn run(command: &Command, opts: Options) -> anyhow::Result<Table> {
         Command::Memory => vec![Scenario::Memory],
         Command::Scale => vec![Scenario::Scale],
         Command::Coldstart => vec![Scenario::Coldstart],
-        Command::ServeReference { .. } | Command::ServeUpstream => {
+        Command::ServeReference { .. }
+        | Command::ServeUpstream
+        | Command::ServeBareProxy { .. } => {
             anyhow::bail!("not a measurement")
         }
     };
@@ -266,6 +274,10 @@ pub async fn main(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::ServeUpstream => {
             servers::serve_as_child(servers::upstream_router(), "127.0.0.1:0").await?;
+            Ok(true)
+        }
+        Command::ServeBareProxy { upstream } => {
+            servers::serve_as_child(servers::bare_proxy_router(upstream)?, "127.0.0.1:0").await?;
             Ok(true)
         }
         command => {

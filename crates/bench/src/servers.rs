@@ -119,6 +119,51 @@ async fn upstream(State(buf): State<Arc<Bytes>>, req: Request) -> Response {
     }
 }
 
+/// A bare reverse proxy, the practical limit of any proxy on this machine: `GET /proxy/{path}`
+/// goes to `upstream/{path}` with the API key added, through reqwest (as Latchkey's proxy does),
+/// and the answer streams back.
+pub fn bare_proxy_router(upstream: &str) -> anyhow::Result<Router> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let state = Arc::new((client, upstream.trim_end_matches('/').to_string()));
+    Ok(Router::new()
+        .route("/proxy/{*path}", axum::routing::get(bare_proxy))
+        .with_state(state))
+}
+
+async fn bare_proxy(
+    State(s): State<Arc<(reqwest::Client, String)>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (client, upstream) = &*s;
+    let mut url = format!("{upstream}/{path}");
+    if let Some(q) = req.uri().query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    match client
+        .get(url)
+        .header("x-api-key", UPSTREAM_KEY)
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let mut resp = Response::builder().status(r.status().as_u16());
+            for (k, v) in r.headers() {
+                if k == header::CONTENT_TYPE || k == header::CONTENT_LENGTH {
+                    resp = resp.header(k, v);
+                }
+            }
+            resp.body(Body::from_stream(r.bytes_stream()))
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
 async fn bind(listen: &str) -> anyhow::Result<(tokio::net::TcpListener, String)> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -157,6 +202,14 @@ pub async fn serve_as_child(router: Router, listen: &str) -> anyhow::Result<()> 
     children::exit_when_parent_goes();
     let (listener, url) = bind(listen).await?;
     println!("listening on {url}");
-    axum::serve(listener, router).await?;
+    if std::env::var_os("BENCH_NODELAY").is_some() {
+        use axum::serve::ListenerExt;
+        let l = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(l, router).await?;
+    } else {
+        axum::serve(listener, router).await?;
+    }
     Ok(())
 }

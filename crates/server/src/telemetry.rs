@@ -25,6 +25,16 @@ pub fn metrics_handle() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
+            // Histogram samples wait in buffers until upkeep folds them in; without it they pile
+            // up for as long as nobody scrapes /metrics (the soak showed RSS climbing).
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                })
+                .expect("the metrics upkeep thread starts");
             handle
         })
         .clone()

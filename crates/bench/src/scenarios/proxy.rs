@@ -1,12 +1,13 @@
 //! Figure 2: the proxy (`GET …/proxy/bytes?n=N`) against the same request sent straight to the
 //! upstream, 1 KB and 1 MB answers. Throughput and latency under load (16 callers, under the
 //! connection's concurrency level of 25 so no request queues), and the added p50 with one
-//! caller, which is the proxy's own cost per request without CPU contention.
+//! caller, which is the proxy's own cost per request without CPU contention. A bare reverse
+//! proxy (axum + reqwest, no auth, no lookups) shows what any proxy can reach on this machine.
 
 use super::{measure, measure_profiled, secs, Series};
 use crate::load::LoadSpec;
 use crate::report::{Row, Table, Target, Unit};
-use crate::servers::UPSTREAM_KEY;
+use crate::servers::{self, UPSTREAM_KEY};
 use crate::setup::{Backend, Latchkey, Stack};
 
 const FIG: &str = "2 proxy";
@@ -17,6 +18,8 @@ pub const SIZES: [(&str, usize); 2] = [("1 KB", 1024), ("1 MB", 1024 * 1024)];
 struct Case {
     direct: Series,
     direct_one: Series,
+    bare: Series,
+    bare_one: Series,
     via: Vec<Series>,
     via_one: Vec<Series>,
 }
@@ -29,6 +32,12 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
             servers.push(lk);
         }
     }
+    let bare = if stack.ctx.in_process() {
+        servers::in_process(servers::bare_proxy_router(&stack.upstream.url)?).await?
+    } else {
+        let up = stack.upstream.url.clone();
+        servers::child(&["serve-bare-proxy", "--upstream", &up], "bare proxy").await?
+    };
     let spec =
         |url: String, workers: usize| LoadSpec::get(url, workers, secs(o.duration), secs(o.warmup));
     let mut cases: Vec<Case> = sizes
@@ -36,6 +45,8 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
         .map(|_| Case {
             direct: Series::default(),
             direct_one: Series::default(),
+            bare: Series::default(),
+            bare_one: Series::default(),
             via: vec![Series::default(); servers.len()],
             via_one: vec![Series::default(); servers.len()],
         })
@@ -50,6 +61,11 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
             ] {
                 let s = spec(direct_url.clone(), workers).header("x-api-key", UPSTREAM_KEY);
                 series.add(&measure(&format!("{label} direct, {workers} callers"), &s).await?);
+            }
+            let bare_url = format!("{}/proxy/bytes?n={n}", bare.url);
+            for (workers, series) in [(o.proxy_callers, &mut case.bare), (1, &mut case.bare_one)] {
+                let what = format!("{label} bare axum+reqwest proxy, {workers} callers");
+                series.add(&measure(&what, &spec(bare_url.clone(), workers)).await?);
             }
             for (i, lk) in servers.iter().enumerate() {
                 let url = format!(
@@ -76,6 +92,31 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
         }
     }
     for ((label, _), case) in sizes.iter().zip(cases) {
+        let c = format!("{label}, bare axum+reqwest proxy");
+        table.push(
+            Row::new(
+                FIG,
+                &format!("{c}, {} callers", o.proxy_callers),
+                "requests/s",
+                Unit::PerSecond,
+                case.bare.rps.clone(),
+            )
+            .reference("direct", case.direct.rps.clone()),
+        );
+        let added: Vec<f64> = case
+            .bare_one
+            .p50
+            .iter()
+            .zip(&case.direct_one.p50)
+            .map(|(v, d)| v - d)
+            .collect();
+        table.push(Row::new(
+            FIG,
+            &format!("{c}, 1 caller"),
+            "added p50",
+            Unit::Ms,
+            added,
+        ));
         for (i, lk) in servers.iter().enumerate() {
             let c = format!("{label}, {}", lk.backend.label());
             let many = format!("{c}, {} callers", o.proxy_callers);
