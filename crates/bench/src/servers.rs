@@ -202,14 +202,6 @@ pub async fn serve_as_child(router: Router, listen: &str) -> anyhow::Result<()> 
     children::exit_when_parent_goes();
     let (listener, url) = bind(listen).await?;
     println!("listening on {url}");
-    if std::env::var_os("BENCH_NODELAY").is_some() {
-        use axum::serve::ListenerExt;
-        let l = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(l, router).await?;
-    } else {
-        axum::serve(listener, router).await?;
-    }
+    axum::serve(listener, router).await?;
     Ok(())
 }

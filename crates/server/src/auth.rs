@@ -87,11 +87,11 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 impl AuthThrottle {
     /// Seconds until the address may try again, when it is throttled.
-    pub fn blocked(&self, ip: std::net::IpAddr) -> Option<u64> {
+    pub fn blocked(&self, ip: std::net::IpAddr) -> Option<u32> {
         let map = self.failures.lock().expect("throttle lock");
         let (count, since) = map.get(&ip)?;
         let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
-        (*count >= FREE_FAILURES).then(|| left.as_secs().max(1))
+        (*count >= FREE_FAILURES).then(|| left.as_secs().max(1) as u32)
     }
 
     pub fn fail(&self, ip: std::net::IpAddr) {

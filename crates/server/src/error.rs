@@ -33,7 +33,7 @@ pub struct ApiError {
     pub hint: Option<String>,
     pub details: Value,
     /// Seconds for a `Retry-After` header (429 and 503 answers).
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -50,7 +50,7 @@ impl ApiError {
         }
     }
 
-    pub fn retry_after(mut self, secs: u64) -> Self {
+    pub fn retry_after(mut self, secs: u32) -> Self {
         self.retry_after = Some(secs);
         self
     }

@@ -252,9 +252,9 @@ async fn oversized_headers_are_refused_without_harm() {
         .header("x-filler", "a".repeat(512 * 1024))
         .send()
         .await;
-    match r {
-        Ok(resp) => assert!(resp.status().is_client_error(), "{}", resp.status()),
-        Err(_) => {} // the server may close the connection instead
+    // The server may also close the connection instead of answering.
+    if let Ok(resp) = r {
+        assert!(resp.status().is_client_error(), "{}", resp.status());
     }
     assert_eq!(
         app.get("/v1/apps").await.status,

@@ -175,11 +175,11 @@ async fn main() -> anyhow::Result<()> {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 match (w, n % 10) {
-                    (0 | 1 | 2, _) => {
+                    (0..=2, _) => {
                         let r = call(&c, &key, reqwest::Method::GET, format!("{v1}/connections/sf/token"), None).await;
                         note(&counts, "token", matches!(r, Some((200, _))));
                     }
-                    (3 | 4, _) => {
+                    (3..=4, _) => {
                         let r = call(&c, &key, reqwest::Method::POST, format!("{v1}/connections/upstream/proxy/echo"), Some(json!({"n": n}))).await;
                         note(&counts, "proxy", matches!(r, Some((200, _))));
                     }
@@ -222,10 +222,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut rss = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    println!(
-        "{:>6}  {:>9}  {}",
-        "t (s)", "RSS (MiB)", "requests ok / failed"
-    );
+    println!("{:>6}  {:>9}  requests ok / failed", "t (s)", "RSS (MiB)");
     while Instant::now() < deadline {
         tokio::time::sleep(
             Duration::from_secs(10).min(deadline.saturating_duration_since(Instant::now())),
