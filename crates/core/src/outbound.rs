@@ -56,14 +56,6 @@ impl Rewrites {
             })
             .collect()
     }
-
-    /// True when `url`'s origin is the target of a rewrite (the operator chose it).
-    pub fn is_target(&self, url: &Url) -> bool {
-        let origin = url.origin().ascii_serialization();
-        self.0
-            .iter()
-            .any(|(_, to)| to.origin().ascii_serialization() == origin)
-    }
 }
 
 fn parse_origin(s: &str) -> Result<Url, CoreError> {
