@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
+pub mod hot;
 pub mod inject;
 pub mod keyring;
 pub mod oauth;
@@ -86,6 +87,7 @@ impl Application {
             keys: auth::KeyCache::default(),
             throttle: auth::AuthThrottle::default(),
             tokens: oauth::tokens::TokenManager::default(),
+            hot: hot::HotPaths::default(),
             pools,
             public_url: public_url.clone(),
             metrics: telemetry::metrics_handle(),

@@ -3,9 +3,11 @@
 use crate::auth::{Caller, KeyCache};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
+use crate::hot::Resolved;
 use crate::keyring::KeyRing;
 use crate::outbound::Outbound;
 use chrono::Utc;
+use futures::FutureExt;
 use latchkey_core::catalog::Catalog;
 use latchkey_core::ids::{EventId, WorkspaceId};
 use latchkey_core::model::{Event, Scope, Workspace};
@@ -26,6 +28,8 @@ pub struct Inner {
     pub keys: KeyCache,
     pub throttle: crate::auth::AuthThrottle,
     pub tokens: crate::oauth::tokens::TokenManager,
+    /// The hot path's memory of resolved workspaces and connections.
+    pub hot: crate::hot::HotPaths,
     pub pools: Arc<crate::proxy::pool::Pools>,
     /// The URL browsers reach (OAuth redirect URI base).
     pub public_url: Url,
@@ -47,21 +51,76 @@ impl AppState {
     /// The workspace `{ws}` (slug or id) as this caller may see it, checking `scope`.
     /// Another workspace answers 404, exactly like one that does not exist.
     pub async fn workspace(&self, caller: &Caller, ws: &str, scope: Scope) -> ApiResult<Workspace> {
-        let found = if WorkspaceId::looks_like(ws) {
-            match WorkspaceId::parse(ws) {
-                Ok(id) => self.store.workspace_by_id(&id).await?,
-                Err(_) => None,
-            }
-        } else {
-            self.store.workspace_by_slug(ws).await?
-        };
-        match found {
+        match self.find_workspace(ws).await? {
             Some(w) if caller.can_see(&w) => {
                 caller.require_scope(scope)?;
                 Ok(w)
             }
             _ => Err(ApiError::not_found("workspace", ws)),
         }
+    }
+
+    /// The workspace `{ws}` (slug or id), whoever asks.
+    async fn find_workspace(&self, ws: &str) -> ApiResult<Option<Workspace>> {
+        Ok(if WorkspaceId::looks_like(ws) {
+            match WorkspaceId::parse(ws) {
+                Ok(id) => self.store.workspace_by_id(&id).await?,
+                Err(_) => None,
+            }
+        } else {
+            self.store.workspace_by_slug(ws).await?
+        })
+    }
+
+    /// The workspace `{ws}` and its connection `{conn}` for a hot-path request (token read,
+    /// proxied call), from memory when read less than a second ago (see [`crate::hot`]).
+    /// Answers exactly as [`AppState::workspace`] and `connections::find` would.
+    pub async fn resolve(
+        &self,
+        caller: &Caller,
+        ws: &str,
+        conn: &str,
+        scope: Scope,
+    ) -> ApiResult<Resolved> {
+        let state = self.clone();
+        let (ws_key, conn_key) = (ws.to_string(), conn.to_string());
+        let found = self
+            .hot
+            .resolve(ws, conn, move || {
+                async move {
+                    let w = state.find_workspace(&ws_key).await.ok().flatten()?;
+                    let c = crate::service::connections::find(&state, &w, &conn_key)
+                        .await
+                        .ok()?;
+                    Some(Resolved {
+                        ws: Arc::new(w),
+                        conn: Arc::new(c),
+                    })
+                }
+                .boxed()
+            })
+            .await;
+        match found {
+            Some(r) if caller.can_see(&r.ws) => {
+                caller.require_scope(scope)?;
+                Ok(r)
+            }
+            // Not found, not visible, or the store failed: the ordinary path gives the answer.
+            _ => {
+                let w = self.workspace(caller, ws, scope).await?;
+                let c = crate::service::connections::find(self, &w, conn).await?;
+                Ok(Resolved {
+                    ws: Arc::new(w),
+                    conn: Arc::new(c),
+                })
+            }
+        }
+    }
+
+    /// Drops what this process remembers of a connection, after any change to it.
+    pub fn forget_connection(&self, id: &latchkey_core::ids::ConnectionId) {
+        self.tokens.forget(id);
+        self.hot.forget_connection(id);
     }
 
     /// Whether the master key comes from LATCHKEY_MASTER_KEY (no key file to write a new one to).

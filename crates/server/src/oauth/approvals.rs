@@ -117,7 +117,7 @@ pub async fn mark_evicted(
         old.hint = Some("re-authorize this connection, preferably as a dedicated integration user, or delete connections you no longer need".into());
         old.version += 1;
         old.updated_at = chrono::Utc::now();
-        state.tokens.forget(&old.id);
+        state.forget_connection(&old.id);
         if state.store.update_connection(&old, expected).await.is_ok() {
             state
                 .audit(

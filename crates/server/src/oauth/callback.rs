@@ -72,6 +72,7 @@ async fn record_failure(
         row.version += 1;
         row.updated_at = Utc::now();
         if state.store.update_connection(&row, expected).await.is_ok() {
+            state.forget_connection(&row.id);
             break;
         }
     }
@@ -333,7 +334,7 @@ pub async fn complete(
             Some("start again".into()),
         ));
     };
-    state.tokens.forget(&row.id);
+    state.forget_connection(&row.id);
     let evicted = approvals::mark_evicted(state, &ws, &row).await;
     state
         .audit(

@@ -56,7 +56,6 @@ pub struct TokenManager {
     inflight: Mutex<HashMap<ConnectionId, Flight>>,
     cache: Mutex<HashMap<ConnectionId, Arc<TokenSet>>>,
     audited: Mutex<HashMap<(latchkey_core::ids::ApiKeyId, ConnectionId), std::time::Instant>>,
-    hot: Mutex<HashMap<(String, String), HotEntry>>,
 }
 
 impl Default for TokenManager {
@@ -66,7 +65,6 @@ impl Default for TokenManager {
             inflight: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             audited: Mutex::new(HashMap::new()),
-            hot: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -97,77 +95,22 @@ impl TokenManager {
     /// the next read goes to the store.
     pub fn forget(&self, id: &ConnectionId) {
         self.cache.lock().expect("token cache").remove(id);
-        self.hot
-            .lock()
-            .expect("hot cache")
-            .retain(|_, e| e.set_id != *id);
-    }
-
-    /// A token read answered from memory: the workspace and connection as last read from the
-    /// store (at most [`HOT_RECHECK`] ago), if the token is still fresh and nothing changed here.
-    pub fn hot_read(
-        &self,
-        ws: &str,
-        conn: &str,
-    ) -> Option<(Workspace, ConnectionRecord, Arc<TokenSet>)> {
-        let hot = self.hot.lock().expect("hot cache");
-        let e = hot.get(&(ws.to_string(), conn.to_string()))?;
-        if e.checked.elapsed() > HOT_RECHECK || !e.set.is_fresh() {
-            return None;
-        }
-        let current = self
-            .cache
-            .lock()
-            .expect("token cache")
-            .get(&e.set_id)
-            .map(|s| s.version);
-        (current == Some(e.set.version)).then(|| (e.ws.clone(), e.conn.clone(), e.set.clone()))
-    }
-
-    pub fn remember_hot(
-        &self,
-        ws_key: &str,
-        conn_key: &str,
-        ws: &Workspace,
-        conn: &ConnectionRecord,
-        set: &Arc<TokenSet>,
-    ) {
-        let mut hot = self.hot.lock().expect("hot cache");
-        if hot.len() > 50_000 {
-            hot.clear();
-        }
-        hot.insert(
-            (ws_key.to_string(), conn_key.to_string()),
-            HotEntry {
-                ws: ws.clone(),
-                conn: conn.clone(),
-                set_id: conn.id.clone(),
-                set: set.clone(),
-                checked: std::time::Instant::now(),
-            },
-        );
     }
 }
 
-/// How long a token read may be answered from memory before the store is asked again. In a
-/// cluster this bounds how long an instance may serve a token another instance has replaced.
-pub const HOT_RECHECK: StdDuration = StdDuration::from_secs(1);
+/// How long a token read may be answered from memory before the store is asked again (see
+/// [`crate::hot`]).
+pub const HOT_RECHECK: StdDuration = crate::hot::HOT_RECHECK;
 
-struct HotEntry {
-    ws: Workspace,
-    conn: ConnectionRecord,
-    set_id: ConnectionId,
-    set: Arc<TokenSet>,
-    checked: std::time::Instant,
-}
-
-/// The connection's tokens as stored (from memory when this version was seen before).
+/// The connection's tokens as stored (from memory when this version, or a newer one this
+/// process refreshed to, was seen before: versions only grow, and every other change to the
+/// connection made here drops the memory).
 pub async fn stored_tokens(
     state: &AppState,
     c: &ConnectionRecord,
 ) -> Result<Option<Arc<TokenSet>>, Failure> {
     if let Some(t) = state.tokens.cache.lock().expect("token cache").get(&c.id) {
-        if t.version == c.version {
+        if t.version >= c.version {
             return Ok(Some(t.clone()));
         }
     }
@@ -253,11 +196,36 @@ async fn single_flight(
         match map.get(&id) {
             Some(f) => f.clone(),
             None => {
+                // The refresh runs as a task of its own: callers going away never cut it off
+                // between the provider's answer and the write of a rotated refresh token. The
+                // lease is released before the answer goes out, so that a caller acting on the
+                // answer (a forced refresh after a 401) finds the connection free.
+                let (tx, rx) = tokio::sync::oneshot::channel();
                 let (st, ws, key) = (state.clone(), ws.clone(), id.clone());
-                let fut = async move {
-                    let r = refresh_coordinated(&st, &ws, &key, seen, force).await;
+                tokio::spawn(async move {
+                    let mut leased = false;
+                    let r = refresh_coordinated(&st, &ws, &key, seen, force, &mut leased).await;
+                    if leased {
+                        if let Err(e) = st
+                            .store
+                            .release_refresh_lease(&ws.id, &key, &st.tokens.owner)
+                            .await
+                        {
+                            tracing::warn!(connection = %key, error = %e, "could not release a refresh lease (it expires by itself)");
+                        }
+                    }
                     st.tokens.inflight.lock().expect("inflight").remove(&key);
-                    r
+                    let _ = tx.send(r);
+                });
+                let fut = async move {
+                    rx.await.unwrap_or_else(|_| {
+                        Err(Failure::new(
+                            500,
+                            "internal",
+                            "the refresh ended without an answer",
+                            Some("retry"),
+                        ))
+                    })
                 }
                 .boxed()
                 .shared();
@@ -287,6 +255,7 @@ async fn refresh_coordinated(
     id: &ConnectionId,
     seen: i64,
     force: bool,
+    leased: &mut bool,
 ) -> Result<Arc<TokenSet>, Failure> {
     let started = tokio::time::Instant::now();
     loop {
@@ -312,6 +281,7 @@ async fn refresh_coordinated(
             .await
             .map_err(Failure::store)?
         {
+            *leased = true;
             let work = async {
                 let row2 = load(state, ws, id).await?;
                 if row2.version != row.version {
@@ -336,18 +306,10 @@ async fn refresh_coordinated(
                     }
                 }
             };
-            let result = tokio::select! {
+            return tokio::select! {
                 r = work => r,
                 _ = renew => unreachable!("the renewal loop never ends"),
             };
-            if let Err(e) = state
-                .store
-                .release_refresh_lease(&ws.id, id, &state.tokens.owner)
-                .await
-            {
-                tracing::warn!(connection = %id, error = %e, "could not release a refresh lease (it expires by itself)");
-            }
-            return result;
         }
         // Another instance is refreshing: wait for the row's version to move.
         let mut pause = StdDuration::from_millis(20);
@@ -562,7 +524,7 @@ async fn refresh_now(
             next.token_meta = Some(meta);
             next.version = row.version + 1;
             next.updated_at = now;
-            state.tokens.forget(&row.id);
+            state.forget_connection(&row.id);
             if let Err(err) = state.store.update_connection(&next, row.version).await {
                 tracing::warn!(connection = %row.id, error = %err, "could not record a refresh failure");
             }

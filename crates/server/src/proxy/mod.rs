@@ -24,6 +24,7 @@ use latchkey_core::model::{
 };
 use secrecy::ExposeSecret;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -86,21 +87,25 @@ fn level_of(c: &ConnectionRecord) -> usize {
 /// The pool a connection's requests count against: its lender's, or its own.
 async fn pool_of(
     state: &AppState,
+    caller: &Caller,
     ws: &Workspace,
     c: &ConnectionRecord,
-) -> ApiResult<(String, usize)> {
+) -> (String, usize) {
     if let Some(Value::String(lender)) = c.settings.get(BORROW_CONCURRENCY_FROM) {
-        if let Ok(id) = ConnectionId::parse(lender) {
-            if let Some(l) = state.store.connection(&ws.id, &id).await? {
-                return Ok((l.id.to_string(), level_of(&l)));
+        if ConnectionId::parse(lender).is_ok() {
+            if let Ok(l) = state
+                .resolve(caller, ws.id.as_str(), lender, Scope::Proxy)
+                .await
+            {
+                return (l.conn.id.to_string(), level_of(&l.conn));
             }
         }
     }
-    Ok((c.id.to_string(), level_of(c)))
+    (c.id.to_string(), level_of(c))
 }
 
 enum Cred {
-    Static(inject::Injection),
+    Static(Arc<inject::Injection>),
     Token { version: i64, header: HeaderValue },
 }
 
@@ -127,11 +132,13 @@ async fn credential(
         return Err(ApiError::invalid("auth_mode", format!("connection `{}` is a database: it cannot be proxied", c.name))
             .hint("read its credentials (GET …/credentials, or `latchkey run`) and connect to the database directly"));
     }
+    if let Some(inj) = state.hot.static_injection(&c.id, c.version) {
+        return Ok((Cred::Static(inj), None));
+    }
     let creds = svc::decrypt(state, c).await?;
-    Ok((
-        Cred::Static(inject::for_static(c.auth_mode, &c.settings, &creds)?),
-        None,
-    ))
+    let inj = Arc::new(inject::for_static(c.auth_mode, &c.settings, &creds)?);
+    state.hot.remember_injection(&c.id, c.version, inj.clone());
+    Ok((Cred::Static(inj), None))
 }
 
 /// What a 401 means: an expired session (refresh and retry), a token without the needed scope
@@ -182,8 +189,8 @@ async fn run(
     path: String,
     req: Request,
 ) -> ApiResult<Response> {
-    let ws = state.workspace(&caller, &ws, Scope::Proxy).await?;
-    let c = svc::find(&state, &ws, &conn).await?;
+    let found = state.resolve(&caller, &ws, &conn, Scope::Proxy).await?;
+    let (ws, c) = (&*found.ws, &*found.conn);
     let app = svc::app_entry(&state, &c.app)?;
     let (parts, body) = req.into_parts();
     let listed = connection_listed(&parts.headers);
@@ -209,7 +216,7 @@ async fn run(
         _ => (None, Some(body)),
     };
 
-    let (pool_id, level) = pool_of(&state, &ws, &c).await?;
+    let (pool_id, level) = pool_of(&state, &caller, ws, c).await;
     let (permit, waited) = match state
         .pools
         .acquire(&pool_id, level, state.config.proxy_queue_timeout)
@@ -234,12 +241,12 @@ async fn run(
     loop {
         attempt += 1;
         let (cred, instance_url) = match retry_after_version {
-            None => credential(&state, &ws, &c, false).await?,
+            None => credential(&state, ws, c, false).await?,
             Some(v) => {
                 // Refresh unless someone already replaced the token that got the 401.
                 let mut seen = c.clone();
                 seen.version = v;
-                credential(&state, &ws, &seen, true).await?
+                credential(&state, ws, &seen, true).await?
             }
         };
         let base = match instance_url.filter(|_| oauth_base_is_instance(app)) {

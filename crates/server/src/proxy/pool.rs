@@ -5,6 +5,13 @@
 //! With a PostgreSQL store the limit holds across every instance: after its local turn, a
 //! request also takes one of the pool's `level` slot leases in the database, renewed by a
 //! heartbeat and expiring when an instance dies.
+//!
+//! A slot an instance took stays with it for a short while so that back-to-back requests do not
+//! each pay two database round trips: when a request ends, its slot goes to this instance's
+//! next request if one starts within [`SLOT_LINGER`] and the slot was taken from the database
+//! less than [`SLOT_REUSE`] ago; otherwise it goes back to the database. A slot is still used by
+//! one request at a time, so the cluster-wide limit holds exactly; other instances get every
+//! slot back within `SLOT_REUSE` plus one request.
 
 use latchkey_core::store::Store;
 use std::collections::{HashMap, VecDeque};
@@ -15,12 +22,33 @@ use tokio::sync::oneshot;
 /// How long a slot lease lasts without renewal: a dead instance's slots return this fast.
 pub const SLOT_LEASE: Duration = Duration::from_secs(10);
 const HEARTBEAT: Duration = Duration::from_secs(3);
+/// How long an instance may keep handing one slot from request to request before the slot goes
+/// back to the database (and other instances get their chance at it).
+pub const SLOT_REUSE: Duration = Duration::from_millis(500);
+/// After giving a slot back for that reason, this instance's requests leave the database alone
+/// this long, longer than the longest pause of a waiting instance ([`MAX_POLL`]): a waiter on
+/// another instance gets the slot instead of this instance taking it straight back.
+const YIELD: Duration = Duration::from_millis(25);
+/// The longest pause between two tries of a request waiting for a database slot.
+const MAX_POLL: Duration = Duration::from_millis(20);
+/// How long a finished request's slot waits for this instance's next request.
+pub const SLOT_LINGER: Duration = Duration::from_millis(20);
+
+/// A database slot between two requests of this instance.
+struct IdleSlot {
+    slot: i32,
+    taken: Instant,
+    idle_since: Instant,
+}
 
 #[derive(Default)]
 struct PoolState {
     level: usize,
     in_flight: usize,
     queue: VecDeque<oneshot::Sender<()>>,
+    idle: Vec<IdleSlot>,
+    /// Until when this instance leaves the database's free slots to the others.
+    yield_until: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -57,28 +85,39 @@ pub struct Pools {
 pub struct Permit {
     pool: Arc<Pool>,
     pool_id: String,
-    global_slot: Option<i32>,
+    /// The database slot and when it was taken from the database.
+    global_slot: Option<(i32, Instant)>,
     pools: Arc<Pools>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.pool.release();
-        metrics::gauge!("latchkey_pool_in_flight", "pool" => self.pool_id.clone()).decrement(1.0);
-        if let Some(slot) = self.global_slot {
-            let (store, pool, holder) = (
-                self.pools.store.clone(),
-                self.pool_id.clone(),
-                self.pools.holder.clone(),
-            );
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    if let Err(e) = store.release_slot(&pool, slot, &holder).await {
-                        tracing::warn!(pool, slot, error = %e, "could not release a pool slot (its lease expires by itself)");
-                    }
-                });
+        if let Some((slot, taken)) = self.global_slot {
+            let keep = {
+                let mut st = self.pool.state.lock().expect("pool lock");
+                let keep = taken.elapsed() < SLOT_REUSE && (slot as usize) < st.level;
+                if keep {
+                    st.idle.push(IdleSlot {
+                        slot,
+                        taken,
+                        idle_since: Instant::now(),
+                    });
+                } else {
+                    // Let other instances' waiters have this slot before this one takes it back.
+                    st.yield_until = Some(Instant::now() + YIELD);
+                }
+                keep
+            };
+            if keep {
+                self.pools
+                    .release_if_idle_later(&self.pool, &self.pool_id, slot);
+            } else {
+                self.pools.release_slot(&self.pool_id, slot);
             }
         }
+        // After the slot is back in the idle list, so that the next local waiter finds it.
+        self.pool.release();
+        metrics::gauge!("latchkey_pool_in_flight", "pool" => self.pool_id.clone()).decrement(1.0);
     }
 }
 
@@ -110,6 +149,62 @@ impl Pools {
             });
         }
         pools
+    }
+
+    /// Gives a slot back to the database (in the background).
+    fn release_slot(&self, pool_id: &str, slot: i32) {
+        let (store, pool, holder) = (self.store.clone(), pool_id.to_string(), self.holder.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store.release_slot(&pool, slot, &holder).await {
+                    tracing::warn!(pool, slot, error = %e, "could not release a pool slot (its lease expires by itself)");
+                }
+            });
+        }
+    }
+
+    /// Gives an idle slot back to the database if no request of this instance took it within
+    /// [`SLOT_LINGER`].
+    fn release_if_idle_later(self: &Arc<Self>, pool: &Arc<Pool>, pool_id: &str, slot: i32) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (pools, pool, pool_id) = (self.clone(), pool.clone(), pool_id.to_string());
+        rt.spawn(async move {
+            tokio::time::sleep(SLOT_LINGER).await;
+            let expired = {
+                let mut st = pool.state.lock().expect("pool lock");
+                let before = st.idle.len();
+                st.idle
+                    .retain(|i| !(i.slot == slot && i.idle_since.elapsed() >= SLOT_LINGER));
+                before != st.idle.len()
+            };
+            if expired {
+                pools.release_slot(&pool_id, slot);
+            }
+        });
+    }
+
+    /// A slot of this instance between requests, if one is still usable at `level`; the
+    /// unusable ones go back to the database.
+    fn take_idle(&self, pool: &Pool, pool_id: &str, level: usize) -> Option<(i32, Instant)> {
+        let mut stale = Vec::new();
+        let found = {
+            let mut st = pool.state.lock().expect("pool lock");
+            let mut found = None;
+            while let Some(i) = st.idle.pop() {
+                if i.taken.elapsed() < SLOT_REUSE && (i.slot as usize) < level {
+                    found = Some((i.slot, i.taken));
+                    break;
+                }
+                stale.push(i.slot);
+            }
+            found
+        };
+        for slot in stale {
+            self.release_slot(pool_id, slot);
+        }
+        found
     }
 
     /// Waits (FIFO) for a place in `pool_id`, at most `timeout`. Returns the permit and how long
@@ -163,8 +258,15 @@ impl Pools {
             pools: self.clone(),
         };
         if self.global {
+            permit.global_slot = self.take_idle(&permit.pool, pool_id, level);
+            if permit.global_slot.is_none() {
+                let yield_until = permit.pool.state.lock().expect("pool lock").yield_until;
+                if let Some(t) = yield_until.filter(|t| *t > Instant::now()) {
+                    tokio::time::sleep_until(t.into()).await;
+                }
+            }
             let mut pause = Duration::from_millis(5);
-            loop {
+            while permit.global_slot.is_none() {
                 let now = chrono::Utc::now();
                 let until = now + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
                 match self
@@ -173,7 +275,7 @@ impl Pools {
                     .await
                 {
                     Ok(Some(slot)) => {
-                        permit.global_slot = Some(slot);
+                        permit.global_slot = Some((slot, Instant::now()));
                         break;
                     }
                     Ok(None) => {}
@@ -183,7 +285,7 @@ impl Pools {
                     return Err(Busy);
                 }
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(50));
+                pause = (pause * 2).min(MAX_POLL);
             }
         }
         let waited = start.elapsed();
@@ -203,6 +305,8 @@ mod tests {
             level: 2,
             in_flight: 2,
             queue: VecDeque::new(),
+            idle: Vec::new(),
+            yield_until: None,
         };
         let (a, mut ra) = oneshot::channel();
         let (b, mut rb) = oneshot::channel();

@@ -184,7 +184,7 @@ pub async fn delete_connection(
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
     let c = svc::find(&state, &ws, &conn).await?;
     if state.store.delete_connection(&ws.id, &c.id).await? {
-        state.tokens.forget(&c.id);
+        state.forget_connection(&c.id);
         state
             .audit(
                 &ws.id,

@@ -305,18 +305,18 @@ async fn token_answer(
     conn: &str,
     force: bool,
 ) -> ApiResult<Json<TokenView>> {
-    let ws_key = ws;
-    if !force {
-        if let Some((ws, c, set)) = state.tokens.hot_read(ws_key, conn) {
-            if caller.can_see(&ws) {
-                caller.require_scope(Scope::Secrets)?;
-                audit_token_read(state, caller, &ws, &c, false).await;
-                return Ok(Json(token_view(&set)));
-            }
+    let found = if force {
+        // A forced refresh names the version the caller saw fail: read the row as it is now.
+        let w = state.workspace(caller, ws, Scope::Secrets).await?;
+        let c = svc::find(state, &w, conn).await?;
+        crate::hot::Resolved {
+            ws: w.into(),
+            conn: c.into(),
         }
-    }
-    let ws = state.workspace(caller, ws, Scope::Secrets).await?;
-    let c = svc::find(state, &ws, conn).await?;
+    } else {
+        state.resolve(caller, ws, conn, Scope::Secrets).await?
+    };
+    let (ws, c) = (&found.ws, &found.conn);
     if !c.auth_mode.is_oauth() {
         return Err(ApiError::invalid(
             "auth_mode",
@@ -327,9 +327,8 @@ async fn token_answer(
         )
         .hint("read its secret fields from GET …/credentials"));
     }
-    let set = tokens::fresh_token(state, &ws, &c, force).await?;
-    state.tokens.remember_hot(ws_key, conn, &ws, &c, &set);
-    audit_token_read(state, caller, &ws, &c, force).await;
+    let set = tokens::fresh_token(state, ws, c, force).await?;
+    audit_token_read(state, caller, ws, c, force).await;
     Ok(Json(token_view(&set)))
 }
 

@@ -158,6 +158,7 @@ pub async fn edit_workspace(
     ws.name = check_display_name(&body.name)?;
     ws.updated_at = Utc::now();
     state.store.update_workspace(&ws).await?;
+    state.hot.forget_workspace(&ws.id);
     state
         .audit(
             &ws.id,
@@ -203,6 +204,7 @@ pub async fn delete_workspace(
         }
     }
     state.store.delete_workspace(&ws.id).await?;
+    state.hot.forget_workspace(&ws.id);
     tracing::info!(workspace = %ws.id, actor = %caller.actor(), "workspace deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -523,7 +523,7 @@ pub async fn edit(
     c.version += 1;
     c.updated_at = now;
     state.store.update_connection(&c, expected).await?;
-    state.tokens.forget(&c.id);
+    state.forget_connection(&c.id);
     Ok((c, changed))
 }
 
@@ -631,6 +631,6 @@ pub async fn recheck(
     c.version += 1;
     c.updated_at = now;
     state.store.update_connection(&c, expected).await?;
-    state.tokens.forget(&c.id);
+    state.forget_connection(&c.id);
     Ok((c, ok))
 }

@@ -1,0 +1,151 @@
+//! The hot path's memory: which workspace and connection a request's `{ws}` and `{conn}` name,
+//! kept per `(ws, conn)` pair of path keys for token reads and proxied calls, so that these do
+//! not query the store on every request (DESIGN-NOTES "hot-path token reads").
+//!
+//! * An entry is used for at most [`HOT_RECHECK`]; then the store is asked again. In a cluster
+//!   this bounds how long an instance may act on a connection another instance changed.
+//! * Every change made through this instance drops the entries of that connection (or
+//!   workspace) at once, and a load that raced with such a change is not remembered.
+//! * When an entry is due, one caller reads the store and every concurrent caller of the same
+//!   pair awaits that read (a storm of readers costs two queries, not two per reader).
+//! * A miss or an error is never remembered: those requests take the ordinary path, which gives
+//!   the ordinary answer (404, 403, 503 …).
+//!
+//! Access is checked per caller on every request (`Caller::can_see`, scopes); only the lookup
+//! is shared.
+
+use crate::inject::Injection;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use latchkey_core::ids::{ConnectionId, WorkspaceId};
+use latchkey_core::model::{ConnectionRecord, Workspace};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a resolved `(workspace, connection)` may be used before the store is asked again.
+pub const HOT_RECHECK: Duration = Duration::from_secs(1);
+/// Bound on remembered pairs; past it the map starts over (a cache, not a store).
+const MAX_ENTRIES: usize = 50_000;
+
+/// A workspace and one of its connections, as read from the store.
+#[derive(Clone)]
+pub struct Resolved {
+    pub ws: Arc<Workspace>,
+    pub conn: Arc<ConnectionRecord>,
+}
+
+type Key = (Box<str>, Box<str>);
+type Lookup = Shared<BoxFuture<'static, Option<Resolved>>>;
+
+struct Entry {
+    found: Resolved,
+    checked: Instant,
+}
+
+#[derive(Default)]
+pub struct HotPaths {
+    entries: Mutex<HashMap<Key, Entry>>,
+    loading: Mutex<HashMap<Key, Lookup>>,
+    /// Decrypted static credentials (API key, basic) ready to inject, by connection and version.
+    statics: Mutex<HashMap<ConnectionId, (i64, Arc<Injection>)>>,
+    /// Moves on every invalidation: a load that started before one is not remembered.
+    generation: AtomicU64,
+}
+
+impl HotPaths {
+    /// The pair, if it was read from the store less than [`HOT_RECHECK`] ago.
+    pub fn get(&self, ws: &str, conn: &str) -> Option<Resolved> {
+        let entries = self.entries.lock().expect("hot entries");
+        let e = entries.get(&(Box::from(ws), Box::from(conn)))?;
+        (e.checked.elapsed() <= HOT_RECHECK).then(|| e.found.clone())
+    }
+
+    /// The pair from memory, or read once for every concurrent caller by `load`.
+    pub async fn resolve<F>(&self, ws: &str, conn: &str, load: F) -> Option<Resolved>
+    where
+        F: FnOnce() -> BoxFuture<'static, Option<Resolved>>,
+    {
+        if let Some(found) = self.get(ws, conn) {
+            return Some(found);
+        }
+        let key: Key = (Box::from(ws), Box::from(conn));
+        let flight = {
+            let mut loading = self.loading.lock().expect("hot loading");
+            loading
+                .entry(key.clone())
+                .or_insert_with(|| load().shared())
+                .clone()
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        let found = flight.await;
+        // The first caller back clears the flight; later ones find it gone (or a newer one).
+        {
+            let mut loading = self.loading.lock().expect("hot loading");
+            if loading.get(&key).is_some_and(|f| f.peek().is_some()) {
+                loading.remove(&key);
+            }
+        }
+        if let Some(f) = &found {
+            if self.generation.load(Ordering::Acquire) == generation {
+                let mut entries = self.entries.lock().expect("hot entries");
+                if entries.len() >= MAX_ENTRIES {
+                    entries.clear();
+                }
+                entries.insert(
+                    key,
+                    Entry {
+                        found: f.clone(),
+                        checked: Instant::now(),
+                    },
+                );
+            }
+        }
+        found
+    }
+
+    /// Drops everything remembered of a connection (after any change to it).
+    pub fn forget_connection(&self, id: &ConnectionId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries
+            .lock()
+            .expect("hot entries")
+            .retain(|_, e| e.found.conn.id != *id);
+        // A read under way may have seen the old row: later callers start a new one.
+        self.loading.lock().expect("hot loading").clear();
+        self.statics.lock().expect("hot statics").remove(id);
+    }
+
+    /// Drops everything remembered of a workspace (renamed or deleted).
+    pub fn forget_workspace(&self, id: &WorkspaceId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries
+            .lock()
+            .expect("hot entries")
+            .retain(|_, e| e.found.ws.id != *id);
+        self.loading.lock().expect("hot loading").clear();
+        self.statics.lock().expect("hot statics").clear();
+    }
+
+    /// The injection of a static credential, if this version of the connection was decrypted.
+    pub fn static_injection(&self, id: &ConnectionId, version: i64) -> Option<Arc<Injection>> {
+        let statics = self.statics.lock().expect("hot statics");
+        statics
+            .get(id)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, i)| i.clone())
+    }
+
+    pub fn remember_injection(&self, id: &ConnectionId, version: i64, inj: Arc<Injection>) {
+        let mut statics = self.statics.lock().expect("hot statics");
+        if statics.len() >= MAX_ENTRIES {
+            statics.clear();
+        }
+        match statics.get(id) {
+            Some((v, _)) if *v > version => {}
+            _ => {
+                statics.insert(id.clone(), (version, inj));
+            }
+        }
+    }
+}
