@@ -11,6 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::sync::Arc;
 
@@ -173,6 +174,9 @@ async fn bind(listen: &str) -> anyhow::Result<(tokio::net::TcpListener, String)>
 /// Serves `router` inside this process until the returned service is dropped.
 pub async fn in_process(router: Router) -> anyhow::Result<Service> {
     let (listener, url) = bind("127.0.0.1:0").await?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -202,6 +206,10 @@ pub async fn serve_as_child(router: Router, listen: &str) -> anyhow::Result<()> 
     children::exit_when_parent_goes();
     let (listener, url) = bind(listen).await?;
     println!("listening on {url}");
+    // As `latchkey serve` does: no Nagle delay on answers written in pieces.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router).await?;
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod ui;
 pub mod verify;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use config::Config;
 use latchkey_core::catalog::Catalog;
 use state::{AppState, Inner};
@@ -121,8 +122,15 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // Answers (a proxied body above all) are written in pieces: without TCP_NODELAY the
+        // last piece can wait for the client's delayed ACK (40 ms on Linux).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

@@ -856,3 +856,64 @@ async fn an_expired_authorization_link_is_refused_and_explained() {
         "an expired link never reaches the token endpoint"
     );
 }
+
+#[tokio::test]
+async fn a_refresh_finishes_even_when_its_caller_goes_away() {
+    let sim = SalesforceSim::start().await;
+    sim.edit_app(salesforce::DEFAULT_CONSUMER_KEY, |a| {
+        a.rotate_refresh_tokens = true
+    });
+    let app = app_for(&sim).await;
+    authorize(&app, &sim, "sf-prod", json!({})).await;
+    expire_stored_token(&app, "sf-prod").await;
+    tokio::time::sleep(latchkey_server::oauth::tokens::HOT_RECHECK + Duration::from_millis(100))
+        .await;
+    sim.set_token_delay(Duration::from_millis(400));
+    let before = sim.refresh_count();
+    // The only caller hangs up while the provider is still answering (and rotating).
+    let gone = app
+        .client
+        .get(format!(
+            "{}/v1/workspaces/acme/connections/sf-prod/token",
+            app.url
+        ))
+        .bearer_auth(&app.admin_key)
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the caller gave up before the answer");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sim.set_token_delay(Duration::ZERO);
+    assert_eq!(sim.refresh_count(), before + 1);
+    // Finished and recorded with nobody waiting for it (not parked until the next reader).
+    let events = app.get("/v1/workspaces/acme/events").await;
+    assert!(
+        events.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "connection.token_refreshed"),
+        "{}",
+        events.text
+    );
+    // The rotated refresh token was stored all the same: the token is there without another
+    // refresh, and the next refresh works (a lost rotation would revoke the grant).
+    let r = app
+        .get("/v1/workspaces/acme/connections/sf-prod/token")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(sim.refresh_count(), before + 1, "no second refresh");
+    let r = app
+        .post(
+            "/v1/workspaces/acme/connections/sf-prod/token/refresh",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        app.get("/v1/workspaces/acme/connections/sf-prod")
+            .await
+            .body["status"],
+        "active"
+    );
+}

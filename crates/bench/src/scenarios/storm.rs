@@ -23,6 +23,8 @@ struct Outcome {
     served: f64,
     /// From the refresh's answer to the last caller served.
     after_answer_ms: f64,
+    /// From the refresh's answer to the first caller served.
+    first_after_answer_ms: f64,
     /// From the start of the storm to the last caller served.
     total_ms: f64,
     /// From the start of the storm to the refresh's answer.
@@ -72,10 +74,12 @@ async fn storm(stack: &Stack, lk: &Latchkey, callers: usize) -> anyhow::Result<O
         results.map_err(|_| anyhow::anyhow!("the storm did not settle within {STORM_LIMIT:?}"))?;
     let mut served = 0usize;
     let mut last = start;
+    let mut first: Option<Instant> = None;
     for r in results {
         let (status, done) = r?;
         if status == 200 {
             served += 1;
+            first = Some(first.map_or(done, |f| f.min(done)));
         }
         last = last.max(done);
     }
@@ -90,6 +94,7 @@ async fn storm(stack: &Stack, lk: &Latchkey, callers: usize) -> anyhow::Result<O
         refreshes: refreshes as f64,
         served: served as f64,
         after_answer_ms: ms(last.saturating_duration_since(answer)),
+        first_after_answer_ms: ms(first.unwrap_or(last).saturating_duration_since(answer)),
         total_ms: ms(last - start),
         refresh_ms: ms(answer.saturating_duration_since(start)),
     })
@@ -137,6 +142,13 @@ pub async fn run(stack: &Stack, table: &mut Table) -> anyhow::Result<()> {
             )
             .target(Target::Below(50.0)),
         );
+        table.push(Row::new(
+            FIG,
+            &case,
+            "first served after refresh answer",
+            Unit::Ms,
+            col(|r| r.first_after_answer_ms),
+        ));
         table.push(
             Row::new(
                 FIG,

@@ -48,12 +48,29 @@ impl TokenSet {
     }
 }
 
-type Flight = Shared<BoxFuture<'static, Result<Arc<TokenSet>, Failure>>>;
+type Answer = Shared<BoxFuture<'static, Result<Arc<TokenSet>, Failure>>>;
+
+/// A refresh under way in this process: its answer, shared by every caller, and the end of its
+/// task (which releases the lease and writes the audit event after the answer went out).
+struct Flight {
+    answer: Answer,
+    finished: Shared<BoxFuture<'static, ()>>,
+    serial: u64,
+}
+
+/// What a refresh leaves to do once its callers have their answer.
+#[derive(Default)]
+struct AfterAnswer {
+    leased: bool,
+    /// The audit event of a refresh that happened: (connection name, refresh token rotated).
+    refreshed: Option<(String, bool)>,
+}
 
 /// Per-process token state: refreshes in flight and decrypted tokens by connection.
 pub struct TokenManager {
     owner: String,
     inflight: Mutex<HashMap<ConnectionId, Flight>>,
+    flights: std::sync::atomic::AtomicU64,
     cache: Mutex<HashMap<ConnectionId, Arc<TokenSet>>>,
     audited: Mutex<HashMap<(latchkey_core::ids::ApiKeyId, ConnectionId), std::time::Instant>>,
 }
@@ -63,6 +80,7 @@ impl Default for TokenManager {
         Self {
             owner: format!("instance-{}", ulid::Ulid::new()),
             inflight: Mutex::new(HashMap::new()),
+            flights: std::sync::atomic::AtomicU64::new(0),
             cache: Mutex::new(HashMap::new()),
             audited: Mutex::new(HashMap::new()),
         }
@@ -191,21 +209,33 @@ async fn single_flight(
     seen: i64,
     force: bool,
 ) -> Result<Arc<TokenSet>, Failure> {
-    let flight = {
+    let answer = {
         let mut map = state.tokens.inflight.lock().expect("inflight");
         match map.get(&id) {
-            Some(f) => f.clone(),
-            None => {
+            // Under way: wait for its answer with everyone else.
+            Some(f) if f.answer.peek().is_none() => f.answer.clone(),
+            // None, or one that has answered but is still finishing: a new refresh, which
+            // starts once the previous task has released its lease.
+            previous => {
+                let previous = previous.map(|f| f.finished.clone());
                 // The refresh runs as a task of its own: callers going away never cut it off
-                // between the provider's answer and the write of a rotated refresh token. The
-                // lease is released before the answer goes out, so that a caller acting on the
-                // answer (a forced refresh after a 401) finds the connection free.
+                // between the provider's answer and the write of a rotated refresh token.
                 let (tx, rx) = tokio::sync::oneshot::channel();
+                let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+                let serial = state
+                    .tokens
+                    .flights
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let (st, ws, key) = (state.clone(), ws.clone(), id.clone());
                 tokio::spawn(async move {
-                    let mut leased = false;
-                    let r = refresh_coordinated(&st, &ws, &key, seen, force, &mut leased).await;
-                    if leased {
+                    if let Some(p) = previous {
+                        p.await;
+                    }
+                    let mut after = AfterAnswer::default();
+                    let r = refresh_coordinated(&st, &ws, &key, seen, force, &mut after).await;
+                    // The callers first; the bookkeeping after.
+                    let _ = tx.send(r);
+                    if after.leased {
                         if let Err(e) = st
                             .store
                             .release_refresh_lease(&ws.id, &key, &st.tokens.owner)
@@ -214,10 +244,26 @@ async fn single_flight(
                             tracing::warn!(connection = %key, error = %e, "could not release a refresh lease (it expires by itself)");
                         }
                     }
-                    st.tokens.inflight.lock().expect("inflight").remove(&key);
-                    let _ = tx.send(r);
+                    if let Some((name, rotated)) = after.refreshed {
+                        st.audit(
+                            &ws.id,
+                            "system",
+                            "connection.token_refreshed",
+                            Some(key.as_str()),
+                            Some(name.as_str()),
+                            serde_json::json!({ "rotated": rotated }),
+                        )
+                        .await;
+                    }
+                    {
+                        let mut map = st.tokens.inflight.lock().expect("inflight");
+                        if map.get(&key).is_some_and(|f| f.serial == serial) {
+                            map.remove(&key);
+                        }
+                    }
+                    let _ = done_tx.send(());
                 });
-                let fut = async move {
+                let answer: Answer = async move {
                     rx.await.unwrap_or_else(|_| {
                         Err(Failure::new(
                             500,
@@ -229,12 +275,24 @@ async fn single_flight(
                 }
                 .boxed()
                 .shared();
-                map.insert(id, fut.clone());
-                fut
+                let finished = async move {
+                    let _ = done_rx.await;
+                }
+                .boxed()
+                .shared();
+                map.insert(
+                    id,
+                    Flight {
+                        answer: answer.clone(),
+                        finished,
+                        serial,
+                    },
+                );
+                answer
             }
         }
     };
-    flight.await
+    answer.await
 }
 
 /// Usable tokens of a row that someone else refreshed, if it has them.
@@ -255,7 +313,7 @@ async fn refresh_coordinated(
     id: &ConnectionId,
     seen: i64,
     force: bool,
-    leased: &mut bool,
+    after: &mut AfterAnswer,
 ) -> Result<Arc<TokenSet>, Failure> {
     let started = tokio::time::Instant::now();
     loop {
@@ -281,7 +339,7 @@ async fn refresh_coordinated(
             .await
             .map_err(Failure::store)?
         {
-            *leased = true;
+            after.leased = true;
             let work = async {
                 let row2 = load(state, ws, id).await?;
                 if row2.version != row.version {
@@ -289,7 +347,7 @@ async fn refresh_coordinated(
                         return Ok(t);
                     }
                 }
-                refresh_now(state, ws, row2).await
+                refresh_now(state, ws, row2, &mut after.refreshed).await
             };
             let renew = async {
                 loop {
@@ -368,6 +426,7 @@ async fn refresh_now(
     state: &AppState,
     ws: &Workspace,
     row: ConnectionRecord,
+    refreshed: &mut Option<(String, bool)>,
 ) -> Result<Arc<TokenSet>, Failure> {
     let meta = row.token_meta.clone().unwrap_or_default();
     if let Some(after) = meta.retry_after {
@@ -470,16 +529,11 @@ async fn refresh_now(
                 }
                 Err(e) => return Err(Failure::store(e)),
             }
-            state
-                .audit(
-                    &ws.id,
-                    "system",
-                    "connection.token_refreshed",
-                    Some(row.id.as_str()),
-                    Some(row.name.as_str()),
-                    serde_json::json!({"rotated": tokens.refresh_token.is_some()}),
-                )
-                .await;
+            // Recorded once the callers have their token.
+            *refreshed = Some((
+                row.name.as_str().to_string(),
+                tokens.refresh_token.is_some(),
+            ));
             let set = Arc::new(TokenSet {
                 access_token: tokens.access_token,
                 refresh_token: refresh,
