@@ -70,6 +70,9 @@ impl HotPaths {
             return Some(found);
         }
         let key: Key = (Box::from(ws), Box::from(conn));
+        // Taken before joining a read: a read that began before an invalidation is then never
+        // remembered (see `forget_connection` for the other half).
+        let generation = self.generation.load(Ordering::Acquire);
         let flight = {
             let mut loading = self.loading.lock().expect("hot loading");
             loading
@@ -77,7 +80,6 @@ impl HotPaths {
                 .or_insert_with(|| load().shared())
                 .clone()
         };
-        let generation = self.generation.load(Ordering::Acquire);
         let found = flight.await;
         // The first caller back clears the flight; later ones find it gone (or a newer one).
         {
@@ -87,8 +89,9 @@ impl HotPaths {
             }
         }
         if let Some(f) = &found {
+            let mut entries = self.entries.lock().expect("hot entries");
+            // Checked under the entries lock, which invalidations hold while they move it.
             if self.generation.load(Ordering::Acquire) == generation {
-                let mut entries = self.entries.lock().expect("hot entries");
                 if entries.len() >= MAX_ENTRIES {
                     entries.clear();
                 }
@@ -106,24 +109,23 @@ impl HotPaths {
 
     /// Drops everything remembered of a connection (after any change to it).
     pub fn forget_connection(&self, id: &ConnectionId) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.entries
-            .lock()
-            .expect("hot entries")
-            .retain(|_, e| e.found.conn.id != *id);
-        // A read under way may have seen the old row: later callers start a new one.
-        self.loading.lock().expect("hot loading").clear();
+        self.forget(|e| e.found.conn.id != *id);
         self.statics.lock().expect("hot statics").remove(id);
+    }
+
+    /// In this order: reads under way may have seen the old rows, so later callers start new
+    /// ones; then, under the entries lock, the generation moves (what the reads under way bring
+    /// back is not remembered) and the matching entries go.
+    fn forget(&self, keep: impl Fn(&Entry) -> bool) {
+        self.loading.lock().expect("hot loading").clear();
+        let mut entries = self.entries.lock().expect("hot entries");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, e| keep(e));
     }
 
     /// Drops everything remembered of a workspace (renamed or deleted).
     pub fn forget_workspace(&self, id: &WorkspaceId) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.entries
-            .lock()
-            .expect("hot entries")
-            .retain(|_, e| e.found.ws.id != *id);
-        self.loading.lock().expect("hot loading").clear();
+        self.forget(|e| e.found.ws.id != *id);
         self.statics.lock().expect("hot statics").clear();
     }
 
