@@ -75,6 +75,11 @@ impl HotPaths {
         let generation = self.generation.load(Ordering::Acquire);
         let flight = {
             let mut loading = self.loading.lock().expect("hot loading");
+            // A read whose callers all hung up stays parked until its pair is asked for again;
+            // many such pairs (names that do not exist, say) must not pile up.
+            if loading.len() >= MAX_ENTRIES {
+                loading.clear();
+            }
             loading
                 .entry(key.clone())
                 .or_insert_with(|| load().shared())
@@ -149,5 +154,119 @@ impl HotPaths {
                 statics.insert(id.clone(), (version, inj));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use latchkey_core::ids::DataKeyId;
+    use latchkey_core::model::{AuthMode, ConnectionStatus};
+    use latchkey_core::names::{ConnectionName, Environment, Slug};
+    use std::sync::atomic::AtomicUsize;
+
+    fn pair(version: i64) -> Resolved {
+        let now = Utc::now();
+        let ws = Workspace {
+            id: WorkspaceId::generate(),
+            slug: Slug::parse("acme").unwrap(),
+            name: "Acme".into(),
+            data_key_id: DataKeyId::generate(),
+            created_at: now,
+            updated_at: now,
+        };
+        let conn = ConnectionRecord {
+            id: ConnectionId::generate(),
+            workspace_id: ws.id.clone(),
+            name: ConnectionName::parse("billing").unwrap(),
+            app: "generic-api-key".into(),
+            environment: Environment::parse("production").unwrap(),
+            auth_mode: AuthMode::ApiKey,
+            status: ConnectionStatus::Active,
+            status_reason: None,
+            hint: None,
+            settings: Default::default(),
+            credentials: None,
+            tokens: None,
+            token_meta: None,
+            version,
+            created_at: now,
+            updated_at: now,
+            verified_at: None,
+        };
+        Resolved {
+            ws: Arc::new(ws),
+            conn: Arc::new(conn),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_store_read() {
+        let hot = Arc::new(HotPaths::default());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let found = pair(1);
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (hot, reads, found) = (hot.clone(), reads.clone(), found.clone());
+            tasks.push(tokio::spawn(async move {
+                hot.resolve("acme", "billing", move || {
+                    async move {
+                        reads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Some(found)
+                    }
+                    .boxed()
+                })
+                .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().conn.version, 1);
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        assert!(hot.get("acme", "billing").is_some(), "remembered");
+    }
+
+    #[tokio::test]
+    async fn a_read_overtaken_by_a_change_is_not_remembered() {
+        let hot = Arc::new(HotPaths::default());
+        let old = pair(1);
+        let id = old.conn.id.clone();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let slow = {
+            let (hot, old) = (hot.clone(), old.clone());
+            tokio::spawn(async move {
+                hot.resolve("acme", "billing", move || {
+                    async move {
+                        let _ = wait.await;
+                        Some(old)
+                    }
+                    .boxed()
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The connection changes while the read of its old row is under way.
+        hot.forget_connection(&id);
+        // A caller after the change starts its own read instead of joining the old one.
+        let newer = tokio::time::timeout(
+            Duration::from_secs(5),
+            hot.resolve("acme", "billing", || async { Some(pair(2)) }.boxed()),
+        )
+        .await
+        .expect("not stuck behind the old read")
+        .unwrap();
+        assert_eq!(newer.conn.version, 2);
+        let _ = go.send(());
+        assert_eq!(slow.await.unwrap().unwrap().conn.version, 1);
+        assert_eq!(
+            hot.get("acme", "billing").unwrap().conn.version,
+            2,
+            "the old row did not replace the new one"
+        );
+        hot.forget_connection(&newer.conn.id);
+        assert!(hot.get("acme", "billing").is_none());
     }
 }
