@@ -8,8 +8,9 @@
 //!   workspace) at once, and a load that raced with such a change is not remembered.
 //! * When an entry is due, one caller reads the store and every concurrent caller of the same
 //!   pair awaits that read (a storm of readers costs two queries, not two per reader).
-//! * A miss or an error is never remembered: those requests take the ordinary path, which gives
-//!   the ordinary answer (404, 403, 503 …).
+//! * Only a found pair is remembered. A missing workspace or connection is answered from the
+//!   shared read without asking the store again; a store error sends the request down the
+//!   ordinary path, which gives the ordinary answer.
 //!
 //! Access is checked per caller on every request (`Caller::can_see`, scopes); only the lookup
 //! is shared.
@@ -35,8 +36,18 @@ pub struct Resolved {
     pub conn: Arc<ConnectionRecord>,
 }
 
+/// What one read of the store found for a pair.
+#[derive(Clone)]
+pub enum Found {
+    Both(Resolved),
+    /// The workspace exists; the connection does not.
+    NoConnection(Arc<Workspace>),
+    NoWorkspace,
+}
+
 type Key = (Box<str>, Box<str>);
-type Lookup = Shared<BoxFuture<'static, Option<Resolved>>>;
+/// `None`: the store failed.
+type Lookup = Shared<BoxFuture<'static, Option<Found>>>;
 
 struct Entry {
     found: Resolved,
@@ -61,13 +72,14 @@ impl HotPaths {
         (e.checked.elapsed() <= HOT_RECHECK).then(|| e.found.clone())
     }
 
-    /// The pair from memory, or read once for every concurrent caller by `load`.
-    pub async fn resolve<F>(&self, ws: &str, conn: &str, load: F) -> Option<Resolved>
+    /// The pair from memory, or read once for every concurrent caller by `load` (`None`: the
+    /// store failed).
+    pub async fn resolve<F>(&self, ws: &str, conn: &str, load: F) -> Option<Found>
     where
-        F: FnOnce() -> BoxFuture<'static, Option<Resolved>>,
+        F: FnOnce() -> BoxFuture<'static, Option<Found>>,
     {
         if let Some(found) = self.get(ws, conn) {
-            return Some(found);
+            return Some(Found::Both(found));
         }
         let key: Key = (Box::from(ws), Box::from(conn));
         // Taken before joining a read: a read that began before an invalidation is then never
@@ -93,7 +105,7 @@ impl HotPaths {
                 loading.remove(&key);
             }
         }
-        if let Some(f) = &found {
+        if let Some(Found::Both(f)) = &found {
             let mut entries = self.entries.lock().expect("hot entries");
             // Checked under the entries lock, which invalidations hold while they move it.
             if self.generation.load(Ordering::Acquire) == generation {
@@ -201,6 +213,26 @@ mod tests {
         }
     }
 
+    fn both(found: Option<Found>) -> Resolved {
+        match found {
+            Some(Found::Both(r)) => r,
+            _ => panic!("the pair was not found"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_connection_is_answered_but_not_remembered() {
+        let hot = HotPaths::default();
+        let ws = pair(1).ws;
+        let found = hot
+            .resolve("acme", "nope", move || {
+                async move { Some(Found::NoConnection(ws)) }.boxed()
+            })
+            .await;
+        assert!(matches!(found, Some(Found::NoConnection(_))));
+        assert!(hot.get("acme", "nope").is_none());
+    }
+
     #[tokio::test]
     async fn concurrent_callers_share_one_store_read() {
         let hot = Arc::new(HotPaths::default());
@@ -214,7 +246,7 @@ mod tests {
                     async move {
                         reads.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        Some(found)
+                        Some(Found::Both(found))
                     }
                     .boxed()
                 })
@@ -222,7 +254,7 @@ mod tests {
             }));
         }
         for t in tasks {
-            assert_eq!(t.await.unwrap().unwrap().conn.version, 1);
+            assert_eq!(both(t.await.unwrap()).conn.version, 1);
         }
         assert_eq!(reads.load(Ordering::SeqCst), 1);
         assert!(hot.get("acme", "billing").is_some(), "remembered");
@@ -240,7 +272,7 @@ mod tests {
                 hot.resolve("acme", "billing", move || {
                     async move {
                         let _ = wait.await;
-                        Some(old)
+                        Some(Found::Both(old))
                     }
                     .boxed()
                 })
@@ -253,14 +285,16 @@ mod tests {
         // A caller after the change starts its own read instead of joining the old one.
         let newer = tokio::time::timeout(
             Duration::from_secs(5),
-            hot.resolve("acme", "billing", || async { Some(pair(2)) }.boxed()),
+            hot.resolve("acme", "billing", || {
+                async { Some(Found::Both(pair(2))) }.boxed()
+            }),
         )
         .await
-        .expect("not stuck behind the old read")
-        .unwrap();
+        .expect("not stuck behind the old read");
+        let newer = both(newer);
         assert_eq!(newer.conn.version, 2);
         let _ = go.send(());
-        assert_eq!(slow.await.unwrap().unwrap().conn.version, 1);
+        assert_eq!(both(slow.await.unwrap()).conn.version, 1);
         assert_eq!(
             hot.get("acme", "billing").unwrap().conn.version,
             2,

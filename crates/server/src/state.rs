@@ -3,7 +3,7 @@
 use crate::auth::{Caller, KeyCache};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
-use crate::hot::Resolved;
+use crate::hot::{Found, Resolved};
 use crate::keyring::KeyRing;
 use crate::outbound::Outbound;
 use chrono::Utc;
@@ -74,7 +74,7 @@ impl AppState {
 
     /// The workspace `{ws}` and its connection `{conn}` for a hot-path request (token read,
     /// proxied call), from memory when read less than a second ago (see [`crate::hot`]).
-    /// Answers exactly as [`AppState::workspace`] and `connections::find` would.
+    /// Answers exactly as [`AppState::lookup`] does.
     pub async fn resolve(
         &self,
         caller: &Caller,
@@ -88,33 +88,60 @@ impl AppState {
             .hot
             .resolve(ws, conn, move || {
                 async move {
-                    let w = state.find_workspace(&ws_key).await.ok().flatten()?;
-                    let c = crate::service::connections::find(&state, &w, &conn_key)
-                        .await
-                        .ok()?;
-                    Some(Resolved {
-                        ws: Arc::new(w),
-                        conn: Arc::new(c),
-                    })
+                    let Some(w) = state.find_workspace(&ws_key).await.ok()? else {
+                        return Some(Found::NoWorkspace);
+                    };
+                    let w = Arc::new(w);
+                    Some(
+                        match crate::service::connections::lookup(&state, &w, &conn_key)
+                            .await
+                            .ok()?
+                        {
+                            Some(c) => Found::Both(Resolved {
+                                ws: w,
+                                conn: Arc::new(c),
+                            }),
+                            None => Found::NoConnection(w),
+                        },
+                    )
                 }
                 .boxed()
             })
             .await;
+        let visible = |w: &Workspace| {
+            if caller.can_see(w) {
+                caller.require_scope(scope)
+            } else {
+                Err(ApiError::not_found("workspace", ws))
+            }
+        };
         match found {
-            Some(r) if caller.can_see(&r.ws) => {
-                caller.require_scope(scope)?;
-                Ok(r)
+            Some(Found::Both(r)) => visible(&r.ws).map(|()| r),
+            Some(Found::NoConnection(w)) => {
+                visible(&w)?;
+                Err(ApiError::not_found("connection", conn))
             }
-            // Not found, not visible, or the store failed: the ordinary path gives the answer.
-            _ => {
-                let w = self.workspace(caller, ws, scope).await?;
-                let c = crate::service::connections::find(self, &w, conn).await?;
-                Ok(Resolved {
-                    ws: Arc::new(w),
-                    conn: Arc::new(c),
-                })
-            }
+            Some(Found::NoWorkspace) => Err(ApiError::not_found("workspace", ws)),
+            // The store failed: the uncached path gives its error (or, recovered, the answer).
+            None => self.lookup(caller, ws, conn, scope).await,
         }
+    }
+
+    /// The workspace `{ws}` and its connection `{conn}` read from the store now, as this caller
+    /// may see them.
+    pub async fn lookup(
+        &self,
+        caller: &Caller,
+        ws: &str,
+        conn: &str,
+        scope: Scope,
+    ) -> ApiResult<Resolved> {
+        let w = self.workspace(caller, ws, scope).await?;
+        let c = crate::service::connections::find(self, &w, conn).await?;
+        Ok(Resolved {
+            ws: Arc::new(w),
+            conn: Arc::new(c),
+        })
     }
 
     /// Drops what this process remembers of a connection, after any change to it.

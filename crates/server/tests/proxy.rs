@@ -555,6 +555,19 @@ async fn slots_held_by_a_dead_instance_come_back_when_their_leases_run_out() {
     );
 }
 
+const SECOND_KEY: &str = "second-key-77c2";
+
+/// Points connection `billing` at another application, with that application's key.
+async fn move_billing_to(app: &TestApp, up: &Upstream) {
+    let r = app
+        .patch(
+            "/v1/workspaces/acme/connections/billing",
+            json!({"settings": {"base_url": up.url}, "credentials": {"api_key": SECOND_KEY}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 async fn proxy_echo(app: &TestApp, key: &str, conn: &str) -> (u16, Value) {
     let r = app
         .client
@@ -574,7 +587,7 @@ async fn proxy_echo(app: &TestApp, key: &str, conn: &str) -> (u16, Value) {
 async fn changes_apply_to_the_very_next_proxied_call() {
     let app = spawn_app().await;
     let first = Upstream::start(KEY, "u", "p").await;
-    let second = Upstream::start("second-key-77c2", "u", "p").await;
+    let second = Upstream::start(SECOND_KEY, "u", "p").await;
     app.workspace("acme").await;
     api_key_connection(&app, &first, "billing", json!({})).await;
     // Warm: the workspace and connection are now answered from memory.
@@ -590,18 +603,16 @@ async fn changes_apply_to_the_very_next_proxied_call() {
     let other_key = app.workspace_key("other", &["read", "proxy"]).await;
     let (status, _) = proxy_echo(&app, &other_key, "billing").await;
     assert_eq!(status, 404);
+    // Nor does a key of this workspace without the `proxy` scope.
+    let read_only = app.workspace_key("acme", &["read"]).await;
+    let (status, body) = proxy_echo(&app, &read_only, "billing").await;
+    assert_eq!(status, 403, "{body}");
 
     // A new base URL and key: the next call goes to the new application with the new key.
-    let r = app
-        .patch(
-            "/v1/workspaces/acme/connections/billing",
-            json!({"settings": {"base_url": second.url}, "credentials": {"api_key": "second-key-77c2"}}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    move_billing_to(&app, &second).await;
     let (status, echo) = proxy_echo(&app, &app.admin_key, "billing").await;
     assert_eq!(status, 200);
-    assert_eq!(echo["headers"]["x-api-key"], "second-key-77c2");
+    assert_eq!(echo["headers"]["x-api-key"], SECOND_KEY);
     assert_eq!(
         first.hits(),
         hits_before,
@@ -613,6 +624,11 @@ async fn changes_apply_to_the_very_next_proxied_call() {
     assert_eq!(r.status, 204, "{}", r.text);
     let (status, body) = proxy_echo(&app, &app.admin_key, "billing").await;
     assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "not_found");
+    assert!(
+        body["message"].as_str().unwrap().contains("billing"),
+        "{body}"
+    );
     assert_eq!(second.hits(), 1 + 1, "the verification and one call");
 }
 
@@ -623,23 +639,17 @@ async fn another_instance_follows_a_change_within_the_recheck_interval() {
     };
     let b = start_peer(&a).await;
     let first = Upstream::start(KEY, "u", "p").await;
-    let second = Upstream::start("second-key-77c2", "u", "p").await;
+    let second = Upstream::start(SECOND_KEY, "u", "p").await;
     a.workspace("acme").await;
     api_key_connection(&a, &first, "billing", json!({})).await;
     let (status, _) = proxy_echo(&b, &b.admin_key, "billing").await;
     assert_eq!(status, 200);
-    let r = a
-        .patch(
-            "/v1/workspaces/acme/connections/billing",
-            json!({"settings": {"base_url": second.url}, "credentials": {"api_key": "second-key-77c2"}}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    move_billing_to(&a, &second).await;
     let changed = std::time::Instant::now();
     // Instance b may use what it read for at most the recheck interval (documented).
     loop {
         let (status, echo) = proxy_echo(&b, &b.admin_key, "billing").await;
-        if echo["headers"]["x-api-key"] == "second-key-77c2" {
+        if echo["headers"]["x-api-key"] == SECOND_KEY {
             assert_eq!(status, 200);
             break;
         }

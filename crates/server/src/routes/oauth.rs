@@ -307,12 +307,7 @@ async fn token_answer(
 ) -> ApiResult<Json<TokenView>> {
     let found = if force {
         // A forced refresh names the version the caller saw fail: read the row as it is now.
-        let w = state.workspace(caller, ws, Scope::Secrets).await?;
-        let c = svc::find(state, &w, conn).await?;
-        crate::hot::Resolved {
-            ws: w.into(),
-            conn: c.into(),
-        }
+        state.lookup(caller, ws, conn, Scope::Secrets).await?
     } else {
         state.resolve(caller, ws, conn, Scope::Secrets).await?
     };

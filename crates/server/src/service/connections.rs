@@ -193,15 +193,25 @@ fn check_mode(app: &AppEntry, mode: Option<AuthMode>) -> ApiResult<AuthMode> {
 
 /// Finds `{conn}`: an id (`conn_…`) or a name, inside the workspace only.
 pub async fn find(state: &AppState, ws: &Workspace, key: &str) -> ApiResult<ConnectionRecord> {
-    let found = if ConnectionId::looks_like(key) {
+    lookup(state, ws, key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("connection", key))
+}
+
+/// The connection `key` (id or name) of the workspace, if there is one.
+pub async fn lookup(
+    state: &AppState,
+    ws: &Workspace,
+    key: &str,
+) -> ApiResult<Option<ConnectionRecord>> {
+    Ok(if ConnectionId::looks_like(key) {
         match ConnectionId::parse(key) {
             Ok(id) => state.store.connection(&ws.id, &id).await?,
             Err(_) => None,
         }
     } else {
         state.store.connection_by_name(&ws.id, key).await?
-    };
-    found.ok_or_else(|| ApiError::not_found("connection", key))
+    })
 }
 
 /// Resolves `borrow_concurrency_from` (id or name) to the lender's id, enforcing R3's rules: the
