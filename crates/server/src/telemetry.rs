@@ -5,9 +5,16 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
+/// The log filter `LATCHKEY_LOG` describes. Field values in it match literally, never as
+/// regular expressions: a pattern such as `{f=a.........}` would otherwise compile into an
+/// automaton of gigabytes at start (found by the `configuration` fuzz target).
+pub fn log_filter(directives: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    EnvFilter::builder().with_regex(false).parse(directives)
+}
+
 /// Installs the log subscriber for a `latchkey serve` process (logs go to stderr).
 pub fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
