@@ -183,6 +183,19 @@ pub fn for_static(
         inj.headers.extend(fixed_headers(app, settings, creds)?);
         return Ok(inj);
     }
+    if mode == AuthMode::ApiKey && app.setting("api_key_name").is_none() {
+        // A catalog entry with an API key and no rule of its own: a bearer token.
+        let bearer = InjectSpec {
+            style: InjectStyle::Bearer,
+            name: None,
+            value: None,
+            username: None,
+            password: None,
+        };
+        let mut inj = by_rule(&bearer, "{api_key}", &|k| creds.expose(k).map(str::to_string))?;
+        inj.headers.extend(fixed_headers(app, settings, creds)?);
+        return Ok(inj);
+    }
     if !app.headers.is_empty() {
         let mut inj = for_generic(mode, settings, creds)?;
         inj.headers.extend(fixed_headers(app, settings, creds)?);

@@ -284,8 +284,13 @@ async fn run(
             .client()
             .request(parts.method.clone(), url)
             .timeout(UPSTREAM_TIMEOUT);
+        let injected: Vec<&HeaderName> = match &cred {
+            Cred::Static(inj) => inj.headers.iter().map(|(n, _)| n).collect(),
+            Cred::Token { inj, .. } => inj.headers.iter().map(|(n, _)| n).collect(),
+        };
         for (name, value) in parts.headers.iter() {
-            if !is_hop(name.as_str(), &listed) {
+            // What the entry injects (the credential, its fixed headers) replaces the caller's.
+            if !is_hop(name.as_str(), &listed) && !injected.contains(&name) {
                 rb = rb.header(name, value);
             }
         }
