@@ -200,3 +200,146 @@ async fn every_entry_runs_its_cycle_against_the_simulator() {
         }
     }
 }
+
+fn catalog_files() -> Vec<(String, Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog");
+    let mut out = vec![];
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            out.push((p.file_name().unwrap().to_string_lossy().into_owned(), serde_json::to_value(v).unwrap()));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn every_entry_validates_against_the_schema() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let mut bad = vec![];
+    for (file, doc) in catalog_files() {
+        for e in validator.iter_errors(&doc) {
+            bad.push(format!("{file}: {} at {}", e, e.instance_path));
+        }
+        if doc["id"].as_str().map(|i| format!("{i}.toml")) != Some(file.clone()) {
+            bad.push(format!("{file}: the id is not the file name"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    // The schema is not a formality: it refuses an entry without docs_url or with an unknown field.
+    let mut doc = catalog_files().remove(0).1;
+    doc.as_object_mut().unwrap().remove("docs_url");
+    assert!(!validator.is_valid(&doc));
+    doc["docs_url"] = json!("https://x.example");
+    doc["colour"] = json!("#000000");
+    assert!(!validator.is_valid(&doc));
+}
+
+#[test]
+fn every_entry_has_https_docs() {
+    for e in Catalog::embedded().iter() {
+        let d = e.docs_url.as_deref().unwrap_or_else(|| panic!("{} has no docs_url", e.id));
+        let u = url::Url::parse(d).unwrap_or_else(|_| panic!("{}: docs_url {d} is not a URL", e.id));
+        assert_eq!(u.scheme(), "https", "{}: docs_url {d}", e.id);
+        assert!(u.host_str().is_some_and(|h| h.contains('.')), "{}: docs_url {d}", e.id);
+    }
+}
+
+#[test]
+fn every_setting_a_template_names_exists() {
+    for e in Catalog::embedded().iter() {
+        let kept = e.kept_names();
+        for (what, t) in e.templates() {
+            for (name, _) in latchkey_core::template::placeholders(t) {
+                assert!(
+                    e.setting(&name).is_some() || kept.contains(&name),
+                    "{}: {what} `{t}` names `{{{name}}}`, which is neither a setting nor a kept token field",
+                    e.id
+                );
+            }
+        }
+        let texts = e.oauth.iter().flat_map(|o| o.default_scopes.iter().chain(o.token_params.values()).chain(o.authorize_params.values()));
+        for t in texts.chain(e.headers.values()) {
+            for (name, _) in latchkey_core::template::placeholders(&format!("/{t}")) {
+                assert!(
+                    e.setting(&name).is_some() || e.credentials.iter().any(|c| c.name == name),
+                    "{}: `{t}` names `{{{name}}}`, which is no setting or credential field",
+                    e.id
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_template_setting_can_never_change_the_host() {
+    let app = latchkey_testkit::spawn_app().await;
+    app.workspace("t").await;
+    let create = |settings: Value, app_id: &str| {
+        json!({"name": format!("c-{}", settings), "app": app_id, "auth_mode": "oauth2_code", "settings": settings,
+               "credentials": {"client_id": "id", "client_secret": "s"}})
+    };
+    for bad in ["evil.com/x", "evil.com", "a@b", "x?y", "a b"] {
+        let r = app.post("/v1/workspaces/t/connections", create(json!({"subdomain": bad}), "zendesk")).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+        assert_eq!(r.body["details"]["field"], "settings.subdomain", "{}", r.text);
+        assert!(r.body["message"].as_str().unwrap().contains("subdomain"), "{}", r.text);
+        assert!(r.body["hint"].is_string());
+    }
+    let r = app.post("/v1/workspaces/t/connections", create(json!({}), "zendesk")).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.body["details"]["field"], "settings.subdomain");
+    // A path-position value: one segment, nothing that climbs or leaves.
+    for bad in ["..", "a/b", "a%2fb"] {
+        let r = app.post("/v1/workspaces/t/connections", create(json!({"tenant": bad, "org": "contoso"}), "microsoft-dynamics-365")).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+        assert_eq!(r.body["details"]["field"], "settings.tenant");
+    }
+    let ok = app.post("/v1/workspaces/t/connections", create(json!({"subdomain": "acme"}), "zendesk")).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    let url = ok.body["authorize_url"].as_str().unwrap();
+    assert!(url.starts_with("https://acme.zendesk.com/oauth/authorizations/new?"), "{url}");
+    assert_eq!(nothing_stored_but(&app, "t").await, 1, "a refused connection leaves nothing behind");
+    // Edits are checked the same way.
+    let e = app.patch(&format!("/v1/workspaces/t/connections/{}", ok.body["id"].as_str().unwrap()), json!({"settings": {"subdomain": "evil.com/x"}})).await;
+    assert_eq!(e.status, 422, "{}", e.text);
+}
+
+async fn nothing_stored_but(app: &TestApp, ws: &str) -> usize {
+    app.get(&format!("/v1/workspaces/{ws}/connections")).await.body["items"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn the_picker_filters_by_category_and_searches() {
+    let app = latchkey_testkit::spawn_app().await;
+    app.workspace("p").await;
+    let crm = app.get("/v1/apps?category=crm&limit=500").await;
+    assert_eq!(crm.status, 200, "{}", crm.text);
+    let items = crm.body["items"].as_array().unwrap();
+    assert!(items.len() >= 5);
+    assert!(items.iter().all(|a| a["categories"].as_array().unwrap().iter().any(|c| c == "crm")));
+    assert!(items.iter().any(|a| a["id"] == "hubspot"));
+    let found = app.get("/v1/apps?q=google%20sheets").await;
+    let ids: Vec<&str> = found.body["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["google-sheets"]);
+    let ws = app.get("/v1/workspaces/p/apps?category=storage&q=box").await;
+    assert_eq!(ws.body["items"][0]["id"], "box", "{}", ws.text);
+    assert_eq!(ws.body["items"][0]["connection_count"], 0);
+    let bad = app.get("/v1/apps?category=nonsense").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body["hint"].as_str().unwrap().contains("crm"));
+    // Every entry has a brand colour and a monogram no other entry has.
+    let all = app.get("/v1/apps?limit=500").await;
+    let all = all.body["items"].as_array().unwrap();
+    assert!(all.len() >= 150);
+    let marks: BTreeSet<&str> = all.iter().map(|a| a["monogram"].as_str().unwrap()).collect();
+    assert_eq!(marks.len(), all.len(), "monograms must be distinct");
+    let by_id = |id: &str| all.iter().find(|a| a["id"] == id).unwrap().clone();
+    assert_ne!(by_id("github")["monogram"], by_id("gitlab")["monogram"]);
+    assert!(all.iter().all(|a| a["brand_color"].as_str().is_some_and(|c| c.len() == 7 && c.starts_with('#'))));
+}
