@@ -224,7 +224,7 @@ fn every_entry_validates_against_the_schema() {
     let mut bad = vec![];
     for (file, doc) in catalog_files() {
         for e in validator.iter_errors(&doc) {
-            bad.push(format!("{file}: {} at {}", e, e.instance_path));
+            bad.push(format!("{file}: {} at {}", e, e.instance_path()));
         }
         if doc["id"].as_str().map(|i| format!("{i}.toml")) != Some(file.clone()) {
             bad.push(format!("{file}: the id is not the file name"));
@@ -281,7 +281,7 @@ async fn a_template_setting_can_never_change_the_host() {
     let app = latchkey_testkit::spawn_app().await;
     app.workspace("t").await;
     let create = |settings: Value, app_id: &str| {
-        json!({"name": format!("c-{}", settings), "app": app_id, "auth_mode": "oauth2_code", "settings": settings,
+        json!({"name": "conn", "app": app_id, "auth_mode": "oauth2_code", "settings": settings,
                "credentials": {"client_id": "id", "client_secret": "s"}})
     };
     for bad in ["evil.com/x", "evil.com", "a@b", "x?y", "a b"] {
