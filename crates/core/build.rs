@@ -18,8 +18,12 @@ fn main() {
     for n in &names {
         let path = dir.join(n).canonicalize().expect("catalog file");
         println!("cargo:rerun-if-changed={}", path.display());
-        writeln!(out, "    ({n:?}, include_str!({:?})),", path.display().to_string())
-            .expect("write");
+        writeln!(
+            out,
+            "    ({n:?}, include_str!({:?})),",
+            path.display().to_string()
+        )
+        .expect("write");
     }
     out.push(']');
     let target = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("catalog_files.rs");

@@ -470,7 +470,8 @@ impl AppEntry {
             }
         }
         if let Some(c) = &self.brand_color {
-            if c.len() != 7 || !c.starts_with('#') || !c[1..].bytes().all(|b| b.is_ascii_hexdigit()) {
+            if c.len() != 7 || !c.starts_with('#') || !c[1..].bytes().all(|b| b.is_ascii_hexdigit())
+            {
                 return bad(format!("brand_color `{c}` is not #RRGGBB"));
             }
         }
@@ -485,13 +486,17 @@ impl AppEntry {
                 let is_setting = self.setting(&name).is_some();
                 let is_kept = kept.iter().any(|k| *k == name);
                 if pos == crate::template::Position::Origin && !is_kept {
-                    return bad(format!("{what} opens with `{{{name}}}`, which is no kept token field"));
+                    return bad(format!(
+                        "{what} opens with `{{{name}}}`, which is no kept token field"
+                    ));
                 }
                 if !is_setting && !is_kept {
                     return bad(format!("{what} names `{{{name}}}`, which is no setting"));
                 }
                 if is_kept && !is_setting && what != "base_url" && what != "verify.path" {
-                    return bad(format!("{what} names the token field `{{{name}}}`, known only after the grant"));
+                    return bad(format!(
+                        "{what} names the token field `{{{name}}}`, known only after the grant"
+                    ));
                 }
             }
         }
@@ -500,7 +505,11 @@ impl AppEntry {
 
     /// The names of fields known after a grant: kept from the token answer, or learnt by quirks.
     pub fn kept_names(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.oauth.iter().flat_map(|o| o.keep.keys().cloned()).collect();
+        let mut out: Vec<String> = self
+            .oauth
+            .iter()
+            .flat_map(|o| o.keep.keys().cloned())
+            .collect();
         for (q, fields) in QUIRK_FIELDS {
             if self.quirks.iter().any(|x| x == q) {
                 out.extend(fields.iter().map(|f| f.to_string()));
@@ -565,7 +574,10 @@ impl AppEntry {
 
     /// The main category (the first).
     pub fn category(&self) -> &str {
-        self.categories.first().map(String::as_str).unwrap_or("generic")
+        self.categories
+            .first()
+            .map(String::as_str)
+            .unwrap_or("generic")
     }
 
     /// Checks that every setting the entry's URL templates name has a value that keeps the
@@ -588,7 +600,10 @@ impl AppEntry {
                     _ => {
                         return Err(CoreError::invalid_with_hint(
                             field,
-                            format!("the setting `{name}` is missing: {}'s URLs need it", self.name),
+                            format!(
+                                "the setting `{name}` is missing: {}'s URLs need it",
+                                self.name
+                            ),
                             format!("give settings.{name}"),
                         ))
                     }

@@ -146,7 +146,10 @@ pub fn fill_trusting(
         out = out.replace(&format!("{{{name}}}"), &value);
     }
     let url = Url::parse(&out).map_err(|_| {
-        CoreError::invalid("settings", format!("the filled URL `{out}` is not a valid URL"))
+        CoreError::invalid(
+            "settings",
+            format!("the filled URL `{out}` is not a valid URL"),
+        )
     })?;
     // Defence in depth: the fixed tail of the template's host must still end the host.
     if let Some(suffix) = fixed_host_suffix(template) {
@@ -217,12 +220,23 @@ mod tests {
             }
         }
         let t = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
-        assert!(fill(t, &settings(json!({"tenant": "contoso.onmicrosoft.com"})), &k).is_ok());
+        assert!(fill(
+            t,
+            &settings(json!({"tenant": "contoso.onmicrosoft.com"})),
+            &k
+        )
+        .is_ok());
         for bad in ["..", "a/b", "a?b", "a%2fb", "a#b"] {
-            assert!(fill(t, &settings(json!({"tenant": bad})), &k).is_err(), "{bad}");
+            assert!(
+                fill(t, &settings(json!({"tenant": bad})), &k).is_err(),
+                "{bad}"
+            );
         }
         let t = "{api_domain}/crm/v6";
-        let kept = BTreeMap::from([("api_domain".to_string(), "https://www.zohoapis.eu".to_string())]);
+        let kept = BTreeMap::from([(
+            "api_domain".to_string(),
+            "https://www.zohoapis.eu".to_string(),
+        )]);
         assert_eq!(
             fill(t, &Map::new(), &kept).unwrap().as_str(),
             "https://www.zohoapis.eu/crm/v6"

@@ -117,7 +117,9 @@ pub fn fixed_headers(
     for (name, template) in &app.headers {
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| CoreError::invalid("headers", format!("`{name}` is not a header name")))?;
-        let secret = creds.names().any(|n| template.contains(&format!("{{{n}}}")));
+        let secret = creds
+            .names()
+            .any(|n| template.contains(&format!("{{{n}}}")));
         let value = fill_value(template, &|k: &str| {
             creds
                 .expose(k)
@@ -192,7 +194,9 @@ pub fn for_static(
             username: None,
             password: None,
         };
-        let mut inj = by_rule(&bearer, "{api_key}", &|k| creds.expose(k).map(str::to_string))?;
+        let mut inj = by_rule(&bearer, "{api_key}", &|k| {
+            creds.expose(k).map(str::to_string)
+        })?;
         inj.headers.extend(fixed_headers(app, settings, creds)?);
         return Ok(inj);
     }
@@ -270,15 +274,33 @@ mod tests {
         for e in cat.iter() {
             if let Some(rule) = &e.inject {
                 if rule.style == InjectStyle::Basic && e.auth_modes.contains(&AuthMode::ApiKey) {
-                    let inj = for_static(e, AuthMode::ApiKey, &Map::new(), &creds(json!({"api_key": "k"}))).unwrap();
+                    let inj = for_static(
+                        e,
+                        AuthMode::ApiKey,
+                        &Map::new(),
+                        &creds(json!({"api_key": "k"})),
+                    )
+                    .unwrap();
                     assert!(inj.headers[0].1.to_str().unwrap().starts_with("Basic "));
                 }
             }
         }
-        let rule = InjectSpec { style: InjectStyle::Header, name: Some("Authorization".into()), value: Some("Token token={api_key}".into()), username: None, password: None };
+        let rule = InjectSpec {
+            style: InjectStyle::Header,
+            name: Some("Authorization".into()),
+            value: Some("Token token={api_key}".into()),
+            username: None,
+            password: None,
+        };
         let mut e = app();
         e.inject = Some(rule);
-        let inj = for_static(&e, AuthMode::ApiKey, &Map::new(), &creds(json!({"api_key": "k1"}))).unwrap();
+        let inj = for_static(
+            &e,
+            AuthMode::ApiKey,
+            &Map::new(),
+            &creds(json!({"api_key": "k1"})),
+        )
+        .unwrap();
         assert_eq!(inj.headers[0].1, "Token token=k1");
     }
 

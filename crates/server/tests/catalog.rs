@@ -22,17 +22,35 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Entries with test files of their own (Salesforce and Certinia simulators, generic and
 /// database entries in connections.rs, proxy.rs, databases.rs).
-const OWN_TESTS: &[&str] = &["salesforce", "certinia", "generic-oauth2", "generic-api-key", "generic-basic", "postgres", "mysql"];
+const OWN_TESTS: &[&str] = &[
+    "salesforce",
+    "certinia",
+    "generic-oauth2",
+    "generic-api-key",
+    "generic-basic",
+    "postgres",
+    "mysql",
+];
 
 #[test]
 fn every_entry_has_a_row() {
     let cat = Catalog::embedded();
-    let ids: BTreeSet<&str> = cat.iter().map(|e| e.id.as_str()).filter(|i| !OWN_TESTS.contains(i)).collect();
+    let ids: BTreeSet<&str> = cat
+        .iter()
+        .map(|e| e.id.as_str())
+        .filter(|i| !OWN_TESTS.contains(i))
+        .collect();
     let rows: BTreeSet<&str> = ROWS.iter().map(|(i, _)| *i).collect();
     let missing: Vec<_> = ids.difference(&rows).collect();
     let extra: Vec<_> = rows.difference(&ids).collect();
-    assert!(missing.is_empty(), "catalog entries without a row in tests/catalog/rows.rs: {missing:?}");
-    assert!(extra.is_empty(), "rows for entries that are not in the catalog: {extra:?}");
+    assert!(
+        missing.is_empty(),
+        "catalog entries without a row in tests/catalog/rows.rs: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "rows for entries that are not in the catalog: {extra:?}"
+    );
     assert!(cat.len() >= 150, "the catalog has {} entries", cat.len());
 }
 
@@ -40,16 +58,27 @@ fn sim_rows() -> Vec<SimRow> {
     let cat = Catalog::embedded();
     let mut out = vec![];
     for (id, settings) in ROWS {
-        let entry = cat.get(id).unwrap_or_else(|| panic!("{id} is not in the catalog")).clone();
+        let entry = cat
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} is not in the catalog"))
+            .clone();
         let settings: Map<String, Value> = serde_json::from_str(settings).expect("row settings");
         for mode in entry.auth_modes.clone() {
             let mut creds = BTreeMap::new();
             for f in entry.credential_fields(mode) {
                 if !matches!(f.name.as_str(), "client_id" | "client_secret") {
-                    creds.insert(f.name.clone(), format!("{}-{}-{}", f.name.replace('_', ""), id, mode));
+                    creds.insert(
+                        f.name.clone(),
+                        format!("{}-{}-{}", f.name.replace('_', ""), id, mode),
+                    );
                 }
             }
-            out.push(SimRow { entry: entry.clone(), mode, settings: settings.clone(), creds });
+            out.push(SimRow {
+                entry: entry.clone(),
+                mode,
+                settings: settings.clone(),
+                creds,
+            });
         }
     }
     out
@@ -82,17 +111,28 @@ fn creds_of(r: &SimRow) -> Value {
 }
 
 async fn conn(app: &TestApp, name: &str) -> Value {
-    app.get(&format!("/v1/workspaces/cat/connections/{name}")).await.body
+    app.get(&format!("/v1/workspaces/cat/connections/{name}"))
+        .await
+        .body
 }
 
 /// Proxied call and verification; the simulator answers only a request with the entry's
 /// injection rule and fixed headers.
 async fn proxy_and_verify(app: &TestApp, name: &str, id: &str) -> Result<(), String> {
-    let p = app.get(&format!("/v1/workspaces/cat/connections/{name}/proxy/latchkey-cycle/echo")).await;
+    let p = app
+        .get(&format!(
+            "/v1/workspaces/cat/connections/{name}/proxy/latchkey-cycle/echo"
+        ))
+        .await;
     if p.status != 200 || p.body["entry"] != id {
         return Err(format!("proxied call: {} {}", p.status, p.text));
     }
-    let v = app.post(&format!("/v1/workspaces/cat/connections/{name}/verify"), json!({})).await;
+    let v = app
+        .post(
+            &format!("/v1/workspaces/cat/connections/{name}/verify"),
+            json!({}),
+        )
+        .await;
     if v.status != 200 || v.body["connection"]["status"] != "active" {
         return Err(format!("verify: {} {}", v.status, v.text));
     }
@@ -111,26 +151,53 @@ async fn run_row(app: &TestApp, sim: &ProviderSim, r: &SimRow) -> Result<(), Str
     let refresh = oauth.map(|o| o.refresh);
     match r.mode {
         AuthMode::OAuth2Code => {
-            let url = created.body["authorize_url"].as_str().ok_or("no authorize_url")?.to_string();
-            let resp = app.client.get(&url).send().await.map_err(|e| e.to_string())?;
+            let url = created.body["authorize_url"]
+                .as_str()
+                .ok_or("no authorize_url")?
+                .to_string();
+            let resp = app
+                .client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
             if resp.status() != 302 {
-                return Err(format!("authorize: {} {}", resp.status(), resp.text().await.unwrap_or_default()));
+                return Err(format!(
+                    "authorize: {} {}",
+                    resp.status(),
+                    resp.text().await.unwrap_or_default()
+                ));
             }
             let loc = resp.headers()["location"].to_str().unwrap().to_string();
-            let page = app.client.get(&loc).send().await.map_err(|e| e.to_string())?;
+            let page = app
+                .client
+                .get(&loc)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
             let html = page.text().await.unwrap_or_default();
             if !html.contains("is authorized") {
-                return Err(format!("callback: {}", html.chars().take(600).collect::<String>()));
+                return Err(format!(
+                    "callback: {}",
+                    html.chars().take(600).collect::<String>()
+                ));
             }
             if conn(app, &name).await["status"] != "active" {
                 return Err("not active after the callback".into());
             }
             if refresh != Some(latchkey_core::catalog::RefreshStyle::None) {
-                let before = app.get(&format!("/v1/workspaces/cat/connections/{name}/token")).await;
+                let before = app
+                    .get(&format!("/v1/workspaces/cat/connections/{name}/token"))
+                    .await;
                 // Twice: a rotating provider kills the first refresh token, so the second
                 // refresh works only when the rotated one was stored.
                 for _ in 0..2 {
-                    let t = app.post(&format!("/v1/workspaces/cat/connections/{name}/token/refresh"), json!({})).await;
+                    let t = app
+                        .post(
+                            &format!("/v1/workspaces/cat/connections/{name}/token/refresh"),
+                            json!({}),
+                        )
+                        .await;
                     if t.status != 200 || t.body["access_token"] == before.body["access_token"] {
                         return Err(format!("refresh: {} {}", t.status, t.text));
                     }
@@ -141,7 +208,12 @@ async fn run_row(app: &TestApp, sim: &ProviderSim, r: &SimRow) -> Result<(), Str
             if created.body["status"] != "active" {
                 return Err(format!("client credentials: {}", created.text));
             }
-            let t = app.post(&format!("/v1/workspaces/cat/connections/{name}/token/refresh"), json!({})).await;
+            let t = app
+                .post(
+                    &format!("/v1/workspaces/cat/connections/{name}/token/refresh"),
+                    json!({}),
+                )
+                .await;
             if t.status != 200 {
                 return Err(format!("refresh: {} {}", t.status, t.text));
             }
@@ -159,7 +231,13 @@ async fn run_row(app: &TestApp, sim: &ProviderSim, r: &SimRow) -> Result<(), Str
         let mut creds = creds_of(r);
         creds["access_token"] = json!(at);
         creds["refresh_token"] = json!(rt);
-        creds["expires_at"] = json!(if refresh == Some(latchkey_core::catalog::RefreshStyle::None) { "2100-01-01T00:00:00Z" } else { "2001-01-01T00:00:00Z" });
+        creds["expires_at"] = json!(
+            if refresh == Some(latchkey_core::catalog::RefreshStyle::None) {
+                "2100-01-01T00:00:00Z"
+            } else {
+                "2001-01-01T00:00:00Z"
+            }
+        );
         let imported = format!("{name}-imported");
         let c = app.post("/v1/workspaces/cat/connections", json!({"name": imported, "app": id, "auth_mode": r.mode, "settings": r.settings, "credentials": creds})).await;
         if c.status != 201 || c.body["status"] != "active" {
@@ -171,7 +249,13 @@ async fn run_row(app: &TestApp, sim: &ProviderSim, r: &SimRow) -> Result<(), Str
             creds["refresh_token"] = json!("rt-dead");
             let dead = format!("{name}-dead");
             let c = app.post("/v1/workspaces/cat/connections", json!({"name": dead, "app": id, "auth_mode": r.mode, "settings": r.settings, "credentials": creds})).await;
-            if c.status != 201 || c.body["status"] != "revoked" || !c.body["hint"].as_str().unwrap_or_default().contains("authorize") {
+            if c.status != 201
+                || c.body["status"] != "revoked"
+                || !c.body["hint"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("authorize")
+            {
                 return Err(format!("dead import: {} {}", c.status, c.text));
             }
         }
@@ -185,18 +269,36 @@ async fn every_entry_runs_its_cycle_against_the_simulator() {
     let results: Vec<(String, Result<(), String>)> = futures::stream::iter(rows.iter())
         .map(|r| {
             let (app, sim) = (&app, &sim);
-            async move { (format!("{} ({})", r.entry.id, r.mode), run_row(app, sim, r).await) }
+            async move {
+                (
+                    format!("{} ({})", r.entry.id, r.mode),
+                    run_row(app, sim, r).await,
+                )
+            }
         })
         .buffer_unordered(8)
         .collect()
         .await;
-    let failed: Vec<String> = results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}"))).collect();
-    assert!(failed.is_empty(), "{} of {} rows failed:\n{}", failed.len(), results.len(), failed.join("\n"));
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failed.len(),
+        results.len(),
+        failed.join("\n")
+    );
     // The simulator saw each OAuth row's full conversation.
     for r in rows.iter().filter(|r| r.mode == AuthMode::OAuth2Code) {
         let seen = sim.seen(&r.entry.id);
         for step in ["authorize", "token:authorization_code", "verify", "api"] {
-            assert!(seen.iter().any(|s| s == step), "{}: no {step} in {seen:?}", r.entry.id);
+            assert!(
+                seen.iter().any(|s| s == step),
+                "{}: no {step} in {seen:?}",
+                r.entry.id
+            );
         }
     }
 }
@@ -208,8 +310,12 @@ fn catalog_files() -> Vec<(String, Value)> {
         let p = f.unwrap().path();
         if p.extension().is_some_and(|x| x == "toml") {
             let text = std::fs::read_to_string(&p).unwrap();
-            let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            out.push((p.file_name().unwrap().to_string_lossy().into_owned(), serde_json::to_value(v).unwrap()));
+            let v: toml::Value =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            out.push((
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                serde_json::to_value(v).unwrap(),
+            ));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -219,7 +325,8 @@ fn catalog_files() -> Vec<(String, Value)> {
 #[test]
 fn every_entry_validates_against_the_schema() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog");
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("schema.json")).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("schema.json")).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
     let mut bad = vec![];
     for (file, doc) in catalog_files() {
@@ -243,10 +350,18 @@ fn every_entry_validates_against_the_schema() {
 #[test]
 fn every_entry_has_https_docs() {
     for e in Catalog::embedded().iter() {
-        let d = e.docs_url.as_deref().unwrap_or_else(|| panic!("{} has no docs_url", e.id));
-        let u = url::Url::parse(d).unwrap_or_else(|_| panic!("{}: docs_url {d} is not a URL", e.id));
+        let d = e
+            .docs_url
+            .as_deref()
+            .unwrap_or_else(|| panic!("{} has no docs_url", e.id));
+        let u =
+            url::Url::parse(d).unwrap_or_else(|_| panic!("{}: docs_url {d} is not a URL", e.id));
         assert_eq!(u.scheme(), "https", "{}: docs_url {d}", e.id);
-        assert!(u.host_str().is_some_and(|h| h.contains('.')), "{}: docs_url {d}", e.id);
+        assert!(
+            u.host_str().is_some_and(|h| h.contains('.')),
+            "{}: docs_url {d}",
+            e.id
+        );
     }
 }
 
@@ -263,7 +378,12 @@ fn every_setting_a_template_names_exists() {
                 );
             }
         }
-        let texts = e.oauth.iter().flat_map(|o| o.default_scopes.iter().chain(o.token_params.values()).chain(o.authorize_params.values()));
+        let texts = e.oauth.iter().flat_map(|o| {
+            o.default_scopes
+                .iter()
+                .chain(o.token_params.values())
+                .chain(o.authorize_params.values())
+        });
         for t in texts.chain(e.headers.values()) {
             for (name, _) in latchkey_core::template::placeholders(&format!("/{t}")) {
                 assert!(
@@ -285,33 +405,81 @@ async fn a_template_setting_can_never_change_the_host() {
                "credentials": {"client_id": "id", "client_secret": "s"}})
     };
     for bad in ["evil.com/x", "evil.com", "a@b", "x?y", "a b"] {
-        let r = app.post("/v1/workspaces/t/connections", create(json!({"subdomain": bad}), "zendesk")).await;
+        let r = app
+            .post(
+                "/v1/workspaces/t/connections",
+                create(json!({"subdomain": bad}), "zendesk"),
+            )
+            .await;
         assert_eq!(r.status, 422, "{bad}: {}", r.text);
-        assert_eq!(r.body["details"]["field"], "settings.subdomain", "{}", r.text);
-        assert!(r.body["message"].as_str().unwrap().contains("subdomain"), "{}", r.text);
+        assert_eq!(
+            r.body["details"]["field"], "settings.subdomain",
+            "{}",
+            r.text
+        );
+        assert!(
+            r.body["message"].as_str().unwrap().contains("subdomain"),
+            "{}",
+            r.text
+        );
         assert!(r.body["hint"].is_string());
     }
-    let r = app.post("/v1/workspaces/t/connections", create(json!({}), "zendesk")).await;
+    let r = app
+        .post("/v1/workspaces/t/connections", create(json!({}), "zendesk"))
+        .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.body["details"]["field"], "settings.subdomain");
     // A path-position value: one segment, nothing that climbs or leaves.
     for bad in ["..", "a/b", "a%2fb"] {
-        let r = app.post("/v1/workspaces/t/connections", create(json!({"tenant": bad, "org": "contoso"}), "microsoft-dynamics-365")).await;
+        let r = app
+            .post(
+                "/v1/workspaces/t/connections",
+                create(
+                    json!({"tenant": bad, "org": "contoso"}),
+                    "microsoft-dynamics-365",
+                ),
+            )
+            .await;
         assert_eq!(r.status, 422, "{bad}: {}", r.text);
         assert_eq!(r.body["details"]["field"], "settings.tenant");
     }
-    let ok = app.post("/v1/workspaces/t/connections", create(json!({"subdomain": "acme"}), "zendesk")).await;
+    let ok = app
+        .post(
+            "/v1/workspaces/t/connections",
+            create(json!({"subdomain": "acme"}), "zendesk"),
+        )
+        .await;
     assert_eq!(ok.status, 201, "{}", ok.text);
     let url = ok.body["authorize_url"].as_str().unwrap();
-    assert!(url.starts_with("https://acme.zendesk.com/oauth/authorizations/new?"), "{url}");
-    assert_eq!(nothing_stored_but(&app, "t").await, 1, "a refused connection leaves nothing behind");
+    assert!(
+        url.starts_with("https://acme.zendesk.com/oauth/authorizations/new?"),
+        "{url}"
+    );
+    assert_eq!(
+        nothing_stored_but(&app, "t").await,
+        1,
+        "a refused connection leaves nothing behind"
+    );
     // Edits are checked the same way.
-    let e = app.patch(&format!("/v1/workspaces/t/connections/{}", ok.body["id"].as_str().unwrap()), json!({"settings": {"subdomain": "evil.com/x"}})).await;
+    let e = app
+        .patch(
+            &format!(
+                "/v1/workspaces/t/connections/{}",
+                ok.body["id"].as_str().unwrap()
+            ),
+            json!({"settings": {"subdomain": "evil.com/x"}}),
+        )
+        .await;
     assert_eq!(e.status, 422, "{}", e.text);
 }
 
 async fn nothing_stored_but(app: &TestApp, ws: &str) -> usize {
-    app.get(&format!("/v1/workspaces/{ws}/connections")).await.body["items"].as_array().unwrap().len()
+    app.get(&format!("/v1/workspaces/{ws}/connections"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[tokio::test]
@@ -322,12 +490,23 @@ async fn the_picker_filters_by_category_and_searches() {
     assert_eq!(crm.status, 200, "{}", crm.text);
     let items = crm.body["items"].as_array().unwrap();
     assert!(items.len() >= 5);
-    assert!(items.iter().all(|a| a["categories"].as_array().unwrap().iter().any(|c| c == "crm")));
+    assert!(items.iter().all(|a| a["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "crm")));
     assert!(items.iter().any(|a| a["id"] == "hubspot"));
     let found = app.get("/v1/apps?q=google%20sheets").await;
-    let ids: Vec<&str> = found.body["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = found.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["google-sheets"]);
-    let ws = app.get("/v1/workspaces/p/apps?category=storage&q=box").await;
+    let ws = app
+        .get("/v1/workspaces/p/apps?category=storage&q=box")
+        .await;
     assert_eq!(ws.body["items"][0]["id"], "box", "{}", ws.text);
     assert_eq!(ws.body["items"][0]["connection_count"], 0);
     let bad = app.get("/v1/apps?category=nonsense").await;
@@ -337,9 +516,14 @@ async fn the_picker_filters_by_category_and_searches() {
     let all = app.get("/v1/apps?limit=500").await;
     let all = all.body["items"].as_array().unwrap();
     assert!(all.len() >= 150);
-    let marks: BTreeSet<&str> = all.iter().map(|a| a["monogram"].as_str().unwrap()).collect();
+    let marks: BTreeSet<&str> = all
+        .iter()
+        .map(|a| a["monogram"].as_str().unwrap())
+        .collect();
     assert_eq!(marks.len(), all.len(), "monograms must be distinct");
     let by_id = |id: &str| all.iter().find(|a| a["id"] == id).unwrap().clone();
     assert_ne!(by_id("github")["monogram"], by_id("gitlab")["monogram"]);
-    assert!(all.iter().all(|a| a["brand_color"].as_str().is_some_and(|c| c.len() == 7 && c.starts_with('#'))));
+    assert!(all.iter().all(|a| a["brand_color"]
+        .as_str()
+        .is_some_and(|c| c.len() == 7 && c.starts_with('#'))));
 }

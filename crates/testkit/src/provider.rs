@@ -63,29 +63,49 @@ impl SimRow {
     fn scopes(&self) -> Vec<String> {
         let s = self.settings_with_defaults();
         let list: Vec<String> = match s.get("scopes") {
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-            _ => self.entry.oauth.as_ref().map(|o| o.default_scopes.clone()).unwrap_or_default(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => self
+                .entry
+                .oauth
+                .as_ref()
+                .map(|o| o.default_scopes.clone())
+                .unwrap_or_default(),
         };
         list.iter().map(|x| self.entry.fill_text(x, &s)).collect()
     }
     pub fn authorize_url(&self) -> Option<Url> {
         let t = self.entry.oauth.as_ref()?.authorize_url.as_deref()?;
-        self.entry.fill(t, &self.settings_with_defaults(), &BTreeMap::new()).ok()
+        self.entry
+            .fill(t, &self.settings_with_defaults(), &BTreeMap::new())
+            .ok()
     }
     pub fn token_url(&self) -> Option<Url> {
         let t = self.entry.oauth.as_ref()?.token_url.as_deref()?;
-        self.entry.fill(t, &self.settings_with_defaults(), &BTreeMap::new()).ok()
+        self.entry
+            .fill(t, &self.settings_with_defaults(), &BTreeMap::new())
+            .ok()
     }
     pub fn base_url(&self) -> Option<Url> {
         let s = self.settings_with_defaults();
         if let Some(b) = s.get("base_url").and_then(Value::as_str) {
             return Url::parse(b).ok();
         }
-        self.entry.fill(self.entry.base_url.as_deref()?, &s, &self.kept()).ok()
+        self.entry
+            .fill(self.entry.base_url.as_deref()?, &s, &self.kept())
+            .ok()
     }
     /// The verification request's method and URL.
     pub fn verify_request(&self) -> Option<(String, Url)> {
-        let Some(VerifySpec::Http { method, path: Some(path), .. }) = &self.entry.verify else {
+        let Some(VerifySpec::Http {
+            method,
+            path: Some(path),
+            ..
+        }) = &self.entry.verify
+        else {
             return None;
         };
         let s = self.settings_with_defaults();
@@ -95,7 +115,11 @@ impl SimRow {
             let base = self.base_url()?;
             let p = self.entry.fill_text(path, &s);
             let mut u = base.clone();
-            let joined = format!("{}/{}", base.path().trim_end_matches('/'), p.trim_start_matches('/'));
+            let joined = format!(
+                "{}/{}",
+                base.path().trim_end_matches('/'),
+                p.trim_start_matches('/')
+            );
             match joined.split_once('?') {
                 Some((a, b)) => {
                     u.set_path(a);
@@ -110,7 +134,10 @@ impl SimRow {
     /// Every origin this row's requests go to.
     pub fn origins(&self) -> Vec<String> {
         let mut out = vec![];
-        for u in [self.authorize_url(), self.token_url(), self.base_url()].into_iter().flatten() {
+        for u in [self.authorize_url(), self.token_url(), self.base_url()]
+            .into_iter()
+            .flatten()
+        {
             out.push(u.origin().ascii_serialization());
         }
         if let Some((_, u)) = self.verify_request() {
@@ -176,7 +203,9 @@ impl ProviderSim {
         let mut listeners = BTreeMap::new();
         let mut tasks = vec![];
         for origin in origins {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             let addr = l.local_addr().expect("addr");
             let app = axum::Router::new()
                 .fallback(handle)
@@ -186,7 +215,11 @@ impl ProviderSim {
             }));
             listeners.insert(origin, format!("http://{addr}"));
         }
-        Self { sim, listeners, tasks }
+        Self {
+            sim,
+            listeners,
+            tasks,
+        }
     }
 
     /// `LATCHKEY_OUTBOUND_REWRITES` pairs sending every origin to its listener.
@@ -218,24 +251,42 @@ impl ProviderSim {
 
     /// The kinds of requests a row's provider received, in order.
     pub fn seen(&self, row_id: &str) -> Vec<String> {
-        self.sim.seen.lock().unwrap().get(row_id).cloned().unwrap_or_default()
+        self.sim
+            .seen
+            .lock()
+            .unwrap()
+            .get(row_id)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
 fn bad(entry: &str, why: impl std::fmt::Display) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        axum::Json(json!({"error": "invalid_request", "error_description": format!("[{entry}] {why}")})),
+        axum::Json(
+            json!({"error": "invalid_request", "error_description": format!("[{entry}] {why}")}),
+        ),
     )
         .into_response()
 }
 
 fn oauth_error(row: &SimRow, status: StatusCode, error: &str) -> Response {
     if row.entry.quirks.iter().any(|q| q == "slack_ok_envelope") {
-        let slack = if error == "invalid_grant" { "invalid_refresh_token" } else { error };
+        let slack = if error == "invalid_grant" {
+            "invalid_refresh_token"
+        } else {
+            error
+        };
         return axum::Json(json!({"ok": false, "error": slack})).into_response();
     }
-    (status, axum::Json(json!({"error": error, "error_description": format!("[{}] {error}", row.entry.id)}))).into_response()
+    (
+        status,
+        axum::Json(
+            json!({"error": error, "error_description": format!("[{}] {error}", row.entry.id)}),
+        ),
+    )
+        .into_response()
 }
 
 fn note(sim: &Sim, row: &SimRow, what: &str) {
@@ -262,7 +313,9 @@ async fn handle(
         if let Some(cid) = q.get("client_id") {
             if let Some((i, row)) = sim.rows.iter().enumerate().find(|(_, r)| {
                 &r.client_id() == cid
-                    && r.authorize_url().is_some_and(|u| u.origin().ascii_serialization() == origin && u.path() == path)
+                    && r.authorize_url().is_some_and(|u| {
+                        u.origin().ascii_serialization() == origin && u.path() == path
+                    })
             }) {
                 return authorize(&sim, i, row, &q);
             }
@@ -273,7 +326,10 @@ async fn handle(
             .rows
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.token_url().is_some_and(|u| u.origin().ascii_serialization() == origin && u.path() == path))
+            .filter(|(_, r)| {
+                r.token_url()
+                    .is_some_and(|u| u.origin().ascii_serialization() == origin && u.path() == path)
+            })
             .map(|(i, _)| i)
             .collect();
         if !token_rows.is_empty() {
@@ -281,15 +337,25 @@ async fn handle(
         }
     }
     if path == "/oauth2/metadata" && origin == "https://login.mailchimp.com" {
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         let tok = auth.strip_prefix("OAuth ").unwrap_or_default();
         let g = sim.grants.lock().unwrap();
         return match g.access.get(tok) {
             Some(&i) => {
                 let row = &sim.rows[i];
-                axum::Json(json!({"dc": "us1", "api_endpoint": kept_value(&row.entry.id, "api_endpoint")})).into_response()
+                axum::Json(
+                    json!({"dc": "us1", "api_endpoint": kept_value(&row.entry.id, "api_endpoint")}),
+                )
+                .into_response()
             }
-            None => (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_token"}))).into_response(),
+            None => (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "invalid_token"})),
+            )
+                .into_response(),
         };
     }
     api(&sim, &origin, &method, &uri, &headers, &q)
@@ -309,11 +375,24 @@ fn authorize(sim: &Sim, i: usize, row: &SimRow, q: &HashMap<String, String>) -> 
     };
     let want = row.scopes().join(&o.scope_separator);
     if !want.is_empty() && q.get("scope") != Some(&want) {
-        return bad(id, format!("scope must be `{want}` (separator `{}`), got {:?}", o.scope_separator, q.get("scope")));
+        return bad(
+            id,
+            format!(
+                "scope must be `{want}` (separator `{}`), got {:?}",
+                o.scope_separator,
+                q.get("scope")
+            ),
+        );
     }
     let challenge = q.get("code_challenge").cloned();
     if o.pkce != challenge.is_some() {
-        return bad(id, format!("PKCE is {} for this provider", if o.pkce { "required" } else { "not used" }));
+        return bad(
+            id,
+            format!(
+                "PKCE is {} for this provider",
+                if o.pkce { "required" } else { "not used" }
+            ),
+        );
     }
     if o.pkce && q.get("code_challenge_method").map(String::as_str) != Some("S256") {
         return bad(id, "code_challenge_method must be S256");
@@ -329,9 +408,12 @@ fn authorize(sim: &Sim, i: usize, row: &SimRow, q: &HashMap<String, String>) -> 
     let mut g = sim.grants.lock().unwrap();
     g.counter += 1;
     let code = format!("code-{id}-{}", g.counter);
-    g.codes.insert(code.clone(), (i, challenge, redirect.clone()));
+    g.codes
+        .insert(code.clone(), (i, challenge, redirect.clone()));
     let mut loc = Url::parse(redirect).expect("redirect uri");
-    loc.query_pairs_mut().append_pair("code", &code).append_pair("state", state);
+    loc.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", state);
     (StatusCode::FOUND, [("location", loc.to_string())]).into_response()
 }
 
@@ -351,7 +433,11 @@ fn set_path(doc: &mut Value, path: &str, v: Value) {
 }
 
 fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> Response {
-    let ctype = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let ctype = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let form: HashMap<String, String> = if ctype.starts_with("application/json") {
         serde_json::from_slice::<Map<String, Value>>(body)
             .unwrap_or_default()
@@ -367,8 +453,15 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())));
-    let cid = basic.as_ref().map(|(a, _)| a.clone()).or_else(|| form.get("client_id").cloned()).unwrap_or_default();
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        });
+    let cid = basic
+        .as_ref()
+        .map(|(a, _)| a.clone())
+        .or_else(|| form.get("client_id").cloned())
+        .unwrap_or_default();
     let Some(&i) = candidates.iter().find(|&&i| sim.rows[i].client_id() == cid) else {
         return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client", "error_description": format!("unknown client {cid}")}))).into_response();
     };
@@ -377,17 +470,31 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
     let o = row.entry.oauth.as_ref().expect("oauth");
     let json_body = ctype.starts_with("application/json");
     if (o.token_body == TokenBody::Json) != json_body {
-        return bad(id, format!("the token request must be {:?}, got content type {ctype}", o.token_body));
+        return bad(
+            id,
+            format!(
+                "the token request must be {:?}, got content type {ctype}",
+                o.token_body
+            ),
+        );
     }
     match o.client_auth.unwrap_or(ClientAuthMethod::ClientSecretBasic) {
         ClientAuthMethod::ClientSecretBasic => {
-            if basic.as_ref().map(|(_, s)| s.clone()) != Some(row.client_secret()) || form.contains_key("client_secret") {
-                return bad(id, "client_secret_basic: the client must authenticate with HTTP Basic only");
+            if basic.as_ref().map(|(_, s)| s.clone()) != Some(row.client_secret())
+                || form.contains_key("client_secret")
+            {
+                return bad(
+                    id,
+                    "client_secret_basic: the client must authenticate with HTTP Basic only",
+                );
             }
         }
         ClientAuthMethod::ClientSecretPost => {
             if basic.is_some() || form.get("client_secret") != Some(&row.client_secret()) {
-                return bad(id, "client_secret_post: id and secret must be in the body, no Basic header");
+                return bad(
+                    id,
+                    "client_secret_post: id and secret must be in the body, no Basic header",
+                );
             }
         }
     }
@@ -411,7 +518,8 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
             }
             if let Some(ch) = challenge {
                 let v = form.get("code_verifier").cloned().unwrap_or_default();
-                let h = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()));
+                let h = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(Sha256::digest(v.as_bytes()));
                 if h != ch {
                     return bad(id, "the PKCE verifier does not match");
                 }
@@ -441,8 +549,7 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
     let f = &o.token_fields;
     set_path(&mut doc, f.path("access_token"), json!(at));
     set_path(&mut doc, f.path("token_type"), json!("Bearer"));
-    let issue_refresh = grant == "authorization_code"
-        && o.refresh != RefreshStyle::None
+    let issue_refresh = grant == "authorization_code" && o.refresh != RefreshStyle::None
         || grant == "refresh_token" && o.refresh == RefreshStyle::Rotate;
     if issue_refresh {
         let rt = format!("rt-{id}-{}", g.counter);
@@ -464,47 +571,102 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
 }
 
 /// The credential the row's rule puts on a request, as (header name, value) or a query pair.
-fn expected(row: &SimRow, token: Option<&str>) -> (Vec<(String, String)>, Option<(String, String)>) {
+fn expected(
+    row: &SimRow,
+    token: Option<&str>,
+) -> (Vec<(String, String)>, Option<(String, String)>) {
     let lookup = |k: &str| -> String {
         if k == "access_token" {
             return token.unwrap_or_default().to_string();
         }
-        row.creds.get(k).cloned().or_else(|| row.settings.get(k).and_then(Value::as_str).map(str::to_string)).unwrap_or_default()
+        row.creds
+            .get(k)
+            .cloned()
+            .or_else(|| {
+                row.settings
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
     };
     let fill = |t: &str| -> String {
         let mut out = t.to_string();
-        for name in ["access_token", "api_key", "username", "password", "api_secret", "application_key", "secret_key"] {
+        for name in [
+            "access_token",
+            "api_key",
+            "username",
+            "password",
+            "api_secret",
+            "application_key",
+            "secret_key",
+        ] {
             out = out.replace(&format!("{{{name}}}"), &lookup(name));
         }
         out
     };
-    let default = if token.is_some() { "{access_token}" } else if row.mode == AuthMode::Basic { "{username}" } else { "{api_key}" };
+    let default = if token.is_some() {
+        "{access_token}"
+    } else if row.mode == AuthMode::Basic {
+        "{username}"
+    } else {
+        "{api_key}"
+    };
     let mut headers = vec![];
     let mut query = None;
     match &row.entry.inject {
-        None if token.is_some() => headers.push(("authorization".into(), format!("Bearer {}", lookup("access_token")))),
+        None if token.is_some() => headers.push((
+            "authorization".into(),
+            format!("Bearer {}", lookup("access_token")),
+        )),
         None if row.mode == AuthMode::Basic => {
-            let b = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", lookup("username"), lookup("password")));
+            let b = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                lookup("username"),
+                lookup("password")
+            ));
             headers.push(("authorization".into(), format!("Basic {b}")));
         }
-        None if row.entry.setting("api_key_name").is_none() => {
-            headers.push(("authorization".into(), format!("Bearer {}", lookup("api_key"))))
-        }
+        None if row.entry.setting("api_key_name").is_none() => headers.push((
+            "authorization".into(),
+            format!("Bearer {}", lookup("api_key")),
+        )),
         None => {
             let s = row.settings_with_defaults();
-            let name = s.get("api_key_name").and_then(Value::as_str).unwrap_or("X-API-Key").to_ascii_lowercase();
+            let name = s
+                .get("api_key_name")
+                .and_then(Value::as_str)
+                .unwrap_or("X-API-Key")
+                .to_ascii_lowercase();
             headers.push((name, lookup("api_key")));
         }
         Some(rule) => {
             let value = fill(rule.value.as_deref().unwrap_or(default));
             match rule.style {
-                InjectStyle::Bearer => headers.push(("authorization".into(), format!("Bearer {value}"))),
-                InjectStyle::Header => headers.push((rule.name.clone().unwrap_or("Authorization".into()).to_ascii_lowercase(), value)),
-                InjectStyle::Query => query = Some((rule.name.clone().unwrap_or("key".into()), value)),
+                InjectStyle::Bearer => {
+                    headers.push(("authorization".into(), format!("Bearer {value}")))
+                }
+                InjectStyle::Header => headers.push((
+                    rule.name
+                        .clone()
+                        .unwrap_or("Authorization".into())
+                        .to_ascii_lowercase(),
+                    value,
+                )),
+                InjectStyle::Query => {
+                    query = Some((rule.name.clone().unwrap_or("key".into()), value))
+                }
                 InjectStyle::Basic => {
                     let user = fill(rule.username.as_deref().unwrap_or(default));
-                    let pass = fill(rule.password.as_deref().unwrap_or(if row.mode == AuthMode::Basic { "{password}" } else { "" }));
-                    let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                    let pass = fill(rule.password.as_deref().unwrap_or(
+                        if row.mode == AuthMode::Basic {
+                            "{password}"
+                        } else {
+                            ""
+                        },
+                    ));
+                    let b =
+                        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
                     headers.push(("authorization".into(), format!("Basic {b}")));
                 }
             }
@@ -523,19 +685,44 @@ fn expected(row: &SimRow, token: Option<&str>) -> (Vec<(String, String)>, Option
     (headers, query)
 }
 
-fn api(sim: &Sim, origin: &str, method: &Method, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, String>) -> Response {
-    let header_ok = |want: &[(String, String)]| want.iter().all(|(k, v)| headers.get(k.as_str()).and_then(|h| h.to_str().ok()) == Some(v.as_str()));
-    let access: Vec<(String, usize)> = sim.grants.lock().unwrap().access.iter().map(|(k, v)| (k.clone(), *v)).collect();
+fn api(
+    sim: &Sim,
+    origin: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Response {
+    let header_ok = |want: &[(String, String)]| {
+        want.iter()
+            .all(|(k, v)| headers.get(k.as_str()).and_then(|h| h.to_str().ok()) == Some(v.as_str()))
+    };
+    let access: Vec<(String, usize)> = sim
+        .grants
+        .lock()
+        .unwrap()
+        .access
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     let mut found: Option<usize> = None;
     let mut near: Option<String> = None;
     for (i, row) in sim.rows.iter().enumerate() {
-        let on_origin = row.base_url().is_some_and(|u| u.origin().ascii_serialization() == origin)
-            || row.verify_request().is_some_and(|(_, u)| u.origin().ascii_serialization() == origin);
+        let on_origin = row
+            .base_url()
+            .is_some_and(|u| u.origin().ascii_serialization() == origin)
+            || row
+                .verify_request()
+                .is_some_and(|(_, u)| u.origin().ascii_serialization() == origin);
         if !on_origin {
             continue;
         }
         let tokens: Vec<Option<&str>> = if row.mode.is_oauth() {
-            access.iter().filter(|(_, r)| *r == i).map(|(t, _)| Some(t.as_str())).collect()
+            access
+                .iter()
+                .filter(|(_, r)| *r == i)
+                .map(|(t, _)| Some(t.as_str()))
+                .collect()
         } else {
             vec![None]
         };
@@ -546,8 +733,15 @@ fn api(sim: &Sim, origin: &str, method: &Method, uri: &Uri, headers: &HeaderMap,
                 found = Some(i);
                 break;
             }
-            if want_h.iter().take(1).all(|(k, v)| headers.get(k.as_str()).and_then(|h| h.to_str().ok()) == Some(v.as_str())) && q_ok {
-                near = Some(format!("[{}] the credential is right but the fixed headers are not: want {:?}", row.entry.id, want_h.iter().map(|(k, _)| k).collect::<Vec<_>>()));
+            if want_h.iter().take(1).all(|(k, v)| {
+                headers.get(k.as_str()).and_then(|h| h.to_str().ok()) == Some(v.as_str())
+            }) && q_ok
+            {
+                near = Some(format!(
+                    "[{}] the credential is right but the fixed headers are not: want {:?}",
+                    row.entry.id,
+                    want_h.iter().map(|(k, _)| k).collect::<Vec<_>>()
+                ));
             }
         }
         if found.is_some() {
@@ -559,19 +753,40 @@ fn api(sim: &Sim, origin: &str, method: &Method, uri: &Uri, headers: &HeaderMap,
     };
     let row = &sim.rows[i];
     if let Some((m, u)) = row.verify_request() {
-        let mut got_q: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        let mut got_q: Vec<(String, String)> =
+            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
         let mut want_q: Vec<(String, String)> = u.query_pairs().into_owned().collect();
-        if let Some(rule) = row.entry.inject.as_ref().filter(|r| r.style == InjectStyle::Query) {
+        if let Some(rule) = row
+            .entry
+            .inject
+            .as_ref()
+            .filter(|r| r.style == InjectStyle::Query)
+        {
             got_q.retain(|(k, _)| Some(k) != rule.name.as_ref());
         }
         got_q.sort();
         want_q.sort();
-        if u.origin().ascii_serialization() == origin && u.path() == uri.path() && m == method.as_str() && got_q == want_q {
+        if u.origin().ascii_serialization() == origin
+            && u.path() == uri.path()
+            && m == method.as_str()
+            && got_q == want_q
+        {
             note(sim, row, "verify");
             let mut doc = json!({"id": format!("user-{}", row.entry.id)});
-            if let Some(VerifySpec::Http { expect_pointer: Some(p), expect_value, .. }) = &row.entry.verify {
+            if let Some(VerifySpec::Http {
+                expect_pointer: Some(p),
+                expect_value,
+                ..
+            }) = &row.entry.verify
+            {
                 let path = p.trim_start_matches('/').replace('/', ".");
-                set_path(&mut doc, &path, expect_value.clone().unwrap_or(json!("present")));
+                set_path(
+                    &mut doc,
+                    &path,
+                    expect_value.clone().unwrap_or(json!("present")),
+                );
             }
             return axum::Json(doc).into_response();
         }

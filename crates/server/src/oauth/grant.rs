@@ -3,11 +3,11 @@
 //! of milliseconds, a `signature` over `id` + `issued_at`, and the org and user in `id`.
 
 use super::provider::{parse_identity_url, ClientAuth, Flavor, Provider};
-use latchkey_core::catalog::{json_path, TokenBody};
 use crate::outbound::Outbound;
 use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
+use latchkey_core::catalog::{json_path, TokenBody};
 use latchkey_core::model::TokenMeta;
 use latchkey_core::secret::SecretString;
 use secrecy::ExposeSecret;
@@ -228,12 +228,14 @@ pub fn parse_token_answer(
         }
     };
     let top = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
-    let access_token = at("access_token").filter(|s| !s.is_empty()).ok_or_else(|| {
-        GrantError::Transport(format!(
-            "the token answer has no access token at `{}`",
-            provider.token_fields.path("access_token")
-        ))
-    })?;
+    let access_token = at("access_token")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            GrantError::Transport(format!(
+                "the token answer has no access token at `{}`",
+                provider.token_fields.path("access_token")
+            ))
+        })?;
     let raw = RawTokens {
         access_token,
         refresh_token: at("refresh_token").filter(|s| !s.is_empty()),
@@ -320,9 +322,7 @@ fn read_tokens(
         Some(secs) if secs > 0 => now + Duration::seconds(secs.min(NEVER_SECS)),
         // No expiry and nothing to refresh with: the token lasts until it is revoked (Shopify,
         // Notion, Slack without rotation); a 401 then says so.
-        _ if provider.flavor == Flavor::Generic
-            && raw.refresh_token.is_none() =>
-        {
+        _ if provider.flavor == Flavor::Generic && raw.refresh_token.is_none() => {
             now + Duration::seconds(NEVER_SECS)
         }
         _ => issued_at.unwrap_or(now) + Duration::seconds(provider.session_timeout_secs),

@@ -38,8 +38,12 @@ pub fn take(mode: AuthMode, creds: &mut SecretFields) -> ApiResult<Option<Import
             format!("a grant can be imported only into an oauth2_code connection, not `{mode}`"),
         ));
     }
-    let access_token = creds.remove("access_token").filter(|t| !t.expose_secret().is_empty());
-    let refresh_token = creds.remove("refresh_token").filter(|t| !t.expose_secret().is_empty());
+    let access_token = creds
+        .remove("access_token")
+        .filter(|t| !t.expose_secret().is_empty());
+    let refresh_token = creds
+        .remove("refresh_token")
+        .filter(|t| !t.expose_secret().is_empty());
     let expires_at = match creds.remove("expires_at") {
         None => None,
         Some(v) => Some(parse_time(v.expose_secret()).ok_or_else(|| {

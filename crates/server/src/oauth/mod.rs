@@ -328,9 +328,8 @@ pub async fn check(
         }
         Flavor::Generic => {
             let (method, path) = crate::verify::verify_request(app, conn_settings);
-            let mut url =
-                crate::verify::verify_url(app, conn_settings, &tokens.meta.extra, &path)
-                    .map_err(|e| (e.to_string(), String::new()))?;
+            let mut url = crate::verify::verify_url(app, conn_settings, &tokens.meta.extra, &path)
+                .map_err(|e| (e.to_string(), String::new()))?;
             let shown = format!("{method} {url}");
             let inj = crate::inject::for_token(app, tokens.access_token.expose_secret())
                 .map_err(|e| (e.to_string(), String::new()))?;

@@ -4,9 +4,9 @@
 
 use crate::error::{ApiError, ApiResult};
 use latchkey_core::catalog::{AppEntry, ClientAuthMethod, RefreshStyle, TokenBody, TokenFields};
-use std::collections::BTreeMap;
 use latchkey_core::model::AuthMode;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use url::Url;
 
 /// Salesforce's scopes that yield a refresh token.

@@ -16,11 +16,9 @@ pub async fn after_token(out: &Outbound, tokens: &mut Tokens) -> Result<(), Gran
     let url = out
         .prepare(&url)
         .map_err(|e| GrantError::Transport(e.to_string()))?;
-    let mut hv = http::HeaderValue::from_str(&format!(
-        "OAuth {}",
-        tokens.access_token.expose_secret()
-    ))
-    .map_err(|_| GrantError::Transport("the token cannot go in a header".into()))?;
+    let mut hv =
+        http::HeaderValue::from_str(&format!("OAuth {}", tokens.access_token.expose_secret()))
+            .map_err(|_| GrantError::Transport("the token cannot go in a header".into()))?;
     hv.set_sensitive(true);
     let resp = out
         .client()
@@ -44,7 +42,10 @@ pub async fn after_token(out: &Outbound, tokens: &mut Tokens) -> Result<(), Gran
                 .extra
                 .insert("api_endpoint".into(), e.trim_end_matches('/').to_string());
             if let Some(dc) = doc.get("dc").and_then(Value::as_str) {
-                tokens.meta.extra.insert("dc".into(), dc.chars().take(20).collect());
+                tokens
+                    .meta
+                    .extra
+                    .insert("dc".into(), dc.chars().take(20).collect());
             }
             Ok(())
         }

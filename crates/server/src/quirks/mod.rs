@@ -11,7 +11,10 @@ mod tests {
     fn every_known_quirk_has_a_module() {
         let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/quirks");
         for q in latchkey_core::catalog::KNOWN_QUIRKS {
-            assert!(here.join(format!("{q}.rs")).exists(), "quirk {q} has no module");
+            assert!(
+                here.join(format!("{q}.rs")).exists(),
+                "quirk {q} has no module"
+            );
         }
     }
 }

@@ -57,7 +57,10 @@ pub fn monograms(cat: &latchkey_core::catalog::Catalog) -> HashMap<String, Strin
     for e in cat.iter() {
         let base = monogram(&e.name);
         let letters: Vec<char> = e.name.chars().filter(|c| c.is_alphanumeric()).collect();
-        let first = letters.first().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+        let first = letters
+            .first()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default();
         let mut candidates = vec![base.clone()];
         for c in letters.iter().skip(1) {
             candidates.push(format!("{first}{}", c.to_lowercase()));
@@ -83,8 +86,14 @@ impl AppView {
             description: e.description.clone(),
             category: e.category().to_string(),
             categories: e.categories.clone(),
-            brand_color: e.brand_color.clone().unwrap_or_else(|| fallback_color(&e.id)),
-            monogram: marks.get(&e.id).cloned().unwrap_or_else(|| monogram(&e.name)),
+            brand_color: e
+                .brand_color
+                .clone()
+                .unwrap_or_else(|| fallback_color(&e.id)),
+            monogram: marks
+                .get(&e.id)
+                .cloned()
+                .unwrap_or_else(|| monogram(&e.name)),
             auth_modes: e.auth_modes.clone(),
             base_url: e.base_url.clone(),
             settings: e.settings.clone(),
@@ -109,13 +118,24 @@ pub fn monogram(name: &str) -> String {
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect();
-    let first = |w: &str| w.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+    let first = |w: &str| {
+        w.chars()
+            .next()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default()
+    };
     match words.as_slice() {
         [] => "?".into(),
         [one] => {
             let mut cs = one.chars();
-            let a = cs.next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
-            let b = cs.next().map(|c| c.to_lowercase().to_string()).unwrap_or_default();
+            let a = cs
+                .next()
+                .map(|c| c.to_uppercase().to_string())
+                .unwrap_or_default();
+            let b = cs
+                .next()
+                .map(|c| c.to_lowercase().to_string())
+                .unwrap_or_default();
             format!("{a}{b}")
         }
         [a, b, ..] => format!("{}{}", first(a), first(b)),
@@ -124,9 +144,9 @@ pub fn monogram(name: &str) -> String {
 
 /// A colour for an entry that names none, derived from its id.
 fn fallback_color(id: &str) -> String {
-    let h = id
-        .bytes()
-        .fold(2166136261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16777619));
+    let h = id.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    });
     format!("#{:06X}", h & 0x7F7F7F)
 }
 
@@ -178,12 +198,24 @@ fn listed(
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     if let Some(c) = q.category.as_deref().filter(|c| !c.is_empty()) {
         if !latchkey_core::catalog::CATEGORIES.contains(&c) {
-            return Err(ApiError::invalid("category", format!("unknown category `{}`", c.chars().take(40).collect::<String>()))
-                .hint(format!("categories are: {}", latchkey_core::catalog::CATEGORIES.join(", "))));
+            return Err(ApiError::invalid(
+                "category",
+                format!(
+                    "unknown category `{}`",
+                    c.chars().take(40).collect::<String>()
+                ),
+            )
+            .hint(format!(
+                "categories are: {}",
+                latchkey_core::catalog::CATEGORIES.join(", ")
+            )));
         }
     }
     if q.q.as_deref().is_some_and(|s| s.len() > 200) {
-        return Err(ApiError::invalid("q", "the search is longer than 200 characters"));
+        return Err(ApiError::invalid(
+            "q",
+            "the search is longer than 200 characters",
+        ));
     }
     let marks = monograms(&state.catalog);
     let rows: Vec<&AppEntry> = state
@@ -201,7 +233,13 @@ fn listed(
         rows,
         limit,
         |a| a.id.clone(),
-        |a| AppView::new(a, counts.map(|c| c.get(&a.id).copied().unwrap_or(0)), &marks),
+        |a| {
+            AppView::new(
+                a,
+                counts.map(|c| c.get(&a.id).copied().unwrap_or(0)),
+                &marks,
+            )
+        },
     ))
 }
 

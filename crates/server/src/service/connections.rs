@@ -37,6 +37,10 @@ pub struct CreateConnection {
     pub settings: Map<String, Value>,
     /// Secret fields of the auth mode (`api_key`; `username`+`password`; `host`, `port`,
     /// `database`, `username`, `password`; …). Encrypted before they are stored; never answered.
+    /// An `oauth2_code` connection may also take `access_token`, `refresh_token` and
+    /// `expires_at` (RFC 3339 or epoch seconds): an existing grant, imported without a browser
+    /// step (checked by the verification request or a refresh; a dead refresh token saves the
+    /// connection `revoked` with a hint).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub credentials: SecretFields,
@@ -331,8 +335,17 @@ pub async fn build(
         let provider = Provider::for_connection(app, mode, &record.settings)?;
         let client = oauth::client_for(state, ws, &app.id, &body.credentials).await?;
         if let Some(grant) = imported {
-            crate::oauth::import::apply(state, ws, app, &mut record, &provider, &client, grant, check)
-                .await?;
+            crate::oauth::import::apply(
+                state,
+                ws,
+                app,
+                &mut record,
+                &provider,
+                &client,
+                grant,
+                check,
+            )
+            .await?;
         } else if mode == AuthMode::OAuth2Code {
             record.status = ConnectionStatus::PendingAuthorization;
             record.status_reason = Some("waiting for the browser authorization".into());
