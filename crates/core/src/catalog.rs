@@ -484,7 +484,7 @@ impl AppEntry {
         for (what, t) in self.templates() {
             for (name, pos) in crate::template::placeholders(t) {
                 let is_setting = self.setting(&name).is_some();
-                let is_kept = kept.iter().any(|k| *k == name);
+                let is_kept = kept.contains(&name);
                 if pos == crate::template::Position::Origin && !is_kept {
                     return bad(format!(
                         "{what} opens with `{{{name}}}`, which is no kept token field"

@@ -570,11 +570,10 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
     axum::Json(doc).into_response()
 }
 
+type Pair = (String, String);
+
 /// The credential the row's rule puts on a request, as (header name, value) or a query pair.
-fn expected(
-    row: &SimRow,
-    token: Option<&str>,
-) -> (Vec<(String, String)>, Option<(String, String)>) {
+fn expected(row: &SimRow, token: Option<&str>) -> (Vec<Pair>, Option<Pair>) {
     let lookup = |k: &str| -> String {
         if k == "access_token" {
             return token.unwrap_or_default().to_string();
