@@ -225,4 +225,7 @@ pub const ROWS: &[(&str, &str)] = &[
     ("zoho-crm", r#"{}"#),
     ("zoom", r#"{}"#),
     ("zuora", r#"{}"#),
+    ("gong", r#"{}"#),
+    ("outreach", r#"{}"#),
+    ("salesloft", r#"{}"#),
 ];
