@@ -95,7 +95,7 @@ pub const ROWS: &[(&str, &str)] = &[
     ("google-search-console", r#"{}"#),
     ("google-sheets", r#"{}"#),
     ("gorgias", r#"{"subdomain": "acme"}"#),
-    ("greenhouse", r#"{}"#),
+    ("greenhouse", r#"{"user_id": "12345"}"#),
     ("gusto", r#"{}"#),
     ("harvest", r#"{"account_id": "123456"}"#),
     ("help-scout", r#"{}"#),
