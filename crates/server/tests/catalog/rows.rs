@@ -176,7 +176,6 @@ pub const ROWS: &[(&str, &str)] = &[
         "salesforce-marketing-cloud",
         r#"{"subdomain": "mc563885gzs27c5t9-63k636ttgm"}"#,
     ),
-    ("sap-successfactors", r#"{"api_host": "api4"}"#),
     ("scaleway", r#"{}"#),
     ("segment", r#"{}"#),
     ("sendgrid", r#"{}"#),
