@@ -11,7 +11,6 @@ pub const ROWS: &[(&str, &str)] = &[
     ("aircall", r#"{}"#),
     ("airtable", r#"{}"#),
     ("algolia", r#"{"app_id": "ABCDEF1234"}"#),
-    ("amazon-selling-partner", r#"{}"#),
     ("amplitude", r#"{}"#),
     ("anthropic", r#"{}"#),
     ("asana", r#"{}"#),
