@@ -61,7 +61,6 @@ pub const ROWS: &[(&str, &str)] = &[
     ("dropbox-sign", r#"{}"#),
     ("dropbox", r#"{}"#),
     ("easypost", r#"{}"#),
-    ("ebay", r#"{}"#),
     ("egnyte", r#"{"domain": "acme"}"#),
     ("elastic-cloud", r#"{}"#),
     ("etsy", r#"{"keystring": "1aa2bb33c44d55eeeeee6fff"}"#),
