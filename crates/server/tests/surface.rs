@@ -153,6 +153,7 @@ async fn openapi_health_and_metrics() {
     let m = app
         .client
         .get(format!("{}/metrics", app.url))
+        .bearer_auth(&app.admin_key)
         .send()
         .await
         .unwrap();
