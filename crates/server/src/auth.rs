@@ -177,10 +177,7 @@ impl TrustedProxies {
 /// IPv4-mapped IPv6 addresses as the IPv4 address they are.
 fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(std::net::IpAddr::V4)
-            .unwrap_or(ip),
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
         v4 => v4,
     }
 }
@@ -330,8 +327,10 @@ pub async fn caller_for_session(
             scopes: k.scopes,
             via_session: true,
         }),
-        _ => Err(unauthorized("the API key this web UI session was made with was revoked")
-            .hint("sign in again at /ui/login")),
+        _ => Err(
+            unauthorized("the API key this web UI session was made with was revoked")
+                .hint("sign in again at /ui/login"),
+        ),
     }
 }
 

@@ -51,7 +51,12 @@ async fn sign_in_with(app: &TestApp, key: &str) -> String {
     set.split(';').next().unwrap().trim().to_string()
 }
 
-async fn with_cookie(app: &TestApp, method: reqwest::Method, path: &str, cookie: &str) -> (u16, Value) {
+async fn with_cookie(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    cookie: &str,
+) -> (u16, Value) {
     let mut req = app
         .client
         .request(method.clone(), format!("{}{path}", app.url))
@@ -96,22 +101,49 @@ async fn the_ui_session_opens_no_secret_and_proxied_pages_are_sandboxed() {
     let cookie = sign_in_with(&app, &app.admin_key).await;
 
     // The session still does what the UI needs.
-    let (status, _) = with_cookie(&app, reqwest::Method::GET, "/v1/workspaces/acme/connections", &cookie).await;
+    let (status, _) = with_cookie(
+        &app,
+        reqwest::Method::GET,
+        "/v1/workspaces/acme/connections",
+        &cookie,
+    )
+    .await;
     assert_eq!(status, 200);
 
     // But not tokens, credentials or the proxy, even for an admin's session.
     for (method, path) in [
-        (reqwest::Method::GET, "/v1/workspaces/acme/connections/site/credentials"),
-        (reqwest::Method::GET, "/v1/workspaces/acme/connections/site/token"),
-        (reqwest::Method::POST, "/v1/workspaces/acme/connections/site/token/refresh"),
-        (reqwest::Method::GET, "/v1/workspaces/acme/connections/site/proxy/page"),
-        (reqwest::Method::POST, "/v1/workspaces/acme/connections/site/proxy/page"),
+        (
+            reqwest::Method::GET,
+            "/v1/workspaces/acme/connections/site/credentials",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/workspaces/acme/connections/site/token",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/workspaces/acme/connections/site/token/refresh",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/workspaces/acme/connections/site/proxy/page",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/workspaces/acme/connections/site/proxy/page",
+        ),
     ] {
         let (status, body) = with_cookie(&app, method.clone(), path, &cookie).await;
         assert_eq!(status, 401, "{method} {path}: {body}");
         assert_eq!(body["error"], "api_key_required", "{method} {path}: {body}");
-        assert!(body["message"].as_str().unwrap().contains("API key"), "{body}");
-        assert!(body["hint"].is_string() && body["details"].is_object(), "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("API key"),
+            "{body}"
+        );
+        assert!(
+            body["hint"].is_string() && body["details"].is_object(),
+            "{body}"
+        );
     }
 
     // An API key still works, and a proxied answer carries Latchkey's sandbox policy instead of
@@ -122,16 +154,30 @@ async fn the_ui_session_opens_no_secret_and_proxied_pages_are_sandboxed() {
     assert_eq!(creds.status, 200, "{}", creds.text);
     let page = app
         .client
-        .get(format!("{}/v1/workspaces/acme/connections/site/proxy/page", app.url))
+        .get(format!(
+            "{}/v1/workspaces/acme/connections/site/proxy/page",
+            app.url
+        ))
         .bearer_auth(&app.admin_key)
         .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let csp: Vec<&HeaderValue> = page.headers().get_all("content-security-policy").iter().collect();
-    assert_eq!(csp, [&HeaderValue::from_static("sandbox; default-src 'none'")]);
-    let nosniff: Vec<&HeaderValue> = page.headers().get_all("x-content-type-options").iter().collect();
+    let csp: Vec<&HeaderValue> = page
+        .headers()
+        .get_all("content-security-policy")
+        .iter()
+        .collect();
+    assert_eq!(
+        csp,
+        [&HeaderValue::from_static("sandbox; default-src 'none'")]
+    );
+    let nosniff: Vec<&HeaderValue> = page
+        .headers()
+        .get_all("x-content-type-options")
+        .iter()
+        .collect();
     assert_eq!(nosniff, [&HeaderValue::from_static("nosniff")]);
     assert!(page.text().await.unwrap().contains("document.title"));
 }
@@ -144,14 +190,22 @@ fn hash(value: &str) -> String {
 async fn sessions_are_random_ids_kept_by_the_server() {
     let app = spawn_app().await;
     app.workspace("acme").await;
-    let store = latchkey_store::open(&app.config.database_url).await.unwrap();
+    let store = latchkey_store::open(&app.config.database_url)
+        .await
+        .unwrap();
 
     let cookie = sign_in_with(&app, &app.admin_key).await;
-    let value = cookie.strip_prefix("latchkey_session=").unwrap().to_string();
+    let value = cookie
+        .strip_prefix("latchkey_session=")
+        .unwrap()
+        .to_string();
     assert_eq!(value.len(), 43, "256 random bits, base64url: {value}");
     // Nothing of the key is in the cookie.
     for piece in app.admin_key.as_bytes().windows(8) {
-        assert!(!value.contains(std::str::from_utf8(piece).unwrap()), "{value}");
+        assert!(
+            !value.contains(std::str::from_utf8(piece).unwrap()),
+            "{value}"
+        );
     }
     let again = sign_in_with(&app, &app.admin_key).await;
     assert_ne!(cookie, again, "every sign-in is a new session");
@@ -179,11 +233,17 @@ async fn sessions_are_random_ids_kept_by_the_server() {
     assert_eq!(session_csrf(&app, &cookie).await, None);
     let (status, _) = with_cookie(&app, reqwest::Method::GET, "/v1/workspaces", &cookie).await;
     assert_eq!(status, 401, "a signed-out cookie replayed is refused");
-    assert!(session_csrf(&app, &again).await.is_some(), "the other session lives on");
+    assert!(
+        session_csrf(&app, &again).await.is_some(),
+        "the other session lives on"
+    );
 
     // Revoking a key ends the sessions made with it.
     let reader = app
-        .post("/v1/api-keys", json!({"name": "ui", "workspace": "acme", "scopes": ["read"]}))
+        .post(
+            "/v1/api-keys",
+            json!({"name": "ui", "workspace": "acme", "scopes": ["read"]}),
+        )
         .await;
     let (reader_id, reader_key) = (
         reader.body["id"].as_str().unwrap().to_string(),
@@ -192,7 +252,12 @@ async fn sessions_are_random_ids_kept_by_the_server() {
     let theirs = sign_in_with(&app, &reader_key).await;
     let theirs_value = theirs.strip_prefix("latchkey_session=").unwrap();
     assert!(session_csrf(&app, &theirs).await.is_some());
-    assert_eq!(app.delete(&format!("/v1/api-keys/{reader_id}")).await.status, 204);
+    assert_eq!(
+        app.delete(&format!("/v1/api-keys/{reader_id}"))
+            .await
+            .status,
+        204
+    );
     assert!(
         store
             .session(&hash(theirs_value), chrono::Utc::now())
@@ -232,7 +297,10 @@ async fn sign_out_ends_the_session_on_every_instance_of_a_cluster() {
         .unwrap();
     assert_eq!(out.status(), 303);
     let (status, body) = with_cookie(&b, reqwest::Method::GET, "/v1/workspaces", &cookie).await;
-    assert_eq!(status, 401, "signed out on one instance, refused on the other: {body}");
+    assert_eq!(
+        status, 401,
+        "signed out on one instance, refused on the other: {body}"
+    );
     assert_eq!(session_csrf(&b, &cookie).await, None);
     let page = b
         .client
@@ -261,7 +329,14 @@ async fn throttling_slows_failures_but_never_refuses_a_valid_key() {
     let mut statuses = Vec::new();
     for i in 0..14 {
         // A forged X-Forwarded-For changes nothing: the peer is no trusted proxy.
-        statuses.push(try_key(&app, &format!("lk_guess{i}"), Some(&format!("198.51.100.{i}"))).await);
+        statuses.push(
+            try_key(
+                &app,
+                &format!("lk_guess{i}"),
+                Some(&format!("198.51.100.{i}")),
+            )
+            .await,
+        );
     }
     assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
     assert_eq!(&statuses[10..], &[429; 4], "{statuses:?}");
@@ -287,8 +362,14 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     // Another client behind the same proxy is its own address.
     assert_eq!(try_key(&app, "lk_guess", Some("203.0.113.2")).await, 401);
     // A client cannot pose as another by writing its own entry first: the proxy's is used.
-    assert_eq!(try_key(&app, "lk_guess", Some("203.0.113.2, 203.0.113.1")).await, 429);
-    assert_eq!(try_key(&app, &app.admin_key, Some("203.0.113.1")).await, 200);
+    assert_eq!(
+        try_key(&app, "lk_guess", Some("203.0.113.2, 203.0.113.1")).await,
+        429
+    );
+    assert_eq!(
+        try_key(&app, &app.admin_key, Some("203.0.113.1")).await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -308,7 +389,10 @@ async fn request_headers_over_64_kib_are_refused_with_431() {
     assert_eq!(big.status(), 431);
     let body: Value = big.json().await.unwrap();
     assert_eq!(body["error"], "headers_too_large", "{body}");
-    assert!(body["hint"].is_string() && body["details"].is_object(), "{body}");
+    assert!(
+        body["hint"].is_string() && body["details"].is_object(),
+        "{body}"
+    );
     let fine = send(vec![24 * 1024, 24 * 1024]).await.unwrap();
     assert_eq!(fine.status(), 200);
 }
@@ -319,30 +403,53 @@ async fn admin_keys_are_made_on_purpose_and_every_key_event_is_audited() {
     app.workspace("acme").await;
     let missing = app.post("/v1/api-keys", json!({"name": "oops"})).await;
     assert_eq!(missing.status, 422, "{}", missing.text);
-    assert_eq!(missing.body["details"]["field"], "workspace", "{}", missing.text);
-    assert!(
-        missing.body["message"].as_str().unwrap().contains("\"workspace\": null"),
+    assert_eq!(
+        missing.body["details"]["field"], "workspace",
         "{}",
         missing.text
     );
-    let admin = app.post("/v1/api-keys", json!({"name": "ops", "workspace": null})).await;
+    assert!(
+        missing.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"workspace\": null"),
+        "{}",
+        missing.text
+    );
+    let admin = app
+        .post("/v1/api-keys", json!({"name": "ops", "workspace": null}))
+        .await;
     assert_eq!(admin.status, 201, "{}", admin.text);
     assert_eq!(admin.body["workspace"], Value::Null);
     let ws_key = app
-        .post("/v1/api-keys", json!({"name": "etl", "workspace": "acme", "scopes": ["read"]}))
+        .post(
+            "/v1/api-keys",
+            json!({"name": "etl", "workspace": "acme", "scopes": ["read"]}),
+        )
         .await;
     assert_eq!(ws_key.status, 201, "{}", ws_key.text);
     // Only an admin makes keys.
     let reader = ws_key.body["key"].as_str().unwrap();
     let r = app
-        .call_as(reader, reqwest::Method::POST, "/v1/api-keys", Some(json!({"name": "x", "workspace": null})))
+        .call_as(
+            reader,
+            reqwest::Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "x", "workspace": null})),
+        )
         .await;
     assert_eq!(r.status, 403);
 
     let admin_id = admin.body["id"].as_str().unwrap();
     let ws_id = ws_key.body["id"].as_str().unwrap();
-    assert_eq!(app.delete(&format!("/v1/api-keys/{admin_id}")).await.status, 204);
-    assert_eq!(app.delete(&format!("/v1/api-keys/{ws_id}")).await.status, 204);
+    assert_eq!(
+        app.delete(&format!("/v1/api-keys/{admin_id}")).await.status,
+        204
+    );
+    assert_eq!(
+        app.delete(&format!("/v1/api-keys/{ws_id}")).await.status,
+        204
+    );
 
     let instance = app.get("/v1/events").await;
     assert_eq!(instance.status, 200, "{}", instance.text);
@@ -363,23 +470,43 @@ async fn admin_keys_are_made_on_purpose_and_every_key_event_is_audited() {
         ("api_key.revoked", admin_id),
         ("api_key.revoked", ws_id),
     ] {
-        assert!(seen.contains(&(action.to_string(), id.to_string())), "{action} {id}: {seen:?}");
+        assert!(
+            seen.contains(&(action.to_string(), id.to_string())),
+            "{action} {id}: {seen:?}"
+        );
     }
-    assert!(!instance.text.contains("lk_"), "no key in events: {}", instance.text);
+    assert!(
+        !instance.text.contains("lk_"),
+        "no key in events: {}",
+        instance.text
+    );
     // The workspace's own log has its key's events; the admin key's are not there.
     let ws_events = app.get("/v1/workspaces/acme/events").await;
     let actions: Vec<(&str, &str)> = ws_events.body["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["action"].as_str().unwrap(), e["target_id"].as_str().unwrap_or("")))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["target_id"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert!(actions.contains(&("api_key.created", ws_id)), "{actions:?}");
     assert!(actions.contains(&("api_key.revoked", ws_id)), "{actions:?}");
-    assert!(!actions.iter().any(|(_, id)| *id == admin_id), "{actions:?}");
+    assert!(
+        !actions.iter().any(|(_, id)| *id == admin_id),
+        "{actions:?}"
+    );
     // A workspace key does not read the instance log.
     let other = app.workspace_key("acme", &["read"]).await;
-    assert_eq!(app.call_as(&other, reqwest::Method::GET, "/v1/events", None).await.status, 403);
+    assert_eq!(
+        app.call_as(&other, reqwest::Method::GET, "/v1/events", None)
+            .await
+            .status,
+        403
+    );
 }
 
 #[tokio::test]
@@ -397,7 +524,9 @@ async fn metrics_need_the_metrics_scope_unless_made_public() {
     assert_eq!(anon.status(), 401);
     let body: Value = anon.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized");
-    let reader = app.workspace_key("acme", &["read", "proxy", "secrets", "write"]).await;
+    let reader = app
+        .workspace_key("acme", &["read", "proxy", "secrets", "write"])
+        .await;
     let r = scrape(&app, Some(reader)).await.unwrap();
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
@@ -405,8 +534,18 @@ async fn metrics_need_the_metrics_scope_unless_made_public() {
     let monitor = app.workspace_key("acme", &["metrics"]).await;
     let m = scrape(&app, Some(monitor)).await.unwrap();
     assert_eq!(m.status(), 200);
-    assert!(m.text().await.unwrap().contains("latchkey_http_requests_total"));
-    assert_eq!(scrape(&app, Some(app.admin_key.clone())).await.unwrap().status(), 200);
+    assert!(m
+        .text()
+        .await
+        .unwrap()
+        .contains("latchkey_http_requests_total"));
+    assert_eq!(
+        scrape(&app, Some(app.admin_key.clone()))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let public = spawn_app_with(|c| c.metrics_public = true).await;
     assert_eq!(scrape(&public, None).await.unwrap().status(), 200);

@@ -632,9 +632,9 @@ async fn probe_outcome(b: &Browser) -> (String, Vec<String>) {
     loop {
         console.extend(b.console().await);
         let title = b.client.title().await.unwrap_or_default();
-        let blocked = console.iter().any(|m| {
-            m.contains("sandboxed") || m.contains("Content Security Policy")
-        });
+        let blocked = console
+            .iter()
+            .any(|m| m.contains("sandboxed") || m.contains("Content Security Policy"));
         if title.starts_with("probe:ran") || blocked {
             return (title, console);
         }
@@ -679,10 +679,7 @@ async fn probe_scenario(b: &Browser, app: &TestApp, upstream: &str) {
         json!({"headers": {"Authorization": format!("Bearer {proxy_key}")}}),
     )
     .await;
-    let proxied = format!(
-        "{}/v1/workspaces/acme/connections/site/proxy/page",
-        app.url
-    );
+    let proxied = format!("{}/v1/workspaces/acme/connections/site/proxy/page", app.url);
     b.goto(&proxied).await;
     let (title, console) = probe_outcome(b).await;
     b.cdp("Network.setExtraHTTPHeaders", json!({"headers": {}}))

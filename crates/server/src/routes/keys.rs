@@ -102,13 +102,13 @@ pub async fn create_key(
         ));
     }
     let ws = match &body.workspace {
-        None => {
-            return Err(ApiError::invalid(
-                "workspace",
-                "say which workspace the key is for, or `\"workspace\": null` for an admin key",
-            )
-            .hint("an admin key may do everything everywhere: it is made only when asked for explicitly"))
-        }
+        None => return Err(ApiError::invalid(
+            "workspace",
+            "say which workspace the key is for, or `\"workspace\": null` for an admin key",
+        )
+        .hint(
+            "an admin key may do everything everywhere: it is made only when asked for explicitly",
+        )),
         Some(Some(slug)) => Some(state.store.workspace_by_slug(slug).await?.ok_or_else(|| {
             ApiError::invalid("workspace", format!("there is no workspace `{slug}`"))
         })?),

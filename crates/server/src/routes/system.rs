@@ -3,10 +3,10 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
-use latchkey_core::model::Scope;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use latchkey_core::model::Scope;
 use serde::Serialize;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

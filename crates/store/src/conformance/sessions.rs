@@ -35,7 +35,10 @@ pub async fn sessions(store: &dyn Store) {
         "a session reads back exactly"
     );
     assert_eq!(
-        store.session(&expired.id_hash, now()).await.expect("session"),
+        store
+            .session(&expired.id_hash, now())
+            .await
+            .expect("session"),
         None,
         "an expired session is not found"
     );
@@ -107,6 +110,9 @@ pub async fn instance_events(store: &dyn Store) {
         .await
         .expect("list");
     assert_eq!(rest, written[2..], "the cursor gives older events");
-    let newest = store.list_instance_events(&page(500, None)).await.expect("list");
+    let newest = store
+        .list_instance_events(&page(500, None))
+        .await
+        .expect("list");
     assert!(newest.iter().any(|e| e.id == ids[2]));
 }
