@@ -499,6 +499,39 @@ async fn admin_keys_are_made_on_purpose_and_every_key_event_is_audited() {
         !actions.iter().any(|(_, id)| *id == admin_id),
         "{actions:?}"
     );
+    // The API document says so.
+    let doc: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let create = &doc["components"]["schemas"]["CreateKey"];
+    assert!(
+        create["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("workspace")),
+        "{create}"
+    );
+    assert!(
+        create["properties"]["workspace"]
+            .to_string()
+            .contains("null"),
+        "{create}"
+    );
+    assert!(
+        doc["components"]["schemas"]["Scope"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("metrics")),
+        "{}",
+        doc["components"]["schemas"]["Scope"]
+    );
+    assert!(doc["paths"]["/v1/events"]["get"].is_object());
     // A workspace key does not read the instance log.
     let other = app.workspace_key("acme", &["read"]).await;
     assert_eq!(
