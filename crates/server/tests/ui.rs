@@ -462,7 +462,7 @@ async fn ui_headers_session_cookie_and_csrf() {
         assert!(set.contains(attr), "{attr} missing: {set}");
     }
     assert!(!set.contains("Secure"), "plain http: {set}");
-    assert!(!set.contains(&app.admin_key), "the key is sealed");
+    assert!(!set.contains(&app.admin_key), "the key is not in the cookie");
 
     // The page and GET /ui/session give the CSRF token.
     let session: Value = c
@@ -540,7 +540,7 @@ async fn ui_headers_session_cookie_and_csrf() {
         .unwrap();
     assert_eq!(there.status(), 200);
 
-    // Sign-out clears the cookie.
+    // Sign-out clears the cookie (and ends the session: see tests/trust.rs).
     let out = c
         .post(format!("{}/ui/logout", app.url))
         .header("cookie", &cookie)
