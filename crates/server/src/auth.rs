@@ -266,7 +266,7 @@ impl FromRequestParts<AppState> for Caller {
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
-        caller_for_key(state, key, Some(client_ip(state, parts))).await
+        caller_for_key(state, key, client_ip(state, parts)).await
     }
 }
 
@@ -301,9 +301,8 @@ impl FromRequestParts<AppState> for KeyCaller {
 }
 
 /// The client's address: the TCP peer, or what a trusted proxy says in `X-Forwarded-For`.
-pub fn client_ip(state: &AppState, parts: &Parts) -> std::net::IpAddr {
-    let peer = peer(parts).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    state.config.trusted_proxies.client(peer, &parts.headers)
+pub fn client_ip(state: &AppState, parts: &Parts) -> Option<std::net::IpAddr> {
+    peer(parts).map(|p| state.config.trusted_proxies.client(p, &parts.headers))
 }
 
 /// The client's address, when the server knows it.

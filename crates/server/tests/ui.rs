@@ -462,7 +462,10 @@ async fn ui_headers_session_cookie_and_csrf() {
         assert!(set.contains(attr), "{attr} missing: {set}");
     }
     assert!(!set.contains("Secure"), "plain http: {set}");
-    assert!(!set.contains(&app.admin_key), "the key is not in the cookie");
+    assert!(
+        !set.contains(&app.admin_key),
+        "the key is not in the cookie"
+    );
 
     // The page and GET /ui/session give the CSRF token.
     let session: Value = c
