@@ -379,6 +379,32 @@ async fn a_workspace_key_works_in_its_workspace_only() {
 }
 
 #[tokio::test]
+async fn an_admin_key_is_made_only_when_asked_for() {
+    let app = spawn_app().await;
+    let out = run(&app, &["key", "create", "--name", "oops"]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--admin"), "{}", out.stderr);
+    let out = run(
+        &app,
+        &["key", "create", "--name", "ops", "--admin", "--json"],
+    )
+    .await;
+    let key = out.assert_ok().json();
+    assert_eq!(key["workspace"], Value::Null, "{key}");
+    assert!(key["key"].as_str().unwrap().starts_with("lk_"));
+    let events = app.get("/v1/events").await;
+    assert!(
+        events.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "api_key.created" && e["target_id"] == key["id"]),
+        "{}",
+        events.text
+    );
+}
+
+#[tokio::test]
 async fn client_errors_say_how_to_fix_them() {
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

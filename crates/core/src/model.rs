@@ -125,6 +125,9 @@ string_enum!(
         Secrets = "secrets",
         /// Call applications through the proxy.
         Proxy = "proxy",
+        /// Read the instance's Prometheus metrics at `/metrics` (counts and latencies by route
+        /// template, pool gauges by connection id; never a name or a secret).
+        Metrics = "metrics",
     }
 );
 
@@ -274,6 +277,79 @@ pub struct Event {
     pub target_id: Option<String>,
     pub target_name: Option<String>,
     pub details: serde_json::Value,
+}
+
+/// An audit event that belongs to no workspace: admin keys created or revoked, and every key
+/// event as the instance's administrators see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceEvent {
+    pub id: EventId,
+    pub at: DateTime<Utc>,
+    /// `key_…` id of the API key that acted, or `system`.
+    pub actor: String,
+    /// `api_key.created`, `api_key.revoked`, …
+    pub action: String,
+    pub target_id: Option<String>,
+    pub target_name: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// Who a web UI session acts as. An API key today; people signing in with single sign-on or a
+/// password will be another kind of subject of the same sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SessionSubject {
+    /// Signed in with this API key; revoking the key ends the session.
+    ApiKey(ApiKeyId),
+}
+
+impl SessionSubject {
+    /// The kind as stored (`api_key`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionSubject::ApiKey(_) => "api_key",
+        }
+    }
+
+    /// The subject's id as stored.
+    pub fn id(&self) -> &str {
+        match self {
+            SessionSubject::ApiKey(id) => id.as_str(),
+        }
+    }
+
+    /// The subject from its stored kind and id.
+    pub fn parse(kind: &str, id: &str) -> Result<Self, crate::CoreError> {
+        match kind {
+            "api_key" => Ok(SessionSubject::ApiKey(ApiKeyId::parse(id)?)),
+            other => Err(crate::CoreError::invalid(
+                "session subject",
+                format!("unknown subject kind `{other}`"),
+            )),
+        }
+    }
+}
+
+/// A web UI session as the server keeps it. The cookie carries a random id of 256 bits; only
+/// its SHA-256 is stored, so whoever reads the database cannot take over a session.
+#[derive(Clone, PartialEq)]
+pub struct UiSession {
+    /// Hex SHA-256 of the session id.
+    pub id_hash: String,
+    pub subject: SessionSubject,
+    /// The token scripts send in `X-CSRF-Token` on requests that change something.
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for UiSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UiSession")
+            .field("subject", &self.subject)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The concurrency level a connection gets when none is set (SPEC §1).

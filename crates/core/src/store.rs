@@ -10,8 +10,8 @@
 
 use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, FlowId, WorkspaceId};
 use crate::model::{
-    ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, OAuthClientRecord, OAuthState,
-    Workspace, WrappedDataKey,
+    ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, InstanceEvent, OAuthClientRecord,
+    OAuthState, SessionSubject, UiSession, Workspace, WrappedDataKey,
 };
 use crate::StoreError;
 use async_trait::async_trait;
@@ -195,6 +195,29 @@ pub trait EventStore: Send + Sync {
     async fn append_event(&self, event: &Event) -> StoreResult<()>;
     /// Newest first; `page.after` is an event id and the page holds older events.
     async fn list_events(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Event>>;
+    /// Appends an event that belongs to no workspace.
+    async fn append_instance_event(&self, event: &InstanceEvent) -> StoreResult<()>;
+    /// Instance events, newest first, paged like [`EventStore::list_events`].
+    async fn list_instance_events(&self, page: &Page) -> StoreResult<Vec<InstanceEvent>>;
+}
+
+/// Web UI sessions, shared by every instance so that ending one ends it everywhere.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, session: &UiSession) -> StoreResult<()>;
+    /// The session whose id hashes to `id_hash`, if it has not expired by `now`.
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Option<UiSession>>;
+    /// Ends one session; false when there was none.
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool>;
+    /// Ends every session of a subject (its key was revoked); how many there were.
+    async fn delete_sessions_of(&self, subject: &SessionSubject) -> StoreResult<u64>;
+    /// Forgets sessions that expired before `now`; how many.
+    async fn delete_expired_sessions(&self, now: chrono::DateTime<chrono::Utc>)
+        -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -253,6 +276,7 @@ pub trait Store:
     + EventStore
     + OAuthStore
     + SlotStore
+    + SessionStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -74,9 +74,10 @@ impl KeyCache {
 }
 
 /// Failed sign-ins (unknown, revoked or malformed API keys, over the API or the UI's sign-in
-/// form) counted per client address. Past [`FREE_FAILURES`] in [`FAILURE_WINDOW`], every attempt
-/// from that address answers 429 until the window has passed: guessing keys gets slow, and a
-/// throttled caller learns nothing about whether a key was right.
+/// form) counted per client address. Past [`FREE_FAILURES`] in [`FAILURE_WINDOW`], each further
+/// failure from that address waits a little longer before its answer (up to [`MAX_DELAY`]) and
+/// answers 429 with `Retry-After`: guessing keys gets slow. A request with a valid key is never
+/// held back: an attacker sharing an address (or spoofing one) cannot lock anybody out.
 #[derive(Default)]
 pub struct AuthThrottle {
     failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
@@ -84,17 +85,13 @@ pub struct AuthThrottle {
 
 pub const FREE_FAILURES: u32 = 10;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// The longest a failed attempt is held before its answer.
+pub const MAX_DELAY: Duration = Duration::from_secs(3);
 
 impl AuthThrottle {
-    /// Seconds until the address may try again, when it is throttled.
-    pub fn blocked(&self, ip: std::net::IpAddr) -> Option<u32> {
-        let map = self.failures.lock().expect("throttle lock");
-        let (count, since) = map.get(&ip)?;
-        let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
-        (*count >= FREE_FAILURES).then(|| left.as_secs().max(1) as u32)
-    }
-
-    pub fn fail(&self, ip: std::net::IpAddr) {
+    /// Counts a failure; past the free ones, how long to hold the answer and the seconds the
+    /// address should wait before trying again.
+    pub fn fail(&self, ip: std::net::IpAddr) -> Option<(Duration, u32)> {
         let mut map = self.failures.lock().expect("throttle lock");
         if map.len() > 100_000 {
             map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
@@ -103,10 +100,85 @@ impl AuthThrottle {
         if e.1.elapsed() >= FAILURE_WINDOW {
             *e = (0, Instant::now());
         }
-        e.0 += 1;
-        if e.0 == FREE_FAILURES {
-            tracing::warn!(client = %ip, "repeated failed sign-ins: throttling this address");
+        e.0 = e.0.saturating_add(1);
+        if e.0 == FREE_FAILURES + 1 {
+            tracing::warn!(client = %ip, "repeated failed sign-ins: slowing this address down");
         }
+        let excess = e.0.checked_sub(FREE_FAILURES).filter(|n| *n > 0)?;
+        let delay = (Duration::from_millis(100) * excess).min(MAX_DELAY);
+        let left = FAILURE_WINDOW
+            .saturating_sub(e.1.elapsed())
+            .as_secs()
+            .max(1) as u32;
+        Some((delay, left))
+    }
+}
+
+/// The networks whose `X-Forwarded-For` is believed (`LATCHKEY_TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Comma-separated CIDR ranges or single addresses; empty trusts nobody.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let net = match item.parse::<ipnet::IpNet>() {
+                Ok(n) => n,
+                Err(_) => match item.parse::<std::net::IpAddr>() {
+                    Ok(ip) => ipnet::IpNet::from(ip),
+                    Err(_) => {
+                        return Err(format!(
+                            "`{item}` is not a CIDR range (10.0.0.0/8, fd00::/8) or an address"
+                        ))
+                    }
+                },
+            };
+            nets.push(net.trunc());
+        }
+        Ok(Self(nets))
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client's address: the direct peer, unless the peer is a trusted proxy; then the
+    /// nearest address in `X-Forwarded-For` that is not one of ours (the entries a proxy
+    /// appended last are the only ones it vouches for; the leftmost are the client's word).
+    pub fn client(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        if !self.contains(peer) {
+            return peer;
+        }
+        let hops: Vec<std::net::IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|s| s.trim().parse::<std::net::IpAddr>().map(canonical))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+        let mut client = peer;
+        for hop in hops.into_iter().rev() {
+            client = hop;
+            if !self.contains(hop) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as the IPv4 address they are.
+fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
     }
 }
 
@@ -116,6 +188,9 @@ pub struct Caller {
     pub key_id: ApiKeyId,
     pub workspace: Option<WorkspaceId>,
     pub scopes: Vec<Scope>,
+    /// True when the request was authenticated by the web UI's session cookie rather than an
+    /// `Authorization` header (see [`KeyCaller`]).
+    pub via_session: bool,
 }
 
 impl Caller {
@@ -169,9 +244,9 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
-            // The web UI's session cookie (HttpOnly, SameSite=Strict, sealed); requests that
-            // change something must also carry its CSRF token.
-            return match crate::ui::session::from_headers(state, &parts.headers) {
+            // The web UI's session cookie (HttpOnly, SameSite=Strict); requests that change
+            // something must also carry its CSRF token.
+            return match crate::ui::session::from_headers(state, &parts.headers).await? {
                 None => Err(unauthorized("no API key was given")),
                 Some(None) => Err(unauthorized("the web UI session expired or is not valid")
                     .hint("sign in again at /ui/login")),
@@ -179,7 +254,7 @@ impl FromRequestParts<AppState> for Caller {
                     if !parts.method.is_safe() {
                         session.check_csrf(&parts.headers)?;
                     }
-                    caller_for_key(state, session.api_key(), peer(parts)).await
+                    caller_for_session(state, &session).await
                 }
             };
         };
@@ -191,8 +266,43 @@ impl FromRequestParts<AppState> for Caller {
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
-        caller_for_key(state, key, peer(parts)).await
+        caller_for_key(state, key, client_ip(state, parts)).await
     }
+}
+
+/// A caller authenticated by an API key in the `Authorization` header, never by the web UI's
+/// session cookie. The endpoints that hand out secret material or act with it (tokens,
+/// credentials, the proxy) take only this: a page that manages to run script in a signed-in
+/// browser still cannot reach them.
+#[derive(Debug, Clone)]
+pub struct KeyCaller(pub Caller);
+
+impl FromRequestParts<AppState> for KeyCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if parts.headers.get(header::AUTHORIZATION).is_none()
+            && crate::ui::session::cookie_value(&parts.headers).is_some()
+        {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "api_key_required",
+                "the web UI session is not accepted here: tokens, credentials and the proxy need an API key",
+            )
+            .hint("send `Authorization: Bearer <api key>` with a key that has the needed scope"));
+        }
+        let caller = Caller::from_request_parts(parts, state).await?;
+        debug_assert!(!caller.via_session);
+        Ok(KeyCaller(caller))
+    }
+}
+
+/// The client's address: the TCP peer, or what a trusted proxy says in `X-Forwarded-For`.
+pub fn client_ip(state: &AppState, parts: &Parts) -> Option<std::net::IpAddr> {
+    peer(parts).map(|p| state.config.trusted_proxies.client(p, &parts.headers))
 }
 
 /// The client's address, when the server knows it.
@@ -203,26 +313,49 @@ pub fn peer(parts: &Parts) -> Option<std::net::IpAddr> {
         .map(|c| c.0.ip())
 }
 
+/// The caller a web UI session stands for, or 401 when what it was made with is gone.
+pub async fn caller_for_session(
+    state: &AppState,
+    session: &crate::ui::session::Session,
+) -> Result<Caller, ApiError> {
+    let latchkey_core::model::SessionSubject::ApiKey(id) = session.subject();
+    match state.store.api_key(id).await? {
+        Some(k) if k.revoked_at.is_none() => Ok(Caller {
+            key_id: k.id,
+            workspace: k.workspace_id,
+            scopes: k.scopes,
+            via_session: true,
+        }),
+        _ => Err(
+            unauthorized("the API key this web UI session was made with was revoked")
+                .hint("sign in again at /ui/login"),
+        ),
+    }
+}
+
 /// The caller an API key stands for (through the cache), or 401 for an unknown, malformed or
-/// revoked key.
+/// revoked key. A valid key always gets in; failures from an address past the free ones are
+/// held a while and answered 429.
 pub async fn caller_for_key(
     state: &AppState,
     key: &str,
-    peer: Option<std::net::IpAddr>,
+    client: Option<std::net::IpAddr>,
 ) -> Result<Caller, ApiError> {
-    if let Some(secs) = peer.and_then(|ip| state.throttle.blocked(ip)) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_failures",
-            "too many failed sign-ins from this address",
-        )
-        .hint(format!("wait {secs} s; check the API key you are sending"))
-        .retry_after(secs));
-    }
     let result = lookup(state, key).await;
-    if let (Err(e), Some(ip)) = (&result, peer) {
+    if let (Err(e), Some(ip)) = (&result, client) {
         if e.status == StatusCode::UNAUTHORIZED {
-            state.throttle.fail(ip);
+            if let Some((delay, secs)) = state.throttle.fail(ip) {
+                tokio::time::sleep(delay).await;
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_failures",
+                    "too many failed sign-ins from this address",
+                )
+                .hint(format!(
+                    "wait {secs} s; check the API key you are sending (a valid key is never refused)"
+                ))
+                .retry_after(secs));
+            }
         }
     }
     result
@@ -246,6 +379,7 @@ async fn lookup(state: &AppState, key: &str) -> Result<Caller, ApiError> {
             key_id: k.id,
             workspace: k.workspace_id,
             scopes: k.scopes,
+            via_session: false,
         }),
         Some(_) => Err(unauthorized("this API key was revoked")),
         None => Err(unauthorized("unknown API key")),
@@ -265,5 +399,38 @@ mod tests {
         assert_eq!(hash_key(&a), hash_key(&a));
         assert_ne!(hash_key(&a), hash_key(&b));
         assert!(!hash_key(&a).contains(&a[3..]));
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8, ::1").unwrap();
+        let client: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+        let proxy: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        let outsider: std::net::IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(trusted.client(proxy, &xff("203.0.113.7")), client);
+        // A client's own claim at the left is not believed past the proxy's entry.
+        assert_eq!(
+            trusted.client(proxy, &xff("1.2.3.4, 203.0.113.7, 10.0.0.9")),
+            client
+        );
+        assert_eq!(trusted.client(outsider, &xff("203.0.113.7")), outsider);
+        assert_eq!(trusted.client(proxy, &HeaderMap::new()), proxy);
+        assert_eq!(trusted.client(proxy, &xff("garbage")), proxy);
+        let none = TrustedProxies::parse("").unwrap();
+        assert_eq!(none.client(proxy, &xff("203.0.113.7")), proxy);
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("nope").is_err());
     }
 }

@@ -25,6 +25,8 @@ const KEYS: &[&str] = &[
     "catalog_dir",
     "log",
     "log_format",
+    "trusted_proxies",
+    "metrics_public",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +44,8 @@ struct Raw {
     catalog_dir: Option<String>,
     log: String,
     log_format: String,
+    trusted_proxies: String,
+    metrics_public: bool,
 }
 
 impl Default for Raw {
@@ -60,6 +64,8 @@ impl Default for Raw {
             catalog_dir: None,
             log: "info".into(),
             log_format: "text".into(),
+            trusted_proxies: String::new(),
+            metrics_public: false,
         }
     }
 }
@@ -109,6 +115,10 @@ pub struct Config {
     pub catalog_dir: Option<PathBuf>,
     pub log: String,
     pub log_format: LogFormat,
+    /// Peers whose `X-Forwarded-For` names the client (`LATCHKEY_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::auth::TrustedProxies,
+    /// Whether `/metrics` answers without a key (`LATCHKEY_METRICS_PUBLIC`).
+    pub metrics_public: bool,
 }
 
 /// A configuration problem, said so that the operator can fix it.
@@ -172,6 +182,17 @@ impl Config {
                     ))
                 })?;
                 fig.merge(Serialized::default(&k, n))
+            } else if k == "metrics_public" {
+                let b = match v.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" | "" => false,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "LATCHKEY_METRICS_PUBLIC must be true or false, not `{v}`"
+                        )))
+                    }
+                };
+                fig.merge(Serialized::default(&k, b))
             } else {
                 fig.merge(Serialized::default(&k, v))
             };
@@ -269,6 +290,9 @@ impl Config {
                 )))
             }
         };
+        let trusted_proxies = crate::auth::TrustedProxies::parse(&raw.trusted_proxies)
+            .map_err(|e| ConfigError(format!("LATCHKEY_TRUSTED_PROXIES: {e}")))?;
+        let metrics_public = raw.metrics_public;
         let catalog_dir = raw.catalog_dir.filter(|s| !s.is_empty()).map(PathBuf::from);
         if let Some(dir) = &catalog_dir {
             if !Path::new(dir).is_dir() {
@@ -291,6 +315,8 @@ impl Config {
             catalog_dir,
             log: raw.log,
             log_format,
+            trusted_proxies,
+            metrics_public,
         })
     }
 
@@ -386,5 +412,29 @@ mod tests {
         // A numeric-looking value stays a string where a string is expected.
         let c = Config::from_sources(&vars(&[("LATCHKEY_OUTBOUND_ALLOW", "10.0.0.0/8")])).unwrap();
         assert!(c.outbound_allow.allows_ip("10.1.1.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn trusted_proxies_and_public_metrics() {
+        let c = Config::from_sources(&[]).unwrap();
+        assert!(!c.metrics_public);
+        assert!(!c.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        let c = Config::from_sources(&vars(&[
+            ("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.1"),
+            ("LATCHKEY_METRICS_PUBLIC", "true"),
+        ]))
+        .unwrap();
+        assert!(c.metrics_public);
+        assert!(c.trusted_proxies.contains("10.9.9.9".parse().unwrap()));
+        assert!(c.trusted_proxies.contains("192.168.1.1".parse().unwrap()));
+        assert!(!c.trusted_proxies.contains("192.168.1.2".parse().unwrap()));
+        let err = Config::from_sources(&vars(&[("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/99")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LATCHKEY_TRUSTED_PROXIES"), "{err}");
+        let err = Config::from_sources(&vars(&[("LATCHKEY_METRICS_PUBLIC", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LATCHKEY_METRICS_PUBLIC"), "{err}");
     }
 }

@@ -74,13 +74,6 @@ impl KeyRing {
             .cloned()
     }
 
-    /// The key that seals web UI session cookies: derived from the master key, so every
-    /// instance of a cluster opens the cookies the others set (and a master key rotation signs
-    /// everyone out).
-    pub fn session_key(&self) -> DataKey {
-        self.current().derive_key("ui-session-cookie")
-    }
-
     /// Checks at start that the configured master keys unwrap every data key of the store, so a
     /// wrong key is reported at once rather than at the first secret read.
     pub async fn check_master_key(&self) -> Result<(), String> {

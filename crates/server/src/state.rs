@@ -10,7 +10,7 @@ use chrono::Utc;
 use futures::FutureExt;
 use latchkey_core::catalog::Catalog;
 use latchkey_core::ids::{EventId, WorkspaceId};
-use latchkey_core::model::{Event, Scope, Workspace};
+use latchkey_core::model::{Event, InstanceEvent, Scope, Workspace};
 use latchkey_core::store::Store;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -180,6 +180,30 @@ impl AppState {
         };
         if let Err(e) = self.store.append_event(&event).await {
             tracing::error!(error = %e, action, "could not record an audit event");
+        }
+    }
+
+    /// Appends an event that belongs to no workspace (admin keys and the like), listed by
+    /// `GET /v1/events`. Like [`AppState::audit`], a failure is logged, not answered.
+    pub async fn audit_instance(
+        &self,
+        actor: &str,
+        action: &str,
+        target_id: Option<&str>,
+        target_name: Option<&str>,
+        details: serde_json::Value,
+    ) {
+        let event = InstanceEvent {
+            id: EventId::generate(),
+            at: Utc::now(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target_id: target_id.map(str::to_string),
+            target_name: target_name.map(str::to_string),
+            details,
+        };
+        if let Err(e) = self.store.append_instance_event(&event).await {
+            tracing::error!(error = %e, action, "could not record an instance audit event");
         }
     }
 }

@@ -151,6 +151,7 @@ async fn requests_pass_through_with_the_credential_injected() {
     let metrics = app
         .client
         .get(format!("{}/metrics", app.url))
+        .bearer_auth(&app.admin_key)
         .send()
         .await
         .unwrap()

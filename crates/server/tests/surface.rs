@@ -153,6 +153,7 @@ async fn openapi_health_and_metrics() {
     let m = app
         .client
         .get(format!("{}/metrics", app.url))
+        .bearer_auth(&app.admin_key)
         .send()
         .await
         .unwrap();
@@ -221,7 +222,7 @@ async fn repeated_failed_sign_ins_are_slowed_down() {
     }
     assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
     assert_eq!(&statuses[10..], &[429, 429], "{statuses:?}");
-    // While throttled, even a right key learns nothing from this address.
+    // Failures are slowed down, but a right key is never locked out.
     let r = app
         .client
         .get(format!("{}/v1/workspaces", app.url))
@@ -229,7 +230,7 @@ async fn repeated_failed_sign_ins_are_slowed_down() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 429);
+    assert_eq!(r.status(), 200);
     // The UI's sign-in form counts too.
     let form = app
         .client

@@ -462,7 +462,10 @@ async fn ui_headers_session_cookie_and_csrf() {
         assert!(set.contains(attr), "{attr} missing: {set}");
     }
     assert!(!set.contains("Secure"), "plain http: {set}");
-    assert!(!set.contains(&app.admin_key), "the key is sealed");
+    assert!(
+        !set.contains(&app.admin_key),
+        "the key is not in the cookie"
+    );
 
     // The page and GET /ui/session give the CSRF token.
     let session: Value = c
@@ -540,7 +543,7 @@ async fn ui_headers_session_cookie_and_csrf() {
         .unwrap();
     assert_eq!(there.status(), 200);
 
-    // Sign-out clears the cookie.
+    // Sign-out clears the cookie (and ends the session: see tests/trust.rs).
     let out = c
         .post(format!("{}/ui/logout", app.url))
         .header("cookie", &cookie)
@@ -559,6 +562,147 @@ async fn ui_headers_session_cookie_and_csrf() {
     let r = sign_in(&https, "https://latchkey.example.com").await;
     assert_eq!(r.status(), 303);
     assert!(cookie_from(&r).1.contains("; Secure"));
+}
+
+/// A page an application could serve: its script tries to read the UI's session (with the
+/// CSRF token in it) and a token through Latchkey's origin, and says what it got in the title.
+const PROBE_PAGE: &str = r#"<!doctype html>
+<html><head><title>probe:not-run</title></head><body>
+<script>
+(async () => {
+  const out = {};
+  for (const [name, url] of [
+    ["session", "/ui/session"],
+    ["token", "/v1/workspaces/acme/connections/site/token"],
+  ]) {
+    try {
+      const r = await fetch(url, { credentials: "include" });
+      out[name] = r.status + " " + (await r.text()).slice(0, 300);
+    } catch (e) {
+      out[name] = "failed: " + e;
+    }
+  }
+  console.log("latchkey-probe " + JSON.stringify(out));
+  document.title = "probe:ran " + JSON.stringify(out);
+})();
+</script></body></html>"#;
+
+/// An application on loopback that answers every request with [`PROBE_PAGE`].
+async fn start_probe_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new().fallback(|| async {
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            PROBE_PAGE,
+        )
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_proxied_page_cannot_read_the_ui_session() {
+    let Some(browser) = start_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let upstream = start_probe_upstream().await;
+    let outcome = std::panic::AssertUnwindSafe(probe_scenario(&browser, &app, &upstream))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        browser.screenshot("probe-failure").await;
+        browser.print_console().await;
+    }
+    let Browser {
+        client, mut driver, ..
+    } = browser;
+    let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
+    let _ = driver.kill().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Waits (bounded) until the probe page's script has reported, or the browser has said it
+/// blocked the script; returns the title and every console message seen.
+async fn probe_outcome(b: &Browser) -> (String, Vec<String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut console = Vec::new();
+    loop {
+        console.extend(b.console().await);
+        let title = b.client.title().await.unwrap_or_default();
+        let blocked = console
+            .iter()
+            .any(|m| m.contains("sandboxed") || m.contains("Content Security Policy"));
+        if title.starts_with("probe:ran") || blocked {
+            return (title, console);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe page neither ran nor was blocked; title {title:?}, console {console:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn probe_scenario(b: &Browser, app: &TestApp, upstream: &str) {
+    app.workspace("acme").await;
+    let c = app
+        .post(
+            "/v1/workspaces/acme/connections",
+            json!({"name": "site", "app": "generic-api-key", "verify": false,
+                "settings": {"base_url": upstream}, "credentials": {"api_key": "k-987654321"}}),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.text);
+    let proxy_key = app.workspace_key("acme", &["proxy"]).await;
+
+    // Control: opened from the application's own origin, the page's script runs and reports.
+    b.goto(&format!("{upstream}/page")).await;
+    let (title, _) = probe_outcome(b).await;
+    assert!(title.starts_with("probe:ran"), "{title}");
+
+    // Signed in to the UI...
+    b.goto(&format!("{}/ui/login", app.url)).await;
+    b.fill("#api_key", &app.admin_key).await;
+    b.click("form button[type=submit]").await;
+    b.find("#ws-select").await;
+    let _ = b.console().await;
+
+    // ...the browser opens the same page through the proxy, on Latchkey's origin. (A browser
+    // sends no API key by itself; here every request carries the proxy key, as a client that
+    // opened the page with one would.)
+    b.cdp("Network.enable", json!({})).await;
+    b.cdp(
+        "Network.setExtraHTTPHeaders",
+        json!({"headers": {"Authorization": format!("Bearer {proxy_key}")}}),
+    )
+    .await;
+    let proxied = format!("{}/v1/workspaces/acme/connections/site/proxy/page", app.url);
+    b.goto(&proxied).await;
+    let (title, console) = probe_outcome(b).await;
+    b.cdp("Network.setExtraHTTPHeaders", json!({"headers": {}}))
+        .await;
+    assert!(
+        !title.contains("csrf_token") && !title.contains("access_token"),
+        "the proxied page read the UI session or a token: {title}"
+    );
+    assert!(
+        !title.starts_with("probe:ran"),
+        "the proxied page's script ran on Latchkey's origin: {title}"
+    );
+    assert!(
+        !console.iter().any(|m| m.contains("latchkey-probe")),
+        "{console:#?}"
+    );
+
+    // The UI session itself is untouched.
+    b.goto(&format!("{}/ui/connections", app.url)).await;
+    b.find("#ws-select").await;
 }
 
 /// The create pane's application picker: search, category filter, choosing an application

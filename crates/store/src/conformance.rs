@@ -8,6 +8,7 @@ mod connections;
 mod flows;
 mod oauth;
 mod refresh;
+mod sessions;
 mod slots;
 mod workspaces;
 
@@ -19,6 +20,7 @@ pub use connections::{
 pub use flows::{flow_atomicity, flows};
 pub use oauth::{oauth_clients, oauth_states};
 pub use refresh::{connection_version, refresh_lease, tokens};
+pub use sessions::{instance_events, sessions};
 pub use slots::{concurrent_slots, slot_levels, slots};
 pub use workspaces::{data_keys, workspace_delete_cascade, workspaces};
 
@@ -53,6 +55,8 @@ pub async fn run_all(store: &dyn Store) {
     flow_atomicity(store).await;
     api_keys(store).await;
     events(store).await;
+    instance_events(store).await;
+    sessions(store).await;
     slots(store).await;
     slot_levels(store).await;
     concurrent_slots(store).await;

@@ -31,6 +31,7 @@ mod flows;
 mod keys;
 mod oauth;
 mod rows;
+mod sessions;
 mod slots;
 pub mod testing;
 mod workspaces;

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use latchkey_core::crypto::Sealed;
 use latchkey_core::ids::{ApiKeyId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId};
 use latchkey_core::model::{
-    ApiKey, ConnectionRecord, Event, Flow, OAuthClientRecord, OAuthState, Scope, TokenMeta,
-    Workspace, WrappedDataKey,
+    ApiKey, ConnectionRecord, Event, Flow, InstanceEvent, OAuthClientRecord, OAuthState, Scope,
+    SessionSubject, TokenMeta, UiSession, Workspace, WrappedDataKey,
 };
 use latchkey_core::names::{ConnectionName, Environment, FlowName, Slug};
 use latchkey_core::StoreError;
@@ -268,6 +268,56 @@ impl TryFrom<EventRow> for Event {
             target_id: r.target_id,
             target_name: r.target_name,
             details: serde_json::from_str(&r.details).map_err(|e| corrupt("event details", e))?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InstanceEventRow {
+    id: String,
+    at: i64,
+    actor: String,
+    action: String,
+    target_id: Option<String>,
+    target_name: Option<String>,
+    details: String,
+}
+
+impl TryFrom<InstanceEventRow> for InstanceEvent {
+    type Error = StoreError;
+    fn try_from(r: InstanceEventRow) -> Result<Self, StoreError> {
+        Ok(InstanceEvent {
+            id: parse("event id", &r.id, EventId::parse)?,
+            at: from_ms(r.at)?,
+            actor: r.actor,
+            action: r.action,
+            target_id: r.target_id,
+            target_name: r.target_name,
+            details: serde_json::from_str(&r.details).map_err(|e| corrupt("event details", e))?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    id_hash: String,
+    subject_kind: String,
+    subject_id: String,
+    csrf_token: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<SessionRow> for UiSession {
+    type Error = StoreError;
+    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        Ok(UiSession {
+            id_hash: r.id_hash,
+            subject: SessionSubject::parse(&r.subject_kind, &r.subject_id)
+                .map_err(|e| corrupt("session subject", e))?,
+            csrf_token: r.csrf_token,
+            created_at: from_ms(r.created_at)?,
+            expires_at: from_ms(r.expires_at)?,
         })
     }
 }

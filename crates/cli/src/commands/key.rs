@@ -6,15 +6,22 @@ use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCmd {
-    /// Create an API key: an admin key, or with --workspace a key limited to that workspace.
+    /// Create an API key: with --workspace a key limited to that workspace and its scopes, or
+    /// with --admin a key that may do everything everywhere (one of the two is required).
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["workspace", "admin"])))]
     Create {
         #[arg(long)]
         name: String,
         /// Limit the key to this workspace (it then needs at least one --scope).
         #[arg(long, short = 'w')]
         workspace: Option<String>,
-        /// What a workspace key may do (repeatable).
-        #[arg(long = "scope", value_parser = ["read", "write", "secrets", "proxy"], requires = "workspace")]
+        /// Make an admin key: every workspace, every action, key management included.
+        #[arg(long)]
+        admin: bool,
+        /// What a workspace key may do (repeatable): read (metadata and events), write (create,
+        /// edit, delete), secrets (tokens and credentials), proxy (call the application through
+        /// Latchkey), metrics (read /metrics).
+        #[arg(long = "scope", value_parser = ["read", "write", "secrets", "proxy", "metrics"], requires = "workspace")]
         scopes: Vec<String>,
     },
     /// List API keys (never the keys themselves).
@@ -36,8 +43,11 @@ pub async fn run(ctx: &Ctx, cmd: KeyCmd) -> anyhow::Result<ExitCode> {
         KeyCmd::Create {
             name,
             workspace,
+            admin: _,
             scopes,
         } => {
+            // `workspace: null` is said explicitly for an admin key: the server refuses to
+            // guess one from a missing field.
             let body = json!({ "name": name, "workspace": workspace, "scopes": scopes });
             let key = c.post(&["v1", "api-keys"], &body).await?;
             if ctx.json {

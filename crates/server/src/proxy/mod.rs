@@ -6,7 +6,7 @@
 
 pub mod pool;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiError, ApiResult};
 use crate::inject;
 use crate::oauth::tokens;
@@ -181,7 +181,7 @@ pub fn classify_401(headers: &HeaderMap, body: &[u8]) -> Unauthorized {
 /// Calls the application through the connection (scope `proxy`).
 pub async fn handle(
     State(state): State<AppState>,
-    caller: Caller,
+    KeyCaller(caller): KeyCaller,
     Path((ws, conn, path)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {

@@ -1,7 +1,7 @@
 //! Connections: create (verified first), list, show, edit, verify, delete, and the decrypted
 //! credentials for callers with the `secrets` scope.
 
-use crate::auth::Caller;
+use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiResult, ErrorBody, Json, Path, Query};
 use crate::pagination::{self, List};
 use crate::service::connections::{self as svc, ConnectionView, CreateConnection, EditConnection};
@@ -220,7 +220,7 @@ pub async fn delete_connection(
     responses((status = 200, body = CredentialsView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_credentials(
     State(state): State<AppState>,
-    caller: Caller,
+    KeyCaller(caller): KeyCaller,
     Path((ws, conn)): Path<(String, String)>,
 ) -> ApiResult<Json<CredentialsView>> {
     let ws = state.workspace(&caller, &ws, Scope::Secrets).await?;

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::ids::ApiKeyId;
-use latchkey_core::model::{ApiKey, Scope};
+use latchkey_core::model::{ApiKey, Scope, SessionSubject};
 use latchkey_core::secret::RevealOnce;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,11 +17,20 @@ use serde_json::json;
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     pub name: String,
-    /// A workspace slug for a workspace key; null (or left out) for an admin key.
-    pub workspace: Option<String>,
-    /// For workspace keys: any of `read`, `write`, `secrets`, `proxy`. Admin keys may do everything.
+    /// A workspace slug for a workspace key, or `null` for an admin key. Required: an admin key
+    /// is made only when `null` is said explicitly, never because the field was forgotten.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, required = true)]
+    pub workspace: Option<Option<String>>,
+    /// For workspace keys: any of `read`, `write`, `secrets`, `proxy`, `metrics`. Admin keys
+    /// may do everything.
     #[serde(default)]
     pub scopes: Vec<Scope>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -93,10 +102,17 @@ pub async fn create_key(
         ));
     }
     let ws = match &body.workspace {
-        Some(slug) => Some(state.store.workspace_by_slug(slug).await?.ok_or_else(|| {
+        None => return Err(ApiError::invalid(
+            "workspace",
+            "say which workspace the key is for, or `\"workspace\": null` for an admin key",
+        )
+        .hint(
+            "an admin key may do everything everywhere: it is made only when asked for explicitly",
+        )),
+        Some(Some(slug)) => Some(state.store.workspace_by_slug(slug).await?.ok_or_else(|| {
             ApiError::invalid("workspace", format!("there is no workspace `{slug}`"))
         })?),
-        None => None,
+        Some(None) => None,
     };
     let mut scopes = body.scopes.clone();
     scopes.sort();
@@ -104,7 +120,7 @@ pub async fn create_key(
     if ws.is_some() && scopes.is_empty() {
         return Err(
             ApiError::invalid("scopes", "a workspace key needs at least one scope")
-                .hint("scopes are read, write, secrets and proxy"),
+                .hint("scopes are read, write, secrets, proxy and metrics"),
         );
     }
     if ws.is_none() {
@@ -122,6 +138,11 @@ pub async fn create_key(
         revoked_at: None,
     };
     state.store.insert_api_key(&record).await?;
+    let details = json!({
+        "admin": ws.is_none(),
+        "workspace": ws.as_ref().map(|w| w.slug.to_string()),
+        "scopes": record.scopes,
+    });
     if let Some(w) = &ws {
         state
             .audit(
@@ -130,10 +151,19 @@ pub async fn create_key(
                 "api_key.created",
                 Some(record.id.as_str()),
                 Some(&record.name),
-                json!({ "scopes": record.scopes }),
+                details.clone(),
             )
             .await;
     }
+    state
+        .audit_instance(
+            &caller.actor(),
+            "api_key.created",
+            Some(record.id.as_str()),
+            Some(&record.name),
+            details,
+        )
+        .await;
     tracing::info!(key = %record.id, admin = ws.is_none(), "API key created");
     Ok((
         StatusCode::CREATED,
@@ -199,6 +229,12 @@ pub async fn revoke_key(
         .ok_or_else(|| ApiError::not_found("API key", id.as_str()))?;
     if state.store.revoke_api_key(&id, Utc::now()).await? {
         state.keys.forget(&id);
+        // Web UI sessions made with the key end with it, on every instance.
+        let ended = state
+            .store
+            .delete_sessions_of(&SessionSubject::ApiKey(id.clone()))
+            .await?;
+        let details = json!({ "admin": key.workspace_id.is_none(), "sessions_ended": ended });
         if let Some(ws) = &key.workspace_id {
             state
                 .audit(
@@ -207,10 +243,19 @@ pub async fn revoke_key(
                     "api_key.revoked",
                     Some(id.as_str()),
                     Some(&key.name),
-                    json!({}),
+                    details.clone(),
                 )
                 .await;
         }
+        state
+            .audit_instance(
+                &caller.actor(),
+                "api_key.revoked",
+                Some(id.as_str()),
+                Some(&key.name),
+                details,
+            )
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

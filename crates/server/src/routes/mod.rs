@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(events::list_events))
+        .routes(routes!(events::list_instance_events))
         .routes(routes!(admin::master_key_status))
         .routes(routes!(admin::rotate_master_key))
         .routes(routes!(system::healthz))
@@ -121,7 +122,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(deadline))
         .route(
             "/v1/workspaces/{ws}/connections/{conn}/proxy/{*path}",
-            axum::routing::any(crate::proxy::handle).layer(DefaultBodyLimit::disable()),
+            axum::routing::any(crate::proxy::handle)
+                .layer(DefaultBodyLimit::disable())
+                .layer(middleware::from_fn(proxied_answer_headers)),
         )
         .route(
             "/openapi.json",
@@ -148,6 +151,7 @@ pub fn router(state: AppState) -> Router {
                 .unwrap_or_else(|| "unmatched".into());
             tracing::info_span!("request", method = %req.method(), route = %route)
         }))
+        .layer(middleware::from_fn(header_limit))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a request handler panicked");
@@ -155,6 +159,49 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// Request headers larger than this in total (names and values) are refused with 431.
+pub const HEADER_LIMIT: usize = 64 * 1024;
+
+async fn header_limit(req: Request, next: Next) -> Response {
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if total > HEADER_LIMIT {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request's headers total {total} bytes; at most {HEADER_LIMIT} are accepted"
+            ),
+        )
+        .hint("send large values in the body")
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// The policy every proxied answer carries, whatever the application sent: the answer is the
+/// application's content, not Latchkey's, so a browser must never run its script with
+/// Latchkey's origin (where the web UI lives) nor guess a type the application did not say.
+pub const PROXY_CSP: &str = "sandbox; default-src 'none'";
+
+async fn proxied_answer_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.remove(axum::http::header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+    h.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static(PROXY_CSP),
+    );
+    h.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    resp
 }
 
 /// The longest an API request may take (verification and refresh included).

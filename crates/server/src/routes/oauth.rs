@@ -1,7 +1,7 @@
 //! OAuth endpoints: the workspace's OAuth clients, starting an authorization, the callback the
 //! provider redirects the browser to, and the token store read by reference (R15).
 
-use crate::auth::Caller;
+use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::oauth::{self, tokens};
 use crate::service::connections::{self as svc, ConnectionView};
@@ -360,7 +360,7 @@ async fn audit_token_read(
     responses((status = 200, body = TokenView), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn get_token(
     State(state): State<AppState>,
-    caller: Caller,
+    KeyCaller(caller): KeyCaller,
     Path((ws, conn)): Path<(String, String)>,
 ) -> ApiResult<Json<TokenView>> {
     token_answer(&state, &caller, &ws, &conn, false).await
@@ -371,7 +371,7 @@ pub async fn get_token(
     responses((status = 200, body = TokenView), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn refresh_token(
     State(state): State<AppState>,
-    caller: Caller,
+    KeyCaller(caller): KeyCaller,
     Path((ws, conn)): Path<(String, String)>,
 ) -> ApiResult<Json<TokenView>> {
     token_answer(&state, &caller, &ws, &conn, true).await

@@ -1,9 +1,12 @@
 //! `/healthz` and `/metrics`.
 
+use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use latchkey_core::model::Scope;
 use serde::Serialize;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -33,15 +36,23 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     (code, axum::Json(body))
 }
 
-/// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "system", security(()),
-    responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+/// Prometheus metrics in the text exposition format. Needs an API key with the `metrics` scope
+/// (or an admin key), unless the server runs with `LATCHKEY_METRICS_PUBLIC=true`.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, content_type = "text/plain", body = String),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !state.config.metrics_public {
+        caller?.require_scope(Scope::Metrics)?;
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
 }

@@ -59,8 +59,8 @@ async fn security_headers(req: Request, next: Next) -> Response {
 /// The signed-in caller and session of a page request, if the cookie opens and its key is
 /// still valid.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(Caller, session::Session)> {
-    let s = session::from_headers(state, headers)??;
-    let caller = auth::caller_for_key(state, s.api_key(), None).await.ok()?;
+    let s = session::from_headers(state, headers).await.ok()???;
+    let caller = auth::caller_for_session(state, &s).await.ok()?;
     Some((caller, s))
 }
 
@@ -185,9 +185,14 @@ async fn login(
         let html = assets::render_login(Some("Enter an API key."), None);
         return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
     }
-    match auth::caller_for_key(&state, key, Some(peer.ip())).await {
+    let client = state.config.trusted_proxies.client(peer.ip(), &headers);
+    match auth::caller_for_key(&state, key, Some(client)).await {
         Ok(caller) => {
-            let (value, _) = session::seal(&state, key);
+            let subject = latchkey_core::model::SessionSubject::ApiKey(caller.key_id.clone());
+            let value = match session::start(&state, subject).await {
+                Ok((value, _)) => value,
+                Err(e) => return e.into_response(),
+            };
             tracing::info!(key = %caller.key_id, "web UI sign-in");
             let mut resp = Redirect::to("/ui/connections").into_response();
             resp.headers_mut()
@@ -205,6 +210,12 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !same_origin(&state, &headers) {
         return crate::error::ApiError::forbidden("sign-out must come from Latchkey's own page")
             .into_response();
+    }
+    if let Some(value) = session::cookie_value(&headers) {
+        // Ended in the shared store: the cookie stops working on every instance at once.
+        if let Err(e) = session::end(&state, value).await {
+            return e.into_response();
+        }
     }
     let mut resp = Redirect::to("/ui/login?signed_out=1").into_response();
     resp.headers_mut()

@@ -1,18 +1,20 @@
-//! The web UI's session: a cookie sealed with AES-256-GCM under a key derived from the master
-//! key (so any instance of a cluster opens it), holding the API key the user signed in with, a
-//! CSRF token and an expiry. The browser cannot read it (HttpOnly) nor send it from another
+//! The web UI's session, kept by the server. The cookie holds only a random session id (256
+//! bits, unrelated to any key); the store keeps its SHA-256 with the subject that signed in
+//! (an API key now, a person later), a CSRF token and an expiry. Every instance of a cluster
+//! reads the same store, so signing out, or revoking the key a session was made with, ends it
+//! everywhere at once. The browser cannot read the cookie (HttpOnly) nor send it from another
 //! site (SameSite=Strict); requests that change something also need the CSRF token in a header.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::Utc;
+use chrono::{Duration, Utc};
+use latchkey_core::model::{SessionSubject, UiSession};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::fmt;
-use zeroize::Zeroizing;
 
 /// The cookie's name.
 pub const COOKIE: &str = "latchkey_session";
@@ -20,24 +22,12 @@ pub const COOKIE: &str = "latchkey_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a sign-in lasts.
 pub const TTL_SECONDS: i64 = 12 * 60 * 60;
-/// Binds the ciphertext to its use: a value sealed for something else does not open here.
-const AAD: &str = "latchkey/v1/ui-session";
-/// A cookie larger than this is not ours (a real one is about 200 characters).
-const MAX_COOKIE: usize = 1024;
-
-#[derive(Serialize, Deserialize)]
-struct Payload {
-    /// The API key.
-    k: String,
-    /// The CSRF token.
-    c: String,
-    /// Expiry, Unix seconds.
-    e: i64,
-}
+/// The length of a session id as the cookie carries it (32 bytes, base64url).
+const ID_LENGTH: usize = 43;
 
 /// An open session.
 pub struct Session {
-    api_key: Zeroizing<String>,
+    subject: SessionSubject,
     csrf: String,
     expires_at: i64,
 }
@@ -45,14 +35,15 @@ pub struct Session {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
+            .field("subject", &self.subject)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }
 
 impl Session {
-    pub fn api_key(&self) -> &str {
-        &self.api_key
+    pub fn subject(&self) -> &SessionSubject {
+        &self.subject
     }
 
     pub fn csrf(&self) -> &str {
@@ -79,6 +70,14 @@ impl Session {
             .hint("reload the page; scripts get the token from <meta name=\"csrf-token\"> or GET /ui/session"))
         }
     }
+
+    fn from_record(r: UiSession) -> Self {
+        Self {
+            subject: r.subject,
+            csrf: r.csrf_token,
+            expires_at: r.expires_at.timestamp(),
+        }
+    }
 }
 
 /// Compares without stopping at the first difference.
@@ -92,41 +91,50 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A new session for `api_key` (already checked) and the cookie value that carries it.
-pub fn seal(state: &AppState, api_key: &str) -> (String, Session) {
-    let session = Session {
-        api_key: Zeroizing::new(api_key.to_string()),
-        csrf: random_token(),
-        expires_at: Utc::now().timestamp() + TTL_SECONDS,
-    };
-    let payload = Zeroizing::new(
-        serde_json::to_vec(&Payload {
-            k: api_key.to_string(),
-            c: session.csrf.clone(),
-            e: session.expires_at,
-        })
-        .expect("a session serializes"),
-    );
-    let sealed = state.keyring.session_key().seal(AAD, &payload);
-    (URL_SAFE_NO_PAD.encode(sealed), session)
+/// The stored form of a session id.
+fn hash_id(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
-/// Opens a cookie value: `None` when it was not sealed by this cluster or has expired.
-pub fn open(state: &AppState, value: &str) -> Option<Session> {
-    if value.len() > MAX_COOKIE {
-        return None;
+/// Starts a session for `subject` (already checked): the cookie value and the session.
+pub async fn start(state: &AppState, subject: SessionSubject) -> ApiResult<(String, Session)> {
+    let id = random_token();
+    let now = Utc::now();
+    let record = UiSession {
+        id_hash: hash_id(&id),
+        subject,
+        csrf_token: random_token(),
+        created_at: now,
+        expires_at: now + Duration::seconds(TTL_SECONDS),
+    };
+    state.store.insert_session(&record).await?;
+    // Sweeping now and then keeps the table to live sessions without a background task.
+    if rand::random::<u8>() == 0 {
+        if let Err(e) = state.store.delete_expired_sessions(now).await {
+            tracing::warn!(error = %e, "could not sweep expired web UI sessions");
+        }
     }
-    let sealed = URL_SAFE_NO_PAD.decode(value).ok()?;
-    let plain = state.keyring.session_key().open(AAD, &sealed).ok()?;
-    let p: Payload = serde_json::from_slice(&plain).ok()?;
-    if p.e <= Utc::now().timestamp() {
-        return None;
+    Ok((id, Session::from_record(record)))
+}
+
+/// The live session a cookie value names, if any.
+pub async fn open(state: &AppState, value: &str) -> ApiResult<Option<Session>> {
+    if value.len() != ID_LENGTH || URL_SAFE_NO_PAD.decode(value).is_err() {
+        return Ok(None);
     }
-    Some(Session {
-        api_key: Zeroizing::new(p.k),
-        csrf: p.c,
-        expires_at: p.e,
-    })
+    Ok(state
+        .store
+        .session(&hash_id(value), Utc::now())
+        .await?
+        .map(Session::from_record))
+}
+
+/// Ends the session a cookie value names (on every instance: the store is shared).
+pub async fn end(state: &AppState, value: &str) -> ApiResult<()> {
+    if value.len() == ID_LENGTH {
+        state.store.delete_session(&hash_id(value)).await?;
+    }
+    Ok(())
 }
 
 /// The value of our cookie among a request's `Cookie` headers.
@@ -141,10 +149,16 @@ pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value.trim().trim_matches('"'))
 }
 
-/// `None` when the request has no session cookie; `Some(None)` when it has one that does not
-/// open (expired, or sealed by another master key); `Some(Some(session))` otherwise.
-pub fn from_headers(state: &AppState, headers: &HeaderMap) -> Option<Option<Session>> {
-    cookie_value(headers).map(|v| open(state, v))
+/// `None` when the request has no session cookie; `Some(None)` when it has one that names no
+/// live session (expired, signed out, or never ours); `Some(Some(session))` otherwise.
+pub async fn from_headers(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> ApiResult<Option<Option<Session>>> {
+    match cookie_value(headers) {
+        None => Ok(None),
+        Some(v) => Ok(Some(open(state, v).await?)),
+    }
 }
 
 fn attributes(state: &AppState) -> &'static str {
@@ -195,5 +209,15 @@ mod tests {
         assert!(same(b"abc", b"abc"));
         assert!(!same(b"abc", b"abd"));
         assert!(!same(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn session_ids_are_long_random_and_stored_hashed() {
+        let a = random_token();
+        let b = random_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), ID_LENGTH);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len() * 8, 256);
+        assert!(!hash_id(&a).contains(&a));
     }
 }

@@ -208,6 +208,24 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// Sends a Chrome DevTools Protocol command through chromedriver.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let id = self
+            .client
+            .session_id()
+            .await
+            .expect("session id")
+            .expect("a session");
+        let resp = reqwest::Client::new()
+            .post(format!("{}/session/{id}/goog/cdp/execute", self.url))
+            .json(&json!({"cmd": cmd, "params": params}))
+            .send()
+            .await
+            .expect("chromedriver answers");
+        assert!(resp.status().is_success(), "{cmd}: {}", resp.status());
+        resp.json().await.unwrap_or_default()
+    }
+
     pub async fn pane_closed(&self) {
         self.until(
             "the pane to close",
