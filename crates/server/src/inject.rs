@@ -43,6 +43,54 @@ fn sensitive(v: String) -> Result<HeaderValue, CoreError> {
     Ok(hv)
 }
 
+/// Checks, when a connection is created or edited, the settings that become part of a request
+/// line or a header: `api_key_name` must be a header name (RFC 9110 §5.1 token) or a plain query
+/// parameter name, `api_key_prefix` a header value without control characters.
+pub fn check_settings(mode: AuthMode, settings: &Map<String, Value>) -> Result<(), CoreError> {
+    if mode != AuthMode::ApiKey {
+        return Ok(());
+    }
+    let name = setting(settings, "api_key_name", "X-API-Key");
+    let prefix = setting(settings, "api_key_prefix", "");
+    let in_query = setting(settings, "api_key_in", "header") == "query";
+    let name_ok = !name.is_empty()
+        && name.len() <= 256
+        && if in_query {
+            name.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '[' | ']')
+            })
+        } else {
+            HeaderName::from_bytes(name.as_bytes()).is_ok()
+        };
+    if !name_ok {
+        return Err(CoreError::invalid_with_hint(
+            "settings.api_key_name",
+            format!(
+                "`{}` is not a valid {} name",
+                name.chars().take(100).collect::<String>().escape_debug(),
+                if in_query {
+                    "query parameter"
+                } else {
+                    "header"
+                }
+            ),
+            "use letters, digits and dashes, e.g. X-API-Key or Authorization",
+        ));
+    }
+    let prefix_ok = prefix.len() <= 256
+        && prefix
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t' || (0x21..0x7f).contains(&b));
+    if !prefix_ok {
+        return Err(CoreError::invalid_with_hint(
+            "settings.api_key_prefix",
+            "the prefix must be printable ASCII without line breaks (at most 256 characters)",
+            "for example `Bearer ` (with the space)",
+        ));
+    }
+    Ok(())
+}
+
 /// The injection for a non-OAuth connection.
 pub fn for_static(
     mode: AuthMode,
@@ -123,6 +171,25 @@ mod tests {
         let mut url = Url::parse("https://api.example.com/x?a=1").unwrap();
         inj.apply_to_url(&mut url);
         assert_eq!(url.as_str(), "https://api.example.com/x?a=1&key=k+2");
+    }
+
+    #[test]
+    fn header_valued_settings_are_checked() {
+        for bad in [
+            json!({"api_key_name": "X Key"}),
+            json!({"api_key_name": "X-Key\r\nX-Other: 1"}),
+            json!({"api_key_name": ""}),
+            json!({"api_key_prefix": "Bearer\r\nX-Injected: 1 "}),
+            json!({"api_key_prefix": "Bé "}),
+            json!({"api_key_in": "query", "api_key_name": "a&b=c"}),
+        ] {
+            assert!(
+                check_settings(AuthMode::ApiKey, bad.as_object().unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+        let ok = json!({"api_key_name": "Authorization", "api_key_prefix": "Bearer "});
+        assert!(check_settings(AuthMode::ApiKey, ok.as_object().unwrap()).is_ok());
     }
 
     #[test]

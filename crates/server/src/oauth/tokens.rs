@@ -158,6 +158,13 @@ pub async fn stored_tokens(
     Ok(Some(set))
 }
 
+/// The SHA-256 (hex) of a token set's access token: how a caller names the token it found
+/// expired without sending it.
+pub fn token_sha256(set: &TokenSet) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(set.access_token.expose_secret().as_bytes()))
+}
+
 /// Seals tokens for storage on the connection (field `tokens`).
 pub async fn seal_tokens(
     state: &AppState,
@@ -451,6 +458,10 @@ async fn refresh_now(
             None,
         )
     })?;
+    // Nothing goes to a token endpoint the secret material is not bound to.
+    crate::destinations::guard(state, ws, &row, false)
+        .await
+        .map_err(Failure::from_api)?;
     let provider = super::provider::Provider::for_connection(app, row.auth_mode, &row.settings)
         .map_err(Failure::from_api)?;
     let creds = crate::service::connections::decrypt(state, &row)

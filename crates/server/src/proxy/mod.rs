@@ -189,9 +189,14 @@ async fn run(
     path: String,
     req: Request,
 ) -> ApiResult<Response> {
+    check_path(req.uri().path(), &path)?;
     let found = state.resolve(&caller, &ws, &conn, Scope::Proxy).await?;
+    let (ws_key, conn_key) = (ws, conn);
     let (ws, c) = (&*found.ws, &*found.conn);
     let app = svc::app_entry(&state, &c.app)?;
+    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    // Nothing is sent where the connection's secret material is not bound.
+    crate::destinations::guard(&state, ws, c, holds_secrets).await?;
     let (parts, body) = req.into_parts();
     let listed = connection_listed(&parts.headers);
 
@@ -235,6 +240,29 @@ async fn run(
         }
     };
     let queue_ms = waited.as_millis().to_string();
+    // A request that waited for its turn sees what happened meanwhile: a deleted connection
+    // answers 404, a changed credential or destination 409; neither is sent with the old one.
+    let now = state
+        .resolve(&caller, &ws_key, &conn_key, Scope::Proxy)
+        .await?;
+    if now.conn.id != c.id {
+        return Err(ApiError::not_found("connection", &conn_key));
+    }
+    if now.conn.credentials != c.credentials
+        || now.conn.settings != c.settings
+        || now.conn.auth_mode != c.auth_mode
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "connection_changed",
+            format!(
+                "connection `{}` was changed while this request waited for its turn; it was not sent",
+                c.name
+            ),
+        )
+        .hint("send the request again: it will use the connection as it is now"));
+    }
+    let c = &*now.conn;
 
     let mut attempt = 0;
     let mut retry_after_version: Option<i64> = None;
@@ -256,6 +284,9 @@ async fn run(
             None => crate::verify::api_base(app, &c.settings)?,
         };
         let mut url = crate::verify::join_path(&base, &path);
+        if !url.path().starts_with(base.path().trim_end_matches('/')) {
+            return Err(invalid_path());
+        }
         url.set_query(parts.uri.query());
         if let Cred::Static(inj) = &cred {
             inj.apply_to_url(&mut url);
@@ -343,6 +374,37 @@ async fn run(
     }
 }
 
+fn invalid_path() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+        "the path may not climb above the connection's base URL (`.`, `..`, encoded `/` or `\\`)",
+    )
+    .hint("send the path below the API base as it is, without dot segments")
+}
+
+/// Refuses a proxied path that could climb above the base URL's path: `.` and `..` segments,
+/// in any encoding or case (`%2e%2e`, `%2E.`, doubly encoded), and encoded slashes or
+/// backslashes (`%2f`, `%5c`), which a server may decode into separators.
+pub fn check_path(raw: &str, decoded: &str) -> ApiResult<()> {
+    let lower = raw.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || decoded.contains('\\') {
+        return Err(invalid_path());
+    }
+    for seg in decoded.split('/') {
+        let again = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
+        let again = again.as_ref();
+        if matches!(seg, "." | "..")
+            || matches!(again, "." | "..")
+            || again.contains('/')
+            || again.contains('\\')
+        {
+            return Err(invalid_path());
+        }
+    }
+    Ok(())
+}
+
 /// For Salesforce-family apps the API base is the `instance_url` of the token answer.
 fn oauth_base_is_instance(app: &latchkey_core::catalog::AppEntry) -> bool {
     crate::oauth::provider::is_salesforce(app)
@@ -404,7 +466,43 @@ impl<S: futures::Stream> futures::Stream for HoldPermit<S> {
     params(("ws" = String, Path), ("conn" = String, Path), ("path" = String, Path, description = "the path at the application's API base")),
     responses(
         (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`"),
+        (status = 400, description = "`invalid_path`: the path climbs above the base URL", body = crate::error::ErrorBody),
+        (status = 403, description = "`destination_change_requires_secrets`: the connection leads where its secret is not bound", body = crate::error::ErrorBody),
+        (status = 404, description = "no such connection (also when it was deleted while the request waited)", body = crate::error::ErrorBody),
+        (status = 409, description = "`connection_changed`: its credential changed while the request waited", body = crate::error::ErrorBody),
         (status = 503, description = "the connection's pool stayed full for LATCHKEY_PROXY_QUEUE_TIMEOUT", body = crate::error::ErrorBody),
         (status = 502, description = "the application could not be reached", body = crate::error::ErrorBody)))]
 #[allow(dead_code)]
 pub async fn openapi_doc() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_cannot_climb_above_the_base() {
+        for (raw, decoded) in [
+            ("/x/proxy/../admin", "../admin"),
+            ("/x/proxy/a/%2e%2e/b", "a/../b"),
+            ("/x/proxy/a/%2E%2e/b", "a/../b"),
+            ("/x/proxy/a/.%2E/b", "a/../b"),
+            ("/x/proxy/a/%252e%252e/b", "a/%2e%2e/b"),
+            ("/x/proxy/a%2fb", "a/b"),
+            ("/x/proxy/a%2F..", "a/.."),
+            ("/x/proxy/a%5cb", "a\\b"),
+            ("/x/proxy/./a", "./a"),
+        ] {
+            assert!(check_path(raw, decoded).is_err(), "{raw}");
+        }
+        for (raw, decoded) in [
+            (
+                "/x/proxy/services/data/v62.0/limits",
+                "services/data/v62.0/limits",
+            ),
+            ("/x/proxy/a/..b/c.d", "a/..b/c.d"),
+            ("/x/proxy/q%20r", "q r"),
+        ] {
+            assert!(check_path(raw, decoded).is_ok(), "{raw}");
+        }
+    }
+}
