@@ -25,6 +25,8 @@ const MIN_SECRET: usize = 4;
 pub struct Scrubber {
     /// Patterns to remove, longest first.
     patterns: Vec<String>,
+    /// All patterns at once, built on first use.
+    matcher: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -88,12 +90,16 @@ impl Scrubber {
 
     /// Looks for `secret` (every form, and every piece of [`PIECE`] characters of each form).
     pub fn add(&mut self, secret: &str) {
+        self.add_forms(secret, true);
+    }
+
+    fn add_forms(&mut self, secret: &str, pieces: bool) {
         if secret.trim().chars().count() < MIN_SECRET {
             return;
         }
         for form in forms(secret) {
             let chars: Vec<char> = form.chars().collect();
-            if chars.len() > PIECE {
+            if pieces && chars.len() > PIECE {
                 for w in chars.windows(PIECE) {
                     self.patterns.push(w.iter().collect());
                 }
@@ -103,13 +109,63 @@ impl Scrubber {
         self.patterns
             .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         self.patterns.dedup();
+        self.matcher = std::sync::OnceLock::new();
+    }
+
+    fn matcher(&self) -> Option<&aho_corasick::AhoCorasick> {
+        self.matcher
+            .get_or_init(|| {
+                if self.patterns.is_empty() {
+                    None
+                } else {
+                    aho_corasick::AhoCorasick::new(&self.patterns).ok()
+                }
+            })
+            .as_ref()
+    }
+
+    /// The longest pattern, in bytes.
+    pub fn longest(&self) -> usize {
+        self.patterns.first().map_or(0, String::len)
+    }
+
+    /// Which bytes of `text` belong to some form or piece of a secret.
+    fn hits(&self, text: &[u8]) -> Vec<bool> {
+        let mut hit = vec![false; text.len()];
+        if let Some(m) = self.matcher() {
+            for found in m.find_overlapping_iter(text) {
+                hit[found.start()..found.end()]
+                    .iter_mut()
+                    .for_each(|h| *h = true);
+            }
+        }
+        hit
+    }
+
+    /// `text` with each run of hit bytes replaced by [`REDACTED`].
+    fn redact(text: &[u8], hit: &[bool]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len());
+        let mut in_run = false;
+        for (b, h) in text.iter().zip(hit) {
+            if *h {
+                if !in_run {
+                    out.extend_from_slice(REDACTED.as_bytes());
+                    in_run = true;
+                }
+            } else {
+                in_run = false;
+                out.push(*b);
+            }
+        }
+        out
     }
 
     /// Looks for HTTP Basic credentials: each part, and `user:password` (RFC 7617).
     pub fn add_pair(&mut self, user: &str, password: &str) {
         self.add(password);
         if !password.is_empty() {
-            self.add(&format!("{user}:{password}"));
+            // Whole forms only: pieces of the pair would be pieces of the (public) user name.
+            self.add_forms(&format!("{user}:{password}"), false);
         }
     }
 
@@ -119,34 +175,23 @@ impl Scrubber {
 
     /// Whether the text carries any form or piece of a secret.
     pub fn finds(&self, text: &str) -> bool {
-        self.patterns.iter().any(|p| text.contains(p.as_str()))
+        self.matcher().is_some_and(|m| m.is_match(text))
     }
 
     /// The text with every form and piece of every secret replaced by [`REDACTED`].
     pub fn scrub(&self, text: &str) -> String {
-        if self.patterns.is_empty() || !self.finds(text) {
+        if !self.finds(text) {
             return text.to_string();
         }
-        let mut hit = vec![false; text.len()];
-        for p in &self.patterns {
-            for (at, m) in text.match_indices(p.as_str()) {
-                hit[at..at + m.len()].iter_mut().for_each(|h| *h = true);
-            }
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut in_run = false;
-        for (i, ch) in text.char_indices() {
-            if hit[i] {
-                if !in_run {
-                    out.push_str(REDACTED);
-                    in_run = true;
-                }
-            } else {
-                in_run = false;
-                out.push(ch);
-            }
-        }
-        out
+        let hit = self.hits(text.as_bytes());
+        // Patterns are whole characters of UTF-8 text, so runs never split a character.
+        String::from_utf8_lossy(&Self::redact(text.as_bytes(), &hit)).into_owned()
+    }
+
+    /// Scrubs bytes (a response body) that may not be text.
+    pub fn scrub_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        let hit = self.hits(bytes);
+        Self::redact(bytes, &hit)
     }
 
     /// Scrubs every string inside a JSON value.
@@ -177,6 +222,43 @@ impl Scrubber {
         } else {
             clean
         }
+    }
+}
+
+/// Scrubs a body that arrives in chunks: a secret split across two chunks is still found,
+/// because the last bytes of each chunk (shorter than the longest pattern) wait for the next.
+pub struct ChunkScrubber {
+    scrubber: std::sync::Arc<Scrubber>,
+    carry: Vec<u8>,
+}
+
+impl ChunkScrubber {
+    pub fn new(scrubber: std::sync::Arc<Scrubber>) -> Self {
+        Self {
+            scrubber,
+            carry: Vec::new(),
+        }
+    }
+
+    /// The scrubbed bytes that can go out now.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.carry.extend_from_slice(chunk);
+        let buf = std::mem::take(&mut self.carry);
+        let hit = self.scrubber.hits(&buf);
+        let hold = self.scrubber.longest().saturating_sub(1);
+        let mut safe = buf.len().saturating_sub(hold);
+        // Never cut a run of secret bytes: its end goes out replaced with it.
+        while safe > 0 && safe < buf.len() && hit[safe - 1] && hit[safe] {
+            safe += 1;
+        }
+        self.carry = buf[safe..].to_vec();
+        Scrubber::redact(&buf[..safe], &hit[..safe])
+    }
+
+    /// The rest, at the end of the body.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let buf = std::mem::take(&mut self.carry);
+        self.scrubber.scrub_bytes(&buf)
     }
 }
 
@@ -294,6 +376,30 @@ mod tests {
             assert!(!s.finds(&out), "{t} -> {out}");
         }
         assert_eq!(s.scrub("nothing to see"), "nothing to see");
+    }
+
+    #[test]
+    fn a_secret_split_across_chunks_is_still_found() {
+        let secret = "chunked-Secret-9f8e7d";
+        let s = std::sync::Arc::new(scrubber(&[secret]));
+        let body = format!(
+            "head {secret} middle {} tail",
+            base64::engine::general_purpose::STANDARD.encode(secret)
+        );
+        for size in [1, 3, 7, 8, 13, 64, 4096] {
+            let mut c = ChunkScrubber::new(s.clone());
+            let mut out = Vec::new();
+            for chunk in body.as_bytes().chunks(size) {
+                out.extend(c.push(chunk));
+            }
+            out.extend(c.finish());
+            let text = String::from_utf8(out).unwrap();
+            assert!(!s.finds(&text), "{size}: {text}");
+            assert!(
+                text.starts_with("head [REDACTED] middle ") && text.ends_with(" tail"),
+                "{size}: {text}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
 use latchkey_core::model::AuthMode;
+use latchkey_core::scrub::Scrubber;
 use latchkey_core::secret::SecretFields;
 use latchkey_core::CoreError;
 use serde_json::{Map, Value};
@@ -15,6 +16,8 @@ use url::Url;
 pub struct Injection {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub query: Option<(String, String)>,
+    /// Every form of the injected secret, for what comes back.
+    pub scrubber: std::sync::Arc<Scrubber>,
 }
 
 impl Injection {
@@ -102,10 +105,14 @@ pub fn for_static(
             let key = creds.expose("api_key").unwrap_or_default();
             let name = setting(settings, "api_key_name", "X-API-Key");
             let prefix = setting(settings, "api_key_prefix", "");
+            let mut scrubber = Scrubber::new();
+            scrubber.add(key);
+            let scrubber = std::sync::Arc::new(scrubber);
             if setting(settings, "api_key_in", "header") == "query" {
                 Ok(Injection {
                     headers: vec![],
                     query: Some((name.to_string(), format!("{prefix}{key}"))),
+                    scrubber,
                 })
             } else {
                 let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -117,6 +124,7 @@ pub fn for_static(
                 Ok(Injection {
                     headers: vec![(header, sensitive(format!("{prefix}{key}"))?)],
                     query: None,
+                    scrubber,
                 })
             }
         }
@@ -125,7 +133,10 @@ pub fn for_static(
             let pass = creds.expose("password").unwrap_or_default();
             let encoded =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            let mut scrubber = Scrubber::new();
+            scrubber.add_pair(user, pass);
             Ok(Injection {
+                scrubber: std::sync::Arc::new(scrubber),
                 headers: vec![(
                     http::header::AUTHORIZATION,
                     sensitive(format!("Basic {encoded}"))?,

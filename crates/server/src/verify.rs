@@ -77,7 +77,8 @@ fn scrub_error(e: CoreError, scrubber: &Scrubber) -> CoreError {
             details,
         } => CoreError::VerificationFailed {
             message: scrubber.scrub(&message),
-            hint: hint.map(|h| scrubber.scrub(&h)),
+            // Hints are Latchkey's own words.
+            hint,
             details: scrubber.scrub_json(details),
         },
         CoreError::Invalid {

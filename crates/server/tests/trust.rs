@@ -269,6 +269,16 @@ async fn no_answer_status_reason_event_database_or_log_line_carries_a_secret() {
         }
     }
 
+    // Through the proxy: the application echoes the request, credential included.
+    for c in ["s1", "s6", "s11"] {
+        for path in ["anything?x=1", "json", "sf"] {
+            let a = app.get(&format!("{conns}/{c}/proxy/{path}")).await;
+            assert!(a.status >= 400, "{}", a.text);
+            assert!(a.text.contains("[REDACTED]"), "{c}/{path}: {}", a.text);
+            answers.push(a.text.clone());
+        }
+    }
+
     // Client credentials with the connection's own client, in the header and in the body.
     for (i, auth) in ["client_secret_basic", "client_secret_post"]
         .iter()
@@ -319,6 +329,11 @@ async fn no_answer_status_reason_event_database_or_log_line_carries_a_secret() {
         .unwrap();
     assert_eq!(page.status(), 200);
     answers.push(page.text().await.unwrap());
+    for path in ["anything", "json"] {
+        let a = app.get(&format!("{conns}/code/proxy/{path}")).await;
+        assert!(a.text.contains("[REDACTED]"), "{}", a.text);
+        answers.push(a.text.clone());
+    }
     let edited = app
         .patch(
             &format!("{conns}/code"),

@@ -22,6 +22,7 @@ use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{
     AuthMode, ConnectionRecord, Scope, Workspace, DEFAULT_CONCURRENCY_LEVEL,
 };
+use latchkey_core::scrub::{ChunkScrubber, Scrubber};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::sync::Arc;
@@ -106,7 +107,20 @@ async fn pool_of(
 
 enum Cred {
     Static(Arc<inject::Injection>),
-    Token { version: i64, header: HeaderValue },
+    Token {
+        version: i64,
+        header: HeaderValue,
+        scrubber: Arc<Scrubber>,
+    },
+}
+
+impl Cred {
+    fn scrubber(&self) -> Arc<Scrubber> {
+        match self {
+            Cred::Static(i) => i.scrubber.clone(),
+            Cred::Token { scrubber, .. } => scrubber.clone(),
+        }
+    }
 }
 
 async fn credential(
@@ -124,6 +138,7 @@ async fn credential(
             Cred::Token {
                 version: set.version,
                 header: hv,
+                scrubber: set.scrubber(),
             },
             set.meta.instance_url.clone(),
         ));
@@ -302,10 +317,12 @@ async fn run(
             .request(parts.method.clone(), url)
             .timeout(UPSTREAM_TIMEOUT);
         for (name, value) in parts.headers.iter() {
-            if !is_hop(name.as_str(), &listed) {
+            if !is_hop(name.as_str(), &listed) && name != http::header::ACCEPT_ENCODING {
                 rb = rb.header(name, value);
             }
         }
+        // Plain bodies only, so that what comes back can be scrubbed of the credential.
+        rb = rb.header(http::header::ACCEPT_ENCODING, "identity");
         match &cred {
             Cred::Static(inj) => {
                 for (n, v) in &inj.headers {
@@ -329,9 +346,12 @@ async fn run(
         })?;
         let status = resp.status();
         metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => status.as_u16().to_string()).increment(1);
+        let scrubber = cred.scrubber();
         if status == StatusCode::UNAUTHORIZED && c.auth_mode.is_oauth() {
             let headers = resp.headers().clone();
             let body = resp.bytes().await.unwrap_or_default();
+            let body = Bytes::from(scrubber.scrub_bytes(&body));
+            let headers = scrub_headers(&headers, &scrubber, true);
             match classify_401(&headers, &body) {
                 Unauthorized::Expired if attempt == 1 && buffered.is_some() => {
                     if let Cred::Token { version, .. } = cred {
@@ -355,10 +375,18 @@ async fn run(
                 permit,
             ));
         }
-        let headers = resp.headers().clone();
-        let stream = resp
-            .bytes_stream()
-            .map(|r| r.map_err(std::io::Error::other));
+        let headers = scrub_headers(
+            resp.headers(),
+            &scrubber,
+            parts.method != http::Method::HEAD,
+        );
+        let stream = scrubbed_stream(
+            Box::pin(
+                resp.bytes_stream()
+                    .map(|r| r.map_err(std::io::Error::other)),
+            ),
+            scrubber,
+        );
         return Ok(respond(
             status,
             &headers,
@@ -372,6 +400,68 @@ async fn run(
             (),
         ));
     }
+}
+
+/// The application's headers with any form of the credential removed; without
+/// `Content-Length` when the body is scrubbed (its length may change).
+fn scrub_headers(upstream: &HeaderMap, scrubber: &Scrubber, body_scrubbed: bool) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in upstream {
+        if body_scrubbed && name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        match value.to_str() {
+            Ok(v) if scrubber.finds(v) => {
+                if let Ok(clean) = HeaderValue::from_str(&scrubber.scrub(v)) {
+                    out.append(name.clone(), clean);
+                }
+            }
+            Ok(_) => {
+                out.append(name.clone(), value.clone());
+            }
+            Err(_) => {
+                let raw = value.as_bytes();
+                if scrubber.scrub_bytes(raw) == raw {
+                    out.append(name.clone(), value.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// The application's body with every form of the credential removed, chunk by chunk (a secret
+/// cut across two chunks is still found).
+fn scrubbed_stream(
+    inner: ByteStream,
+    scrubber: Arc<Scrubber>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let state = Some((inner, ChunkScrubber::new(scrubber)));
+    futures::stream::unfold(state, |state| async move {
+        let (mut inner, mut scrub) = state?;
+        loop {
+            match inner.next().await {
+                Some(Ok(chunk)) => {
+                    let out = scrub.push(&chunk);
+                    if !out.is_empty() {
+                        return Some((Ok(Bytes::from(out)), Some((inner, scrub))));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    let rest = scrub.finish();
+                    return if rest.is_empty() {
+                        None
+                    } else {
+                        Some((Ok(Bytes::from(rest)), None))
+                    };
+                }
+            }
+        }
+    })
 }
 
 fn invalid_path() -> ApiError {
