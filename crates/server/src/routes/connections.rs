@@ -47,7 +47,7 @@ pub struct VerifyView {
 /// Creates a connection. The credential is checked against the application first (R9): a
 /// failed check answers 422 with the application's words and a hint, and stores nothing.
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/connections", tag = "connections", request_body = CreateConnection,
-    responses((status = 201, body = ConnectionView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ConnectionView), (status = 403, body = ErrorBody, description = "`destination_not_allowed`: the workspace OAuth client may not be sent to this token endpoint"), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(workspace = %ws))]
 pub async fn create_connection(
     State(state): State<AppState>,

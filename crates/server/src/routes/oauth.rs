@@ -274,7 +274,7 @@ pub struct AuthorizeView {
 
 /// A fresh authorization URL for an `oauth2_code` connection (re-authorize a revoked one).
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/connections/{conn}/authorize", tag = "oauth",
-    responses((status = 200, body = AuthorizeView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = AuthorizeView), (status = 403, body = ErrorBody, description = "`destination_change_requires_secrets` or `destination_not_allowed`"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn authorize(
     State(state): State<AppState>,
     caller: Caller,
