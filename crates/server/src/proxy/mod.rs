@@ -264,7 +264,7 @@ async fn run(
         return Err(ApiError::not_found("connection", &conn_key));
     }
     if now.conn.credentials != c.credentials
-        || now.conn.settings != c.settings
+        || request_settings(&now.conn) != request_settings(c)
         || now.conn.auth_mode != c.auth_mode
     {
         return Err(ApiError::new(
@@ -462,6 +462,14 @@ fn scrubbed_stream(
             }
         }
     })
+}
+
+/// The settings that shape what is sent (a pool's level or lender is not among them).
+fn request_settings(c: &ConnectionRecord) -> serde_json::Map<String, Value> {
+    let mut s = c.settings.clone();
+    s.remove(CONCURRENCY_LEVEL);
+    s.remove(BORROW_CONCURRENCY_FROM);
+    s
 }
 
 fn invalid_path() -> ApiError {
