@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 const KEY: &str = "up-key-Trust-7c1d";
+const DB_PASSWORD: &str = "db-Pw-Secret-77x";
 
 // ---------------------------------------------------------------------------------------------
 // Log capture: every log line of every server in this test binary, at debug level.
@@ -222,6 +223,7 @@ async fn no_answer_status_reason_event_database_or_log_line_carries_a_secret() {
         ("access token", ACCESS.into()),
         ("refresh token", REFRESH.into()),
         ("private key", key_body.clone()),
+        ("database password", DB_PASSWORD.into()),
     ];
     let mut answers: Vec<String> = Vec::new();
     let conns = "/v1/workspaces/acme/connections";
@@ -372,6 +374,18 @@ async fn no_answer_status_reason_event_database_or_log_line_carries_a_secret() {
     let refused = app
         .post(conns, json!({"name": "jwt", "app": "salesforce", "auth_mode": "oauth2_jwt_bearer",
             "credentials": {"client_id": client_id, "private_key": salesforce::TEST_PRIVATE_KEY_PEM, "jwt_subject": "u@example.com"}}))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    answers.push(refused.text.clone());
+
+    // A database that refuses the login (or is not there: the answer is checked all the same).
+    let refused = app
+        .post(
+            conns,
+            json!({"name": "db", "app": "postgres", "auth_mode": "database",
+            "credentials": {"host": "127.0.0.1", "port": 5432, "database": "postgres",
+                "username": "latchkey_pw_check", "password": DB_PASSWORD}}),
+        )
         .await;
     assert_eq!(refused.status, 422, "{}", refused.text);
     answers.push(refused.text.clone());
