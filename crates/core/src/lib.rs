@@ -12,5 +12,6 @@ pub mod outbound;
 pub mod scrub;
 pub mod secret;
 pub mod store;
+pub mod template;
 
 pub use error::{CoreError, StoreError};
