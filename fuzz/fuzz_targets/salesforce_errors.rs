@@ -1,4 +1,6 @@
 //! Salesforce REST error bodies and the proxy's reading of a 401: never a panic, always a hint.
+//! Any upstream body reduced to the provider's words never carries the secret, and proxied
+//! paths are judged without a panic.
 #![no_main]
 use latchkey_server::oauth::salesforce_check_error;
 use latchkey_server::proxy::classify_401;
@@ -15,4 +17,12 @@ fuzz_target!(|data: &[u8]| {
         headers.insert("www-authenticate", v);
     }
     let _ = classify_401(&headers, data);
+    let mut scrubber = latchkey_core::scrub::Scrubber::new();
+    scrubber.add("fuzz-Secret-0123");
+    if let Some((code, said)) = latchkey_core::scrub::provider_words(&text, &scrubber) {
+        assert!(said.chars().count() <= latchkey_core::scrub::MAX_PROVIDER_TEXT + 1);
+        assert!(!scrubber.finds(&said), "{said}");
+        assert!(!code.is_some_and(|c| scrubber.finds(&c)));
+    }
+    let _ = latchkey_server::proxy::check_path(&text, &text);
 });

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         client_id: "ck".into(),
         client_secret: Some(SecretString::from("cs".to_string())),
         private_key: None,
+        allowed_origins: None,
     };
     let sf = Provider::for_connection(catalog.get("salesforce").unwrap(), AuthMode::OAuth2Code, &Default::default()).unwrap();
     let mut generic_settings = serde_json::Map::new();

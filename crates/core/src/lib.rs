@@ -9,6 +9,7 @@ pub mod ids;
 pub mod model;
 pub mod names;
 pub mod outbound;
+pub mod scrub;
 pub mod secret;
 pub mod store;
 pub mod template;

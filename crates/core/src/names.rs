@@ -70,6 +70,14 @@ fn check_display_name(field: &str, s: &str, max: usize) -> Result<(), CoreError>
             format!("use 1 to {max} characters without leading or trailing spaces"),
         ));
     }
+    if s.chars().all(|c| c == '.') {
+        // `.` and `..` (and longer runs of dots) would read as path segments in URLs.
+        return Err(CoreError::invalid_with_hint(
+            field,
+            format!("`{}` is not a valid {field}", truncate(s)),
+            "a name needs at least one character other than `.`",
+        ));
+    }
     if s.chars()
         .any(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.' | '(' | ')')))
     {
@@ -175,7 +183,18 @@ mod tests {
     fn connection_names() {
         assert!(ConnectionName::parse("sf-prod").is_ok());
         assert!(ConnectionName::parse("Salesforce (EU) prod").is_ok());
-        for bad in ["", " x", "x ", "a/b", "conn_x", "a\nb", &"n".repeat(101)] {
+        for bad in [
+            "",
+            " x",
+            "x ",
+            "a/b",
+            "conn_x",
+            "a\nb",
+            ".",
+            "..",
+            "...",
+            &"n".repeat(101),
+        ] {
             assert!(ConnectionName::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -5,7 +5,7 @@
 
 use crate::CoreError;
 use ipnet::IpNet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use url::Url;
 
 /// `ORIGIN=ORIGIN` pairs: an outbound URL whose origin equals the left side goes to the right.
@@ -126,7 +126,10 @@ impl AllowList {
 }
 
 /// True for addresses on the public internet; false for loopback, private, link-local (cloud
-/// metadata at 169.254.169.254), unique-local, multicast, unspecified and documentation ranges.
+/// metadata at 169.254.169.254), shared, unique-local, site-local, multicast, unspecified and
+/// documentation ranges. IPv6 addresses that carry an IPv4 address (IPv4-mapped and -compatible,
+/// NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, Teredo `2001::/32`) are judged by the IPv4 address
+/// they lead to, so that a blocked IPv4 destination cannot be reached in IPv6 clothing.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -140,21 +143,52 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || o[0] == 0
                 || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
                 || (o[0] == 198 && (o[1] & 0xfe) == 18)
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let v4_at = |hi: u16, lo: u16| {
+                Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            // IPv4-mapped ::ffff:a.b.c.d and the deprecated IPv4-compatible ::a.b.c.d (which
+            // also covers :: and ::1).
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let s = v6.segments();
+            if s[..6].iter().all(|x| *x == 0) {
+                return is_public(IpAddr::V4(v4_at(s[6], s[7])));
+            }
+            // NAT64, well-known prefix (RFC 6052): the IPv4 address is the last 32 bits.
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0) {
+                return is_public(IpAddr::V4(v4_at(s[6], s[7])));
+            }
+            // 6to4 (RFC 3056): 2002:AABB:CCDD::/48 carries AA.BB.CC.DD.
+            if s[0] == 0x2002 {
+                return is_public(IpAddr::V4(v4_at(s[1], s[2])));
+            }
+            // Teredo (RFC 4380): the server's IPv4 address in bits 32-63, the client's
+            // (inverted) in the last 32.
+            if s[0] == 0x2001 && s[1] == 0 {
+                return is_public(IpAddr::V4(v4_at(s[2], s[3])))
+                    && is_public(IpAddr::V4(v4_at(!s[6], !s[7])));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                // unique-local fc00::/7
                 || (s[0] & 0xfe00) == 0xfc00
+                // link-local fe80::/10
                 || (s[0] & 0xffc0) == 0xfe80
+                // site-local fec0::/10 (deprecated, still routed inside some networks)
+                || (s[0] & 0xffc0) == 0xfec0
+                // documentation 2001:db8::/32
                 || (s[0] == 0x2001 && s[1] == 0x0db8)
-                || (s[0] == 0x64 && s[1] == 0xff9b))
+                // NAT64 local-use 64:ff9b:1::/48 (RFC 8215) and the rest of 64:ff9b::/32
+                || (s[0] == 0x64 && s[1] == 0xff9b)
+                // discard-only 100::/64
+                || (s[0] == 0x100 && s[1..4].iter().all(|x| *x == 0)))
         }
     }
 }
@@ -192,7 +226,50 @@ mod tests {
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn ipv6_addresses_carrying_a_blocked_ipv4_address_are_not_public() {
+        for ip in [
+            // IPv4-mapped and IPv4-compatible
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "::10.1.1.1",
+            "::",
+            // NAT64 well-known prefix, and local-use NAT64
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::808:808",
+            // 6to4
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
+            "2002:c0a8:101::5",
+            // Teredo: server 127.0.0.1, or client 10.0.0.1 (inverted: f5ff:fffe)
+            "2001:0:7f00:1::",
+            "2001:0:808:808::f5ff:fffe",
+            // site-local, unique-local, link-local, multicast, documentation
+            "fec0::1",
+            "feff::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "100::1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
         assert!(is_public("8.8.8.8".parse().unwrap()));
+        for ip in [
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2001:0:808:808::f7f7:f7f7",
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
         let allow = AllowList::parse("127.0.0.1, 10.0.0.0/8, db.internal").unwrap();
         assert!(allow.permits("x", "10.9.9.9".parse().unwrap()));
         assert!(allow.permits("db.internal", "192.168.0.5".parse().unwrap()));

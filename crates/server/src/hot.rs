@@ -62,6 +62,9 @@ pub struct HotPaths {
     statics: Mutex<HashMap<ConnectionId, (i64, Arc<Injection>)>>,
     /// Moves on every invalidation: a load that started before one is not remembered.
     generation: AtomicU64,
+    /// Connection versions whose settings were found to lead only where their secret material
+    /// is bound (see [`crate::destinations::guard`]).
+    destinations: Mutex<HashMap<ConnectionId, (i64, u64)>>,
 }
 
 impl HotPaths {
@@ -128,6 +131,25 @@ impl HotPaths {
     pub fn forget_connection(&self, id: &ConnectionId) {
         self.forget(|e| e.found.conn.id != *id);
         self.statics.lock().expect("hot statics").remove(id);
+        self.destinations
+            .lock()
+            .expect("hot destinations")
+            .remove(id);
+    }
+
+    /// Whether this version of the connection was found to lead only to bound destinations.
+    /// `settings` is a fingerprint of the settings checked: a row changed behind Latchkey's back
+    /// without a new version is checked again.
+    pub fn destinations_checked(&self, id: &ConnectionId, version: i64, settings: u64) -> bool {
+        self.destinations.lock().expect("hot destinations").get(id) == Some(&(version, settings))
+    }
+
+    pub fn destinations_ok(&self, id: &ConnectionId, version: i64, settings: u64) {
+        let mut d = self.destinations.lock().expect("hot destinations");
+        if d.len() >= MAX_ENTRIES {
+            d.clear();
+        }
+        d.insert(id.clone(), (version, settings));
     }
 
     /// In this order: reads under way may have seen the old rows, so later callers start new
@@ -144,6 +166,7 @@ impl HotPaths {
     pub fn forget_workspace(&self, id: &WorkspaceId) {
         self.forget(|e| e.found.ws.id != *id);
         self.statics.lock().expect("hot statics").clear();
+        self.destinations.lock().expect("hot destinations").clear();
     }
 
     /// The injection of a static credential, if this version of the connection was decrypted.

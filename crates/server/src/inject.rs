@@ -6,6 +6,7 @@ use base64::Engine;
 use http::{HeaderName, HeaderValue};
 use latchkey_core::catalog::{AppEntry, InjectSpec, InjectStyle};
 use latchkey_core::model::AuthMode;
+use latchkey_core::scrub::Scrubber;
 use latchkey_core::secret::SecretFields;
 use latchkey_core::CoreError;
 use serde_json::{Map, Value};
@@ -16,6 +17,8 @@ use url::Url;
 pub struct Injection {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub query: Option<(String, String)>,
+    /// Every form of the injected secret, for what comes back.
+    pub scrubber: std::sync::Arc<Scrubber>,
 }
 
 impl Injection {
@@ -42,6 +45,54 @@ fn sensitive(v: String) -> Result<HeaderValue, CoreError> {
     })?;
     hv.set_sensitive(true);
     Ok(hv)
+}
+
+/// Checks, when a connection is created or edited, the settings that become part of a request
+/// line or a header: `api_key_name` must be a header name (RFC 9110 §5.1 token) or a plain query
+/// parameter name, `api_key_prefix` a header value without control characters.
+pub fn check_settings(mode: AuthMode, settings: &Map<String, Value>) -> Result<(), CoreError> {
+    if mode != AuthMode::ApiKey {
+        return Ok(());
+    }
+    let name = setting(settings, "api_key_name", "X-API-Key");
+    let prefix = setting(settings, "api_key_prefix", "");
+    let in_query = setting(settings, "api_key_in", "header") == "query";
+    let name_ok = !name.is_empty()
+        && name.len() <= 256
+        && if in_query {
+            name.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '[' | ']')
+            })
+        } else {
+            HeaderName::from_bytes(name.as_bytes()).is_ok()
+        };
+    if !name_ok {
+        return Err(CoreError::invalid_with_hint(
+            "settings.api_key_name",
+            format!(
+                "`{}` is not a valid {} name",
+                name.chars().take(100).collect::<String>().escape_debug(),
+                if in_query {
+                    "query parameter"
+                } else {
+                    "header"
+                }
+            ),
+            "use letters, digits and dashes, e.g. X-API-Key or Authorization",
+        ));
+    }
+    let prefix_ok = prefix.len() <= 256
+        && prefix
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t' || (0x21..0x7f).contains(&b));
+    if !prefix_ok {
+        return Err(CoreError::invalid_with_hint(
+            "settings.api_key_prefix",
+            "the prefix must be printable ASCII without line breaks (at most 256 characters)",
+            "for example `Bearer ` (with the space)",
+        ));
+    }
+    Ok(())
 }
 
 /// Fills `{field}` placeholders of an injection value from the credential fields (and the
@@ -75,6 +126,7 @@ fn by_rule(
                 sensitive(format!("Bearer {value}"))?,
             )],
             query: None,
+            scrubber: Default::default(),
         }),
         InjectStyle::Header => {
             let name = rule.name.as_deref().unwrap_or("Authorization");
@@ -84,11 +136,13 @@ fn by_rule(
             Ok(Injection {
                 headers: vec![(header, sensitive(value)?)],
                 query: None,
+                scrubber: Default::default(),
             })
         }
         InjectStyle::Query => Ok(Injection {
             headers: vec![],
             query: Some((rule.name.clone().unwrap_or_else(|| "key".into()), value)),
+            scrubber: Default::default(),
         }),
         InjectStyle::Basic => {
             let user = fill_value(rule.username.as_deref().unwrap_or(default_value), lookup);
@@ -101,6 +155,7 @@ fn by_rule(
                     sensitive(format!("Basic {encoded}"))?,
                 )],
                 query: None,
+                scrubber: Default::default(),
             })
         }
     }
@@ -144,6 +199,14 @@ pub fn fixed_headers(
 
 /// The injection of an OAuth access token: the entry's rule, or `Authorization: Bearer`.
 pub fn for_token(app: &AppEntry, token: &str) -> Result<Injection, CoreError> {
+    let mut inj = token_rule(app, token)?;
+    let mut scrubber = Scrubber::new();
+    scrubber.add(token);
+    inj.scrubber = std::sync::Arc::new(scrubber);
+    Ok(inj)
+}
+
+fn token_rule(app: &AppEntry, token: &str) -> Result<Injection, CoreError> {
     let bearer = InjectSpec {
         style: InjectStyle::Bearer,
         name: None,
@@ -158,8 +221,23 @@ pub fn for_token(app: &AppEntry, token: &str) -> Result<Injection, CoreError> {
 }
 
 /// The injection for a non-OAuth connection: the entry's rule when it has one, else the
-/// generic `api_key_*` settings or HTTP Basic.
+/// generic `api_key_*` settings or HTTP Basic. It carries a scrubber for every secret field.
 pub fn for_static(
+    app: &AppEntry,
+    mode: AuthMode,
+    settings: &Map<String, Value>,
+    creds: &SecretFields,
+) -> Result<Injection, CoreError> {
+    let mut inj = static_rule(app, mode, settings, creds)?;
+    let mut scrubber = crate::verify::scrubber_for(app, mode, creds);
+    if let Some(k) = creds.expose("api_key") {
+        scrubber.add(k);
+    }
+    inj.scrubber = std::sync::Arc::new(scrubber);
+    Ok(inj)
+}
+
+fn static_rule(
     app: &AppEntry,
     mode: AuthMode,
     settings: &Map<String, Value>,
@@ -222,6 +300,7 @@ fn for_generic(
                 Ok(Injection {
                     headers: vec![],
                     query: Some((name.to_string(), format!("{prefix}{key}"))),
+                    scrubber: Default::default(),
                 })
             } else {
                 let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -233,6 +312,7 @@ fn for_generic(
                 Ok(Injection {
                     headers: vec![(header, sensitive(format!("{prefix}{key}"))?)],
                     query: None,
+                    scrubber: Default::default(),
                 })
             }
         }
@@ -247,6 +327,7 @@ fn for_generic(
                     sensitive(format!("Basic {encoded}"))?,
                 )],
                 query: None,
+                scrubber: Default::default(),
             })
         }
         other => Err(CoreError::invalid(
@@ -332,6 +413,25 @@ mod tests {
         let mut url = Url::parse("https://api.example.com/x?a=1").unwrap();
         inj.apply_to_url(&mut url);
         assert_eq!(url.as_str(), "https://api.example.com/x?a=1&key=k+2");
+    }
+
+    #[test]
+    fn header_valued_settings_are_checked() {
+        for bad in [
+            json!({"api_key_name": "X Key"}),
+            json!({"api_key_name": "X-Key\r\nX-Other: 1"}),
+            json!({"api_key_name": ""}),
+            json!({"api_key_prefix": "Bearer\r\nX-Injected: 1 "}),
+            json!({"api_key_prefix": "Bé "}),
+            json!({"api_key_in": "query", "api_key_name": "a&b=c"}),
+        ] {
+            assert!(
+                check_settings(AuthMode::ApiKey, bad.as_object().unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+        let ok = json!({"api_key_name": "Authorization", "api_key_prefix": "Bearer "});
+        assert!(check_settings(AuthMode::ApiKey, ok.as_object().unwrap()).is_ok());
     }
 
     #[test]

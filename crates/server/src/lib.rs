@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod destinations;
 pub mod error;
 pub mod hot;
 pub mod inject;

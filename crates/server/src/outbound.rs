@@ -43,17 +43,9 @@ impl Resolve for CheckedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.0.clone();
         Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs
-                .iter()
-                .copied()
-                .filter(|a| policy.permits(&host, a.ip()))
-                .collect();
-            if allowed.is_empty() {
-                return Err(Box::new(OutboundError::Blocked(blocked_message(&host))) as _);
-            }
+            let allowed = resolve_permitted(&policy, name.as_str())
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
@@ -124,12 +116,14 @@ impl Outbound {
         }
     }
 
-    /// Resolves a database host and checks every answer against the policy.
-    pub async fn check_host(&self, host: &str, port: u16) -> Result<(), OutboundError> {
+    /// Resolves a database host once and checks every answer against the policy. The caller
+    /// connects to the address returned, never to the name again: a second lookup could answer
+    /// differently (DNS rebinding).
+    pub async fn check_host(&self, host: &str, port: u16) -> Result<IpAddr, OutboundError> {
         let host = host.trim_matches(['[', ']']);
         if let Ok(ip) = host.parse::<IpAddr>() {
             return if self.policy.permits(host, ip) {
-                Ok(())
+                Ok(ip)
             } else {
                 Err(OutboundError::Blocked(blocked_message(host)))
             };
@@ -141,6 +135,57 @@ impl Outbound {
         if addrs.is_empty() || addrs.iter().any(|a| !self.policy.permits(host, a.ip())) {
             return Err(OutboundError::Blocked(blocked_message(host)));
         }
-        Ok(())
+        Ok(addrs[0].ip())
+    }
+
+    /// The addresses an HTTP request to `host` may go to, resolved once (what the client's
+    /// resolver hands to the connector, which connects to these and looks nothing up again).
+    pub async fn resolve_checked(&self, host: &str) -> Result<Vec<SocketAddr>, OutboundError> {
+        resolve_permitted(&self.policy, host).await
+    }
+}
+
+async fn resolve_permitted(policy: &Policy, host: &str) -> Result<Vec<SocketAddr>, OutboundError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|e| OutboundError::BadUrl(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let allowed: Vec<SocketAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|a| policy.permits(host, a.ip()))
+        .collect();
+    if allowed.is_empty() {
+        return Err(OutboundError::Blocked(blocked_message(host)));
+    }
+    Ok(allowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_leads_only_to_the_addresses_that_were_checked() {
+        // `localhost` answers loopback addresses; with only 127.0.0.1 allowed, the resolver
+        // hands the connector 127.0.0.1 alone, and nothing when nothing is allowed.
+        let only_v4 = Outbound::new(Rewrites::default(), AllowList::parse("127.0.0.1").unwrap());
+        let addrs = only_v4.resolve_checked("localhost").await.unwrap();
+        assert!(!addrs.is_empty());
+        assert!(
+            addrs.iter().all(|a| a.ip() == IpAddr::from([127, 0, 0, 1])),
+            "{addrs:?}"
+        );
+        let none = Outbound::new(Rewrites::default(), AllowList::default());
+        assert!(matches!(
+            none.resolve_checked("localhost").await,
+            Err(OutboundError::Blocked(_))
+        ));
+        assert!(none.check_host("localhost", 5432).await.is_err());
+        assert_eq!(
+            only_v4.check_host("127.0.0.1", 5432).await.unwrap(),
+            IpAddr::from([127, 0, 0, 1])
+        );
+        assert!(only_v4.check_host("::ffff:10.0.0.1", 5432).await.is_err());
     }
 }

@@ -4,8 +4,9 @@
 
 use crate::inject;
 use crate::outbound::{Outbound, OutboundError};
-use latchkey_core::catalog::{AppEntry, VerifySpec};
+use latchkey_core::catalog::{AppEntry, FieldType, VerifySpec};
 use latchkey_core::model::AuthMode;
+use latchkey_core::scrub::{self, Scrubber};
 use latchkey_core::secret::SecretFields;
 use latchkey_core::CoreError;
 use serde_json::{json, Map, Value};
@@ -15,7 +16,6 @@ use url::Url;
 
 const DB_TIMEOUT: Duration = Duration::from_secs(10);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
-const BODY_EXCERPT: usize = 300;
 
 /// Checks a connection's credential against the application. `Ok` means it works now.
 pub async fn verify(
@@ -49,42 +49,48 @@ pub async fn verify(
         }
         Some(VerifySpec::Mysql) => verify_database(outbound, app, settings, creds, Db::Mysql).await,
     };
-    result.map_err(|e| scrub_error(e, creds))
+    result.map_err(|e| scrub_error(e, &scrubber_for(app, mode, creds)))
+}
+
+/// A scrubber for everything secret in a connection's credential fields: the fields the
+/// catalog marks secret, and HTTP Basic's `username:password`.
+pub fn scrubber_for(app: &AppEntry, mode: AuthMode, creds: &SecretFields) -> Scrubber {
+    let mut s = Scrubber::new();
+    for f in app.credential_fields(mode) {
+        if matches!(f.kind, FieldType::Secret | FieldType::SecretText) {
+            if let Some(v) = creds.expose(&f.name) {
+                s.add(v);
+            }
+        }
+    }
+    if let (Some(u), Some(p)) = (creds.expose("username"), creds.expose("password")) {
+        s.add_pair(u, p);
+    }
+    s
 }
 
 /// No message that leaves this module may contain a credential value, whatever the remote said.
-fn scrub_error(e: CoreError, creds: &SecretFields) -> CoreError {
+fn scrub_error(e: CoreError, scrubber: &Scrubber) -> CoreError {
     match e {
         CoreError::VerificationFailed {
             message,
             hint,
             details,
         } => CoreError::VerificationFailed {
-            message: scrub(&message, creds),
+            message: scrubber.scrub(&message),
+            // Hints are Latchkey's own words.
             hint,
-            details: scrub_json(details, creds),
+            details: scrubber.scrub_json(details),
         },
-        other => other,
-    }
-}
-
-fn scrub(text: &str, creds: &SecretFields) -> String {
-    let mut out = text.to_string();
-    for v in creds.values().filter(|v| v.len() >= 3) {
-        out = out.replace(v, "[REDACTED]");
-    }
-    out
-}
-
-fn scrub_json(v: Value, creds: &SecretFields) -> Value {
-    match v {
-        Value::String(s) => Value::String(scrub(&s, creds)),
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (k, scrub_json(v, creds)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(|v| scrub_json(v, creds)).collect()),
+        CoreError::Invalid {
+            field,
+            message,
+            hint,
+        } => CoreError::Invalid {
+            field,
+            message: scrubber.scrub(&message),
+            hint: hint.map(|h| scrubber.scrub(&h)),
+        },
         other => other,
     }
 }
@@ -193,7 +199,8 @@ pub fn unexpected_answer(app: &AppEntry, body: &str) -> Option<String> {
             let code = doc
                 .get("error")
                 .and_then(Value::as_str)
-                .map(|e| format!(" (error `{}`)", excerpt(e)))
+                .and_then(|e| scrub::error_code(e, &Scrubber::new()))
+                .map(|e| format!(" (error `{e}`)"))
                 .unwrap_or_default();
             Some(format!("the answer's `{pointer}` is {v}, not {want}{code}"))
         }
@@ -270,7 +277,12 @@ async fn verify_http(
             )),
         };
     }
-    let excerpt = excerpt(&body);
+    // The provider's own code and description only: the body itself may echo the request.
+    let said = scrub::provider_summary(
+        &body,
+        &scrubber_for(app, mode, creds),
+        status.canonical_reason().unwrap_or("no reason given"),
+    );
     let hint = match status.as_u16() {
         401 => "the application refused the credential: check the key (or username and password) and that it is still valid",
         403 => "the credential is valid but lacks permission for the verification request: check its permissions or the verification path",
@@ -281,37 +293,10 @@ async fn verify_http(
         _ => "check the connection's settings and credential",
     };
     Err(failed(
-        format!(
-            "{} answered {status} to {shown}: {}",
-            app.name,
-            excerpt.trim()
-        ),
+        format!("{} answered {status} to {shown}: {said}", app.name,),
         hint,
-        json!({ "status": status.as_u16(), "request": shown, "body": excerpt }),
+        json!({ "status": status.as_u16(), "request": shown, "provider_said": said }),
     ))
-}
-
-/// The start of an answer's body as one line of text: markup removed, white space folded.
-pub fn excerpt(body: &str) -> String {
-    let mut text = String::with_capacity(body.len().min(4096));
-    let mut in_tag = false;
-    for ch in body.chars().take(20_000) {
-        match ch {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                text.push(' ');
-            }
-            _ if !in_tag => text.push(ch),
-            _ => {}
-        }
-    }
-    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if folded.chars().count() > BODY_EXCERPT {
-        format!("{}…", folded.chars().take(BODY_EXCERPT).collect::<String>())
-    } else {
-        folded
-    }
 }
 
 /// Why a request could not be sent, including an outbound-policy refusal from the resolver.
@@ -368,10 +353,13 @@ async fn verify_database(
         .and_then(Value::as_str)
         .unwrap_or("prefer");
     let target = format!("{host}:{port}/{database} as {user}");
-    outbound
+    // Connect to the address that was checked, not to the name again.
+    let checked = outbound
         .check_host(host, port)
         .await
-        .map_err(|e| failed(format!("{} at {target} was not contacted: {e}", app.name), "set LATCHKEY_OUTBOUND_ALLOW on the server to let Latchkey reach this address, if it should", json!({})))?;
+        .map_err(|e| failed(format!("{} at {target} was not contacted: {e}", app.name), "set LATCHKEY_OUTBOUND_ALLOW on the server to let Latchkey reach this address, if it should", json!({})))?
+        .to_string();
+    let host = checked.as_str();
     let attempt = async {
         match db {
             Db::Postgres => {
@@ -476,24 +464,17 @@ mod tests {
     }
 
     #[test]
-    fn excerpts_are_one_line_of_text() {
-        assert_eq!(
-            excerpt("<html>\n<body><h1>Unauthorized</h1>\n<p>bad   key</p></body></html>"),
-            "Unauthorized bad key"
-        );
-        assert!(excerpt(&"x".repeat(1000)).chars().count() <= BODY_EXCERPT + 1);
-    }
-
-    #[test]
     fn scrub_removes_credentials_everywhere() {
         let creds: SecretFields = serde_json::from_value(json!({"api_key": "sk-123456"})).unwrap();
+        let cat = latchkey_core::catalog::Catalog::embedded();
+        let app = cat.get("generic-api-key").unwrap();
         let e = scrub_error(
             failed(
                 "bad key sk-123456".into(),
                 "h",
                 json!({"body": "you sent sk-123456"}),
             ),
-            &creds,
+            &scrubber_for(app, AuthMode::ApiKey, &creds),
         );
         let text = format!("{e} {e:?}");
         assert!(!text.contains("sk-123456"), "{text}");

@@ -59,7 +59,7 @@ async fn postgres_right_and_wrong_password() {
         "warehouse-bad",
         5432,
         "postgres",
-        "not-the-password",
+        "wrong-Pw-Xy7q",
         "prefer",
     )
     .await;
@@ -81,7 +81,7 @@ async fn postgres_right_and_wrong_password() {
         "{}",
         bad.text
     );
-    assert!(!bad.text.contains("not-the-password"));
+    assert!(!bad.text.contains("wrong-Pw-Xy7q"));
     assert_eq!(
         app.get("/v1/workspaces/acme/connections/warehouse-bad")
             .await
@@ -181,7 +181,7 @@ async fn mariadb_right_and_wrong_password() {
         "orders-bad",
         3306,
         "latchkey_check",
-        "not-the-password",
+        "wrong-Pw-Xy7q",
         "prefer",
     )
     .await;

@@ -1,585 +1,920 @@
-//! Trust rules of the HTTP edge, over real HTTP on loopback: the web UI's session is no key to
-//! secrets or the proxy, proxied answers cannot run as Latchkey, sessions live on the server and
-//! end everywhere, throttling never locks out a valid key, oversized headers are refused, admin
-//! keys are made only on purpose, key events are audited, and `/metrics` needs its scope.
+//! Trust: a key that may use a connection can never obtain its secret. Destinations bound to the
+//! secret material, no echo of a secret anywhere, queued proxy requests that see deletes and
+//! credential changes, forced refreshes that collapse, bounded input.
 
-use axum::http::{header, HeaderValue};
-use axum::response::IntoResponse;
-use latchkey_core::model::SessionSubject;
-use latchkey_testkit::{spawn_app, spawn_app_postgres, spawn_app_with, start_peer, TestApp};
+use base64::Engine as _;
+use latchkey_core::outbound::Rewrites;
+use latchkey_testkit::salesforce::{self, SalesforceSim};
+use latchkey_testkit::upstream::Upstream;
+use latchkey_testkit::{spawn_app, spawn_app_with, TestApp};
+use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
 
-/// A page as an upstream application might answer: HTML with its own lax security headers.
-async fn upstream_page() -> axum::response::Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src * 'unsafe-inline'",
-            ),
-            (header::X_CONTENT_TYPE_OPTIONS, "sniff-away"),
-        ],
-        "<!doctype html><title>upstream</title><script>document.title = 'ran'</script>",
-    )
-        .into_response()
+const KEY: &str = "up-key-Trust-7c1d";
+const DB_PASSWORD: &str = "db-Pw-Secret-77x";
+
+// ---------------------------------------------------------------------------------------------
+// Log capture: every log line of every server in this test binary, at debug level.
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-/// An upstream that answers every request with [`upstream_page`].
-async fn start_upstream() -> String {
+fn capture_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,latchkey_server=debug,latchkey_core=debug,latchkey_store=debug,tower_http=debug"))
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A loopback application that answers every request by echoing all of it back.
+
+const ACCESS: &str = "at-Echo9Kq2Lm7Vx4Rz";
+const REFRESH: &str = "rt-Echo5Hs8Np3Wd6Ty";
+
+#[derive(Clone)]
+struct Echo {
+    url: String,
+    hits: Arc<AtomicUsize>,
+}
+
+async fn echo_server() -> Echo {
+    use axum::response::IntoResponse;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+            let body = String::from_utf8_lossy(&body).to_string();
+            let headers: Vec<String> = parts
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+                .collect();
+            let dump = format!(
+                "{} {} | {} | {}",
+                parts.method,
+                parts.uri,
+                headers.join("; "),
+                body
+            );
+            let path = parts.uri.path().to_string();
+            let grant = url::form_urlencoded::parse(body.as_bytes())
+                .find(|(k, _)| k == "grant_type")
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default();
+            let json = |status: u16, v: Value| {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    v.to_string(),
+                )
+                    .into_response()
+            };
+            match path.as_str() {
+                "/token" if grant == "authorization_code" => json(
+                    200,
+                    json!({"access_token": ACCESS, "refresh_token": REFRESH, "token_type": "Bearer", "expires_in": 3600}),
+                ),
+                "/token" | "/services/oauth2/token" => json(
+                    400,
+                    json!({"error": "invalid_grant", "error_description": dump}),
+                ),
+                "/bigtoken" => (
+                    axum::http::StatusCode::OK,
+                    [("content-type", "application/json")],
+                    r#"{"access_token":"big-token-0001","expires_in":1e13,"issued_at":"99999999999999999"}"#,
+                )
+                    .into_response(),
+                "/ok" => json(200, json!({})),
+                "/json" => json(401, json!({"error": "unauthorized", "message": dump})),
+                "/nested" => json(400, json!({"error": {"code": 400, "message": dump}})),
+                "/sf" => json(403, json!([{"errorCode": "INSUFFICIENT_ACCESS", "message": dump}])),
+                "/html" => (
+                    axum::http::StatusCode::NOT_FOUND,
+                    [("content-type", "text/html")],
+                    format!("<html><body><p>{dump}</p></body></html>"),
+                )
+                    .into_response(),
+                _ => (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    [("content-type", "text/plain")],
+                    dump,
+                )
+                    .into_response(),
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new().fallback(upstream_page);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    url
+    Echo { url, hits }
 }
 
-async fn sign_in_with(app: &TestApp, key: &str) -> String {
-    let resp = app
-        .client
-        .post(format!("{}/ui/login", app.url))
-        .header("origin", &app.url)
-        .form(&[("api_key", key)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303, "sign-in");
-    let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-    set.split(';').next().unwrap().trim().to_string()
-}
-
-async fn with_cookie(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    cookie: &str,
-) -> (u16, Value) {
-    let mut req = app
-        .client
-        .request(method.clone(), format!("{}{path}", app.url))
-        .header("cookie", cookie);
-    if !method.is_safe() {
-        let csrf = session_csrf(app, cookie).await.unwrap_or_default();
-        req = req.header("x-csrf-token", csrf).json(&json!({}));
+/// Every form a secret could take in text, as an attacker would look for it. A secret whose name
+/// has a `:` joins a public part (a user name, a client id) to a secret one: it is looked for
+/// whole in every encoding, its pieces through the secret part alone.
+fn encodings(secret: &str, pieces: bool) -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64u = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut out = vec![
+        secret.to_string(),
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+        b64.encode(secret).trim_end_matches('=').to_string(),
+        b64u.encode(secret),
+        serde_json::to_string(secret)
+            .unwrap()
+            .trim_matches('"')
+            .to_string(),
+        secret.split_whitespace().collect::<Vec<_>>().join(" "),
+    ];
+    let chars: Vec<char> = secret.chars().collect();
+    if pieces {
+        for w in chars.windows(8) {
+            out.push(w.iter().collect());
+        }
     }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    out.sort();
+    out.dedup();
+    out
 }
 
-async fn session_csrf(app: &TestApp, cookie: &str) -> Option<String> {
-    let r = app
-        .client
-        .get(format!("{}/ui/session", app.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    if r.status() != 200 {
-        return None;
+fn assert_no_secret(what: &str, text: &str, secrets: &[(&str, String)]) {
+    for (name, secret) in secrets {
+        for form in encodings(secret, !name.contains(':')) {
+            assert!(
+                !text.contains(&form),
+                "{what} carries {name} as {form:?}:\n{}",
+                &text[text.find(&form).unwrap().saturating_sub(300)..]
+                    .chars()
+                    .take(700)
+                    .collect::<String>()
+            );
+        }
     }
-    let v: Value = r.json().await.unwrap();
-    v["csrf_token"].as_str().map(str::to_string)
+}
+
+fn state_of(authorize_url: &str) -> String {
+    url::Url::parse(authorize_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .to_string()
 }
 
 #[tokio::test]
-async fn the_ui_session_opens_no_secret_and_proxied_pages_are_sandboxed() {
-    let app = spawn_app().await;
-    let up = start_upstream().await;
+async fn no_answer_status_reason_event_database_or_log_line_carries_a_secret() {
+    capture_logs();
+    let echo = echo_server().await;
+    let rewrites = Rewrites::parse(&format!("https://login.salesforce.com={}", echo.url)).unwrap();
+    let app = spawn_app_with(|c| c.outbound_rewrites = rewrites).await;
     app.workspace("acme").await;
-    let c = app
-        .post(
-            "/v1/workspaces/acme/connections",
-            json!({"name": "site", "app": "generic-api-key", "verify": false,
-                "settings": {"base_url": up}, "credentials": {"api_key": "k-123456789"}}),
-        )
-        .await;
-    assert_eq!(c.status, 201, "{}", c.text);
-    let cookie = sign_in_with(&app, &app.admin_key).await;
+    let api_key = "ak_live/Q7+xZp9Rw=T3vK";
+    let (user, password) = ("svc-user", "pw Hk3#r8&Lq2!z Vb");
+    let client_id = "client-id-echo";
+    let client_secret = "cs-Sh4/Xy8+Vq1=Zr6 Kp";
+    let ws_secret = "wcs-Qm9Tf2Lw8Bz5Nc";
+    let key_body: String = salesforce::TEST_PRIVATE_KEY_PEM
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let secrets: Vec<(&str, String)> = vec![
+        ("api key", api_key.into()),
+        ("password", password.into()),
+        ("user:password", format!("{user}:{password}")),
+        ("client secret", client_secret.into()),
+        (
+            "client id:secret",
+            format!("{}:{}", enc(client_id), enc(client_secret)),
+        ),
+        (
+            "client id:secret (raw)",
+            format!("{client_id}:{client_secret}"),
+        ),
+        ("workspace client secret", ws_secret.into()),
+        ("access token", ACCESS.into()),
+        ("refresh token", REFRESH.into()),
+        ("private key", key_body.clone()),
+        ("database password", DB_PASSWORD.into()),
+    ];
+    let mut answers: Vec<String> = Vec::new();
+    let conns = "/v1/workspaces/acme/connections";
 
-    // The session still does what the UI needs.
-    let (status, _) = with_cookie(
-        &app,
-        reqwest::Method::GET,
-        "/v1/workspaces/acme/connections",
-        &cookie,
-    )
-    .await;
-    assert_eq!(status, 200);
-
-    // But not tokens, credentials or the proxy, even for an admin's session.
-    for (method, path) in [
+    // Static credentials, each verified against every error shape the application may use.
+    let statics = [
         (
-            reqwest::Method::GET,
-            "/v1/workspaces/acme/connections/site/credentials",
+            "generic-api-key",
+            "api_key",
+            json!({"api_key_name": "Authorization", "api_key_prefix": "Bearer "}),
+            json!({"api_key": api_key}),
         ),
         (
-            reqwest::Method::GET,
-            "/v1/workspaces/acme/connections/site/token",
+            "generic-api-key",
+            "api_key",
+            json!({"api_key_in": "query", "api_key_name": "key"}),
+            json!({"api_key": api_key}),
         ),
         (
-            reqwest::Method::POST,
-            "/v1/workspaces/acme/connections/site/token/refresh",
+            "generic-basic",
+            "basic",
+            json!({}),
+            json!({"username": user, "password": password}),
         ),
-        (
-            reqwest::Method::GET,
-            "/v1/workspaces/acme/connections/site/proxy/page",
-        ),
-        (
-            reqwest::Method::POST,
-            "/v1/workspaces/acme/connections/site/proxy/page",
-        ),
-    ] {
-        let (status, body) = with_cookie(&app, method.clone(), path, &cookie).await;
-        assert_eq!(status, 401, "{method} {path}: {body}");
-        assert_eq!(body["error"], "api_key_required", "{method} {path}: {body}");
-        assert!(
-            body["message"].as_str().unwrap().contains("API key"),
-            "{body}"
-        );
-        assert!(
-            body["hint"].is_string() && body["details"].is_object(),
-            "{body}"
-        );
+    ];
+    let mut n = 0;
+    for (app_id, mode, extra, creds) in statics {
+        for path in ["/json", "/nested", "/sf", "/html", "/text"] {
+            n += 1;
+            let mut settings = json!({"base_url": echo.url, "verify_path": path});
+            for (k, v) in extra.as_object().unwrap() {
+                settings[k] = v.clone();
+            }
+            let body = json!({"name": format!("s{n}"), "app": app_id, "auth_mode": mode, "settings": settings, "credentials": creds});
+            let refused = app.post(conns, body.clone()).await;
+            assert_eq!(refused.status, 422, "{}", refused.text);
+            answers.push(refused.text.clone());
+            let mut later = body;
+            later["verify"] = json!(false);
+            let saved = app.post(conns, later).await;
+            assert_eq!(saved.status, 201, "{}", saved.text);
+            let v = app.post(&format!("{conns}/s{n}/verify"), json!({})).await;
+            assert_eq!(v.body["connection"]["status"], "failing", "{}", v.text);
+            answers.push(v.text.clone());
+        }
     }
 
-    // An API key still works, and a proxied answer carries Latchkey's sandbox policy instead of
-    // the application's own.
-    let creds = app
-        .get("/v1/workspaces/acme/connections/site/credentials")
+    // Through the proxy: the application echoes the request, credential included.
+    for c in ["s1", "s6", "s11"] {
+        for path in ["anything?x=1", "json", "sf"] {
+            let a = app.get(&format!("{conns}/{c}/proxy/{path}")).await;
+            assert!(a.status >= 400, "{}", a.text);
+            assert!(a.text.contains("[REDACTED]"), "{c}/{path}: {}", a.text);
+            answers.push(a.text.clone());
+        }
+    }
+
+    // Client credentials with the connection's own client, in the header and in the body.
+    for (i, auth) in ["client_secret_basic", "client_secret_post"]
+        .iter()
+        .enumerate()
+    {
+        let body = json!({"name": format!("cc{i}"), "app": "generic-oauth2", "auth_mode": "oauth2_client_credentials",
+            "settings": {"token_url": format!("{}/token", echo.url), "base_url": echo.url, "client_auth": auth},
+            "credentials": {"client_id": client_id, "client_secret": client_secret}});
+        let refused = app.post(conns, body).await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        answers.push(refused.text.clone());
+    }
+    // … and with the workspace's client.
+    let put = app
+        .call(Method::PUT, "/v1/workspaces/acme/apps/generic-oauth2/oauth-client",
+            Some(json!({"client_id": client_id, "client_secret": ws_secret, "allowed_origins": [echo.url]})))
         .await;
-    assert_eq!(creds.status, 200, "{}", creds.text);
+    assert_eq!(put.status, 200, "{}", put.text);
+    answers.push(put.text.clone());
+    let refused = app
+        .post(
+            conns,
+            json!({"name": "ccw", "app": "generic-oauth2", "auth_mode": "oauth2_client_credentials",
+            "settings": {"token_url": format!("{}/token", echo.url), "base_url": echo.url}}),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    answers.push(refused.text.clone());
+
+    // Authorization code: the exchange works, then the check, a refresh and a denial echo.
+    let created = app
+        .post(conns, json!({"name": "code", "app": "generic-oauth2", "auth_mode": "oauth2_code",
+            "settings": {"authorization_url": format!("{}/authorize", echo.url), "token_url": format!("{}/token", echo.url),
+                "base_url": echo.url, "verify_path": "/ok"},
+            "credentials": {"client_id": client_id, "client_secret": client_secret}}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    answers.push(created.text.clone());
+    let state = state_of(created.body["authorize_url"].as_str().unwrap());
     let page = app
         .client
         .get(format!(
-            "{}/v1/workspaces/acme/connections/site/proxy/page",
+            "{}/oauth/callback?code=code-Echo-1&state={state}",
             app.url
         ))
-        .bearer_auth(&app.admin_key)
-        .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let csp: Vec<&HeaderValue> = page
-        .headers()
-        .get_all("content-security-policy")
-        .iter()
-        .collect();
-    assert_eq!(
-        csp,
-        [&HeaderValue::from_static("sandbox; default-src 'none'")]
+    answers.push(page.text().await.unwrap());
+    for path in ["anything", "json"] {
+        let a = app.get(&format!("{conns}/code/proxy/{path}")).await;
+        assert!(a.text.contains("[REDACTED]"), "{}", a.text);
+        answers.push(a.text.clone());
+    }
+    let edited = app
+        .patch(
+            &format!("{conns}/code"),
+            json!({"settings": {"verify_path": "/json"}}),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.text);
+    let v = app.post(&format!("{conns}/code/verify"), json!({})).await;
+    assert_eq!(v.body["ok"], false, "{}", v.text);
+    answers.push(v.text.clone());
+    let r = app
+        .post(&format!("{conns}/code/token/refresh"), json!({}))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    answers.push(r.text.clone());
+    let denied = app
+        .post(conns, json!({"name": "code2", "app": "generic-oauth2", "auth_mode": "oauth2_code",
+            "settings": {"authorization_url": format!("{}/authorize", echo.url), "token_url": format!("{}/token", echo.url), "base_url": echo.url},
+            "credentials": {"client_id": client_id, "client_secret": client_secret}}))
+        .await;
+    let state = state_of(denied.body["authorize_url"].as_str().unwrap());
+    let page = app
+        .client
+        .get(format!("{}/oauth/callback", app.url))
+        .query(&[
+            ("error", "access_denied"),
+            ("error_description", &format!("denied for {client_secret}")),
+            ("state", &state),
+        ])
+        .send()
+        .await
+        .unwrap();
+    answers.push(page.text().await.unwrap());
+
+    // JWT bearer (Salesforce, rewritten to the echo).
+    let refused = app
+        .post(conns, json!({"name": "jwt", "app": "salesforce", "auth_mode": "oauth2_jwt_bearer",
+            "credentials": {"client_id": client_id, "private_key": salesforce::TEST_PRIVATE_KEY_PEM, "jwt_subject": "u@example.com"}}))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    answers.push(refused.text.clone());
+
+    // A database that refuses the login (or is not there: the answer is checked all the same).
+    let refused = app
+        .post(
+            conns,
+            json!({"name": "db", "app": "postgres", "auth_mode": "database",
+            "credentials": {"host": "127.0.0.1", "port": 5432, "database": "postgres",
+                "username": "latchkey_pw_check", "password": DB_PASSWORD}}),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    answers.push(refused.text.clone());
+
+    // What a `read` key sees, and the audit log.
+    let reader = app.workspace_key("acme", &["read"]).await;
+    for path in [
+        conns.to_string(),
+        "/v1/workspaces/acme/events?limit=500".to_string(),
+    ] {
+        let a = app.call_as(&reader, Method::GET, &path, None).await;
+        assert_eq!(a.status, 200);
+        answers.push(a.text.clone());
+    }
+    for c in ["s1", "s6", "s11", "code", "code2"] {
+        let a = app
+            .call_as(&reader, Method::GET, &format!("{conns}/{c}"), None)
+            .await;
+        assert!(a.body["status_reason"].is_string(), "{c}: {}", a.text);
+        answers.push(a.text.clone());
+    }
+    assert!(echo.hits.load(Ordering::SeqCst) > 30);
+
+    for (i, a) in answers.iter().enumerate() {
+        assert_no_secret(&format!("answer {i}"), a, &secrets);
+    }
+    // The database files' text: every run of printable characters (each form of each secret
+    // is printable; the rest of the files is binary and empty pages).
+    let mut db = String::new();
+    for f in ["latchkey.db", "latchkey.db-wal"] {
+        if let Ok(bytes) = std::fs::read(app.data_dir.join(f)) {
+            for run in bytes.split(|b| !(0x20..0x7f).contains(b)) {
+                if run.len() >= 4 {
+                    db.push_str(&String::from_utf8_lossy(run));
+                    db.push('\n');
+                }
+            }
+        }
+    }
+    assert!(
+        db.contains("INSUFFICIENT_ACCESS"),
+        "the database file was read"
     );
-    let nosniff: Vec<&HeaderValue> = page
-        .headers()
-        .get_all("x-content-type-options")
-        .iter()
-        .collect();
-    assert_eq!(nosniff, [&HeaderValue::from_static("nosniff")]);
-    assert!(page.text().await.unwrap().contains("document.title"));
+    assert_no_secret("the database file", &db, &secrets);
+    let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).to_string();
+    assert_no_secret("the logs", &logs, &secrets);
 }
 
-fn hash(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
+// ---------------------------------------------------------------------------------------------
+// Destinations.
+
+async fn billing(app: &TestApp, base: &str) {
+    let a = app
+        .post("/v1/workspaces/acme/connections", json!({"name": "billing", "app": "generic-api-key",
+            "settings": {"base_url": base, "verify_path": "/health"}, "credentials": {"api_key": KEY}}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+}
+
+async fn sql(app: &TestApp, q: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    sqlx::query(q).execute(&mut c).await.unwrap();
+    tokio::time::sleep(latchkey_server::hot::HOT_RECHECK + Duration::from_millis(100)).await;
 }
 
 #[tokio::test]
-async fn sessions_are_random_ids_kept_by_the_server() {
+async fn a_key_without_secrets_cannot_send_a_secret_somewhere_new() {
     let app = spawn_app().await;
+    let good = Upstream::start(KEY, "u", "p").await;
+    let trap = Upstream::start("trap-only-key", "t", "t").await;
     app.workspace("acme").await;
-    let store = latchkey_store::open(&app.config.database_url)
+    billing(&app, &good.url).await;
+    let writer = app.workspace_key("acme", &["read", "write", "proxy"]).await;
+    let keeper = app
+        .workspace_key("acme", &["read", "write", "secrets"])
+        .await;
+    let conn = "/v1/workspaces/acme/connections/billing";
+
+    for settings in [
+        json!({"base_url": trap.url}),
+        json!({"base_url": format!("{}/v2", trap.url), "verify_path": "/"}),
+    ] {
+        for verify in [true, false] {
+            let a = app
+                .call_as(
+                    &writer,
+                    Method::PATCH,
+                    conn,
+                    Some(json!({"settings": settings, "verify": verify})),
+                )
+                .await;
+            assert_eq!(a.status, 403, "{}", a.text);
+            assert_eq!(a.body["error"], "destination_change_requires_secrets");
+        }
+    }
+    assert_eq!(trap.hits(), 0, "nothing was sent to the new place");
+    assert_eq!(
+        app.get(conn).await.body["settings"]["base_url"],
+        good.url.as_str()
+    );
+
+    // The secret sent again in the same request: the caller knows it already.
+    let a = app
+        .call_as(&writer, Method::PATCH, conn, Some(json!({"settings": {"base_url": trap.url}, "credentials": {"api_key": "trap-only-key"}})))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(trap.hits(), 1);
+    // Back, by a key with `secrets`.
+    let a = app
+        .call_as(
+            &keeper,
+            Method::PATCH,
+            conn,
+            Some(json!({"settings": {"base_url": good.url}, "credentials": {"api_key": KEY}})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = app
+        .call_as(
+            &writer,
+            Method::PATCH,
+            conn,
+            Some(json!({"settings": {"base_url": trap.url}})),
+        )
+        .await;
+    assert_eq!(
+        a.status, 403,
+        "bound to the good upstream only now: {}",
+        a.text
+    );
+    let a = app
+        .call_as(
+            &keeper,
+            Method::PATCH,
+            conn,
+            Some(json!({"settings": {"base_url": trap.url}, "verify": false})),
+        )
+        .await;
+    assert_eq!(
+        a.status, 200,
+        "a key with `secrets` may move it: {}",
+        a.text
+    );
+    let a = app
+        .call_as(
+            &keeper,
+            Method::PATCH,
+            conn,
+            Some(json!({"settings": {"base_url": good.url}})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let trap_hits = trap.hits();
+
+    // Changed behind Latchkey's back (straight in the database): nothing goes there, whoever
+    // asks without `secrets`, until a key with `secrets` binds it anew.
+    sql(&app, &format!("UPDATE connections SET settings = json_set(settings, '$.base_url', '{}') WHERE name = 'billing'", trap.url)).await;
+    let p = app
+        .call_as(
+            &writer,
+            Method::GET,
+            &format!("{conn}/proxy/anything"),
+            None,
+        )
+        .await;
+    assert_eq!(p.status, 403, "{}", p.text);
+    assert_eq!(p.body["error"], "destination_change_requires_secrets");
+    let v = app
+        .call_as(
+            &writer,
+            Method::POST,
+            &format!("{conn}/verify"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(v.status, 403, "{}", v.text);
+    assert_eq!(trap.hits(), trap_hits, "nothing reached the new place");
+    let v = app
+        .call_as(
+            &keeper,
+            Method::POST,
+            &format!("{conn}/verify"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(v.status, 200, "{}", v.text);
+    assert_eq!(trap.hits(), trap_hits + 1);
+    let p = app
+        .call_as(&writer, Method::GET, &format!("{conn}/proxy/health"), None)
+        .await;
+    assert_eq!(
+        p.status, 200,
+        "bound anew by the key with `secrets`: {}",
+        p.text
+    );
+    let events = app.get("/v1/workspaces/acme/events?limit=500").await;
+    assert!(
+        events.text.contains("connection.destinations_bound"),
+        "{}",
+        events.text
+    );
+}
+
+#[tokio::test]
+async fn a_workspace_oauth_client_goes_only_to_its_allowed_origins() {
+    let app = spawn_app().await;
+    let good = Upstream::start(KEY, "ws-client", "ws-secret-0123").await;
+    let trap = Upstream::start("x", "x", "x").await;
+    app.workspace("acme").await;
+    let path = "/v1/workspaces/acme/apps/generic-oauth2/oauth-client";
+    let body = json!({"client_id": "ws-client", "client_secret": "ws-secret-0123"});
+    let a = app.call(Method::PUT, path, Some(body.clone())).await;
+    assert_eq!(a.status, 422, "allowed_origins is required: {}", a.text);
+    for bad in [
+        json!(["https://a.example/path"]),
+        json!(["ftp://a.example"]),
+        json!([]),
+    ] {
+        let mut b = body.clone();
+        b["allowed_origins"] = bad;
+        assert_eq!(app.call(Method::PUT, path, Some(b)).await.status, 422);
+    }
+    let mut b = body.clone();
+    b["allowed_origins"] = json!([format!("{}/", good.url)]);
+    let a = app.call(Method::PUT, path, Some(b)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["allowed_origins"], json!([good.url]));
+
+    let writer = app.workspace_key("acme", &["read", "write"]).await;
+    let cc = |name: &str, token: &str| {
+        json!({"name": name, "app": "generic-oauth2", "auth_mode": "oauth2_client_credentials",
+            "settings": {"token_url": format!("{token}/token"), "base_url": good.url}})
+    };
+    let a = app
+        .call_as(
+            &writer,
+            Method::POST,
+            "/v1/workspaces/acme/connections",
+            Some(cc("leak", &trap.url)),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    assert_eq!(a.body["error"], "destination_not_allowed");
+    let a = app
+        .call(
+            Method::POST,
+            "/v1/workspaces/acme/connections",
+            Some(cc("leak2", &trap.url)),
+        )
+        .await;
+    assert_eq!(
+        a.status, 403,
+        "not even an admin sends it elsewhere: {}",
+        a.text
+    );
+    assert_eq!(trap.hits(), 0, "the workspace client secret went nowhere");
+    // Its own origin is fine (the upstream is no token endpoint, so the grant fails there).
+    let a = app
+        .call_as(
+            &writer,
+            Method::POST,
+            "/v1/workspaces/acme/connections",
+            Some(cc("ok", &good.url)),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(good.hits() > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queued requests, forced refreshes, bounded input.
+
+#[tokio::test]
+async fn queued_proxy_requests_see_deletes_and_credential_changes() {
+    let app = spawn_app().await;
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    for change in ["delete", "credentials"] {
+        billing(&app, &up.url).await;
+        app.patch(
+            "/v1/workspaces/acme/connections/billing",
+            json!({"settings": {"concurrency_level": 1}}),
+        )
+        .await;
+        up.set_delay(Duration::from_millis(1500));
+        let start = up.hits();
+        let send = || {
+            let (client, url, key) = (
+                app.client.clone(),
+                format!(
+                    "{}/v1/workspaces/acme/connections/billing/proxy/echo",
+                    app.url
+                ),
+                app.admin_key.clone(),
+            );
+            tokio::spawn(async move {
+                let r = client.get(url).bearer_auth(key).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            })
+        };
+        let first = send();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while up.hits() == start {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the first request never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let second = send();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let expected = if change == "delete" {
+            assert_eq!(
+                app.delete("/v1/workspaces/acme/connections/billing")
+                    .await
+                    .status,
+                204
+            );
+            404
+        } else {
+            let a = app
+                .patch(
+                    "/v1/workspaces/acme/connections/billing",
+                    json!({"credentials": {"api_key": "rotated-key-1"}, "verify": false}),
+                )
+                .await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            409
+        };
+        assert_eq!(first.await.unwrap().0, 200);
+        let (status, text) = second.await.unwrap();
+        assert_eq!(status, expected, "{change}: {text}");
+        assert_eq!(
+            up.hits(),
+            start + 1,
+            "{change}: the queued request was never sent"
+        );
+        up.set_delay(Duration::ZERO);
+        if change == "credentials" {
+            app.delete("/v1/workspaces/acme/connections/billing").await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn fifty_forced_refreshes_cause_one_refresh_at_the_provider() {
+    use sha2::Digest;
+    let sim = SalesforceSim::start().await;
+    let rewrites = Rewrites::parse(&sim.rewrites()).unwrap();
+    let app = spawn_app_with(|c| c.outbound_rewrites = rewrites).await;
+    sim.add_callback_url(
+        salesforce::DEFAULT_CONSUMER_KEY,
+        &format!("{}/oauth/callback", app.url),
+    );
+    app.workspace("acme").await;
+    let created = app
+        .post("/v1/workspaces/acme/connections", json!({"name": "sf", "app": "salesforce", "auth_mode": "oauth2_code",
+            "credentials": {"client_id": salesforce::DEFAULT_CONSUMER_KEY, "client_secret": salesforce::DEFAULT_CONSUMER_SECRET}}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let location = sim
+        .login_via_browser(
+            created.body["authorize_url"].as_str().unwrap(),
+            salesforce::DEFAULT_USERNAME,
+            salesforce::DEFAULT_PASSWORD,
+        )
         .await
         .unwrap();
-
-    let cookie = sign_in_with(&app, &app.admin_key).await;
-    let value = cookie
-        .strip_prefix("latchkey_session=")
+    assert_eq!(
+        app.client.get(&location).send().await.unwrap().status(),
+        200
+    );
+    let old = app
+        .get("/v1/workspaces/acme/connections/sf/token")
+        .await
+        .body["access_token"]
+        .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(value.len(), 43, "256 random bits, base64url: {value}");
-    // Nothing of the key is in the cookie.
-    for piece in app.admin_key.as_bytes().windows(8) {
-        assert!(
-            !value.contains(std::str::from_utf8(piece).unwrap()),
-            "{value}"
+    let stale = hex::encode(sha2::Sha256::digest(old.as_bytes()));
+    sim.set_token_delay(Duration::from_millis(300));
+    let before = sim.refresh_count();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (client, url, key, stale) = (
+            app.client.clone(),
+            format!(
+                "{}/v1/workspaces/acme/connections/sf/token/refresh",
+                app.url
+            ),
+            app.admin_key.clone(),
+            stale.clone(),
         );
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"stale_token_sha256": stale}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            v["access_token"].as_str().unwrap().to_string()
+        }));
     }
-    let again = sign_in_with(&app, &app.admin_key).await;
-    assert_ne!(cookie, again, "every sign-in is a new session");
-    // Stored by hash: the database does not hold the cookie's value.
-    let kept = store
-        .session(&hash(&value), chrono::Utc::now())
-        .await
-        .unwrap()
-        .expect("the session is stored");
-    assert!(matches!(kept.subject, SessionSubject::ApiKey(_)));
-    let db = std::fs::read(app.data_dir.join("latchkey.db")).unwrap();
-    assert!(!db.windows(value.len()).any(|w| w == value.as_bytes()));
-
-    // Signing out ends the session itself, not just the browser's copy of the cookie.
-    assert!(session_csrf(&app, &cookie).await.is_some());
-    let out = app
-        .client
-        .post(format!("{}/ui/logout", app.url))
-        .header("cookie", &cookie)
-        .header("origin", &app.url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), 303);
-    assert_eq!(session_csrf(&app, &cookie).await, None);
-    let (status, _) = with_cookie(&app, reqwest::Method::GET, "/v1/workspaces", &cookie).await;
-    assert_eq!(status, 401, "a signed-out cookie replayed is refused");
-    assert!(
-        session_csrf(&app, &again).await.is_some(),
-        "the other session lives on"
+    let mut tokens = std::collections::HashSet::new();
+    for t in tasks {
+        tokens.insert(t.await.unwrap());
+    }
+    assert_eq!(
+        sim.refresh_count(),
+        before + 1,
+        "fifty forced refreshes, one at the provider"
     );
-
-    // Revoking a key ends the sessions made with it.
-    let reader = app
+    assert_eq!(tokens.len(), 1);
+    assert!(!tokens.contains(&old));
+    // A latecomer naming the old token gets the new one at once.
+    let late = app
         .post(
-            "/v1/api-keys",
-            json!({"name": "ui", "workspace": "acme", "scopes": ["read"]}),
+            "/v1/workspaces/acme/connections/sf/token/refresh",
+            json!({"stale_token_sha256": stale}),
         )
         .await;
-    let (reader_id, reader_key) = (
-        reader.body["id"].as_str().unwrap().to_string(),
-        reader.body["key"].as_str().unwrap().to_string(),
+    assert_eq!(late.status, 200);
+    assert!(tokens.contains(late.body["access_token"].as_str().unwrap()));
+    assert_eq!(sim.refresh_count(), before + 1);
+    let bad = app
+        .post(
+            "/v1/workspaces/acme/connections/sf/token/refresh",
+            json!({"stale_token_sha256": "xyz"}),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    sim.set_token_delay(Duration::ZERO);
+}
+
+/// Sends a request line exactly as written (HTTP clients normalize dot segments away).
+async fn raw_get(app: &TestApp, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        app.admin_key
     );
-    let theirs = sign_in_with(&app, &reader_key).await;
-    let theirs_value = theirs.strip_prefix("latchkey_session=").unwrap();
-    assert!(session_csrf(&app, &theirs).await.is_some());
-    assert_eq!(
-        app.delete(&format!("/v1/api-keys/{reader_id}"))
-            .await
-            .status,
-        204
-    );
-    assert!(
-        store
-            .session(&hash(theirs_value), chrono::Utc::now())
-            .await
-            .unwrap()
-            .is_none(),
-        "the revoked key's session is gone from the store"
-    );
-    assert_eq!(session_csrf(&app, &theirs).await, None);
-    let events = app.get("/v1/events").await;
-    let revoked = events.body["items"]
-        .as_array()
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
         .unwrap()
-        .iter()
-        .find(|e| e["action"] == "api_key.revoked" && e["target_id"] == reader_id.as_str())
-        .cloned()
-        .expect("the revocation is in the instance log");
-    assert_eq!(revoked["details"]["sessions_ended"], 1, "{revoked}");
 }
 
 #[tokio::test]
-async fn sign_out_ends_the_session_on_every_instance_of_a_cluster() {
-    let Some(a) = spawn_app_postgres().await else {
-        return;
-    };
-    let b = start_peer(&a).await;
-    let cookie = sign_in_with(&a, &a.admin_key).await;
-    let (status, _) = with_cookie(&b, reqwest::Method::GET, "/v1/workspaces", &cookie).await;
-    assert_eq!(status, 200, "the other instance knows the session");
-    let out = a
-        .client
-        .post(format!("{}/ui/logout", a.url))
-        .header("cookie", &cookie)
-        .header("origin", &a.url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), 303);
-    let (status, body) = with_cookie(&b, reqwest::Method::GET, "/v1/workspaces", &cookie).await;
-    assert_eq!(
-        status, 401,
-        "signed out on one instance, refused on the other: {body}"
-    );
-    assert_eq!(session_csrf(&b, &cookie).await, None);
-    let page = b
-        .client
-        .get(format!("{}/ui/connections", b.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.headers()["location"], "/ui/login");
-}
-
-async fn try_key(app: &TestApp, key: &str, forwarded_for: Option<&str>) -> u16 {
-    let mut req = app
-        .client
-        .get(format!("{}/v1/workspaces", app.url))
-        .bearer_auth(key);
-    if let Some(x) = forwarded_for {
-        req = req.header("x-forwarded-for", x);
-    }
-    req.send().await.unwrap().status().as_u16()
-}
-
-#[tokio::test]
-async fn throttling_slows_failures_but_never_refuses_a_valid_key() {
+async fn hostile_input_is_bounded() {
     let app = spawn_app().await;
-    let mut statuses = Vec::new();
-    for i in 0..14 {
-        // A forged X-Forwarded-For changes nothing: the peer is no trusted proxy.
-        statuses.push(
-            try_key(
-                &app,
-                &format!("lk_guess{i}"),
-                Some(&format!("198.51.100.{i}")),
-            )
-            .await,
-        );
-    }
-    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
-    assert_eq!(&statuses[10..], &[429; 4], "{statuses:?}");
-    // The right key gets in at once, from the same address, while failures are being slowed.
-    assert_eq!(try_key(&app, &app.admin_key, None).await, 200);
-    assert_eq!(try_key(&app, "lk_guess-again", None).await, 429);
-    assert_eq!(try_key(&app, &app.admin_key, None).await, 200);
-    // The UI's sign-in form too.
-    let cookie = sign_in_with(&app, &app.admin_key).await;
-    assert!(cookie.starts_with("latchkey_session="));
-}
-
-#[tokio::test]
-async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
-    let app = spawn_app_with(|c| {
-        c.trusted_proxies = latchkey_server::auth::TrustedProxies::parse("127.0.0.1/32").unwrap()
-    })
-    .await;
-    for i in 0..11 {
-        let s = try_key(&app, &format!("lk_guess{i}"), Some("203.0.113.1")).await;
-        assert_eq!(s, if i < 10 { 401 } else { 429 }, "attempt {i}");
-    }
-    // Another client behind the same proxy is its own address.
-    assert_eq!(try_key(&app, "lk_guess", Some("203.0.113.2")).await, 401);
-    // A client cannot pose as another by writing its own entry first: the proxy's is used.
-    assert_eq!(
-        try_key(&app, "lk_guess", Some("203.0.113.2, 203.0.113.1")).await,
-        429
-    );
-    assert_eq!(
-        try_key(&app, &app.admin_key, Some("203.0.113.1")).await,
-        200
-    );
-}
-
-#[tokio::test]
-async fn request_headers_over_64_kib_are_refused_with_431() {
-    let app = spawn_app().await;
-    let send = |sizes: Vec<usize>| {
-        let mut req = app
-            .client
-            .get(format!("{}/v1/apps", app.url))
-            .bearer_auth(&app.admin_key);
-        for (i, n) in sizes.into_iter().enumerate() {
-            req = req.header(format!("x-filler-{i}"), "a".repeat(n));
-        }
-        req.send()
-    };
-    let big = send(vec![24 * 1024, 24 * 1024, 20 * 1024]).await.unwrap();
-    assert_eq!(big.status(), 431);
-    let body: Value = big.json().await.unwrap();
-    assert_eq!(body["error"], "headers_too_large", "{body}");
-    assert!(
-        body["hint"].is_string() && body["details"].is_object(),
-        "{body}"
-    );
-    let fine = send(vec![24 * 1024, 24 * 1024]).await.unwrap();
-    assert_eq!(fine.status(), 200);
-}
-
-#[tokio::test]
-async fn admin_keys_are_made_on_purpose_and_every_key_event_is_audited() {
-    let app = spawn_app().await;
+    let up = Upstream::start(KEY, "u", "p").await;
     app.workspace("acme").await;
-    let missing = app.post("/v1/api-keys", json!({"name": "oops"})).await;
-    assert_eq!(missing.status, 422, "{}", missing.text);
-    assert_eq!(
-        missing.body["details"]["field"], "workspace",
-        "{}",
-        missing.text
-    );
-    assert!(
-        missing.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("\"workspace\": null"),
-        "{}",
-        missing.text
-    );
-    let admin = app
-        .post("/v1/api-keys", json!({"name": "ops", "workspace": null}))
+    let a = app
+        .post("/v1/workspaces/acme/connections", json!({"name": "billing", "app": "generic-api-key",
+            "settings": {"base_url": format!("{}/v1/api", up.url), "verify_path": "/"}, "credentials": {"api_key": KEY}, "verify": false}))
         .await;
-    assert_eq!(admin.status, 201, "{}", admin.text);
-    assert_eq!(admin.body["workspace"], Value::Null);
-    let ws_key = app
-        .post(
-            "/v1/api-keys",
-            json!({"name": "etl", "workspace": "acme", "scopes": ["read"]}),
-        )
-        .await;
-    assert_eq!(ws_key.status, 201, "{}", ws_key.text);
-    // Only an admin makes keys.
-    let reader = ws_key.body["key"].as_str().unwrap();
-    let r = app
-        .call_as(
-            reader,
-            reqwest::Method::POST,
-            "/v1/api-keys",
-            Some(json!({"name": "x", "workspace": null})),
-        )
-        .await;
-    assert_eq!(r.status, 403);
-
-    let admin_id = admin.body["id"].as_str().unwrap();
-    let ws_id = ws_key.body["id"].as_str().unwrap();
-    assert_eq!(
-        app.delete(&format!("/v1/api-keys/{admin_id}")).await.status,
-        204
-    );
-    assert_eq!(
-        app.delete(&format!("/v1/api-keys/{ws_id}")).await.status,
-        204
-    );
-
-    let instance = app.get("/v1/events").await;
-    assert_eq!(instance.status, 200, "{}", instance.text);
-    let seen: Vec<(String, String)> = instance.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["action"].as_str().unwrap().to_string(),
-                e["target_id"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    for (action, id) in [
-        ("api_key.created", admin_id),
-        ("api_key.created", ws_id),
-        ("api_key.revoked", admin_id),
-        ("api_key.revoked", ws_id),
+    assert_eq!(a.status, 201, "{}", a.text);
+    let base = "/v1/workspaces/acme/connections/billing/proxy";
+    for path in [
+        "/../../health",
+        "/a/%2e%2e/%2E%2e/health",
+        "/a/.%2e/x",
+        "/a%2f..%2f..%2fhealth",
+        "/a%5C..",
+        "/%252e%252e/x",
     ] {
-        assert!(
-            seen.contains(&(action.to_string(), id.to_string())),
-            "{action} {id}: {seen:?}"
-        );
+        assert_eq!(raw_get(&app, &format!("{base}{path}")).await, 400, "{path}");
     }
-    assert!(
-        !instance.text.contains("lk_"),
-        "no key in events: {}",
-        instance.text
-    );
-    // The workspace's own log has its key's events; the admin key's are not there.
-    let ws_events = app.get("/v1/workspaces/acme/events").await;
-    let actions: Vec<(&str, &str)> = ws_events.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["action"].as_str().unwrap(),
-                e["target_id"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
-    assert!(actions.contains(&("api_key.created", ws_id)), "{actions:?}");
-    assert!(actions.contains(&("api_key.revoked", ws_id)), "{actions:?}");
-    assert!(
-        !actions.iter().any(|(_, id)| *id == admin_id),
-        "{actions:?}"
-    );
-    // The API document says so.
-    let doc: Value = app
-        .client
-        .get(format!("{}/openapi.json", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let create = &doc["components"]["schemas"]["CreateKey"];
-    assert!(
-        create["required"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("workspace")),
-        "{create}"
-    );
-    assert!(
-        create["properties"]["workspace"]
-            .to_string()
-            .contains("null"),
-        "{create}"
-    );
-    assert!(
-        doc["components"]["schemas"]["Scope"]["enum"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("metrics")),
-        "{}",
-        doc["components"]["schemas"]["Scope"]
-    );
-    assert!(doc["paths"]["/v1/events"]["get"].is_object());
-    // A workspace key does not read the instance log.
-    let other = app.workspace_key("acme", &["read"]).await;
-    assert_eq!(
-        app.call_as(&other, reqwest::Method::GET, "/v1/events", None)
-            .await
-            .status,
-        403
-    );
-}
+    assert_eq!(up.hits(), 0, "nothing climbed above the base path");
+    assert_eq!(raw_get(&app, &format!("{base}/echo")).await, 200);
 
-#[tokio::test]
-async fn metrics_need_the_metrics_scope_unless_made_public() {
-    let app = spawn_app().await;
-    app.workspace("acme").await;
-    let scrape = |app: &TestApp, key: Option<String>| {
-        let mut req = app.client.get(format!("{}/metrics", app.url));
-        if let Some(k) = key {
-            req = req.bearer_auth(k);
+    for settings in [
+        json!({"api_key_name": "X Key"}),
+        json!({"api_key_prefix": "Bearer\r\nX-Injected: 1 "}),
+        json!({"api_key_in": "query", "api_key_name": "a&b"}),
+    ] {
+        let mut s = json!({"base_url": up.url});
+        for (k, v) in settings.as_object().unwrap() {
+            s[k] = v.clone();
         }
-        req.send()
-    };
-    let anon = scrape(&app, None).await.unwrap();
-    assert_eq!(anon.status(), 401);
-    let body: Value = anon.json().await.unwrap();
-    assert_eq!(body["error"], "unauthorized");
-    let reader = app
-        .workspace_key("acme", &["read", "proxy", "secrets", "write"])
-        .await;
-    let r = scrape(&app, Some(reader)).await.unwrap();
-    assert_eq!(r.status(), 403);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["details"]["required_scope"], "metrics", "{body}");
-    let monitor = app.workspace_key("acme", &["metrics"]).await;
-    let m = scrape(&app, Some(monitor)).await.unwrap();
-    assert_eq!(m.status(), 200);
-    assert!(m
-        .text()
-        .await
-        .unwrap()
-        .contains("latchkey_http_requests_total"));
-    assert_eq!(
-        scrape(&app, Some(app.admin_key.clone()))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+        let a = app
+            .post("/v1/workspaces/acme/connections", json!({"name": "bad", "app": "generic-api-key", "settings": s, "credentials": {"api_key": KEY}, "verify": false}))
+            .await;
+        assert_eq!(a.status, 422, "{settings}: {}", a.text);
+        let e = app
+            .patch(
+                "/v1/workspaces/acme/connections/billing",
+                json!({"settings": settings}),
+            )
+            .await;
+        assert_eq!(e.status, 422, "{settings}: {}", e.text);
+    }
+    for name in [".", ".."] {
+        let a = app
+            .post("/v1/workspaces/acme/connections", json!({"name": name, "app": "generic-api-key", "settings": {"base_url": up.url}, "credentials": {"api_key": KEY}, "verify": false}))
+            .await;
+        assert_eq!(a.status, 422, "{name}: {}", a.text);
+        let f = app.post("/v1/workspaces/acme/flows", json!({"name": name, "environment": "production", "active": true, "connections": []})).await;
+        assert_eq!(f.status, 422, "{name}: {}", f.text);
+        let w = app
+            .post("/v1/workspaces", json!({"slug": "dots", "name": name}))
+            .await;
+        assert_eq!(w.status, 422, "{name}: {}", w.text);
+    }
 
-    let public = spawn_app_with(|c| c.metrics_public = true).await;
-    assert_eq!(scrape(&public, None).await.unwrap().status(), 200);
+    // A provider's absurd numbers are clamped, never a 500.
+    let echo = echo_server().await;
+    let a = app
+        .post("/v1/workspaces/acme/connections", json!({"name": "big", "app": "generic-oauth2", "auth_mode": "oauth2_client_credentials",
+            "settings": {"token_url": format!("{}/bigtoken", echo.url), "base_url": echo.url, "verify_path": "/ok"},
+            "credentials": {"client_id": "c", "client_secret": "s-0123456789"}}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let t = app.get("/v1/workspaces/acme/connections/big/token").await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let expires: chrono::DateTime<chrono::Utc> =
+        t.body["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!((expires - chrono::Utc::now()).num_days() <= 366);
 }

@@ -29,6 +29,10 @@ pub enum OAuthClientCmd {
         /// A PEM file with the RSA private key for JWT bearer.
         #[arg(long, value_name = "PEM")]
         private_key_file: Option<PathBuf>,
+        /// An origin (https://auth.example.com) the client may be sent to; repeat for more.
+        /// Required for applications whose connections give their own OAuth URLs.
+        #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+        allowed_origins: Vec<String>,
     },
     /// Show the OAuth client (never its secret) and the redirect URI to register.
     Show { workspace: String, app: String },
@@ -46,8 +50,12 @@ pub async fn run(ctx: &Ctx, cmd: OAuthClientCmd) -> anyhow::Result<ExitCode> {
             client_secret_stdin,
             client_secret,
             private_key_file,
+            allowed_origins,
         } => {
             let mut body = json!({ "client_id": client_id });
+            if !allowed_origins.is_empty() {
+                body["allowed_origins"] = json!(allowed_origins);
+            }
             let secret = if client_secret_stdin {
                 Some(read_stdin_value("client secret", "--client-secret-stdin")?)
             } else {
@@ -85,6 +93,18 @@ pub async fn run(ctx: &Ctx, cmd: OAuthClientCmd) -> anyhow::Result<ExitCode> {
                     ("Client ID", text(&answer, "client_id")),
                     ("Client secret", stored(&answer, "has_client_secret")),
                     ("Private key", stored(&answer, "has_private_key")),
+                    (
+                        "Allowed origins",
+                        answer["allowed_origins"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(Value::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            })
+                            .unwrap_or_else(|| "the application's hosts".into()),
+                    ),
                     ("Redirect URI", text(&answer, "redirect_uri")),
                     ("Created", time(&answer, "created_at")),
                     ("Updated", time(&answer, "updated_at")),

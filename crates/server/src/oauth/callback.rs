@@ -171,15 +171,20 @@ pub async fn complete(
         ));
     }
     if let Some(err) = error {
+        // What the browser brought back is the provider's word at best: kept only as an error
+        // code and a scrubbed description.
+        let mut scrubber = latchkey_core::scrub::Scrubber::new();
+        if let Ok(creds) = svc::decrypt(state, &conn).await {
+            if let Ok(client) = client_for(state, &ws, &conn.app, &creds).await {
+                scrubber = client.scrubber();
+            }
+        }
         let e = GrantError::Provider {
             status: 400,
             error: err.chars().take(100).collect(),
-            description: error_description
-                .unwrap_or_default()
-                .chars()
-                .take(300)
-                .collect(),
-        };
+            description: error_description.unwrap_or_default(),
+        }
+        .scrubbed(&scrubber);
         let hint = Some(e.hint(false, &public));
         record_failure(state, &ws, &conn, &e.to_string(), &hint).await;
         let word = if e.code() == "access_denied" {
@@ -236,9 +241,12 @@ pub async fn complete(
         None => None,
     };
     let prepared = async {
+        // The code and the client secret go only where the connection is bound.
+        crate::destinations::guard(state, &ws, &conn, false).await?;
         let creds = svc::decrypt(state, &conn).await?;
         let client = client_for(state, &ws, &conn.app, &creds).await?;
         let provider = Provider::for_connection(app, conn.auth_mode, &conn.settings)?;
+        super::check_client_destination(&client, &provider)?;
         Ok::<_, crate::error::ApiError>((client, provider))
     }
     .await;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use latchkey_core::catalog::{json_path, TokenBody};
 use latchkey_core::model::TokenMeta;
+use latchkey_core::scrub::{self, Scrubber};
 use latchkey_core::secret::SecretString;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -22,6 +23,28 @@ pub struct ClientCreds {
     pub client_id: String,
     pub client_secret: Option<SecretString>,
     pub private_key: Option<SecretString>,
+    /// For a workspace OAuth client of an application whose URLs are user-given: the only
+    /// origins its secret may be sent to. `None` for a connection's own client and for
+    /// applications whose hosts the catalog fixes.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl ClientCreds {
+    /// A scrubber for this client's secrets, in every form they are sent (HTTP Basic included).
+    pub fn scrubber(&self) -> Scrubber {
+        let mut s = Scrubber::new();
+        if let Some(secret) = &self.client_secret {
+            s.add(secret.expose_secret());
+            let enc =
+                |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+            s.add_pair(&enc(&self.client_id), &enc(secret.expose_secret()));
+            s.add_pair(&self.client_id, secret.expose_secret());
+        }
+        if let Some(k) = &self.private_key {
+            s.add(k.expose_secret());
+        }
+        s
+    }
 }
 
 impl fmt::Debug for ClientCreds {
@@ -67,6 +90,24 @@ impl fmt::Display for GrantError {
 }
 
 impl GrantError {
+    /// The error as it may be kept and shown: the provider's code only when it looks like one,
+    /// its description scrubbed of every secret the request carried and cut to 300 characters.
+    pub fn scrubbed(self, scrubber: &Scrubber) -> Self {
+        match self {
+            GrantError::Provider {
+                status,
+                error,
+                description,
+            } => GrantError::Provider {
+                status,
+                error: scrub::error_code(&error, scrubber)
+                    .unwrap_or_else(|| "provider_error".into()),
+                description: scrubber.tidy(&description),
+            },
+            GrantError::Transport(m) => GrantError::Transport(scrubber.tidy(&m)),
+        }
+    }
+
     pub fn code(&self) -> &str {
         match self {
             GrantError::Provider { error, .. } => error,
@@ -110,6 +151,13 @@ impl GrantError {
     }
 }
 
+/// The longest token lifetime believed (a year); a larger `expires_in` is clamped to it.
+const MAX_EXPIRES_IN_SECS: i64 = 366 * 24 * 3600;
+/// How far ahead of now a provider's `issued_at` may be before it is not believed.
+const MAX_CLOCK_SKEW_SECS: i64 = 24 * 3600;
+/// An `issued_at` before 2000-01-01 is not believed either.
+const EARLIEST_ISSUED_AT: i64 = 946_684_800;
+
 struct RawTokens {
     access_token: String,
     refresh_token: Option<String>,
@@ -151,6 +199,15 @@ async fn post_token(
     mut form: Vec<(&str, String)>,
     with_client_secret: bool,
 ) -> Result<Tokens, GrantError> {
+    if let Some(allowed) = &client.allowed_origins {
+        let origin = provider.token_url.origin().ascii_serialization();
+        if !allowed.contains(&origin) {
+            return Err(GrantError::Transport(format!(
+                "not sent: the workspace OAuth client may only be sent to {}, not {origin}",
+                allowed.join(", ")
+            )));
+        }
+    }
     let url = out
         .prepare(&provider.token_url)
         .map_err(|e| GrantError::Transport(e.to_string()))?;
@@ -196,7 +253,16 @@ async fn post_token(
         .await
         .map_err(|_| GrantError::Transport("the token answer could not be read".into()))?;
     if !(200..300).contains(&status) {
-        return Err(parse_error_answer(status, &body));
+        let mut scrubber = client.scrubber();
+        for (name, value) in &form {
+            if matches!(
+                *name,
+                "refresh_token" | "code" | "code_verifier" | "assertion" | "client_secret"
+            ) {
+                scrubber.add(value);
+            }
+        }
+        return Err(parse_error_answer(status, &body).scrubbed(&scrubber));
     }
     if provider.has_quirk("slack_ok_envelope") {
         if let Some(e) = crate::quirks::slack_ok_envelope::token_error(status, &body) {
@@ -289,11 +355,16 @@ fn read_tokens(
     client: &ClientCreds,
 ) -> Result<Tokens, GrantError> {
     let now = Utc::now();
+    // Provider numbers are bounded before any arithmetic: an `issued_at` before 2000 or more
+    // than a day ahead is taken as now, an `expires_in` is kept within a year.
     let issued_at = raw
         .issued_at
         .as_deref()
-        .and_then(|s| s.parse::<i64>().ok())
-        .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+        .filter(|t| {
+            t.timestamp() >= EARLIEST_ISSUED_AT && (*t - now).num_seconds() <= MAX_CLOCK_SKEW_SECS
+        });
     if provider.flavor == Flavor::Salesforce {
         if let (Some(sig), Some(id), Some(at), Some(secret)) = (
             &raw.signature,
@@ -315,8 +386,10 @@ fn read_tokens(
         }
     }
     let expires_in = raw.expires_in.as_ref().and_then(|v| {
-        v.as_i64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()))
+            .filter(|f| f.is_finite())
+            .map(|f| f.clamp(0.0, MAX_EXPIRES_IN_SECS as f64) as i64)
     });
     let expires_at: DateTime<Utc> = match expires_in {
         Some(secs) if secs > 0 => now + Duration::seconds(secs.min(NEVER_SECS)),
@@ -475,12 +548,15 @@ pub async fn revoke(
         Ok(())
     } else {
         let body = resp.text().await.unwrap_or_default();
+        let mut scrubber = client.scrubber();
+        scrubber.add(token);
         Err(match serde_json::from_str::<RawError>(&body) {
             Ok(e) => GrantError::Provider {
                 status,
                 error: e.error,
                 description: e.error_description.unwrap_or_default(),
-            },
+            }
+            .scrubbed(&scrubber),
             Err(_) => GrantError::Transport(format!("the revocation endpoint answered {status}")),
         })
     }
@@ -496,6 +572,7 @@ mod tests {
             client_id: "id:1".into(),
             client_secret: Some(SecretString::from("s p&".to_string())),
             private_key: None,
+            allowed_origins: None,
         };
         let h = basic_header(&c);
         let raw = base64::engine::general_purpose::STANDARD
@@ -537,6 +614,7 @@ mod tests {
             client_id: "ck".into(),
             client_secret: Some(SecretString::from("cs".to_string())),
             private_key: None,
+            allowed_origins: None,
         };
         let mut mac = Hmac::<Sha256>::new_from_slice(b"cs").unwrap();
         mac.update(
@@ -567,6 +645,35 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("signature"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_provider_numbers_are_clamped() {
+        let client = ClientCreds {
+            client_id: "ck".into(),
+            client_secret: None,
+            private_key: None,
+            allowed_origins: None,
+        };
+        let mut p = salesforce_provider();
+        p.flavor = Flavor::Generic;
+        for body in [
+            r#"{"access_token":"a","expires_in":1e13}"#,
+            r#"{"access_token":"a","expires_in":10000000000000}"#,
+            r#"{"access_token":"a","expires_in":"1e300"}"#,
+            r#"{"access_token":"a","expires_in":9223372036854775807}"#,
+            r#"{"access_token":"a","expires_in":-5,"issued_at":"9223372036854775807"}"#,
+            r#"{"access_token":"a","issued_at":"-9223372036854775808"}"#,
+            r#"{"access_token":"a","issued_at":"253402300799999"}"#,
+        ] {
+            let t = parse_token_answer(body, &p, &client).unwrap();
+            let left = t.meta.expires_at.unwrap() - Utc::now();
+            assert!(left.num_seconds() <= NEVER_SECS, "{body}: {left}");
+            assert!(left.num_seconds() > 0, "{body}: {left}");
+            let issued = t.meta.issued_at.unwrap();
+            assert!((issued - Utc::now()).num_days() <= 1, "{body}");
+            assert!(issued.timestamp() >= EARLIEST_ISSUED_AT, "{body}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use chrono::{Duration, Utc};
 use grant::{ClientCreds, GrantError, Tokens};
 use latchkey_core::catalog::AppEntry;
 use latchkey_core::model::{AuthMode, ConnectionRecord, OAuthState, Workspace};
+use latchkey_core::scrub::{self, Scrubber};
 use latchkey_core::secret::{SecretFields, SecretString};
 use provider::{Flavor, Provider};
 use rand::RngCore;
@@ -114,6 +115,7 @@ pub async fn client_for(
             client_id: id.to_string(),
             client_secret: creds.get("client_secret").cloned(),
             private_key: creds.get("private_key").cloned(),
+            allowed_origins: None,
         });
     }
     let Some(rec) = state.store.oauth_client(&ws.id, app).await? else {
@@ -129,11 +131,52 @@ pub async fn client_for(
         }
         None => SecretFields::new(),
     };
+    let user_given_urls = state
+        .catalog
+        .get(app)
+        .and_then(|a| a.oauth.as_ref())
+        .is_some_and(|o| o.hosts.is_empty());
+    let allowed_origins = allowed_origins_of(&secret);
     Ok(ClientCreds {
         client_id: rec.client_id,
         client_secret: secret.get("client_secret").cloned(),
         private_key: secret.get("private_key").cloned(),
+        // A client for user-given URLs set without a list (before lists existed) goes nowhere.
+        allowed_origins: if user_given_urls {
+            Some(allowed_origins.unwrap_or_default())
+        } else {
+            allowed_origins
+        },
     })
+}
+
+/// The sealed field of a workspace OAuth client that lists the origins it may be sent to.
+pub const ALLOWED_ORIGINS_FIELD: &str = "allowed_origins";
+
+/// The origins a workspace OAuth client's sealed fields allow.
+pub fn allowed_origins_of(secret: &SecretFields) -> Option<Vec<String>> {
+    secret
+        .expose(ALLOWED_ORIGINS_FIELD)
+        .and_then(|v| serde_json::from_str(v).ok())
+}
+
+/// Refuses, before anything is sent, a grant whose client may not go to the provider's token
+/// endpoint (a workspace OAuth client for user-given URLs goes only to its `allowed_origins`).
+pub fn check_client_destination(client: &ClientCreds, provider: &Provider) -> ApiResult<()> {
+    let Some(allowed) = &client.allowed_origins else {
+        return Ok(());
+    };
+    let origin = provider.token_url.origin().ascii_serialization();
+    if allowed.contains(&origin) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "destination_not_allowed",
+        format!("the workspace's OAuth client may not be sent to {origin}"),
+    )
+    .hint("add the origin to the OAuth client's allowed_origins (PUT …/apps/{app}/oauth-client), or give the connection its own client_id and client_secret")
+    .details(json!({ "origin": origin, "allowed_origins": allowed })))
 }
 
 fn random_token(bytes: usize) -> String {
@@ -252,6 +295,8 @@ pub async fn check(
     tokens: &Tokens,
 ) -> Result<Checked, (String, String)> {
     let bearer = format!("Bearer {}", tokens.access_token.expose_secret());
+    let mut scrubber = Scrubber::new();
+    scrubber.add(tokens.access_token.expose_secret());
     let get = |url: Url| {
         let b = bearer.clone();
         async move {
@@ -297,7 +342,7 @@ pub async fn check(
                 .unwrap_or_else(|| "/services/oauth2/userinfo".into());
             let (status, body) = get(crate::verify::join_path(&base, &path)).await?;
             if status != 200 {
-                return Err(salesforce_check_error(status, &body));
+                return Err(salesforce_check_error_scrubbed(status, &body, &scrubber));
             }
             let info: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
             let checked = Checked {
@@ -312,7 +357,7 @@ pub async fn check(
                 ))
                 .await?;
                 if status != 200 {
-                    return Err(salesforce_check_error(status, &body));
+                    return Err(salesforce_check_error_scrubbed(status, &body, &scrubber));
                 }
                 if !CERTINIA_PREFIXES
                     .iter()
@@ -386,10 +431,7 @@ pub async fn check(
                     format!(
                         "{} answered {status} to {shown}: {}",
                         app.name,
-                        crate::verify::excerpt(&body)
-                            .chars()
-                            .take(300)
-                            .collect::<String>()
+                        scrub::provider_summary(&body, &scrubber, "no error in a known shape")
                     ),
                     if status == 401 {
                         "the access token was refused: it expired or was revoked".into()
@@ -404,12 +446,19 @@ pub async fn check(
 
 /// A Salesforce REST error answer as a message and a hint (R6).
 pub fn salesforce_check_error(status: u16, body: &str) -> (String, String) {
-    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let code = parsed[0]["errorCode"].as_str().unwrap_or("").to_string();
-    let message = parsed[0]["message"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| body.chars().take(200).collect());
+    salesforce_check_error_scrubbed(status, body, &Scrubber::new())
+}
+
+/// [`salesforce_check_error`], keeping only the provider's code and description, scrubbed.
+pub fn salesforce_check_error_scrubbed(
+    status: u16,
+    body: &str,
+    scrubber: &Scrubber,
+) -> (String, String) {
+    let (code, message) = match scrub::provider_words(body, scrubber) {
+        Some((code, d)) => (code.unwrap_or_default(), d),
+        None => (String::new(), "no error in a known shape".to_string()),
+    };
     let hint = match code.as_str() {
         "INSUFFICIENT_ACCESS" => "use a dedicated integration user (the \"API Only User\" permission is recommended), check its profile and permission sets (\"API Enabled\", \"View Setup and Configuration\"), and Setup > Identity Verification > Session Security Level Policies",
         "REQUEST_LIMIT_EXCEEDED" => "the org's daily API limit or its concurrent long-request limit was reached; lower the connection's concurrency level or borrow a pool shared with the org's other connections",
@@ -473,6 +522,9 @@ pub async fn revoke_grant(
     c: &ConnectionRecord,
 ) -> Result<(), String> {
     let app = state.catalog.get(&c.app).ok_or("unknown application")?;
+    crate::destinations::guard(state, ws, c, false)
+        .await
+        .map_err(|e| e.message)?;
     let provider =
         Provider::for_connection(app, c.auth_mode, &c.settings).map_err(|e| e.message)?;
     let set = tokens::stored_tokens(state, c)

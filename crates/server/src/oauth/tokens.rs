@@ -38,9 +38,25 @@ pub struct TokenSet {
     pub refresh_token: Option<SecretString>,
     pub meta: TokenMeta,
     pub version: i64,
+    /// What to remove from proxied answers (built on first use).
+    pub scrub: std::sync::OnceLock<Arc<latchkey_core::scrub::Scrubber>>,
 }
 
 impl TokenSet {
+    /// A scrubber for this access token.
+    pub fn scrubber(&self) -> Arc<latchkey_core::scrub::Scrubber> {
+        self.scrub
+            .get_or_init(|| {
+                let mut s = latchkey_core::scrub::Scrubber::new();
+                s.add(self.access_token.expose_secret());
+                if let Some(r) = &self.refresh_token {
+                    s.add(r.expose_secret());
+                }
+                Arc::new(s)
+            })
+            .clone()
+    }
+
     pub fn is_fresh(&self) -> bool {
         self.meta
             .expires_at
@@ -148,6 +164,7 @@ pub async fn stored_tokens(
         refresh_token: fields.get("refresh_token").cloned(),
         meta: c.token_meta.clone().unwrap_or_default(),
         version: c.version,
+        scrub: Default::default(),
     });
     state
         .tokens
@@ -156,6 +173,13 @@ pub async fn stored_tokens(
         .expect("token cache")
         .insert(c.id.clone(), set.clone());
     Ok(Some(set))
+}
+
+/// The SHA-256 (hex) of a token set's access token: how a caller names the token it found
+/// expired without sending it.
+pub fn token_sha256(set: &TokenSet) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(set.access_token.expose_secret().as_bytes()))
 }
 
 /// Seals tokens for storage on the connection (field `tokens`).
@@ -451,6 +475,10 @@ async fn refresh_now(
             None,
         )
     })?;
+    // Nothing goes to a token endpoint the secret material is not bound to.
+    crate::destinations::guard(state, ws, &row, false)
+        .await
+        .map_err(Failure::from_api)?;
     let provider = super::provider::Provider::for_connection(app, row.auth_mode, &row.settings)
         .map_err(Failure::from_api)?;
     let creds = crate::service::connections::decrypt(state, &row)
@@ -539,6 +567,7 @@ async fn refresh_now(
                 refresh_token: refresh,
                 meta,
                 version: next.version,
+                scrub: Default::default(),
             });
             state
                 .tokens

@@ -22,6 +22,7 @@ use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{
     AuthMode, ConnectionRecord, Scope, Workspace, DEFAULT_CONCURRENCY_LEVEL,
 };
+use latchkey_core::scrub::{ChunkScrubber, Scrubber};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::sync::Arc;
@@ -113,6 +114,15 @@ enum Cred {
     },
 }
 
+impl Cred {
+    fn scrubber(&self) -> Arc<Scrubber> {
+        match self {
+            Cred::Static(i) => i.scrubber.clone(),
+            Cred::Token { inj, .. } => inj.scrubber.clone(),
+        }
+    }
+}
+
 async fn credential(
     state: &AppState,
     ws: &Workspace,
@@ -199,9 +209,14 @@ async fn run(
     path: String,
     req: Request,
 ) -> ApiResult<Response> {
+    check_path(req.uri().path(), &path)?;
     let found = state.resolve(&caller, &ws, &conn, Scope::Proxy).await?;
+    let (ws_key, conn_key) = (ws, conn);
     let (ws, c) = (&*found.ws, &*found.conn);
     let app = svc::app_entry(&state, &c.app)?;
+    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    // Nothing is sent where the connection's secret material is not bound.
+    crate::destinations::guard(&state, ws, c, holds_secrets).await?;
     let (parts, body) = req.into_parts();
     let listed = connection_listed(&parts.headers);
 
@@ -245,6 +260,29 @@ async fn run(
         }
     };
     let queue_ms = waited.as_millis().to_string();
+    // A request that waited for its turn sees what happened meanwhile: a deleted connection
+    // answers 404, a changed credential or destination 409; neither is sent with the old one.
+    let now = state
+        .resolve(&caller, &ws_key, &conn_key, Scope::Proxy)
+        .await?;
+    if now.conn.id != c.id {
+        return Err(ApiError::not_found("connection", &conn_key));
+    }
+    if now.conn.credentials != c.credentials
+        || request_settings(&now.conn) != request_settings(c)
+        || now.conn.auth_mode != c.auth_mode
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "connection_changed",
+            format!(
+                "connection `{}` was changed while this request waited for its turn; it was not sent",
+                c.name
+            ),
+        )
+        .hint("send the request again: it will use the connection as it is now"));
+    }
+    let c = &*now.conn;
 
     let mut attempt = 0;
     let mut retry_after_version: Option<i64> = None;
@@ -269,6 +307,9 @@ async fn run(
             },
         };
         let mut url = crate::verify::join_path(&base, &path);
+        if !url.path().starts_with(base.path().trim_end_matches('/')) {
+            return Err(invalid_path());
+        }
         url.set_query(parts.uri.query());
         match &cred {
             Cred::Static(inj) => inj.apply_to_url(&mut url),
@@ -290,10 +331,15 @@ async fn run(
         };
         for (name, value) in parts.headers.iter() {
             // What the entry injects (the credential, its fixed headers) replaces the caller's.
-            if !is_hop(name.as_str(), &listed) && !injected.contains(&name) {
+            if !is_hop(name.as_str(), &listed)
+                && !injected.contains(&name)
+                && name != http::header::ACCEPT_ENCODING
+            {
                 rb = rb.header(name, value);
             }
         }
+        // Plain bodies only, so that what comes back can be scrubbed of the credential.
+        rb = rb.header(http::header::ACCEPT_ENCODING, "identity");
         match &cred {
             Cred::Static(inj) => {
                 for (n, v) in &inj.headers {
@@ -319,9 +365,12 @@ async fn run(
         })?;
         let status = resp.status();
         metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => status.as_u16().to_string()).increment(1);
+        let scrubber = cred.scrubber();
         if status == StatusCode::UNAUTHORIZED && c.auth_mode.is_oauth() {
             let headers = resp.headers().clone();
             let body = resp.bytes().await.unwrap_or_default();
+            let body = Bytes::from(scrubber.scrub_bytes(&body));
+            let headers = scrub_headers(&headers, &scrubber, true);
             match classify_401(&headers, &body) {
                 Unauthorized::Expired if attempt == 1 && buffered.is_some() => {
                     if let Cred::Token { version, .. } = cred {
@@ -345,10 +394,18 @@ async fn run(
                 permit,
             ));
         }
-        let headers = resp.headers().clone();
-        let stream = resp
-            .bytes_stream()
-            .map(|r| r.map_err(std::io::Error::other));
+        let headers = scrub_headers(
+            resp.headers(),
+            &scrubber,
+            parts.method != http::Method::HEAD,
+        );
+        let stream = scrubbed_stream(
+            Box::pin(
+                resp.bytes_stream()
+                    .map(|r| r.map_err(std::io::Error::other)),
+            ),
+            scrubber,
+        );
         return Ok(respond(
             status,
             &headers,
@@ -362,6 +419,107 @@ async fn run(
             (),
         ));
     }
+}
+
+/// The application's headers with any form of the credential removed; without
+/// `Content-Length` when the body is scrubbed (its length may change).
+fn scrub_headers(upstream: &HeaderMap, scrubber: &Scrubber, body_scrubbed: bool) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in upstream {
+        if body_scrubbed && name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        match value.to_str() {
+            Ok(v) if scrubber.finds(v) => {
+                if let Ok(clean) = HeaderValue::from_str(&scrubber.scrub(v)) {
+                    out.append(name.clone(), clean);
+                }
+            }
+            Ok(_) => {
+                out.append(name.clone(), value.clone());
+            }
+            Err(_) => {
+                let raw = value.as_bytes();
+                if scrubber.scrub_bytes(raw) == raw {
+                    out.append(name.clone(), value.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// The application's body with every form of the credential removed, chunk by chunk (a secret
+/// cut across two chunks is still found).
+fn scrubbed_stream(
+    inner: ByteStream,
+    scrubber: Arc<Scrubber>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let state = Some((inner, ChunkScrubber::new(scrubber)));
+    futures::stream::unfold(state, |state| async move {
+        let (mut inner, mut scrub) = state?;
+        loop {
+            match inner.next().await {
+                Some(Ok(chunk)) => {
+                    let out = scrub.push(&chunk);
+                    if !out.is_empty() {
+                        return Some((Ok(Bytes::from(out)), Some((inner, scrub))));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    let rest = scrub.finish();
+                    return if rest.is_empty() {
+                        None
+                    } else {
+                        Some((Ok(Bytes::from(rest)), None))
+                    };
+                }
+            }
+        }
+    })
+}
+
+/// The settings that shape what is sent (a pool's level or lender is not among them).
+fn request_settings(c: &ConnectionRecord) -> serde_json::Map<String, Value> {
+    let mut s = c.settings.clone();
+    s.remove(CONCURRENCY_LEVEL);
+    s.remove(BORROW_CONCURRENCY_FROM);
+    s
+}
+
+fn invalid_path() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+        "the path may not climb above the connection's base URL (`.`, `..`, encoded `/` or `\\`)",
+    )
+    .hint("send the path below the API base as it is, without dot segments")
+}
+
+/// Refuses a proxied path that could climb above the base URL's path: `.` and `..` segments,
+/// in any encoding or case (`%2e%2e`, `%2E.`, doubly encoded), and encoded slashes or
+/// backslashes (`%2f`, `%5c`), which a server may decode into separators.
+pub fn check_path(raw: &str, decoded: &str) -> ApiResult<()> {
+    let lower = raw.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || decoded.contains('\\') {
+        return Err(invalid_path());
+    }
+    for seg in decoded.split('/') {
+        let again = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
+        let again = again.as_ref();
+        if matches!(seg, "." | "..")
+            || matches!(again, "." | "..")
+            || again.contains('/')
+            || again.contains('\\')
+        {
+            return Err(invalid_path());
+        }
+    }
+    Ok(())
 }
 
 /// For Salesforce-family apps the API base is the `instance_url` of the token answer.
@@ -425,7 +583,43 @@ impl<S: futures::Stream> futures::Stream for HoldPermit<S> {
     params(("ws" = String, Path), ("conn" = String, Path), ("path" = String, Path, description = "the path at the application's API base")),
     responses(
         (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`"),
+        (status = 400, description = "`invalid_path`: the path climbs above the base URL", body = crate::error::ErrorBody),
+        (status = 403, description = "`destination_change_requires_secrets`: the connection leads where its secret is not bound", body = crate::error::ErrorBody),
+        (status = 404, description = "no such connection (also when it was deleted while the request waited)", body = crate::error::ErrorBody),
+        (status = 409, description = "`connection_changed`: its credential changed while the request waited", body = crate::error::ErrorBody),
         (status = 503, description = "the connection's pool stayed full for LATCHKEY_PROXY_QUEUE_TIMEOUT", body = crate::error::ErrorBody),
         (status = 502, description = "the application could not be reached", body = crate::error::ErrorBody)))]
 #[allow(dead_code)]
 pub async fn openapi_doc() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_cannot_climb_above_the_base() {
+        for (raw, decoded) in [
+            ("/x/proxy/../admin", "../admin"),
+            ("/x/proxy/a/%2e%2e/b", "a/../b"),
+            ("/x/proxy/a/%2E%2e/b", "a/../b"),
+            ("/x/proxy/a/.%2E/b", "a/../b"),
+            ("/x/proxy/a/%252e%252e/b", "a/%2e%2e/b"),
+            ("/x/proxy/a%2fb", "a/b"),
+            ("/x/proxy/a%2F..", "a/.."),
+            ("/x/proxy/a%5cb", "a\\b"),
+            ("/x/proxy/./a", "./a"),
+        ] {
+            assert!(check_path(raw, decoded).is_err(), "{raw}");
+        }
+        for (raw, decoded) in [
+            (
+                "/x/proxy/services/data/v62.0/limits",
+                "services/data/v62.0/limits",
+            ),
+            ("/x/proxy/a/..b/c.d", "a/..b/c.d"),
+            ("/x/proxy/q%20r", "q r"),
+        ] {
+            assert!(check_path(raw, decoded).is_ok(), "{raw}");
+        }
+    }
+}

@@ -47,7 +47,7 @@ pub struct VerifyView {
 /// Creates a connection. The credential is checked against the application first (R9): a
 /// failed check answers 422 with the application's words and a hint, and stores nothing.
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/connections", tag = "connections", request_body = CreateConnection,
-    responses((status = 201, body = ConnectionView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ConnectionView), (status = 403, body = ErrorBody, description = "`destination_not_allowed`: the workspace OAuth client may not be sent to this token endpoint"), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(workspace = %ws))]
 pub async fn create_connection(
     State(state): State<AppState>,
@@ -118,7 +118,7 @@ pub async fn get_connection(
 /// Edits a connection. Changed credentials or settings are verified again before anything is
 /// written (unless `verify` is false); a failed check leaves the stored connection as it was.
 #[utoipa::path(patch, path = "/v1/workspaces/{ws}/connections/{conn}", tag = "connections", request_body = EditConnection,
-    responses((status = 200, body = ConnectionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ConnectionView), (status = 403, body = ErrorBody, description = "`destination_change_requires_secrets`: the edit would send the secret material somewhere new; it needs the `secrets` scope or the secret fields sent again"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(workspace = %ws, connection = %conn))]
 pub async fn edit_connection(
     State(state): State<AppState>,
@@ -128,7 +128,8 @@ pub async fn edit_connection(
 ) -> ApiResult<Json<ConnectionView>> {
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
     let c = svc::find(&state, &ws, &conn).await?;
-    let (c, changed) = svc::edit(&state, &ws, c, body).await?;
+    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    let (c, changed) = svc::edit(&state, &ws, c, body, holds_secrets).await?;
     if !changed.is_empty() {
         state
             .audit(
@@ -147,7 +148,7 @@ pub async fn edit_connection(
 /// Checks a stored connection against the application again and records the outcome in its
 /// status (`active`, or `failing` with the reason and a hint).
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/connections/{conn}/verify", tag = "connections",
-    responses((status = 200, body = VerifyView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = VerifyView), (status = 403, body = ErrorBody, description = "`destination_change_requires_secrets`: the connection's settings lead where its secret material is not bound"), (status = 404, body = ErrorBody)))]
 pub async fn verify_connection(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,6 +156,10 @@ pub async fn verify_connection(
 ) -> ApiResult<Json<VerifyView>> {
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
     let c = svc::find(&state, &ws, &conn).await?;
+    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    let c = crate::destinations::guard(&state, &ws, &c, holds_secrets)
+        .await?
+        .unwrap_or(c);
     let (c, ok) = svc::recheck(&state, &ws, c).await?;
     state
         .audit(

@@ -27,6 +27,11 @@ pub struct PutOAuthClient {
     /// PEM private key for JWT bearer. Encrypted; never answered.
     #[schema(value_type = Option<String>)]
     pub private_key: Option<SecretString>,
+    /// The origins (`https://auth.example.com`) this client may be sent to. Required for
+    /// applications whose URLs connections give (`generic-oauth2`): the client's secret is never
+    /// sent to a token endpoint outside this list. For applications whose hosts the catalog
+    /// fixes (Salesforce, Certinia), optional and narrowing.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -35,6 +40,8 @@ pub struct OAuthClientView {
     pub client_id: String,
     pub has_client_secret: bool,
     pub has_private_key: bool,
+    /// The origins the client may be sent to (`null`: the application's fixed hosts).
+    pub allowed_origins: Option<Vec<String>>,
     pub redirect_uri: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -81,6 +88,7 @@ async fn client_view(
         client_id: rec.client_id,
         has_client_secret: secret.get("client_secret").is_some(),
         has_private_key: secret.get("private_key").is_some(),
+        allowed_origins: oauth::allowed_origins_of(&secret),
         redirect_uri: oauth::redirect_uri(state),
         created_at: rec.created_at,
         updated_at: rec.updated_at,
@@ -120,6 +128,24 @@ pub async fn put_oauth_client(
         }
         secret.insert("private_key", k);
     }
+    let user_given_urls = entry.oauth.as_ref().is_some_and(|o| o.hosts.is_empty());
+    match (&body.allowed_origins, user_given_urls) {
+        (None, true) => {
+            return Err(ApiError::invalid(
+                "allowed_origins",
+                format!("`{}` connections give their own OAuth URLs: say which origins this client may be sent to", entry.id),
+            )
+            .hint("add \"allowed_origins\": [\"https://auth.example.com\"] (the token endpoint's origin)"))
+        }
+        (Some(list), _) => {
+            let origins = parse_origins(list)?;
+            secret.insert(
+                oauth::ALLOWED_ORIGINS_FIELD,
+                SecretString::from(serde_json::to_string(&origins).unwrap_or_default()),
+            );
+        }
+        (None, false) => {}
+    }
     let now = Utc::now();
     let existing = state.store.oauth_client(&ws.id, &entry.id).await?;
     let sealed = if secret.is_empty() {
@@ -158,6 +184,40 @@ pub async fn put_oauth_client(
         )
         .await;
     Ok(Json(client_view(&state, &ws, rec).await?))
+}
+
+/// `https://host[:port]` origins, normalized; anything with a path, query or another scheme is
+/// refused.
+fn parse_origins(list: &[String]) -> ApiResult<Vec<String>> {
+    if list.is_empty() || list.len() > 20 {
+        return Err(ApiError::invalid("allowed_origins", "give 1 to 20 origins"));
+    }
+    let mut out = Vec::new();
+    for o in list {
+        let url = url::Url::parse(o.trim()).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
+        let Some(url) = url else {
+            return Err(ApiError::invalid(
+                "allowed_origins",
+                format!(
+                    "`{}` is not an origin (scheme://host[:port], no path)",
+                    o.chars().take(200).collect::<String>()
+                ),
+            ));
+        };
+        let origin = url.origin().ascii_serialization();
+        if !out.contains(&origin) {
+            out.push(origin);
+        }
+    }
+    Ok(out)
 }
 
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/apps/{app}/oauth-client", tag = "oauth",
@@ -214,7 +274,7 @@ pub struct AuthorizeView {
 
 /// A fresh authorization URL for an `oauth2_code` connection (re-authorize a revoked one).
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/connections/{conn}/authorize", tag = "oauth",
-    responses((status = 200, body = AuthorizeView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = AuthorizeView), (status = 403, body = ErrorBody, description = "`destination_change_requires_secrets` or `destination_not_allowed`"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn authorize(
     State(state): State<AppState>,
     caller: Caller,
@@ -222,6 +282,10 @@ pub async fn authorize(
 ) -> ApiResult<Json<AuthorizeView>> {
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
     let c = svc::find(&state, &ws, &conn).await?;
+    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    let c = crate::destinations::guard(&state, &ws, &c, holds_secrets)
+        .await?
+        .unwrap_or(c);
     if c.auth_mode != AuthMode::OAuth2Code {
         return Err(ApiError::invalid(
             "auth_mode",
@@ -234,8 +298,12 @@ pub async fn authorize(
     }
     let creds = svc::decrypt(&state, &c).await?;
     let client = oauth::client_for(&state, &ws, &c.app, &creds).await?;
-    let url = oauth::begin_authorization(&state, &ws, &c, &client).await?;
     let app = svc::app_entry(&state, &c.app)?;
+    oauth::check_client_destination(
+        &client,
+        &oauth::provider::Provider::for_connection(app, c.auth_mode, &c.settings)?,
+    )?;
+    let url = oauth::begin_authorization(&state, &ws, &c, &client).await?;
     let warnings = if oauth::provider::is_salesforce(app) {
         oauth::approvals::warnings_before(&state, &ws, &client.client_id).await
     } else {
@@ -304,6 +372,7 @@ async fn token_answer(
     ws: &str,
     conn: &str,
     force: bool,
+    stale: Option<String>,
 ) -> ApiResult<Json<TokenView>> {
     let found = if force {
         // A forced refresh names the version the caller saw fail: read the row as it is now.
@@ -311,7 +380,8 @@ async fn token_answer(
     } else {
         state.resolve(caller, ws, conn, Scope::Secrets).await?
     };
-    let (ws, c) = (&found.ws, &found.conn);
+    let ws: &Workspace = &found.ws;
+    let c: &ConnectionRecord = &found.conn;
     if !c.auth_mode.is_oauth() {
         return Err(ApiError::invalid(
             "auth_mode",
@@ -322,9 +392,66 @@ async fn token_answer(
         )
         .hint("read its secret fields from GET …/credentials"));
     }
+    // The caller holds `secrets`: a connection whose settings moved is bound to them now.
+    let rebound = crate::destinations::guard(state, ws, c, true).await?;
+    let c = rebound.as_ref().unwrap_or(c);
+    if let (true, Some(stale)) = (force, stale) {
+        // The token the caller found wanting was already replaced: no refresh at all.
+        if matches!(
+            c.status,
+            latchkey_core::model::ConnectionStatus::Active
+                | latchkey_core::model::ConnectionStatus::Failing
+                | latchkey_core::model::ConnectionStatus::Unverified
+        ) {
+            if let Some(set) = tokens::stored_tokens(state, c).await? {
+                if tokens::token_sha256(&set) != stale {
+                    audit_token_read(state, caller, ws, c, true).await;
+                    return Ok(Json(token_view(&set)));
+                }
+            }
+        }
+    }
     let set = tokens::fresh_token(state, ws, c, force).await?;
     audit_token_read(state, caller, ws, c, force).await;
     Ok(Json(token_view(&set)))
+}
+
+/// The optional body of a forced refresh.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The SHA-256 (hex) of the access token the caller found expired. When the connection's
+    /// current token is a different one, it is answered at once without a refresh; when it is
+    /// this one, the caller joins the refresh under way (or starts it). However many callers
+    /// force a refresh of one connection at once, the provider sees one refresh.
+    pub stale_token_sha256: Option<String>,
+}
+
+fn parse_refresh_body(body: &[u8]) -> ApiResult<Option<String>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let req: RefreshRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            format!(
+                "the body is not a refresh request: {}",
+                crate::error::scrub_serde_message(&e.to_string())
+            ),
+        )
+        .hint("send {} or {\"stale_token_sha256\": \"<64 hex digits>\"}, or no body")
+    })?;
+    match req.stale_token_sha256 {
+        None => Ok(None),
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(Some(h.to_ascii_lowercase()))
+        }
+        Some(_) => Err(ApiError::invalid(
+            "stale_token_sha256",
+            "stale_token_sha256 is the SHA-256 of the access token, as 64 hex digits",
+        )),
+    }
 }
 
 /// Forced refreshes are always recorded; plain reads once a minute per key and connection.
@@ -363,18 +490,24 @@ pub async fn get_token(
     KeyCaller(caller): KeyCaller,
     Path((ws, conn)): Path<(String, String)>,
 ) -> ApiResult<Json<TokenView>> {
-    token_answer(&state, &caller, &ws, &conn, false).await
+    token_answer(&state, &caller, &ws, &conn, false, None).await
 }
 
-/// Forces a refresh (for a process that got a 401), unless someone refreshed meanwhile.
+/// Forces a refresh (for a process that got a 401), unless someone refreshed meanwhile. The
+/// body is optional; with `stale_token_sha256`, simultaneous forced refreshes of one connection
+/// collapse into one refresh at the provider, and a caller whose token was already replaced
+/// gets the new one without any refresh.
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/connections/{conn}/token/refresh", tag = "oauth",
-    responses((status = 200, body = TokenView), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    request_body(content = Option<RefreshRequest>, content_type = "application/json", description = "optional"),
+    responses((status = 200, body = TokenView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn refresh_token(
     State(state): State<AppState>,
     KeyCaller(caller): KeyCaller,
     Path((ws, conn)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<TokenView>> {
-    token_answer(&state, &caller, &ws, &conn, true).await
+    let stale = parse_refresh_body(&body)?;
+    token_answer(&state, &caller, &ws, &conn, true, stale).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -60,10 +60,14 @@ impl From<Workspace> for WorkspaceView {
 
 fn check_display_name(name: &str) -> ApiResult<String> {
     let n = name.trim();
-    if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
+    if n.is_empty()
+        || n.chars().count() > 200
+        || n.chars().any(char::is_control)
+        || n.chars().all(|c| c == '.')
+    {
         return Err(ApiError::invalid(
             "name",
-            "a workspace name is 1 to 200 printable characters",
+            "a workspace name is 1 to 200 printable characters, not only dots",
         ));
     }
     Ok(n.to_string())

@@ -1,6 +1,7 @@
 //! Connections: building a new one from a create body (validated against the catalog, verified,
 //! encrypted), editing, verifying, and the view answered to callers (never a secret).
 
+use crate::destinations;
 use crate::error::{ApiError, ApiResult};
 use crate::oauth::{
     self,
@@ -291,6 +292,7 @@ pub async fn build(
         None => default_env.cloned().unwrap_or_else(Environment::production),
     };
     let mut settings = app.validate_settings(mode, &body.settings)?;
+    crate::inject::check_settings(mode, &settings)?;
     app.validate_credentials(mode, &body.credentials, false)?;
     resolve_lender(state, ws, &mut settings, None).await?;
     if state
@@ -330,10 +332,12 @@ pub async fn build(
         updated_at: now,
         verified_at: check.then_some(now),
     };
+    let bound = destinations::of(app, mode, &record.settings, &body.credentials)?;
     let mut warnings = Vec::new();
     if mode.is_oauth() {
         let provider = Provider::for_connection(app, mode, &record.settings)?;
         let client = oauth::client_for(state, ws, &app.id, &body.credentials).await?;
+        oauth::check_client_destination(&client, &provider)?;
         if let Some(grant) = imported {
             crate::oauth::import::apply(
                 state,
@@ -398,29 +402,52 @@ pub async fn build(
         )
         .await?;
     }
-    record.credentials = Some(
-        state
-            .keyring
-            .seal_fields(
-                &ws.data_key_id,
-                "connection",
-                id.as_str(),
-                "credentials",
-                &body.credentials,
-            )
-            .await?,
-    );
+    record.credentials = Some(seal(state, ws, &id, &body.credentials, &bound).await?);
     Ok(Built { record, warnings })
 }
 
+/// The connection's credential fields (without the destinations they are bound to).
 pub async fn decrypt(state: &AppState, c: &ConnectionRecord) -> ApiResult<SecretFields> {
+    Ok(open(state, c).await?.0)
+}
+
+/// The connection's credential fields and the destinations they are bound to (`None` for a
+/// connection stored before destinations were bound).
+pub async fn open(
+    state: &AppState,
+    c: &ConnectionRecord,
+) -> ApiResult<(SecretFields, Option<destinations::Destinations>)> {
     match &c.credentials {
-        Some(sealed) => Ok(state
-            .keyring
-            .open_fields(sealed, "connection", c.id.as_str(), "credentials")
-            .await?),
-        None => Ok(SecretFields::new()),
+        Some(sealed) => {
+            let mut fields = state
+                .keyring
+                .open_fields(sealed, "connection", c.id.as_str(), "credentials")
+                .await?;
+            let bound = destinations::take_binding(&mut fields);
+            Ok((fields, bound))
+        }
+        None => Ok((SecretFields::new(), None)),
     }
+}
+
+/// Seals a connection's credential fields together with the destinations they are bound to.
+pub async fn seal(
+    state: &AppState,
+    ws: &Workspace,
+    id: &ConnectionId,
+    creds: &SecretFields,
+    bound: &destinations::Destinations,
+) -> ApiResult<latchkey_core::crypto::Sealed> {
+    Ok(state
+        .keyring
+        .seal_fields(
+            &ws.data_key_id,
+            "connection",
+            id.as_str(),
+            "credentials",
+            &destinations::with_binding(creds, bound),
+        )
+        .await?)
 }
 
 /// Applies an edit: merged, re-validated, re-verified when the credential or settings changed,
@@ -430,6 +457,7 @@ pub async fn edit(
     ws: &Workspace,
     mut c: ConnectionRecord,
     body: EditConnection,
+    holds_secrets: bool,
 ) -> ApiResult<(ConnectionRecord, Vec<&'static str>)> {
     let app = app_entry(state, &c.app)?;
     let mut changed = Vec::new();
@@ -468,7 +496,12 @@ pub async fn edit(
         _ => c.auth_mode,
     };
     let mut secrets_changed = false;
-    let mut creds = decrypt(state, &c).await?;
+    let (mut creds, bound) = open(state, &c).await?;
+    let bound = match bound {
+        Some(b) => b,
+        None => destinations::of(app, old_mode, &c.settings, &creds)?,
+    };
+    let sent = body.credentials.clone();
     if let Some(new) = body.credentials {
         app.validate_credentials(mode, &new, true)?;
         if !new.is_empty() {
@@ -504,6 +537,7 @@ pub async fn edit(
             }
         }
         let mut normalized = app.validate_settings(mode, &merged)?;
+        crate::inject::check_settings(mode, &normalized)?;
         resolve_lender(state, ws, &mut normalized, Some(&c.id)).await?;
         if normalized != c.settings {
             c.settings = normalized;
@@ -514,6 +548,31 @@ pub async fn edit(
         c.settings = app.validate_settings(mode, &c.settings)?;
     }
     c.auth_mode = mode;
+    // Where the secret material would go now, decided before anything is sent anywhere.
+    let now_bound = destinations::of(app, mode, &c.settings, &creds)?;
+    let resent = destinations::resends_secrets(app, mode, &creds, sent.as_ref());
+    let moved = destinations::decide(&bound, &now_bound, holds_secrets, resent)?;
+    let rebind = now_bound != bound;
+    if rebind {
+        changed.push("destinations");
+    }
+    if moved && mode.is_oauth() && !holds_secrets {
+        // Tokens granted for the old destinations do not follow the connection to new ones
+        // for a caller who may not read them: authorize (or grant) again.
+        c.tokens = None;
+        c.token_meta = None;
+        if mode == AuthMode::OAuth2Code {
+            c.status = ConnectionStatus::PendingAuthorization;
+            c.status_reason = Some("the connection's OAuth endpoints changed".into());
+            c.hint = Some("authorize it again (POST …/authorize)".into());
+            c.verified_at = None;
+        }
+    }
+    if mode.is_oauth() && (moved || settings_changed) {
+        let provider = Provider::for_connection(app, mode, &c.settings)?;
+        let client = oauth::client_for(state, ws, &app.id, &creds).await?;
+        oauth::check_client_destination(&client, &provider)?;
+    }
     let now = Utc::now();
     if (secrets_changed || settings_changed) && mode != AuthMode::OAuth2Code {
         if body.verify.unwrap_or(true) {
@@ -529,19 +588,8 @@ pub async fn edit(
         c.status_reason = None;
         c.hint = None;
     }
-    if secrets_changed {
-        c.credentials = Some(
-            state
-                .keyring
-                .seal_fields(
-                    &ws.data_key_id,
-                    "connection",
-                    c.id.as_str(),
-                    "credentials",
-                    &creds,
-                )
-                .await?,
-        );
+    if secrets_changed || rebind {
+        c.credentials = Some(seal(state, ws, &c.id, &creds, &now_bound).await?);
     }
     if changed.is_empty() {
         return Ok((c, changed));

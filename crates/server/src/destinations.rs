@@ -1,0 +1,357 @@
+//! Where a connection's secret material may go.
+//!
+//! A connection's credential, its tokens and the workspace OAuth client it falls back to are
+//! bound to the destinations they were stored for: the origins of its API base (and of its
+//! verification path), of its OAuth endpoints (which a Salesforce account type or My Domain
+//! site decides), and a database's host and port. The set is sealed inside the encrypted
+//! credential, so nobody can change it without the master key: not a key that may only edit
+//! settings, and not someone who edits the database.
+//!
+//! Every decision "may this secret go to this new place?" is taken here, from the destinations
+//! the connection is bound to and the ones its settings now lead to, before anything is sent:
+//!
+//! * an edit that leads elsewhere needs the `secrets` scope, or the secret material sent again
+//!   in the same request ([`decide`]);
+//! * any later use (verify, authorize, refresh, the OAuth callback, the proxy) of a connection
+//!   whose settings lead somewhere it is not bound to (changed by anyone, by any means) is
+//!   refused, unless the caller holds `secrets`, which binds it anew ([`guard`]).
+
+use crate::error::{ApiError, ApiResult};
+use crate::oauth::provider::Provider;
+use crate::state::AppState;
+use axum::http::StatusCode;
+use latchkey_core::catalog::{AppEntry, FieldType, VerifySpec};
+use latchkey_core::model::{AuthMode, ConnectionRecord, Workspace};
+use latchkey_core::secret::{SecretFields, SecretString};
+use secrecy::ExposeSecret;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+use url::Url;
+
+/// The sealed credential field that holds the bound destinations (never answered, never
+/// merged with what callers send: field names callers may use have no `:`).
+pub const BINDING_FIELD: &str = "latchkey:destinations";
+
+/// Origins (`https://host:port`) and database endpoints (`db://host:port`).
+pub type Destinations = BTreeSet<String>;
+
+/// The error code of a refused destination change.
+pub const REFUSED: &str = "destination_change_requires_secrets";
+
+fn origin(u: &Url) -> String {
+    u.origin().ascii_serialization()
+}
+
+/// The destinations a connection's secret material goes to with these settings and fields.
+pub fn of(
+    app: &AppEntry,
+    mode: AuthMode,
+    settings: &Map<String, Value>,
+    creds: &SecretFields,
+) -> ApiResult<Destinations> {
+    let mut out = Destinations::new();
+    if mode == AuthMode::Database {
+        let host = creds
+            .expose("host")
+            .unwrap_or_default()
+            .trim()
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase();
+        let port = creds.expose("port").unwrap_or_default().trim().to_string();
+        out.insert(format!("db://{host}:{port}"));
+        return Ok(out);
+    }
+    if mode.is_oauth() {
+        let p = Provider::for_connection(app, mode, settings)?;
+        out.insert(origin(&p.token_url));
+        if let Some(u) = &p.authorize_url {
+            out.insert(origin(u));
+        }
+        if let Some(u) = &p.revoke_url {
+            out.insert(origin(u));
+        }
+    }
+    let has_base = settings.get("base_url").is_some() || app.base_url.is_some();
+    if has_base {
+        let base = crate::verify::api_base(app, settings)?;
+        out.insert(origin(&base));
+        if let Some(VerifySpec::Http {
+            path, path_setting, ..
+        }) = &app.verify
+        {
+            let p = path
+                .clone()
+                .or_else(|| {
+                    path_setting
+                        .as_ref()
+                        .and_then(|s| settings.get(s))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| "/".into());
+            // A path that is really an absolute URL, or one a parser reads as another host.
+            if let Ok(abs) = Url::parse(&p) {
+                out.insert(origin(&abs));
+            }
+            out.insert(origin(&crate::verify::join_path(&base, &p)));
+        }
+    }
+    Ok(out)
+}
+
+/// The bound destinations sealed in a credential, taken out of it.
+pub fn take_binding(creds: &mut SecretFields) -> Option<Destinations> {
+    let raw = creds.remove(BINDING_FIELD)?;
+    serde_json::from_str::<Vec<String>>(raw.expose_secret())
+        .ok()
+        .map(|v| v.into_iter().collect())
+}
+
+/// A credential with its bound destinations put in, ready to seal.
+pub fn with_binding(creds: &SecretFields, bound: &Destinations) -> SecretFields {
+    let mut out = creds.clone();
+    let list: Vec<&String> = bound.iter().collect();
+    out.insert(
+        BINDING_FIELD,
+        SecretString::from(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())),
+    );
+    out
+}
+
+/// Whether a request re-sends the connection's secret material: every secret field the
+/// connection has (after the edit) is in the request, and there is at least one.
+pub fn resends_secrets(
+    app: &AppEntry,
+    mode: AuthMode,
+    merged: &SecretFields,
+    sent: Option<&SecretFields>,
+) -> bool {
+    let Some(sent) = sent else { return false };
+    let secret_fields: Vec<&str> = app
+        .credential_fields(mode)
+        .filter(|f| matches!(f.kind, FieldType::Secret | FieldType::SecretText))
+        .map(|f| f.name.as_str())
+        .filter(|n| merged.get(n).is_some())
+        .collect();
+    !secret_fields.is_empty()
+        && secret_fields
+            .iter()
+            .all(|n| sent.expose(n).is_some_and(|v| !v.is_empty()))
+}
+
+fn refusal(new: &Destinations, bound: &Destinations) -> ApiError {
+    let added: Vec<&String> = new.difference(bound).collect();
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        REFUSED,
+        format!(
+            "this would send the connection's secret material to {} where it was not stored for",
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .hint("use a key with the `secrets` scope, or send the secret fields (API key, password, client secret, …) again in the same request")
+    .details(json!({ "destinations": added, "bound": bound }))
+}
+
+/// The decision for an edit: `Ok(true)` when the destinations change and the change is allowed
+/// (the caller holds `secrets`, or re-sent the secret material), `Ok(false)` when they do not
+/// change, else the refusal.
+pub fn decide(
+    bound: &Destinations,
+    new: &Destinations,
+    holds_secrets: bool,
+    resent: bool,
+) -> ApiResult<bool> {
+    if new.is_subset(bound) {
+        return Ok(false);
+    }
+    if holds_secrets || resent {
+        return Ok(true);
+    }
+    Err(refusal(new, bound))
+}
+
+/// Checks, before anything is sent, that a stored connection's settings still lead only where
+/// its secret material is bound. A caller holding `secrets` (`rebind`) binds it to where they
+/// lead now; anyone else is refused. Returns the connection as it now stands.
+pub async fn guard(
+    state: &AppState,
+    ws: &Workspace,
+    c: &ConnectionRecord,
+    rebind: bool,
+) -> ApiResult<Option<ConnectionRecord>> {
+    let fingerprint = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&c.settings)
+            .unwrap_or_default()
+            .hash(&mut h);
+        h.finish()
+    };
+    if state
+        .hot
+        .destinations_checked(&c.id, c.version, fingerprint)
+    {
+        return Ok(None);
+    }
+    let app = crate::service::connections::app_entry(state, &c.app)?;
+    let (creds, bound) = crate::service::connections::open(state, c).await?;
+    let now = of(app, c.auth_mode, &c.settings, &creds)?;
+    let Some(bound) = bound else {
+        // Stored before destinations were bound: bound to where it leads (see the README).
+        state.hot.destinations_ok(&c.id, c.version, fingerprint);
+        return Ok(None);
+    };
+    if now.is_subset(&bound) {
+        state.hot.destinations_ok(&c.id, c.version, fingerprint);
+        return Ok(None);
+    }
+    if !rebind {
+        return Err(refusal(&now, &bound));
+    }
+    let mut next = c.clone();
+    next.credentials =
+        Some(crate::service::connections::seal(state, ws, &c.id, &creds, &now).await?);
+    next.version = c.version + 1;
+    next.updated_at = chrono::Utc::now();
+    state.store.update_connection(&next, c.version).await?;
+    state.forget_connection(&c.id);
+    state
+        .audit(
+            &ws.id,
+            "system",
+            "connection.destinations_bound",
+            Some(c.id.as_str()),
+            Some(c.name.as_str()),
+            json!({ "destinations": now, "previous": bound }),
+        )
+        .await;
+    Ok(Some(next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_core::catalog::Catalog;
+
+    fn creds(v: Value) -> SecretFields {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn destinations_follow_every_setting_that_moves_the_secret() {
+        let cat = Catalog::embedded();
+        let api = cat.get("generic-api-key").unwrap();
+        let s = |v: Value| {
+            api.validate_settings(AuthMode::ApiKey, v.as_object().unwrap())
+                .unwrap()
+        };
+        let k = creds(json!({"api_key": "k"}));
+        let a = of(
+            api,
+            AuthMode::ApiKey,
+            &s(json!({"base_url": "https://api.example.com/v1"})),
+            &k,
+        )
+        .unwrap();
+        assert_eq!(
+            a.iter().collect::<Vec<_>>(),
+            vec!["https://api.example.com"]
+        );
+        let b = of(
+            api,
+            AuthMode::ApiKey,
+            &s(json!({"base_url": "https://api.example.com:8443/v1"})),
+            &k,
+        )
+        .unwrap();
+        assert!(!b.is_subset(&a));
+
+        let oauth = cat.get("generic-oauth2").unwrap();
+        let so = |v: Value| {
+            oauth
+                .validate_settings(AuthMode::OAuth2ClientCredentials, v.as_object().unwrap())
+                .unwrap()
+        };
+        let base = json!({"base_url": "https://api.example.com", "token_url": "https://auth.example.com/token"});
+        let one = of(
+            oauth,
+            AuthMode::OAuth2ClientCredentials,
+            &so(base.clone()),
+            &k,
+        )
+        .unwrap();
+        assert!(one.contains("https://auth.example.com"));
+        let mut moved = base.clone();
+        moved["token_url"] = json!("https://evil.example.net/token");
+        let two = of(oauth, AuthMode::OAuth2ClientCredentials, &so(moved), &k).unwrap();
+        assert!(!two.is_subset(&one));
+
+        let sf = cat.get("salesforce").unwrap();
+        let ss = |v: Value| {
+            sf.validate_settings(AuthMode::OAuth2Code, v.as_object().unwrap())
+                .unwrap()
+        };
+        let prod = of(
+            sf,
+            AuthMode::OAuth2Code,
+            &ss(json!({"account_type": "production"})),
+            &k,
+        )
+        .unwrap();
+        let sandbox = of(
+            sf,
+            AuthMode::OAuth2Code,
+            &ss(json!({"account_type": "sandbox"})),
+            &k,
+        )
+        .unwrap();
+        let site = of(
+            sf,
+            AuthMode::OAuth2Code,
+            &ss(json!({"site": "acme.my.salesforce.com"})),
+            &k,
+        )
+        .unwrap();
+        assert!(!sandbox.is_subset(&prod) && !site.is_subset(&prod));
+
+        let pg = cat.get("postgres").unwrap();
+        let d1 = of(
+            pg,
+            AuthMode::Database,
+            &Map::new(),
+            &creds(json!({"host": "db.internal", "port": "5432"})),
+        )
+        .unwrap();
+        let d2 = of(
+            pg,
+            AuthMode::Database,
+            &Map::new(),
+            &creds(json!({"host": "db.internal", "port": "5433"})),
+        )
+        .unwrap();
+        assert!(!d2.is_subset(&d1));
+    }
+
+    #[test]
+    fn a_change_needs_secrets_or_the_secret_again() {
+        let a: Destinations = ["https://a.example".to_string()].into();
+        let b: Destinations = ["https://b.example".to_string()].into();
+        assert!(!decide(&a, &a, false, false).unwrap());
+        assert_eq!(decide(&a, &b, false, false).unwrap_err().code, REFUSED);
+        assert!(decide(&a, &b, true, false).unwrap());
+        assert!(decide(&a, &b, false, true).unwrap());
+    }
+
+    #[test]
+    fn the_binding_travels_sealed_with_the_credential_and_comes_out_of_it() {
+        let bound: Destinations = ["https://a.example".to_string()].into();
+        let mut sealed = with_binding(&creds(json!({"api_key": "k"})), &bound);
+        assert_eq!(take_binding(&mut sealed), Some(bound));
+        assert_eq!(sealed.names().collect::<Vec<_>>(), vec!["api_key"]);
+    }
+}
