@@ -28,10 +28,12 @@ mod connections;
 mod error;
 mod events;
 mod flows;
+mod health;
 mod keys;
 mod oauth;
 mod rows;
 mod slots;
+mod webhooks;
 pub mod testing;
 mod workspaces;
 

@@ -202,6 +202,25 @@ pub async fn fresh_token(
     single_flight(state, ws, conn.id.clone(), conn.version, force).await
 }
 
+/// Refreshes a token ahead of its expiry (the background worker, at ~80% of its life) through
+/// the same single flight and cross-instance lease as a read, so it happens once across the
+/// cluster. Nothing happens when the connection changed since `conn` was read (someone else
+/// refreshed), or cannot be refreshed (revoked, waiting for authorization).
+pub async fn refresh_ahead(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+) -> Result<(), Failure> {
+    match conn.status {
+        ConnectionStatus::PendingAuthorization => return Err(Failure::not_authorized(conn)),
+        ConnectionStatus::Revoked => return Err(Failure::revoked(conn)),
+        _ => {}
+    }
+    single_flight(state, ws, conn.id.clone(), conn.version, true)
+        .await
+        .map(|_| ())
+}
+
 async fn single_flight(
     state: &AppState,
     ws: &Workspace,
@@ -529,6 +548,12 @@ async fn refresh_now(
                 }
                 Err(e) => return Err(Failure::store(e)),
             }
+            if row.status == ConnectionStatus::Failing {
+                let (st, ws, before, after) = (state.clone(), ws.clone(), row.status, next.clone());
+                tokio::spawn(async move {
+                    crate::background::status_changed(&st, &ws, before, &after, "refresh").await;
+                });
+            }
             // Recorded once the callers have their token.
             *refreshed = Some((
                 row.name.as_str().to_string(),
@@ -592,6 +617,7 @@ async fn refresh_now(
                     serde_json::json!({"error": e.code(), "status": next.status}),
                 )
                 .await;
+            crate::background::status_changed(state, ws, row.status, &next, "refresh").await;
             Err(failure)
         }
     }
