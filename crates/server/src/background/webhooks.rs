@@ -157,7 +157,11 @@ async fn deliver(state: &AppState, d: Delivery) {
         }
     };
     let (status_code, error) = if !hook.enabled {
-        (None, Some("the webhook is disabled".to_string()))
+        let said = match &d.last_error {
+            Some(e) => format!("{e}; given up: the webhook is disabled"),
+            None => "given up: the webhook is disabled".to_string(),
+        };
+        (d.last_status_code, Some(said))
     } else {
         match attempt(state, &hook, &d).await {
             Ok(code) if (200..300).contains(&code) => (Some(i64::from(code)), None),

@@ -211,8 +211,8 @@ pub async fn create_webhook(
     Json(body): Json<CreateWebhook>,
 ) -> ApiResult<(StatusCode, Json<WebhookView>)> {
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
-    let url = checked_url(&state, &body.url).await?;
     let events = check_events(body.events)?;
+    let url = checked_url(&state, &body.url).await?;
     let description = check_description(body.description)?;
     let id = WebhookId::generate();
     let secret = new_secret();
