@@ -243,8 +243,14 @@ async fn check(state: &AppState, ws: &Workspace, c: &ConnectionRecord) -> Result
         };
         match oauth::check(state, app, &row.settings, &provider, &toks).await {
             Ok(_) => return Ok(()),
-            // An expired session: refresh once and check again.
-            Err((m, _)) if !forced && m.contains("answered 401") => {
+            // An expired session (Salesforce's userinfo says 403 Bad_OAuth_Token for a token
+            // that is no longer valid): refresh once and check again.
+            Err((m, _))
+                if !forced
+                    && (m.contains("answered 401")
+                        || m.contains("Bad_OAuth_Token")
+                        || m.contains("INVALID_SESSION_ID")) =>
+            {
                 forced = true;
                 row = match state.store.connection(&ws.id, &c.id).await {
                     Ok(Some(r)) => r,

@@ -41,10 +41,17 @@ pub struct TokenSet {
 }
 
 impl TokenSet {
+    /// Good for a while yet: more than a minute left, or, for a token that lives only minutes,
+    /// more than a tenth of its life (a 20-second token would otherwise never count as fresh).
     pub fn is_fresh(&self) -> bool {
-        self.meta
-            .expires_at
-            .is_some_and(|e| e - Duration::seconds(EARLY) > Utc::now())
+        let Some(e) = self.meta.expires_at else {
+            return false;
+        };
+        let early = match self.meta.refreshed_at.or(self.meta.issued_at) {
+            Some(start) if e > start => Duration::seconds(EARLY).min((e - start) / 10),
+            _ => Duration::seconds(EARLY),
+        };
+        e - early > Utc::now()
     }
 }
 
