@@ -561,6 +561,8 @@ async fn refresh_now(
                     crate::background::status_changed(&st, &ws, before, &after, "refresh").await;
                 });
             }
+            metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => "refreshed")
+                .increment(1);
             // Recorded once the callers have their token.
             *refreshed = Some((
                 row.name.as_str().to_string(),
@@ -611,6 +613,13 @@ async fn refresh_now(
             next.version = row.version + 1;
             next.updated_at = now;
             state.forget_connection(&row.id);
+            let outcome = if next.status == ConnectionStatus::Revoked {
+                "revoked"
+            } else {
+                "failed"
+            };
+            metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => outcome)
+                .increment(1);
             if let Err(err) = state.store.update_connection(&next, row.version).await {
                 tracing::warn!(connection = %row.id, error = %err, "could not record a refresh failure");
             }
