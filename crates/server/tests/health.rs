@@ -290,6 +290,9 @@ async fn three_instances_on_postgres_probe_each_connection_once_per_interval() {
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
+    // A slow upstream: a probe takes long enough that other instances look for due work while
+    // it runs (the lease is what keeps them off it).
+    up.set_delay(Duration::from_millis(1500));
     let created_hits = up.hits();
     let window = Duration::from_secs(16);
     tokio::time::sleep(window).await;
