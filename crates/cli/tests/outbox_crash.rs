@@ -85,9 +85,15 @@ async fn a_message_survives_a_sigkill_between_event_and_delivery() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let env = vec![
-        ("LATCHKEY_DATA_DIR".to_string(), dir.path().display().to_string()),
+        (
+            "LATCHKEY_DATA_DIR".to_string(),
+            dir.path().display().to_string(),
+        ),
         ("LATCHKEY_LISTEN".to_string(), format!("127.0.0.1:{port}")),
-        ("LATCHKEY_OUTBOUND_ALLOW".to_string(), "127.0.0.1".to_string()),
+        (
+            "LATCHKEY_OUTBOUND_ALLOW".to_string(),
+            "127.0.0.1".to_string(),
+        ),
         ("LATCHKEY_LOG".to_string(), "warn".to_string()),
     ];
     let mut server = start(&env, &url).await;
@@ -103,14 +109,29 @@ async fn a_message_survives_a_sigkill_between_event_and_delivery() {
             .json(&body)
             .send()
     };
-    assert!(post("/v1/workspaces", json!({"slug": "acme", "name": "Acme"})).await.unwrap().status().is_success());
-    let r = post("/v1/workspaces/acme/webhooks", json!({"url": hook_url, "events": ["flow.*"]}))
-        .await
-        .unwrap();
+    assert!(
+        post("/v1/workspaces", json!({"slug": "acme", "name": "Acme"}))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let r = post(
+        "/v1/workspaces/acme/webhooks",
+        json!({"url": hook_url, "events": ["flow.*"]}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 201);
     let hook: Value = r.json().await.unwrap();
     let hook_id = hook["id"].as_str().unwrap().to_string();
-    assert_eq!(post("/v1/workspaces/acme/flows", json!({"name": "nightly"})).await.unwrap().status(), 201);
+    assert_eq!(
+        post("/v1/workspaces/acme/flows", json!({"name": "nightly"}))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
 
     // The message is on its way (the endpoint holds it): kill the server now.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -134,7 +155,10 @@ async fn a_message_survives_a_sigkill_between_event_and_delivery() {
             assert_eq!(body["type"], "flow.created");
             break;
         }
-        assert!(Instant::now() < deadline, "the message was lost in the crash");
+        assert!(
+            Instant::now() < deadline,
+            "the message was lost in the crash"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -151,7 +175,11 @@ async fn a_message_survives_a_sigkill_between_event_and_delivery() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let out = cli(&["--json", "webhook", "deliveries", "-w", "acme", &hook_id]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         if v["items"][0]["status"] == "succeeded" {
             assert_eq!(v["items"][0]["id"], first_id.as_str());
@@ -172,12 +200,22 @@ async fn a_message_survives_a_sigkill_between_event_and_delivery() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     for name in ["a", "b"] {
-        assert_eq!(post("/v1/workspaces/acme/flows", json!({"name": name})).await.unwrap().status(), 201);
+        assert_eq!(
+            post("/v1/workspaces/acme/flows", json!({"name": name}))
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
     }
     let out = tokio::task::spawn_blocking(move || follower.wait_with_output().unwrap())
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

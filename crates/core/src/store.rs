@@ -8,9 +8,7 @@
 //!   (`workspace_slug`, `connection_name`, `flow_name`), never as a backend error.
 //! * Connection writes are fenced on `version` ([`StoreError::Stale`] when it moved).
 
-use crate::health::{
-    AttemptOutcome, Delivery, DueConnection, HealthRecord, ProbeOutcome, Webhook,
-};
+use crate::health::{AttemptOutcome, Delivery, DueConnection, HealthRecord, ProbeOutcome, Webhook};
 use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, DeliveryId, FlowId, WebhookId, WorkspaceId};
 use crate::model::{
     ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, OAuthClientRecord, OAuthState,

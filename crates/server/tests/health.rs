@@ -19,10 +19,17 @@ fn quick(c: &mut latchkey_server::config::Config) {
 }
 
 /// Polls the connection until `done` holds (at most 25 s); answers its last body.
-async fn wait_connection(app: &TestApp, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+async fn wait_connection(
+    app: &TestApp,
+    name: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(25);
     loop {
-        let c = app.get(&format!("/v1/workspaces/acme/connections/{name}")).await;
+        let c = app
+            .get(&format!("/v1/workspaces/acme/connections/{name}"))
+            .await;
         if done(&c.body) {
             return c.body;
         }
@@ -59,33 +66,62 @@ async fn a_changed_api_key_turns_the_connection_failing_and_recovered_without_a_
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     // Probed within the interval of its creation.
-    let c = wait_connection(&app, "crm", "first probe", |c| !c["health"]["last_ok_at"].is_null()).await;
+    let c = wait_connection(&app, "crm", "first probe", |c| {
+        !c["health"]["last_ok_at"].is_null()
+    })
+    .await;
     assert_eq!(c["health"]["consecutive_failures"], 0);
     assert!(c["health"]["next_check_at"].is_string(), "{c}");
     assert!(c["health"]["last_error"].is_null());
 
     up.set_api_key("key-2");
-    let c = wait_connection(&app, "crm", "failing after the upstream key changed", |c| c["status"] == "failing").await;
-    assert!(c["status_reason"].as_str().unwrap().contains("health check failed"), "{c}");
+    let c = wait_connection(&app, "crm", "failing after the upstream key changed", |c| {
+        c["status"] == "failing"
+    })
+    .await;
+    assert!(
+        c["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("health check failed"),
+        "{c}"
+    );
     assert!(c["hint"].is_string(), "{c}");
     assert!(c["health"]["consecutive_failures"].as_i64().unwrap() >= 1);
-    assert!(c["health"]["last_error"].as_str().unwrap().contains("401"), "{c}");
+    assert!(
+        c["health"]["last_error"].as_str().unwrap().contains("401"),
+        "{c}"
+    );
     assert!(!c.to_string().contains("key-1"), "no secret in the answer");
-    assert!(timeline(&app, "crm").await.contains(&"connection.failing".to_string()));
+    assert!(timeline(&app, "crm")
+        .await
+        .contains(&"connection.failing".to_string()));
 
     up.set_api_key("key-1");
     let c = wait_connection(&app, "crm", "recovered", |c| c["status"] == "active").await;
     assert_eq!(c["health"]["consecutive_failures"], 0);
     let events = timeline(&app, "crm").await;
-    assert!(events.contains(&"connection.recovered".to_string()), "{events:?}");
+    assert!(
+        events.contains(&"connection.recovered".to_string()),
+        "{events:?}"
+    );
     // Probes off for one connection: no next check.
     let r = app
-        .patch("/v1/workspaces/acme/connections/crm", json!({"settings": {"health_check_interval_seconds": 0}}))
+        .patch(
+            "/v1/workspaces/acme/connections/crm",
+            json!({"settings": {"health_check_interval_seconds": 0}}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    wait_connection(&app, "crm", "probes off", |c| c["health"]["next_check_at"].is_null()).await;
+    wait_connection(&app, "crm", "probes off", |c| {
+        c["health"]["next_check_at"].is_null()
+    })
+    .await;
     let r = app
-        .patch("/v1/workspaces/acme/connections/crm", json!({"settings": {"health_check_interval_seconds": 3}}))
+        .patch(
+            "/v1/workspaces/acme/connections/crm",
+            json!({"settings": {"health_check_interval_seconds": 3}}),
+        )
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
 }
@@ -93,18 +129,25 @@ async fn a_changed_api_key_turns_the_connection_failing_and_recovered_without_a_
 #[tokio::test]
 async fn a_stopped_database_user_turns_failing_and_recovers() {
     let Some(admin_url) = std::env::var("LATCHKEY_TEST_POSTGRES_URL").ok() else {
-        assert!(std::env::var_os("CI").is_none(), "LATCHKEY_TEST_POSTGRES_URL is needed in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "LATCHKEY_TEST_POSTGRES_URL is needed in CI"
+        );
         eprintln!("skipping: LATCHKEY_TEST_POSTGRES_URL is not set");
         return;
     };
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     let role = format!("lk_probe_{}", std::process::id());
-    let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {role}")).execute(&mut admin).await;
-    sqlx::query(&format!("CREATE ROLE {role} LOGIN PASSWORD 'probe-Secret-1'"))
+    let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {role}"))
         .execute(&mut admin)
-        .await
-        .unwrap();
+        .await;
+    sqlx::query(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'probe-Secret-1'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
     let app = spawn_app_with(quick).await;
     app.workspace("acme").await;
     let r = app
@@ -117,16 +160,36 @@ async fn a_stopped_database_user_turns_failing_and_recovers() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    sqlx::query(&format!("ALTER ROLE {role} NOLOGIN")).execute(&mut admin).await.unwrap();
-    let c = wait_connection(&app, "warehouse", "failing once the user cannot log in", |c| c["status"] == "failing").await;
+    sqlx::query(&format!("ALTER ROLE {role} NOLOGIN"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let c = wait_connection(
+        &app,
+        "warehouse",
+        "failing once the user cannot log in",
+        |c| c["status"] == "failing",
+    )
+    .await;
     assert!(!c.to_string().contains("probe-Secret-1"));
-    sqlx::query(&format!("ALTER ROLE {role} LOGIN")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("ALTER ROLE {role} LOGIN"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     wait_connection(&app, "warehouse", "recovered", |c| c["status"] == "active").await;
     let events = timeline(&app, "warehouse").await;
-    assert!(events.contains(&"connection.failing".to_string()), "{events:?}");
-    assert!(events.contains(&"connection.recovered".to_string()), "{events:?}");
+    assert!(
+        events.contains(&"connection.failing".to_string()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"connection.recovered".to_string()),
+        "{events:?}"
+    );
     drop(app);
-    let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {role}")).execute(&mut admin).await;
+    let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {role}"))
+        .execute(&mut admin)
+        .await;
 }
 
 #[tokio::test]
@@ -138,7 +201,10 @@ async fn a_revoked_salesforce_grant_turns_revoked_within_one_interval() {
         c.outbound_rewrites = rewrites;
     })
     .await;
-    sim.add_callback_url(salesforce::DEFAULT_CONSUMER_KEY, &format!("{}/oauth/callback", app.url));
+    sim.add_callback_url(
+        salesforce::DEFAULT_CONSUMER_KEY,
+        &format!("{}/oauth/callback", app.url),
+    );
     app.workspace("acme").await;
     let c = app
         .call(reqwest::Method::PUT, "/v1/workspaces/acme/apps/salesforce/oauth-client",
@@ -146,8 +212,11 @@ async fn a_revoked_salesforce_grant_turns_revoked_within_one_interval() {
         .await;
     assert_eq!(c.status, 200, "{}", c.text);
     let created = app
-        .post("/v1/workspaces/acme/connections", json!({"name": "sf", "app": "salesforce",
-            "auth_mode": "oauth2_code", "settings": {"account_type": "production"}}))
+        .post(
+            "/v1/workspaces/acme/connections",
+            json!({"name": "sf", "app": "salesforce",
+            "auth_mode": "oauth2_code", "settings": {"account_type": "production"}}),
+        )
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let location = sim
@@ -158,17 +227,34 @@ async fn a_revoked_salesforce_grant_turns_revoked_within_one_interval() {
         )
         .await
         .unwrap();
-    assert_eq!(app.client.get(&location).send().await.unwrap().status(), 200);
-    wait_connection(&app, "sf", "a first good probe", |c| !c["health"]["last_ok_at"].is_null()).await;
+    assert_eq!(
+        app.client.get(&location).send().await.unwrap().status(),
+        200
+    );
+    wait_connection(&app, "sf", "a first good probe", |c| {
+        !c["health"]["last_ok_at"].is_null()
+    })
+    .await;
     let refreshes = sim.refresh_count();
 
     sim.revoke_all_grants_of(salesforce::DEFAULT_USERNAME);
-    let c = wait_connection(&app, "sf", "revoked by a probe", |c| c["status"] == "revoked").await;
-    assert!(c["status_reason"].as_str().unwrap().contains("invalid_grant"), "{c}");
+    let c = wait_connection(&app, "sf", "revoked by a probe", |c| {
+        c["status"] == "revoked"
+    })
+    .await;
+    assert!(
+        c["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant"),
+        "{c}"
+    );
     assert!(c["hint"].as_str().unwrap().contains("re-authoriz"), "{c}");
     // The probe got a 401 on userinfo, refreshed once, and the refresh said invalid_grant.
     assert_eq!(sim.refresh_count(), refreshes + 1);
-    assert!(timeline(&app, "sf").await.contains(&"connection.revoked".to_string()));
+    assert!(timeline(&app, "sf")
+        .await
+        .contains(&"connection.revoked".to_string()));
 }
 
 /// A token endpoint (client credentials) issuing short-lived tokens, and an API that accepts
@@ -188,7 +274,10 @@ async fn token_endpoint(State(s): State<Arc<TokenServer>>) -> impl IntoResponse 
     axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": LIFE_SECS}))
 }
 
-async fn api(State(s): State<Arc<TokenServer>>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+async fn api(
+    State(s): State<Arc<TokenServer>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -197,7 +286,9 @@ async fn api(State(s): State<Arc<TokenServer>>, headers: axum::http::HeaderMap) 
         .to_string();
     let issued = s.issued.lock().unwrap();
     match issued.iter().find(|(t, _)| *t == bearer) {
-        Some((_, at)) if at.elapsed() < Duration::from_secs(LIFE_SECS) => axum::http::StatusCode::OK,
+        Some((_, at)) if at.elapsed() < Duration::from_secs(LIFE_SECS) => {
+            axum::http::StatusCode::OK
+        }
         Some(_) => {
             *s.expired_uses.lock().unwrap() += 1;
             axum::http::StatusCode::UNAUTHORIZED
@@ -250,7 +341,10 @@ async fn tokens_are_refreshed_ahead_so_reads_never_wait_and_each_lifetime_costs_
         // The read was answered with a token that existed before it began: it did not wait
         // for a refresh (the first read after creation excepted: that token came with it).
         if reads > 0 {
-            assert!(issued_at < before, "read {reads} waited for a refresh of its own");
+            assert!(
+                issued_at < before,
+                "read {reads} waited for a refresh of its own"
+            );
         }
         reads += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -264,7 +358,10 @@ async fn tokens_are_refreshed_ahead_so_reads_never_wait_and_each_lifetime_costs_
             "two refreshes {gap:?} apart within one {LIFE_SECS} s lifetime: {issued:?}"
         );
     }
-    assert!(issued.len() >= 3, "refreshed ahead, lifetime after lifetime: {issued:?}");
+    assert!(
+        issued.len() >= 3,
+        "refreshed ahead, lifetime after lifetime: {issued:?}"
+    );
     assert!(issued.len() <= 5, "{issued:?}");
     assert!(reads > 50);
 }
@@ -299,7 +396,13 @@ async fn three_instances_on_postgres_probe_each_connection_once_per_interval() {
     let probes = up.hits() - created_hits;
     // At most window / interval + 1 per connection; three instances each probing would be 3×.
     let most = N * (16 / 5 + 1);
-    assert!(probes >= N * 2, "every connection was probed on its interval: {probes}");
-    assert!(probes <= most, "{probes} probes of {N} connections in 16 s: more than once per interval");
+    assert!(
+        probes >= N * 2,
+        "every connection was probed on its interval: {probes}"
+    );
+    assert!(
+        probes <= most,
+        "{probes} probes of {N} connections in 16 s: more than once per interval"
+    );
     drop(peers);
 }

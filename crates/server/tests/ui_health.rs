@@ -126,9 +126,12 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     // Its page: health and the timeline with what the probes did.
     b.click(&format!("{row} a.conn-link")).await;
     b.text_with("#conn-title", "crm").await;
-    b.find("#timeline li[data-action=\"connection.failing\"]").await;
-    b.find("#timeline li[data-action=\"connection.recovered\"]").await;
-    b.find("#timeline li[data-action=\"connection.created\"]").await;
+    b.find("#timeline li[data-action=\"connection.failing\"]")
+        .await;
+    b.find("#timeline li[data-action=\"connection.recovered\"]")
+        .await;
+    b.find("#timeline li[data-action=\"connection.created\"]")
+        .await;
     b.text_with("#conn-health", "Last OK").await;
     b.screenshot("connection-timeline-1280").await;
 
@@ -137,17 +140,25 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     b.click(".hook-table button[data-action=deliveries]").await;
     b.find(".delivery-table tr[data-status=succeeded]").await;
     let before = calls.load(Ordering::SeqCst);
-    b.click(".delivery-table tr[data-status=succeeded] button[data-action=retry]").await;
+    b.click(".delivery-table tr[data-status=succeeded] button[data-action=retry]")
+        .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while calls.load(Ordering::SeqCst) == before {
-        assert!(Instant::now() < deadline, "the retry never reached the endpoint");
+        assert!(
+            Instant::now() < deadline,
+            "the retry never reached the endpoint"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     b.screenshot("webhooks-1280").await;
     let console = b.console().await;
     let bad: Vec<&String> = console
         .iter()
-        .filter(|m| m.contains("Uncaught") || m.contains("Content Security Policy") || m.contains("Refused to"))
+        .filter(|m| {
+            m.contains("Uncaught")
+                || m.contains("Content Security Policy")
+                || m.contains("Refused to")
+        })
         .collect();
     assert!(bad.is_empty(), "console: {console:#?}");
 }

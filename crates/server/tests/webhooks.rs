@@ -136,11 +136,13 @@ fn reference_verify(secret: &str, r: &Received) -> Option<Result<(), String>> {
         eprintln!("skipping the reference verification: run scripts/install-test-tools.sh");
         return None;
     }
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/verify_webhook.py");
-    let headers: serde_json::Map<String, Value> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
-        .iter()
-        .map(|h| (h.to_string(), Value::String(r.header(h))))
-        .collect();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/verify_webhook.py");
+    let headers: serde_json::Map<String, Value> =
+        ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            .iter()
+            .map(|h| (h.to_string(), Value::String(r.header(h))))
+            .collect();
     let input = json!({"secret": secret, "headers": headers, "body": r.body}).to_string();
     use std::io::Write;
     let mut child = std::process::Command::new(python)
@@ -149,10 +151,19 @@ fn reference_verify(secret: &str, r: &Received) -> Option<Result<(), String>> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python runs");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    Some(if out.status.success() { Ok(()) } else { Err(text) })
+    Some(if out.status.success() {
+        Ok(())
+    } else {
+        Err(text)
+    })
 }
 
 async fn api_key_connection(app: &TestApp, up: &Upstream, name: &str) -> Value {
@@ -185,7 +196,9 @@ async fn deliveries_are_signed_retried_with_the_same_id_and_verify_with_the_refe
     assert!(secret.starts_with("whsec_"), "{secret}");
     let hook = created.body["id"].as_str().unwrap().to_string();
     // The secret is answered once: never by show or list.
-    let shown = app.get(&format!("/v1/workspaces/acme/webhooks/{hook}")).await;
+    let shown = app
+        .get(&format!("/v1/workspaces/acme/webhooks/{hook}"))
+        .await;
     assert_eq!(shown.status, 200);
     assert!(!shown.text.contains(&secret[6..]), "{}", shown.text);
     let listed = app.get("/v1/workspaces/acme/webhooks").await;
@@ -193,7 +206,9 @@ async fn deliveries_are_signed_retried_with_the_same_id_and_verify_with_the_refe
 
     // A flow event is not subscribed; the connection event is.
     api_key_connection(&app, &up, "crm").await;
-    let got = rx.wait_for(2, "the first attempt fails, the retry succeeds").await;
+    let got = rx
+        .wait_for(2, "the first attempt fails, the retry succeeds")
+        .await;
     let (first, second) = (&got[0], &got[1]);
     assert_eq!(first.header("webhook-id"), second.header("webhook-id"));
     assert!(first.header("webhook-id").starts_with("msg_"));
@@ -202,7 +217,10 @@ async fn deliveries_are_signed_retried_with_the_same_id_and_verify_with_the_refe
     assert_eq!(body["type"], "connection.created");
     assert!(body["timestamp"].is_string());
     assert_eq!(body["data"]["target_name"], "crm");
-    assert!(!second.body.contains("upstream-key-1"), "no secret in a webhook body");
+    assert!(
+        !second.body.contains("upstream-key-1"),
+        "no secret in a webhook body"
+    );
     assert!(second.header("webhook-signature").starts_with("v1,"));
     assert_eq!(second.header("content-type"), "application/json");
     for r in [first, second] {
@@ -242,20 +260,34 @@ async fn deliveries_are_signed_retried_with_the_same_id_and_verify_with_the_refe
 
     // Rotation: the new secret is answered once; messages carry both signatures for a day.
     let rot = app
-        .post(&format!("/v1/workspaces/acme/webhooks/{hook}/rotate-secret"), json!({}))
+        .post(
+            &format!("/v1/workspaces/acme/webhooks/{hook}/rotate-secret"),
+            json!({}),
+        )
         .await;
     assert_eq!(rot.status, 200, "{}", rot.text);
     let new_secret = rot.body["secret"].as_str().unwrap().to_string();
     assert_ne!(new_secret, secret);
     assert!(rot.body["previous_secret_until"].is_string());
     let upd = app
-        .patch("/v1/workspaces/acme/connections/crm", json!({"settings": {"concurrency_level": 3}}))
+        .patch(
+            "/v1/workspaces/acme/connections/crm",
+            json!({"settings": {"concurrency_level": 3}}),
+        )
         .await;
     assert_eq!(upd.status, 200, "{}", upd.text);
     let got = rx.wait_for(4, "the update event").await;
     let last = &got[3];
-    assert_eq!(serde_json::from_str::<Value>(&last.body).unwrap()["type"], "connection.updated");
-    assert_eq!(last.header("webhook-signature").split(' ').count(), 2, "{:?}", last.headers);
+    assert_eq!(
+        serde_json::from_str::<Value>(&last.body).unwrap()["type"],
+        "connection.updated"
+    );
+    assert_eq!(
+        last.header("webhook-signature").split(' ').count(),
+        2,
+        "{:?}",
+        last.headers
+    );
     for s in [&secret, &new_secret] {
         if let Some(verdict) = reference_verify(s, last) {
             verdict.expect("old and new secrets both verify during the overlap");
@@ -273,9 +305,16 @@ async fn deliveries_are_signed_retried_with_the_same_id_and_verify_with_the_refe
     assert!(types.contains(&"connection.created"), "{types:?}");
     assert!(types.contains(&"webhook.created"), "{types:?}");
     // Delete: gone, and no further messages.
-    let del = app.delete(&format!("/v1/workspaces/acme/webhooks/{hook}")).await;
+    let del = app
+        .delete(&format!("/v1/workspaces/acme/webhooks/{hook}"))
+        .await;
     assert_eq!(del.status, 204);
-    assert_eq!(app.get(&format!("/v1/workspaces/acme/webhooks/{hook}")).await.status, 404);
+    assert_eq!(
+        app.get(&format!("/v1/workspaces/acme/webhooks/{hook}"))
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -310,7 +349,10 @@ async fn webhook_urls_follow_the_outbound_rules() {
     assert_eq!(r.status, 422, "{}", r.text);
     assert!(r.text.contains("conection.*"));
     let r = app
-        .post("/v1/workspaces/acme/webhooks", json!({"url": "https://203.0.113.9/hook", "bogus": 1}))
+        .post(
+            "/v1/workspaces/acme/webhooks",
+            json!({"url": "https://203.0.113.9/hook", "bogus": 1}),
+        )
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert!(app.get("/v1/workspaces/acme/webhooks").await.body["items"]
@@ -356,17 +398,28 @@ async fn a_hanging_endpoint_times_out_a_huge_answer_is_not_read_and_a_dead_one_i
             .await;
         let hang_item = &h.body["items"][0];
         let huge_item = &z.body["items"][0];
-        let hook = app.get(&format!("/v1/workspaces/acme/webhooks/{hang}")).await;
+        let hook = app
+            .get(&format!("/v1/workspaces/acme/webhooks/{hang}"))
+            .await;
         if hook.body["enabled"] == false && huge_item["status"] == "succeeded" {
             assert!(
-                hang_item["last_error"].as_str().unwrap_or_default().contains("did not answer within 1 s"),
+                hang_item["last_error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("did not answer within 1 s"),
                 "{}",
                 h.text
             );
             assert!(hook.body["disabled_reason"].is_string());
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{}\n{}\n{}", h.text, z.text, hook.text);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}\n{}\n{}",
+            h.text,
+            z.text,
+            hook.text
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let events = app.get("/v1/workspaces/acme/events?limit=100").await;
@@ -381,7 +434,10 @@ async fn a_hanging_endpoint_times_out_a_huge_answer_is_not_read_and_a_dead_one_i
     );
     // Re-enabling clears the record.
     let r = app
-        .patch(&format!("/v1/workspaces/acme/webhooks/{hang}"), json!({"enabled": true}))
+        .patch(
+            &format!("/v1/workspaces/acme/webhooks/{hang}"),
+            json!({"enabled": true}),
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["enabled"], true);
@@ -439,9 +495,17 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
     };
     let first = stream(None).await.unwrap();
     assert_eq!(first.status(), 200);
-    assert!(first.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(first.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     for name in ["a", "b"] {
-        assert_eq!(app.post("/v1/workspaces/acme/flows", json!({"name": name})).await.status, 201);
+        assert_eq!(
+            app.post("/v1/workspaces/acme/flows", json!({"name": name}))
+                .await
+                .status,
+            201
+        );
     }
     let got = read_sse(first, 2).await;
     assert_eq!(got[0].1, "flow.created");
@@ -449,7 +513,12 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
     // Disconnected after the first; three more happen meanwhile; the reconnect gets exactly
     // the ones after the first, in order, none twice.
     for name in ["c", "d"] {
-        assert_eq!(app.post("/v1/workspaces/acme/flows", json!({"name": name})).await.status, 201);
+        assert_eq!(
+            app.post("/v1/workspaces/acme/flows", json!({"name": name}))
+                .await
+                .status,
+            201
+        );
     }
     let resumed = stream(Some(got[0].0.clone())).await.unwrap();
     assert_eq!(resumed.status(), 200);

@@ -3,9 +3,9 @@
 use crate::error::DbResult;
 use crate::rows::{convert, json_text, limit, ms, EventRow};
 use crate::{SqlStore, WritePool};
+use async_trait::async_trait;
 use latchkey_core::health;
 use latchkey_core::ids::DeliveryId;
-use async_trait::async_trait;
 use latchkey_core::ids::WorkspaceId;
 use latchkey_core::model::Event;
 use latchkey_core::store::{EventStore, Page, StoreResult};

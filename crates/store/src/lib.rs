@@ -33,8 +33,8 @@ mod keys;
 mod oauth;
 mod rows;
 mod slots;
-mod webhooks;
 pub mod testing;
+mod webhooks;
 mod workspaces;
 
 pub use error::redact_url;

@@ -138,7 +138,8 @@ impl WebhookStore for SqlStore {
     }
 
     async fn webhook(&self, ws: &WorkspaceId, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-        let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE workspace_id = $1 AND id = $2");
+        let sql =
+            format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE workspace_id = $1 AND id = $2");
         let row: Option<WebhookRow> = with_pool!(&self.db, p => {
             sqlx::query_as(&sql).bind(ws.as_str()).bind(id.as_str()).fetch_optional(p).await
         })
@@ -207,7 +208,11 @@ impl WebhookStore for SqlStore {
         hook: &WebhookId,
         page: &Page,
     ) -> StoreResult<Vec<Delivery>> {
-        let older = if page.after.is_some() { " AND id < $4" } else { "" };
+        let older = if page.after.is_some() {
+            " AND id < $4"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE workspace_id = $1 \
              AND webhook_id = $2{older} ORDER BY id DESC LIMIT $3"

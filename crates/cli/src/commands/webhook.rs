@@ -102,7 +102,11 @@ pub async fn run(ctx: &Ctx, cmd: WebhookCmd) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 output::json(&h);
             } else {
-                output::line(format!("Created webhook {} for {}.", text(&h, "id"), text(&h, "url")));
+                output::line(format!(
+                    "Created webhook {} for {}.",
+                    text(&h, "id"),
+                    text(&h, "url")
+                ));
                 output::line(format!(
                     "Signing secret (shown once, keep it with the receiver): {}",
                     text(&h, "secret")
@@ -150,7 +154,14 @@ pub async fn run(ctx: &Ctx, cmd: WebhookCmd) -> anyhow::Result<ExitCode> {
         } => {
             let list = c
                 .list_all(
-                    &["v1", "workspaces", &workspace, "webhooks", &id, "deliveries"],
+                    &[
+                        "v1",
+                        "workspaces",
+                        &workspace,
+                        "webhooks",
+                        &id,
+                        "deliveries",
+                    ],
                     &[],
                     Some(limit),
                 )
@@ -186,7 +197,13 @@ pub async fn run(ctx: &Ctx, cmd: WebhookCmd) -> anyhow::Result<ExitCode> {
             let d = c
                 .post(
                     &[
-                        "v1", "workspaces", &workspace, "webhooks", &id, "deliveries", &delivery,
+                        "v1",
+                        "workspaces",
+                        &workspace,
+                        "webhooks",
+                        &id,
+                        "deliveries",
+                        &delivery,
                         "retry",
                     ],
                     &json!({}),
@@ -195,7 +212,10 @@ pub async fn run(ctx: &Ctx, cmd: WebhookCmd) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 output::json(&d);
             } else {
-                output::line(format!("Delivery {} will be sent again now.", text(&d, "id")));
+                output::line(format!(
+                    "Delivery {} will be sent again now.",
+                    text(&d, "id")
+                ));
             }
         }
     }

@@ -210,10 +210,12 @@ type CheckError = (String, Option<String>);
 
 /// The verification request with the stored credential.
 async fn check(state: &AppState, ws: &Workspace, c: &ConnectionRecord) -> Result<(), CheckError> {
-    let app = state
-        .catalog
-        .get(&c.app)
-        .ok_or_else(|| ("the connection's application left the catalog".to_string(), None))?;
+    let app = state.catalog.get(&c.app).ok_or_else(|| {
+        (
+            "the connection's application left the catalog".to_string(),
+            None,
+        )
+    })?;
     if !c.auth_mode.is_oauth() {
         let creds = crate::service::connections::decrypt(state, c)
             .await

@@ -204,9 +204,7 @@ async fn deliver(state: &AppState, d: Delivery) {
 fn next_attempt(state: &AppState, d: &Delivery, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let base = state.config.webhook_retry_base.as_millis() as i64;
     let factor = 1i64 << d.attempts.clamp(0, 20);
-    let gap = base
-        .saturating_mul(factor)
-        .min(MAX_RETRY_GAP_SECS * 1000);
+    let gap = base.saturating_mul(factor).min(MAX_RETRY_GAP_SECS * 1000);
     let jitter = rand::random::<u64>() % (gap as u64 / 10 + 1);
     let at = now + Duration::milliseconds(gap + jitter as i64);
     let window = Duration::seconds(state.config.webhook_retry_for.as_secs() as i64);

@@ -160,7 +160,10 @@ where
                 let after = (!last.is_empty()).then_some(last.as_str());
                 match state.store.events_after(&ws, after, 100).await {
                     Ok(batch) if !batch.is_empty() => {
-                        last = batch.last().map(|e: &Event| e.id.to_string()).unwrap_or(last);
+                        last = batch
+                            .last()
+                            .map(|e: &Event| e.id.to_string())
+                            .unwrap_or(last);
                         queue.extend(batch);
                     }
                     Ok(_) => pause().await,

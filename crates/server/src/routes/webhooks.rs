@@ -152,7 +152,10 @@ fn check_events(events: Option<Vec<String>>) -> ApiResult<Vec<String>> {
 
 async fn checked_url(state: &AppState, raw: &str) -> ApiResult<String> {
     if raw.len() > MAX_URL {
-        return Err(ApiError::invalid("url", "the URL is longer than 2048 characters"));
+        return Err(ApiError::invalid(
+            "url",
+            "the URL is longer than 2048 characters",
+        ));
     }
     check_url(&state.outbound, raw)
         .await
@@ -413,14 +416,18 @@ pub async fn retry_delivery(
 ) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
     let hook = find(&state, &ws, &id).await?;
-    let did = DeliveryId::parse(&delivery).map_err(|_| ApiError::not_found("delivery", &delivery))?;
+    let did =
+        DeliveryId::parse(&delivery).map_err(|_| ApiError::not_found("delivery", &delivery))?;
     let found = state
         .store
         .delivery(&ws.id, &did)
         .await?
         .filter(|d| d.webhook_id == hook.id)
         .ok_or_else(|| ApiError::not_found("delivery", &delivery))?;
-    state.store.retry_delivery(&ws.id, &found.id, Utc::now()).await?;
+    state
+        .store
+        .retry_delivery(&ws.id, &found.id, Utc::now())
+        .await?;
     state.background.events.notify_waiters();
     let now = state
         .store

@@ -119,9 +119,11 @@ pub async fn add_health(
         .collect();
     let rows = state.store.health_of(&ws.id, &ids).await?;
     for v in views.iter_mut() {
-        let found = rows
-            .iter()
-            .find(|h| h.connection_id.as_ref().is_some_and(|id| id.as_str() == v.id));
+        let found = rows.iter().find(|h| {
+            h.connection_id
+                .as_ref()
+                .is_some_and(|id| id.as_str() == v.id)
+        });
         v.health = Some(match found {
             Some(h) => HealthView {
                 last_checked_at: h.last_checked_at,
