@@ -120,7 +120,10 @@ async fn clone_sqlite(url: &str, source: &str, rows: &[(String, String)]) -> any
     // Every connection has a health row (the background probe schedule): copies get theirs the
     // way a new connection does, due at once so the server places their first probe at a
     // random point of the interval. The scale figure thus runs with probes on.
-    sqlx::query(HEALTH_ROWS).execute(&mut *tx).await.context("health rows")?;
+    sqlx::query(HEALTH_ROWS)
+        .execute(&mut *tx)
+        .await
+        .context("health rows")?;
     tx.commit().await?;
     c.close().await?;
     Ok(())
@@ -156,7 +159,10 @@ async fn clone_postgres(url: &str, source: &str, rows: &[(String, String)]) -> a
     // Every connection has a health row (the background probe schedule): copies get theirs the
     // way a new connection does, due at once so the server places their first probe at a
     // random point of the interval. The scale figure thus runs with probes on.
-    sqlx::query(HEALTH_ROWS).execute(&mut *tx).await.context("health rows")?;
+    sqlx::query(HEALTH_ROWS)
+        .execute(&mut *tx)
+        .await
+        .context("health rows")?;
     tx.commit().await?;
     sqlx::query("ANALYZE connections").execute(&mut c).await?;
     c.close().await?;

@@ -114,13 +114,14 @@ impl Receiver {
     }
 }
 
+fn quick(c: &mut latchkey_server::config::Config) {
+    c.background_tick = Duration::from_millis(100);
+    c.webhook_retry_base = Duration::from_millis(300);
+    c.webhook_timeout = Duration::from_secs(2);
+}
+
 async fn quick_app() -> TestApp {
-    spawn_app_with(|c| {
-        c.background_tick = Duration::from_millis(100);
-        c.webhook_retry_base = Duration::from_millis(300);
-        c.webhook_timeout = Duration::from_secs(2);
-    })
-    .await
+    spawn_app_with(quick).await
 }
 
 /// The reference library's verdict on a message, or `None` (after saying why) when the library
@@ -181,7 +182,18 @@ async fn api_key_connection(app: &TestApp, up: &Upstream, name: &str) -> Value {
 
 #[tokio::test]
 async fn deliveries_are_signed_retried_with_the_same_id_and_verify_with_the_reference_library() {
-    let app = quick_app().await;
+    deliveries(quick_app().await).await;
+}
+
+#[tokio::test]
+async fn deliveries_on_postgres() {
+    let Some(app) = latchkey_testkit::spawn_app_postgres_with(quick).await else {
+        return;
+    };
+    deliveries(app).await;
+}
+
+async fn deliveries(app: TestApp) {
     app.workspace("acme").await;
     let up = Upstream::start("upstream-key-1", "", "").await;
     let rx = Receiver::start(&[500]).await;
