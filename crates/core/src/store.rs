@@ -263,6 +263,18 @@ pub trait WebhookStore: Send + Sync {
     async fn list_webhooks(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Webhook>>;
     /// Replaces every field but `id`, `workspace_id` and `created_at`. False when it is gone.
     async fn update_webhook(&self, hook: &Webhook) -> StoreResult<bool>;
+    /// Records the outcome of an attempt on the endpoint without touching what its owner may be
+    /// editing at the same moment: a success clears `failing_since`; a failure sets it if unset
+    /// and, when it is older than `disable_before`, disables the webhook with `reason`. Answers
+    /// true when this call disabled it.
+    async fn record_endpoint_outcome(
+        &self,
+        id: &WebhookId,
+        ok: bool,
+        now: chrono::DateTime<chrono::Utc>,
+        disable_before: chrono::DateTime<chrono::Utc>,
+        reason: &str,
+    ) -> StoreResult<bool>;
     /// Deletes the webhook and its deliveries. False when it did not exist.
     async fn delete_webhook(&self, ws: &WorkspaceId, id: &WebhookId) -> StoreResult<bool>;
     /// Newest first; `page.after` is a delivery id and the page holds older ones.

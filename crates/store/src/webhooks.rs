@@ -189,6 +189,52 @@ impl WebhookStore for SqlStore {
         Ok(n > 0)
     }
 
+    async fn record_endpoint_outcome(
+        &self,
+        id: &WebhookId,
+        ok: bool,
+        now: DateTime<Utc>,
+        disable_before: DateTime<Utc>,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        if ok {
+            with_pool!(&self.db, p => {
+                sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
+                    .bind(id.as_str())
+                    .execute(p)
+                    .await
+                    .map(|_| ())
+            })
+            .db()?;
+            return Ok(false);
+        }
+        let disabled = with_pool!(&self.db, p => {
+            let mut tx = p.begin_write().await.db()?;
+            sqlx::query("UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
+                .bind(id.as_str())
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            let n = sqlx::query(
+                "UPDATE webhooks SET enabled = $3, disabled_reason = $4, updated_at = $5 \
+                 WHERE id = $1 AND enabled AND failing_since <= $2",
+            )
+            .bind(id.as_str())
+            .bind(ms(disable_before))
+            .bind(false)
+            .bind(reason)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+            tx.commit().await.db()?;
+            n > 0
+        });
+        Ok(disabled)
+    }
+
     async fn delete_webhook(&self, ws: &WorkspaceId, id: &WebhookId) -> StoreResult<bool> {
         let n = with_pool!(&self.db, p => {
             sqlx::query("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2")

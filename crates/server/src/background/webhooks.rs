@@ -248,31 +248,30 @@ async fn attempt(state: &AppState, hook: &Webhook, d: &Delivery) -> Result<u16, 
     Ok(resp.status().as_u16())
 }
 
-/// Tracks how long an endpoint has been failing, and disables it after the configured time.
-async fn endpoint_health(state: &AppState, mut hook: Webhook, ok: bool, now: DateTime<Utc>) {
-    let before = (hook.failing_since, hook.enabled);
-    if ok {
-        hook.failing_since = None;
-    } else {
-        let since = *hook.failing_since.get_or_insert(now);
-        let limit = Duration::seconds(state.config.webhook_disable_after.as_secs() as i64);
-        if now - since >= limit {
-            hook.enabled = false;
-            hook.disabled_reason = Some(format!(
-                "every delivery failed since {}; re-enable the webhook once the endpoint works",
-                since.to_rfc3339()
-            ));
+/// Tracks how long an endpoint has been failing, and disables it after the configured time
+/// (with a `webhook.disabled` event).
+async fn endpoint_health(state: &AppState, hook: Webhook, ok: bool, now: DateTime<Utc>) {
+    if ok && hook.failing_since.is_none() {
+        return;
+    }
+    let limit = Duration::seconds(state.config.webhook_disable_after.as_secs() as i64);
+    let since = hook.failing_since.unwrap_or(now);
+    let reason = format!(
+        "every delivery failed since {}; re-enable the webhook once the endpoint works",
+        since.to_rfc3339()
+    );
+    let disabled = match state
+        .store
+        .record_endpoint_outcome(&hook.id, ok, now, now - limit, &reason)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(webhook = %hook.id, error = %e, "could not update a webhook");
+            return;
         }
-    }
-    if (hook.failing_since, hook.enabled) == before {
-        return;
-    }
-    hook.updated_at = now;
-    if let Err(e) = state.store.update_webhook(&hook).await {
-        tracing::warn!(webhook = %hook.id, error = %e, "could not update a webhook");
-        return;
-    }
-    if !hook.enabled {
+    };
+    if disabled {
         state
             .audit(
                 &hook.workspace_id,
@@ -280,7 +279,7 @@ async fn endpoint_health(state: &AppState, mut hook: Webhook, ok: bool, now: Dat
                 "webhook.disabled",
                 Some(hook.id.as_str()),
                 Some(hook.url.as_str()),
-                serde_json::json!({ "reason": hook.disabled_reason }),
+                serde_json::json!({ "reason": reason }),
             )
             .await;
     }
