@@ -111,7 +111,7 @@ async fn work(state: &AppState, due: DueConnection) -> Option<Next> {
     }
     match (probe_at, interval) {
         (Some(p), Some(i)) if p <= now => {
-            let outcome = probe(state, &ws, &c.id).await;
+            let outcome = probe(state, &ws, c).await;
             Some((Some(now + i), outcome))
         }
         // Not due yet (the refresh was), or the interval changed to off.
@@ -130,8 +130,8 @@ async fn proactive_refresh(state: &AppState, ws: &Workspace, c: &ConnectionRecor
 
 /// Probes a connection and records a change of status with its event. `None` when nothing
 /// was probed (waiting for authorization, revoked: nothing can succeed until someone acts).
-pub async fn probe(state: &AppState, ws: &Workspace, id: &ConnectionId) -> Option<ProbeOutcome> {
-    let c = state.store.connection(&ws.id, id).await.ok()??;
+pub async fn probe(state: &AppState, ws: &Workspace, c: ConnectionRecord) -> Option<ProbeOutcome> {
+    let id = &c.id;
     if matches!(
         c.status,
         ConnectionStatus::PendingAuthorization | ConnectionStatus::Revoked
@@ -153,8 +153,12 @@ pub async fn probe(state: &AppState, ws: &Workspace, id: &ConnectionId) -> Optio
     let now = Utc::now();
     let outcome_label = if result.is_ok() { "ok" } else { "failed" };
     metrics::counter!("latchkey_probes_total", "outcome" => outcome_label).increment(1);
-    // The row as it is now: the check may have refreshed (or revoked) it.
-    let current = state.store.connection(&ws.id, id).await.ok()??;
+    // The row as it is now: an OAuth check may have refreshed (or revoked) it.
+    let current = if c.auth_mode.is_oauth() {
+        state.store.connection(&ws.id, id).await.ok()??
+    } else {
+        c.clone()
+    };
     let error = match &result {
         Ok(()) => None,
         Err(_) if current.status == ConnectionStatus::Revoked => current.status_reason.clone(),
