@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/test-services.sh
 bash scripts/install-chromium.sh
+bash scripts/install-test-tools.sh
 
 export LATCHKEY_TEST_POSTGRES_URL="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export LATCHKEY_TEST_MYSQL_URL="${LATCHKEY_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}"

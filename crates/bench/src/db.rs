@@ -71,6 +71,10 @@ pub async fn clone_connections(
     }
 }
 
+const HEALTH_ROWS: &str = "INSERT INTO connection_health (connection_id, workspace_id, due_at) \
+     SELECT c.id, c.workspace_id, 0 FROM connections c WHERE NOT EXISTS \
+     (SELECT 1 FROM connection_health h WHERE h.connection_id = c.id)";
+
 /// `col, col, …` and `expr, expr, …` with `id` and `name` taken from the new rows.
 fn columns(cols: &[String], id: &str, name: &str) -> (String, String) {
     let list = cols.join(", ");
@@ -113,6 +117,13 @@ async fn clone_sqlite(url: &str, source: &str, rows: &[(String, String)]) -> any
             "connection `{source}` not found"
         );
     }
+    // Every connection has a health row (the background probe schedule): copies get theirs the
+    // way a new connection does, due at once so the server places their first probe at a
+    // random point of the interval. The scale figure thus runs with probes on.
+    sqlx::query(HEALTH_ROWS)
+        .execute(&mut *tx)
+        .await
+        .context("health rows")?;
     tx.commit().await?;
     c.close().await?;
     Ok(())
@@ -145,6 +156,13 @@ async fn clone_postgres(url: &str, source: &str, rows: &[(String, String)]) -> a
             "connection `{source}` not found"
         );
     }
+    // Every connection has a health row (the background probe schedule): copies get theirs the
+    // way a new connection does, due at once so the server places their first probe at a
+    // random point of the interval. The scale figure thus runs with probes on.
+    sqlx::query(HEALTH_ROWS)
+        .execute(&mut *tx)
+        .await
+        .context("health rows")?;
     tx.commit().await?;
     sqlx::query("ANALYZE connections").execute(&mut c).await?;
     c.close().await?;

@@ -68,8 +68,11 @@ enum Command {
     /// API keys: admin keys, or workspace keys with scopes.
     #[command(subcommand)]
     Key(commands::key::KeyCmd),
-    /// The audit log of a workspace, newest first.
+    /// The audit log of a workspace, newest first (`--follow` to watch it live).
     Events(commands::events::EventsArgs),
+    /// Webhooks: endpoints that receive a workspace's events, signed (Standard Webhooks).
+    #[command(subcommand)]
+    Webhook(commands::webhook::WebhookCmd),
     /// Print a fresh access token of an OAuth connection (for `$(latchkey token acme/sf-prod)`).
     Token(commands::token::TokenArgs),
     /// Run a command with fresh secrets of connections in its environment.
@@ -132,6 +135,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Flow(c) => commands::flow::run(ctx, c).await,
         Command::Key(c) => commands::key::run(ctx, c).await,
         Command::Events(a) => commands::events::run(ctx, a).await,
+        Command::Webhook(c) => commands::webhook::run(ctx, c).await,
         Command::Token(a) => commands::token::run(ctx, a).await,
         Command::Run(a) => commands::run::run(ctx, a).await,
         Command::Proxy(a) => commands::proxy::run(ctx, a).await,

@@ -18,6 +18,11 @@ const EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/catalog_fi
 /// The names of the settings every connection takes, whatever its application (R3).
 pub const CONCURRENCY_LEVEL: &str = "concurrency_level";
 pub const BORROW_CONCURRENCY_FROM: &str = "borrow_concurrency_from";
+/// Seconds between background health checks of one connection (0: none), overriding
+/// `LATCHKEY_HEALTH_INTERVAL`; common to every connection.
+pub const HEALTH_CHECK_INTERVAL: &str = "health_check_interval_seconds";
+/// The highest per-connection health interval accepted (one week).
+pub const MAX_HEALTH_CHECK_INTERVAL: u64 = 7 * 24 * 3600;
 
 /// The type of a setting or credential field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -436,7 +441,10 @@ impl AppEntry {
             if !seen.insert(f.name.as_str()) {
                 return bad(format!("field `{}` is declared twice", f.name));
             }
-            if f.name == CONCURRENCY_LEVEL || f.name == BORROW_CONCURRENCY_FROM {
+            if f.name == CONCURRENCY_LEVEL
+                || f.name == BORROW_CONCURRENCY_FROM
+                || f.name == HEALTH_CHECK_INTERVAL
+            {
                 return bad(format!("`{}` is common to every connection", f.name));
             }
             if f.kind == FieldType::Enum && f.choices.is_empty() {
@@ -626,7 +634,11 @@ impl AppEntry {
     ) -> Result<Map<String, Value>, CoreError> {
         let mut out = Map::new();
         for (k, v) in input {
-            if k == CONCURRENCY_LEVEL || k == BORROW_CONCURRENCY_FROM || v.is_null() {
+            if k == CONCURRENCY_LEVEL
+                || k == BORROW_CONCURRENCY_FROM
+                || k == HEALTH_CHECK_INTERVAL
+                || v.is_null()
+            {
                 continue;
             }
             match self.setting(k) {
@@ -676,6 +688,21 @@ impl AppEntry {
         };
         self.check_template_settings(&out)?;
         out.insert(CONCURRENCY_LEVEL.into(), Value::from(level));
+        match input.get(HEALTH_CHECK_INTERVAL) {
+            None | Some(Value::Null) => {}
+            Some(v) => match v.as_u64() {
+                Some(n) if n == 0 || (5..=MAX_HEALTH_CHECK_INTERVAL).contains(&n) => {
+                    out.insert(HEALTH_CHECK_INTERVAL.into(), Value::from(n));
+                }
+                _ => {
+                    return Err(CoreError::invalid_with_hint(
+                        "settings.health_check_interval_seconds",
+                        "the health check interval must be 0 (no checks) or a whole number of seconds from 5 to 604800",
+                        "leave it out to use LATCHKEY_HEALTH_INTERVAL",
+                    ))
+                }
+            },
+        }
         match input.get(BORROW_CONCURRENCY_FROM) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if !s.is_empty() => {
@@ -699,6 +726,7 @@ impl AppEntry {
             .chain([
                 CONCURRENCY_LEVEL.to_string(),
                 BORROW_CONCURRENCY_FROM.to_string(),
+                HEALTH_CHECK_INTERVAL.to_string(),
             ])
             .collect()
     }

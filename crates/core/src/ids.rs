@@ -94,6 +94,13 @@ prefixed_id!(
     /// An audit event.
     EventId, "evt_");
 prefixed_id!(
+    /// A webhook endpoint of a workspace.
+    WebhookId, "wh_");
+prefixed_id!(
+    /// One message to one webhook: its `webhook-id` header, the same on every retry, so the
+    /// receiver can drop duplicates.
+    DeliveryId, "msg_");
+prefixed_id!(
     /// A data key that encrypts a workspace's secrets, itself wrapped by the master key.
     DataKeyId, "dk_");
 

@@ -8,7 +8,8 @@
 //!   (`workspace_slug`, `connection_name`, `flow_name`), never as a backend error.
 //! * Connection writes are fenced on `version` ([`StoreError::Stale`] when it moved).
 
-use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, FlowId, WorkspaceId};
+use crate::health::{AttemptOutcome, Delivery, DueConnection, HealthRecord, ProbeOutcome, Webhook};
+use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, DeliveryId, FlowId, WebhookId, WorkspaceId};
 use crate::model::{
     ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, InstanceEvent, OAuthClientRecord,
     OAuthState, SessionSubject, UiSession, Workspace, WrappedDataKey,
@@ -192,6 +193,10 @@ pub trait ApiKeyStore: Send + Sync {
 
 #[async_trait]
 pub trait EventStore: Send + Sync {
+    /// Records the event and, in the same transaction, one pending delivery (outbox row) for
+    /// every enabled webhook of its workspace subscribed to its type: an event is never
+    /// recorded without its deliveries, nor a delivery without its event. This is the one call
+    /// every part of Latchkey emits events with.
     async fn append_event(&self, event: &Event) -> StoreResult<()>;
     /// Newest first; `page.after` is an event id and the page holds older events.
     async fn list_events(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Event>>;
@@ -199,6 +204,21 @@ pub trait EventStore: Send + Sync {
     async fn append_instance_event(&self, event: &InstanceEvent) -> StoreResult<()>;
     /// Instance events, newest first, paged like [`EventStore::list_events`].
     async fn list_instance_events(&self, page: &Page) -> StoreResult<Vec<InstanceEvent>>;
+    /// Oldest first, the events after `after` (an event id; `None`: from the start), at most
+    /// `limit` (the event stream).
+    async fn events_after(
+        &self,
+        ws: &WorkspaceId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>>;
+    /// The newest events of one target (a connection's timeline), newest first.
+    async fn events_of_target(
+        &self,
+        ws: &WorkspaceId,
+        target_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>>;
 }
 
 /// Web UI sessions, shared by every instance so that ending one ends it everywhere.
@@ -218,6 +238,101 @@ pub trait SessionStore: Send + Sync {
     /// Forgets sessions that expired before `now`; how many.
     async fn delete_expired_sessions(&self, now: chrono::DateTime<chrono::Utc>)
         -> StoreResult<u64>;
+}
+
+/// The background schedule of connections: probes and proactive refreshes. Every connection
+/// has one health row (written with the connection); `due_at` is the earlier of the two due
+/// times, and due rows are claimed under a lease so that one instance works on each.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// Claims up to `limit` connections that are due at `now` and not leased by anyone, for
+    /// `owner` until `until` (`FOR UPDATE SKIP LOCKED` on PostgreSQL: instances never wait on
+    /// each other's rows).
+    async fn claim_due_connections(
+        &self,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<DueConnection>>;
+    /// Writes the next probe time (`None`: probes are off), the outcome of a probe if one ran,
+    /// recomputes `due_at` and gives the lease back (if `owner` still holds it).
+    async fn finish_due_connection(
+        &self,
+        id: &ConnectionId,
+        owner: &str,
+        next_probe_at: Option<chrono::DateTime<chrono::Utc>>,
+        outcome: Option<&ProbeOutcome>,
+    ) -> StoreResult<()>;
+    /// Forgets the probe placement of a connection (its interval changed): it is placed again
+    /// at once.
+    async fn replace_probe(&self, id: &ConnectionId) -> StoreResult<()>;
+    /// The health rows of these connections.
+    async fn health_of(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[ConnectionId],
+    ) -> StoreResult<Vec<HealthRecord>>;
+    /// `(status, count)` over every connection (the metrics gauge).
+    async fn connection_status_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+}
+
+/// Webhooks and their outbox.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn insert_webhook(&self, hook: &Webhook) -> StoreResult<()>;
+    async fn webhook(&self, ws: &WorkspaceId, id: &WebhookId) -> StoreResult<Option<Webhook>>;
+    /// Ascending by id.
+    async fn list_webhooks(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Webhook>>;
+    /// Replaces every field but `id`, `workspace_id` and `created_at`. False when it is gone.
+    async fn update_webhook(&self, hook: &Webhook) -> StoreResult<bool>;
+    /// Records the outcome of an attempt on the endpoint without touching what its owner may be
+    /// editing at the same moment: a success clears `failing_since`; a failure sets it if unset
+    /// and, when it is older than `disable_before`, disables the webhook with `reason`. Answers
+    /// true when this call disabled it.
+    async fn record_endpoint_outcome(
+        &self,
+        id: &WebhookId,
+        ok: bool,
+        now: chrono::DateTime<chrono::Utc>,
+        disable_before: chrono::DateTime<chrono::Utc>,
+        reason: &str,
+    ) -> StoreResult<bool>;
+    /// Deletes the webhook and its deliveries. False when it did not exist.
+    async fn delete_webhook(&self, ws: &WorkspaceId, id: &WebhookId) -> StoreResult<bool>;
+    /// Newest first; `page.after` is a delivery id and the page holds older ones.
+    async fn list_deliveries(
+        &self,
+        ws: &WorkspaceId,
+        hook: &WebhookId,
+        page: &Page,
+    ) -> StoreResult<Vec<Delivery>>;
+    async fn delivery(&self, ws: &WorkspaceId, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
+    /// Makes a delivery pending again, due at `now` (a manual retry). False when it is gone.
+    async fn retry_delivery(
+        &self,
+        ws: &WorkspaceId,
+        id: &DeliveryId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// Claims up to `limit` pending deliveries due at `now` for `owner` until `until`.
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Records an attempt and releases the lease: succeeded when there is no error, pending
+    /// again when `next_attempt_at` is set, failed otherwise.
+    async fn finish_delivery(
+        &self,
+        id: &DeliveryId,
+        owner: &str,
+        outcome: &AttemptOutcome,
+    ) -> StoreResult<()>;
+    /// Pending deliveries and the creation time of the oldest (outbox depth and age).
+    async fn outbox_stats(&self) -> StoreResult<(i64, Option<chrono::DateTime<chrono::Utc>>)>;
 }
 
 #[async_trait]
@@ -277,6 +392,8 @@ pub trait Store:
     + OAuthStore
     + SlotStore
     + SessionStore
+    + HealthStore
+    + WebhookStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -33,7 +33,7 @@
     const box = el("div", { class: `alert alert-${kind}`, role: kind === "error" ? "alert" : "status" },
       el("p", { class: "alert-message" }, message),
       hint ? el("p", { class: "alert-hint" }, el("strong", {}, "Hint: "), hint) : null);
-    tr.after(el("tr", { class: "row-note", dataset: { for: tr.dataset.name } }, el("td", { colspan: 6 }, box)));
+    tr.after(el("tr", { class: "row-note", dataset: { for: tr.dataset.name } }, el("td", { colspan: 7 }, box)));
   }
 
   function actions(c, tr) {
@@ -96,13 +96,27 @@
     });
   }
 
+  /* What the background checks found: last checked, last OK, next check. */
+  function healthCell(c) {
+    const h = c.health || {};
+    const line = (label, iso, cls) => el("div", { class: `small ${cls || ""}` },
+      el("span", { class: "muted" }, `${label} `), iso ? el("time", { datetime: iso }, LK.fmtTime(iso)) : el("span", { class: "muted" }, "—"));
+    const cell = el("div", { class: "health-cell" },
+      line("Checked", h.last_checked_at, "h-checked"),
+      line("Last OK", h.last_ok_at, "h-ok"),
+      line("Next", h.next_check_at, "h-next"));
+    if (h.consecutive_failures) cell.append(el("div", { class: "small reason h-failures" }, `${h.consecutive_failures} failed check(s): ${h.last_error || ""}`));
+    return cell;
+  }
+
   function row(c) {
     const tr = el("tr", { dataset: { name: c.name, id: c.id, status: c.status } });
     tr.append(
-      el("td", { "data-label": "Name" }, el("strong", { class: "conn-name" }, c.name), el("div", { class: "muted small" }, modeLabel(c.auth_mode))),
+      el("td", { "data-label": "Name" }, el("a", { class: "conn-link", href: `/ui/connection?ws=${encodeURIComponent(LK.workspace().slug)}&id=${encodeURIComponent(c.id)}` }, el("strong", { class: "conn-name" }, c.name)), el("div", { class: "muted small" }, modeLabel(c.auth_mode))),
       el("td", { "data-label": "Application" }, LK.appName(catalog, c.app)),
       el("td", { "data-label": "Environment" }, el("span", { class: "tag" }, c.environment)),
       el("td", { "data-label": "Status" }, statusCell(c)),
+      el("td", { "data-label": "Health" }, healthCell(c)),
       el("td", { "data-label": "Concurrency" }, concurrency(c)),
     );
     tr.append(el("td", { "data-label": "Actions", class: "actions-cell" }, actions(c, tr)));
@@ -158,7 +172,7 @@
         return;
       }
       const table = el("table", { class: "table conn-table" },
-        el("thead", {}, el("tr", {}, ["Name", "Application", "Environment", "Status", "Concurrency", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
+        el("thead", {}, el("tr", {}, ["Name", "Application", "Environment", "Status", "Health", "Concurrency", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, conns.map(row)));
       list.replaceChildren(table);
     } catch (err) {

@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "outbound_rewrites",
     "outbound_allow",
     "proxy_queue_timeout",
+    "health_interval",
     "catalog_dir",
     "log",
     "log_format",
@@ -41,6 +42,7 @@ struct Raw {
     outbound_rewrites: String,
     outbound_allow: String,
     proxy_queue_timeout: u64,
+    health_interval: u64,
     catalog_dir: Option<String>,
     log: String,
     log_format: String,
@@ -61,6 +63,7 @@ impl Default for Raw {
             outbound_rewrites: String::new(),
             outbound_allow: String::new(),
             proxy_queue_timeout: 60,
+            health_interval: 3600,
             catalog_dir: None,
             log: "info".into(),
             log_format: "text".into(),
@@ -112,6 +115,23 @@ pub struct Config {
     pub outbound_rewrites: Rewrites,
     pub outbound_allow: AllowList,
     pub proxy_queue_timeout: Duration,
+    /// `LATCHKEY_HEALTH_INTERVAL`: how often every connection is probed (a connection's
+    /// `health_check_interval_seconds` setting overrides it; 0 there turns probes off).
+    pub health_interval: Duration,
+    /// The background worker (probes, proactive refreshes, webhook deliveries) looks for due
+    /// work this often. Not a variable: one second keeps it to one statement a second per
+    /// kind of work when nothing is due.
+    pub background_tick: Duration,
+    /// Set false to run no background work at all (some tests count provider calls exactly).
+    pub background: bool,
+    /// How long a webhook endpoint may take to answer before the attempt counts as failed.
+    pub webhook_timeout: Duration,
+    /// The first retry of a failed delivery waits this long; each next one twice as long.
+    pub webhook_retry_base: Duration,
+    /// A delivery is retried for this long after its event, then given up.
+    pub webhook_retry_for: Duration,
+    /// An endpoint whose deliveries all failed for this long is disabled.
+    pub webhook_disable_after: Duration,
     pub catalog_dir: Option<PathBuf>,
     pub log: String,
     pub log_format: LogFormat,
@@ -174,11 +194,12 @@ impl Config {
             })
             .collect();
         for (k, v) in env {
-            // Values are taken as strings (never guessed into numbers) except the one number.
-            fig = if k == "proxy_queue_timeout" {
+            // Values are taken as strings (never guessed into numbers) except the numbers.
+            fig = if k == "proxy_queue_timeout" || k == "health_interval" {
                 let n: u64 = v.trim().parse().map_err(|_| {
                     ConfigError(format!(
-                        "LATCHKEY_PROXY_QUEUE_TIMEOUT must be a whole number of seconds, not `{v}`"
+                        "LATCHKEY_{} must be a whole number of seconds, not `{v}`",
+                        k.to_ascii_uppercase()
                     ))
                 })?;
                 fig.merge(Serialized::default(&k, n))
@@ -279,6 +300,11 @@ impl Config {
                 "LATCHKEY_PROXY_QUEUE_TIMEOUT must be 1 to 3600 seconds".into(),
             ));
         }
+        if raw.health_interval < 5 {
+            return Err(ConfigError(
+                "LATCHKEY_HEALTH_INTERVAL must be at least 5 seconds".into(),
+            ));
+        }
         crate::telemetry::log_filter(&raw.log)
             .map_err(|e| ConfigError(format!("LATCHKEY_LOG `{}`: {e}", raw.log)))?;
         let log_format = match raw.log_format.as_str() {
@@ -312,6 +338,13 @@ impl Config {
             outbound_rewrites,
             outbound_allow,
             proxy_queue_timeout: std::time::Duration::from_secs(raw.proxy_queue_timeout),
+            health_interval: Duration::from_secs(raw.health_interval),
+            background_tick: Duration::from_secs(1),
+            background: true,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_base: Duration::from_secs(5),
+            webhook_retry_for: Duration::from_secs(24 * 3600),
+            webhook_disable_after: Duration::from_secs(3 * 24 * 3600),
             catalog_dir,
             log: raw.log,
             log_format,
@@ -367,6 +400,13 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.database_url, "sqlite://./latchkey-data/latchkey.db");
         assert_eq!(c.proxy_queue_timeout.as_secs(), 60);
+        assert_eq!(c.health_interval.as_secs(), 3600);
+        let err = Config::from_sources(&vars(&[("LATCHKEY_HEALTH_INTERVAL", "4")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 5"), "{err}");
+        let c = Config::from_sources(&vars(&[("LATCHKEY_HEALTH_INTERVAL", "5")])).unwrap();
+        assert_eq!(c.health_interval.as_secs(), 5);
         assert!(matches!(
             c.master_key,
             MasterKeySource::File { create: true, .. }

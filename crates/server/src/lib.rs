@@ -2,6 +2,7 @@
 //! `latchkey-core` and a store from `latchkey-store`.
 
 pub mod auth;
+pub mod background;
 pub mod bootstrap;
 pub mod config;
 pub mod destinations;
@@ -94,6 +95,7 @@ impl Application {
             pools,
             public_url: public_url.clone(),
             metrics: telemetry::metrics_handle(),
+            background: background::Shared::default(),
             config,
         });
         if state.keyring.has_previous() {
@@ -131,12 +133,17 @@ impl Application {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(
+        let workers = background::start(&self.state);
+        let served = axum::serve(
             listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        for w in workers {
+            w.abort();
+        }
+        served
     }
 }

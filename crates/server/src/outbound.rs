@@ -79,6 +79,17 @@ impl Outbound {
         }
     }
 
+    /// Whether LATCHKEY_OUTBOUND_ALLOW (or a rewrite target) names this host, or the address
+    /// it is written as.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_matches(['[', ']']);
+        self.policy.allow.allows_host(host)
+            || self.policy.rewrite_hosts.iter().any(|h| h == host)
+            || host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| self.policy.allow.allows_ip(ip))
+    }
+
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }

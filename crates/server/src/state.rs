@@ -34,6 +34,8 @@ pub struct Inner {
     /// The URL browsers reach (OAuth redirect URI base).
     pub public_url: Url,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The background loops' shared state (lease owner, event wake-ups).
+    pub background: crate::background::Shared,
 }
 
 impl Deref for AppState {
@@ -181,6 +183,7 @@ impl AppState {
         if let Err(e) = self.store.append_event(&event).await {
             tracing::error!(error = %e, action, "could not record an audit event");
         }
+        self.background.recorded();
     }
 
     /// Appends an event that belongs to no workspace (admin keys and the like), listed by

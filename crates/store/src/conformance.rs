@@ -6,6 +6,7 @@
 mod audit;
 mod connections;
 mod flows;
+mod health;
 mod oauth;
 mod refresh;
 mod sessions;
@@ -18,6 +19,7 @@ pub use connections::{
     isolation_and_filters,
 };
 pub use flows::{flow_atomicity, flows};
+pub use health::{health_schedule, outbox};
 pub use oauth::{oauth_clients, oauth_states};
 pub use refresh::{connection_version, refresh_lease, tokens};
 pub use sessions::{instance_events, sessions};
@@ -60,6 +62,8 @@ pub async fn run_all(store: &dyn Store) {
     slots(store).await;
     slot_levels(store).await;
     concurrent_slots(store).await;
+    health_schedule(store).await;
+    outbox(store).await;
 }
 
 /// Now, at the millisecond precision stores keep.

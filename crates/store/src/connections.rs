@@ -45,7 +45,7 @@ macro_rules! insert_connection {
         let c: &latchkey_core::model::ConnectionRecord = $c;
         let settings = $crate::rows::json_text(&c.settings)?;
         let token_meta = $crate::rows::opt_json_text(c.token_meta.as_ref())?;
-        $crate::connections::bind_connection!(
+        let r: Result<(), latchkey_core::StoreError> = $crate::connections::bind_connection!(
             sqlx::query($crate::connections::INSERT_CONNECTION),
             c,
             settings,
@@ -55,7 +55,11 @@ macro_rules! insert_connection {
         .execute($exec)
         .await
         .map(|_| ())
-        .db()
+        .db();
+        match r {
+            Ok(()) => $crate::health::insert_health!($exec, c),
+            Err(e) => Err(e),
+        }
     }};
 }
 pub(crate) use {bind_connection, insert_connection};
@@ -77,7 +81,11 @@ const UPDATE_CONNECTION: &str = "UPDATE connections SET name = $3, app = $4, \
 #[async_trait]
 impl ConnectionStore for SqlStore {
     async fn insert_connection(&self, conn: &ConnectionRecord) -> StoreResult<()> {
-        with_pool!(&self.db, p => insert_connection!(p, conn))?;
+        with_pool!(&self.db, p => {
+            let mut tx = p.begin_write().await.db()?;
+            insert_connection!(&mut *tx, conn)?;
+            tx.commit().await.db()?;
+        });
         Ok(())
     }
 
@@ -167,7 +175,7 @@ impl ConnectionStore for SqlStore {
         if updated == 0 {
             return Err(StoreError::Stale);
         }
-        Ok(())
+        self.sync_refresh_at(conn).await
     }
 
     async fn delete_connection(&self, ws: &WorkspaceId, id: &ConnectionId) -> StoreResult<bool> {
@@ -330,7 +338,21 @@ impl ConnectionStore for SqlStore {
                 .map(|r| r.rows_affected())
         })
         .db()?;
-        Ok(leases + slots)
+        let health = with_pool!(&self.db, p => {
+            sqlx::query("UPDATE connection_health SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .db()?;
+        let deliveries = with_pool!(&self.db, p => {
+            sqlx::query("UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .db()?;
+        Ok(leases + slots + health + deliveries)
     }
 
     async fn connection_version(

@@ -2,8 +2,10 @@
 
 use crate::error::DbResult;
 use crate::rows::{convert, json_text, limit, ms, EventRow, InstanceEventRow};
-use crate::SqlStore;
+use crate::{SqlStore, WritePool};
 use async_trait::async_trait;
+use latchkey_core::health;
+use latchkey_core::ids::DeliveryId;
 use latchkey_core::ids::WorkspaceId;
 use latchkey_core::model::{Event, InstanceEvent};
 use latchkey_core::store::{EventStore, Page, StoreResult};
@@ -14,25 +16,111 @@ const EVENT_COLUMNS: &str = "id, workspace_id, at, actor, action, target_id, tar
 impl EventStore for SqlStore {
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
         let details = json_text(&event.details)?;
+        macro_rules! insert_event {
+            ($exec:expr) => {
+                sqlx::query(
+                    "INSERT INTO events (id, workspace_id, at, actor, action, target_id, \
+                     target_name, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(event.id.as_str())
+                .bind(event.workspace_id.as_str())
+                .bind(ms(event.at))
+                .bind(&event.actor)
+                .bind(&event.action)
+                .bind(&event.target_id)
+                .bind(&event.target_name)
+                .bind(&details)
+                .execute($exec)
+                .await
+                .map(|_| ())
+                .db()
+            };
+        }
+        if !health::is_delivered(&event.action) {
+            // Audit-only entries (token reads…) have no deliveries: one statement.
+            with_pool!(&self.db, p => insert_event!(p))?;
+            return Ok(());
+        }
+        let payload = json_text(&health::webhook_payload(event))?;
         with_pool!(&self.db, p => {
-            sqlx::query(
-                "INSERT INTO events (id, workspace_id, at, actor, action, target_id, \
-                 target_name, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            let mut tx = p.begin_write().await.db()?;
+            insert_event!(&mut *tx)?;
+            let hooks: Vec<(String, String)> = sqlx::query_as(
+                "SELECT id, events FROM webhooks WHERE workspace_id = $1 AND enabled ORDER BY id",
             )
-            .bind(event.id.as_str())
             .bind(event.workspace_id.as_str())
-            .bind(ms(event.at))
-            .bind(&event.actor)
-            .bind(&event.action)
-            .bind(&event.target_id)
-            .bind(&event.target_name)
-            .bind(&details)
-            .execute(p)
+            .fetch_all(&mut *tx)
             .await
-            .map(|_| ())
+            .db()?;
+            for (hook, patterns) in hooks {
+                let patterns: Vec<String> = serde_json::from_str(&patterns)
+                    .map_err(|e| crate::error::corrupt("webhook events", e))?;
+                if !health::subscribed(&patterns, &event.action) {
+                    continue;
+                }
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries (id, webhook_id, workspace_id, event_id, \
+                     event_type, payload, status, attempts, next_attempt_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+                )
+                .bind(DeliveryId::generate().as_str())
+                .bind(&hook)
+                .bind(event.workspace_id.as_str())
+                .bind(event.id.as_str())
+                .bind(&event.action)
+                .bind(&payload)
+                .bind(ms(event.at))
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            }
+            tx.commit().await.db()?;
+        });
+        Ok(())
+    }
+
+    async fn events_after(
+        &self,
+        ws: &WorkspaceId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE workspace_id = $1 AND id > $2 \
+             ORDER BY id LIMIT $3"
+        );
+        let rows: Vec<EventRow> = with_pool!(&self.db, p => {
+            sqlx::query_as(&sql)
+                .bind(ws.as_str())
+                .bind(after.unwrap_or_default())
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await
         })
         .db()?;
-        Ok(())
+        convert(rows)
+    }
+
+    async fn events_of_target(
+        &self,
+        ws: &WorkspaceId,
+        target_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE workspace_id = $1 AND target_id = $2 \
+             ORDER BY id DESC LIMIT $3"
+        );
+        let rows: Vec<EventRow> = with_pool!(&self.db, p => {
+            sqlx::query_as(&sql)
+                .bind(ws.as_str())
+                .bind(target_id)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await
+        })
+        .db()?;
+        convert(rows)
     }
 
     async fn list_events(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Event>> {

@@ -28,12 +28,14 @@ mod connections;
 mod error;
 mod events;
 mod flows;
+mod health;
 mod keys;
 mod oauth;
 mod rows;
 mod sessions;
 mod slots;
 pub mod testing;
+mod webhooks;
 mod workspaces;
 
 pub use error::redact_url;

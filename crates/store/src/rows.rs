@@ -21,12 +21,12 @@ pub(crate) fn from_ms(v: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(v).ok_or_else(|| corrupt("timestamp", v))
 }
 
-fn opt_from_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(crate) fn opt_from_ms(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     v.map(from_ms).transpose()
 }
 
 /// Parses a stored text column with the model's own parser.
-fn parse<T, E: std::fmt::Display>(
+pub(crate) fn parse<T, E: std::fmt::Display>(
     what: &str,
     s: &str,
     f: impl FnOnce(&str) -> Result<T, E>,
@@ -35,7 +35,7 @@ fn parse<T, E: std::fmt::Display>(
 }
 
 /// A sealed value from its two columns, which are both set or both null.
-fn sealed(
+pub(crate) fn sealed(
     what: &str,
     key_id: Option<String>,
     ciphertext: Option<Vec<u8>>,

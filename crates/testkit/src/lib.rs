@@ -52,9 +52,15 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 /// Starts a server on a throwaway PostgreSQL database; `None` (after printing why) when
 /// `LATCHKEY_TEST_POSTGRES_URL` is not set outside CI.
 pub async fn spawn_app_postgres() -> Option<TestApp> {
+    spawn_app_postgres_with(|_| {}).await
+}
+
+/// Like [`spawn_app_postgres`], after `tweak` has adjusted the test configuration.
+pub async fn spawn_app_postgres_with(tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let (url, guard) = throwaway_postgres().await?;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_tests(dir.path());
+    tweak(&mut config);
     config.database_url = url;
     let mut app = start(config).await;
     app._dir = Some(dir);

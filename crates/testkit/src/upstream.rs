@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 struct Inner {
-    api_key: String,
+    api_key: Mutex<String>,
     basic: (String, String),
     hits: AtomicUsize,
     last_headers: Mutex<Option<HeaderMap>>,
@@ -33,7 +33,7 @@ impl Upstream {
     /// Starts an upstream that accepts `api_key`, or `user`/`password` with Basic auth.
     pub async fn start(api_key: &str, user: &str, password: &str) -> Upstream {
         let inner = Arc::new(Inner {
-            api_key: api_key.into(),
+            api_key: Mutex::new(api_key.into()),
             basic: (user.into(), password.into()),
             ..Default::default()
         });
@@ -46,6 +46,11 @@ impl Upstream {
             let _ = axum::serve(listener, app).await;
         });
         Upstream { url, inner }
+    }
+
+    /// Changes the key the upstream accepts (a key rotated or revoked at the application).
+    pub fn set_api_key(&self, key: &str) {
+        *self.inner.api_key.lock().unwrap() = key.to_string();
     }
 
     pub fn hits(&self) -> usize {
@@ -126,10 +131,11 @@ async fn handle(State(s): State<Arc<Inner>>, req: Request) -> Response {
         let (u, p) = text.split_once(':')?;
         Some((u.to_string(), p.to_string()))
     });
+    let accepted = s.api_key.lock().unwrap().clone();
     let key_ok = [header_key, bearer, query_key]
         .into_iter()
         .flatten()
-        .any(|k| !s.api_key.is_empty() && k == s.api_key);
+        .any(|k| !accepted.is_empty() && k == accepted);
     let basic_ok = basic.is_some_and(|b| !s.basic.0.is_empty() && b == s.basic);
     if !(key_ok || basic_ok) {
         return (

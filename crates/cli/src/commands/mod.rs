@@ -11,6 +11,7 @@ pub mod oauth_client;
 pub mod proxy;
 pub mod run;
 pub mod token;
+pub mod webhook;
 pub mod workspace;
 
 use crate::client::Failure;

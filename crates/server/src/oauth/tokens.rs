@@ -57,10 +57,17 @@ impl TokenSet {
             .clone()
     }
 
+    /// Good for a while yet: more than a minute left, or, for a token that lives only minutes,
+    /// more than a tenth of its life (a 20-second token would otherwise never count as fresh).
     pub fn is_fresh(&self) -> bool {
-        self.meta
-            .expires_at
-            .is_some_and(|e| e - Duration::seconds(EARLY) > Utc::now())
+        let Some(e) = self.meta.expires_at else {
+            return false;
+        };
+        let early = match self.meta.refreshed_at.or(self.meta.issued_at) {
+            Some(start) if e > start => Duration::seconds(EARLY).min((e - start) / 10),
+            _ => Duration::seconds(EARLY),
+        };
+        e - early > Utc::now()
     }
 }
 
@@ -224,6 +231,25 @@ pub async fn fresh_token(
         }
     }
     single_flight(state, ws, conn.id.clone(), conn.version, force).await
+}
+
+/// Refreshes a token ahead of its expiry (the background worker, at ~80% of its life) through
+/// the same single flight and cross-instance lease as a read, so it happens once across the
+/// cluster. Nothing happens when the connection changed since `conn` was read (someone else
+/// refreshed), or cannot be refreshed (revoked, waiting for authorization).
+pub async fn refresh_ahead(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+) -> Result<(), Failure> {
+    match conn.status {
+        ConnectionStatus::PendingAuthorization => return Err(Failure::not_authorized(conn)),
+        ConnectionStatus::Revoked => return Err(Failure::revoked(conn)),
+        _ => {}
+    }
+    single_flight(state, ws, conn.id.clone(), conn.version, true)
+        .await
+        .map(|_| ())
 }
 
 async fn single_flight(
@@ -557,6 +583,14 @@ async fn refresh_now(
                 }
                 Err(e) => return Err(Failure::store(e)),
             }
+            if row.status == ConnectionStatus::Failing {
+                let (st, ws, before, after) = (state.clone(), ws.clone(), row.status, next.clone());
+                tokio::spawn(async move {
+                    crate::background::status_changed(&st, &ws, before, &after, "refresh").await;
+                });
+            }
+            metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => "refreshed")
+                .increment(1);
             // Recorded once the callers have their token.
             *refreshed = Some((
                 row.name.as_str().to_string(),
@@ -608,6 +642,13 @@ async fn refresh_now(
             next.version = row.version + 1;
             next.updated_at = now;
             state.forget_connection(&row.id);
+            let outcome = if next.status == ConnectionStatus::Revoked {
+                "revoked"
+            } else {
+                "failed"
+            };
+            metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => outcome)
+                .increment(1);
             if let Err(err) = state.store.update_connection(&next, row.version).await {
                 tracing::warn!(connection = %row.id, error = %err, "could not record a refresh failure");
             }
@@ -621,6 +662,7 @@ async fn refresh_now(
                     serde_json::json!({"error": e.code(), "status": next.status}),
                 )
                 .await;
+            crate::background::status_changed(state, ws, row.status, &next, "refresh").await;
             Err(failure)
         }
     }

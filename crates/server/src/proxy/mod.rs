@@ -77,7 +77,7 @@ fn connection_listed(h: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn level_of(c: &ConnectionRecord) -> usize {
+pub(crate) fn level_of(c: &ConnectionRecord) -> usize {
     c.settings
         .get(CONCURRENCY_LEVEL)
         .and_then(Value::as_i64)

@@ -94,12 +94,9 @@ pub async fn list_connections(
         status: q.status,
     };
     let rows = state.store.list_connections(&ws.id, &filter, &page).await?;
-    Ok(Json(pagination::finish(
-        rows,
-        limit,
-        |c| c.id.to_string(),
-        |c| svc::view(&state, c),
-    )))
+    let mut list = pagination::finish(rows, limit, |c| c.id.to_string(), |c| svc::view(&state, c));
+    svc::add_health(&state, &ws, &mut list.items).await?;
+    Ok(Json(list))
 }
 
 /// One connection, by id or by name.
@@ -112,7 +109,10 @@ pub async fn get_connection(
 ) -> ApiResult<Json<ConnectionView>> {
     let ws = state.workspace(&caller, &ws, Scope::Read).await?;
     let c = svc::find(&state, &ws, &conn).await?;
-    Ok(Json(svc::view(&state, c)))
+    let mut v = [svc::view(&state, c)];
+    svc::add_health(&state, &ws, &mut v).await?;
+    let [v] = v;
+    Ok(Json(v))
 }
 
 /// Edits a connection. Changed credentials or settings are verified again before anything is
@@ -129,7 +129,14 @@ pub async fn edit_connection(
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
     let c = svc::find(&state, &ws, &conn).await?;
     let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    let interval_before = c
+        .settings
+        .get(crate::background::health::INTERVAL_SETTING)
+        .cloned();
     let (c, changed) = svc::edit(&state, &ws, c, body, holds_secrets).await?;
+    if c.settings.get(crate::background::health::INTERVAL_SETTING) != interval_before.as_ref() {
+        state.store.replace_probe(&c.id).await?;
+    }
     if !changed.is_empty() {
         state
             .audit(
@@ -160,7 +167,9 @@ pub async fn verify_connection(
     let c = crate::destinations::guard(&state, &ws, &c, holds_secrets)
         .await?
         .unwrap_or(c);
+    let before = c.status;
     let (c, ok) = svc::recheck(&state, &ws, c).await?;
+    crate::background::status_changed(&state, &ws, before, &c, "verify").await;
     state
         .audit(
             &ws.id,

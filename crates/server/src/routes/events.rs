@@ -90,3 +90,158 @@ pub async fn list_events(
         EventView::from,
     )))
 }
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Resume after this event id (the `Last-Event-ID` header does the same and wins).
+    pub after: Option<String>,
+}
+
+/// How often a stream looks for events recorded by other instances of a cluster (events of
+/// this instance wake it at once).
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The workspace's events as Server-Sent Events, oldest first: each has `id` (the event id),
+/// `event` (its type) and `data` (the event as JSON). A client that reconnects with
+/// `Last-Event-ID` (browsers do) gets every event after that one, none twice. Without it the
+/// stream starts with events from now on.
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/events/stream", tag = "events", params(StreamQuery),
+    responses((status = 200, description = "an endless text/event-stream", content_type = "text/event-stream", body = String),
+        (status = 404, body = ErrorBody)))]
+pub async fn stream_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ws): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+> {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(q.after);
+    let start = match resume {
+        Some(id) => {
+            let id = latchkey_core::ids::EventId::parse(id.trim()).map_err(|_| {
+                crate::error::ApiError::invalid(
+                    "Last-Event-ID",
+                    "the last event id is not an event id (`evt_…`)",
+                )
+            })?;
+            Some(id.to_string())
+        }
+        // From now on: the newest event so far is the starting point.
+        None => state
+            .store
+            .list_events(
+                &ws.id,
+                &latchkey_core::store::Page {
+                    limit: 1,
+                    after: None,
+                },
+            )
+            .await?
+            .into_iter()
+            .next()
+            .map(|e| e.id.to_string())
+            .or_else(|| Some(String::new())),
+    };
+    let wake = std::sync::Arc::new(tokio::sync::Mutex::new(
+        state.background.event_serial.subscribe(),
+    ));
+    let stream = async_stream_events(state.clone(), ws.id.clone(), start, move || {
+        let w = wake.clone();
+        async move {
+            let mut w = w.lock().await;
+            let _ = tokio::time::timeout(STREAM_POLL, w.changed()).await;
+        }
+    });
+    let stream = futures::StreamExt::map(stream, |e: Event| {
+        let id = e.id.to_string();
+        let kind = e.action.clone();
+        let data = serde_json::to_string(&EventView::from(e)).unwrap_or_default();
+        Ok(SseEvent::default().id(id).event(kind).data(data))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Every event after `start`, waiting with `pause` when there is none.
+fn async_stream_events<F, Fut>(
+    state: AppState,
+    ws: latchkey_core::ids::WorkspaceId,
+    start: Option<String>,
+    pause: F,
+) -> impl futures::Stream<Item = Event>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let last = start.unwrap_or_default();
+    futures::stream::unfold(
+        (state, ws, last, std::collections::VecDeque::new(), pause),
+        |(state, ws, mut last, mut queue, pause)| async move {
+            loop {
+                if let Some(e) = queue.pop_front() {
+                    return Some((e, (state, ws, last, queue, pause)));
+                }
+                let after = (!last.is_empty()).then_some(last.as_str());
+                match state.store.events_after(&ws, after, 100).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        last = batch
+                            .last()
+                            .map(|e: &Event| e.id.to_string())
+                            .unwrap_or(last);
+                        queue.extend(batch);
+                    }
+                    Ok(_) => pause().await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the event stream could not read events");
+                        pause().await;
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineQuery {
+    /// How many events, newest first (1 to 500, default 100).
+    pub limit: Option<u32>,
+}
+
+/// A connection's timeline: its events, newest first.
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/connections/{conn}/events", tag = "events", params(TimelineQuery),
+    responses((status = 200, body = List<EventView>), (status = 404, body = ErrorBody)))]
+pub async fn connection_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ws, conn)): Path<(String, String)>,
+    Query(q): Query<TimelineQuery>,
+) -> ApiResult<Json<List<EventView>>> {
+    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let c = crate::service::connections::find(&state, &ws, &conn).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(crate::error::ApiError::invalid(
+            "limit",
+            "limit must be from 1 to 500",
+        ));
+    }
+    let rows = state
+        .store
+        .events_of_target(&ws.id, c.id.as_str(), limit)
+        .await?;
+    Ok(Json(List {
+        items: rows.into_iter().map(EventView::from).collect(),
+        next_cursor: None,
+    }))
+}

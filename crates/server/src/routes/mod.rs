@@ -9,6 +9,7 @@ pub mod flows;
 pub mod keys;
 pub mod oauth;
 pub mod system;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::error::ApiError;
@@ -37,7 +38,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
     modifiers(&BearerAuth),
     security(("api_key" = [])),
     components(schemas(crate::error::ErrorBody)),
-    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "admin"), (name = "system"))
+    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "webhooks"), (name = "admin"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -107,6 +108,17 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(events::list_events))
         .routes(routes!(events::list_instance_events))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(events::connection_events))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::edit_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(admin::master_key_status))
         .routes(routes!(admin::rotate_master_key))
         .routes(routes!(system::healthz))

@@ -48,6 +48,7 @@ pub async fn metrics(
     if !state.config.metrics_public {
         caller?.require_scope(Scope::Metrics)?;
     }
+    crate::background::refresh_gauges(&state).await;
     Ok((
         [(
             header::CONTENT_TYPE,

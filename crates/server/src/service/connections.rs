@@ -90,6 +90,65 @@ pub struct ConnectionView {
     pub version: i64,
     /// For OAuth connections: who authorized, where the API is, when the token is taken to expire.
     pub authorization: Option<AuthorizationView>,
+    /// What the background health checks found (in the answers of get and list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthView>,
+}
+
+/// The background checks of a connection.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthView {
+    /// When the last probe ran.
+    pub last_checked_at: Option<DateTime<Utc>>,
+    /// When a probe last succeeded.
+    pub last_ok_at: Option<DateTime<Utc>>,
+    /// Failed probes since the last success.
+    pub consecutive_failures: i64,
+    /// When the next probe is due; null when probes are off or not placed yet.
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// What the last failed probe said (null after a success).
+    pub last_error: Option<String>,
+    /// When the token will be refreshed ahead of its expiry (OAuth connections).
+    pub next_refresh_at: Option<DateTime<Utc>>,
+}
+
+/// Fills `health` of the views from the store (one query for the lot).
+pub async fn add_health(
+    state: &AppState,
+    ws: &Workspace,
+    views: &mut [ConnectionView],
+) -> ApiResult<()> {
+    let ids: Vec<latchkey_core::ids::ConnectionId> = views
+        .iter()
+        .filter_map(|v| latchkey_core::ids::ConnectionId::parse(&v.id).ok())
+        .collect();
+    let rows = state.store.health_of(&ws.id, &ids).await?;
+    for v in views.iter_mut() {
+        let found = rows.iter().find(|h| {
+            h.connection_id
+                .as_ref()
+                .is_some_and(|id| id.as_str() == v.id)
+        });
+        v.health = Some(match found {
+            Some(h) => HealthView {
+                last_checked_at: h.last_checked_at,
+                last_ok_at: h.last_ok_at,
+                consecutive_failures: h.consecutive_failures,
+                next_check_at: h.next_check_at,
+                last_error: h.last_error.clone(),
+                next_refresh_at: h.refresh_at,
+            },
+            None => HealthView {
+                last_checked_at: None,
+                last_ok_at: None,
+                consecutive_failures: 0,
+                next_check_at: None,
+                last_error: None,
+                next_refresh_at: None,
+            },
+        });
+    }
+    Ok(())
 }
 
 /// The non-secret facts of an OAuth connection's grant.
@@ -159,6 +218,7 @@ pub fn view(state: &AppState, c: ConnectionRecord) -> ConnectionView {
         verified_at: c.verified_at,
         version: c.version,
         authorization: c.token_meta.as_ref().map(AuthorizationView::from),
+        health: None,
     }
 }
 

@@ -8,6 +8,8 @@ pub struct PageDef {
     scripts: &'static [&'static str],
     /// Whether the page can open the Create connection pane.
     pane: bool,
+    /// Whether the navigation links to it (a connection's own page is reached from the list).
+    nav: bool,
 }
 
 const PAGES: &[PageDef] = &[
@@ -17,6 +19,7 @@ const PAGES: &[PageDef] = &[
         content: include_str!("../../assets/connections.html"),
         scripts: &["pane.js", "connections.js"],
         pane: true,
+        nav: true,
     },
     PageDef {
         id: "credentials",
@@ -24,6 +27,7 @@ const PAGES: &[PageDef] = &[
         content: include_str!("../../assets/credentials.html"),
         scripts: &["pane.js", "credentials.js"],
         pane: true,
+        nav: true,
     },
     PageDef {
         id: "flows",
@@ -31,6 +35,7 @@ const PAGES: &[PageDef] = &[
         content: include_str!("../../assets/flows.html"),
         scripts: &["pane.js", "flows.js"],
         pane: true,
+        nav: true,
     },
     PageDef {
         id: "audit",
@@ -38,6 +43,23 @@ const PAGES: &[PageDef] = &[
         content: include_str!("../../assets/audit.html"),
         scripts: &["audit.js"],
         pane: false,
+        nav: true,
+    },
+    PageDef {
+        id: "webhooks",
+        title: "Webhooks",
+        content: include_str!("../../assets/webhooks.html"),
+        scripts: &["webhooks.js"],
+        pane: false,
+        nav: true,
+    },
+    PageDef {
+        id: "connection",
+        title: "Connection",
+        content: include_str!("../../assets/connection.html"),
+        scripts: &["connection.js"],
+        pane: false,
+        nav: false,
     },
 ];
 
@@ -83,6 +105,16 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../assets/audit.js"),
     ),
     (
+        "webhooks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/webhooks.js"),
+    ),
+    (
+        "connection.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/connection.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_str!("../../assets/icon.svg"),
@@ -111,6 +143,7 @@ pub fn escape(s: &str) -> String {
 fn nav(current: &str) -> String {
     PAGES
         .iter()
+        .filter(|p| p.nav)
         .map(|p| {
             let cur = if p.id == current {
                 " aria-current=\"page\""

@@ -1,0 +1,223 @@
+use crate::output::{self, text, time};
+use crate::Ctx;
+use clap::Subcommand;
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    /// Create a webhook; prints its signing secret (`whsec_…`) once.
+    Create {
+        #[arg(long, short = 'w')]
+        workspace: String,
+        /// An https URL (http only for hosts LATCHKEY_OUTBOUND_ALLOW lists).
+        #[arg(long)]
+        url: String,
+        /// An event type or family such as `connection.*` (repeatable; default: every type).
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Create it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List a workspace's webhooks.
+    List {
+        #[arg(long, short = 'w')]
+        workspace: String,
+    },
+    /// Show one webhook.
+    Show {
+        #[arg(long, short = 'w')]
+        workspace: String,
+        id: String,
+    },
+    /// Delete a webhook (its pending messages go with it).
+    Delete {
+        #[arg(long, short = 'w')]
+        workspace: String,
+        id: String,
+    },
+    /// A webhook's messages, newest first: status, attempts, last answer.
+    Deliveries {
+        #[arg(long, short = 'w')]
+        workspace: String,
+        id: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Send a message again now (it keeps its id).
+    Retry {
+        #[arg(long, short = 'w')]
+        workspace: String,
+        id: String,
+        delivery: String,
+    },
+}
+
+fn table(hooks: &[Value]) -> comfy_table::Table {
+    let mut t = output::table(["ID", "URL", "EVENTS", "ENABLED", "FAILING SINCE"]);
+    for h in hooks {
+        let events = h["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        t.add_row(vec![
+            text(h, "id"),
+            text(h, "url"),
+            events,
+            h["enabled"].to_string(),
+            time(h, "failing_since"),
+        ]);
+    }
+    t
+}
+
+pub async fn run(ctx: &Ctx, cmd: WebhookCmd) -> anyhow::Result<ExitCode> {
+    let c = &ctx.client;
+    match cmd {
+        WebhookCmd::Create {
+            workspace,
+            url,
+            events,
+            description,
+            disabled,
+        } => {
+            let mut body = json!({ "url": url, "enabled": !disabled });
+            if !events.is_empty() {
+                body["events"] = json!(events);
+            }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            let h = c
+                .post(&["v1", "workspaces", &workspace, "webhooks"], &body)
+                .await?;
+            if ctx.json {
+                output::json(&h);
+            } else {
+                output::line(format!(
+                    "Created webhook {} for {}.",
+                    text(&h, "id"),
+                    text(&h, "url")
+                ));
+                output::line(format!(
+                    "Signing secret (shown once, keep it with the receiver): {}",
+                    text(&h, "secret")
+                ));
+            }
+        }
+        WebhookCmd::List { workspace } => {
+            let list = c
+                .list_all(&["v1", "workspaces", &workspace, "webhooks"], &[], None)
+                .await?;
+            if ctx.json {
+                output::json(&list);
+            } else if output::items(&list).is_empty() {
+                output::line(format!("No webhooks in `{workspace}`."));
+            } else {
+                output::line(table(output::items(&list)));
+            }
+        }
+        WebhookCmd::Show { workspace, id } => {
+            let h = c
+                .get(&["v1", "workspaces", &workspace, "webhooks", &id], &[])
+                .await?;
+            if ctx.json {
+                output::json(&h);
+            } else {
+                output::line(table(std::slice::from_ref(&h)));
+                if !text(&h, "disabled_reason").is_empty() {
+                    output::line(format!("Disabled: {}", text(&h, "disabled_reason")));
+                }
+            }
+        }
+        WebhookCmd::Delete { workspace, id } => {
+            c.delete(&["v1", "workspaces", &workspace, "webhooks", &id], &[])
+                .await?;
+            if ctx.json {
+                output::json(&json!({ "deleted": id }));
+            } else {
+                output::line(format!("Deleted webhook {id}."));
+            }
+        }
+        WebhookCmd::Deliveries {
+            workspace,
+            id,
+            limit,
+        } => {
+            let list = c
+                .list_all(
+                    &[
+                        "v1",
+                        "workspaces",
+                        &workspace,
+                        "webhooks",
+                        &id,
+                        "deliveries",
+                    ],
+                    &[],
+                    Some(limit),
+                )
+                .await?;
+            if ctx.json {
+                output::json(&list);
+            } else if output::items(&list).is_empty() {
+                output::line("No deliveries yet.");
+            } else {
+                let mut t = output::table([
+                    "ID", "EVENT", "STATUS", "ATTEMPTS", "LAST", "CODE", "ERROR", "NEXT",
+                ]);
+                for d in output::items(&list) {
+                    t.add_row(vec![
+                        text(d, "id"),
+                        text(d, "event_type"),
+                        text(d, "status"),
+                        d["attempts"].to_string(),
+                        time(d, "last_attempt_at"),
+                        text(d, "last_status_code"),
+                        text(d, "last_error"),
+                        time(d, "next_attempt_at"),
+                    ]);
+                }
+                output::line(t);
+            }
+        }
+        WebhookCmd::Retry {
+            workspace,
+            id,
+            delivery,
+        } => {
+            let d = c
+                .post(
+                    &[
+                        "v1",
+                        "workspaces",
+                        &workspace,
+                        "webhooks",
+                        &id,
+                        "deliveries",
+                        &delivery,
+                        "retry",
+                    ],
+                    &json!({}),
+                )
+                .await?;
+            if ctx.json {
+                output::json(&d);
+            } else {
+                output::line(format!(
+                    "Delivery {} will be sent again now.",
+                    text(&d, "id")
+                ));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

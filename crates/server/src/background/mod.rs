@@ -1,0 +1,120 @@
+//! Work nobody asked for: probing every connection on its interval, refreshing tokens ahead of
+//! their expiry, and delivering webhook messages from the outbox.
+//!
+//! Every instance of a cluster runs the same loops. Work is found in the store by due time and
+//! claimed under a lease (one short statement; `FOR UPDATE SKIP LOCKED` on PostgreSQL), so each
+//! connection is probed or refreshed by one instance, and each message sent by one at a time.
+//! When nothing is due, a loop costs one statement per tick (a second).
+
+pub mod health;
+pub mod webhooks;
+
+use crate::state::AppState;
+use latchkey_core::model::{ConnectionRecord, ConnectionStatus, Workspace};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+/// What the loops and the event stream share.
+pub struct Shared {
+    /// This instance's name in leases.
+    pub owner: String,
+    /// Woken on every event this instance records (streams and the delivery loop listen).
+    pub events: tokio::sync::Notify,
+    /// Bumped on every event this instance records.
+    pub event_serial: tokio::sync::watch::Sender<u64>,
+    /// When the store-wide gauges were last computed.
+    gauges_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            owner: format!("worker-{}", ulid::Ulid::new()),
+            events: tokio::sync::Notify::new(),
+            event_serial: tokio::sync::watch::channel(0).0,
+            gauges_at: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl Shared {
+    pub fn recorded(&self) {
+        self.events.notify_waiters();
+        self.event_serial.send_modify(|n| *n += 1);
+    }
+}
+
+/// The gauges that need the store (connections by status, outbox depth and age), computed at
+/// most every 15 seconds however often `/metrics` is scraped.
+pub async fn refresh_gauges(state: &AppState) {
+    {
+        let mut at = state.background.gauges_at.lock().expect("gauges lock");
+        if at.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(15)) {
+            return;
+        }
+        *at = Some(std::time::Instant::now());
+    }
+    if let Ok(counts) = state.store.connection_status_counts().await {
+        for s in ConnectionStatus::ALL {
+            let n = counts
+                .iter()
+                .find(|(k, _)| k == s.as_str())
+                .map_or(0, |(_, n)| *n);
+            metrics::gauge!("latchkey_connections", "status" => s.as_str()).set(n as f64);
+        }
+    }
+    if let Ok((depth, oldest)) = state.store.outbox_stats().await {
+        metrics::gauge!("latchkey_webhook_outbox_depth").set(depth as f64);
+        let age = oldest.map_or(0.0, |o| {
+            (chrono::Utc::now() - o).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        metrics::gauge!("latchkey_webhook_outbox_oldest_age_seconds").set(age);
+    }
+}
+
+/// Starts the loops; they stop when the handles are aborted (the server stopping).
+pub fn start(state: &AppState) -> Vec<JoinHandle<()>> {
+    if !state.config.background {
+        return vec![];
+    }
+    vec![
+        tokio::spawn(health::run(state.clone())),
+        tokio::spawn(webhooks::run(state.clone())),
+    ]
+}
+
+/// Records the event a change of status means: `connection.failing`, `connection.recovered`
+/// (failing → active) or `connection.revoked`. Nothing when the status did not change.
+pub async fn status_changed(
+    state: &AppState,
+    ws: &Workspace,
+    before: ConnectionStatus,
+    after: &ConnectionRecord,
+    cause: &str,
+) {
+    if before == after.status {
+        return;
+    }
+    let action = match (before, after.status) {
+        (_, ConnectionStatus::Failing) => "connection.failing",
+        (ConnectionStatus::Failing, ConnectionStatus::Active) => "connection.recovered",
+        (_, ConnectionStatus::Revoked) => "connection.revoked",
+        _ => return,
+    };
+    state
+        .audit(
+            &ws.id,
+            "system",
+            action,
+            Some(after.id.as_str()),
+            Some(after.name.as_str()),
+            json!({
+                "cause": cause,
+                "previous_status": before,
+                "status": after.status,
+                "reason": after.status_reason,
+                "hint": after.hint,
+            }),
+        )
+        .await;
+}

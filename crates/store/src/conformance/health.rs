@@ -1,0 +1,265 @@
+//! The background schedule and the outbox: claims are exclusive until finished, an event and
+//! its deliveries are written together (only to subscribed, enabled webhooks), deliveries move
+//! from pending to succeeded or are rescheduled, and a long-failing endpoint is disabled.
+
+use super::{connection_fixture, new_workspace, now};
+use chrono::Duration;
+use latchkey_core::crypto::Sealed;
+use latchkey_core::health::{AttemptOutcome, DeliveryStatus, ProbeOutcome, Webhook};
+use latchkey_core::ids::{EventId, WebhookId};
+use latchkey_core::model::Event;
+use latchkey_core::store::{Page, Store};
+
+pub async fn health_schedule(store: &dyn Store) {
+    let ws = new_workspace(store, "health").await;
+    let conn = connection_fixture(&ws, "probed", "generic-api-key");
+    store.insert_connection(&conn).await.expect("insert");
+    let t = now();
+    let mine = |rows: Vec<latchkey_core::health::DueConnection>| {
+        rows.into_iter().find(|d| d.connection_id == conn.id)
+    };
+    let claimed = mine(
+        store
+            .claim_due_connections("a", t, t + Duration::seconds(60), 10_000)
+            .await
+            .expect("claim"),
+    )
+    .expect("a new connection is due at once");
+    assert!(
+        claimed.probe_at.is_none(),
+        "its first probe is not placed yet"
+    );
+    assert!(
+        mine(
+            store
+                .claim_due_connections("b", t, t + Duration::seconds(60), 10_000)
+                .await
+                .expect("claim")
+        )
+        .is_none(),
+        "a claimed row is nobody else's until its lease ends"
+    );
+    let outcome = ProbeOutcome {
+        at: t,
+        error: Some("upstream said 401".into()),
+    };
+    store
+        .finish_due_connection(&conn.id, "a", Some(t + Duration::hours(1)), Some(&outcome))
+        .await
+        .expect("finish");
+    let h = store
+        .health_of(&ws.id, std::slice::from_ref(&conn.id))
+        .await
+        .expect("health");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].consecutive_failures, 1);
+    assert_eq!(h[0].last_checked_at, Some(t));
+    assert_eq!(h[0].last_ok_at, None);
+    assert_eq!(h[0].next_check_at, Some(t + Duration::hours(1)));
+    assert_eq!(h[0].last_error.as_deref(), Some("upstream said 401"));
+    assert!(
+        mine(
+            store
+                .claim_due_connections("b", t, t + Duration::seconds(60), 10_000)
+                .await
+                .expect("claim")
+        )
+        .is_none(),
+        "not due before its next probe"
+    );
+    let later = t + Duration::hours(2);
+    let again = mine(
+        store
+            .claim_due_connections("b", later, later + Duration::seconds(60), 10_000)
+            .await
+            .expect("claim"),
+    )
+    .expect("due after its probe time");
+    assert_eq!(again.probe_at, Some(t + Duration::hours(1)));
+    let ok = ProbeOutcome {
+        at: later,
+        error: None,
+    };
+    store
+        .finish_due_connection(&conn.id, "b", None, Some(&ok))
+        .await
+        .expect("finish");
+    let h = store
+        .health_of(&ws.id, std::slice::from_ref(&conn.id))
+        .await
+        .expect("health");
+    assert_eq!(h[0].consecutive_failures, 0);
+    assert_eq!(h[0].last_ok_at, Some(later));
+    assert_eq!(h[0].next_check_at, None, "probes off");
+    assert!(store
+        .delete_connection(&ws.id, &conn.id)
+        .await
+        .expect("delete"));
+    assert!(store
+        .health_of(&ws.id, std::slice::from_ref(&conn.id))
+        .await
+        .expect("health")
+        .is_empty());
+}
+
+pub async fn outbox(store: &dyn Store) {
+    let ws = new_workspace(store, "outbox").await;
+    let t = now();
+    let hook = Webhook {
+        id: WebhookId::generate(),
+        workspace_id: ws.id.clone(),
+        url: "https://example.com/hook".into(),
+        events: vec!["flow.*".into()],
+        description: None,
+        enabled: true,
+        secret: Sealed {
+            key_id: ws.data_key_id.clone(),
+            ciphertext: vec![1, 2, 3],
+        },
+        previous_until: None,
+        failing_since: None,
+        disabled_reason: None,
+        created_at: t,
+        updated_at: t,
+    };
+    store.insert_webhook(&hook).await.expect("insert webhook");
+    assert_eq!(
+        store.webhook(&ws.id, &hook.id).await.expect("read"),
+        Some(hook.clone())
+    );
+    let event = |action: &str| Event {
+        id: EventId::generate(),
+        workspace_id: ws.id.clone(),
+        at: t,
+        actor: "system".into(),
+        action: action.into(),
+        target_id: None,
+        target_name: Some("nightly".into()),
+        details: serde_json::json!({}),
+    };
+    store
+        .append_event(&event("flow.created"))
+        .await
+        .expect("event");
+    store
+        .append_event(&event("connection.created"))
+        .await
+        .expect("not subscribed");
+    store
+        .append_event(&event("connection.token_read"))
+        .await
+        .expect("audit only");
+    let page = Page {
+        limit: 50,
+        after: None,
+    };
+    let list = store
+        .list_deliveries(&ws.id, &hook.id, &page)
+        .await
+        .expect("list");
+    assert_eq!(list.len(), 1, "one delivery, for the subscribed type only");
+    assert_eq!(list[0].event_type, "flow.created");
+    assert_eq!(list[0].status, DeliveryStatus::Pending);
+    let body: serde_json::Value = serde_json::from_str(&list[0].payload).expect("json body");
+    assert_eq!(body["type"], "flow.created");
+
+    let mine = |rows: Vec<latchkey_core::health::Delivery>| {
+        rows.into_iter().find(|d| d.webhook_id == hook.id)
+    };
+    let d = mine(
+        store
+            .claim_deliveries("a", t, t + Duration::seconds(60), 1000)
+            .await
+            .expect("claim"),
+    )
+    .expect("due at once");
+    assert!(mine(
+        store
+            .claim_deliveries("b", t, t + Duration::seconds(60), 1000)
+            .await
+            .expect("claim")
+    )
+    .is_none());
+    let retry_at = t + Duration::seconds(5);
+    store
+        .finish_delivery(
+            &d.id,
+            "a",
+            &AttemptOutcome {
+                at: t,
+                status_code: Some(500),
+                error: Some("500".into()),
+                next_attempt_at: Some(retry_at),
+            },
+        )
+        .await
+        .expect("finish");
+    let d2 = store
+        .delivery(&ws.id, &d.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!((d2.status, d2.attempts), (DeliveryStatus::Pending, 1));
+    assert_eq!(d2.next_attempt_at, Some(retry_at));
+    let d3 = mine(
+        store
+            .claim_deliveries("b", retry_at, retry_at + Duration::seconds(60), 1000)
+            .await
+            .expect("claim"),
+    )
+    .expect("due again");
+    store
+        .finish_delivery(
+            &d3.id,
+            "b",
+            &AttemptOutcome {
+                at: retry_at,
+                status_code: Some(200),
+                error: None,
+                next_attempt_at: None,
+            },
+        )
+        .await
+        .expect("finish");
+    let d4 = store
+        .delivery(&ws.id, &d.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!((d4.status, d4.attempts), (DeliveryStatus::Succeeded, 2));
+
+    // Failing since long enough: disabled, once.
+    assert!(!store
+        .record_endpoint_outcome(&hook.id, false, t, t - Duration::days(3), "dead")
+        .await
+        .expect("first failure"));
+    assert!(store
+        .record_endpoint_outcome(&hook.id, false, t, t + Duration::seconds(1), "dead")
+        .await
+        .expect("long failing"));
+    let h = store
+        .webhook(&ws.id, &hook.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert!(!h.enabled);
+    assert_eq!(h.disabled_reason.as_deref(), Some("dead"));
+    // A disabled webhook gets no new deliveries.
+    store
+        .append_event(&event("flow.deleted"))
+        .await
+        .expect("event");
+    assert_eq!(
+        store
+            .list_deliveries(&ws.id, &hook.id, &page)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert!(store
+        .delete_webhook(&ws.id, &hook.id)
+        .await
+        .expect("delete"));
+    assert!(store.delivery(&ws.id, &d.id).await.expect("read").is_none());
+}
