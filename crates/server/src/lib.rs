@@ -92,6 +92,7 @@ impl Application {
             pools,
             public_url: public_url.clone(),
             metrics: telemetry::metrics_handle(),
+            pending: Default::default(),
             config,
         });
         if state.keyring.has_previous() {

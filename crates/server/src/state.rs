@@ -34,6 +34,8 @@ pub struct Inner {
     /// The URL browsers reach (OAuth redirect URI base).
     pub public_url: Url,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Creates the web UI may still call off (Cancel during "Save & check").
+    pub pending: crate::service::pending::PendingCreates,
 }
 
 impl Deref for AppState {
@@ -53,7 +55,19 @@ impl AppState {
     pub async fn workspace(&self, caller: &Caller, ws: &str, scope: Scope) -> ApiResult<Workspace> {
         match self.find_workspace(ws).await? {
             Some(w) if caller.can_see(&w) => {
-                caller.require_scope(scope)?;
+                if let Err(e) = caller.require_scope(scope) {
+                    // A refused attempt is in the audit log too (who, and what was missing).
+                    self.audit(
+                        &w.id,
+                        &caller.actor(),
+                        "access.refused",
+                        None,
+                        None,
+                        serde_json::json!({ "reason": e.message, "required_scope": scope }),
+                    )
+                    .await;
+                    return Err(e);
+                }
                 Ok(w)
             }
             _ => Err(ApiError::not_found("workspace", ws)),

@@ -48,6 +48,24 @@ pub async fn verify(
         }
         Some(VerifySpec::Mysql) => verify_database(outbound, app, settings, creds, Db::Mysql).await,
     };
+    if mode == AuthMode::Database {
+        // A database's host, port, name and user are not secrets and make its errors useful:
+        // only the password (and any other secret field) is scrubbed.
+        let mut secret = SecretFields::new();
+        for f in app.credential_fields(mode).filter(|f| {
+            !matches!(
+                f.kind,
+                latchkey_core::catalog::FieldType::String
+                    | latchkey_core::catalog::FieldType::Host
+                    | latchkey_core::catalog::FieldType::Integer
+            )
+        }) {
+            if let Some(v) = creds.get(&f.name) {
+                secret.insert(f.name.clone(), v.clone());
+            }
+        }
+        return result.map_err(|e| scrub_error(e, &secret));
+    }
     result.map_err(|e| scrub_error(e, creds))
 }
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 pub enum KeyCmd {
     /// Create an API key: an admin key, or with --workspace a key limited to that workspace.
     Create {
+        /// A name to recognise the key by.
         #[arg(long)]
         name: String,
         /// Limit the key to this workspace (it then needs at least one --scope).
