@@ -78,13 +78,20 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     .await;
 
     // Loading: the list says so while its answer is on the way.
-    js(
+    let shown = js(
         b,
         "const f = window.fetch; window.fetch = (...a) => new Promise((r) => setTimeout(r, 1500)).then(() => f(...a)); \
-         document.querySelector('#filters').dispatchEvent(new Event('change')); return true;",
+         document.querySelector('#filters').dispatchEvent(new Event('change')); \
+         const l = document.querySelector('#conn-list .loading'); \
+         return !!l && l.textContent.includes('Loading connections') && document.querySelector('#conn-list').getAttribute('aria-busy') === 'true';",
     )
     .await;
-    b.text_with("#conn-list .loading", "Loading connections").await;
+    assert_eq!(shown, true, "no loading state while the list loads");
+    b.text_with("#conn-list", "No connections yet").await;
+    assert_eq!(
+        js(b, "return document.querySelector('#conn-list').hasAttribute('aria-busy')").await,
+        false
+    );
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
 
     // Required markers: Name has its * and an inline error; the verification path is in view.
