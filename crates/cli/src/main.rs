@@ -95,8 +95,10 @@ enum Command {
     /// Run a command with fresh secrets of connections in its environment.
     Run(commands::run::RunArgs),
     /// Send one request to an application through Latchkey's proxy; the answer goes to stdout.
-    #[command(after_help = "Exit status: 0 for a 1xx-3xx answer; 1 for an answer of 400 or more (its body is printed) \
-or when Latchkey refuses the request; 22 for an answer of 400 or more with --fail (no body printed).")]
+    #[command(
+        after_help = "Exit status: 0 for a 1xx-3xx answer; 1 for an answer of 400 or more (its body is printed) \
+or when Latchkey refuses the request; 22 for an answer of 400 or more with --fail (no body printed)."
+    )]
     Proxy(commands::proxy::ProxyArgs),
     /// A workspace's OAuth client (connected app) for an application.
     #[command(subcommand)]

@@ -567,7 +567,11 @@ async fn the_cli_explains_itself_to_a_newcomer() {
         "LATCHKEY_MASTER_KEY",
         "LATCHKEY_LOG",
     ] {
-        assert!(serve_help.stdout.contains(var), "{var}: {}", serve_help.stdout);
+        assert!(
+            serve_help.stdout.contains(var),
+            "{var}: {}",
+            serve_help.stdout
+        );
     }
     let proxy_help = run_with(&[], &["proxy", "--help"], None).await;
     assert!(
@@ -586,7 +590,11 @@ async fn the_cli_explains_itself_to_a_newcomer() {
         .assert_ok();
     let plain = run(&app, &["proxy", "acme/billing", "GET", "/forbidden"]).await;
     assert_eq!(plain.code, 1, "{}", plain.stderr);
-    let failed = run(&app, &["proxy", "acme/billing", "GET", "/forbidden", "--fail"]).await;
+    let failed = run(
+        &app,
+        &["proxy", "acme/billing", "GET", "/forbidden", "--fail"],
+    )
+    .await;
     assert_eq!(failed.code, 22, "{}", failed.stderr);
     assert!(failed.stdout.is_empty(), "{}", failed.stdout);
     assert!(failed.stderr.contains("403"), "{}", failed.stderr);
@@ -626,5 +634,8 @@ async fn the_cli_explains_itself_to_a_newcomer() {
     stop(child).await;
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(text.contains("serving"), "{text}");
-    assert!(!text.contains('\u{1b}'), "colour codes in a log file: {text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text:?}"
+    );
 }

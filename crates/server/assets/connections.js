@@ -100,8 +100,9 @@
   function row(c) {
     const tr = el("tr", { dataset: { name: c.name, id: c.id, status: c.status } });
     tr.append(
-      el("td", { "data-label": "Name" }, el("strong", { class: "conn-name name", title: c.name }, c.name), el("div", { class: "muted small" }, modeLabel(c.auth_mode)),
-        c.auth_mode === "database" && c.settings.host ? el("div", { class: "muted small db-target" }, `${c.settings.username || ""}@${c.settings.host}:${c.settings.port || ""}/${c.settings.database || ""}`) : null),
+      el("td", { "data-label": "Name" }, el("div", { class: "name-cell" },
+        el("strong", { class: "conn-name name", title: c.name }, c.name), el("div", { class: "muted small" }, modeLabel(c.auth_mode)),
+        c.auth_mode === "database" && c.settings.host ? el("div", { class: "muted small db-target" }, `${c.settings.username || ""}@${c.settings.host}:${c.settings.port || ""}/${c.settings.database || ""}`) : null)),
       el("td", { "data-label": "Application" }, LK.appName(catalog, c.app)),
       el("td", { "data-label": "Environment" }, el("span", { class: "tag" }, c.environment)),
       el("td", { "data-label": "Status" }, statusCell(c)),

@@ -659,7 +659,9 @@ async fn newcomer_rules_of_the_api() {
     ));
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let cancel = app
-        .delete(&format!("/v1/workspaces/{ws}/connection-requests/token-slow-0001"))
+        .delete(&format!(
+            "/v1/workspaces/{ws}/connection-requests/token-slow-0001"
+        ))
         .await;
     assert_eq!(cancel.status, 200, "{}", cancel.text);
     assert_eq!(cancel.body["cancelled"], true);
@@ -676,12 +678,17 @@ async fn newcomer_rules_of_the_api() {
     up.set_delay(std::time::Duration::ZERO);
 
     // Called off after it was stored: deleted again.
-    let done = post_with_token(api_key_body("quick", &up, "key-right-123"), "token-quick-001")
-        .await
-        .unwrap();
+    let done = post_with_token(
+        api_key_body("quick", &up, "key-right-123"),
+        "token-quick-001",
+    )
+    .await
+    .unwrap();
     assert_eq!(done.status(), 201);
     let cancel = app
-        .delete(&format!("/v1/workspaces/{ws}/connection-requests/token-quick-001"))
+        .delete(&format!(
+            "/v1/workspaces/{ws}/connection-requests/token-quick-001"
+        ))
         .await;
     assert_eq!(cancel.body["deleted"], "quick", "{}", cancel.text);
     assert_eq!(
@@ -691,7 +698,9 @@ async fn newcomer_rules_of_the_api() {
         404
     );
     let bad = app
-        .delete(&format!("/v1/workspaces/{ws}/connection-requests/no%20good"))
+        .delete(&format!(
+            "/v1/workspaces/{ws}/connection-requests/no%20good"
+        ))
         .await;
     assert_eq!(bad.status, 422, "{}", bad.text);
 
@@ -713,9 +722,15 @@ async fn newcomer_rules_of_the_api() {
     assert!(s.get("concurrency_level").is_none(), "{}", db.text);
     assert!(!db.text.contains("pw-Secret-77"));
     let creds = app
-        .get(&format!("/v1/workspaces/{ws}/connections/warehouse/credentials"))
+        .get(&format!(
+            "/v1/workspaces/{ws}/connections/warehouse/credentials"
+        ))
         .await;
-    assert_eq!(creds.body["credentials"]["host"], "db.internal", "{}", creds.text);
+    assert_eq!(
+        creds.body["credentials"]["host"], "db.internal",
+        "{}",
+        creds.text
+    );
     let borrow = app
         .post(
             &format!("/v1/workspaces/{ws}/connections"),
@@ -736,7 +751,9 @@ async fn newcomer_rules_of_the_api() {
     assert_eq!(moved.status, 200, "{}", moved.text);
     assert_eq!(moved.body["settings"]["host"], "db2.internal");
     let creds = app
-        .get(&format!("/v1/workspaces/{ws}/connections/warehouse/credentials"))
+        .get(&format!(
+            "/v1/workspaces/{ws}/connections/warehouse/credentials"
+        ))
         .await;
     assert_eq!(creds.body["credentials"]["host"], "db2.internal");
 
@@ -774,7 +791,10 @@ async fn newcomer_rules_of_the_api() {
     let reader = app.workspace_key(&ws, &["read"]).await;
     let refused = app
         .client
-        .delete(format!("{}/v1/workspaces/{ws}/connections/warehouse", app.url))
+        .delete(format!(
+            "{}/v1/workspaces/{ws}/connections/warehouse",
+            app.url
+        ))
         .bearer_auth(&reader)
         .send()
         .await
@@ -816,7 +836,11 @@ async fn newcomer_rules_of_the_api() {
     let items = by_target.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{}", by_target.text);
     assert_eq!(items[0]["target_name"], "warehouse");
-    assert!(by_target.body["next_cursor"].is_string(), "{}", by_target.text);
+    assert!(
+        by_target.body["next_cursor"].is_string(),
+        "{}",
+        by_target.text
+    );
     let bad = app
         .get(&format!("/v1/workspaces/{ws}/events?outcome=maybe"))
         .await;

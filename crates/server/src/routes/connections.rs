@@ -3,12 +3,12 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::service::pending::{valid_token, Outcome};
-use axum::http::HeaderMap;
 use crate::pagination::{self, List};
 use crate::service::connections::{self as svc, ConnectionView, CreateConnection, EditConnection};
+use crate::service::pending::{valid_token, Outcome};
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use latchkey_core::model::{AuthMode, ConnectionStatus, Scope};
 use latchkey_core::store::ConnectionFilter;

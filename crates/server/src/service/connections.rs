@@ -228,13 +228,13 @@ fn lift_login_fields(
             }
         };
         match creds.expose(&name) {
-            Some(given) if given != text => {
-                return Err(ApiError::invalid(
-                    &format!("settings.{name}"),
-                    format!("{name} is given twice, in settings and in credentials, with different values"),
-                )
-                .hint("give it once"))
-            }
+            Some(given) if given != text => return Err(ApiError::invalid(
+                &format!("settings.{name}"),
+                format!(
+                    "{name} is given twice, in settings and in credentials, with different values"
+                ),
+            )
+            .hint("give it once")),
             _ => creds.insert(name, text.into()),
         }
     }
@@ -307,7 +307,10 @@ async fn resolve_lender(
     if lender.auth_mode == AuthMode::Database {
         return Err(ApiError::invalid(
             "settings.borrow_concurrency_from",
-            format!("`{}` is a database connection: it has no concurrency to lend", lender.name),
+            format!(
+                "`{}` is a database connection: it has no concurrency to lend",
+                lender.name
+            ),
         )
         .hint("Latchkey does not proxy databases; borrow from a connection to an API instead"));
     }
@@ -366,7 +369,9 @@ pub async fn build(
         None => match default_env {
             Some(e) => e.clone(),
             // A sandbox account is not production: without a word, it goes under `sandbox`.
-            None if body.settings.get("account_type").and_then(Value::as_str) == Some("sandbox") => {
+            None if body.settings.get("account_type").and_then(Value::as_str)
+                == Some("sandbox") =>
+            {
                 Environment::parse("sandbox")?
             }
             None => Environment::production(),
@@ -463,14 +468,7 @@ pub async fn build(
             record.token_meta = Some(meta);
         }
     } else if check {
-        verify::verify(
-            &state.outbound,
-            app,
-            mode,
-            &record.settings,
-            &credentials,
-        )
-        .await?;
+        verify::verify(&state.outbound, app, mode, &record.settings, &credentials).await?;
     }
     record.credentials = Some(
         state

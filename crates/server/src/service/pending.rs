@@ -91,7 +91,10 @@ mod tests {
         let a = WorkspaceId::generate();
         let b = WorkspaceId::generate();
         p.slot(&a, "token-123").lock().await.outcome = Outcome::CalledOff;
-        assert_eq!(p.slot(&a, "token-123").lock().await.outcome, Outcome::CalledOff);
+        assert_eq!(
+            p.slot(&a, "token-123").lock().await.outcome,
+            Outcome::CalledOff
+        );
         assert_eq!(p.slot(&b, "token-123").lock().await.outcome, Outcome::Open);
     }
 }

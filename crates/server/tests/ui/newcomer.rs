@@ -51,7 +51,14 @@ async fn js(b: &Browser, script: &str) -> Value {
 async fn no_jargon(b: &Browser, page: &str) {
     let text = js(b, "return document.body.innerText").await;
     let text = text.as_str().unwrap_or_default();
-    for bad in ["`", "authorize_url", "GET /v1", "PUT /v1", "key_", "connection.created"] {
+    for bad in [
+        "`",
+        "authorize_url",
+        "GET /v1",
+        "PUT /v1",
+        "key_",
+        "connection.created",
+    ] {
         assert!(!text.contains(bad), "{page} shows `{bad}`:\n{text}");
     }
 }
@@ -89,7 +96,11 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     assert_eq!(shown, true, "no loading state while the list loads");
     b.text_with("#conn-list", "No connections yet").await;
     assert_eq!(
-        js(b, "return document.querySelector('#conn-list').hasAttribute('aria-busy')").await,
+        js(
+            b,
+            "return document.querySelector('#conn-list').hasAttribute('aria-busy')"
+        )
+        .await,
         false
     );
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
@@ -204,7 +215,11 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
         "return document.querySelectorAll('#f-borrow option').length >= 2",
     )
     .await;
-    let offered = js(b, &format!("return !!document.querySelector('#f-borrow option[value=\"{db_id}\"]')")).await;
+    let offered = js(
+        b,
+        &format!("return !!document.querySelector('#f-borrow option[value=\"{db_id}\"]')"),
+    )
+    .await;
     assert_eq!(offered, false, "a database is offered as a lender");
     b.choose("#f-app", "postgres").await;
     b.until(
@@ -228,14 +243,25 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     .await;
     // The consumer key and secret are required while the workspace has no OAuth client.
     for f in ["client_id", "client_secret"] {
-        let label = b.find(&format!("#fld-c-{f}-label")).await.text().await.unwrap();
-        assert!(label.contains('*') && !label.contains("optional"), "{label}");
+        let label = b
+            .find(&format!("#fld-c-{f}-label"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            label.contains('*') && !label.contains("optional"),
+            "{label}"
+        );
     }
     b.click("#pane-cancel").await;
     b.pane_closed().await;
     let put = app
         .client
-        .put(format!("{}/v1/workspaces/acme/apps/salesforce/oauth-client", app.url))
+        .put(format!(
+            "{}/v1/workspaces/acme/apps/salesforce/oauth-client",
+            app.url
+        ))
         .bearer_auth(&app.admin_key)
         .json(&json!({"client_id": salesforce::DEFAULT_CONSUMER_KEY,
             "client_secret": salesforce::DEFAULT_CONSUMER_SECRET}))
@@ -245,9 +271,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     assert!(put.status().is_success(), "{}", put.status());
     b.click("#new-conn").await;
     b.choose("#f-app", "salesforce").await;
-    let label = b
-        .text_with("#fld-c-client_id-label", "optional")
-        .await;
+    let label = b.text_with("#fld-c-client_id-label", "optional").await;
     assert!(!label.contains('*'), "{label}");
 
     // A denied authorization: its hint is said once.
@@ -302,8 +326,11 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
         .await;
     assert_eq!(pending.status, 201, "{}", pending.text);
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
-    b.text_with("#conn-list tr[data-name=\"sf-later\"]", "authorization link")
-        .await;
+    b.text_with(
+        "#conn-list tr[data-name=\"sf-later\"]",
+        "authorization link",
+    )
+    .await;
     no_jargon(b, "the connections page").await;
 
     // A connection made for a flow whose form is then cancelled goes away.
@@ -363,7 +390,8 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     b.fill("#flow-name", "nightly-account-sync").await;
     let crm = app.get("/v1/workspaces/acme/connections/crm-api").await;
     let crm_id = crm.body["id"].as_str().unwrap().to_string();
-    b.click(&format!("#flow-conns input[value=\"{crm_id}\"]")).await;
+    b.click(&format!("#flow-conns input[value=\"{crm_id}\"]"))
+        .await;
     b.click("#flow-submit").await;
     b.text_with("#flow-list tr[data-name=nightly-account-sync]", "crm-api")
         .await;
@@ -404,7 +432,8 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
     let row = "#conn-list tr[data-name=\"crm-api\"]";
     b.click(&format!("{row} [data-action=delete]")).await;
-    b.click(&format!("{row} [data-action=confirm-delete]")).await;
+    b.click(&format!("{row} [data-action=confirm-delete]"))
+        .await;
     b.text_with("tr.row-note", "nightly-account-sync").await;
 
     // The toast never covers a row's buttons (1280 and 375 px).
@@ -455,7 +484,8 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
         assert_eq!(clipped, json!([]), "clipped at {width} px");
         b.screenshot(&format!("audit-{width}")).await;
         b.choose("#flt-what", "refused").await;
-        b.text_with("#event-list", "Connection delete refused").await;
+        b.text_with("#event-list", "Connection delete refused")
+            .await;
         b.until(
             "only refused attempts",
             "return [...document.querySelectorAll('#event-list tbody tr')].every((r) => r.dataset.refused === 'true')",
@@ -473,7 +503,8 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
         )
         .await;
     assert_eq!(long.status, 201, "{}", long.text);
-    b.goto(&format!("{}/ui/connections?ws=globex", app.url)).await;
+    b.goto(&format!("{}/ui/connections?ws=globex", app.url))
+        .await;
     b.until(
         "the long workspace to be selected",
         "return document.querySelector('#ws-select').value === 'globex'",
@@ -487,7 +518,11 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     let console = b.console().await;
     let bad: Vec<&String> = console
         .iter()
-        .filter(|m| m.contains("Uncaught") || m.contains("Content Security Policy") || m.contains("Refused to"))
+        .filter(|m| {
+            m.contains("Uncaught")
+                || m.contains("Content Security Policy")
+                || m.contains("Refused to")
+        })
         .collect();
     assert!(bad.is_empty(), "console: {console:#?}");
 }

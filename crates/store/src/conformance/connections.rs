@@ -371,7 +371,10 @@ pub async fn connection_counts(store: &dyn Store) {
     // A revoked connection no longer counts.
     let mut dead = connection_fixture(&ws, "dead", "github");
     dead.status = ConnectionStatus::Revoked;
-    store.insert_connection(&dead).await.expect("insert revoked");
+    store
+        .insert_connection(&dead)
+        .await
+        .expect("insert revoked");
     let mut counts = store.connection_counts(&ws.id).await.expect("counts");
     counts.sort();
     assert_eq!(
