@@ -228,13 +228,15 @@ fn lift_login_fields(
             }
         };
         match creds.expose(&name) {
-            Some(given) if given != text => return Err(ApiError::invalid(
-                &format!("settings.{name}"),
-                format!(
+            Some(given) if given != text => {
+                return Err(ApiError::invalid(
+                    &format!("settings.{name}"),
+                    format!(
                     "{name} is given twice, in settings and in credentials, with different values"
                 ),
-            )
-            .hint("give it once")),
+                )
+                .hint("give it once"))
+            }
             _ => creds.insert(name, text.into()),
         }
     }
