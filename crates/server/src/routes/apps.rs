@@ -28,7 +28,7 @@ pub struct AppView {
     pub verify: Option<latchkey_core::catalog::VerifySpec>,
     pub oauth: Option<latchkey_core::catalog::OAuthSpec>,
     pub docs_url: Option<String>,
-    /// Connections of this application in the workspace (the seeds' green number).
+    /// Connections of this application in the workspace that are not revoked (the seeds' green number).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_count: Option<i64>,
 }
