@@ -171,6 +171,11 @@ fn server_url(given: Option<&str>) -> String {
         return u.to_string();
     }
     let listen = std::env::var("LATCHKEY_LISTEN").unwrap_or_default();
+    url_of_listen(&listen).unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
+}
+
+/// The URL that reaches a server listening on `listen` from this machine.
+fn url_of_listen(listen: &str) -> Option<String> {
     match listen.trim().parse::<std::net::SocketAddr>() {
         Ok(addr) => {
             let ip = match addr.ip() {
@@ -182,9 +187,12 @@ fn server_url(given: Option<&str>) -> String {
                 }
                 other => other,
             };
-            format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
+            Some(format!(
+                "http://{}",
+                std::net::SocketAddr::new(ip, addr.port())
+            ))
         }
-        Err(_) => "http://127.0.0.1:8080".to_string(),
+        Err(_) => None,
     }
 }
 
@@ -255,6 +263,23 @@ pub fn usage_error(path: &[&str], message: impl std::fmt::Display) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wildcard_listen_address_is_reached_on_loopback() {
+        assert_eq!(
+            url_of_listen("0.0.0.0:9000").as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            url_of_listen("[::]:9000").as_deref(),
+            Some("http://[::1]:9000")
+        );
+        assert_eq!(
+            url_of_listen(" 127.0.0.2:81 ").as_deref(),
+            Some("http://127.0.0.2:81")
+        );
+        assert_eq!(url_of_listen("nowhere"), None);
+    }
 
     /// Every argument of every command says what it is for in `--help`.
     #[test]

@@ -609,7 +609,7 @@ async fn the_cli_explains_itself_to_a_newcomer() {
         .local_addr()
         .unwrap()
         .port();
-    let listen = format!("0.0.0.0:{port}");
+    let listen = format!("127.0.0.1:{port}");
     let log_path = data.path().join("serve.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = command(&[
