@@ -54,7 +54,7 @@
       el("span", { class: count ? "count" : "count count-zero", dataset: { count } }, String(count))),
     el("span", { class: "app-text" },
       el("span", { class: "app-name" }, a.name),
-      el("span", { class: "app-desc" }, a.description || ""),
+      el("span", { class: "app-desc" }, LK.prose(a.description || "")),
       el("span", { class: "app-modes" }, a.auth_modes.map(modeLabel).join(" · "))));
     return b;
   }

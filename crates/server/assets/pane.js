@@ -66,7 +66,7 @@
         : hasValue(spec.default) && spec.default !== "" ? null : el("span", { class: "opt" }, " (optional)"));
     return el("div", { class: isCheck ? "field checkbox" : "field", dataset: { field: spec.name, group, type: spec.type } },
       isCheck ? [input, label] : [label, input],
-      el("p", { class: "help", id: `${id}-help` }, spec.description || ""),
+      el("p", { class: "help", id: `${id}-help` }, LK.prose(spec.description || "")),
       el("p", { class: "field-error", id: `${id}-err`, hidden: true }));
   }
 
@@ -509,7 +509,7 @@
       }
       st.entry = entry;
       st.mode = st.editing ? st.editing.auth_mode : st.entry ? st.entry.auth_modes[0] : null;
-      $("#f-app-help").textContent = st.entry ? st.entry.description : "Pick the application this connection is for.";
+      $("#f-app-help").replaceChildren(...LK.prose(st.entry ? st.entry.description : "Pick the application this connection is for."));
       $("#app-fields").replaceChildren();
       renderFields();
       if (st.entry && !st.editing) followAccountType(($("#fld-s-account_type") || {}).value);

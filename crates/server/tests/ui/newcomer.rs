@@ -124,6 +124,19 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
         "the focus goes to the missing name"
     );
 
+    // A concurrency level out of range: said next to Save, with the focus.
+    b.fill("#f-name", "crm-api").await;
+    b.click("#advanced > summary").await;
+    b.fill("#f-level", "30").await;
+    b.click("#pane-save").await;
+    b.text_with("#pane-error", "1 to 25").await;
+    b.until(
+        "the level error to take the focus",
+        "return document.activeElement === document.querySelector('#pane-error')",
+    )
+    .await;
+    b.fill("#f-level", "5").await;
+
     // A failed check: the error is on screen, next to Save, and has the focus (375 px too).
     for width in [1280u32, 375] {
         b.client.set_window_size(width, 812).await.unwrap();
