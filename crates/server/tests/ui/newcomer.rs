@@ -449,6 +449,16 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
         .await;
     b.text_with("tr.row-note", "nightly-account-sync").await;
 
+    // A long dashed name, to see that names do not break at their dashes.
+    let long = app
+        .post(
+            "/v1/workspaces/acme/connections",
+            json!({"name": "salesforce-production-eu-west-accounts", "app": "generic-api-key",
+                "settings": {"base_url": up.url}, "credentials": {"api_key": "key-right-123"}}),
+        )
+        .await;
+    assert_eq!(long.status, 201, "{}", long.text);
+
     // The toast never covers a row's buttons (1280 and 375 px).
     for width in [1280u32, 375] {
         b.client.set_window_size(width, 812).await.unwrap();
