@@ -158,6 +158,7 @@ const LK = (() => {
     if (!appsCache) appsCache = await listAll("/v1/apps");
     return appsCache;
   }
+  function appsNow() { return appsCache; }
   function appName(list, id) {
     const a = list.find((x) => x.id === id);
     return a ? a.name : id;
@@ -283,7 +284,7 @@ const LK = (() => {
   });
 
   return {
-    api, listAll, el, $, showError, toast, statusBadge, modeLabel, apps, appName, wsPath, prose, loading, loaded, statusLabel,
+    api, listAll, el, $, showError, toast, statusBadge, modeLabel, apps, appsNow, appName, wsPath, prose, loading, loaded, statusLabel,
     fmtTime, page, onWorkspace, workspace: () => current, ApiError, csrf,
   };
 })();
