@@ -23,18 +23,37 @@ struct Cli {
     command: Command,
 }
 
+/// `serve --help`: the variables that configure the server (the README has the details).
+const SERVE_ENV_HELP: &str = "\
+Environment variables (or the same keys in lower case in the TOML file LATCHKEY_CONFIG names):
+  LATCHKEY_CONFIG                 a TOML file with the settings below
+  LATCHKEY_DATA_DIR               data directory: database, master key, admin.key [default: ./latchkey-data]
+  LATCHKEY_DATABASE_URL           sqlite://… or postgres://… [default: sqlite://<data dir>/latchkey.db]
+  LATCHKEY_LISTEN                 address to serve on [default: 127.0.0.1:8080]
+  LATCHKEY_PUBLIC_URL             the URL browsers reach; OAuth callback is <public url>/oauth/callback [default: http://<listen>]
+  LATCHKEY_MASTER_KEY             the master key, 32 bytes in base64 [default: <data dir>/master.key, created]
+  LATCHKEY_MASTER_KEY_FILE        a file holding the master key
+  LATCHKEY_PREVIOUS_MASTER_KEY    the old master key while a rotation finishes
+  LATCHKEY_OUTBOUND_REWRITES      ORIGIN=ORIGIN,…: send requests for the left origin to the right one
+  LATCHKEY_OUTBOUND_ALLOW         hosts or CIDR ranges that may be reached although private or loopback
+  LATCHKEY_PROXY_QUEUE_TIMEOUT    seconds a proxied request may wait for a pool slot [default: 60]
+  LATCHKEY_CATALOG_DIR            extra catalog entries (*.toml)
+  LATCHKEY_LOG                    log filter (tracing directives) [default: info]
+  LATCHKEY_LOG_FORMAT             text or json [default: text]; colours only when stderr is a terminal";
+
 /// Options of every client command.
 #[derive(Debug, Args)]
 struct Global {
-    /// The Latchkey server to talk to.
+    /// The Latchkey server to talk to [default: http://<LATCHKEY_LISTEN> when that is set, else
+    /// http://127.0.0.1:8080].
     #[arg(
         long,
         global = true,
         help_heading = "Global options",
         env = "LATCHKEY_URL",
-        default_value = "http://127.0.0.1:8080"
+        hide_env_values = true
     )]
-    url: String,
+    url: Option<String>,
     /// The API key (default: the admin key in <data dir>/admin.key, data dir from LATCHKEY_DATA_DIR or ./latchkey-data).
     #[arg(
         long,
@@ -52,6 +71,7 @@ struct Global {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the server (API, web UI, OAuth callback), configured by LATCHKEY_* variables.
+    #[command(after_help = SERVE_ENV_HELP)]
     Serve,
     /// Workspaces: the isolation boundary of connections, flows and keys.
     #[command(subcommand)]
@@ -78,6 +98,10 @@ enum Command {
     /// Run a command with fresh secrets of connections in its environment.
     Run(commands::run::RunArgs),
     /// Send one request to an application through Latchkey's proxy; the answer goes to stdout.
+    #[command(
+        after_help = "Exit status: 0 for a 1xx-3xx answer; 1 for an answer of 400 or more (its body is printed) \
+or when Latchkey refuses the request; 22 for an answer of 400 or more with --fail (no body printed)."
+    )]
     Proxy(commands::proxy::ProxyArgs),
     /// A workspace's OAuth client (connected app) for an application.
     #[command(subcommand)]
@@ -106,7 +130,7 @@ fn main() -> ExitCode {
         return serve::run();
     }
     let result = api_key(cli.global.api_key.as_deref())
-        .and_then(|key| Client::new(&cli.global.url, key))
+        .and_then(|key| Client::new(&server_url(cli.global.url.as_deref()), key))
         .and_then(|client| {
             let ctx = Ctx {
                 client,
@@ -141,6 +165,38 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Proxy(a) => commands::proxy::run(ctx, a).await,
         Command::OauthClient(c) => commands::oauth_client::run(ctx, c).await,
         Command::MasterKey(c) => commands::master_key::run(ctx, c).await,
+    }
+}
+
+/// `--url`/`LATCHKEY_URL`, else the local server `LATCHKEY_LISTEN` names (a wildcard address is
+/// reached on loopback), else the default address.
+fn server_url(given: Option<&str>) -> String {
+    if let Some(u) = given.map(str::trim).filter(|u| !u.is_empty()) {
+        return u.to_string();
+    }
+    let listen = std::env::var("LATCHKEY_LISTEN").unwrap_or_default();
+    url_of_listen(&listen).unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
+}
+
+/// The URL that reaches a server listening on `listen` from this machine.
+fn url_of_listen(listen: &str) -> Option<String> {
+    match listen.trim().parse::<std::net::SocketAddr>() {
+        Ok(addr) => {
+            let ip = match addr.ip() {
+                std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+                }
+                std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+                    std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+                }
+                other => other,
+            };
+            Some(format!(
+                "http://{}",
+                std::net::SocketAddr::new(ip, addr.port())
+            ))
+        }
+        Err(_) => None,
     }
 }
 
@@ -181,7 +237,7 @@ fn api_key(given: Option<&str>) -> anyhow::Result<String> {
     }
 }
 
-fn report(e: &anyhow::Error) {
+pub fn report(e: &anyhow::Error) {
     match e.downcast_ref::<Failure>() {
         Some(f) => {
             eprintln!("error: {}", output::one_line(&f.message));
@@ -206,4 +262,50 @@ pub fn usage_error(path: &[&str], message: impl std::fmt::Display) -> ! {
     }
     sub.error(clap::error::ErrorKind::ArgumentConflict, message)
         .exit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_listen_address_is_reached_on_loopback() {
+        assert_eq!(
+            url_of_listen("0.0.0.0:9000").as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            url_of_listen("[::]:9000").as_deref(),
+            Some("http://[::1]:9000")
+        );
+        assert_eq!(
+            url_of_listen(" 127.0.0.2:81 ").as_deref(),
+            Some("http://127.0.0.2:81")
+        );
+        assert_eq!(url_of_listen("nowhere"), None);
+    }
+
+    /// Every argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "latchkey", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
 }

@@ -673,6 +673,17 @@ impl AppEntry {
                 ));
             }
         }
+        if mode == AuthMode::Database {
+            // Latchkey never proxies a database: it has no concurrency level and shares none.
+            if matches!(input.get(BORROW_CONCURRENCY_FROM), Some(v) if !v.is_null()) {
+                return Err(CoreError::invalid_with_hint(
+                    "settings.borrow_concurrency_from",
+                    "a database connection cannot borrow concurrency",
+                    "Latchkey does not proxy databases, so their connections have no concurrency to share",
+                ));
+            }
+            return Ok(out);
+        }
         let level = match input.get(CONCURRENCY_LEVEL) {
             None | Some(Value::Null) => DEFAULT_CONCURRENCY_LEVEL,
             Some(v) => match v.as_i64() {

@@ -97,7 +97,8 @@ pub trait ConnectionStore: Send + Sync {
     /// concurrency (`InUse` naming them, checked in the same transaction). Links from inactive
     /// flows are removed with it. False when it did not exist.
     async fn delete_connection(&self, ws: &WorkspaceId, id: &ConnectionId) -> StoreResult<bool>;
-    /// `(app, count)` for every application with at least one connection in the workspace.
+    /// `(app, count)` for every application with at least one connection in the workspace that
+    /// is not revoked (revoked connections are not counted).
     async fn connection_counts(&self, ws: &WorkspaceId) -> StoreResult<Vec<(String, i64)>>;
     /// Takes the connection's refresh lease for `owner` until `until`, if nobody holds an
     /// unexpired one (`refresh_lease_until` is null or before `now`). True when taken. This is

@@ -10,6 +10,7 @@
   const connPath = (c, suffix) => wsPath(`/connections/${encodeURIComponent(c.id)}${suffix || ""}`);
 
   function concurrency(c) {
+    if (c.auth_mode === "database") return el("span", { class: "muted small", dataset: { notProxied: "" } }, "None: databases are not proxied");
     const lender = c.settings.borrow_concurrency_from;
     if (lender) {
       const l = all.find((x) => x.id === lender || x.name === lender);
@@ -20,8 +21,8 @@
 
   function statusCell(c) {
     const cell = el("div", { class: "status-cell" }, statusBadge(c.status));
-    if (c.status !== "active" && c.status_reason) cell.append(el("p", { class: "reason" }, c.status_reason));
-    if (c.status !== "active" && c.hint) cell.append(el("p", { class: "hint" }, el("strong", {}, "Hint: "), c.hint));
+    if (c.status !== "active" && c.status_reason) cell.append(el("p", { class: "reason" }, LK.prose(c.status_reason)));
+    if (c.status !== "active" && c.hint) cell.append(el("p", { class: "hint" }, el("strong", {}, "Hint: "), LK.prose(c.hint)));
     return cell;
   }
 
@@ -31,8 +32,8 @@
     if (next && next.classList.contains("row-note")) next.remove();
     if (!message) return;
     const box = el("div", { class: `alert alert-${kind}`, role: kind === "error" ? "alert" : "status" },
-      el("p", { class: "alert-message" }, message),
-      hint ? el("p", { class: "alert-hint" }, el("strong", {}, "Hint: "), hint) : null);
+      el("p", { class: "alert-message" }, LK.prose(message)),
+      hint ? el("p", { class: "alert-hint" }, el("strong", {}, "Hint: "), LK.prose(hint)) : null);
     tr.after(el("tr", { class: "row-note", dataset: { for: tr.dataset.name } }, el("td", { colspan: 7 }, box)));
   }
 
@@ -112,7 +113,10 @@
   function row(c) {
     const tr = el("tr", { dataset: { name: c.name, id: c.id, status: c.status } });
     tr.append(
-      el("td", { "data-label": "Name" }, el("a", { class: "conn-link", href: `/ui/connection?ws=${encodeURIComponent(LK.workspace().slug)}&id=${encodeURIComponent(c.id)}` }, el("strong", { class: "conn-name" }, c.name)), el("div", { class: "muted small" }, modeLabel(c.auth_mode))),
+      el("td", { "data-label": "Name" }, el("div", { class: "name-cell" },
+        el("a", { class: "conn-link", href: `/ui/connection?ws=${encodeURIComponent(LK.workspace().slug)}&id=${encodeURIComponent(c.id)}` }, el("strong", { class: "conn-name name", title: c.name }, c.name)),
+        el("div", { class: "muted small" }, modeLabel(c.auth_mode)),
+        c.auth_mode === "database" && c.settings.host ? el("div", { class: "muted small db-target" }, `${c.settings.username || ""}@${c.settings.host}:${c.settings.port || ""}/${c.settings.database || ""}`) : null)),
       el("td", { "data-label": "Application" }, LK.appName(catalog, c.app)),
       el("td", { "data-label": "Environment" }, el("span", { class: "tag" }, c.environment)),
       el("td", { "data-label": "Status" }, statusCell(c)),
@@ -158,6 +162,7 @@
   async function reload() {
     const list = $("#conn-list");
     showError($("#page-error"), null);
+    LK.loading(list, "Loading connections…");
     try {
       catalog = await LK.apps();
       all = await LK.listAll(wsPath("/connections"));
@@ -176,7 +181,10 @@
         el("tbody", {}, conns.map(row)));
       list.replaceChildren(table);
     } catch (err) {
+      list.replaceChildren();
       showError($("#page-error"), err);
+    } finally {
+      LK.loaded(list);
     }
   }
 

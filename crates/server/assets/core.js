@@ -21,11 +21,13 @@ const LK = (() => {
     }
   }
 
-  /* One JSON API call with the session cookie; unsafe methods carry the CSRF token. */
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
+  /* One JSON API call with the session cookie; unsafe methods carry the CSRF token.
+     opts: {headers, signal} (extra headers; an AbortSignal that calls the request off). */
+  async function api(method, path, body, opts) {
+    const headers = { Accept: "application/json", ...((opts && opts.headers) || {}) };
     if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf;
     const init = { method, headers, credentials: "same-origin" };
+    if (opts && opts.signal) init.signal = opts.signal;
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -34,6 +36,7 @@ const LK = (() => {
     try {
       resp = await fetch(path, init);
     } catch (e) {
+      if (e && e.name === "AbortError") throw new ApiError(0, { error: "aborted", message: "The request was called off." });
       throw new ApiError(0, { error: "network", message: "Latchkey could not be reached", hint: "check that the server is running, then retry" });
     }
     if (resp.status === 401) {
@@ -84,15 +87,39 @@ const LK = (() => {
 
   function $(sel, root) { return (root || document).querySelector(sel); }
 
-  /* Fills an alert box with an error's message and hint (or hides it when err is null). */
-  function showError(box, err) {
+  /* A server text as nodes: `quoted` parts become code, the backticks themselves never show;
+     first letter upper-case, as a sentence. */
+  function prose(text) {
+    let s = String(text || "");
+    if (s) s = s.charAt(0) === "`" ? s : s.charAt(0).toUpperCase() + s.slice(1);
+    const parts = s.split("`");
+    if (parts.length < 3) return [s.replace(/`/g, "")];
+    return parts.map((p, i) => (i % 2 ? el("code", {}, p) : p)).filter((p) => p !== "");
+  }
+
+  /* Fills an alert box with an error's message and hint (or hides it when err is null).
+     {focus: true} moves the focus there, so that a person (and a screen reader) notices. */
+  function showError(box, err, opts) {
     if (!box) return;
     box.replaceChildren();
     if (!err) { box.hidden = true; return; }
-    box.append(el("p", { class: "alert-message" }, err.message || String(err)));
-    if (err.hint) box.append(el("p", { class: "alert-hint" }, el("strong", {}, "Hint: "), err.hint));
+    box.append(el("p", { class: "alert-message" }, prose(err.message || String(err))));
+    if (err.hint) box.append(el("p", { class: "alert-hint" }, el("strong", {}, "Hint: "), prose(err.hint)));
     box.hidden = false;
+    if (opts && opts.focus) {
+      if (!box.hasAttribute("tabindex")) box.setAttribute("tabindex", "-1");
+      box.scrollIntoView({ block: "nearest" });
+      box.focus();
+    }
   }
+
+  /* A list area while its items load: a visible "Loading…" line, marked busy. */
+  function loading(box, text) {
+    if (!box) return;
+    box.setAttribute("aria-busy", "true");
+    box.replaceChildren(el("div", { class: "loading", role: "status" }, el("span", { class: "spinner", "aria-hidden": "true" }), text || "Loading…"));
+  }
+  function loaded(box) { if (box) box.removeAttribute("aria-busy"); }
 
   let toastTimer = null;
   function toast(message, kind) {
@@ -112,6 +139,7 @@ const LK = (() => {
     revoked: "Revoked",
     unverified: "Unverified",
   };
+  function statusLabel(status) { return STATUS[status] || status; }
   function statusBadge(status) {
     return el("span", { class: `badge status-${status}`, dataset: { status } }, STATUS[status] || status);
   }
@@ -161,10 +189,16 @@ const LK = (() => {
 
   function fillSelect() {
     const sel = $("#ws-select");
+    sel.removeAttribute("aria-busy");
     sel.replaceChildren();
     if (!workspaces.length) sel.append(el("option", { value: "" }, "No workspace yet"));
     for (const w of workspaces) {
-      sel.append(el("option", { value: w.slug, selected: current && w.slug === current.slug }, w.name === w.slug ? w.slug : `${w.name} (${w.slug})`));
+      sel.append(el("option", { value: w.slug, selected: current && w.slug === current.slug, title: w.slug }, w.name));
+    }
+    if (current) sel.title = current.name === current.slug ? current.slug : `${current.name} (${current.slug})`;
+    for (const o of sel.options) {
+      const w = workspaces.find((x) => x.slug === o.value);
+      if (w && workspaces.filter((x) => x.name === w.name).length > 1) o.textContent = `${w.name} (${w.slug})`;
     }
   }
 
@@ -189,6 +223,8 @@ const LK = (() => {
   }
 
   async function loadWorkspaces(prefer) {
+    const sel = $("#ws-select");
+    if (sel && !workspaces.length) sel.setAttribute("aria-busy", "true");
     workspaces = await listAll("/v1/workspaces");
     const fromUrl = new URL(window.location.href).searchParams.get("ws");
     select(prefer || fromUrl || localStorage.getItem("latchkey.ws") || "");
@@ -248,7 +284,7 @@ const LK = (() => {
   });
 
   return {
-    api, listAll, el, $, showError, toast, statusBadge, modeLabel, apps, appsNow, appName, wsPath,
+    api, listAll, el, $, showError, toast, statusBadge, modeLabel, apps, appsNow, appName, wsPath, prose, loading, loaded, statusLabel,
     fmtTime, page, onWorkspace, workspace: () => current, ApiError, csrf,
   };
 })();

@@ -1,11 +1,13 @@
-/* The Flows page: create a flow with existing connections or a new one made on the spot,
-   activate or deactivate, delete. */
+/* The Flows page: create or edit a flow with existing connections or a new one made on the
+   spot (deleted again if the form is cancelled), activate or deactivate, delete. */
 "use strict";
 
 (() => {
   const { api, el, $, showError, toast, statusBadge, wsPath } = LK;
   let conns = [];
-  const chosen = new Set(); // connection ids checked in the create form
+  const chosen = new Set(); // connection ids checked in the form
+  const madeHere = new Set(); // connections created from this form: Cancel deletes them
+  let editing = null; // the flow being edited, or null when creating
 
   const flowPath = (f, suffix) => wsPath(`/flows/${encodeURIComponent(f.id)}${suffix || ""}`);
 
@@ -19,13 +21,16 @@
     }
     box.replaceChildren(...fit.map((c) => el("label", { class: "check" },
       el("input", { type: "checkbox", value: c.id, checked: chosen.has(c.id), onchange: (e) => { if (e.target.checked) chosen.add(c.id); else chosen.delete(c.id); } }),
-      el("strong", {}, c.name), el("span", { class: "muted" }, LK.appName(LK.catalog || [], c.app)), statusBadge(c.status))));
+      el("strong", { class: "name", title: c.name }, c.name), el("span", { class: "muted" }, LK.appName(LK.catalog || [], c.app)), statusBadge(c.status))));
   }
 
   async function loadConns() {
-    LK.catalog = await LK.apps();
-    conns = await LK.listAll(wsPath("/connections"));
-    renderChoices();
+    LK.loading($("#flow-conns"), "Loading connections…");
+    try {
+      LK.catalog = await LK.apps();
+      conns = await LK.listAll(wsPath("/connections"));
+      renderChoices();
+    } finally { LK.loaded($("#flow-conns")); }
   }
 
   function flowRow(f) {
@@ -57,14 +62,16 @@
         } catch (err) { box.replaceWith(acts); showError($("#page-error"), err); }
       });
     });
-    acts.append(toggle, del);
+    const edit = el("button", { type: "button", class: "btn btn-small", dataset: { action: "edit" }, "aria-label": `Edit ${f.name}` }, "Edit");
+    edit.addEventListener("click", () => openForm(f));
+    acts.append(edit, toggle, del);
     tr.append(
-      el("td", { "data-label": "Name" }, el("strong", {}, f.name)),
+      el("td", { "data-label": "Name" }, el("strong", { class: "name", title: f.name }, f.name)),
       el("td", { "data-label": "Environment" }, el("span", { class: "tag" }, f.environment)),
       el("td", { "data-label": "Status" }, el("span", { class: `badge ${f.active ? "status-active" : "status-unverified"}` }, f.active ? "Active" : "Inactive")),
       el("td", { "data-label": "Connections" }, f.connections.length
         ? el("ul", { class: "inline-list" }, f.connections.map((c) => el("li", {}, c.name)))
-        : el("span", { class: "muted" }, "none")),
+        : el("span", { class: "muted" }, "None")),
       el("td", { "data-label": "Actions", class: "actions-cell" }, acts));
     return tr;
   }
@@ -72,6 +79,7 @@
   async function loadFlows() {
     showError($("#page-error"), null);
     const list = $("#flow-list");
+    LK.loading(list, "Loading flows…");
     try {
       const flows = await LK.listAll(wsPath("/flows"));
       if (!flows.length) {
@@ -82,31 +90,62 @@
       list.replaceChildren(el("table", { class: "table flow-table" },
         el("thead", {}, el("tr", {}, ["Name", "Environment", "Status", "Connections", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, flows.map(flowRow))));
-    } catch (err) { showError($("#page-error"), err); }
+    } catch (err) { list.replaceChildren(); showError($("#page-error"), err); } finally { LK.loaded(list); }
   }
 
   function hideForm() {
     $("#flow-create").hidden = true;
     $("#flow-form").reset();
     chosen.clear();
+    madeHere.clear();
+    editing = null;
     showError($("#flow-error"), null);
     $("#new-flow").hidden = false;
   }
 
+  /* Opens the form, empty to create a flow or filled in to edit `flow`. */
+  async function openForm(flow) {
+    hideForm();
+    editing = flow || null;
+    $("#flow-create-title").textContent = editing ? `Edit flow “${editing.name}”` : "Create flow";
+    $("#flow-submit").textContent = editing ? "Save flow" : "Create flow";
+    if (editing) {
+      $("#flow-name").value = editing.name;
+      $("#flow-env").value = editing.environment;
+      $("#flow-active").checked = editing.active;
+      editing.connections.forEach((c) => chosen.add(c.id));
+    }
+    $("#flow-create").hidden = false;
+    $("#new-flow").hidden = true;
+    $("#flow-create").scrollIntoView({ block: "nearest" });
+    $("#flow-name").focus();
+    try { await loadConns(); } catch (err) { showError($("#flow-error"), err); }
+  }
+
+  /* Cancel: connections made from this form for a flow that was never saved are deleted. */
+  async function cancelForm() {
+    const made = [...madeHere];
+    for (const id of made) {
+      try {
+        await api("DELETE", wsPath(`/connections/${encodeURIComponent(id)}`));
+      } catch (err) {
+        if (err.status !== 404) { showError($("#flow-error"), err, { focus: true }); return; }
+      }
+      madeHere.delete(id);
+    }
+    if (made.length) toast(made.length === 1 ? "The connection made for this flow was deleted" : `The ${made.length} connections made for this flow were deleted`);
+    hideForm();
+  }
+
   LK.page("flows", {
     setup() {
-      $("#new-flow").addEventListener("click", async () => {
-        $("#flow-create").hidden = false;
-        $("#new-flow").hidden = true;
-        $("#flow-name").focus();
-        try { await loadConns(); } catch (err) { showError($("#flow-error"), err); }
-      });
-      $("#flow-cancel").addEventListener("click", hideForm);
+      $("#new-flow").addEventListener("click", () => openForm(null));
+      $("#flow-cancel").addEventListener("click", cancelForm);
       $("#flow-env").addEventListener("input", renderChoices);
       $("#flow-new-conn").addEventListener("click", () => LK.pane.open({
         environment: $("#flow-env").value.trim() || "production",
         onDone: async (c) => {
-          if (c) chosen.add(c.id);
+          if (c) { chosen.add(c.id); madeHere.add(c.id); }
           await loadConns();
         },
       }));
@@ -116,19 +155,24 @@
         const name = $("#flow-name").value.trim();
         if (!name) {
           showError($("#flow-error"), { message: "Give the flow a name." });
+          $("#flow-name").setAttribute("aria-invalid", "true");
           $("#flow-name").focus();
           return;
         }
+        $("#flow-name").removeAttribute("aria-invalid");
         const environment = $("#flow-env").value.trim() || "production";
         const ids = [...chosen].filter((id) => conns.some((c) => c.id === id && c.environment === environment));
         try {
-          const f = await api("POST", wsPath("/flows"), { name, environment, active: $("#flow-active").checked, connections: ids });
-          toast(`Flow “${f.name}” created`);
+          const body = { name, environment, active: $("#flow-active").checked, connections: ids };
+          const f = editing
+            ? await api("PATCH", wsPath(`/flows/${encodeURIComponent(editing.id)}`), body)
+            : await api("POST", wsPath("/flows"), body);
+          toast(`Flow “${f.name}” ${editing ? "saved" : "created"}`);
+          madeHere.clear(); // they belong to a saved flow now
           hideForm();
           await loadFlows();
         } catch (err) {
-          showError($("#flow-error"), err);
-          $("#flow-error").focus();
+          showError($("#flow-error"), err, { focus: true });
         }
       });
     },

@@ -9,7 +9,11 @@
   let st = null; // the pane's state while it is open
 
   const appliesTo = (f, mode) => !f.auth_modes || !f.auth_modes.length || f.auth_modes.includes(mode);
-  const isRequired = (f, mode) => !!f.required || (f.required_for || []).includes(mode);
+  /* The OAuth client fields (consumer key and secret) are required unless the workspace has an
+     OAuth client for the application, which is used when they are left empty. */
+  const isClientField = (f) => !!(st && st.entry && st.entry.oauth) && (f.name === "client_id" || f.name === "client_secret");
+  const isRequired = (f, mode) => !!f.required || (f.required_for || []).includes(mode) || (isClientField(f) && !st.wsClient);
+  const isDatabase = () => !!st && st.mode === "database";
   const choiceLabel = (c) => c.charAt(0).toUpperCase() + c.slice(1).replace(/_/g, " ");
   const hasValue = (v) => v !== undefined && v !== null && v !== "";
 
@@ -58,10 +62,11 @@
     const label = el(spec.type === "list" && input.tagName === "DIV" ? "span" : "label",
       { for: input.tagName === "DIV" ? null : id, class: "label", id: `${id}-label` },
       spec.label, req ? el("span", { class: "req", "aria-hidden": "true" }, " *")
+        : isClientField(spec) && group === "credentials" && !st.editing ? el("span", { class: "opt" }, " (optional: the workspace’s OAuth client is used when empty)")
         : hasValue(spec.default) && spec.default !== "" ? null : el("span", { class: "opt" }, " (optional)"));
     return el("div", { class: isCheck ? "field checkbox" : "field", dataset: { field: spec.name, group, type: spec.type } },
       isCheck ? [input, label] : [label, input],
-      el("p", { class: "help", id: `${id}-help` }, spec.description || ""),
+      el("p", { class: "help", id: `${id}-help` }, LK.prose(spec.description || "")),
       el("p", { class: "field-error", id: `${id}-err`, hidden: true }));
   }
 
@@ -96,14 +101,28 @@
     while (lead < settings.length && settings[lead].type === "enum" && !(settings[lead].auth_modes || []).length) lead++;
     settings.slice(0, lead).forEach((f) => main.append(fieldNode(f, "settings", mode, valueOf("settings", f), entry)));
     main.append(modeControl(entry));
+    // The verification path is the heart of "check before saving": never tucked away.
+    const verifyPath = entry.verify && entry.verify.path_setting;
     for (const f of settings.slice(lead)) {
-      const advanced = !isRequired(f, mode) && f.default !== undefined && !["enum", "list"].includes(f.type);
+      const advanced = !isRequired(f, mode) && f.default !== undefined && !["enum", "list"].includes(f.type) && f.name !== verifyPath;
       (advanced ? adv : main).append(fieldNode(f, "settings", mode, valueOf("settings", f), entry));
     }
     entry.credentials.filter((f) => appliesTo(f, mode))
       .forEach((f) => main.append(fieldNode(f, "credentials", mode, valueOf("credentials", f), entry)));
     const oauthCode = mode === "oauth2_code" && !st.editing;
     $("#pane-save").textContent = oauthCode ? "Save & authorize" : "Save & check";
+    // Databases are never proxied: no concurrency level, nothing to borrow.
+    $("#borrow-field").hidden = isDatabase();
+    $("#level-field").hidden = isDatabase() || !!$("#f-borrow").value;
+    const kind = $("#fld-s-account_type");
+    if (kind) kind.addEventListener("change", () => followAccountType(kind.value));
+  }
+
+  /* A Sandbox account belongs to a sandbox environment: the environment follows the account
+     type until the person types one of their own. */
+  function followAccountType(value) {
+    if (!st || st.editing || st.envChosen) return;
+    $("#f-env").value = value === "sandbox" ? "sandbox" : "production";
   }
 
   function modeControl(entry) {
@@ -156,6 +175,7 @@
 
   function clearErrors() {
     document.querySelectorAll("#conn-pane .field-error").forEach((p) => { p.hidden = true; p.textContent = ""; });
+    $("#f-name").removeAttribute("aria-invalid");
     document.querySelectorAll("#conn-pane [aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
     showError($("#pane-error"), null);
   }
@@ -167,7 +187,13 @@
     const settings = {};
     const credentials = {};
     const name = $("#f-name").value.trim();
-    if (!name) missing.push($("#f-name"));
+    if (!name) {
+      const err = $("#f-name-err");
+      err.textContent = "Name is required.";
+      err.hidden = false;
+      $("#f-name").setAttribute("aria-invalid", "true");
+      missing.push($("#f-name"));
+    }
     document.querySelectorAll("#conn-pane [data-field]").forEach((w) => {
       const group = w.dataset.group;
       const v = readField(w, false);
@@ -185,12 +211,14 @@
       (group === "settings" ? settings : credentials)[spec.name] = v;
     });
     const borrow = $("#f-borrow").value;
-    if (borrow) settings.borrow_concurrency_from = borrow;
+    if (isDatabase()) {
+      // no concurrency for a database
+    } else if (borrow) settings.borrow_concurrency_from = borrow;
     else {
       const level = Number($("#f-level").value);
       if (!Number.isInteger(level) || level < 1 || level > 25) {
         $("#advanced").open = true;
-        showError($("#pane-error"), { message: "The concurrency level must be a whole number from 1 to 25." });
+        showError($("#pane-error"), { message: "The concurrency level must be a whole number from 1 to 25." }, { focus: true });
         return null;
       }
       settings.concurrency_level = level;
@@ -199,9 +227,14 @@
     if (missing.length) {
       showError($("#pane-error"), { message: "Fill in the required fields.", hint: "they are marked with *" });
       missing[0].focus();
+      missing[0].scrollIntoView({ block: "center" });
       return null;
     }
     const body = { name, environment: $("#f-env").value.trim() || "production", settings };
+    if (st.entry.oauth && !st.editing) {
+      // Leave empty client fields out: the workspace's OAuth client then applies.
+      for (const k of ["client_id", "client_secret"]) if (credentials[k] === "") delete credentials[k];
+    }
     if (!st.editing) Object.assign(body, { app: st.entry.id, auth_mode: st.mode });
     if (Object.keys(credentials).length || !st.editing) body.credentials = credentials;
     return body;
@@ -217,12 +250,28 @@
       if (w) fieldError(w, err.message);
       else if (field === "name") $("#f-name").setAttribute("aria-invalid", "true");
     }
-    $("#pane-error").focus();
+    focusMessage($("#pane-error"));
+  }
+
+  /* Messages sit just above Save, where the eye is after a click, and take the focus. */
+  function focusMessage(box) {
+    box.scrollIntoView({ block: "nearest" });
+    box.focus();
+  }
+
+  function paneError(err) {
+    showError($("#pane-error"), err);
+    focusMessage($("#pane-error"));
   }
 
   function busy(text) {
     const s = $("#pane-status");
-    if (text) { s.textContent = text; s.hidden = false; } else s.hidden = true;
+    if (text) {
+      s.textContent = text;
+      s.hidden = false;
+      showError($("#pane-error"), null);
+      focusMessage(s);
+    } else s.hidden = true;
     $("#pane-save").disabled = !!text;
   }
 
@@ -246,11 +295,13 @@
       let connection = null;
       try { connection = await api("GET", wsPath(`/connections/${encodeURIComponent(connId)}`)); } catch (e) { /* shown by caller */ }
       if (connection && connection.status === "active") ok = true;
-      resolveFn({ ok, message, connection });
+      resolveFn({ ok, message, hint, connection });
     };
+    let hint = null;
     const onMessage = (ev) => {
       const m = ev.data;
       if (ev.origin !== window.location.origin || !m || m.source !== "latchkey" || m.type !== "authorization" || m.connection !== connId) return;
+      hint = m.hint || null;
       finish(m.status === "active", m.message);
     };
     window.addEventListener("message", onMessage);
@@ -271,7 +322,7 @@
   async function runAuthorization(popup, conn, url) {
     if (!popup) {
       busy(null);
-      showError($("#pane-error"), { message: "The browser blocked the sign-in window.", hint: "allow pop-up windows for Latchkey, then press Save & authorize again" });
+      paneError({ message: "The browser blocked the sign-in window.", hint: "allow pop-up windows for Latchkey, then press Save & authorize again" });
       return;
     }
     busy(`Sign in to ${st.entry.name} in the pop-up window. It closes by itself when the connection is authorized.`);
@@ -287,7 +338,8 @@
     }
     $("#pane-save").textContent = "Authorize again";
     const c = result.connection;
-    showError($("#pane-error"), { message: result.message || "The authorization did not finish.", hint: (c && c.hint) || "press Authorize again to retry, or Cancel to discard this connection" });
+    // The window's message and its hint are shown once each (the hint is also on the connection).
+    paneError({ message: result.message || "The authorization did not finish.", hint: result.hint || (c && c.hint) || "press Authorize again to retry, or Cancel to discard this connection" });
   }
 
   async function submit() {
@@ -323,11 +375,29 @@
       }
       return;
     }
-    busy("Checking the connection with the application…");
+    busy(`Checking the connection with ${st.entry.name}… Cancel stops it and saves nothing.`);
+    // Cancel while this runs must leave nothing behind: the request can be called off, and
+    // the token lets the server refuse (or undo) the save.
+    const token = newToken();
+    const ctl = new AbortController();
+    st.inflight = { token, ctl };
     try {
-      const c = await api("POST", wsPath("/connections"), body);
+      const c = await api("POST", wsPath("/connections"), body, { headers: { "X-Latchkey-Cancel-Token": token }, signal: ctl.signal });
+      if (!st || st.inflight === null) return;
+      st.inflight = null;
       finish(c, `Connection “${c.name}” checked and saved`);
-    } catch (err) { busy(null); showServerError(err); }
+    } catch (err) {
+      if (!st || err.code === "aborted" || err.code === "cancelled") return;
+      st.inflight = null;
+      busy(null);
+      showServerError(err);
+    }
+  }
+
+  function newToken() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
 
   /* Once a pending connection exists, its application and name are fixed (Cancel deletes it). */
@@ -351,6 +421,19 @@
 
   async function cancel() {
     if (!st) { close(); return; }
+    if (st.inflight) {
+      const { token, ctl } = st.inflight;
+      st.inflight = null;
+      ctl.abort();
+      try {
+        await api("DELETE", wsPath(`/connection-requests/${token}`));
+      } catch (err) {
+        showServerError(err);
+        return;
+      }
+      close();
+      return;
+    }
     if (st.waiting) st.waiting.stop();
     if (st.popup && !st.popup.closed) st.popup.close();
     if (st.created && st.created.status !== "active") {
@@ -376,10 +459,11 @@
       const conns = await LK.listAll(wsPath("/connections"));
       for (const c of conns) {
         if (st && st.editing && c.id === st.editing.id) continue;
+        if (c.auth_mode === "database" || c.settings.borrow_concurrency_from) continue; // databases lend nothing
         sel.append(el("option", { value: c.id, selected: c.id === current }, `${c.name} (${c.app}, ${c.environment})`));
       }
     } catch (err) { showError($("#pane-error"), err); }
-    $("#level-field").hidden = !!sel.value;
+    $("#level-field").hidden = !!sel.value || isDatabase();
   }
 
   /* Opens the pane: {app} preselects an application, {connection} edits one, {environment}
@@ -387,7 +471,7 @@
   async function open(opts) {
     opts = opts || {};
     const catalog = await LK.apps();
-    st = { entry: null, mode: null, editing: opts.connection || null, created: null, waiting: null, popup: null, onDone: opts.onDone };
+    st = { entry: null, mode: null, editing: opts.connection || null, created: null, waiting: null, popup: null, onDone: opts.onDone, inflight: null, wsClient: false, envChosen: !!opts.environment };
     const d = $("#conn-pane");
     $("#conn-form").reset();
     clearErrors();
@@ -464,35 +548,54 @@
   }
 
   function chooseApp(id) {
-    LK.apps().then((catalog) => {
+    LK.apps().then(async (catalog) => {
       if (!st) return;
-      st.entry = catalog.find((a) => a.id === id) || null;
+      st.appSeq = (st.appSeq || 0) + 1;
+      const seq = st.appSeq; // a later choice wins over this one
+      const entry = catalog.find((a) => a.id === id) || null;
+      let wsClient = false;
+      if (entry && entry.oauth) {
+        try {
+          await api("GET", wsPath(`/apps/${encodeURIComponent(entry.id)}/oauth-client`));
+          wsClient = true;
+        } catch (e) { wsClient = false; }
+      }
+      if (!st || st.appSeq !== seq) return;
+      st.wsClient = wsClient;
+      st.entry = entry;
       st.mode = st.editing ? st.editing.auth_mode : st.entry ? st.entry.auth_modes[0] : null;
-      $("#f-app-help").textContent = st.entry ? st.entry.description : "Pick the application this connection is for.";
+      $("#f-app-help").replaceChildren(...LK.prose(st.entry ? st.entry.description : "Pick the application this connection is for."));
       $("#app-fields").replaceChildren();
       renderFields();
+      if (st.entry && !st.editing) followAccountType(($("#fld-s-account_type") || {}).value);
     });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
     const d = $("#conn-pane");
     if (!d) return;
-    $("#f-app").addEventListener("change", (e) => { chooseApp(e.target.value); renderPicker(); });
+    $("#f-app").addEventListener("change", (e) => { e.target.removeAttribute("aria-invalid"); chooseApp(e.target.value); renderPicker(); });
+    $("#f-env").addEventListener("input", () => { if (st) st.envChosen = true; });
+    $("#f-name").addEventListener("input", () => {
+      if ($("#f-name").value.trim()) { $("#f-name-err").hidden = true; $("#f-name").removeAttribute("aria-invalid"); }
+    });
     $("#f-app-search").addEventListener("input", renderPicker);
     $("#f-app-category").addEventListener("change", renderPicker);
     $("#app-picker").addEventListener("click", (e) => {
       const b = e.target.closest("button[data-app]");
       if (!b || $("#f-app").disabled) return;
       $("#f-app").value = b.dataset.app;
+      $("#f-app").removeAttribute("aria-invalid");
       chooseApp(b.dataset.app);
       renderPicker();
       $("#f-name").focus();
     });
-    $("#f-borrow").addEventListener("change", (e) => { $("#level-field").hidden = !!e.target.value; });
+    $("#f-borrow").addEventListener("change", (e) => { $("#level-field").hidden = !!e.target.value || isDatabase(); });
     $("#conn-form").addEventListener("submit", (e) => {
       e.preventDefault();
       if (!st || !st.entry) {
         showError($("#pane-error"), { message: "Choose an application first." });
+        $("#f-app").setAttribute("aria-invalid", "true");
         $("#f-app").focus();
         return;
       }

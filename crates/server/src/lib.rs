@@ -96,6 +96,7 @@ impl Application {
             public_url: public_url.clone(),
             metrics: telemetry::metrics_handle(),
             background: background::Shared::default(),
+            pending: Default::default(),
             config,
         });
         if state.keyring.has_previous() {

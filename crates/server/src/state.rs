@@ -36,6 +36,8 @@ pub struct Inner {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The background loops' shared state (lease owner, event wake-ups).
     pub background: crate::background::Shared,
+    /// Creates the web UI may still call off (Cancel during "Save & check").
+    pub pending: crate::service::pending::PendingCreates,
 }
 
 impl Deref for AppState {
@@ -55,7 +57,19 @@ impl AppState {
     pub async fn workspace(&self, caller: &Caller, ws: &str, scope: Scope) -> ApiResult<Workspace> {
         match self.find_workspace(ws).await? {
             Some(w) if caller.can_see(&w) => {
-                caller.require_scope(scope)?;
+                if let Err(e) = caller.require_scope(scope) {
+                    // A refused attempt is in the audit log too (who, and what was missing).
+                    self.audit(
+                        &w.id,
+                        &caller.actor(),
+                        "access.refused",
+                        None,
+                        None,
+                        serde_json::json!({ "reason": e.message, "required_scope": scope }),
+                    )
+                    .await;
+                    return Err(e);
+                }
                 Ok(w)
             }
             _ => Err(ApiError::not_found("workspace", ws)),

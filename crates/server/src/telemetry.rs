@@ -12,11 +12,15 @@ pub fn log_filter(directives: &str) -> Result<EnvFilter, tracing_subscriber::fil
     EnvFilter::builder().with_regex(false).parse(directives)
 }
 
-/// Installs the log subscriber for a `latchkey serve` process (logs go to stderr).
+/// Installs the log subscriber for a `latchkey serve` process (logs go to stderr). Colours
+/// only for a terminal: a file or a pipe gets plain text (and `NO_COLOR` turns them off).
 pub fn init_logging(config: &Config) {
     let filter = log_filter(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),

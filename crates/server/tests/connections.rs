@@ -633,3 +633,218 @@ async fn workspaces_isolate_and_keys_are_scoped() {
     );
     assert_eq!(app.get("/v1/workspaces/globex").await.status, 404);
 }
+
+/// A create sent with a cancel token and called off while its check runs stores nothing, even
+/// once the check would have finished; called off after it was stored, it is deleted again.
+/// A database connection shows its host, port, database and user (never the password), takes
+/// them in `settings` too, has no concurrency level and lends none; a sandbox account defaults
+/// to the `sandbox` environment; refused attempts are in the audit log and its filters find them.
+#[tokio::test]
+async fn newcomer_rules_of_the_api() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    let up = Upstream::start("key-right-123", "u", "p").await;
+    let post_with_token = |body: Value, token: &str| {
+        app.client
+            .post(format!("{}/v1/workspaces/{ws}/connections", app.url))
+            .bearer_auth(&app.admin_key)
+            .header("x-latchkey-cancel-token", token)
+            .json(&body)
+            .send()
+    };
+
+    // Called off during a 4-second check: nothing, even after the check finished.
+    up.set_delay(std::time::Duration::from_secs(4));
+    let pending = tokio::spawn(post_with_token(
+        api_key_body("slow", &up, "key-right-123"),
+        "token-slow-0001",
+    ));
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let cancel = app
+        .delete(&format!(
+            "/v1/workspaces/{ws}/connection-requests/token-slow-0001"
+        ))
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.text);
+    assert_eq!(cancel.body["cancelled"], true);
+    let answer = pending.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 409);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "cancelled", "{body}");
+    assert_eq!(
+        app.get(&format!("/v1/workspaces/{ws}/connections/slow"))
+            .await
+            .status,
+        404
+    );
+    up.set_delay(std::time::Duration::ZERO);
+
+    // Called off after it was stored: deleted again.
+    let done = post_with_token(
+        api_key_body("quick", &up, "key-right-123"),
+        "token-quick-001",
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.status(), 201);
+    let cancel = app
+        .delete(&format!(
+            "/v1/workspaces/{ws}/connection-requests/token-quick-001"
+        ))
+        .await;
+    assert_eq!(cancel.body["deleted"], "quick", "{}", cancel.text);
+    assert_eq!(
+        app.get(&format!("/v1/workspaces/{ws}/connections/quick"))
+            .await
+            .status,
+        404
+    );
+    let bad = app
+        .delete(&format!(
+            "/v1/workspaces/{ws}/connection-requests/no%20good"
+        ))
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+
+    // A database: login facts shown, password never; no concurrency; not a lender.
+    let db = app
+        .post(
+            &format!("/v1/workspaces/{ws}/connections"),
+            json!({"name": "warehouse", "app": "postgres", "verify": false,
+                "settings": {"host": "db.internal", "port": 5433, "concurrency_level": 9},
+                "credentials": {"database": "sales", "username": "reporter", "password": "pw-Secret-77"}}),
+        )
+        .await;
+    assert_eq!(db.status, 201, "{}", db.text);
+    let s = &db.body["settings"];
+    assert_eq!(s["host"], "db.internal", "{}", db.text);
+    assert_eq!(s["port"], 5433);
+    assert_eq!(s["database"], "sales");
+    assert_eq!(s["username"], "reporter");
+    assert!(s.get("concurrency_level").is_none(), "{}", db.text);
+    assert!(!db.text.contains("pw-Secret-77"));
+    let creds = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/connections/warehouse/credentials"
+        ))
+        .await;
+    assert_eq!(
+        creds.body["credentials"]["host"], "db.internal",
+        "{}",
+        creds.text
+    );
+    let borrow = app
+        .post(
+            &format!("/v1/workspaces/{ws}/connections"),
+            json!({"name": "borrower", "app": "generic-api-key", "verify": false,
+                "settings": {"base_url": up.url, "borrow_concurrency_from": "warehouse"},
+                "credentials": {"api_key": "key-right-123"}}),
+        )
+        .await;
+    assert_eq!(borrow.status, 422, "{}", borrow.text);
+    assert!(borrow.text.contains("database"), "{}", borrow.text);
+    // An edit of the host through settings reaches the credentials.
+    let moved = app
+        .patch(
+            &format!("/v1/workspaces/{ws}/connections/warehouse"),
+            json!({"settings": {"host": "db2.internal"}, "verify": false}),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    assert_eq!(moved.body["settings"]["host"], "db2.internal");
+    let creds = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/connections/warehouse/credentials"
+        ))
+        .await;
+    assert_eq!(creds.body["credentials"]["host"], "db2.internal");
+
+    // A database error names host, port, database and user; never the password.
+    let closed = app
+        .post(
+            &format!("/v1/workspaces/{ws}/connections"),
+            json!({"name": "closed", "app": "postgres",
+                "credentials": {"host": "127.0.0.1", "port": 1, "database": "sales",
+                    "username": "reporter", "password": "pw-Secret-77"}}),
+        )
+        .await;
+    assert_eq!(closed.status, 422, "{}", closed.text);
+    let m = closed.body["message"].as_str().unwrap();
+    assert!(
+        m.contains("127.0.0.1:1/sales as reporter"),
+        "the non-secret login facts are shown: {m}"
+    );
+    assert!(!closed.text.contains("REDACTED") && !closed.text.contains("pw-Secret-77"));
+
+    // A sandbox account goes under `sandbox` unless told otherwise.
+    let sb = app
+        .post(
+            &format!("/v1/workspaces/{ws}/connections"),
+            json!({"name": "sf-sandbox", "app": "salesforce", "auth_mode": "oauth2_code",
+                "settings": {"account_type": "sandbox"},
+                "credentials": {"client_id": "ck", "client_secret": "cs"}}),
+        )
+        .await;
+    assert_eq!(sb.status, 201, "{}", sb.text);
+    assert_eq!(sb.body["environment"], "sandbox");
+    assert!(!sb.text.contains("authorize_url in"), "{}", sb.text);
+
+    // Refused attempts are recorded, and the filters find them.
+    let reader = app.workspace_key(&ws, &["read"]).await;
+    let refused = app
+        .client
+        .delete(format!(
+            "{}/v1/workspaces/{ws}/connections/warehouse",
+            app.url
+        ))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let flow = app
+        .post(
+            &format!("/v1/workspaces/{ws}/flows"),
+            json!({"name": "uses-borrower", "connections": ["sf-sandbox"], "environment": "sandbox"}),
+        )
+        .await;
+    assert_eq!(flow.status, 201, "{}", flow.text);
+    let in_use = app
+        .delete(&format!("/v1/workspaces/{ws}/connections/sf-sandbox"))
+        .await;
+    assert_eq!(in_use.status, 409, "{}", in_use.text);
+    let events = app
+        .get(&format!("/v1/workspaces/{ws}/events?outcome=refused"))
+        .await;
+    assert_eq!(events.status, 200, "{}", events.text);
+    let actions: Vec<&str> = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["connection.delete_refused", "access.refused"],
+        "{}",
+        events.text
+    );
+    assert!(!events.text.contains(&reader), "no key in an event");
+    let by_target = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/events?action=connection.&target=warehouse&limit=1"
+        ))
+        .await;
+    let items = by_target.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", by_target.text);
+    assert_eq!(items[0]["target_name"], "warehouse");
+    assert!(
+        by_target.body["next_cursor"].is_string(),
+        "{}",
+        by_target.text
+    );
+    let bad = app
+        .get(&format!("/v1/workspaces/{ws}/events?outcome=maybe"))
+        .await;
+    assert_eq!(bad.status, 422);
+}

@@ -6,6 +6,8 @@
 
 #[path = "ui/browser.rs"]
 mod browser;
+#[path = "ui/newcomer.rs"]
+mod newcomer;
 
 use browser::{popup_window, start_browser, windows_left, Browser};
 use futures::FutureExt;
@@ -234,7 +236,10 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     b.click(&format!("{} [data-action=confirm-delete]", row("crm-api")))
         .await;
     let refusal = b.text_with("tr.row-note", "nightly-sync").await;
-    assert!(refusal.contains("delete or update"), "{refusal}");
+    assert!(
+        refusal.to_lowercase().contains("delete or update"),
+        "{refusal}"
+    );
     assert_eq!(
         app.get("/v1/workspaces/acme/connections/crm-api")
             .await
@@ -327,7 +332,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
 
     // The audit log lists what happened.
     b.goto(&format!("{}/ui/audit?ws=acme", app.url)).await;
-    b.text_with("#event-list", "connection.created").await;
+    b.text_with("#event-list", "Connection created").await;
     b.screenshot("audit-1280").await;
 
     // Phone width.

@@ -237,7 +237,7 @@ impl ConnectionStore for SqlStore {
         with_pool!(&self.db, p => {
             sqlx::query_as(
                 "SELECT app, COUNT(*) FROM connections WHERE workspace_id = $1 \
-                 GROUP BY app ORDER BY app",
+                 AND status <> 'revoked' GROUP BY app ORDER BY app",
             )
             .bind(ws.as_str())
             .fetch_all(p)

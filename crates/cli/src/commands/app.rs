@@ -8,6 +8,7 @@ use std::process::ExitCode;
 pub enum AppCmd {
     /// List the catalog (with --workspace: how many connections each application has there).
     List {
+        /// Also count the connections each application has in this workspace.
         #[arg(long, short = 'w')]
         workspace: Option<String>,
         /// Only applications of this category (crm, erp, finance, support, marketing, hr,
@@ -19,7 +20,10 @@ pub enum AppCmd {
         search: Option<String>,
     },
     /// Show an application's auth modes, settings and credential fields.
-    Show { app: String },
+    Show {
+        /// The catalog id, like salesforce or generic-api-key.
+        app: String,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: AppCmd) -> anyhow::Result<ExitCode> {

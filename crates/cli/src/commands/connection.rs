@@ -29,6 +29,7 @@ pub enum ConnectionCmd {
     Create(CreateArgs),
     /// List a workspace's connections.
     List {
+        /// The workspace (slug).
         #[arg(long, short = 'w')]
         workspace: String,
         /// Only this application's connections.
@@ -46,6 +47,7 @@ pub enum ConnectionCmd {
     },
     /// Show a connection (never its secret values).
     Show {
+        /// The connection, as workspace/name (or workspace/id).
         #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
         target: Ref,
     },
@@ -54,6 +56,7 @@ pub enum ConnectionCmd {
     /// Authorize an `oauth2_code` connection (again) in a browser: prints a fresh link, opens
     /// it, and waits until the connection is active.
     Authorize {
+        /// The connection, as workspace/name (or workspace/id).
         #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
         target: Ref,
         #[command(flatten)]
@@ -61,16 +64,19 @@ pub enum ConnectionCmd {
     },
     /// Check a stored connection against the application again.
     Verify {
+        /// The connection, as workspace/name (or workspace/id).
         #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
         target: Ref,
     },
     /// Delete a connection (refused while an active flow uses it).
     Delete {
+        /// The connection, as workspace/name (or workspace/id).
         #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
         target: Ref,
     },
     /// Print a connection's decrypted credential fields (needs the `secrets` scope).
     Credentials {
+        /// The connection, as workspace/name (or workspace/id).
         #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
         target: Ref,
     },
@@ -78,6 +84,7 @@ pub enum ConnectionCmd {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// The workspace (slug).
     #[arg(long, short = 'w')]
     workspace: String,
     /// Unique in the workspace; shown everywhere.
@@ -105,6 +112,7 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct EditArgs {
+    /// The connection, as workspace/name (or workspace/id).
     #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
     target: Ref,
     /// A new name.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
+    /// The workspace (slug).
     #[arg(long, short = 'w')]
     workspace: String,
     /// How many events, newest first.

@@ -9,8 +9,10 @@ use std::process::ExitCode;
 pub enum FlowCmd {
     /// Create a flow that uses existing connections.
     Create {
+        /// The workspace (slug).
         #[arg(long, short = 'w')]
         workspace: String,
+        /// The flow's name, unique in the workspace.
         #[arg(long)]
         name: String,
         /// The environment label (default: production); its connections must have the same.
@@ -25,19 +27,25 @@ pub enum FlowCmd {
     },
     /// List a workspace's flows.
     List {
+        /// The workspace (slug).
         #[arg(long, short = 'w')]
         workspace: String,
     },
     /// Change a flow.
     Edit {
+        /// The flow, as workspace/name (or workspace/id).
         #[arg(value_name = "WORKSPACE/FLOW", value_parser = parse_ref)]
         target: Ref,
+        /// The flow's name, unique in the workspace.
         #[arg(long)]
         name: Option<String>,
+        /// A new environment label; the flow's connections must have the same.
         #[arg(long)]
         env: Option<String>,
+        /// Make the flow active.
         #[arg(long, conflicts_with = "deactivate")]
         activate: bool,
+        /// Make the flow inactive (its connections can then be deleted).
         #[arg(long)]
         deactivate: bool,
         /// Replaces the flow's connections with these, by id or name (repeatable).
@@ -49,6 +57,7 @@ pub enum FlowCmd {
     },
     /// Delete a flow.
     Delete {
+        /// The flow, as workspace/name (or workspace/id).
         #[arg(value_name = "WORKSPACE/FLOW", value_parser = parse_ref)]
         target: Ref,
     },

@@ -10,6 +10,7 @@ pub enum KeyCmd {
     /// with --admin a key that may do everything everywhere (one of the two is required).
     #[command(group(clap::ArgGroup::new("kind").required(true).args(["workspace", "admin"])))]
     Create {
+        /// A name to recognise the key by.
         #[arg(long)]
         name: String,
         /// Limit the key to this workspace (it then needs at least one --scope).

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 pub enum OAuthClientCmd {
     /// Set (or replace) the workspace's OAuth client for an application.
     Set {
+        /// The workspace (slug).
         workspace: String,
         /// The catalog id, like salesforce.
         app: String,
@@ -35,9 +36,19 @@ pub enum OAuthClientCmd {
         allowed_origins: Vec<String>,
     },
     /// Show the OAuth client (never its secret) and the redirect URI to register.
-    Show { workspace: String, app: String },
+    Show {
+        /// The workspace (slug).
+        workspace: String,
+        /// The catalog id, like salesforce.
+        app: String,
+    },
     /// Delete the OAuth client; connections that rely on it stop refreshing.
-    Delete { workspace: String, app: String },
+    Delete {
+        /// The workspace (slug).
+        workspace: String,
+        /// The catalog id, like salesforce.
+        app: String,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: OAuthClientCmd) -> anyhow::Result<ExitCode> {

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 use url::Url;
 
+/// The exit status of `--fail` on an answer of 400 or more (curl's).
+const FAIL_EXIT: u8 = 22;
 /// The answer's status and headers may take the queue wait plus the application's own time.
 const HEADERS_WITHIN: Duration = Duration::from_secs(15 * 60);
 /// A body that stops moving for this long has broken off.
@@ -25,6 +27,7 @@ const IN_MEMORY: u64 = 1024 * 1024;
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
+    /// The connection to send the request through, as workspace/name.
     #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
     target: Ref,
     /// The HTTP method: GET, POST, PUT, PATCH, DELETE, …
@@ -48,6 +51,10 @@ pub struct ProxyArgs {
     /// Print the answer's status line and headers to stderr.
     #[arg(long, short = 'i')]
     include: bool,
+    /// Fail on an HTTP error, as curl --fail does: an answer of 400 or more prints no body
+    /// and exits with status 22.
+    #[arg(long, short = 'f')]
+    fail: bool,
 }
 
 fn parse_method(s: &str) -> Result<Method, String> {
@@ -110,7 +117,18 @@ pub async fn run(ctx: &Ctx, a: ProxyArgs) -> anyhow::Result<ExitCode> {
     // own refusal (no such connection, missing scope, pool busy), told like any other error.
     if !status.is_success() && !resp.headers().contains_key("latchkey-queue-ms") {
         let text = read_error_body(resp).await;
+        if a.fail && status.as_u16() >= 400 {
+            crate::report(&api_failure(status, &text).into());
+            return Ok(ExitCode::from(FAIL_EXIT));
+        }
         return Err(api_failure(status, &text).into());
+    }
+    if a.fail && status.as_u16() >= 400 {
+        eprintln!(
+            "error: `{}` answered {status}; its body is not printed (--fail)",
+            a.target
+        );
+        return Ok(ExitCode::from(FAIL_EXIT));
     }
     let hint = resp
         .headers()

@@ -24,6 +24,7 @@ const CANNOT_RUN: u8 = 127;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// The workspace (slug) whose connections the variables name.
     #[arg(long, short = 'w')]
     workspace: String,
     /// VAR=CONNECTION[.FIELD] (repeatable). A connection alone gives its access token (OAuth)

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
+    /// The OAuth connection, as workspace/name.
     #[arg(value_name = "WORKSPACE/CONNECTION", value_parser = parse_ref)]
     target: Ref,
     /// Refresh the token first even if it looks valid (after the application answered 401).

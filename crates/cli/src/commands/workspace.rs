@@ -17,9 +17,13 @@ pub enum WorkspaceCmd {
     /// List the workspaces this key can see.
     List,
     /// Show one workspace.
-    Show { workspace: String },
+    Show {
+        /// The workspace (slug).
+        workspace: String,
+    },
     /// Delete a workspace (admin key).
     Delete {
+        /// The workspace (slug).
         workspace: String,
         /// Also delete its connections and flows (refused otherwise while it has any).
         #[arg(long)]

@@ -145,7 +145,10 @@ impl GrantError {
             "invalid_app_access" => "an administrator must approve the user for this connected app (Manage Connected Apps > Profiles or Permission Sets)".into(),
             "unsupported_grant_type" => "the connected app does not allow this flow: enable it in the app's OAuth settings".into(),
             "access_denied" => "the user clicked Deny; start the authorization again and click Allow".into(),
-            "provider_unreachable" => "check that the provider is reachable from the Latchkey server; Latchkey will retry with back-off".into(),
+            "signature_mismatch" => "the consumer secret does not belong to this connected app: copy the consumer key and secret again from the connected app's \"Manage Consumer Details\"".into(),
+            // Only a stored connection is refreshed again later; a failed create or check is not.
+            "provider_unreachable" if during_refresh => "check that the provider is reachable from the Latchkey server; Latchkey will retry with back-off".into(),
+            "provider_unreachable" => "check that the provider is reachable from the Latchkey server, then try again".into(),
             _ => "check the connection's OAuth client and settings against the provider's configuration".into(),
         }
     }
@@ -379,9 +382,11 @@ fn read_tokens(
             let expected =
                 base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
             if expected != *sig {
-                return Err(GrantError::Transport(
-                    "the token answer's signature does not match (HMAC of id and issued_at with the consumer secret): refusing it".into(),
-                ));
+                return Err(GrantError::Provider {
+                    status: 200,
+                    error: "signature_mismatch".into(),
+                    description: "the token answer's signature does not match (HMAC of id and issued_at with the consumer secret): refusing it".into(),
+                });
             }
         }
     }
@@ -645,6 +650,20 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("signature"), "{err}");
+        // Nothing is retried after a failed create: its hint says what to fix instead.
+        assert_eq!(err.code(), "signature_mismatch");
+        let hint = err.hint(false, "http://x");
+        assert!(
+            !hint.contains("retry") && hint.contains("consumer key and secret"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn only_a_stored_connection_is_promised_a_retry() {
+        let e = GrantError::Transport("connection refused".into());
+        assert!(!e.hint(false, "http://x").contains("back-off"));
+        assert!(e.hint(true, "http://x").contains("back-off"));
     }
 
     #[test]

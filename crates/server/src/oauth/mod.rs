@@ -85,7 +85,7 @@ impl Failure {
             status: 409,
             code: "not_authorized".into(),
             message: format!("connection `{}` is waiting for authorization{}", c.name, c.status_reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()),
-            hint: Some("open its authorize_url in a browser (POST …/authorize gives a fresh one) and log in".into()),
+            hint: Some("authorize it: sign in through a fresh authorization link (Authorize in the web UI, `latchkey connection authorize` on the command line)".into()),
         }
     }
 }
@@ -120,7 +120,7 @@ pub async fn client_for(
     }
     let Some(rec) = state.store.oauth_client(&ws.id, app).await? else {
         return Err(ApiError::invalid("credentials.client_id", format!("no OAuth client is set for `{app}` in this workspace, and the connection has no client_id"))
-            .hint(format!("PUT /v1/workspaces/{}/apps/{app}/oauth-client with the consumer key and secret, or give client_id and client_secret on the connection", ws.slug)));
+            .hint(format!("give the consumer key and secret on the connection, or set the workspace's OAuth client for {app} once (latchkey oauth-client set {} {app} --client-id …)", ws.slug)));
     };
     let secret = match &rec.secret {
         Some(s) => {

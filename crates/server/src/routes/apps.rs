@@ -44,7 +44,7 @@ pub struct AppView {
     pub pagination: Option<latchkey_core::catalog::PaginationSpec>,
     /// Named provider quirks handled by code.
     pub quirks: Vec<String>,
-    /// Connections of this application in the workspace (the seeds' green number).
+    /// Connections of this application in the workspace that are not revoked (the seeds' green number).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_count: Option<i64>,
 }

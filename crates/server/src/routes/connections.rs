@@ -2,11 +2,13 @@
 //! credentials for callers with the `secrets` scope.
 
 use crate::auth::{Caller, KeyCaller};
-use crate::error::{ApiResult, ErrorBody, Json, Path, Query};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::pagination::{self, List};
 use crate::service::connections::{self as svc, ConnectionView, CreateConnection, EditConnection};
+use crate::service::pending::{valid_token, Outcome};
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use latchkey_core::model::{AuthMode, ConnectionStatus, Scope};
 use latchkey_core::store::ConnectionFilter;
@@ -44,21 +46,63 @@ pub struct VerifyView {
     pub connection: ConnectionView,
 }
 
+/// The header that lets a create be called off while it is checked (see `cancel_create`).
+pub const CANCEL_TOKEN_HEADER: &str = "x-latchkey-cancel-token";
+
 /// Creates a connection. The credential is checked against the application first (R9): a
 /// failed check answers 422 with the application's words and a hint, and stores nothing.
+/// With an `X-Latchkey-Cancel-Token` header (8-128 letters, digits, `-`, `_`), the create can be
+/// called off with `DELETE /v1/workspaces/{ws}/connection-requests/{token}`: it then stores
+/// nothing (409 `cancelled`), or its connection is deleted again if it was already stored.
+/// A create whose client went away before the check finished stores nothing either.
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/connections", tag = "connections", request_body = CreateConnection,
+    params(("x-latchkey-cancel-token" = Option<String>, Header, description = "A token of the caller's choosing that Cancel can call the create off with")),
     responses((status = 201, body = ConnectionView), (status = 403, body = ErrorBody, description = "`destination_not_allowed`: the workspace OAuth client may not be sent to this token endpoint"), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(workspace = %ws))]
 pub async fn create_connection(
     State(state): State<AppState>,
     caller: Caller,
     Path(ws): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<CreateConnection>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let token = match headers.get(CANCEL_TOKEN_HEADER) {
+        None => None,
+        Some(v) => match v.to_str().ok().filter(|t| valid_token(t)) {
+            Some(t) => Some(t.to_string()),
+            None => {
+                return Err(ApiError::invalid(
+                    CANCEL_TOKEN_HEADER,
+                    "the cancel token must be 8 to 128 letters, digits, - or _",
+                ))
+            }
+        },
+    };
+    if let Some(t) = &token {
+        if state.pending.slot(&ws.id, t).lock().await.outcome == Outcome::CalledOff {
+            return Err(called_off());
+        }
+    }
     let built = svc::build(&state, &ws, body, None).await?;
     let conn = built.record;
+    // Decided and written under the token's lock: a Cancel either comes before (nothing is
+    // stored) or after (it finds the connection and deletes it).
+    let guard = match &token {
+        Some(t) => {
+            let slot = state.pending.slot(&ws.id, t);
+            let g = slot.lock_owned().await;
+            if g.outcome == Outcome::CalledOff {
+                return Err(called_off());
+            }
+            Some(g)
+        }
+        None => None,
+    };
     state.store.insert_connection(&conn).await?;
+    if let Some(mut g) = guard {
+        g.outcome = Outcome::Created(conn.id.clone());
+    }
     state
         .audit(&ws.id, &caller.actor(), "connection.created", Some(conn.id.as_str()), Some(conn.name.as_str()),
             json!({ "app": conn.app, "auth_mode": conn.auth_mode, "environment": conn.environment, "status": conn.status }))
@@ -75,6 +119,70 @@ pub async fn create_connection(
     view.authorize_url = authorize_url;
     view.warnings = built.warnings;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+fn called_off() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "cancelled",
+        "the create was cancelled: nothing was saved",
+    )
+    .hint("create the connection again when you are ready")
+}
+
+/// What a Cancel did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CancelView {
+    /// Always true: a create with this token stores nothing from now on.
+    pub cancelled: bool,
+    /// The connection the create had already stored and that was deleted again, if any.
+    pub deleted: Option<String>,
+}
+
+/// Calls off a create sent with the `X-Latchkey-Cancel-Token` header `token`: if it is still
+/// checking, it will store nothing; if it already stored its connection, that connection is
+/// deleted. Calling off a token no create used yet is allowed (the create may not have
+/// arrived yet) and makes a later create with it store nothing.
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/connection-requests/{token}", tag = "connections",
+    responses((status = 200, body = CancelView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn cancel_create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ws, token)): Path<(String, String)>,
+) -> ApiResult<Json<CancelView>> {
+    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    if !valid_token(&token) {
+        return Err(ApiError::invalid(
+            "token",
+            "the cancel token must be 8 to 128 letters, digits, - or _",
+        ));
+    }
+    let slot = state.pending.slot(&ws.id, &token);
+    let mut g = slot.lock().await;
+    let mut deleted = None;
+    if let Outcome::Created(id) = &g.outcome {
+        if let Some(c) = state.store.connection(&ws.id, id).await? {
+            if state.store.delete_connection(&ws.id, &c.id).await? {
+                state.forget_connection(&c.id);
+                state
+                    .audit(
+                        &ws.id,
+                        &caller.actor(),
+                        "connection.deleted",
+                        Some(c.id.as_str()),
+                        Some(c.name.as_str()),
+                        json!({ "app": c.app, "cancelled": true }),
+                    )
+                    .await;
+                deleted = Some(c.name.to_string());
+            }
+        }
+    }
+    g.outcome = Outcome::CalledOff;
+    Ok(Json(CancelView {
+        cancelled: true,
+        deleted,
+    }))
 }
 
 /// The workspace's connections, filtered and paginated. Never a secret.
@@ -197,7 +305,27 @@ pub async fn delete_connection(
 ) -> ApiResult<StatusCode> {
     let ws = state.workspace(&caller, &ws, Scope::Write).await?;
     let c = svc::find(&state, &ws, &conn).await?;
-    if state.store.delete_connection(&ws.id, &c.id).await? {
+    let removed = match state.store.delete_connection(&ws.id, &c.id).await {
+        Ok(r) => r,
+        Err(e) => {
+            let e = ApiError::from(e);
+            if e.status == StatusCode::CONFLICT {
+                // The refusal is recorded: who tried, and why it was refused.
+                state
+                    .audit(
+                        &ws.id,
+                        &caller.actor(),
+                        "connection.delete_refused",
+                        Some(c.id.as_str()),
+                        Some(c.name.as_str()),
+                        json!({ "app": c.app, "reason": e.message }),
+                    )
+                    .await;
+            }
+            return Err(e);
+        }
+    };
+    if removed {
         state.forget_connection(&c.id);
         state
             .audit(

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
             connections::delete_connection
         ))
         .routes(routes!(connections::verify_connection))
+        .routes(routes!(connections::cancel_create))
         .routes(routes!(connections::get_credentials))
         .routes(routes!(
             oauth::put_oauth_client,

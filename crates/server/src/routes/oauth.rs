@@ -534,6 +534,7 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
                 "Connection “{}” is authorized{}. You can close this window.",
                 done.name, done.who
             ),
+            None,
             true,
         ),
         Err(f) => page(
@@ -542,11 +543,8 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
             &f.name,
             &f.id,
             "Authorization failed",
-            &format!(
-                "{}{}",
-                f.message,
-                f.hint.map(|h| format!(" — {h}")).unwrap_or_default()
-            ),
+            &f.message,
+            f.hint.as_deref(),
             false,
         ),
     }
@@ -568,9 +566,11 @@ fn page(
     id: &str,
     title: &str,
     text: &str,
+    hint: Option<&str>,
     close: bool,
 ) -> Response {
-    let msg = json!({"source": "latchkey", "type": "authorization", "status": outcome, "connection": id, "name": name, "message": text});
+    // The message and its hint travel apart, so the window that opened this one shows each once.
+    let msg = json!({"source": "latchkey", "type": "authorization", "status": outcome, "connection": id, "name": name, "message": text, "hint": hint});
     let script_msg = serde_json::to_string(&msg)
         .unwrap_or_default()
         .replace('<', "\\u003c");
@@ -582,11 +582,14 @@ fn page(
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title>\
 <style>body{{font:16px system-ui,sans-serif;margin:3rem auto;max-width:36rem;padding:0 1rem;color:#1d2330}}h1{{font-size:1.4rem}}p{{line-height:1.5}}</style></head>\
-<body><h1>{t}</h1><p id=\"outcome\" data-status=\"{o}\">{x}</p>\
+<body><h1>{t}</h1><p id=\"outcome\" data-status=\"{o}\">{x}</p>{h}\
 <script>(function(){{var m={m};try{{if(window.opener){{window.opener.postMessage(m, window.location.origin);}}}}catch(e){{}}{c}}})();</script></body></html>",
         t = escape(title),
         o = escape(outcome),
         x = escape(text),
+        h = hint
+            .map(|h| format!("<p id=\"hint\"><strong>Hint:</strong> {}</p>", escape(h)))
+            .unwrap_or_default(),
         m = script_msg,
         c = close_js
     );

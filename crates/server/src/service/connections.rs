@@ -11,7 +11,7 @@ use crate::state::AppState;
 use crate::verify;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use latchkey_core::catalog::{AppEntry, BORROW_CONCURRENCY_FROM};
+use latchkey_core::catalog::{AppEntry, FieldType, BORROW_CONCURRENCY_FROM};
 use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, TokenMeta, Workspace};
 use latchkey_core::names::{ConnectionName, Environment};
@@ -229,7 +229,7 @@ pub fn app_entry<'a>(state: &'a AppState, id: &str) -> ApiResult<&'a AppEntry> {
             "app",
             format!("there is no application `{id}` in the catalog"),
         )
-        .hint(format!("GET /v1/apps lists them: {}", known.join(", ")))
+        .hint(format!("the catalog has: {}", known.join(", ")))
     })
 }
 
@@ -254,6 +254,81 @@ fn check_mode(app: &AppEntry, mode: Option<AuthMode>) -> ApiResult<AuthMode> {
         .hint(format!("`{}` takes: {}", app.id, allowed.join(", "))));
     }
     Ok(mode)
+}
+
+/// The credential fields of a database login that are not secret (host, port, database, user
+/// name): everything but the password. They are shown in errors and in the connection's
+/// settings; only the password is kept out of sight.
+fn public_login_fields(app: &AppEntry, mode: AuthMode) -> Vec<(String, FieldType)> {
+    if mode != AuthMode::Database {
+        return vec![];
+    }
+    app.credential_fields(mode)
+        .filter(|f| !matches!(f.kind, FieldType::Secret | FieldType::SecretText))
+        .map(|f| (f.name.clone(), f.kind))
+        .collect()
+}
+
+/// Takes the database login fields a body gave in `settings` into the credentials (where they
+/// are verified and sealed with the password). A value given in both places must agree.
+fn lift_login_fields(
+    app: &AppEntry,
+    mode: AuthMode,
+    settings: &mut Map<String, Value>,
+    creds: &mut SecretFields,
+) -> ApiResult<()> {
+    for (name, _) in public_login_fields(app, mode) {
+        let Some(v) = settings.remove(&name) else {
+            continue;
+        };
+        let text = match &v {
+            Value::Null => continue,
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                return Err(ApiError::invalid(
+                    &format!("settings.{name}"),
+                    format!("{name} must be a string or a number"),
+                ))
+            }
+        };
+        match creds.expose(&name) {
+            Some(given) if given != text => {
+                return Err(ApiError::invalid(
+                    &format!("settings.{name}"),
+                    format!(
+                    "{name} is given twice, in settings and in credentials, with different values"
+                ),
+                )
+                .hint("give it once"))
+            }
+            _ => creds.insert(name, text.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Copies the database login fields (never the password) into the settings that are answered.
+fn show_login_fields(
+    app: &AppEntry,
+    mode: AuthMode,
+    settings: &mut Map<String, Value>,
+    creds: &SecretFields,
+) {
+    for (name, kind) in public_login_fields(app, mode) {
+        let Some(v) = creds.expose(&name) else {
+            continue;
+        };
+        let shown = match kind {
+            FieldType::Integer => v
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(v)),
+            _ => Value::from(v),
+        };
+        settings.insert(name, shown);
+    }
 }
 
 /// Finds `{conn}`: an id (`conn_…`) or a name, inside the workspace only.
@@ -296,6 +371,16 @@ async fn resolve_lender(
             format!("there is no connection `{key}` in this workspace to borrow concurrency from"),
         )
     })?;
+    if lender.auth_mode == AuthMode::Database {
+        return Err(ApiError::invalid(
+            "settings.borrow_concurrency_from",
+            format!(
+                "`{}` is a database connection: it has no concurrency to lend",
+                lender.name
+            ),
+        )
+        .hint("Latchkey does not proxy databases; borrow from a connection to an API instead"));
+    }
     if Some(&lender.id) == this {
         return Err(ApiError::invalid(
             "settings.borrow_concurrency_from",
@@ -349,12 +434,25 @@ pub async fn build(
     let imported = crate::oauth::import::take(mode, &mut body.credentials)?;
     let environment = match &body.environment {
         Some(e) => Environment::parse(e)?,
-        None => default_env.cloned().unwrap_or_else(Environment::production),
+        None => match default_env {
+            Some(e) => e.clone(),
+            // A sandbox account is not production: without a word, it goes under `sandbox`.
+            None if body.settings.get("account_type").and_then(Value::as_str)
+                == Some("sandbox") =>
+            {
+                Environment::parse("sandbox")?
+            }
+            None => Environment::production(),
+        },
     };
-    let mut settings = app.validate_settings(mode, &body.settings)?;
+    let mut input = body.settings;
+    let mut credentials = body.credentials;
+    lift_login_fields(app, mode, &mut input, &mut credentials)?;
+    let mut settings = app.validate_settings(mode, &input)?;
     crate::inject::check_settings(mode, &settings)?;
-    app.validate_credentials(mode, &body.credentials, false)?;
+    app.validate_credentials(mode, &credentials, false)?;
     resolve_lender(state, ws, &mut settings, None).await?;
+    show_login_fields(app, mode, &mut settings, &credentials);
     if state
         .store
         .connection_by_name(&ws.id, name.as_str())
@@ -392,11 +490,11 @@ pub async fn build(
         updated_at: now,
         verified_at: check.then_some(now),
     };
-    let bound = destinations::of(app, mode, &record.settings, &body.credentials)?;
+    let bound = destinations::of(app, mode, &record.settings, &credentials)?;
     let mut warnings = Vec::new();
     if mode.is_oauth() {
         let provider = Provider::for_connection(app, mode, &record.settings)?;
-        let client = oauth::client_for(state, ws, &app.id, &body.credentials).await?;
+        let client = oauth::client_for(state, ws, &app.id, &credentials).await?;
         oauth::check_client_destination(&client, &provider)?;
         if let Some(grant) = imported {
             crate::oauth::import::apply(
@@ -413,7 +511,7 @@ pub async fn build(
         } else if mode == AuthMode::OAuth2Code {
             record.status = ConnectionStatus::PendingAuthorization;
             record.status_reason = Some("waiting for the browser authorization".into());
-            record.hint = Some("open authorize_url in a browser and log in; the connection becomes active when you return".into());
+            record.hint = Some("open the authorization link in a browser and sign in; the connection becomes active when you return".into());
             record.verified_at = None;
             if !provider.asks_refresh_token() {
                 warnings.push("the scopes do not include refresh_token (or offline_access): Salesforce will issue no refresh token, and the connection will stop working when its session ends".into());
@@ -423,7 +521,7 @@ pub async fn build(
                     .extend(oauth::approvals::warnings_before(state, ws, &client.client_id).await);
             }
         } else if check {
-            let tokens = oauth::first_grant(state, &provider, mode, &client, &body.credentials)
+            let tokens = oauth::first_grant(state, &provider, mode, &client, &credentials)
                 .await
                 .map_err(|e| oauth::grant_failure(state, &e))?;
             let checked = oauth::check(state, app, &record.settings, &provider, &tokens)
@@ -453,16 +551,9 @@ pub async fn build(
             record.token_meta = Some(meta);
         }
     } else if check {
-        verify::verify(
-            &state.outbound,
-            app,
-            mode,
-            &record.settings,
-            &body.credentials,
-        )
-        .await?;
+        verify::verify(&state.outbound, app, mode, &record.settings, &credentials).await?;
     }
-    record.credentials = Some(seal(state, ws, &id, &body.credentials, &bound).await?);
+    record.credentials = Some(seal(state, ws, &id, &credentials, &bound).await?);
     Ok(Built { record, warnings })
 }
 
@@ -561,8 +652,19 @@ pub async fn edit(
         Some(b) => b,
         None => destinations::of(app, old_mode, &c.settings, &creds)?,
     };
-    let sent = body.credentials.clone();
-    if let Some(new) = body.credentials {
+    let mut patch_settings = body.settings;
+    let mut new_creds = body.credentials;
+    if let Some(patch) = patch_settings.as_mut() {
+        // Database login fields given as settings are credential changes.
+        let mut given = new_creds.take().unwrap_or_default();
+        let had = !given.is_empty();
+        lift_login_fields(app, mode, patch, &mut given)?;
+        if had || !given.is_empty() {
+            new_creds = Some(given);
+        }
+    }
+    let sent = new_creds.clone();
+    if let Some(new) = new_creds {
         app.validate_credentials(mode, &new, true)?;
         if !new.is_empty() {
             creds.merge(new);
@@ -587,7 +689,10 @@ pub async fn edit(
     }
     app.validate_credentials(mode, &creds, false)?;
     let mut settings_changed = false;
-    if let Some(patch) = body.settings {
+    for (name, _) in public_login_fields(app, mode) {
+        c.settings.remove(&name);
+    }
+    if let Some(patch) = patch_settings {
         let mut merged = c.settings.clone();
         for (k, v) in patch {
             if v.is_null() {
@@ -607,6 +712,7 @@ pub async fn edit(
     } else if mode != old_mode {
         c.settings = app.validate_settings(mode, &c.settings)?;
     }
+    show_login_fields(app, mode, &mut c.settings, &creds);
     c.auth_mode = mode;
     // Where the secret material would go now, decided before anything is sent anywhere.
     let now_bound = destinations::of(app, mode, &c.settings, &creds)?;

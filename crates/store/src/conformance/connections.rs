@@ -368,6 +368,13 @@ pub async fn connection_counts(store: &dyn Store) {
         new_connection(store, &ws, &format!("c{i}"), app).await;
     }
     new_connection(store, &other, "elsewhere", "github").await;
+    // A revoked connection no longer counts.
+    let mut dead = connection_fixture(&ws, "dead", "github");
+    dead.status = ConnectionStatus::Revoked;
+    store
+        .insert_connection(&dead)
+        .await
+        .expect("insert revoked");
     let mut counts = store.connection_counts(&ws.id).await.expect("counts");
     counts.sort();
     assert_eq!(
