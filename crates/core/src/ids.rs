@@ -94,6 +94,9 @@ prefixed_id!(
     /// An audit event.
     EventId, "evt_");
 prefixed_id!(
+    /// A connect session: a short-lived page through which an end user connects one account.
+    ConnectSessionId, "cs_");
+prefixed_id!(
     /// A data key that encrypts a workspace's secrets, itself wrapped by the master key.
     DataKeyId, "dk_");
 

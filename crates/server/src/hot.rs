@@ -185,6 +185,7 @@ mod tests {
             slug: Slug::parse("acme").unwrap(),
             name: "Acme".into(),
             data_key_id: DataKeyId::generate(),
+            branding: None,
             created_at: now,
             updated_at: now,
         };
@@ -206,6 +207,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             verified_at: None,
+            owner: None,
         };
         Resolved {
             ws: Arc::new(ws),

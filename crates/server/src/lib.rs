@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod connect;
 pub mod error;
 pub mod hot;
 pub mod inject;

@@ -96,6 +96,7 @@ fn workspace_fixture(label: &str) -> (Workspace, WrappedDataKey) {
         slug: Slug::parse(&unique(label)).expect("slug"),
         name: format!("Conformance {label}"),
         data_key_id: key.id.clone(),
+        branding: None,
         created_at: at,
         updated_at: at,
     };
@@ -139,6 +140,7 @@ fn connection_fixture(ws: &Workspace, name: &str, app: &str) -> ConnectionRecord
         created_at: at,
         updated_at: at,
         verified_at: Some(at),
+        owner: None,
     }
 }
 

@@ -34,7 +34,7 @@ pub struct AppView {
 }
 
 impl AppView {
-    fn new(e: &AppEntry, connection_count: Option<i64>) -> Self {
+    pub(crate) fn new(e: &AppEntry, connection_count: Option<i64>) -> Self {
         Self {
             id: e.id.clone(),
             name: e.name.clone(),

@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::catalog::{AppEntry, BORROW_CONCURRENCY_FROM};
 use latchkey_core::ids::ConnectionId;
-use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, TokenMeta, Workspace};
+use latchkey_core::model::{
+    AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Organization, TokenMeta, Workspace,
+};
 use latchkey_core::names::{ConnectionName, Environment};
 use latchkey_core::secret::SecretFields;
 use serde::{Deserialize, Serialize};
@@ -85,6 +87,10 @@ pub struct ConnectionView {
     pub version: i64,
     /// For OAuth connections: who authorized, where the API is, when the token is taken to expire.
     pub authorization: Option<AuthorizationView>,
+    /// The platform's end user the connection was made for (through a connect session).
+    pub end_user: Option<EndUser>,
+    /// The end user's organization, when the session named one.
+    pub organization: Option<Organization>,
 }
 
 /// The non-secret facts of an OAuth connection's grant.
@@ -154,6 +160,8 @@ pub fn view(state: &AppState, c: ConnectionRecord) -> ConnectionView {
         verified_at: c.verified_at,
         version: c.version,
         authorization: c.token_meta.as_ref().map(AuthorizationView::from),
+        end_user: c.owner.as_ref().map(|o| o.end_user.clone()),
+        organization: c.owner.and_then(|o| o.organization),
     }
 }
 
@@ -324,6 +332,7 @@ pub async fn build(
         created_at: now,
         updated_at: now,
         verified_at: check.then_some(now),
+        owner: None,
     };
     let mut warnings = Vec::new();
     if mode.is_oauth() {
