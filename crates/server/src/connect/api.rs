@@ -298,7 +298,7 @@ pub async fn create_connection(
     if conn.status == ConnectionStatus::PendingAuthorization {
         authorize_url = Some(start_authorization(&state, &caller, &conn).await?);
     } else {
-        complete(&state, &caller.ws, s, &conn).await?;
+        conn = complete(&state, &caller.ws, s, &conn).await?;
     }
     let mut view = svc::view(&state, conn);
     view.authorize_url = authorize_url;
@@ -417,7 +417,7 @@ pub async fn edit_connection(
                 .unwrap_or_else(|| "enter the current credential and try again".into()),
         ));
     }
-    complete(&state, &caller.ws, &caller.session, &c).await?;
+    let c = complete(&state, &caller.ws, &caller.session, &c).await?;
     Ok(Json(svc::view(&state, c)))
 }
 

@@ -270,22 +270,22 @@ pub async fn record_event(
 
 /// Spends the session once its connection is active: marks it completed (once, across
 /// instances), gives a reconnected connection without an owner the session's end user, and
-/// records `connect_session.completed`.
+/// records `connect_session.completed`. Answers the connection as it now is.
 pub async fn complete(
     state: &AppState,
     ws: &Workspace,
     session: &ConnectSession,
     conn: &ConnectionRecord,
-) -> ApiResult<()> {
+) -> ApiResult<ConnectionRecord> {
     if conn.status != ConnectionStatus::Active {
-        return Ok(());
+        return Ok(conn.clone());
     }
     if !state
         .store
         .complete_connect_session(&session.id, Utc::now())
         .await?
     {
-        return Ok(());
+        return Ok(conn.clone());
     }
     let mut conn = conn.clone();
     if conn.owner.is_none() {
@@ -317,7 +317,7 @@ pub async fn complete(
         json!({}),
     )
     .await;
-    Ok(())
+    Ok(conn)
 }
 
 /// Called when the OAuth callback has made a connection active: the open session that was
