@@ -182,7 +182,7 @@ async fn the_session_token_does_exactly_what_it_is_for() {
     assert_eq!(made.body["status"], "active");
     assert_eq!(made.body["end_user"]["id"], "u-1");
     assert_eq!(made.body["organization"]["id"], "org-9");
-    assert_eq!(made.body["name"], "Generic API key (Jane Doe)", "{}", made.text);
+    assert_eq!(made.body["name"], "REST API (API key) (Jane Doe)", "{}", made.text);
     assert_eq!(made.body["settings"]["concurrency_level"], 5, "the pool is the platform's to set");
     let conn_id = made.body["id"].as_str().unwrap().to_string();
 
