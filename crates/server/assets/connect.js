@@ -140,6 +140,8 @@
 
   document.addEventListener("DOMContentLoaded", async () => {
     LK.connect.onSessionEnded((err) => {
+      // Spent means the connection just succeeded: the pane reports that itself (done()).
+      if (err.code === "connect_session_spent") return;
       const reason = (err.code || "").replace("connect_session_", "") || "closed";
       ended(reason, err);
     });
