@@ -261,8 +261,9 @@ pub trait ConnectSessionStore: Send + Sync {
         ws: &WorkspaceId,
         page: &Page,
     ) -> StoreResult<Vec<ConnectSession>>;
-    /// Records the connection a session started, if it has none yet or it is this one. False
-    /// when the session already works on another connection (one connection per session).
+    /// Records the connection a session started, if it has none yet, it is this one, or the
+    /// one it had was deleted since. False when the session still has another connection (one
+    /// connection per session) or is no longer open.
     async fn claim_connect_session_connection(
         &self,
         id: &ConnectSessionId,

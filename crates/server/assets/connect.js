@@ -79,7 +79,11 @@
   function openPane(app) {
     showError($("#cx-error"), null);
     LK.pane.open({ app: app.id, environment: info.environment, onDone: (conn) => { if (conn) done(conn); } })
-      .then(() => { const n = $("#f-name"); if (n && !n.value) n.value = "connect"; });
+      .then(() => {
+        const n = $("#f-name");
+        if (n && !n.value) n.value = "connect"; // Latchkey names the end user's connection
+        $("#pane-title").textContent = `Connect your ${app.name} account`;
+      });
   }
 
   function picker(apps) {

@@ -222,8 +222,11 @@ pub async fn caller_for_key(
     if key.starts_with(crate::connect::TOKEN_PREFIX) {
         // A connect session's token is never an API key. Nothing is being guessed here, so
         // it does not count as a failed sign-in.
-        return Err(unauthorized("a connect session token is not an API key")
-            .hint("a connect session token only works on the /v1/connect endpoints of its own page"));
+        return Err(
+            unauthorized("a connect session token is not an API key").hint(
+                "a connect session token only works on the /v1/connect endpoints of its own page",
+            ),
+        );
     }
     let result = lookup(state, key).await;
     if let (Err(e), Some(ip)) = (&result, peer) {

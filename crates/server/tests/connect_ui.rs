@@ -121,7 +121,9 @@ async fn outcome(b: &Browser) -> Value {
 
 async fn conn_of(app: &TestApp, user: &str) -> Value {
     let list = app
-        .get(&format!("/v1/workspaces/acme/connections?end_user_id={user}"))
+        .get(&format!(
+            "/v1/workspaces/acme/connections?end_user_id={user}"
+        ))
         .await;
     let items = list.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{}", list.text);
@@ -149,7 +151,13 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
     assert_eq!(put.status, 200, "{}", put.text);
 
     // 1. A pop-up window: the picker, the pane's fields and check, then the id reaches the host.
-    let s = new_session(app, &["generic-api-key", "salesforce", "postgres"], host, "u-popup").await;
+    let s = new_session(
+        app,
+        &["generic-api-key", "salesforce", "postgres"],
+        host,
+        "u-popup",
+    )
+    .await;
     b.goto(host).await;
     let main = b.client.window().await.unwrap();
     b.client
@@ -187,7 +195,10 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
     .await;
     b.fill("#fld-s-base_url", &up.url).await;
     b.fill("#fld-c-api_key", "key-wrong").await;
-    assert_eq!(b.find("#pane-save").await.text().await.unwrap(), "Save & check");
+    assert_eq!(
+        b.find("#pane-save").await.text().await.unwrap(),
+        "Save & check"
+    );
     b.click("#pane-save").await;
     let shown = b.text_with("#pane-error", "401").await;
     assert!(shown.contains("Hint"), "{shown}");
@@ -208,7 +219,11 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
         .await
         .unwrap();
     for m in received.as_array().unwrap() {
-        assert_eq!(m["origin"], app.url.as_str(), "only Latchkey talks to the host: {m}");
+        assert_eq!(
+            m["origin"],
+            app.url.as_str(),
+            "only Latchkey talks to the host: {m}"
+        );
     }
 
     // 2. An iframe: a Salesforce authorization through the simulator's login in a pop-up.
@@ -228,17 +243,28 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
     b.find("#fld-s-account_type").await;
     let asks_client: Value = b
         .client
-        .execute("return !!document.querySelector('#fld-c-client_id')", vec![])
+        .execute(
+            "return !!document.querySelector('#fld-c-client_id')",
+            vec![],
+        )
         .await
         .unwrap();
-    assert_eq!(asks_client, false, "the workspace's OAuth client is not the end user's business");
+    assert_eq!(
+        asks_client, false,
+        "the workspace's OAuth client is not the end user's business"
+    );
     b.choose("#f-mode", "oauth2_code").await;
-    assert_eq!(b.find("#pane-save").await.text().await.unwrap(), "Save & authorize");
+    assert_eq!(
+        b.find("#pane-save").await.text().await.unwrap(),
+        "Save & authorize"
+    );
     b.click("#pane-save").await;
     let login = popup_window(b, &main).await;
     b.client.switch_to_window(login).await.unwrap();
-    b.fill("input[name=username]", salesforce::DEFAULT_USERNAME).await;
-    b.fill("input[name=password]", salesforce::DEFAULT_PASSWORD).await;
+    b.fill("input[name=username]", salesforce::DEFAULT_USERNAME)
+        .await;
+    b.fill("input[name=password]", salesforce::DEFAULT_PASSWORD)
+        .await;
     let _ = b.find("button[name=approve]").await.click().await;
     b.client.switch_to_window(main.clone()).await.unwrap();
     windows_left(b, 1).await;
@@ -321,7 +347,9 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
     let bad: Vec<&String> = console
         .iter()
         .filter(|m| {
-            m.contains("Uncaught") || m.contains("Content Security Policy") || m.contains("Refused to")
+            m.contains("Uncaught")
+                || m.contains("Content Security Policy")
+                || m.contains("Refused to")
         })
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");

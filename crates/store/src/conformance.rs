@@ -4,6 +4,7 @@
 //! store that already holds data, and twice on the same store.
 
 mod audit;
+mod connect_sessions;
 mod connections;
 mod flows;
 mod oauth;
@@ -12,6 +13,7 @@ mod slots;
 mod workspaces;
 
 pub use audit::{api_keys, events};
+pub use connect_sessions::connect_sessions;
 pub use connections::{
     concurrent_writes, connection_counts, connections, delete_guards, fenced_updates,
     isolation_and_filters,
@@ -56,6 +58,7 @@ pub async fn run_all(store: &dyn Store) {
     slots(store).await;
     slot_levels(store).await;
     concurrent_slots(store).await;
+    connect_sessions(store).await;
 }
 
 /// Now, at the millisecond precision stores keep.

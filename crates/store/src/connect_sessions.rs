@@ -1,9 +1,7 @@
 //! Connect sessions (only the hash of each token is stored).
 
 use crate::error::DbResult;
-use crate::rows::{
-    convert, json_text, limit, ms, ConnectSessionRow, CONNECT_SESSION_COLUMNS,
-};
+use crate::rows::{convert, json_text, limit, ms, ConnectSessionRow, CONNECT_SESSION_COLUMNS};
 use crate::SqlStore;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -46,7 +44,8 @@ impl ConnectSessionStore for SqlStore {
     }
 
     async fn connect_session_by_hash(&self, hash: &str) -> StoreResult<Option<ConnectSession>> {
-        let sql = format!("SELECT {CONNECT_SESSION_COLUMNS} FROM connect_sessions WHERE token_hash = $1");
+        let sql =
+            format!("SELECT {CONNECT_SESSION_COLUMNS} FROM connect_sessions WHERE token_hash = $1");
         let row: Option<ConnectSessionRow> = with_pool!(&self.db, p => {
             sqlx::query_as(&sql).bind(hash).fetch_optional(p).await
         })
@@ -95,7 +94,9 @@ impl ConnectSessionStore for SqlStore {
             sqlx::query(
                 "UPDATE connect_sessions SET result_connection_id = $2 WHERE id = $1 \
                  AND completed_at IS NULL AND cancelled_at IS NULL \
-                 AND (result_connection_id IS NULL OR result_connection_id = $2)",
+                 AND (result_connection_id IS NULL OR result_connection_id = $2 \
+                 OR NOT EXISTS (SELECT 1 FROM connections c \
+                                WHERE c.id = connect_sessions.result_connection_id))",
             )
             .bind(id.as_str())
             .bind(conn.as_str())

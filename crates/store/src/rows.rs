@@ -7,8 +7,8 @@ use latchkey_core::ids::{
     ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId,
 };
 use latchkey_core::model::{
-    ApiKey, ConnectSession, ConnectionRecord, Event, Flow, OAuthClientRecord, OAuthState, Scope, TokenMeta,
-    Workspace, WrappedDataKey,
+    ApiKey, ConnectSession, ConnectionRecord, Event, Flow, OAuthClientRecord, OAuthState, Scope,
+    TokenMeta, Workspace, WrappedDataKey,
 };
 use latchkey_core::names::{ConnectionName, Environment, FlowName, Slug};
 use latchkey_core::StoreError;

@@ -12,9 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::catalog::BORROW_CONCURRENCY_FROM;
-use latchkey_core::model::{
-    AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Organization,
-};
+use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Organization};
 use latchkey_core::names::ConnectionName;
 use latchkey_core::secret::SecretFields;
 use serde::{Deserialize, Serialize};
@@ -56,11 +54,12 @@ pub async fn session_info(
     let branding = caller.ws.branding.clone().unwrap_or_default();
     let mut with_client = Vec::new();
     for app in &s.allowed_apps {
-        if state
-            .catalog
-            .get(app)
-            .is_some_and(|a| a.oauth.is_some())
-            && state.store.oauth_client(&caller.ws.id, app).await?.is_some()
+        if state.catalog.get(app).is_some_and(|a| a.oauth.is_some())
+            && state
+                .store
+                .oauth_client(&caller.ws.id, app)
+                .await?
+                .is_some()
         {
             with_client.push(app.clone());
         }
@@ -80,9 +79,7 @@ pub async fn session_info(
             .clone()
             .unwrap_or_else(|| caller.ws.name.clone()),
         primary_color: branding.primary_color.clone(),
-        logo_data_url: branding
-            .logo_url
-            .filter(|u| u.starts_with("data:image/")),
+        logo_data_url: branding.logo_url.filter(|u| u.starts_with("data:image/")),
         end_user: s.owner.end_user.clone(),
         organization: s.owner.organization.clone(),
         environment: s.environment.to_string(),
@@ -246,7 +243,12 @@ pub async fn create_connection(
         }
     }
     if let Some(existing) = &s.result_connection_id {
-        if state.store.connection(&caller.ws.id, existing).await?.is_some() {
+        if state
+            .store
+            .connection(&caller.ws.id, existing)
+            .await?
+            .is_some()
+        {
             return Err(ApiError::forbidden(
                 "this connect session already made its connection",
             )
@@ -472,7 +474,10 @@ pub async fn authorize(
     if c.auth_mode != AuthMode::OAuth2Code {
         return Err(ApiError::invalid(
             "auth_mode",
-            format!("this connection uses {}, which needs no browser sign-in", c.auth_mode),
+            format!(
+                "this connection uses {}, which needs no browser sign-in",
+                c.auth_mode
+            ),
         ));
     }
     let url = start_authorization(&state, &caller, &c).await?;

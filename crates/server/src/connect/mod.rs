@@ -222,10 +222,10 @@ impl FromRequestParts<AppState> for SessionCaller {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, code, message).hint(hint));
         }
         if !origin_allowed(state, &parts.headers, &session) {
-            return Err(ApiError::forbidden(
-                "this page's origin may not use this connect session",
-            )
-            .hint("add the origin to the session's allowed_origins"));
+            return Err(
+                ApiError::forbidden("this page's origin may not use this connect session")
+                    .hint("add the origin to the session's allowed_origins"),
+            );
         }
         Ok(SessionCaller { session, ws })
     }
@@ -323,7 +323,11 @@ pub async fn complete(
 /// Called when the OAuth callback has made a connection active: the open session that was
 /// driving its authorization (if any) is spent.
 pub async fn on_authorized(state: &AppState, ws: &Workspace, conn: &ConnectionRecord) {
-    let sessions = match state.store.open_connect_sessions_for(&ws.id, &conn.id).await {
+    let sessions = match state
+        .store
+        .open_connect_sessions_for(&ws.id, &conn.id)
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "could not look up the connect sessions of a connection");
@@ -399,9 +403,8 @@ pub fn check_branding(b: &Branding) -> ApiResult<Branding> {
     let primary_color = match b.primary_color.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(c) => {
-            let ok = c.len() == 7
-                && c.starts_with('#')
-                && c[1..].bytes().all(|b| b.is_ascii_hexdigit());
+            let ok =
+                c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit());
             if !ok {
                 return Err(ApiError::invalid(
                     "branding.primary_color",

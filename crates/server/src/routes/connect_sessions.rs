@@ -226,7 +226,10 @@ pub async fn create_connect_session(
         })?),
     };
     if body.allowed_apps.len() > 200 {
-        return Err(ApiError::invalid("allowed_apps", "at most 200 applications"));
+        return Err(ApiError::invalid(
+            "allowed_apps",
+            "at most 200 applications",
+        ));
     }
     let mut apps: Vec<String> = Vec::new();
     for a in &body.allowed_apps {
@@ -268,10 +271,7 @@ pub async fn create_connect_session(
             if o.end_user.id != owner.end_user.id {
                 return Err(ApiError::invalid(
                     "connection",
-                    format!(
-                        "connection `{}` belongs to another end user",
-                        c.name
-                    ),
+                    format!("connection `{}` belongs to another end user", c.name),
                 )
                 .hint("a connection is reconnected by the end user it was made for"));
             }
@@ -303,7 +303,14 @@ pub async fn create_connect_session(
         cancelled_at: None,
     };
     state.store.insert_connect_session(&session).await?;
-    audit(&state, &ws, &caller.actor(), "connect_session.created", &session).await;
+    audit(
+        &state,
+        &ws,
+        &caller.actor(),
+        "connect_session.created",
+        &session,
+    )
+    .await;
     let connect_url = format!(
         "{}/connect/{token}",
         state.public_url.as_str().trim_end_matches('/')
@@ -394,7 +401,14 @@ pub async fn delete_connect_session(
         .cancel_connect_session(&ws.id, &s.id, Utc::now())
         .await?
     {
-        audit(&state, &ws, &caller.actor(), "connect_session.cancelled", &s).await;
+        audit(
+            &state,
+            &ws,
+            &caller.actor(),
+            "connect_session.cancelled",
+            &s,
+        )
+        .await;
         return Ok(StatusCode::NO_CONTENT);
     }
     match SessionState::of(&s) {
