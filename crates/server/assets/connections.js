@@ -96,10 +96,18 @@
     });
   }
 
+  /* Who the connection is for, when an end user made it through a connect session. */
+  function endUser(c) {
+    if (!c.end_user) return null;
+    const who = c.end_user.display_name || c.end_user.email || c.end_user.id;
+    const org = c.organization ? ` · ${c.organization.display_name || c.organization.id}` : "";
+    return el("div", { class: "end-user small", title: `end user ${c.end_user.id}` }, `for ${who}${org}`);
+  }
+
   function row(c) {
     const tr = el("tr", { dataset: { name: c.name, id: c.id, status: c.status } });
     tr.append(
-      el("td", { "data-label": "Name" }, el("strong", { class: "conn-name" }, c.name), el("div", { class: "muted small" }, modeLabel(c.auth_mode))),
+      el("td", { "data-label": "Name" }, el("strong", { class: "conn-name" }, c.name), el("div", { class: "muted small" }, modeLabel(c.auth_mode)), endUser(c)),
       el("td", { "data-label": "Application" }, LK.appName(catalog, c.app)),
       el("td", { "data-label": "Environment" }, el("span", { class: "tag" }, c.environment)),
       el("td", { "data-label": "Status" }, statusCell(c)),

@@ -342,6 +342,21 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
     assert_eq!(offers, 0, "a dead link offers nothing");
     b.screenshot("connect-invalid-1280").await;
 
+    // The operator's connections list shows whom each end user's connection is for.
+    b.goto(&format!("{}/ui/login", app.url)).await;
+    b.fill("#api_key", &app.admin_key).await;
+    b.click("form button[type=submit]").await;
+    b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
+    let name = conn_of(app, "u-frame").await["name"].as_str().unwrap().to_string();
+    let cell = b
+        .text_with(
+            &format!("#conn-list tr[data-name=\"{name}\"] td[data-label=Name]"),
+            "for Jane Doe",
+        )
+        .await;
+    assert!(cell.contains("org-9"), "{cell}");
+    b.screenshot("connect-end-users-in-list-1280").await;
+
     // No script error and no Content-Security-Policy violation on the way.
     let console = b.console().await;
     let bad: Vec<&String> = console
