@@ -166,7 +166,7 @@ pub async fn get_workspace(
 /// Renames a workspace (admin keys only; the slug does not change) or sets the branding of its
 /// hosted connect page (scope `write`).
 #[utoipa::path(patch, path = "/v1/workspaces/{ws}", tag = "workspaces", request_body = EditWorkspace,
-    responses((status = 200, body = WorkspaceView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn edit_workspace(
     State(state): State<AppState>,
     caller: Caller,
