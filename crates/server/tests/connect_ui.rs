@@ -169,6 +169,14 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
         .unwrap();
     b.click("#go-popup").await;
     let popup = popup_window(b, &main).await;
+    // A message that does not come from the connect page's origin and window is ignored.
+    b.client
+        .execute(
+            "window.postMessage({type: 'latchkey:connected', connection_id: 'conn_forged', app: 'x'}, '*')",
+            vec![],
+        )
+        .await
+        .unwrap();
     b.client.switch_to_window(popup.clone()).await.unwrap();
     b.text_with("#cx-for", "Acme Cloud").await;
     b.until(
@@ -219,11 +227,13 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
         .await
         .unwrap();
     for m in received.as_array().unwrap() {
-        assert_eq!(
-            m["origin"],
-            app.url.as_str(),
-            "only Latchkey talks to the host: {m}"
-        );
+        if m["data"]["connection_id"] != "conn_forged" {
+            assert_eq!(
+                m["origin"],
+                app.url.as_str(),
+                "only Latchkey talks to the host: {m}"
+            );
+        }
     }
 
     // 2. An iframe: a Salesforce authorization through the simulator's login in a pop-up.
@@ -347,7 +357,10 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
     b.fill("#api_key", &app.admin_key).await;
     b.click("form button[type=submit]").await;
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
-    let name = conn_of(app, "u-frame").await["name"].as_str().unwrap().to_string();
+    let name = conn_of(app, "u-frame").await["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let cell = b
         .text_with(
             &format!("#conn-list tr[data-name=\"{name}\"] td[data-label=Name]"),
