@@ -3,47 +3,14 @@
 
 use crate::output::{self, text, time};
 use crate::Ctx;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectSessionCmd {
     /// Start a session for an end user and print its connect URL (shown once).
-    Create {
-        #[arg(long, short = 'w')]
-        workspace: String,
-        /// The platform's id of the end user.
-        #[arg(long)]
-        end_user: String,
-        #[arg(long)]
-        email: Option<String>,
-        #[arg(long)]
-        display_name: Option<String>,
-        /// The platform's id of the end user's organization.
-        #[arg(long)]
-        organization: Option<String>,
-        #[arg(long)]
-        organization_name: Option<String>,
-        /// An application the end user may connect (repeatable; `latchkey app list` names them).
-        #[arg(long = "app", value_name = "APP")]
-        apps: Vec<String>,
-        /// The environment of the connection made (default: production).
-        #[arg(long)]
-        env: Option<String>,
-        /// Reconnect this existing connection (id or name) in place instead.
-        #[arg(long, value_name = "ID_OR_NAME")]
-        connection: Option<String>,
-        /// An origin that may embed the page and receive its message (repeatable).
-        #[arg(long = "origin", value_name = "https://app.example.com")]
-        origins: Vec<String>,
-        /// Lifetime of the link in seconds (60 to 86400; default 1800).
-        #[arg(long)]
-        expires_in: Option<i64>,
-        /// Open the connect page in this machine's browser.
-        #[arg(long)]
-        open: bool,
-    },
+    Create(Box<CreateArgs>),
     /// List a workspace's connect sessions.
     List {
         #[arg(long, short = 'w')]
@@ -63,23 +30,60 @@ pub enum ConnectSessionCmd {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[arg(long, short = 'w')]
+    workspace: String,
+    /// The platform's id of the end user.
+    #[arg(long)]
+    end_user: String,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    display_name: Option<String>,
+    /// The platform's id of the end user's organization.
+    #[arg(long)]
+    organization: Option<String>,
+    #[arg(long)]
+    organization_name: Option<String>,
+    /// An application the end user may connect (repeatable; `latchkey app list` names them).
+    #[arg(long = "app", value_name = "APP")]
+    apps: Vec<String>,
+    /// The environment of the connection made (default: production).
+    #[arg(long)]
+    env: Option<String>,
+    /// Reconnect this existing connection (id or name) in place instead.
+    #[arg(long, value_name = "ID_OR_NAME")]
+    connection: Option<String>,
+    /// An origin that may embed the page and receive its message (repeatable).
+    #[arg(long = "origin", value_name = "https://app.example.com")]
+    origins: Vec<String>,
+    /// Lifetime of the link in seconds (60 to 86400; default 1800).
+    #[arg(long)]
+    expires_in: Option<i64>,
+    /// Open the connect page in this machine's browser.
+    #[arg(long)]
+    open: bool,
+}
+
 pub async fn run(ctx: &Ctx, cmd: ConnectSessionCmd) -> anyhow::Result<ExitCode> {
     let c = &ctx.client;
     match cmd {
-        ConnectSessionCmd::Create {
-            workspace,
-            end_user,
-            email,
-            display_name,
-            organization,
-            organization_name,
-            apps,
-            env,
-            connection,
-            origins,
-            expires_in,
-            open,
-        } => {
+        ConnectSessionCmd::Create(args) => {
+            let CreateArgs {
+                workspace,
+                end_user,
+                email,
+                display_name,
+                organization,
+                organization_name,
+                apps,
+                env,
+                connection,
+                origins,
+                expires_in,
+                open,
+            } = *args;
             let mut body = json!({
                 "end_user": {"id": end_user, "email": email, "display_name": display_name},
                 "allowed_apps": apps,
