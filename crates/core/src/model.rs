@@ -28,6 +28,7 @@ pub struct Workspace {
 /// The platform's look on the hosted connect page. Every field is optional; the checks of what
 /// a valid value is live at the HTTP edge, which is the only writer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Branding {
     /// The name end users see ("Connect your account to <display_name>").
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -213,7 +213,7 @@ async fn free_name(state: &AppState, caller: &SessionCaller, app: &str) -> ApiRe
 /// `authorize_url`. The session is spent once the connection is active.
 #[utoipa::path(post, path = "/v1/connect/connections", tag = "connect", security(("connect_session" = [])),
     request_body = ConnectCreate,
-    responses((status = 201, body = ConnectionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ConnectionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(session = %caller.session.id))]
 pub async fn create_connection(
     State(state): State<AppState>,

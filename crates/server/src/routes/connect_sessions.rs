@@ -421,3 +421,22 @@ pub async fn delete_connect_session(
         _ => Ok(StatusCode::NO_CONTENT),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_session_never_prints_its_token() {
+        let token = crate::connect::generate_token();
+        let created = CreatedConnectSession {
+            id: "cs_x".into(),
+            token: token.clone(),
+            connect_url: format!("http://x/connect/{token}"),
+            expires_at: Utc::now(),
+        };
+        let printed = format!("{created:?}");
+        assert!(!printed.contains(&token[5..]), "{printed}");
+        assert!(printed.contains("REDACTED"));
+    }
+}
