@@ -352,6 +352,45 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
     assert_eq!(offers, 0, "a dead link offers nothing");
     b.screenshot("connect-invalid-1280").await;
 
+    // 5. Reconnect: the same connection, its new key checked in the pane, back to active.
+    let old = app
+        .post(
+            "/v1/workspaces/acme/connections",
+            json!({"name": "crm-old", "app": "generic-api-key", "verify": false,
+                   "settings": {"base_url": up.url}, "credentials": {"api_key": "key-old"}}),
+        )
+        .await;
+    assert_eq!(old.status, 201, "{}", old.text);
+    let r = app
+        .post(
+            "/v1/workspaces/acme/connect-sessions",
+            json!({"end_user": {"id": "u-re"}, "connection": "crm-old", "allowed_origins": [host]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    b.goto(host).await;
+    b.client
+        .execute(
+            "window.connectUrl = arguments[0]",
+            vec![r.body["connect_url"].clone()],
+        )
+        .await
+        .unwrap();
+    b.click("#go-popup").await;
+    let popup = popup_window(b, &main).await;
+    b.client.switch_to_window(popup).await.unwrap();
+    b.text_with("#cx-reconnect-title", "Reconnect").await;
+    b.click("#cx-reconnect-go").await;
+    b.fill("#fld-c-api_key", "key-right-123").await;
+    b.click("#pane-save").await;
+    b.client.switch_to_window(main.clone()).await.unwrap();
+    windows_left(b, 1).await;
+    let got = outcome(b).await;
+    assert_eq!(got["ok"], true, "{got}");
+    assert_eq!(got["connectionId"], old.body["id"], "{got}");
+    let now = app.get("/v1/workspaces/acme/connections/crm-old").await;
+    assert_eq!(now.body["status"], "active", "{}", now.text);
+
     // The operator's connections list shows whom each end user's connection is for.
     b.goto(&format!("{}/ui/login", app.url)).await;
     b.fill("#api_key", &app.admin_key).await;
