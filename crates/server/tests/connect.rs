@@ -4,7 +4,7 @@
 
 use latchkey_testkit::salesforce::{self, SalesforceSim};
 use latchkey_testkit::upstream::Upstream;
-use latchkey_testkit::{spawn_app, spawn_app_with, Answer, TestApp};
+use latchkey_testkit::{spawn_app, spawn_app_postgres, spawn_app_with, Answer, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -42,20 +42,44 @@ async fn as_token(
 
 /// Moves a session's expiry into the past, as time would.
 async fn expire(app: &TestApp, id: &str) {
-    let pool = sqlx::SqlitePool::connect(&app.config.database_url)
-        .await
-        .expect("open the test database");
-    sqlx::query("UPDATE connect_sessions SET expires_at = 0 WHERE id = $1")
-        .bind(id)
-        .execute(&pool)
-        .await
-        .expect("expire the session");
-    pool.close().await;
+    let url = &app.config.database_url;
+    let sql = "UPDATE connect_sessions SET expires_at = 0 WHERE id = $1";
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url)
+            .await
+            .expect("open the test database");
+        sqlx::query(sql)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .expect("expire the session");
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(url)
+            .await
+            .expect("open the test database");
+        sqlx::query(sql)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .expect("expire the session");
+        pool.close().await;
+    }
 }
 
 #[tokio::test]
 async fn the_session_token_does_exactly_what_it_is_for() {
-    let app = spawn_app().await;
+    token_powers(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn the_session_token_does_exactly_what_it_is_for_on_postgres() {
+    if let Some(app) = spawn_app_postgres().await {
+        token_powers(app).await;
+    }
+}
+
+async fn token_powers(app: TestApp) {
     let up = Upstream::start("key-right-123", "u", "p").await;
     app.workspace("acme").await;
     app.workspace("other").await;
@@ -359,7 +383,17 @@ async fn the_session_token_does_exactly_what_it_is_for() {
 
 #[tokio::test]
 async fn bad_input_expiry_cancel_forgery_and_branding() {
-    let app = spawn_app().await;
+    bad_input(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn bad_input_expiry_cancel_forgery_and_branding_on_postgres() {
+    if let Some(app) = spawn_app_postgres().await {
+        bad_input(app).await;
+    }
+}
+
+async fn bad_input(app: TestApp) {
     app.workspace("acme").await;
     let key = app.admin_key.clone();
 
