@@ -60,6 +60,7 @@
     if (!appsCache) appsCache = (await api("GET", `${base}/apps`)).items;
     return appsCache;
   };
+  LK.appsNow = () => appsCache;
   LK.workspace = () => ({ slug: "connect" });
   LK.connect = { token, onSessionEnded: (fn) => listeners.push(fn), hiddenCredentials: new Set() };
   /* pane.js asks before drawing a credential field: the OAuth client of the workspace is not

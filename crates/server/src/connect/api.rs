@@ -98,12 +98,13 @@ pub async fn list_apps(
     State(state): State<AppState>,
     caller: SessionCaller,
 ) -> ApiResult<Json<List<AppView>>> {
+    let marks = crate::routes::apps::monograms(&state.catalog);
     let items = caller
         .session
         .allowed_apps
         .iter()
         .filter_map(|a| state.catalog.get(a))
-        .map(|e| AppView::new(e, None))
+        .map(|e| AppView::new(e, None, &marks))
         .collect();
     Ok(Json(List {
         items,
