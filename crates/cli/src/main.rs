@@ -82,6 +82,9 @@ enum Command {
     /// Connections: named, verified credentials for an application.
     #[command(subcommand)]
     Connection(commands::connection::ConnectionCmd),
+    /// Connect sessions: links through which end users connect their own accounts.
+    #[command(subcommand)]
+    ConnectSession(commands::connect_session::ConnectSessionCmd),
     /// Flows: named consumers of connections.
     #[command(subcommand)]
     Flow(commands::flow::FlowCmd),
@@ -156,6 +159,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Workspace(c) => commands::workspace::run(ctx, c).await,
         Command::App(c) => commands::app::run(ctx, c).await,
         Command::Connection(c) => commands::connection::run(ctx, c).await,
+        Command::ConnectSession(c) => commands::connect_session::run(ctx, c).await,
         Command::Flow(c) => commands::flow::run(ctx, c).await,
         Command::Key(c) => commands::key::run(ctx, c).await,
         Command::Events(a) => commands::events::run(ctx, a).await,

@@ -101,6 +101,9 @@ prefixed_id!(
     /// receiver can drop duplicates.
     DeliveryId, "msg_");
 prefixed_id!(
+    /// A connect session: a short-lived page through which an end user connects one account.
+    ConnectSessionId, "cs_");
+prefixed_id!(
     /// A data key that encrypts a workspace's secrets, itself wrapped by the master key.
     DataKeyId, "dk_");
 

@@ -2,7 +2,9 @@
 //! from them, so a secret-bearing field can never be serialized by accident.
 
 use crate::crypto::Sealed;
-use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId};
+use crate::ids::{
+    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId,
+};
 use crate::names::{ConnectionName, Environment, FlowName, Slug};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,8 +19,80 @@ pub struct Workspace {
     pub name: String,
     /// The data key that encrypts this workspace's secrets.
     pub data_key_id: DataKeyId,
+    /// How the hosted connect page presents the platform (its name, colour and logo).
+    pub branding: Option<Branding>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The platform's look on the hosted connect page. Every field is optional; the checks of what
+/// a valid value is live at the HTTP edge, which is the only writer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Branding {
+    /// The name end users see ("Connect your account to <display_name>").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// `#rrggbb`: buttons and accents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_color: Option<String>,
+    /// An `https://` URL (stored, not fetched by the page) or a `data:image/…;base64,` URL
+    /// (shown on the page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+}
+
+/// The platform's customer a connection belongs to (the person who connected it through a
+/// connect session). Identifiers are the platform's own; Latchkey only stores them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EndUser {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// The platform's customer organization an end user belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Organization {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// Whose a connection is, when an end user made it through a connect session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionOwner {
+    pub end_user: EndUser,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<Organization>,
+}
+
+/// A connect session as stored: only the SHA-256 of its bearer token is kept. The token lets
+/// its holder list `allowed_apps`, create one connection for `owner` (or re-authorize
+/// `connection`), and drive that connection's authorization, until it expires, is cancelled, or
+/// succeeds once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectSession {
+    pub id: ConnectSessionId,
+    pub workspace_id: WorkspaceId,
+    pub token_hash: String,
+    pub owner: ConnectionOwner,
+    pub allowed_apps: Vec<String>,
+    pub environment: Environment,
+    /// The connection to re-authorize in place (reconnect), if any.
+    pub connection_id: Option<ConnectionId>,
+    /// The connection the session made or re-authorized (set when it starts one).
+    pub result_connection_id: Option<ConnectionId>,
+    /// Exact origins (`scheme://host[:port]`) that may embed the page and receive its messages.
+    pub allowed_origins: Vec<String>,
+    /// The API key that made the session.
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 /// A data key as stored: wrapped by the master key named by `master_key_id`.
@@ -156,6 +230,8 @@ pub struct ConnectionRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
+    /// The end user (and organization) the connection was made for, through a connect session.
+    pub owner: Option<ConnectionOwner>,
 }
 
 /// The non-secret facts about an OAuth connection's tokens, kept as JSON beside them.

@@ -9,10 +9,13 @@
 //! * Connection writes are fenced on `version` ([`StoreError::Stale`] when it moved).
 
 use crate::health::{AttemptOutcome, Delivery, DueConnection, HealthRecord, ProbeOutcome, Webhook};
-use crate::ids::{ApiKeyId, ConnectionId, DataKeyId, DeliveryId, FlowId, WebhookId, WorkspaceId};
+use crate::ids::{
+    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, DeliveryId, FlowId, WebhookId,
+    WorkspaceId,
+};
 use crate::model::{
-    ApiKey, ConnectionRecord, ConnectionStatus, Event, Flow, InstanceEvent, OAuthClientRecord,
-    OAuthState, SessionSubject, UiSession, Workspace, WrappedDataKey,
+    ApiKey, ConnectSession, ConnectionRecord, ConnectionStatus, Event, Flow, InstanceEvent,
+    OAuthClientRecord, OAuthState, SessionSubject, UiSession, Workspace, WrappedDataKey,
 };
 use crate::StoreError;
 use async_trait::async_trait;
@@ -31,6 +34,8 @@ pub struct ConnectionFilter {
     pub app: Option<String>,
     pub environment: Option<String>,
     pub status: Option<ConnectionStatus>,
+    /// Only connections made for this end user (the platform's own user id).
+    pub end_user_id: Option<String>,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -43,7 +48,7 @@ pub trait WorkspaceStore: Send + Sync {
     async fn workspace_by_id(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>>;
     /// Ascending by id.
     async fn list_workspaces(&self, page: &Page) -> StoreResult<Vec<Workspace>>;
-    /// Updates `name` and `updated_at`.
+    /// Updates `name`, `branding` and `updated_at`.
     async fn update_workspace(&self, ws: &Workspace) -> StoreResult<()>;
     /// Deletes the workspace with everything in it (connections, flows, events, its API keys and
     /// its data key). False when it did not exist.
@@ -381,6 +386,53 @@ pub trait SlotStore: Send + Sync {
     async fn held_slots(&self, pool: &str, now: chrono::DateTime<chrono::Utc>) -> StoreResult<i64>;
 }
 
+/// Connect sessions: short-lived bearer credentials of end users, looked up by token hash.
+#[async_trait]
+pub trait ConnectSessionStore: Send + Sync {
+    async fn insert_connect_session(&self, s: &ConnectSession) -> StoreResult<()>;
+    /// A session by the SHA-256 of its token, in whatever state it is.
+    async fn connect_session_by_hash(&self, hash: &str) -> StoreResult<Option<ConnectSession>>;
+    async fn connect_session(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectSessionId,
+    ) -> StoreResult<Option<ConnectSession>>;
+    /// Newest last (ascending by id).
+    async fn list_connect_sessions(
+        &self,
+        ws: &WorkspaceId,
+        page: &Page,
+    ) -> StoreResult<Vec<ConnectSession>>;
+    /// Records the connection a session started, if it has none yet, it is this one, or the
+    /// one it had was deleted since. False when the session still has another connection (one
+    /// connection per session) or is no longer open.
+    async fn claim_connect_session_connection(
+        &self,
+        id: &ConnectSessionId,
+        conn: &ConnectionId,
+    ) -> StoreResult<bool>;
+    /// Marks the session spent, once: true for the call that did it, false when it was already
+    /// completed or cancelled.
+    async fn complete_connect_session(
+        &self,
+        id: &ConnectSessionId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// Cancels an open session; false when it was already completed or cancelled.
+    async fn cancel_connect_session(
+        &self,
+        ws: &WorkspaceId,
+        id: &ConnectSessionId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// Open (neither completed nor cancelled) sessions whose connection is `conn`.
+    async fn open_connect_sessions_for(
+        &self,
+        ws: &WorkspaceId,
+        conn: &ConnectionId,
+    ) -> StoreResult<Vec<ConnectSession>>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -395,6 +447,7 @@ pub trait Store:
     + SessionStore
     + HealthStore
     + WebhookStore
+    + ConnectSessionStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

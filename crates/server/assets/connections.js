@@ -110,13 +110,22 @@
     return cell;
   }
 
+  /* Who the connection is for, when an end user made it through a connect session. */
+  function endUser(c) {
+    if (!c.end_user) return null;
+    const who = c.end_user.display_name || c.end_user.email || c.end_user.id;
+    const org = c.organization ? ` · ${c.organization.display_name || c.organization.id}` : "";
+    return el("div", { class: "end-user small", title: `end user ${c.end_user.id}` }, `for ${who}${org}`);
+  }
+
   function row(c) {
     const tr = el("tr", { dataset: { name: c.name, id: c.id, status: c.status } });
     tr.append(
       el("td", { "data-label": "Name" }, el("div", { class: "name-cell" },
         el("a", { class: "conn-link", href: `/ui/connection?ws=${encodeURIComponent(LK.workspace().slug)}&id=${encodeURIComponent(c.id)}` }, el("strong", { class: "conn-name name", title: c.name }, c.name)),
         el("div", { class: "muted small" }, modeLabel(c.auth_mode)),
-        c.auth_mode === "database" && c.settings.host ? el("div", { class: "muted small db-target" }, `${c.settings.username || ""}@${c.settings.host}:${c.settings.port || ""}/${c.settings.database || ""}`) : null)),
+        c.auth_mode === "database" && c.settings.host ? el("div", { class: "muted small db-target" }, `${c.settings.username || ""}@${c.settings.host}:${c.settings.port || ""}/${c.settings.database || ""}`) : null,
+        endUser(c))),
       el("td", { "data-label": "Application" }, LK.appName(catalog, c.app)),
       el("td", { "data-label": "Environment" }, el("span", { class: "tag" }, c.environment)),
       el("td", { "data-label": "Status" }, statusCell(c)),

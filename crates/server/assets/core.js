@@ -271,6 +271,7 @@ const LK = (() => {
   function page(id, def) { pages[id] = def; }
 
   document.addEventListener("DOMContentLoaded", async () => {
+    if (document.body.dataset.connect) return; // the hosted connect page drives itself
     setupWorkspaceUi();
     const def = pages[document.body.dataset.page];
     if (def && def.setup) def.setup();

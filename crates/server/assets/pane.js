@@ -107,7 +107,7 @@
       const advanced = !isRequired(f, mode) && f.default !== undefined && !["enum", "list"].includes(f.type) && f.name !== verifyPath;
       (advanced ? adv : main).append(fieldNode(f, "settings", mode, valueOf("settings", f), entry));
     }
-    entry.credentials.filter((f) => appliesTo(f, mode))
+    entry.credentials.filter((f) => appliesTo(f, mode) && !(LK.hideField && LK.hideField(entry, mode, f)))
       .forEach((f) => main.append(fieldNode(f, "credentials", mode, valueOf("credentials", f), entry)));
     const oauthCode = mode === "oauth2_code" && !st.editing;
     $("#pane-save").textContent = oauthCode ? "Save & authorize" : "Save & check";

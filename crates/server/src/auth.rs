@@ -341,6 +341,15 @@ pub async fn caller_for_key(
     key: &str,
     client: Option<std::net::IpAddr>,
 ) -> Result<Caller, ApiError> {
+    if key.starts_with(crate::connect::TOKEN_PREFIX) {
+        // A connect session's token is never an API key. Nothing is being guessed here, so
+        // it does not count as a failed sign-in.
+        return Err(
+            unauthorized("a connect session token is not an API key").hint(
+                "a connect session token only works on the /v1/connect endpoints of its own page",
+            ),
+        );
+    }
     let result = lookup(state, key).await;
     if let (Err(e), Some(ip)) = (&result, client) {
         if e.status == StatusCode::UNAUTHORIZED {

@@ -208,6 +208,7 @@ mod tests {
             slug: Slug::parse("acme").unwrap(),
             name: "Acme".into(),
             data_key_id: DataKeyId::generate(),
+            branding: None,
             created_at: now,
             updated_at: now,
         };
@@ -229,6 +230,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             verified_at: None,
+            owner: None,
         };
         Resolved {
             ws: Arc::new(ws),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod background;
 pub mod bootstrap;
 pub mod config;
+pub mod connect;
 pub mod destinations;
 pub mod error;
 pub mod hot;

@@ -4,6 +4,7 @@
 //! store that already holds data, and twice on the same store.
 
 mod audit;
+mod connect_sessions;
 mod connections;
 mod flows;
 mod health;
@@ -14,6 +15,7 @@ mod slots;
 mod workspaces;
 
 pub use audit::{api_keys, events};
+pub use connect_sessions::connect_sessions;
 pub use connections::{
     concurrent_writes, connection_counts, connections, delete_guards, fenced_updates,
     isolation_and_filters,
@@ -64,6 +66,7 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_slots(store).await;
     health_schedule(store).await;
     outbox(store).await;
+    connect_sessions(store).await;
 }
 
 /// Now, at the millisecond precision stores keep.
@@ -104,6 +107,7 @@ fn workspace_fixture(label: &str) -> (Workspace, WrappedDataKey) {
         slug: Slug::parse(&unique(label)).expect("slug"),
         name: format!("Conformance {label}"),
         data_key_id: key.id.clone(),
+        branding: None,
         created_at: at,
         updated_at: at,
     };
@@ -147,6 +151,7 @@ fn connection_fixture(ws: &Workspace, name: &str, app: &str) -> ConnectionRecord
         created_at: at,
         updated_at: at,
         verified_at: Some(at),
+        owner: None,
     }
 }
 

@@ -45,6 +45,7 @@ macro_rules! insert_connection {
         let c: &latchkey_core::model::ConnectionRecord = $c;
         let settings = $crate::rows::json_text(&c.settings)?;
         let token_meta = $crate::rows::opt_json_text(c.token_meta.as_ref())?;
+        let owner = $crate::rows::opt_json_text(c.owner.as_ref())?;
         let r: Result<(), latchkey_core::StoreError> = $crate::connections::bind_connection!(
             sqlx::query($crate::connections::INSERT_CONNECTION),
             c,
@@ -52,6 +53,8 @@ macro_rules! insert_connection {
             token_meta
         )
         .bind($crate::rows::ms(c.created_at))
+        .bind(c.owner.as_ref().map(|o| o.end_user.id.as_str()))
+        .bind(owner)
         .execute($exec)
         .await
         .map(|_| ())
@@ -67,15 +70,15 @@ pub(crate) use {bind_connection, insert_connection};
 pub(crate) const INSERT_CONNECTION: &str = "INSERT INTO connections (id, workspace_id, name, \
      app, environment, auth_mode, status, status_reason, hint, settings, borrow_from, \
      cred_key_id, cred_ciphertext, version, updated_at, verified_at, token_key_id, \
-     token_ciphertext, token_meta, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+     token_ciphertext, token_meta, created_at, end_user_id, owner) VALUES ($1, $2, $3, $4, $5, \
+     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
 
 // Every column but the refresh lease, which a refresh holds across its own fenced update.
 const UPDATE_CONNECTION: &str = "UPDATE connections SET name = $3, app = $4, \
      environment = $5, auth_mode = $6, status = $7, status_reason = $8, hint = $9, \
      settings = $10, borrow_from = $11, cred_key_id = $12, cred_ciphertext = $13, \
      version = $14, updated_at = $15, verified_at = $16, token_key_id = $17, \
-     token_ciphertext = $18, token_meta = $19 \
+     token_ciphertext = $18, token_meta = $19, end_user_id = $21, owner = $22 \
      WHERE id = $1 AND workspace_id = $2 AND version = $20";
 
 #[async_trait]
@@ -137,6 +140,7 @@ impl ConnectionStore for SqlStore {
             ("app", filter.app.as_deref()),
             ("environment", filter.environment.as_deref()),
             ("status", filter.status.map(|s| s.as_str())),
+            ("end_user_id", filter.end_user_id.as_deref()),
         ];
         for (column, value) in filters {
             if let Some(value) = value {
@@ -164,9 +168,12 @@ impl ConnectionStore for SqlStore {
     ) -> StoreResult<()> {
         let settings = json_text(&conn.settings)?;
         let token_meta = opt_json_text(conn.token_meta.as_ref())?;
+        let owner = opt_json_text(conn.owner.as_ref())?;
         let updated = with_pool!(&self.db, p => {
             bind_connection!(sqlx::query(UPDATE_CONNECTION), conn, &settings, &token_meta)
                 .bind(expected_version)
+                .bind(conn.owner.as_ref().map(|o| o.end_user.id.as_str()))
+                .bind(&owner)
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected())

@@ -24,6 +24,7 @@ macro_rules! with_pool {
 }
 
 pub mod conformance;
+mod connect_sessions;
 mod connections;
 mod error;
 mod events;

@@ -3,10 +3,12 @@
 use crate::error::corrupt;
 use chrono::{DateTime, Utc};
 use latchkey_core::crypto::Sealed;
-use latchkey_core::ids::{ApiKeyId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId};
+use latchkey_core::ids::{
+    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId,
+};
 use latchkey_core::model::{
-    ApiKey, ConnectionRecord, Event, Flow, InstanceEvent, OAuthClientRecord, OAuthState, Scope,
-    SessionSubject, TokenMeta, UiSession, Workspace, WrappedDataKey,
+    ApiKey, ConnectSession, ConnectionRecord, Event, Flow, InstanceEvent, OAuthClientRecord,
+    OAuthState, Scope, SessionSubject, TokenMeta, UiSession, Workspace, WrappedDataKey,
 };
 use latchkey_core::names::{ConnectionName, Environment, FlowName, Slug};
 use latchkey_core::StoreError;
@@ -68,6 +70,7 @@ pub(crate) struct WorkspaceRow {
     slug: String,
     name: String,
     data_key_id: String,
+    branding: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -80,6 +83,12 @@ impl TryFrom<WorkspaceRow> for Workspace {
             slug: parse("workspace slug", &r.slug, Slug::parse)?,
             name: r.name,
             data_key_id: parse("data key id", &r.data_key_id, DataKeyId::parse)?,
+            branding: r
+                .branding
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt("workspace branding", e))?,
             created_at: from_ms(r.created_at)?,
             updated_at: from_ms(r.updated_at)?,
         })
@@ -109,7 +118,7 @@ impl TryFrom<DataKeyRow> for WrappedDataKey {
 /// The columns [`ConnectionRow`] reads, in a form to paste into a `SELECT`.
 pub(crate) const CONNECTION_COLUMNS: &str = "id, workspace_id, name, app, environment, auth_mode, \
      status, status_reason, hint, settings, cred_key_id, cred_ciphertext, token_key_id, \
-     token_ciphertext, token_meta, version, created_at, updated_at, verified_at";
+     token_ciphertext, token_meta, version, created_at, updated_at, verified_at, owner";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ConnectionRow {
@@ -132,6 +141,7 @@ pub(crate) struct ConnectionRow {
     created_at: i64,
     updated_at: i64,
     verified_at: Option<i64>,
+    owner: Option<String>,
 }
 
 impl TryFrom<ConnectionRow> for ConnectionRecord {
@@ -166,6 +176,64 @@ impl TryFrom<ConnectionRow> for ConnectionRecord {
             created_at: from_ms(r.created_at)?,
             updated_at: from_ms(r.updated_at)?,
             verified_at: opt_from_ms(r.verified_at)?,
+            owner: r
+                .owner
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt("connection owner", e))?,
+        })
+    }
+}
+
+/// The columns [`ConnectSessionRow`] reads.
+pub(crate) const CONNECT_SESSION_COLUMNS: &str = "id, workspace_id, token_hash, owner, \
+     allowed_apps, environment, connection_id, result_connection_id, allowed_origins, \
+     created_by, created_at, expires_at, completed_at, cancelled_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectSessionRow {
+    id: String,
+    workspace_id: String,
+    token_hash: String,
+    owner: String,
+    allowed_apps: String,
+    environment: String,
+    connection_id: Option<String>,
+    result_connection_id: Option<String>,
+    allowed_origins: String,
+    created_by: String,
+    created_at: i64,
+    expires_at: i64,
+    completed_at: Option<i64>,
+    cancelled_at: Option<i64>,
+}
+
+impl TryFrom<ConnectSessionRow> for ConnectSession {
+    type Error = StoreError;
+    fn try_from(r: ConnectSessionRow) -> Result<Self, StoreError> {
+        let conn = |what: &str, v: Option<String>| {
+            v.as_deref()
+                .map(|c| parse(what, c, ConnectionId::parse))
+                .transpose()
+        };
+        Ok(ConnectSession {
+            id: parse("connect session id", &r.id, ConnectSessionId::parse)?,
+            workspace_id: parse("workspace id", &r.workspace_id, WorkspaceId::parse)?,
+            token_hash: r.token_hash,
+            owner: serde_json::from_str(&r.owner).map_err(|e| corrupt("session owner", e))?,
+            allowed_apps: serde_json::from_str(&r.allowed_apps)
+                .map_err(|e| corrupt("allowed apps", e))?,
+            environment: parse("environment", &r.environment, Environment::parse)?,
+            connection_id: conn("connection id", r.connection_id)?,
+            result_connection_id: conn("connection id", r.result_connection_id)?,
+            allowed_origins: serde_json::from_str(&r.allowed_origins)
+                .map_err(|e| corrupt("allowed origins", e))?,
+            created_by: r.created_by,
+            created_at: from_ms(r.created_at)?,
+            expires_at: from_ms(r.expires_at)?,
+            completed_at: opt_from_ms(r.completed_at)?,
+            cancelled_at: opt_from_ms(r.cancelled_at)?,
         })
     }
 }

@@ -8,17 +8,18 @@ use latchkey_core::ids::{DataKeyId, WorkspaceId};
 use latchkey_core::model::{Workspace, WrappedDataKey};
 use latchkey_core::store::{DataKeyStore, Page, StoreResult, WorkspaceStore};
 
-const WORKSPACE_COLUMNS: &str = "id, slug, name, data_key_id, created_at, updated_at";
+const WORKSPACE_COLUMNS: &str = "id, slug, name, data_key_id, branding, created_at, updated_at";
 const DATA_KEY_COLUMNS: &str = "id, master_key_id, wrapped, created_at";
 
 #[async_trait]
 impl WorkspaceStore for SqlStore {
     async fn create_workspace(&self, ws: &Workspace, key: &WrappedDataKey) -> StoreResult<()> {
+        let branding = crate::rows::opt_json_text(ws.branding.as_ref())?;
         with_pool!(&self.db, p => {
             let mut tx = p.begin_write().await.db()?;
             sqlx::query(
-                "INSERT INTO workspaces (id, slug, name, data_key_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO workspaces (id, slug, name, data_key_id, created_at, updated_at, \
+                 branding) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(ws.id.as_str())
             .bind(ws.slug.as_str())
@@ -26,6 +27,7 @@ impl WorkspaceStore for SqlStore {
             .bind(ws.data_key_id.as_str())
             .bind(ms(ws.created_at))
             .bind(ms(ws.updated_at))
+            .bind(&branding)
             .execute(&mut *tx)
             .await
             .db()?;
@@ -76,11 +78,15 @@ impl WorkspaceStore for SqlStore {
     }
 
     async fn update_workspace(&self, ws: &Workspace) -> StoreResult<()> {
+        let branding = crate::rows::opt_json_text(ws.branding.as_ref())?;
         let done = with_pool!(&self.db, p => {
-            sqlx::query("UPDATE workspaces SET name = $2, updated_at = $3 WHERE id = $1")
+            sqlx::query(
+                "UPDATE workspaces SET name = $2, updated_at = $3, branding = $4 WHERE id = $1",
+            )
                 .bind(ws.id.as_str())
                 .bind(&ws.name)
                 .bind(ms(ws.updated_at))
+                .bind(&branding)
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected())

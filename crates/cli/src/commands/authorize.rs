@@ -257,7 +257,7 @@ impl Start {
 }
 
 /// Opens `url` in the user's browser with the system's opener; a failure is only reported.
-fn open_browser(url: &str) {
+pub(crate) fn open_browser(url: &str) {
     let (program, mut cmd) = opener(url);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod authorize;
+pub mod connect_session;
 pub mod connection;
 pub mod events;
 pub mod flow;

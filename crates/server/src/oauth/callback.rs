@@ -354,6 +354,7 @@ pub async fn complete(
             json!({"username": meta.username, "org_id": meta.provider_org_id, "evicted": evicted}),
         )
         .await;
+    crate::connect::on_authorized(state, &ws, &row).await;
     Ok(Done {
         id: row.id.to_string(),
         name: row.name.to_string(),

@@ -79,7 +79,11 @@ pub fn monograms(cat: &latchkey_core::catalog::Catalog) -> HashMap<String, Strin
 }
 
 impl AppView {
-    fn new(e: &AppEntry, connection_count: Option<i64>, marks: &HashMap<String, String>) -> Self {
+    pub(crate) fn new(
+        e: &AppEntry,
+        connection_count: Option<i64>,
+        marks: &HashMap<String, String>,
+    ) -> Self {
         Self {
             id: e.id.clone(),
             name: e.name.clone(),

@@ -24,6 +24,8 @@ pub struct ConnectionQuery {
     pub environment: Option<String>,
     /// Only connections with this status.
     pub status: Option<ConnectionStatus>,
+    /// Only connections made for this end user (through connect sessions).
+    pub end_user_id: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -200,6 +202,7 @@ pub async fn list_connections(
         app: q.app,
         environment: q.environment,
         status: q.status,
+        end_user_id: q.end_user_id,
     };
     let rows = state.store.list_connections(&ws.id, &filter, &page).await?;
     let mut list = pagination::finish(rows, limit, |c| c.id.to_string(), |c| svc::view(&state, c));

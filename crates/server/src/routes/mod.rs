@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod apps;
+pub mod connect_sessions;
 pub mod connections;
 pub mod events;
 pub mod flows;
@@ -38,7 +39,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
     modifiers(&BearerAuth),
     security(("api_key" = [])),
     components(schemas(crate::error::ErrorBody)),
-    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "webhooks"), (name = "admin"), (name = "system"))
+    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "connect-sessions"), (name = "connect"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "webhooks"), (name = "admin"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -57,6 +58,18 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("lk_…")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "connect_session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("lkcs_…")
+                    .description(Some(
+                        "the token of a connect session (only the /v1/connect endpoints take it)",
+                    ))
                     .build(),
             ),
         );
@@ -99,6 +112,23 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(oauth::get_token))
         .routes(routes!(oauth::refresh_token))
         .routes(routes!(oauth::callback))
+        .routes(routes!(
+            connect_sessions::create_connect_session,
+            connect_sessions::list_connect_sessions
+        ))
+        .routes(routes!(
+            connect_sessions::get_connect_session,
+            connect_sessions::delete_connect_session
+        ))
+        .routes(routes!(crate::connect::api::session_info))
+        .routes(routes!(crate::connect::api::list_apps))
+        .routes(routes!(crate::connect::api::create_connection))
+        .routes(routes!(
+            crate::connect::api::get_connection,
+            crate::connect::api::edit_connection,
+            crate::connect::api::delete_connection
+        ))
+        .routes(routes!(crate::connect::api::authorize))
         .routes(routes!(flows::create_flow, flows::list_flows))
         .routes(routes!(
             flows::get_flow,
@@ -152,6 +182,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .merge(crate::ui::router())
+        .merge(crate::connect::page::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

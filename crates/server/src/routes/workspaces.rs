@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::ids::WorkspaceId;
-use latchkey_core::model::{Scope, Workspace};
+use latchkey_core::model::{Branding, Scope, Workspace};
 use latchkey_core::names::Slug;
 use latchkey_core::store::{ConnectionFilter, Page};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,22 @@ pub struct CreateWorkspace {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditWorkspace {
-    pub name: String,
+    /// A new display name (admin keys only).
+    pub name: Option<String>,
+    /// How the hosted connect page presents the platform (scope `write`): `display_name`,
+    /// `primary_color` (`#rrggbb`), `logo_url` (`https://…`, stored only, or
+    /// `data:image/png|jpeg|gif|webp;base64,…`, shown on the page). `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Branding>)]
+    pub branding: Option<Option<Branding>>,
+}
+
+/// Tells a field left out (`None`) from one set to null (`Some(None)`).
+fn double_option<'de, D>(d: D) -> Result<Option<Option<Branding>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<Branding>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -42,6 +57,8 @@ pub struct WorkspaceView {
     pub id: String,
     pub slug: String,
     pub name: String,
+    /// The connect page's branding, when set.
+    pub branding: Option<Branding>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -52,6 +69,7 @@ impl From<Workspace> for WorkspaceView {
             id: w.id.to_string(),
             slug: w.slug.to_string(),
             name: w.name,
+            branding: w.branding,
             created_at: w.created_at,
             updated_at: w.updated_at,
         }
@@ -91,6 +109,7 @@ pub async fn create_workspace(
         slug,
         name,
         data_key_id: wrapped.id.clone(),
+        branding: None,
         created_at: now,
         updated_at: now,
     };
@@ -148,9 +167,10 @@ pub async fn get_workspace(
     ))
 }
 
-/// Renames a workspace (admin keys only; the slug does not change).
+/// Renames a workspace (admin keys only; the slug does not change) or sets the branding of its
+/// hosted connect page (scope `write`).
 #[utoipa::path(patch, path = "/v1/workspaces/{ws}", tag = "workspaces", request_body = EditWorkspace,
-    responses((status = 200, body = WorkspaceView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn edit_workspace(
     State(state): State<AppState>,
     caller: Caller,
@@ -158,8 +178,20 @@ pub async fn edit_workspace(
     Json(body): Json<EditWorkspace>,
 ) -> ApiResult<Json<WorkspaceView>> {
     let mut ws = state.workspace(&caller, &ws, Scope::Write).await?;
-    caller.require_admin()?;
-    ws.name = check_display_name(&body.name)?;
+    if let Some(name) = &body.name {
+        caller.require_admin()?;
+        ws.name = check_display_name(name)?;
+    }
+    let nothing = body.name.is_none() && body.branding.is_none();
+    match body.branding {
+        Some(Some(b)) => ws.branding = Some(crate::connect::check_branding(&b)?),
+        Some(None) => ws.branding = None,
+        None => {}
+    }
+    if nothing {
+        return Err(ApiError::invalid("name", "nothing to change")
+            .hint("send `name` (admin keys) and/or `branding`"));
+    }
     ws.updated_at = Utc::now();
     state.store.update_workspace(&ws).await?;
     state.hot.forget_workspace(&ws.id);

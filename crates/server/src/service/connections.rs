@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::catalog::{AppEntry, FieldType, BORROW_CONCURRENCY_FROM};
 use latchkey_core::ids::ConnectionId;
-use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, TokenMeta, Workspace};
+use latchkey_core::model::{
+    AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Organization, TokenMeta, Workspace,
+};
 use latchkey_core::names::{ConnectionName, Environment};
 use latchkey_core::secret::SecretFields;
 use serde::{Deserialize, Serialize};
@@ -90,6 +92,10 @@ pub struct ConnectionView {
     pub version: i64,
     /// For OAuth connections: who authorized, where the API is, when the token is taken to expire.
     pub authorization: Option<AuthorizationView>,
+    /// The platform's end user the connection was made for (through a connect session).
+    pub end_user: Option<EndUser>,
+    /// The end user's organization, when the session named one.
+    pub organization: Option<Organization>,
     /// What the background health checks found (in the answers of get and list).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthView>,
@@ -219,6 +225,8 @@ pub fn view(state: &AppState, c: ConnectionRecord) -> ConnectionView {
         version: c.version,
         authorization: c.token_meta.as_ref().map(AuthorizationView::from),
         health: None,
+        end_user: c.owner.as_ref().map(|o| o.end_user.clone()),
+        organization: c.owner.and_then(|o| o.organization),
     }
 }
 
@@ -489,6 +497,7 @@ pub async fn build(
         created_at: now,
         updated_at: now,
         verified_at: check.then_some(now),
+        owner: None,
     };
     let bound = destinations::of(app, mode, &record.settings, &credentials)?;
     let mut warnings = Vec::new();

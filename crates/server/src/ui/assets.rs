@@ -65,7 +65,7 @@ const PAGES: &[PageDef] = &[
 
 const SHELL: &str = include_str!("../../assets/shell.html");
 const LOGIN: &str = include_str!("../../assets/login.html");
-const PANE: &str = include_str!("../../assets/pane.html");
+pub const PANE: &str = include_str!("../../assets/pane.html");
 
 /// Static files by name: content type and bytes.
 const FILES: &[(&str, &str, &str)] = &[

@@ -5,6 +5,13 @@
 mod assets;
 pub mod session;
 
+pub use assets::escape;
+
+/// The Create connection pane's markup, which the hosted connect page reuses.
+pub fn pane_html() -> &'static str {
+    assets::PANE
+}
+
 use crate::auth::{self, Caller};
 use crate::state::AppState;
 use axum::extract::{Path, Query, Request, State};
