@@ -399,12 +399,24 @@ impl<S: futures::Stream> futures::Stream for HoldPermit<S> {
     }
 }
 
-/// The proxy, for the OpenAPI document (every method is accepted).
-#[utoipa::path(method(get, post, put, patch, delete), path = "/v1/workspaces/{ws}/connections/{conn}/proxy/{path}", tag = "proxy",
-    params(("ws" = String, Path), ("conn" = String, Path), ("path" = String, Path, description = "the path at the application's API base")),
-    responses(
-        (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`"),
-        (status = 503, description = "the connection's pool stayed full for LATCHKEY_PROXY_QUEUE_TIMEOUT", body = crate::error::ErrorBody),
-        (status = 502, description = "the application could not be reached", body = crate::error::ErrorBody)))]
-#[allow(dead_code)]
-pub async fn openapi_doc() {}
+/// The proxy, for the OpenAPI document: every method is accepted, each documented with its own
+/// operation id (ids must be unique in a document).
+macro_rules! proxy_doc {
+    ($name:ident, $method:ident) => {
+        #[utoipa::path($method, path = "/v1/workspaces/{ws}/connections/{conn}/proxy/{path}", tag = "proxy",
+            operation_id = stringify!($name),
+            params(("ws" = String, Path), ("conn" = String, Path), ("path" = String, Path, description = "the path at the application's API base")),
+            responses(
+                (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`"),
+                (status = 503, description = "the connection's pool stayed full for LATCHKEY_PROXY_QUEUE_TIMEOUT", body = crate::error::ErrorBody),
+                (status = 502, description = "the application could not be reached", body = crate::error::ErrorBody)))]
+        #[allow(dead_code)]
+        pub async fn $name() {}
+    };
+}
+
+proxy_doc!(proxy_get, get);
+proxy_doc!(proxy_post, post);
+proxy_doc!(proxy_put, put);
+proxy_doc!(proxy_patch, patch);
+proxy_doc!(proxy_delete, delete);
