@@ -23,15 +23,15 @@ echo "== TypeScript client (clients/typescript)"
 cd clients/typescript
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm run -s check:generated
-npm test
 
 echo "== npm pack"
 pack=$(mktemp -d)
 trap 'rm -rf "$pack"' EXIT
 npm pack --silent --pack-destination "$pack" > /dev/null
 tarball=$(ls "$pack"/latchkey-client-*.tgz)
+listing=$(tar tzf "$tarball")
 for f in package/dist/index.js package/dist/index.d.ts package/dist/schema.d.ts package/README.md package/package.json; do
-  tar tzf "$tarball" | grep -qx "$f" || { echo "npm pack: $f is missing from $tarball"; exit 1; }
+  grep -qx "$f" <<< "$listing" || { echo "npm pack: $f is missing from $tarball"; exit 1; }
 done
 mkdir -p "$pack/app/node_modules/@latchkey/client"
 tar xzf "$tarball" -C "$pack/app/node_modules/@latchkey/client" --strip-components=1
@@ -39,3 +39,6 @@ tar xzf "$tarball" -C "$pack/app/node_modules/@latchkey/client" --strip-componen
   const m = await import("@latchkey/client");
   for (const name of ["Latchkey", "verifyWebhook", "APIError"]) if (typeof m[name] !== "function") throw new Error(name + " is not exported");
   console.log("npm pack: the packed @latchkey/client imports");')
+
+echo "== TypeScript client tests"
+npm test

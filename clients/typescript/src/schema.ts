@@ -21,6 +21,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The MCP endpoint, for the OpenAPI document.
+         * @description The Model Context Protocol server (Streamable HTTP transport, stateless, JSON answers). Tools: `list_apps {q?}`, `list_connections {workspace}`, `get_connection {workspace, connection}`, `proxy_request {workspace, connection, method, path, query?, headers?, body?}`. Send JSON-RPC messages with `Accept: application/json, text/event-stream`; use an MCP client library.
+         */
+        post: operations["mcp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -320,17 +340,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The proxy, for the OpenAPI document (every method is accepted). */
         get: operations["proxy_get"];
-        /** The proxy, for the OpenAPI document (every method is accepted). */
         put: operations["proxy_put"];
-        /** The proxy, for the OpenAPI document (every method is accepted). */
         post: operations["proxy_post"];
-        /** The proxy, for the OpenAPI document (every method is accepted). */
         delete: operations["proxy_delete"];
         options?: never;
         head?: never;
-        /** The proxy, for the OpenAPI document (every method is accepted). */
         patch: operations["proxy_patch"];
         trace?: never;
     };
@@ -964,6 +979,56 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    mcp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description a JSON-RPC request or notification */
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description the JSON-RPC answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description a notification was accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no API key, or an unknown one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request does not accept JSON and event streams */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

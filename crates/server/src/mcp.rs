@@ -103,7 +103,10 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|k| k.trim().to_string());
     let Some(key) = key else {
         let mut resp = ApiError::new(
@@ -228,7 +231,8 @@ fn tool(name: &'static str, description: &'static str, input: Value, read_only: 
 
 /// The tools and their input schemas.
 pub fn tool_list() -> Vec<Tool> {
-    let name = |d: &str| json!({"type": "string", "minLength": 1, "maxLength": 200, "description": d});
+    let name =
+        |d: &str| json!({"type": "string", "minLength": 1, "maxLength": 200, "description": d});
     vec![
         tool(
             "list_apps",
@@ -335,7 +339,10 @@ pub fn check_path(path: &str) -> Result<(), String> {
         return Err(format!("the path is longer than {MAX_PATH} characters"));
     }
     if !path.starts_with('/') {
-        return Err("the path must start with `/` (a path under the connection's API base, not a URL)".into());
+        return Err(
+            "the path must start with `/` (a path under the connection's API base, not a URL)"
+                .into(),
+        );
     }
     if path.starts_with("//") {
         return Err("a path starting with `//` names another host".into());
@@ -349,7 +356,9 @@ pub fn check_path(path: &str) -> Result<(), String> {
     let lower = path.to_ascii_lowercase();
     for bad in ["%2f", "%5c", "%2e", "%00", "%25"] {
         if lower.contains(bad) {
-            return Err(format!("the path holds an encoded `{bad}`, which could climb out of the API base"));
+            return Err(format!(
+                "the path holds an encoded `{bad}`, which could climb out of the API base"
+            ));
         }
     }
     if path.split('/').any(|s| s == ".." || s == ".") {
@@ -380,7 +389,10 @@ const DROPPED_HEADERS: &[&str] = &[
 impl Tools {
     fn caller<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> Option<(&'a Caller, &'a McpKey)> {
         let parts = ctx.extensions.get::<http::request::Parts>()?;
-        Some((parts.extensions.get::<Caller>()?, parts.extensions.get::<McpKey>()?))
+        Some((
+            parts.extensions.get::<Caller>()?,
+            parts.extensions.get::<McpKey>()?,
+        ))
     }
 
     /// One in-process request to the API with the caller's key.
@@ -401,7 +413,11 @@ impl Tools {
             h.insert(header::AUTHORIZATION, auth);
         }
         let req = req.body(body).map_err(|_| {
-            ToolError::new("invalid_arguments", "the request could not be built", "check the path, query and headers")
+            ToolError::new(
+                "invalid_arguments",
+                "the request could not be built",
+                "check the path, query and headers",
+            )
         })?;
         self.api
             .clone()
@@ -412,7 +428,9 @@ impl Tools {
 
     /// A JSON API call: the parsed body of a success, or the API's error as a tool error.
     async fn get_json(&self, key: &McpKey, uri: &str) -> ToolAnswer {
-        let resp = self.send(key, Method::GET, uri, HeaderMap::new(), Body::empty()).await?;
+        let resp = self
+            .send(key, Method::GET, uri, HeaderMap::new(), Body::empty())
+            .await?;
         let status = resp.status();
         let bytes = resp
             .into_body()
@@ -476,7 +494,10 @@ impl Tools {
         let page = self
             .get_json(
                 key,
-                &format!("/v1/workspaces/{}/connections?limit={MAX_ITEMS}", seg(&a.workspace)),
+                &format!(
+                    "/v1/workspaces/{}/connections?limit={MAX_ITEMS}",
+                    seg(&a.workspace)
+                ),
             )
             .await?;
         let items: Vec<Value> = page["items"]
@@ -521,8 +542,16 @@ impl Tools {
         let method = Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
             .ok()
             .filter(|m| {
-                [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS]
-                    .contains(m)
+                [
+                    Method::GET,
+                    Method::HEAD,
+                    Method::POST,
+                    Method::PUT,
+                    Method::PATCH,
+                    Method::DELETE,
+                    Method::OPTIONS,
+                ]
+                .contains(m)
             })
             .ok_or_else(|| {
                 ToolError::new(
@@ -547,17 +576,16 @@ impl Tools {
         if !a.query.is_empty() {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in &a.query {
-                let v = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(_) | Value::Bool(_) => v.to_string(),
-                    _ => {
-                        return Err(ToolError::new(
+                let v =
+                    match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(_) | Value::Bool(_) => v.to_string(),
+                        _ => return Err(ToolError::new(
                             "invalid_arguments",
                             format!("query parameter `{k}` must be a string, number or boolean"),
                             "repeat a parameter by joining values the way the application expects",
-                        ))
-                    }
-                };
+                        )),
+                    };
                 q.append_pair(k, &v);
             }
             uri.push('?');
@@ -569,7 +597,10 @@ impl Tools {
             if DROPPED_HEADERS.contains(&lower.as_str()) || lower.starts_with("latchkey-") {
                 continue;
             }
-            let (Ok(n), Ok(v)) = (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_str(v)) else {
+            let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(lower.as_bytes()),
+                HeaderValue::from_str(v),
+            ) else {
                 return Err(ToolError::new(
                     "invalid_arguments",
                     format!("header `{k}` is not a valid HTTP header"),
@@ -589,16 +620,26 @@ impl Tools {
             }
         };
         if body.len() > crate::routes::BODY_LIMIT {
-            return Err(ToolError::new("body_too_large", "the request body is larger than 1 MiB", "send less"));
+            return Err(ToolError::new(
+                "body_too_large",
+                "the request body is larger than 1 MiB",
+                "send less",
+            ));
         }
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        let resp = self.send(key, method, &uri, headers, Body::from(body)).await?;
+        let resp = self
+            .send(key, method, &uri, headers, Body::from(body))
+            .await?;
         let status = resp.status();
         let (parts, body) = resp.into_parts();
         // Latchkey's own refusals (no `Latchkey-Queue-Ms`: the request never reached the
         // application) are tool errors; whatever the application answered is a result.
         if !parts.headers.contains_key("latchkey-queue-ms") {
-            let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             return Err(error_from_body(status, &v));
         }
@@ -631,7 +672,8 @@ impl Tools {
                 };
             }
             None => {
-                out["body_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&bytes));
+                out["body_base64"] =
+                    json!(base64::engine::general_purpose::STANDARD.encode(&bytes));
             }
         }
         if !complete {
@@ -736,7 +778,10 @@ impl ServerHandler for Tools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let Some((caller, key)) = self.caller(&context) else {
-            return Err(ErrorData::internal_error("the request was not authenticated", None));
+            return Err(ErrorData::internal_error(
+                "the request was not authenticated",
+                None,
+            ));
         };
         let (caller, key) = (caller.clone(), key.clone());
         let raw = request.arguments;
