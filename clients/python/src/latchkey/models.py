@@ -68,11 +68,6 @@ class Model:
         obj.extra = {k: v for k, v in data.items() if k not in known}
         return obj
 
-    @classmethod
-    def schema_name(cls) -> str:
-        """The name of the schema this model follows in the OpenAPI document."""
-        return getattr(cls, "_schema", cls.__name__)
-
 
 @dataclasses.dataclass
 class Authorization(Model):
@@ -89,7 +84,6 @@ class Authorization(Model):
     expires_at: Optional[datetime] = None
     refreshed_at: Optional[datetime] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _schema = "AuthorizationView"
 
 
 @dataclasses.dataclass
@@ -114,7 +108,6 @@ class Connection(Model):
     version: int = 0
     authorization: Optional[Authorization] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _schema = "ConnectionView"
 
 
 @dataclasses.dataclass
@@ -127,7 +120,6 @@ class Token(Model):
     instance_url: Optional[str] = None
     scope: Optional[str] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _schema = "TokenView"
 
 
 @dataclasses.dataclass
@@ -145,7 +137,6 @@ class App(Model):
     docs_url: Optional[str] = None
     connection_count: Optional[int] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _schema = "AppView"
 
 
 @dataclasses.dataclass
@@ -156,7 +147,6 @@ class Workspace(Model):
     created_at: Optional[datetime] = None
     updated_at: Optional[datetime] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _schema = "WorkspaceView"
 
 
 @dataclasses.dataclass
@@ -172,7 +162,6 @@ class ApiKey(Model):
     created_at: Optional[datetime] = None
     revoked_at: Optional[datetime] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _schema = "KeyView"
 
 
 @dataclasses.dataclass
@@ -184,7 +173,6 @@ class ConnectSession(Model):
     connect_url: Optional[str] = None
     expires_at: Optional[datetime] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _schema = "ConnectSessionView"
 
 
 @dataclasses.dataclass
@@ -199,17 +187,15 @@ class Webhook(Model):
     secret: Optional[str] = dataclasses.field(default=None, repr=False)
     created_at: Optional[datetime] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _schema = "WebhookView"
 
 
 @dataclasses.dataclass
 class WebhookDelivery(Model):
-    """One attempt history of sending one event to one webhook."""
+    """One event's delivery to one webhook (its attempts and outcome are in ``extra`` as the
+    server answers them)."""
 
     id: str = ""
-    status: str = ""
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    _schema = "DeliveryView"
 
 
 _NESTED: Dict[Any, Type[Model]] = {("Connection", "authorization"): Authorization}
