@@ -125,5 +125,8 @@ def test_connect_sessions(admin, openapi):
                                       allowed_apps=["generic-api-key"], expires_in_seconds=600)
     assert s.id and s.token and s.connect_url and s.expires_at is not None
     assert s.token not in repr(s)
-    assert admin.connect_sessions.get(slug, s.id).id == s.id
+    got = admin.connect_sessions.get(slug, s.id)
+    assert got.id == s.id and got.status == "open" and got.token is None
+    assert got.end_user["id"] == "u-1" and got.allowed_apps == ["generic-api-key"]
+    assert [x.id for x in admin.connect_sessions.list(slug)] == [s.id]
     admin.connect_sessions.delete(slug, s.id)

@@ -16,9 +16,18 @@ export type ApiKey = Schemas["KeyView"] & { key?: string };
 /** A connect session: the link an end user opens to connect their own account. */
 export interface ConnectSession {
   id: string;
+  /** Only in the answer that created it (a bearer credential: treat it like a password). */
   token?: string;
+  /** Only in the answer that created it. */
   connect_url?: string;
-  expires_at?: string;
+  expires_at: string;
+  /** `open`, `completed`, `expired` or `cancelled` (not in the create answer). */
+  status?: string;
+  end_user?: { id: string; email?: string | null; display_name?: string | null };
+  organization?: { id: string; display_name?: string | null } | null;
+  allowed_apps?: string[];
+  environment?: string;
+  connection_id?: string | null;
   [field: string]: unknown;
 }
 
@@ -29,13 +38,20 @@ export interface Webhook {
   events: string[];
   description?: string | null;
   enabled?: boolean;
+  /** Only in the answers of create and rotateSecret. */
   secret?: string;
+  disabled_reason?: string | null;
+  created_at?: string;
   [field: string]: unknown;
 }
 
 export interface WebhookDelivery {
+  /** The `webhook-id` header, the same on every attempt. */
   id: string;
+  event_type?: string;
+  /** `pending`, `succeeded` or `failed`. */
   status?: string;
+  attempts?: number;
   [field: string]: unknown;
 }
 
@@ -267,6 +283,9 @@ export class ConnectSessions extends Resource {
       }),
     });
   }
+  list(workspace: string, page: { limit?: number; cursor?: string } = {}): Promise<Page<ConnectSession>> {
+    return this.c.call("GET", `/v1/workspaces/${seg(workspace)}/connect-sessions`, { query: page });
+  }
   get(workspace: string, id: string): Promise<ConnectSession> {
     return this.c.call("GET", `/v1/workspaces/${seg(workspace)}/connect-sessions/${seg(id)}`);
   }
@@ -277,7 +296,8 @@ export class ConnectSessions extends Resource {
 
 export interface CreateWebhook {
   url: string;
-  events: string[];
+  /** Default: every event. */
+  events?: string[];
   description?: string;
   enabled?: boolean;
 }

@@ -169,7 +169,10 @@ describe("endpoints built on other branches", () => {
     }
     const s = await admin.connectSessions.create(ws, { endUser: { id: "u-1", email: "u1@example.com" }, allowedApps: ["generic-api-key"], expiresInSeconds: 600 });
     assert.ok(s.id && s.token && s.connect_url && s.expires_at);
-    assert.equal((await admin.connectSessions.get(ws, s.id)).id, s.id);
+    const got = await admin.connectSessions.get(ws, s.id);
+    assert.equal(got.id, s.id);
+    assert.equal(got.token, undefined);
+    assert.deepEqual((await admin.connectSessions.list(ws)).items.map((x) => x.id), [s.id]);
     await admin.connectSessions.delete(ws, s.id);
   });
 

@@ -136,6 +136,14 @@ class ConnectSessions(_Resource):
             "POST", f"/v1/workspaces/{seg(workspace)}/connect-sessions", json=body, parse=ConnectSession.from_dict
         )
 
+    def list(self, workspace: str, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Any:
+        return self._c._call(
+            "GET",
+            f"/v1/workspaces/{seg(workspace)}/connect-sessions",
+            params=_body(limit=limit, cursor=cursor),
+            parse=lambda d: Page.parse(d, ConnectSession.from_dict),
+        )
+
     def get(self, workspace: str, session_id: str) -> Any:
         return self._c._call(
             "GET",
@@ -157,11 +165,12 @@ class Webhooks(_Resource):
         workspace: str,
         *,
         url: str,
-        events: List[str],
+        events: Optional[List[str]] = None,
         description: Optional[str] = None,
         enabled: Optional[bool] = None,
     ) -> Any:
-        """Creates a webhook; the answer's ``secret`` is shown this once."""
+        """Creates a webhook (``events`` default: every event); the answer's ``secret`` is shown
+        this once."""
         body = _body(url=url, events=events, description=description, enabled=enabled)
         return self._c._call("POST", f"/v1/workspaces/{seg(workspace)}/webhooks", json=body, parse=Webhook.from_dict)
 

@@ -44,6 +44,10 @@ _TIME_FIELDS = {
     "last_ok_at",
     "next_check_at",
     "completed_at",
+    "cancelled_at",
+    "failing_since",
+    "previous_secret_until",
+    "last_attempt_at",
 }
 
 
@@ -166,12 +170,24 @@ class ApiKey(Model):
 
 @dataclasses.dataclass
 class ConnectSession(Model):
-    """A connect session: the link an end user opens to connect their own account."""
+    """A connect session: the link an end user opens to connect their own account. ``token`` and
+    ``connect_url`` are only in the answer that created it."""
 
     id: str = ""
     token: Optional[str] = dataclasses.field(default=None, repr=False)
-    connect_url: Optional[str] = None
+    connect_url: Optional[str] = dataclasses.field(default=None, repr=False)
     expires_at: Optional[datetime] = None
+    status: Optional[str] = None
+    end_user: Optional[Dict[str, Any]] = None
+    organization: Optional[Dict[str, Any]] = None
+    allowed_apps: List[str] = dataclasses.field(default_factory=list)
+    environment: Optional[str] = None
+    reconnect_connection_id: Optional[str] = None
+    connection_id: Optional[str] = None
+    allowed_origins: List[str] = dataclasses.field(default_factory=list)
+    created_at: Optional[datetime] = None
+    completed_at: Optional[datetime] = None
+    cancelled_at: Optional[datetime] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
@@ -184,17 +200,31 @@ class Webhook(Model):
     events: List[str] = dataclasses.field(default_factory=list)
     description: Optional[str] = None
     enabled: bool = True
+    disabled_reason: Optional[str] = None
+    failing_since: Optional[datetime] = None
+    previous_secret_until: Optional[datetime] = None
     secret: Optional[str] = dataclasses.field(default=None, repr=False)
     created_at: Optional[datetime] = None
+    updated_at: Optional[datetime] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
 @dataclasses.dataclass
 class WebhookDelivery(Model):
-    """One event's delivery to one webhook (its attempts and outcome are in ``extra`` as the
-    server answers them)."""
+    """One event's delivery to one webhook; ``id`` is the ``webhook-id`` header of every attempt."""
 
     id: str = ""
+    webhook_id: Optional[str] = None
+    event_id: Optional[str] = None
+    event_type: Optional[str] = None
+    status: Optional[str] = None
+    attempts: int = 0
+    next_attempt_at: Optional[datetime] = None
+    last_attempt_at: Optional[datetime] = None
+    last_status_code: Optional[int] = None
+    last_error: Optional[str] = None
+    created_at: Optional[datetime] = None
+    payload: Optional[Dict[str, Any]] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
