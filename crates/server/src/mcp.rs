@@ -67,10 +67,9 @@ pub fn router(state: AppState, api: Router) -> Router {
             allowed_hosts.push(format!("{host}:{port}"));
         }
     }
-    if let Some(listen) = Some(state.config.listen) {
-        allowed_hosts.push(listen.ip().to_string());
-        allowed_hosts.push(listen.to_string());
-    }
+    let listen = state.config.listen;
+    allowed_hosts.push(listen.ip().to_string());
+    allowed_hosts.push(listen.to_string());
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
