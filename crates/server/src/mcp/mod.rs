@@ -34,15 +34,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tower::ServiceExt;
 
+mod guard;
+pub use guard::check_path;
+use guard::{read_bounded, scrub, MAX_PATH};
+
 /// The most bytes of a proxied answer's body a tool result carries.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
 /// The most items a list tool answers with.
 pub const MAX_ITEMS: usize = 50;
-/// Longest accepted proxy path (characters).
-const MAX_PATH: usize = 2048;
-/// What replaces secret material in a proxied answer.
-const REDACTED: &str = "[redacted by Latchkey]";
-
 /// The key an MCP request was authenticated with, kept for the in-process API calls its tools
 /// make. Never printed.
 #[derive(Clone)]
@@ -328,45 +327,6 @@ fn seg(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
-}
-
-/// Why a proxy path would leave the connection's API base, if it would. The path must be an
-/// absolute path (no scheme or host), with no `.`/`..` segment and no encoded `/`, `\` or dot in
-/// any decoding of it, no query or fragment (those go in `query`), and no control character.
-pub fn check_path(path: &str) -> Result<(), String> {
-    if path.len() > MAX_PATH {
-        return Err(format!("the path is longer than {MAX_PATH} characters"));
-    }
-    if !path.starts_with('/') {
-        return Err(
-            "the path must start with `/` (a path under the connection's API base, not a URL)"
-                .into(),
-        );
-    }
-    if path.starts_with("//") {
-        return Err("a path starting with `//` names another host".into());
-    }
-    if path.contains(['?', '#']) {
-        return Err("put query parameters in `query`, not in the path".into());
-    }
-    if path.contains('\\') || path.chars().any(char::is_control) {
-        return Err("the path holds a backslash or a control character".into());
-    }
-    let lower = path.to_ascii_lowercase();
-    for bad in ["%2f", "%5c", "%2e", "%00", "%25"] {
-        if lower.contains(bad) {
-            return Err(format!(
-                "the path holds an encoded `{bad}`, which could climb out of the API base"
-            ));
-        }
-    }
-    if path.split('/').any(|s| s == ".." || s == ".") {
-        return Err("the path holds a `.` or `..` segment".into());
-    }
-    if path.contains("://") {
-        return Err("the path holds a URL".into());
-    }
-    Ok(())
 }
 
 const DROPPED_HEADERS: &[&str] = &[
@@ -706,41 +666,6 @@ impl Tools {
     }
 }
 
-/// `text` with every secret (raw, URL-encoded or base64) replaced.
-fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-        for form in [s.as_str(), encoded.as_str(), b64.as_str()] {
-            if !form.is_empty() && out.contains(form) {
-                out = out.replace(form, REDACTED);
-            }
-        }
-    }
-    out
-}
-
-/// Up to `limit` bytes of a body, how many bytes were seen, and whether that was all of it.
-/// Stops reading past the limit (a huge answer is not buffered).
-async fn read_bounded(body: Body, limit: usize) -> (Vec<u8>, usize, bool) {
-    let mut body = body;
-    let mut out = Vec::new();
-    let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { break };
-        if let Some(data) = frame.data_ref() {
-            seen += data.len();
-            let room = limit.saturating_sub(out.len());
-            out.extend_from_slice(&data[..data.len().min(room)]);
-            if seen > limit {
-                return (out, seen, false);
-            }
-        }
-    }
-    (out, seen, true)
-}
-
 fn error_from_body(status: StatusCode, body: &Value) -> ToolError {
     ToolError {
         code: body["error"].as_str().unwrap_or("http_error").to_string(),
@@ -838,39 +763,6 @@ pub async fn openapi_doc() {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_that_leave_the_base_are_refused() {
-        for bad in [
-            "https://evil.example/x",
-            "//evil.example/x",
-            "/a/../../etc",
-            "/..",
-            "/a/%2e%2e/b",
-            "/a/%2E%2E/b",
-            "/a%2fb",
-            "/a/%252e%252e/b",
-            "/a\\..\\b",
-            "services/data",
-            "/x?y=1",
-            "/./x",
-        ] {
-            assert!(check_path(bad).is_err(), "{bad} should be refused");
-        }
-        for good in ["/services/data/v62.0/limits", "/echo", "/", "/a.b/c..d/e"] {
-            assert!(check_path(good).is_ok(), "{good} should pass");
-        }
-    }
-
-    #[test]
-    fn scrub_blanks_raw_encoded_and_base64_forms() {
-        let s = vec!["s3cr+t/value".to_string()];
-        let b64 = base64::engine::general_purpose::STANDARD.encode("s3cr+t/value");
-        let text = format!("a s3cr+t/value b s3cr%2Bt%2Fvalue c {b64}");
-        let out = scrub(&text, &s);
-        assert!(!out.contains("s3cr"), "{out}");
-        assert!(!out.contains(&b64), "{out}");
-    }
 
     #[test]
     fn the_key_does_not_print() {
