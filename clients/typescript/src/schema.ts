@@ -156,7 +156,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The catalog of applications. */
+        /** The catalog of applications, filtered by category and searched by words. */
         get: operations["list_apps"];
         put?: never;
         post?: never;
@@ -466,6 +466,14 @@ export interface components {
             auth_modes: components["schemas"]["AuthMode"][];
             /** @description The API base when it is fixed; otherwise the `base_url` setting holds it. */
             base_url?: string | null;
+            /** @description `#RRGGBB`, the background of the application's monogram. */
+            brand_color: string;
+            /**
+             * @description Where the picker lists it: `crm`, `erp`, `finance`, `support`, `marketing`, `hr`,
+             *     `ecommerce`, `storage`, `collaboration`, `developer-tools`, `data-warehouse`, `cloud`, …
+             */
+            categories: string[];
+            /** @description The main category (the first of `categories`). */
             category: string;
             /**
              * Format: int64
@@ -476,10 +484,24 @@ export interface components {
             credentials: components["schemas"]["FieldSpec"][];
             description: string;
             docs_url?: string | null;
+            /** @description Fixed headers sent with every request to the API. */
+            headers: {
+                [key: string]: string;
+            };
             /** @description `salesforce`, `generic-api-key`, … */
             id: string;
+            inject?: null | components["schemas"]["InjectSpec"];
+            /**
+             * @description One or two letters for the monogram, distinct among applications of the same initials
+             *     when their colours would also match.
+             */
+            monogram: string;
             name: string;
             oauth?: null | components["schemas"]["OAuthSpec"];
+            pagination?: null | components["schemas"]["PaginationSpec"];
+            /** @description Named provider quirks handled by code. */
+            quirks: string[];
+            rate_limit?: null | components["schemas"]["RateLimitSpec"];
             /** @description The settings a connection takes (besides `concurrency_level` and `borrow_concurrency_from`). */
             settings: components["schemas"]["FieldSpec"][];
             verify?: null | components["schemas"]["VerifySpec"];
@@ -516,6 +538,11 @@ export interface components {
             expires_in: number;
             warnings: string[];
         };
+        /**
+         * @description Client authentication at the token endpoint.
+         * @enum {string}
+         */
+        ClientAuthMethod: "client_secret_basic" | "client_secret_post";
         /** @enum {string} */
         ConnectionStatus: "pending_authorization" | "active" | "failing" | "revoked" | "unverified";
         /** @description A connection as answered: never a secret value, only the names of the stored secret fields. */
@@ -553,6 +580,10 @@ export interface components {
             /**
              * @description Secret fields of the auth mode (`api_key`; `username`+`password`; `host`, `port`,
              *     `database`, `username`, `password`; …). Encrypted before they are stored; never answered.
+             *     An `oauth2_code` connection may also take `access_token`, `refresh_token` and
+             *     `expires_at` (RFC 3339 or epoch seconds): an existing grant, imported without a browser
+             *     step (checked by the verification request or a refresh; a dead refresh token saves the
+             *     connection `revoked` with a hint).
              */
             credentials?: Record<string, never>;
             /** @description Default `production`. */
@@ -700,6 +731,22 @@ export interface components {
             store: string;
             version: string;
         };
+        /** @description How the credential goes on each request to the API. */
+        InjectSpec: {
+            /** @description The header or query parameter name (`header` and `query` styles). */
+            name?: string | null;
+            password?: string | null;
+            style: components["schemas"]["InjectStyle"];
+            /** @description `basic` style: the user name and password templates (`{api_key}`, `X`). */
+            username?: string | null;
+            /**
+             * @description What the value is, a template over the credential fields (`Token {api_key}`); for OAuth
+             *     the access token is `{access_token}`. Default: `{access_token}` or `{api_key}`.
+             */
+            value?: string | null;
+        };
+        /** @enum {string} */
+        InjectStyle: "bearer" | "header" | "query" | "basic";
         KeyView: {
             /** Format: date-time */
             created_at: string;
@@ -718,6 +765,14 @@ export interface components {
                 auth_modes: components["schemas"]["AuthMode"][];
                 /** @description The API base when it is fixed; otherwise the `base_url` setting holds it. */
                 base_url?: string | null;
+                /** @description `#RRGGBB`, the background of the application's monogram. */
+                brand_color: string;
+                /**
+                 * @description Where the picker lists it: `crm`, `erp`, `finance`, `support`, `marketing`, `hr`,
+                 *     `ecommerce`, `storage`, `collaboration`, `developer-tools`, `data-warehouse`, `cloud`, …
+                 */
+                categories: string[];
+                /** @description The main category (the first of `categories`). */
                 category: string;
                 /**
                  * Format: int64
@@ -728,10 +783,24 @@ export interface components {
                 credentials: components["schemas"]["FieldSpec"][];
                 description: string;
                 docs_url?: string | null;
+                /** @description Fixed headers sent with every request to the API. */
+                headers: {
+                    [key: string]: string;
+                };
                 /** @description `salesforce`, `generic-api-key`, … */
                 id: string;
+                inject?: null | components["schemas"]["InjectSpec"];
+                /**
+                 * @description One or two letters for the monogram, distinct among applications of the same initials
+                 *     when their colours would also match.
+                 */
+                monogram: string;
                 name: string;
                 oauth?: null | components["schemas"]["OAuthSpec"];
+                pagination?: null | components["schemas"]["PaginationSpec"];
+                /** @description Named provider quirks handled by code. */
+                quirks: string[];
+                rate_limit?: null | components["schemas"]["RateLimitSpec"];
                 /** @description The settings a connection takes (besides `concurrency_level` and `borrow_concurrency_from`). */
                 settings: components["schemas"]["FieldSpec"][];
                 verify?: null | components["schemas"]["VerifySpec"];
@@ -850,7 +919,17 @@ export interface components {
         };
         /** @description The OAuth 2.0 part of an entry (Salesforce, Certinia, generic OAuth 2.0). */
         OAuthSpec: {
+            /** @description Extra query parameters of the authorization request (`access_type = "offline"`). */
+            authorize_params?: {
+                [key: string]: string;
+            };
             authorize_path?: string | null;
+            /**
+             * @description The authorization endpoint, a URL template filled from the connection's settings
+             *     (`https://{subdomain}.zendesk.com/oauth/authorizations/new`).
+             */
+            authorize_url?: string | null;
+            client_auth?: null | components["schemas"]["ClientAuthMethod"];
             default_scopes?: string[];
             /**
              * @description Login hosts by account type (`production`, `sandbox`); empty for generic providers, whose
@@ -859,15 +938,54 @@ export interface components {
             hosts?: {
                 [key: string]: string;
             };
+            /**
+             * @description Extra fields of the token answer to keep with the grant (name = dotted path), such as
+             *     `instance_url` or a team id. A kept field may open the API base template.
+             */
+            keep?: {
+                [key: string]: string;
+            };
             /** @description Whether PKCE (RFC 7636, S256) is used by default. */
             pkce?: boolean;
+            /**
+             * @description Whether refresh tokens rotate (each refresh answers a new one and the old one dies),
+             *     are reused, or do not exist (the access token does not expire).
+             */
+            refresh?: components["schemas"]["RefreshStyle"];
             revoke_path?: string | null;
+            /** @description The revocation endpoint (RFC 7009), a URL template. */
+            revoke_url?: string | null;
             /** @description Scopes a user may add, with what each lets Latchkey do. */
             scope_descriptions?: {
                 [key: string]: string;
             };
+            /**
+             * @description What joins scopes in the `scope` parameter: a space by RFC 6749 §3.3, a comma for
+             *     some providers.
+             */
+            scope_separator?: string;
+            /** @description How the token request body is encoded: `form` (RFC 6749) or `json`. */
+            token_body?: components["schemas"]["TokenBody"];
+            /** @description Where the token answer keeps its fields, when not at the top level by their RFC names. */
+            token_fields?: components["schemas"]["TokenFields"];
+            /** @description Extra form parameters of every token request. */
+            token_params?: {
+                [key: string]: string;
+            };
             token_path?: string | null;
+            /** @description The token endpoint (RFC 6749 §3.2), a URL template. */
+            token_url?: string | null;
             userinfo_path?: string | null;
+        };
+        /** @description How the application pages its lists. */
+        PaginationSpec: {
+            limit_param?: string | null;
+            /** @description Where the next cursor is in the answer (dotted path). */
+            next_path?: string | null;
+            /** @description The request parameter carrying the cursor, offset or page. */
+            param?: string | null;
+            /** @description `cursor`, `offset`, `page`, `link_header` or `none`. */
+            style: string;
         };
         PutOAuthClient: {
             /** @description The consumer key (client id). */
@@ -877,6 +995,21 @@ export interface components {
             /** @description PEM private key for JWT bearer. Encrypted; never answered. */
             private_key?: string | null;
         };
+        /** @description Rate-limit headers the application sends (for callers and the proxy's back-off). */
+        RateLimitSpec: {
+            limit_header?: string | null;
+            remaining_header?: string | null;
+            reset_header?: string | null;
+            /** @description How the reset header counts: `seconds` from now, `epoch` seconds, `epoch_ms`. */
+            reset_style?: string | null;
+            /** @description Whether a 429 carries `Retry-After`. */
+            retry_after?: boolean;
+        };
+        /**
+         * @description What happens to refresh tokens.
+         * @enum {string}
+         */
+        RefreshStyle: "reuse" | "rotate" | "none";
         RotateBody: {
             /** @description The new master key (32 bytes, base64). Left out: the server generates one. */
             new_key?: string | null;
@@ -904,6 +1037,19 @@ export interface components {
         };
         /** @enum {string} */
         Scope: "read" | "write" | "secrets" | "proxy";
+        /**
+         * @description The encoding of a token request body.
+         * @enum {string}
+         */
+        TokenBody: "form" | "json";
+        /** @description Dotted paths of the token answer's fields (`authed_user.access_token`). */
+        TokenFields: {
+            access_token?: string | null;
+            expires_in?: string | null;
+            refresh_token?: string | null;
+            scope?: string | null;
+            token_type?: string | null;
+        };
         /** @description A fresh token, as processes read it by reference (R15). */
         TokenView: {
             access_token: string;
@@ -919,6 +1065,14 @@ export interface components {
         };
         /** @description How a connection is checked before it is saved (R9). */
         VerifySpec: {
+            /** @description A JSON body to send (a GraphQL query such as `{"query": "{ viewer { id } }"}`). */
+            body?: string | null;
+            /**
+             * @description A good answer also has this JSON value at this pointer (RFC 6901), e.g. Slack's
+             *     `/ok` = `true` (it answers 200 to a bad token).
+             */
+            expect_pointer?: string | null;
+            expect_value?: unknown;
             /** @enum {string} */
             kind: "http";
             method?: string;
@@ -1251,10 +1405,14 @@ export interface operations {
     list_apps: {
         parameters: {
             query?: {
+                /** @description Only applications of this category (`crm`, `storage`, …). */
+                category?: string;
+                /** @description Words that must all appear in the id, name, description or categories (any case). */
+                q?: string;
                 /** @description Items per page, 1 to 500 (default 50). */
-                limit?: number | null;
+                limit?: number;
                 /** @description The `next_cursor` of the previous page. */
-                cursor?: string | null;
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -1271,6 +1429,14 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1475,10 +1641,14 @@ export interface operations {
     list_workspace_apps: {
         parameters: {
             query?: {
+                /** @description Only applications of this category (`crm`, `storage`, …). */
+                category?: string;
+                /** @description Words that must all appear in the id, name, description or categories (any case). */
+                q?: string;
                 /** @description Items per page, 1 to 500 (default 50). */
-                limit?: number | null;
+                limit?: number;
                 /** @description The `next_cursor` of the previous page. */
-                cursor?: string | null;
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -1497,6 +1667,14 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -547,3 +547,24 @@ async fn serve_refuses_a_bad_configuration_with_exit_2() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn app_list_filters_by_category_and_search() {
+    let app = spawn_app().await;
+    let out = run(&app, &["app", "list", "--category", "crm"]).await;
+    out.assert_ok();
+    assert!(out.stdout.contains("hubspot"), "{}", out.stdout);
+    assert!(out.stdout.contains("salesforce"), "{}", out.stdout);
+    assert!(!out.stdout.contains("dropbox"), "{}", out.stdout);
+    let list = run(&app, &["app", "list", "--search", "zendesk", "--json"]).await;
+    let ids: Vec<String> = list.assert_ok().json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec!["zendesk".to_string()]);
+    run(&app, &["app", "list", "--category", "nonsense"])
+        .await
+        .assert_failed_with_hint();
+}

@@ -11,34 +11,9 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Files embedded at build time. `every_catalog_file_is_embedded` keeps this list complete.
-const EMBEDDED: &[(&str, &str)] = &[
-    (
-        "certinia.toml",
-        include_str!("../../../catalog/certinia.toml"),
-    ),
-    (
-        "generic-api-key.toml",
-        include_str!("../../../catalog/generic-api-key.toml"),
-    ),
-    (
-        "generic-basic.toml",
-        include_str!("../../../catalog/generic-basic.toml"),
-    ),
-    (
-        "generic-oauth2.toml",
-        include_str!("../../../catalog/generic-oauth2.toml"),
-    ),
-    ("mysql.toml", include_str!("../../../catalog/mysql.toml")),
-    (
-        "postgres.toml",
-        include_str!("../../../catalog/postgres.toml"),
-    ),
-    (
-        "salesforce.toml",
-        include_str!("../../../catalog/salesforce.toml"),
-    ),
-];
+/// Files embedded at build time (written by `build.rs` from the `catalog/` folder, so a new
+/// file is embedded without touching this list).
+const EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
 
 /// The names of the settings every connection takes, whatever its application (R3).
 pub const CONCURRENCY_LEVEL: &str = "concurrency_level";
@@ -125,6 +100,16 @@ pub enum VerifySpec {
         /// the name of the setting that holds the path.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path_setting: Option<String>,
+        /// A good answer also has this JSON value at this pointer (RFC 6901), e.g. Slack's
+        /// `/ok` = `true` (it answers 200 to a bad token).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect_pointer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<serde_json::Value>)]
+        expect_value: Option<Value>,
+        /// A JSON body to send (a GraphQL query such as `{"query": "{ viewer { id } }"}`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
     },
     /// A PostgreSQL connection that runs `SELECT 1`.
     Postgres,
@@ -160,7 +145,216 @@ pub struct OAuthSpec {
     /// Scopes a user may add, with what each lets Latchkey do.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scope_descriptions: BTreeMap<String, String>,
+    /// The authorization endpoint, a URL template filled from the connection's settings
+    /// (`https://{subdomain}.zendesk.com/oauth/authorizations/new`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorize_url: Option<String>,
+    /// The token endpoint (RFC 6749 §3.2), a URL template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// The revocation endpoint (RFC 7009), a URL template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_url: Option<String>,
+    /// What joins scopes in the `scope` parameter: a space by RFC 6749 §3.3, a comma for
+    /// some providers.
+    #[serde(default = "default_scope_separator")]
+    pub scope_separator: String,
+    /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuthMethod>,
+    /// Extra query parameters of the authorization request (`access_type = "offline"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub authorize_params: BTreeMap<String, String>,
+    /// Extra form parameters of every token request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub token_params: BTreeMap<String, String>,
+    /// How the token request body is encoded: `form` (RFC 6749) or `json`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub token_body: TokenBody,
+    /// Where the token answer keeps its fields, when not at the top level by their RFC names.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub token_fields: TokenFields,
+    /// Extra fields of the token answer to keep with the grant (name = dotted path), such as
+    /// `instance_url` or a team id. A kept field may open the API base template.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keep: BTreeMap<String, String>,
+    /// Whether refresh tokens rotate (each refresh answers a new one and the old one dies),
+    /// are reused, or do not exist (the access token does not expire).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub refresh: RefreshStyle,
 }
+
+fn default_scope_separator() -> String {
+    " ".into()
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Client authentication at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the id and secret form-encoded first (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the request body.
+    ClientSecretPost,
+}
+
+/// The encoding of a token request body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenBody {
+    #[default]
+    Form,
+    Json,
+}
+
+/// What happens to refresh tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshStyle {
+    /// The same refresh token serves again and again.
+    #[default]
+    Reuse,
+    /// Every refresh answers a new refresh token; the old one stops working.
+    Rotate,
+    /// No refresh token: the access token lasts until revoked.
+    None,
+}
+
+/// Dotted paths of the token answer's fields (`authed_user.access_token`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+}
+
+impl TokenFields {
+    pub fn path<'a>(&'a self, field: &'a str) -> &'a str {
+        let p = match field {
+            "access_token" => &self.access_token,
+            "refresh_token" => &self.refresh_token,
+            "expires_in" => &self.expires_in,
+            "scope" => &self.scope,
+            "token_type" => &self.token_type,
+            _ => &None,
+        };
+        p.as_deref().unwrap_or(field)
+    }
+}
+
+/// The value at a dotted path of a JSON document (`team.id`).
+pub fn json_path<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(doc, |v, k| match v {
+        Value::Object(m) => m.get(k),
+        Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+/// How the credential goes on each request to the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectSpec {
+    pub style: InjectStyle,
+    /// The header or query parameter name (`header` and `query` styles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the value is, a template over the credential fields (`Token {api_key}`); for OAuth
+    /// the access token is `{access_token}`. Default: `{access_token}` or `{api_key}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `basic` style: the user name and password templates (`{api_key}`, `X`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectStyle {
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1).
+    Bearer,
+    Header,
+    Query,
+    /// HTTP Basic (RFC 7617).
+    Basic,
+}
+
+/// Rate-limit headers the application sends (for callers and the proxy's back-off).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_header: Option<String>,
+    /// How the reset header counts: `seconds` from now, `epoch` seconds, `epoch_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_style: Option<String>,
+    /// Whether a 429 carries `Retry-After`.
+    #[serde(default)]
+    pub retry_after: bool,
+}
+
+/// How the application pages its lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaginationSpec {
+    /// `cursor`, `offset`, `page`, `link_header` or `none`.
+    pub style: String,
+    /// The request parameter carrying the cursor, offset or page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_param: Option<String>,
+    /// Where the next cursor is in the answer (dotted path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_path: Option<String>,
+}
+
+/// Provider habits that no field expresses, each handled by one named module of the server.
+pub const KNOWN_QUIRKS: &[&str] = &["slack_ok_envelope", "mailchimp_metadata"];
+
+/// The grant fields a quirk learns beyond the token answer (they may open the base URL).
+pub const QUIRK_FIELDS: &[(&str, &[&str])] = &[("mailchimp_metadata", &["api_endpoint", "dc"])];
+
+/// Categories of the catalog (the picker's filter).
+pub const CATEGORIES: &[&str] = &[
+    "crm",
+    "erp",
+    "finance",
+    "support",
+    "marketing",
+    "hr",
+    "ecommerce",
+    "storage",
+    "collaboration",
+    "developer-tools",
+    "data-warehouse",
+    "cloud",
+    "communication",
+    "security",
+    "analytics",
+    "payments",
+    "productivity",
+    "database",
+    "generic",
+];
 
 /// One application of the catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -171,10 +365,16 @@ pub struct AppEntry {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Where the picker lists it (see [`CATEGORIES`]); the first is the main one.
     #[serde(default)]
-    pub category: String,
+    pub categories: Vec<String>,
+    /// `#RRGGBB`: the background of the application's monogram (no logo is fetched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand_color: Option<String>,
     pub auth_modes: Vec<AuthMode>,
-    /// The API base when it is fixed; otherwise a `base_url` setting holds it.
+    /// The API base when it is fixed, a URL template filled from settings
+    /// (`https://{subdomain}.zendesk.com/api/v2`) or from a kept token field
+    /// (`{api_domain}/crm/v6`); otherwise a `base_url` setting holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     #[serde(default)]
@@ -187,6 +387,21 @@ pub struct AppEntry {
     pub oauth: Option<OAuthSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_url: Option<String>,
+    /// How the credential is put on requests; default: bearer for OAuth, the `api_key_*`
+    /// settings for API keys, HTTP Basic for user and password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inject: Option<InjectSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<PaginationSpec>,
+    /// Fixed headers sent with every request to the API (`Notion-Version`); a value may name
+    /// settings or credential fields (`{business_unit_id}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Named provider quirks (see [`KNOWN_QUIRKS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quirks: Vec<String>,
 }
 
 impl AppEntry {
@@ -242,6 +457,157 @@ impl AppEntry {
         {
             if path.is_none() == path_setting.is_none() {
                 return bad("an http check needs exactly one of `path` or `path_setting`".into());
+            }
+        }
+        for c in &self.categories {
+            if !CATEGORIES.contains(&c.as_str()) {
+                return bad(format!("unknown category `{c}`"));
+            }
+        }
+        for q in &self.quirks {
+            if !KNOWN_QUIRKS.contains(&q.as_str()) {
+                return bad(format!("unknown quirk `{q}`"));
+            }
+        }
+        if let Some(c) = &self.brand_color {
+            if c.len() != 7 || !c.starts_with('#') || !c[1..].bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return bad(format!("brand_color `{c}` is not #RRGGBB"));
+            }
+        }
+        if let Some(d) = &self.docs_url {
+            if !d.starts_with("https://") {
+                return bad("docs_url must be an https URL".into());
+            }
+        }
+        let kept: Vec<String> = self.kept_names();
+        for (what, t) in self.templates() {
+            for (name, pos) in crate::template::placeholders(t) {
+                let is_setting = self.setting(&name).is_some();
+                let is_kept = kept.contains(&name);
+                if pos == crate::template::Position::Origin && !is_kept {
+                    return bad(format!(
+                        "{what} opens with `{{{name}}}`, which is no kept token field"
+                    ));
+                }
+                if !is_setting && !is_kept {
+                    return bad(format!("{what} names `{{{name}}}`, which is no setting"));
+                }
+                if is_kept && !is_setting && what != "base_url" && what != "verify.path" {
+                    return bad(format!(
+                        "{what} names the token field `{{{name}}}`, known only after the grant"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of fields known after a grant: kept from the token answer, or learnt by quirks.
+    pub fn kept_names(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .oauth
+            .iter()
+            .flat_map(|o| o.keep.keys().cloned())
+            .collect();
+        for (q, fields) in QUIRK_FIELDS {
+            if self.quirks.iter().any(|x| x == q) {
+                out.extend(fields.iter().map(|f| f.to_string()));
+            }
+        }
+        out
+    }
+
+    /// Fills one of the entry's templates: settings whose values the catalog fixed (enum
+    /// choices) may hold dots; every other value is checked to keep its host.
+    pub fn fill(
+        &self,
+        template: &str,
+        settings: &Map<String, Value>,
+        kept: &BTreeMap<String, String>,
+    ) -> Result<url::Url, CoreError> {
+        let trusted: Vec<&str> = self
+            .settings
+            .iter()
+            .filter(|f| f.kind == FieldType::Enum)
+            .map(|f| f.name.as_str())
+            .collect();
+        crate::template::fill_trusting(template, settings, kept, &trusted)
+    }
+
+    /// Fills `{setting}` in a plain string (a scope, a token parameter, a header value).
+    pub fn fill_text(&self, text: &str, settings: &Map<String, Value>) -> String {
+        let mut out = text.to_string();
+        for (k, v) in settings {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => continue,
+            };
+            out = out.replace(&format!("{{{k}}}"), &v);
+        }
+        out
+    }
+
+    /// Every URL template of the entry, with what it is.
+    pub fn templates(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        if let Some(b) = &self.base_url {
+            out.push(("base_url", b.as_str()));
+        }
+        if let Some(VerifySpec::Http { path: Some(p), .. }) = &self.verify {
+            out.push(("verify.path", p.as_str()));
+        }
+        if let Some(o) = &self.oauth {
+            for (what, t) in [
+                ("oauth.authorize_url", &o.authorize_url),
+                ("oauth.token_url", &o.token_url),
+                ("oauth.revoke_url", &o.revoke_url),
+            ] {
+                if let Some(t) = t {
+                    out.push((what, t.as_str()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The main category (the first).
+    pub fn category(&self) -> &str {
+        self.categories
+            .first()
+            .map(String::as_str)
+            .unwrap_or("generic")
+    }
+
+    /// Checks that every setting the entry's URL templates name has a value that keeps the
+    /// request on the application's host.
+    fn check_template_settings(&self, settings: &Map<String, Value>) -> Result<(), CoreError> {
+        for (_, t) in self.templates() {
+            for (name, pos) in crate::template::placeholders(t) {
+                let Some(spec) = self.setting(&name) else {
+                    continue;
+                };
+                let field = format!("settings.{name}");
+                if spec.kind == FieldType::Enum && settings.contains_key(&name) {
+                    continue;
+                }
+                match settings.get(&name) {
+                    Some(Value::String(v)) => crate::template::check_value(&field, &name, v, pos)?,
+                    Some(Value::Number(n)) => {
+                        crate::template::check_value(&field, &name, &n.to_string(), pos)?
+                    }
+                    _ => {
+                        return Err(CoreError::invalid_with_hint(
+                            field,
+                            format!(
+                                "the setting `{name}` is missing: {}'s URLs need it",
+                                self.name
+                            ),
+                            format!("give settings.{name}"),
+                        ))
+                    }
+                }
             }
         }
         Ok(())
@@ -308,6 +674,7 @@ impl AppEntry {
                 }
             },
         };
+        self.check_template_settings(&out)?;
         out.insert(CONCURRENCY_LEVEL.into(), Value::from(level));
         match input.get(BORROW_CONCURRENCY_FROM) {
             None | Some(Value::Null) => {}

@@ -11,5 +11,6 @@ pub mod names;
 pub mod outbound;
 pub mod secret;
 pub mod store;
+pub mod template;
 
 pub use error::{CoreError, StoreError};

@@ -197,6 +197,9 @@ pub struct TokenMeta {
     /// No refresh is attempted before this (back-off after failures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<DateTime<Utc>>,
+    /// Fields of the token answer the catalog entry keeps (team id, API domain, …): never secret.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 /// A workspace's OAuth client for one application (Salesforce "connected app").

@@ -130,6 +130,7 @@ const LK = (() => {
     if (!appsCache) appsCache = await listAll("/v1/apps");
     return appsCache;
   }
+  function appsNow() { return appsCache; }
   function appName(list, id) {
     const a = list.find((x) => x.id === id);
     return a ? a.name : id;
@@ -247,7 +248,7 @@ const LK = (() => {
   });
 
   return {
-    api, listAll, el, $, showError, toast, statusBadge, modeLabel, apps, appName, wsPath,
+    api, listAll, el, $, showError, toast, statusBadge, modeLabel, apps, appsNow, appName, wsPath,
     fmtTime, page, onWorkspace, workspace: () => current, ApiError, csrf,
   };
 })();

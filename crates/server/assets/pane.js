@@ -405,10 +405,62 @@
     const s = st.editing ? st.editing.settings : {};
     $("#f-level").value = s.concurrency_level || 5;
     $("#advanced").open = false;
+    $("#picker").hidden = !!st.editing;
+    $("#f-app-search").value = "";
+    fillCategories(catalog);
     chooseApp(chosen);
+    renderPicker();
     d.showModal();
-    (chosen ? $("#f-name") : appSel).focus();
+    (chosen ? $("#f-name") : $("#f-app-search")).focus();
     await fillBorrow(s.borrow_concurrency_from || "");
+  }
+
+  /* The picker: a searchable, categorised list of the catalog, each with its monogram in the
+     application's brand colour. Choosing one sets the select below it. */
+  const CATEGORY_NAMES = {
+    crm: "CRM", erp: "ERP", finance: "Finance", support: "Support", marketing: "Marketing", hr: "HR",
+    ecommerce: "E-commerce", storage: "Storage", collaboration: "Collaboration", "developer-tools": "Developer tools",
+    "data-warehouse": "Data warehouses", cloud: "Cloud", communication: "Communication", security: "Security",
+    analytics: "Analytics", payments: "Payments", productivity: "Productivity", database: "Databases", generic: "Any API",
+  };
+
+  function textOn(bg) {
+    const n = parseInt((bg || "#777777").slice(1), 16);
+    const lum = (0.299 * (n >> 16) + 0.587 * ((n >> 8) & 255) + 0.114 * (n & 255)) / 255;
+    return lum > 0.6 ? "#111111" : "#ffffff";
+  }
+
+  function monogram(a) {
+    const m = el("span", { class: "monogram", "aria-hidden": "true" }, a.monogram || a.name.slice(0, 2));
+    m.style.backgroundColor = a.brand_color; // CSSOM, which the style-src policy allows
+    m.style.color = textOn(a.brand_color);
+    return m;
+  }
+
+  function renderPicker() {
+    const catalog = LK.appsNow() || [];
+    const words = $("#f-app-search").value.toLowerCase().split(/\s+/).filter(Boolean);
+    const cat = $("#f-app-category").value;
+    const shown = catalog.filter((a) => {
+      if (cat && !(a.categories || []).includes(cat)) return false;
+      const hay = `${a.id} ${a.name} ${a.description} ${(a.categories || []).join(" ")}`.toLowerCase();
+      return words.every((w) => hay.includes(w));
+    });
+    const chosen = $("#f-app").value;
+    $("#app-picker").replaceChildren(...shown.map((a) => el("li", {},
+      el("button", { type: "button", class: "pick" + (a.id === chosen ? " chosen" : ""), role: "option", "aria-selected": String(a.id === chosen), "data-app": a.id },
+        monogram(a),
+        el("span", { class: "pick-name" }, a.name),
+        el("span", { class: "pick-cat" }, (a.categories || []).map((c) => CATEGORY_NAMES[c] || c).join(" · "))))));
+    $("#picker-count").textContent = shown.length ? `${shown.length} of ${catalog.length} applications` : "No application matches: try fewer words, or another category.";
+  }
+
+  function fillCategories(catalog) {
+    const sel = $("#f-app-category");
+    const seen = new Set();
+    catalog.forEach((a) => (a.categories || []).forEach((c) => seen.add(c)));
+    const cats = Object.keys(CATEGORY_NAMES).filter((c) => seen.has(c));
+    sel.replaceChildren(el("option", { value: "" }, "All categories"), ...cats.map((c) => el("option", { value: c }, CATEGORY_NAMES[c])));
   }
 
   function chooseApp(id) {
@@ -425,7 +477,17 @@
   document.addEventListener("DOMContentLoaded", () => {
     const d = $("#conn-pane");
     if (!d) return;
-    $("#f-app").addEventListener("change", (e) => chooseApp(e.target.value));
+    $("#f-app").addEventListener("change", (e) => { chooseApp(e.target.value); renderPicker(); });
+    $("#f-app-search").addEventListener("input", renderPicker);
+    $("#f-app-category").addEventListener("change", renderPicker);
+    $("#app-picker").addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-app]");
+      if (!b || $("#f-app").disabled) return;
+      $("#f-app").value = b.dataset.app;
+      chooseApp(b.dataset.app);
+      renderPicker();
+      $("#f-name").focus();
+    });
     $("#f-borrow").addEventListener("change", (e) => { $("#level-field").hidden = !!e.target.value; });
     $("#conn-form").addEventListener("submit", (e) => {
       e.preventDefault();

@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
+use latchkey_core::catalog::{AppEntry, InjectSpec, InjectStyle};
 use latchkey_core::model::AuthMode;
 use latchkey_core::secret::SecretFields;
 use latchkey_core::CoreError;
@@ -43,8 +44,171 @@ fn sensitive(v: String) -> Result<HeaderValue, CoreError> {
     Ok(hv)
 }
 
-/// The injection for a non-OAuth connection.
+/// Fills `{field}` placeholders of an injection value from the credential fields (and the
+/// access token, as `access_token`).
+fn fill_value(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|i| open + i) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(&lookup(&rest[open + 1..close]).unwrap_or_default());
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The injection a catalog rule describes.
+fn by_rule(
+    rule: &InjectSpec,
+    default_value: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Injection, CoreError> {
+    let value = fill_value(rule.value.as_deref().unwrap_or(default_value), lookup);
+    match rule.style {
+        InjectStyle::Bearer => Ok(Injection {
+            headers: vec![(
+                http::header::AUTHORIZATION,
+                sensitive(format!("Bearer {value}"))?,
+            )],
+            query: None,
+        }),
+        InjectStyle::Header => {
+            let name = rule.name.as_deref().unwrap_or("Authorization");
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                CoreError::invalid("inject.name", format!("`{name}` is not a header name"))
+            })?;
+            Ok(Injection {
+                headers: vec![(header, sensitive(value)?)],
+                query: None,
+            })
+        }
+        InjectStyle::Query => Ok(Injection {
+            headers: vec![],
+            query: Some((rule.name.clone().unwrap_or_else(|| "key".into()), value)),
+        }),
+        InjectStyle::Basic => {
+            let user = fill_value(rule.username.as_deref().unwrap_or(default_value), lookup);
+            let pass = fill_value(rule.password.as_deref().unwrap_or(""), lookup);
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            Ok(Injection {
+                headers: vec![(
+                    http::header::AUTHORIZATION,
+                    sensitive(format!("Basic {encoded}"))?,
+                )],
+                query: None,
+            })
+        }
+    }
+}
+
+/// The entry's fixed headers, their `{name}` placeholders filled from the settings and the
+/// credential fields (values from credentials are marked sensitive).
+pub fn fixed_headers(
+    app: &AppEntry,
+    settings: &Map<String, Value>,
+    creds: &SecretFields,
+) -> Result<Vec<(HeaderName, HeaderValue)>, CoreError> {
+    let mut out = Vec::new();
+    for (name, template) in &app.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| CoreError::invalid("headers", format!("`{name}` is not a header name")))?;
+        let secret = creds
+            .names()
+            .any(|n| template.contains(&format!("{{{n}}}")));
+        let value = fill_value(template, &|k: &str| {
+            creds
+                .expose(k)
+                .map(str::to_string)
+                .or_else(|| match settings.get(k) {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                })
+        });
+        let mut hv = HeaderValue::from_str(&value).map_err(|_| {
+            CoreError::invalid(
+                "headers",
+                format!("the value of header `{name}` cannot go in an HTTP header"),
+            )
+        })?;
+        hv.set_sensitive(secret);
+        out.push((header, hv));
+    }
+    Ok(out)
+}
+
+/// The injection of an OAuth access token: the entry's rule, or `Authorization: Bearer`.
+pub fn for_token(app: &AppEntry, token: &str) -> Result<Injection, CoreError> {
+    let bearer = InjectSpec {
+        style: InjectStyle::Bearer,
+        name: None,
+        value: None,
+        username: None,
+        password: None,
+    };
+    let rule = app.inject.as_ref().unwrap_or(&bearer);
+    by_rule(rule, "{access_token}", &|k| {
+        (k == "access_token").then(|| token.to_string())
+    })
+}
+
+/// The injection for a non-OAuth connection: the entry's rule when it has one, else the
+/// generic `api_key_*` settings or HTTP Basic.
 pub fn for_static(
+    app: &AppEntry,
+    mode: AuthMode,
+    settings: &Map<String, Value>,
+    creds: &SecretFields,
+) -> Result<Injection, CoreError> {
+    if let Some(rule) = &app.inject {
+        let default = if mode == AuthMode::Basic {
+            "{username}"
+        } else {
+            "{api_key}"
+        };
+        let lookup = |k: &str| -> Option<String> {
+            creds
+                .expose(k)
+                .map(str::to_string)
+                .or_else(|| settings.get(k).and_then(Value::as_str).map(str::to_string))
+        };
+        let mut rule = rule.clone();
+        if mode == AuthMode::Basic && rule.style == InjectStyle::Basic && rule.password.is_none() {
+            rule.password = Some("{password}".into());
+        }
+        let mut inj = by_rule(&rule, default, &lookup)?;
+        inj.headers.extend(fixed_headers(app, settings, creds)?);
+        return Ok(inj);
+    }
+    if mode == AuthMode::ApiKey && app.setting("api_key_name").is_none() {
+        // A catalog entry with an API key and no rule of its own: a bearer token.
+        let bearer = InjectSpec {
+            style: InjectStyle::Bearer,
+            name: None,
+            value: None,
+            username: None,
+            password: None,
+        };
+        let mut inj = by_rule(&bearer, "{api_key}", &|k| {
+            creds.expose(k).map(str::to_string)
+        })?;
+        inj.headers.extend(fixed_headers(app, settings, creds)?);
+        return Ok(inj);
+    }
+    if !app.headers.is_empty() {
+        let mut inj = for_generic(mode, settings, creds)?;
+        inj.headers.extend(fixed_headers(app, settings, creds)?);
+        return Ok(inj);
+    }
+    for_generic(mode, settings, creds)
+}
+
+fn for_generic(
     mode: AuthMode,
     settings: &Map<String, Value>,
     creds: &SecretFields,
@@ -97,6 +261,49 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn app() -> AppEntry {
+        latchkey_core::catalog::Catalog::embedded()
+            .get("generic-api-key")
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn catalog_rules() {
+        let cat = latchkey_core::catalog::Catalog::embedded();
+        for e in cat.iter() {
+            if let Some(rule) = &e.inject {
+                if rule.style == InjectStyle::Basic && e.auth_modes.contains(&AuthMode::ApiKey) {
+                    let inj = for_static(
+                        e,
+                        AuthMode::ApiKey,
+                        &Map::new(),
+                        &creds(json!({"api_key": "k"})),
+                    )
+                    .unwrap();
+                    assert!(inj.headers[0].1.to_str().unwrap().starts_with("Basic "));
+                }
+            }
+        }
+        let rule = InjectSpec {
+            style: InjectStyle::Header,
+            name: Some("Authorization".into()),
+            value: Some("Token token={api_key}".into()),
+            username: None,
+            password: None,
+        };
+        let mut e = app();
+        e.inject = Some(rule);
+        let inj = for_static(
+            &e,
+            AuthMode::ApiKey,
+            &Map::new(),
+            &creds(json!({"api_key": "k1"})),
+        )
+        .unwrap();
+        assert_eq!(inj.headers[0].1, "Token token=k1");
+    }
+
     fn creds(v: serde_json::Value) -> SecretFields {
         serde_json::from_value(v).unwrap()
     }
@@ -105,6 +312,7 @@ mod tests {
     fn api_key_in_header_with_prefix_and_in_query() {
         let s = json!({"api_key_in": "header", "api_key_name": "Authorization", "api_key_prefix": "Bearer "});
         let inj = for_static(
+            &app(),
             AuthMode::ApiKey,
             s.as_object().unwrap(),
             &creds(json!({"api_key": "k1"})),
@@ -115,6 +323,7 @@ mod tests {
         assert!(inj.headers[0].1.is_sensitive());
         let s = json!({"api_key_in": "query", "api_key_name": "key"});
         let inj = for_static(
+            &app(),
             AuthMode::ApiKey,
             s.as_object().unwrap(),
             &creds(json!({"api_key": "k 2"})),
@@ -128,6 +337,7 @@ mod tests {
     #[test]
     fn basic_auth() {
         let inj = for_static(
+            &app(),
             AuthMode::Basic,
             &Map::new(),
             &creds(json!({"username": "u", "password": "p:w"})),

@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod outbound;
 pub mod pagination;
 pub mod proxy;
+pub mod quirks;
 pub mod routes;
 pub mod service;
 pub mod state;

@@ -31,6 +31,7 @@ pub async fn verify(
             method,
             path,
             path_setting,
+            ..
         }) => {
             let path = match (path, path_setting) {
                 (Some(p), _) => p.clone(),
@@ -96,15 +97,108 @@ fn failed(message: String, hint: &str, details: Value) -> CoreError {
     }
 }
 
-/// The API base of a connection: the catalog's fixed one or its `base_url` setting.
+/// The API base of a connection: its `base_url` setting, or the catalog's base URL template
+/// filled from its settings.
 pub fn api_base(app: &AppEntry, settings: &Map<String, Value>) -> Result<Url, CoreError> {
-    let base = settings
-        .get("base_url")
-        .and_then(Value::as_str)
-        .or(app.base_url.as_deref())
+    api_base_with(app, settings, &std::collections::BTreeMap::new())
+}
+
+/// [`api_base`] with the fields kept from the token answer (an API domain it named).
+pub fn api_base_with(
+    app: &AppEntry,
+    settings: &Map<String, Value>,
+    kept: &std::collections::BTreeMap<String, String>,
+) -> Result<Url, CoreError> {
+    if let Some(base) = settings.get("base_url").and_then(Value::as_str) {
+        return Url::parse(base).map_err(|_| {
+            CoreError::invalid("settings.base_url", "the base URL is not a valid URL")
+        });
+    }
+    let template = app
+        .base_url
+        .as_deref()
         .ok_or_else(|| CoreError::invalid("settings.base_url", "the connection has no base URL"))?;
-    Url::parse(base)
-        .map_err(|_| CoreError::invalid("settings.base_url", "the base URL is not a valid URL"))
+    app.fill(template, settings, kept)
+}
+
+/// The URL of the verification request: an absolute template of the entry, or a path (whose
+/// `{setting}` placeholders are filled) under the API base.
+pub fn verify_url(
+    app: &AppEntry,
+    settings: &Map<String, Value>,
+    kept: &std::collections::BTreeMap<String, String>,
+    path: &str,
+) -> Result<Url, CoreError> {
+    if path.starts_with("https://") {
+        return app.fill(path, settings, kept);
+    }
+    let base = api_base_with(app, settings, kept)?;
+    Ok(join_path(&base, &app.fill_text(path, settings)))
+}
+
+/// The JSON body of the verification request, if the entry gives one.
+pub fn verify_body(app: &AppEntry) -> Option<String> {
+    match &app.verify {
+        Some(VerifySpec::Http { body, .. }) => body.clone(),
+        _ => None,
+    }
+}
+
+/// The verification request of an entry: method and path (fixed, or from a setting).
+pub fn verify_request(app: &AppEntry, settings: &Map<String, Value>) -> (String, String) {
+    match &app.verify {
+        Some(VerifySpec::Http {
+            method,
+            path,
+            path_setting,
+            ..
+        }) => {
+            let p = match (path, path_setting) {
+                (Some(p), _) => p.clone(),
+                (None, Some(s)) => settings
+                    .get(s)
+                    .and_then(Value::as_str)
+                    .unwrap_or("/")
+                    .to_string(),
+                _ => "/".into(),
+            };
+            (method.clone(), p)
+        }
+        _ => (
+            "GET".into(),
+            settings
+                .get("verify_path")
+                .and_then(Value::as_str)
+                .unwrap_or("/")
+                .to_string(),
+        ),
+    }
+}
+
+/// Whether a 2xx answer's body is what the entry calls a good answer (`None`: it is), else
+/// why not.
+pub fn unexpected_answer(app: &AppEntry, body: &str) -> Option<String> {
+    let Some(VerifySpec::Http {
+        expect_pointer: Some(pointer),
+        expect_value,
+        ..
+    }) = &app.verify
+    else {
+        return None;
+    };
+    let doc: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    match (doc.pointer(pointer), expect_value) {
+        (None, _) => Some(format!("the answer has no `{pointer}`")),
+        (Some(v), Some(want)) if v != want => {
+            let code = doc
+                .get("error")
+                .and_then(Value::as_str)
+                .map(|e| format!(" (error `{}`)", excerpt(e)))
+                .unwrap_or_default();
+            Some(format!("the answer's `{pointer}` is {v}, not {want}{code}"))
+        }
+        _ => None,
+    }
 }
 
 /// `base` + `path`, keeping the base's own path (`https://x/v1` + `/me` = `https://x/v1/me`).
@@ -133,11 +227,10 @@ async fn verify_http(
     method: &str,
     path: &str,
 ) -> Result<(), CoreError> {
-    let base = api_base(app, settings)?;
-    let mut url = join_path(&base, path);
-    let injection = inject::for_static(mode, settings, creds)?;
+    let mut url = verify_url(app, settings, &Default::default(), path)?;
+    let shown = format!("{method} {url}");
+    let injection = inject::for_static(app, mode, settings, creds)?;
     injection.apply_to_url(&mut url);
-    let shown = format!("{method} {}", join_path(&base, path));
     let url = outbound
         .prepare(&url)
         .map_err(|e| outbound_failed(&shown, e))?;
@@ -145,6 +238,11 @@ async fn verify_http(
     let mut req = outbound.client().request(method, url).timeout(HTTP_TIMEOUT);
     for (name, value) in injection.headers {
         req = req.header(name, value);
+    }
+    if let Some(b) = verify_body(app) {
+        req = req
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(b);
     }
     let resp = req.send().await.map_err(|e| {
         let reason = if e.is_timeout() {
@@ -161,10 +259,17 @@ async fn verify_http(
         )
     })?;
     let status = resp.status();
-    if status.is_success() {
-        return Ok(());
-    }
     let body = resp.text().await.unwrap_or_default();
+    if status.is_success() {
+        return match unexpected_answer(app, &body) {
+            None => Ok(()),
+            Some(why) => Err(failed(
+                format!("{} answered {status} to {shown}, but {why}", app.name),
+                "the application refused the credential inside a successful answer: check the key and its permissions",
+                json!({ "status": status.as_u16(), "request": shown }),
+            )),
+        };
+    }
     let excerpt = excerpt(&body);
     let hint = match status.as_u16() {
         401 => "the application refused the credential: check the key (or username and password) and that it is still valid",

@@ -154,7 +154,9 @@ async fn lifecycle(app: &TestApp) {
     assert!(fixed.body["status_reason"].is_null());
 
     // R10: counts per application.
-    let apps = app.get(&format!("/v1/workspaces/{ws}/apps")).await;
+    let apps = app
+        .get(&format!("/v1/workspaces/{ws}/apps?limit=500"))
+        .await;
     let count = |id: &str| {
         apps.body["items"]
             .as_array()

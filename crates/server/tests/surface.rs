@@ -165,7 +165,7 @@ async fn openapi_health_and_metrics() {
 #[tokio::test]
 async fn catalog_describes_applications() {
     let app = spawn_app().await;
-    let apps = app.get("/v1/apps").await;
+    let apps = app.get("/v1/apps?limit=500").await;
     let ids: Vec<&str> = apps.body["items"]
         .as_array()
         .unwrap()

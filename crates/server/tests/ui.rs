@@ -560,3 +560,79 @@ async fn ui_headers_session_cookie_and_csrf() {
     assert_eq!(r.status(), 303);
     assert!(cookie_from(&r).1.contains("; Secure"));
 }
+
+/// The create pane's application picker: search, category filter, choosing an application
+/// shows its fields; monograms carry the brand colour.
+#[tokio::test]
+async fn the_application_picker_searches_filters_and_chooses() {
+    let Some(browser) = start_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.workspace("acme").await;
+    let outcome = std::panic::AssertUnwindSafe(picker_scenario(&browser, &app))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        browser.screenshot("picker-failure").await;
+        browser.print_console().await;
+    }
+    let Browser {
+        client, mut driver, ..
+    } = browser;
+    let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
+    let _ = driver.kill().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn picker_scenario(b: &Browser, app: &TestApp) {
+    b.goto(&format!("{}/", app.url)).await;
+    b.fill("#api_key", &app.admin_key).await;
+    b.click("form button[type=submit]").await;
+    b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
+    b.click("#new-conn").await;
+    b.until(
+        "the picker to list the catalog",
+        "return document.querySelectorAll('#app-picker button[data-app]').length >= 150",
+    )
+    .await;
+    // Search narrows the list as one types.
+    b.fill("#f-app-search", "zendesk").await;
+    b.until(
+        "the search to leave Zendesk alone",
+        "const l = [...document.querySelectorAll('#app-picker button[data-app]')].map(b => b.dataset.app); return l.length === 1 && l[0] === 'zendesk'",
+    )
+    .await;
+    // The category filter: storage only, searched within.
+    b.fill("#f-app-search", "").await;
+    b.choose("#f-app-category", "storage").await;
+    b.until(
+        "only storage applications",
+        "const l = [...document.querySelectorAll('#app-picker button[data-app]')].map(b => b.dataset.app); return l.includes('box') && l.includes('dropbox') && !l.includes('hubspot')",
+    )
+    .await;
+    b.screenshot("picker-storage-1280").await;
+    // Monograms in the brand colour, and different for GitHub and GitLab.
+    b.choose("#f-app-category", "").await;
+    b.fill("#f-app-search", "git").await;
+    b.until(
+        "GitHub and GitLab with different monograms",
+        "const m = id => document.querySelector(`#app-picker button[data-app=${id}] .monogram`); return m('github') && m('gitlab') && m('github').textContent !== m('gitlab').textContent && getComputedStyle(m('github')).backgroundColor === 'rgb(24, 23, 23)'",
+    )
+    .await;
+    // Choosing Zendesk shows its own fields: the subdomain its URLs need, its scopes.
+    b.fill("#f-app-search", "zendesk").await;
+    b.click("#app-picker button[data-app=zendesk]").await;
+    b.until(
+        "the select to follow the picker",
+        "return document.querySelector('#f-app').value === 'zendesk'",
+    )
+    .await;
+    b.find("#fld-s-subdomain").await;
+    b.find("#fld-c-client_id").await;
+    let help = b.text_with("#f-app-help", "Zendesk").await;
+    assert!(help.contains("tickets"), "{help}");
+    b.screenshot("picker-chosen-1280").await;
+}

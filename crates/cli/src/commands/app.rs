@@ -10,6 +10,13 @@ pub enum AppCmd {
     List {
         #[arg(long, short = 'w')]
         workspace: Option<String>,
+        /// Only applications of this category (crm, erp, finance, support, marketing, hr,
+        /// ecommerce, storage, collaboration, developer-tools, data-warehouse, cloud, …).
+        #[arg(long, short = 'c')]
+        category: Option<String>,
+        /// Words that must all appear in the id, name, description or categories.
+        #[arg(long, short = 's', alias = "q")]
+        search: Option<String>,
     },
     /// Show an application's auth modes, settings and credential fields.
     Show { app: String },
@@ -18,19 +25,30 @@ pub enum AppCmd {
 pub async fn run(ctx: &Ctx, cmd: AppCmd) -> anyhow::Result<ExitCode> {
     let c = &ctx.client;
     match cmd {
-        AppCmd::List { workspace } => {
+        AppCmd::List {
+            workspace,
+            category,
+            search,
+        } => {
+            let mut query: Vec<(&str, String)> = vec![];
+            if let Some(cat) = category {
+                query.push(("category", cat));
+            }
+            if let Some(q) = search {
+                query.push(("q", q));
+            }
             let list = match &workspace {
                 Some(ws) => {
-                    c.list_all(&["v1", "workspaces", ws, "apps"], &[], None)
+                    c.list_all(&["v1", "workspaces", ws, "apps"], &query, None)
                         .await?
                 }
-                None => c.list_all(&["v1", "apps"], &[], None).await?,
+                None => c.list_all(&["v1", "apps"], &query, None).await?,
             };
             if ctx.json {
                 output::json(&list);
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut headers = vec!["ID", "NAME", "AUTH MODES", "CATEGORY"];
+            let mut headers = vec!["ID", "NAME", "AUTH MODES", "CATEGORIES"];
             if workspace.is_some() {
                 headers.push("CONNECTIONS");
             }
@@ -40,7 +58,7 @@ pub async fn run(ctx: &Ctx, cmd: AppCmd) -> anyhow::Result<ExitCode> {
                     text(a, "id"),
                     text(a, "name"),
                     text(a, "auth_modes"),
-                    text(a, "category"),
+                    text(a, "categories"),
                 ];
                 if workspace.is_some() {
                     row.push(text(a, "connection_count"));

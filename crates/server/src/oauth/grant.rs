@@ -7,6 +7,7 @@ use crate::outbound::Outbound;
 use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
+use latchkey_core::catalog::{json_path, TokenBody};
 use latchkey_core::model::TokenMeta;
 use latchkey_core::secret::SecretString;
 use secrecy::ExposeSecret;
@@ -109,7 +110,6 @@ impl GrantError {
     }
 }
 
-#[derive(Deserialize)]
 struct RawTokens {
     access_token: String,
     refresh_token: Option<String>,
@@ -171,7 +171,20 @@ async fn post_token(
             }
         }
     }
-    let resp = req.form(&form).send().await.map_err(|e| {
+    for (k, v) in &provider.token_params {
+        form.push((k.as_str(), v.clone()));
+    }
+    req = match provider.token_body {
+        TokenBody::Form => req.form(&form),
+        TokenBody::Json => {
+            let body: serde_json::Map<String, Value> = form
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+                .collect();
+            req.json(&body)
+        }
+    };
+    let resp = req.send().await.map_err(|e| {
         GrantError::Transport(format!(
             "the token endpoint could not be reached: {}",
             crate::verify::connect_reason(&e)
@@ -185,19 +198,71 @@ async fn post_token(
     if !(200..300).contains(&status) {
         return Err(parse_error_answer(status, &body));
     }
-    parse_token_answer(&body, provider, client)
+    if provider.has_quirk("slack_ok_envelope") {
+        if let Some(e) = crate::quirks::slack_ok_envelope::token_error(status, &body) {
+            return Err(e);
+        }
+    }
+    let mut tokens = parse_token_answer(&body, provider, client)?;
+    if provider.has_quirk("mailchimp_metadata") {
+        crate::quirks::mailchimp_metadata::after_token(out, &mut tokens).await?;
+    }
+    Ok(tokens)
 }
 
-/// Reads a token endpoint's 2xx answer as [`post_token`] does (public for the fuzz targets).
+/// Reads a token endpoint's 2xx answer as [`post_token`] does (public for the fuzz targets):
+/// each field at the path the catalog entry gives for it, and the fields it keeps.
 pub fn parse_token_answer(
     body: &str,
     provider: &Provider,
     client: &ClientCreds,
 ) -> Result<Tokens, GrantError> {
-    let raw: RawTokens = serde_json::from_str(body).map_err(|_| {
+    let doc: Value = serde_json::from_str(body).map_err(|_| {
         GrantError::Transport("the token endpoint answered 2xx but not with a token".into())
     })?;
-    read_tokens(raw, provider, client)
+    let at = |field: &str| -> Option<String> {
+        match json_path(&doc, provider.token_fields.path(field)) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let top = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
+    let access_token = at("access_token")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            GrantError::Transport(format!(
+                "the token answer has no access token at `{}`",
+                provider.token_fields.path("access_token")
+            ))
+        })?;
+    let raw = RawTokens {
+        access_token,
+        refresh_token: at("refresh_token").filter(|s| !s.is_empty()),
+        token_type: at("token_type"),
+        expires_in: json_path(&doc, provider.token_fields.path("expires_in")).cloned(),
+        scope: at("scope"),
+        instance_url: top("instance_url"),
+        id: top("id"),
+        issued_at: top("issued_at"),
+        signature: top("signature"),
+    };
+    let mut tokens = read_tokens(raw, provider, client)?;
+    for (name, path) in &provider.keep {
+        let v = match json_path(&doc, path) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => continue,
+        };
+        if v.len() <= 512 {
+            if name == "instance_url" {
+                tokens.meta.instance_url = Some(v.trim_end_matches('/').to_string());
+            }
+            tokens.meta.extra.insert(name.clone(), v);
+        }
+    }
+    Ok(tokens)
 }
 
 /// Reads a token endpoint's error answer (public for the fuzz targets).
@@ -213,6 +278,10 @@ pub fn parse_error_answer(status: u16, body: &str) -> GrantError {
         )),
     }
 }
+
+/// Ten years: how long a token without an expiry is taken to last, and the most an
+/// `expires_in` counts (a provider's absurd number is clamped, never an overflow).
+const NEVER_SECS: i64 = 10 * 365 * 24 * 3600;
 
 fn read_tokens(
     raw: RawTokens,
@@ -250,7 +319,12 @@ fn read_tokens(
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
     });
     let expires_at: DateTime<Utc> = match expires_in {
-        Some(secs) if secs > 0 => now + Duration::seconds(secs),
+        Some(secs) if secs > 0 => now + Duration::seconds(secs.min(NEVER_SECS)),
+        // No expiry and nothing to refresh with: the token lasts until it is revoked (Shopify,
+        // Notion, Slack without rotation); a 401 then says so.
+        _ if provider.flavor == Flavor::Generic && raw.refresh_token.is_none() => {
+            now + Duration::seconds(NEVER_SECS)
+        }
         _ => issued_at.unwrap_or(now) + Duration::seconds(provider.session_timeout_secs),
     };
     let (org, user) = raw.id.as_deref().and_then(parse_identity_url).unzip();
@@ -274,6 +348,7 @@ fn read_tokens(
             has_refresh_token: raw.refresh_token.is_some(),
             failures: 0,
             retry_after: None,
+            extra: Default::default(),
         },
         refresh_token: raw.refresh_token.map(SecretString::from),
     })
@@ -318,7 +393,7 @@ pub async fn client_credentials(
 ) -> Result<Tokens, GrantError> {
     let mut form = vec![("grant_type", "client_credentials".to_string())];
     if provider.flavor == Flavor::Generic && !provider.scopes.is_empty() {
-        form.push(("scope", provider.scopes.join(" ")));
+        form.push(("scope", provider.scope_param()));
     }
     post_token(out, provider, client, form, true).await
 }
@@ -431,18 +506,12 @@ mod tests {
 
     fn salesforce_provider() -> Provider {
         Provider {
-            flavor: Flavor::Salesforce,
-            authorize_url: None,
-            token_url: url::Url::parse("https://login.salesforce.com/services/oauth2/token")
-                .unwrap(),
-            revoke_url: None,
-            userinfo_path: None,
-            audience: None,
-            pkce: true,
             client_auth: ClientAuth::Post,
-            scopes: vec![],
-            extra_authorize_params: vec![],
             session_timeout_secs: 7200,
+            ..Provider::plain(
+                Flavor::Salesforce,
+                url::Url::parse("https://login.salesforce.com/services/oauth2/token").unwrap(),
+            )
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod approvals;
 pub mod callback;
 pub mod grant;
+pub mod import;
 pub mod provider;
 pub mod tokens;
 
@@ -210,7 +211,7 @@ pub async fn begin_authorization(
         q.append_pair("client_id", &client.client_id);
         q.append_pair("redirect_uri", &redirect);
         if !provider.scopes.is_empty() {
-            q.append_pair("scope", &provider.scopes.join(" "));
+            q.append_pair("scope", &provider.scope_param());
         }
         q.append_pair("state", &raw_state);
         if let Some(v) = &verifier {
@@ -326,14 +327,55 @@ pub async fn check(
             Ok(checked)
         }
         Flavor::Generic => {
-            let base = crate::verify::api_base(app, conn_settings)
+            let (method, path) = crate::verify::verify_request(app, conn_settings);
+            let mut url = crate::verify::verify_url(app, conn_settings, &tokens.meta.extra, &path)
                 .map_err(|e| (e.to_string(), String::new()))?;
-            let path = conn_settings
-                .get("verify_path")
-                .and_then(Value::as_str)
-                .unwrap_or("/");
-            let (status, body) = get(crate::verify::join_path(&base, path)).await?;
+            let shown = format!("{method} {url}");
+            let inj = crate::inject::for_token(app, tokens.access_token.expose_secret())
+                .map_err(|e| (e.to_string(), String::new()))?;
+            inj.apply_to_url(&mut url);
+            let url = state.outbound.prepare(&url).map_err(|e| {
+                (
+                    e.to_string(),
+                    "set LATCHKEY_OUTBOUND_ALLOW if this address is meant to be reached"
+                        .to_string(),
+                )
+            })?;
+            let method =
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+            let mut req = state
+                .outbound
+                .client()
+                .request(method, url)
+                .timeout(std::time::Duration::from_secs(15));
+            for (n, v) in inj.headers {
+                req = req.header(n, v);
+            }
+            for (n, v) in crate::inject::fixed_headers(app, conn_settings, &Default::default())
+                .map_err(|e| (e.to_string(), String::new()))?
+            {
+                req = req.header(n, v);
+            }
+            if let Some(b) = crate::verify::verify_body(app) {
+                req = req
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(b);
+            }
+            let resp = req.send().await.map_err(|e| {
+                (
+                    format!("the check request failed: {}", e.without_url()),
+                    "check that the provider is reachable".to_string(),
+                )
+            })?;
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
             if (200..300).contains(&status) {
+                if let Some(why) = crate::verify::unexpected_answer(app, &body) {
+                    return Err((
+                        format!("{} answered {status} to {shown}, but {why}", app.name),
+                        "the token was refused inside a successful answer: check the scopes granted, or re-authorize".into(),
+                    ));
+                }
                 Ok(Checked {
                     username: None,
                     user_id: None,
@@ -342,11 +384,18 @@ pub async fn check(
             } else {
                 Err((
                     format!(
-                        "{} answered {status}: {}",
+                        "{} answered {status} to {shown}: {}",
                         app.name,
-                        body.chars().take(300).collect::<String>()
+                        crate::verify::excerpt(&body)
+                            .chars()
+                            .take(300)
+                            .collect::<String>()
                     ),
-                    "check the scopes granted and the verification path".into(),
+                    if status == 401 {
+                        "the access token was refused: it expired or was revoked".into()
+                    } else {
+                        "check the scopes granted and the verification request".into()
+                    },
                 ))
             }
         }

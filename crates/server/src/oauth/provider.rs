@@ -3,9 +3,10 @@
 //! in its settings.
 
 use crate::error::{ApiError, ApiResult};
-use latchkey_core::catalog::AppEntry;
+use latchkey_core::catalog::{AppEntry, ClientAuthMethod, RefreshStyle, TokenBody, TokenFields};
 use latchkey_core::model::AuthMode;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use url::Url;
 
 /// Salesforce's scopes that yield a refresh token.
@@ -42,6 +43,52 @@ pub struct Provider {
     pub extra_authorize_params: Vec<(String, String)>,
     /// Salesforce session timeout: a token carries no expiry, so it is taken to last this long.
     pub session_timeout_secs: i64,
+    /// What joins scopes in the `scope` parameter.
+    pub scope_separator: String,
+    /// Extra form parameters of every token request.
+    pub token_params: Vec<(String, String)>,
+    pub token_body: TokenBody,
+    pub token_fields: TokenFields,
+    /// Token answer fields to keep (name = dotted path).
+    pub keep: BTreeMap<String, String>,
+    pub refresh: RefreshStyle,
+    /// Named quirks of the provider (see `crate::quirks`).
+    pub quirks: Vec<String>,
+}
+
+impl Provider {
+    /// The provider with the conventions of RFC 6749 and nothing else.
+    pub fn plain(flavor: Flavor, token_url: Url) -> Self {
+        Provider {
+            flavor,
+            authorize_url: None,
+            token_url,
+            revoke_url: None,
+            userinfo_path: None,
+            audience: None,
+            pkce: true,
+            client_auth: ClientAuth::Basic,
+            scopes: vec![],
+            extra_authorize_params: vec![],
+            session_timeout_secs: 3600,
+            scope_separator: " ".into(),
+            token_params: vec![],
+            token_body: TokenBody::Form,
+            token_fields: TokenFields::default(),
+            keep: BTreeMap::new(),
+            refresh: RefreshStyle::Reuse,
+            quirks: vec![],
+        }
+    }
+
+    pub fn has_quirk(&self, name: &str) -> bool {
+        self.quirks.iter().any(|q| q == name)
+    }
+
+    /// The `scope` parameter's value.
+    pub fn scope_param(&self) -> String {
+        self.scopes.join(&self.scope_separator)
+    }
 }
 
 fn s<'a>(settings: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
@@ -128,15 +175,10 @@ impl Provider {
                 .and_then(Value::as_i64)
                 .unwrap_or(7200);
             return Ok(Provider {
-                flavor: Flavor::Salesforce,
                 authorize_url: Some(url(
                     "settings.site",
                     &path(&oauth.authorize_path, "/services/oauth2/authorize"),
                 )?),
-                token_url: url(
-                    "settings.site",
-                    &path(&oauth.token_path, "/services/oauth2/token"),
-                )?,
                 revoke_url: Some(url(
                     "settings.site",
                     &path(&oauth.revoke_path, "/services/oauth2/revoke"),
@@ -148,6 +190,46 @@ impl Provider {
                 scopes,
                 extra_authorize_params: vec![("prompt".into(), "login consent".into())],
                 session_timeout_secs: timeout,
+                ..Provider::plain(
+                    Flavor::Salesforce,
+                    url(
+                        "settings.site",
+                        &path(&oauth.token_path, "/services/oauth2/token"),
+                    )?,
+                )
+            });
+        }
+        if let Some(token_t) = &oauth.token_url {
+            // A catalog entry that names its endpoints: templates filled from the settings
+            // (whose values were checked to keep each request on the provider's host).
+            let kept = BTreeMap::new();
+            let fill = |t: &str| app.fill(t, settings, &kept).map_err(ApiError::from);
+            return Ok(Provider {
+                authorize_url: oauth.authorize_url.as_deref().map(fill).transpose()?,
+                revoke_url: oauth.revoke_url.as_deref().map(fill).transpose()?,
+                pkce: oauth.pkce,
+                client_auth: match oauth.client_auth {
+                    Some(ClientAuthMethod::ClientSecretPost) => ClientAuth::Post,
+                    _ => ClientAuth::Basic,
+                },
+                scopes: scopes.iter().map(|s| app.fill_text(s, settings)).collect(),
+                extra_authorize_params: oauth
+                    .authorize_params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), app.fill_text(v, settings)))
+                    .collect(),
+                scope_separator: oauth.scope_separator.clone(),
+                token_params: oauth
+                    .token_params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), app.fill_text(v, settings)))
+                    .collect(),
+                token_body: oauth.token_body,
+                token_fields: oauth.token_fields.clone(),
+                keep: oauth.keep.clone(),
+                refresh: oauth.refresh,
+                quirks: app.quirks.clone(),
+                ..Provider::plain(Flavor::Generic, fill(token_t)?)
             });
         }
         let token_url = url(
@@ -171,12 +253,8 @@ impl Provider {
             _ => vec![],
         };
         Ok(Provider {
-            flavor: Flavor::Generic,
             authorize_url,
-            token_url,
             revoke_url,
-            userinfo_path: None,
-            audience: None,
             pkce: settings
                 .get("pkce")
                 .and_then(Value::as_bool)
@@ -188,7 +266,7 @@ impl Provider {
             },
             scopes,
             extra_authorize_params: extra,
-            session_timeout_secs: 3600,
+            ..Provider::plain(Flavor::Generic, token_url)
         })
     }
 

@@ -106,7 +106,11 @@ async fn pool_of(
 
 enum Cred {
     Static(Arc<inject::Injection>),
-    Token { version: i64, header: HeaderValue },
+    Token {
+        version: i64,
+        inj: inject::Injection,
+        kept: std::collections::BTreeMap<String, String>,
+    },
 }
 
 async fn credential(
@@ -117,13 +121,18 @@ async fn credential(
 ) -> ApiResult<(Cred, Option<String>)> {
     if c.auth_mode.is_oauth() {
         let set = tokens::fresh_token(state, ws, c, force).await?;
-        let mut hv = HeaderValue::from_str(&format!("Bearer {}", set.access_token.expose_secret()))
-            .map_err(|_| ApiError::internal())?;
-        hv.set_sensitive(true);
+        let app = svc::app_entry(state, &c.app)?;
+        let mut inj = inject::for_token(app, set.access_token.expose_secret())?;
+        inj.headers.extend(inject::fixed_headers(
+            app,
+            &c.settings,
+            &latchkey_core::secret::SecretFields::new(),
+        )?);
         return Ok((
             Cred::Token {
                 version: set.version,
-                header: hv,
+                inj,
+                kept: set.meta.extra.clone(),
             },
             set.meta.instance_url.clone(),
         ));
@@ -136,7 +145,8 @@ async fn credential(
         return Ok((Cred::Static(inj), None));
     }
     let creds = svc::decrypt(state, c).await?;
-    let inj = Arc::new(inject::for_static(c.auth_mode, &c.settings, &creds)?);
+    let app = svc::app_entry(state, &c.app)?;
+    let inj = Arc::new(inject::for_static(app, c.auth_mode, &c.settings, &creds)?);
     state.hot.remember_injection(&c.id, c.version, inj.clone());
     Ok((Cred::Static(inj), None))
 }
@@ -253,12 +263,16 @@ async fn run(
             Some(u) => Url::parse(&u).map_err(|_| {
                 ApiError::invalid("instance_url", "the stored instance_url is not a URL")
             })?,
-            None => crate::verify::api_base(app, &c.settings)?,
+            None => match &cred {
+                Cred::Token { kept, .. } => crate::verify::api_base_with(app, &c.settings, kept)?,
+                Cred::Static(_) => crate::verify::api_base(app, &c.settings)?,
+            },
         };
         let mut url = crate::verify::join_path(&base, &path);
         url.set_query(parts.uri.query());
-        if let Cred::Static(inj) = &cred {
-            inj.apply_to_url(&mut url);
+        match &cred {
+            Cred::Static(inj) => inj.apply_to_url(&mut url),
+            Cred::Token { inj, .. } => inj.apply_to_url(&mut url),
         }
         let url = state.outbound.prepare(&url).map_err(|e| {
             ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string()).hint(
@@ -270,8 +284,13 @@ async fn run(
             .client()
             .request(parts.method.clone(), url)
             .timeout(UPSTREAM_TIMEOUT);
+        let injected: Vec<&HeaderName> = match &cred {
+            Cred::Static(inj) => inj.headers.iter().map(|(n, _)| n).collect(),
+            Cred::Token { inj, .. } => inj.headers.iter().map(|(n, _)| n).collect(),
+        };
         for (name, value) in parts.headers.iter() {
-            if !is_hop(name.as_str(), &listed) {
+            // What the entry injects (the credential, its fixed headers) replaces the caller's.
+            if !is_hop(name.as_str(), &listed) && !injected.contains(&name) {
                 rb = rb.header(name, value);
             }
         }
@@ -281,8 +300,10 @@ async fn run(
                     rb = rb.header(n, v);
                 }
             }
-            Cred::Token { header, .. } => {
-                rb = rb.header(http::header::AUTHORIZATION, header.clone())
+            Cred::Token { inj, .. } => {
+                for (n, v) in &inj.headers {
+                    rb = rb.header(n, v);
+                }
             }
         }
         rb = match (&buffered, stream_body.take()) {

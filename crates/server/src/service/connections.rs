@@ -37,6 +37,10 @@ pub struct CreateConnection {
     pub settings: Map<String, Value>,
     /// Secret fields of the auth mode (`api_key`; `username`+`password`; `host`, `port`,
     /// `database`, `username`, `password`; …). Encrypted before they are stored; never answered.
+    /// An `oauth2_code` connection may also take `access_token`, `refresh_token` and
+    /// `expires_at` (RFC 3339 or epoch seconds): an existing grant, imported without a browser
+    /// step (checked by the verification request or a refresh; a dead refresh token saves the
+    /// connection `revoked` with a hint).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub credentials: SecretFields,
@@ -275,12 +279,13 @@ pub struct Built {
 pub async fn build(
     state: &AppState,
     ws: &Workspace,
-    body: CreateConnection,
+    mut body: CreateConnection,
     default_env: Option<&Environment>,
 ) -> ApiResult<Built> {
     let name = ConnectionName::parse(&body.name)?;
     let app = app_entry(state, &body.app)?;
     let mode = check_mode(app, body.auth_mode)?;
+    let imported = crate::oauth::import::take(mode, &mut body.credentials)?;
     let environment = match &body.environment {
         Some(e) => Environment::parse(e)?,
         None => default_env.cloned().unwrap_or_else(Environment::production),
@@ -329,7 +334,19 @@ pub async fn build(
     if mode.is_oauth() {
         let provider = Provider::for_connection(app, mode, &record.settings)?;
         let client = oauth::client_for(state, ws, &app.id, &body.credentials).await?;
-        if mode == AuthMode::OAuth2Code {
+        if let Some(grant) = imported {
+            crate::oauth::import::apply(
+                state,
+                ws,
+                app,
+                &mut record,
+                &provider,
+                &client,
+                grant,
+                check,
+            )
+            .await?;
+        } else if mode == AuthMode::OAuth2Code {
             record.status = ConnectionStatus::PendingAuthorization;
             record.status_reason = Some("waiting for the browser authorization".into());
             record.hint = Some("open authorize_url in a browser and log in; the connection becomes active when you return".into());
