@@ -134,7 +134,12 @@ class App(Model):
     name: str = ""
     description: str = ""
     category: str = ""
+    categories: List[str] = dataclasses.field(default_factory=list)
+    brand_color: str = ""
+    monogram: str = ""
     auth_modes: List[str] = dataclasses.field(default_factory=list)
+    headers: Dict[str, str] = dataclasses.field(default_factory=dict)
+    quirks: List[str] = dataclasses.field(default_factory=list)
     base_url: Optional[str] = None
     settings: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     credentials: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
