@@ -12,3 +12,6 @@ export LATCHKEY_TEST_POSTGRES_URL="${LATCHKEY_TEST_POSTGRES_URL:-postgres://post
 export LATCHKEY_TEST_MYSQL_URL="${LATCHKEY_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}"
 
 cargo test --workspace --all-targets "$@"
+
+# The Python and TypeScript clients, their examples and the MCP server, against live servers.
+bash scripts/test-clients.sh

@@ -11,6 +11,7 @@ pub mod error;
 pub mod hot;
 pub mod inject;
 pub mod keyring;
+pub mod mcp;
 pub mod oauth;
 pub mod outbound;
 pub mod pagination;

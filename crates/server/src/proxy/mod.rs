@@ -578,19 +578,31 @@ impl<S: futures::Stream> futures::Stream for HoldPermit<S> {
     }
 }
 
-/// The proxy, for the OpenAPI document (every method is accepted).
-#[utoipa::path(method(get, post, put, patch, delete), path = "/v1/workspaces/{ws}/connections/{conn}/proxy/{path}", tag = "proxy",
-    params(("ws" = String, Path), ("conn" = String, Path), ("path" = String, Path, description = "the path at the application's API base")),
-    responses(
-        (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`"),
-        (status = 400, description = "`invalid_path`: the path climbs above the base URL", body = crate::error::ErrorBody),
-        (status = 403, description = "`destination_change_requires_secrets`: the connection leads where its secret is not bound", body = crate::error::ErrorBody),
-        (status = 404, description = "no such connection (also when it was deleted while the request waited)", body = crate::error::ErrorBody),
-        (status = 409, description = "`connection_changed`: its credential changed while the request waited", body = crate::error::ErrorBody),
-        (status = 503, description = "the connection's pool stayed full for LATCHKEY_PROXY_QUEUE_TIMEOUT", body = crate::error::ErrorBody),
-        (status = 502, description = "the application could not be reached", body = crate::error::ErrorBody)))]
-#[allow(dead_code)]
-pub async fn openapi_doc() {}
+/// The proxy, for the OpenAPI document: every method is accepted, each documented with its own
+/// operation id (ids must be unique in a document).
+macro_rules! proxy_doc {
+    ($name:ident, $method:ident) => {
+        #[utoipa::path($method, path = "/v1/workspaces/{ws}/connections/{conn}/proxy/{path}", tag = "proxy",
+            operation_id = stringify!($name),
+            params(("ws" = String, Path), ("conn" = String, Path), ("path" = String, Path, description = "the path at the application's API base")),
+            responses(
+                (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`"),
+                (status = 400, description = "`invalid_path`: the path climbs above the base URL", body = crate::error::ErrorBody),
+                (status = 403, description = "`destination_change_requires_secrets`: the connection leads where its secret is not bound", body = crate::error::ErrorBody),
+                (status = 404, description = "no such connection (also when it was deleted while the request waited)", body = crate::error::ErrorBody),
+                (status = 409, description = "`connection_changed`: its credential changed while the request waited", body = crate::error::ErrorBody),
+                (status = 503, description = "the connection's pool stayed full for LATCHKEY_PROXY_QUEUE_TIMEOUT", body = crate::error::ErrorBody),
+                (status = 502, description = "the application could not be reached", body = crate::error::ErrorBody)))]
+        #[allow(dead_code)]
+        pub async fn $name() {}
+    };
+}
+
+proxy_doc!(proxy_get, get);
+proxy_doc!(proxy_post, post);
+proxy_doc!(proxy_put, put);
+proxy_doc!(proxy_patch, patch);
+proxy_doc!(proxy_delete, delete);
 
 #[cfg(test)]
 mod tests {

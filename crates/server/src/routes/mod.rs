@@ -39,13 +39,23 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
     modifiers(&BearerAuth),
     security(("api_key" = [])),
     components(schemas(crate::error::ErrorBody)),
-    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "connect-sessions"), (name = "connect"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "webhooks"), (name = "admin"), (name = "system"))
+    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "connect-sessions"), (name = "connect"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "webhooks"), (name = "admin"), (name = "system"), (name = "mcp"))
 )]
 struct ApiDoc;
 
 #[derive(OpenApi)]
-#[openapi(paths(crate::proxy::openapi_doc))]
+#[openapi(paths(
+    crate::proxy::proxy_get,
+    crate::proxy::proxy_post,
+    crate::proxy::proxy_put,
+    crate::proxy::proxy_patch,
+    crate::proxy::proxy_delete
+))]
 struct ProxyDoc;
+
+#[derive(OpenApi)]
+#[openapi(paths(crate::mcp::openapi_doc))]
+struct McpDoc;
 
 struct BearerAuth;
 
@@ -157,10 +167,11 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let mut api = api;
     api.merge(ProxyDoc::openapi());
+    api.merge(McpDoc::openapi());
     let api_json = api
         .to_pretty_json()
         .expect("the OpenAPI document serializes");
-    api_router
+    let api: Router = api_router
         // Proxied calls have their own upstream timeout; everything else answers within a minute.
         .layer(middleware::from_fn(deadline))
         .route(
@@ -185,7 +196,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::connect::page::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state.clone());
+    // The MCP tools call the API in-process, through everything above.
+    let in_process = api.clone().layer(CatchPanicLayer::custom(panicked));
+    let app = api.merge(crate::mcp::router(state, in_process));
+    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req
@@ -196,13 +211,12 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), route = %route)
         }))
         .layer(middleware::from_fn(header_limit))
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                tracing::error!("a request handler panicked");
-                ApiError::internal().into_response()
-            },
-        ))
-        .with_state(state)
+        .layer(CatchPanicLayer::custom(panicked))
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::internal().into_response()
 }
 
 /// Request headers larger than this in total (names and values) are refused with 431.
