@@ -48,7 +48,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics in the text exposition format. */
+        /**
+         * Prometheus metrics in the text exposition format. Needs an API key with the `metrics` scope
+         *     (or an admin key), unless the server runs with `LATCHKEY_METRICS_PUBLIC=true`.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -183,6 +186,123 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/connect/apps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The applications this session may connect (catalog entries with their field descriptions). */
+        get: operations["list_apps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connect/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Creates the session's one connection for its end user. A credential is verified before it
+         *     is saved (always); an OAuth authorization-code connection comes back pending with its
+         *     `authorize_url`. The session is spent once the connection is active.
+         */
+        post: operations["create_connection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connect/connections/{conn}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The session's own connection (its status while the authorization runs). */
+        get: operations["get_connection"];
+        put?: never;
+        post?: never;
+        /**
+         * Discards the pending connection this session created (the page's Cancel), so that the end
+         *     user can choose another application. An active connection is never deleted here.
+         */
+        delete: operations["delete_connection"];
+        options?: never;
+        head?: never;
+        /**
+         * Reconnect with new credentials or settings: checked against the application, and the
+         *     connection (same id, same flows) is active again. Only for a reconnect session.
+         */
+        patch: operations["edit_connection"];
+        trace?: never;
+    };
+    "/v1/connect/connections/{conn}/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Starts (or restarts) the browser authorization of the session's connection. */
+        post: operations["authorize"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connect/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The session the token stands for, with the workspace's branding. */
+        get: operations["session_info"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The instance's own audit log (admin keys only): API keys created and revoked, admin keys
+         *     included, which belong to no workspace. Newest first. Never carries a secret.
+         */
+        get: operations["list_instance_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces": {
         parameters: {
             query?: never;
@@ -215,7 +335,10 @@ export interface paths {
         delete: operations["delete_workspace"];
         options?: never;
         head?: never;
-        /** Renames a workspace (admin keys only; the slug does not change). */
+        /**
+         * Renames a workspace (admin keys only; the slug does not change) or sets the branding of its
+         *     hosted connect page (scope `write`).
+         */
         patch: operations["edit_workspace"];
         trace?: never;
     };
@@ -253,6 +376,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{ws}/connect-sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's connect sessions, oldest first. Scope `read`. */
+        get: operations["list_connect_sessions"];
+        put?: never;
+        /**
+         * Starts a connect session for an end user: answers the token and the `connect_url` to open
+         *     in their browser. Scope `write`.
+         */
+        post: operations["create_connect_session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/connect-sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One connect session (never its token). Scope `read`. */
+        get: operations["get_connect_session"];
+        put?: never;
+        post?: never;
+        /**
+         * Cancels a connect session: its link stops working at once. A session that already
+         *     completed stays completed (its connection is kept). Scope `write`.
+         */
+        delete: operations["delete_connect_session"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/connection-requests/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Calls off a create sent with the `X-Latchkey-Cancel-Token` header `token`: if it is still
+         *     checking, it will store nothing; if it already stored its connection, that connection is
+         *     deleted. Calling off a token no create used yet is allowed (the create may not have
+         *     arrived yet) and makes a later create with it store nothing.
+         */
+        delete: operations["cancel_create"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{ws}/connections": {
         parameters: {
             query?: never;
@@ -266,6 +453,10 @@ export interface paths {
         /**
          * Creates a connection. The credential is checked against the application first (R9): a
          *     failed check answers 422 with the application's words and a hint, and stores nothing.
+         *     With an `X-Latchkey-Cancel-Token` header (8-128 letters, digits, `-`, `_`), the create can be
+         *     called off with `DELETE /v1/workspaces/{ws}/connection-requests/{token}`: it then stores
+         *     nothing (409 `cancelled`), or its connection is deleted again if it was already stored.
+         *     A create whose client went away before the check finished stores nothing either.
          */
         post: operations["create_connection"];
         delete?: never;
@@ -333,6 +524,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{ws}/connections/{conn}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A connection's timeline: its events, newest first. */
+        get: operations["connection_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{ws}/connections/{conn}/proxy/{path}": {
         parameters: {
             query?: never;
@@ -378,7 +586,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Forces a refresh (for a process that got a 401), unless someone refreshed meanwhile. */
+        /**
+         * Forces a refresh (for a process that got a 401), unless someone refreshed meanwhile. The
+         *     body is optional; with `stale_token_sha256`, simultaneous forced refreshes of one connection
+         *     collapse into one refresh at the provider, and a caller whose token was already replaced
+         *     gets the new one without any refresh.
+         */
         post: operations["refresh_token"];
         delete?: never;
         options?: never;
@@ -413,8 +626,35 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Newest first. Never carries a secret. */
+        /**
+         * Newest first. Never carries a secret. Refused attempts (a key without the needed scope,
+         *     a delete refused because the connection is in use) are events too, with `refused` at the
+         *     end of their action. A filtered page may hold fewer items than `limit` while
+         *     `next_cursor` is set: the search stopped after looking through many events.
+         */
         get: operations["list_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workspace's events as Server-Sent Events, oldest first: each has `id` (the event id),
+         *     `event` (its type) and `data` (the event as JSON). A client that reconnects with
+         *     `Last-Event-ID` (browsers do) gets every event after that one, none twice. Without it the
+         *     stream starts with events from now on.
+         */
+        get: operations["stream_events"];
         put?: never;
         post?: never;
         delete?: never;
@@ -457,6 +697,93 @@ export interface paths {
         patch: operations["edit_flow"];
         trace?: never;
     };
+    "/v1/workspaces/{ws}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_webhooks"];
+        put?: never;
+        /** Creates a webhook. The answer carries its signing `secret`, once. */
+        post: operations["create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_webhook"];
+        put?: never;
+        post?: never;
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        patch: operations["edit_webhook"];
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The webhook's messages, newest first. */
+        get: operations["list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/webhooks/{id}/deliveries/{delivery}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sends a message again now (whatever its state), keeping its id. */
+        post: operations["retry_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new signing secret (answered once). For 24 hours every message carries the signatures of
+         *     both the new and the old secret, so receivers can switch without losing a message.
+         */
+        post: operations["rotate_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -477,7 +804,7 @@ export interface components {
             category: string;
             /**
              * Format: int64
-             * @description Connections of this application in the workspace (the seeds' green number).
+             * @description Connections of this application in the workspace that are not revoked (the seeds' green number).
              */
             connection_count?: number | null;
             /** @description The credential fields, each with the auth modes it applies to. */
@@ -539,10 +866,84 @@ export interface components {
             warnings: string[];
         };
         /**
+         * @description The platform's look on the hosted connect page. Every field is optional; the checks of what
+         *     a valid value is live at the HTTP edge, which is the only writer.
+         */
+        Branding: {
+            /** @description The name end users see ("Connect your account to <display_name>"). */
+            display_name?: string | null;
+            /**
+             * @description An `https://` URL (stored, not fetched by the page) or a `data:image/…;base64,` URL
+             *     (shown on the page).
+             */
+            logo_url?: string | null;
+            /** @description `#rrggbb`: buttons and accents. */
+            primary_color?: string | null;
+        };
+        /** @description What a Cancel did. */
+        CancelView: {
+            /** @description Always true: a create with this token stores nothing from now on. */
+            cancelled: boolean;
+            /** @description The connection the create had already stored and that was deleted again, if any. */
+            deleted?: string | null;
+        };
+        /**
          * @description Client authentication at the token endpoint.
          * @enum {string}
          */
         ClientAuthMethod: "client_secret_basic" | "client_secret_post";
+        /** @description A fresh authorization URL for the session's OAuth connection. */
+        ConnectAuthorize: {
+            authorize_url: string;
+            connection: components["schemas"]["ConnectionView"];
+            /** Format: int64 */
+            expires_in: number;
+        };
+        /**
+         * @description The body of the end user's new connection: the fields of the application's auth mode. The
+         *     name is chosen by Latchkey unless given; the environment is the session's.
+         */
+        ConnectCreate: {
+            app: string;
+            auth_mode?: null | components["schemas"]["AuthMode"];
+            credentials?: Record<string, never>;
+            /** @description Must be the session's environment when given. */
+            environment?: string | null;
+            name?: string | null;
+            settings?: Record<string, never>;
+        };
+        /** @description The end user's changes to the connection being reconnected. */
+        ConnectEdit: {
+            credentials?: Record<string, never> | null;
+            /** @description Ignored when it is the connection's own environment. */
+            environment?: string | null;
+            /** @description Ignored when it is the connection's own name; a reconnect cannot rename. */
+            name?: string | null;
+            settings?: Record<string, never> | null;
+        };
+        /** @description A connect session as answered (never its token). */
+        ConnectSessionView: {
+            allowed_apps: string[];
+            allowed_origins: string[];
+            /** Format: date-time */
+            cancelled_at?: string | null;
+            /** Format: date-time */
+            completed_at?: string | null;
+            /** @description The connection the session made or re-authorized, once it started one. */
+            connection_id?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            end_user: components["schemas"]["EndUser"];
+            environment: string;
+            /** Format: date-time */
+            expires_at: string;
+            id: string;
+            organization?: null | components["schemas"]["Organization"];
+            /** @description The connection being re-authorized, for a reconnect session. */
+            reconnect_connection_id?: string | null;
+            /** @description `open`, `completed`, `expired` or `cancelled`. */
+            status: string;
+        };
         /** @enum {string} */
         ConnectionStatus: "pending_authorization" | "active" | "failing" | "revoked" | "unverified";
         /** @description A connection as answered: never a secret value, only the names of the stored secret fields. */
@@ -555,11 +956,14 @@ export interface components {
             created_at: string;
             /** @description Names of the stored credential fields (values are never answered here). */
             credential_fields: string[];
+            end_user?: null | components["schemas"]["EndUser"];
             environment: string;
+            health?: null | components["schemas"]["HealthView"];
             /** @description What to do about it. */
             hint?: string | null;
             id: string;
             name: string;
+            organization?: null | components["schemas"]["Organization"];
             settings: Record<string, never>;
             status: components["schemas"]["ConnectionStatus"];
             /** @description Why the connection is failing, revoked or pending. */
@@ -571,6 +975,34 @@ export interface components {
             /** Format: int64 */
             version: number;
             warnings: string[];
+        };
+        /** @description The body that creates a connect session. */
+        CreateConnectSession: {
+            /**
+             * @description Catalog ids the end user may choose from (required unless `connection` is given, which
+             *     defaults it to that connection's application).
+             */
+            allowed_apps?: string[];
+            /**
+             * @description Exact origins (`https://app.example.com`; `http://` only for localhost) that may embed
+             *     the connect page in a frame and receive its `postMessage`. Empty: the page works only as
+             *     a standalone link and tells nobody.
+             */
+            allowed_origins?: string[];
+            /** @description Id or name of an existing connection to re-authorize in place (same id). */
+            connection?: string | null;
+            end_user: components["schemas"]["EndUserBody"];
+            /**
+             * @description The environment of the connection made (default `production`; a reconnect keeps the
+             *     connection's own).
+             */
+            environment?: string | null;
+            /**
+             * Format: int64
+             * @description Lifetime of the link, 60 to 86400 seconds (default 1800).
+             */
+            expires_in_seconds?: number | null;
+            organization?: null | components["schemas"]["OrganizationBody"];
         };
         /** @description The body that creates a connection (SPEC §3.2). */
         CreateConnection: {
@@ -615,16 +1047,47 @@ export interface components {
         };
         CreateKey: {
             name: string;
-            /** @description For workspace keys: any of `read`, `write`, `secrets`, `proxy`. Admin keys may do everything. */
+            /**
+             * @description For workspace keys: any of `read`, `write`, `secrets`, `proxy`, `metrics`. Admin keys
+             *     may do everything.
+             */
             scopes?: components["schemas"]["Scope"][];
-            /** @description A workspace slug for a workspace key; null (or left out) for an admin key. */
-            workspace?: string | null;
+            /**
+             * @description A workspace slug for a workspace key, or `null` for an admin key. Required: an admin key
+             *     is made only when `null` is said explicitly, never because the field was forgotten.
+             */
+            workspace: string | null;
+        };
+        CreateWebhook: {
+            description?: string | null;
+            /** @description Default true. */
+            enabled?: boolean | null;
+            /** @description Event types or families (`connection.*`, `*`); default `["*"]`. */
+            events?: string[] | null;
+            /**
+             * @description An https URL (http only for hosts LATCHKEY_OUTBOUND_ALLOW lists); private, loopback and
+             *     link-local addresses are refused unless allowed the same way.
+             */
+            url: string;
         };
         CreateWorkspace: {
             /** @description A display name; the slug when left out. */
             name?: string | null;
             /** @description Lowercase letters, digits and dashes (`acme`). */
             slug: string;
+        };
+        /** @description A new session: the token is answered here once and never again. */
+        CreatedConnectSession: {
+            /** @description Open this in the end user's browser (or pass it to `Latchkey.connect` of `/connect/sdk.js`). */
+            connect_url: string;
+            /** Format: date-time */
+            expires_at: string;
+            id: string;
+            /**
+             * @description The bearer credential of the connect page (`lkcs_…`). Treat it like a password; it is
+             *     part of `connect_url`.
+             */
+            token: string;
         };
         /** @description A new key: the only answer that ever carries the key itself. */
         CreatedKey: components["schemas"]["KeyView"] & {
@@ -638,6 +1101,28 @@ export interface components {
             credentials: Record<string, never>;
             id: string;
             name: string;
+        };
+        DeliveryView: {
+            /** Format: int64 */
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            event_id: string;
+            event_type: string;
+            /** @description The message id (`webhook-id` header), the same on every attempt. */
+            id: string;
+            /** Format: date-time */
+            last_attempt_at?: string | null;
+            last_error?: string | null;
+            /** Format: int64 */
+            last_status_code?: number | null;
+            /** Format: date-time */
+            next_attempt_at?: string | null;
+            /** @description The body sent: `{type, timestamp, data}`. */
+            payload: Record<string, never>;
+            /** @description `pending`, `succeeded` or `failed` (gave up). */
+            status: string;
+            webhook_id: string;
         };
         /**
          * @description The body that edits a connection. Settings and credentials are merged onto the stored ones
@@ -658,8 +1143,33 @@ export interface components {
             environment?: string | null;
             name?: string | null;
         };
+        EditWebhook: {
+            description?: string | null;
+            /** @description Re-enabling a disabled webhook clears its failure record. */
+            enabled?: boolean | null;
+            events?: string[] | null;
+            url?: string | null;
+        };
         EditWorkspace: {
-            name: string;
+            branding?: null | components["schemas"]["Branding"];
+            /** @description A new display name (admin keys only). */
+            name?: string | null;
+        };
+        /**
+         * @description The platform's customer a connection belongs to (the person who connected it through a
+         *     connect session). Identifiers are the platform's own; Latchkey only stores them.
+         */
+        EndUser: {
+            display_name?: string | null;
+            email?: string | null;
+            id: string;
+        };
+        /** @description The end user a session is for: the platform's own identifiers, stored on the connection. */
+        EndUserBody: {
+            display_name?: string | null;
+            email?: string | null;
+            /** @description The platform's id of its user (1 to 200 printable characters). */
+            id: string;
         };
         /** @description The error body every endpoint answers with. */
         ErrorBody: {
@@ -731,6 +1241,36 @@ export interface components {
             store: string;
             version: string;
         };
+        /** @description The background checks of a connection. */
+        HealthView: {
+            /**
+             * Format: int64
+             * @description Failed probes since the last success.
+             */
+            consecutive_failures: number;
+            /**
+             * Format: date-time
+             * @description When the last probe ran.
+             */
+            last_checked_at?: string | null;
+            /** @description What the last failed probe said (null after a success). */
+            last_error?: string | null;
+            /**
+             * Format: date-time
+             * @description When a probe last succeeded.
+             */
+            last_ok_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When the next probe is due; null when probes are off or not placed yet.
+             */
+            next_check_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When the token will be refreshed ahead of its expiry (OAuth connections).
+             */
+            next_refresh_at?: string | null;
+        };
         /** @description How the credential goes on each request to the API. */
         InjectSpec: {
             /** @description The header or query parameter name (`header` and `query` styles). */
@@ -776,7 +1316,7 @@ export interface components {
                 category: string;
                 /**
                  * Format: int64
-                 * @description Connections of this application in the workspace (the seeds' green number).
+                 * @description Connections of this application in the workspace that are not revoked (the seeds' green number).
                  */
                 connection_count?: number | null;
                 /** @description The credential fields, each with the auth modes it applies to. */
@@ -808,6 +1348,32 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; null on the last page. */
             next_cursor?: string | null;
         };
+        List_ConnectSessionView: {
+            items: {
+                allowed_apps: string[];
+                allowed_origins: string[];
+                /** Format: date-time */
+                cancelled_at?: string | null;
+                /** Format: date-time */
+                completed_at?: string | null;
+                /** @description The connection the session made or re-authorized, once it started one. */
+                connection_id?: string | null;
+                /** Format: date-time */
+                created_at: string;
+                end_user: components["schemas"]["EndUser"];
+                environment: string;
+                /** Format: date-time */
+                expires_at: string;
+                id: string;
+                organization?: null | components["schemas"]["Organization"];
+                /** @description The connection being re-authorized, for a reconnect session. */
+                reconnect_connection_id?: string | null;
+                /** @description `open`, `completed`, `expired` or `cancelled`. */
+                status: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; null on the last page. */
+            next_cursor?: string | null;
+        };
         List_ConnectionView: {
             items: {
                 app: string;
@@ -818,11 +1384,14 @@ export interface components {
                 created_at: string;
                 /** @description Names of the stored credential fields (values are never answered here). */
                 credential_fields: string[];
+                end_user?: null | components["schemas"]["EndUser"];
                 environment: string;
+                health?: null | components["schemas"]["HealthView"];
                 /** @description What to do about it. */
                 hint?: string | null;
                 id: string;
                 name: string;
+                organization?: null | components["schemas"]["Organization"];
                 settings: Record<string, never>;
                 status: components["schemas"]["ConnectionStatus"];
                 /** @description Why the connection is failing, revoked or pending. */
@@ -834,6 +1403,32 @@ export interface components {
                 /** Format: int64 */
                 version: number;
                 warnings: string[];
+            }[];
+            /** @description Pass as `cursor` to get the next page; null on the last page. */
+            next_cursor?: string | null;
+        };
+        List_DeliveryView: {
+            items: {
+                /** Format: int64 */
+                attempts: number;
+                /** Format: date-time */
+                created_at: string;
+                event_id: string;
+                event_type: string;
+                /** @description The message id (`webhook-id` header), the same on every attempt. */
+                id: string;
+                /** Format: date-time */
+                last_attempt_at?: string | null;
+                last_error?: string | null;
+                /** Format: int64 */
+                last_status_code?: number | null;
+                /** Format: date-time */
+                next_attempt_at?: string | null;
+                /** @description The body sent: `{type, timestamp, data}`. */
+                payload: Record<string, never>;
+                /** @description `pending`, `succeeded` or `failed` (gave up). */
+                status: string;
+                webhook_id: string;
             }[];
             /** @description Pass as `cursor` to get the next page; null on the last page. */
             next_cursor?: string | null;
@@ -886,8 +1481,38 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; null on the last page. */
             next_cursor?: string | null;
         };
+        List_WebhookView: {
+            items: {
+                /** Format: date-time */
+                created_at: string;
+                description?: string | null;
+                /** @description Why the webhook was disabled (after failing for days). */
+                disabled_reason?: string | null;
+                enabled: boolean;
+                events: string[];
+                /**
+                 * Format: date-time
+                 * @description Since when every delivery has failed.
+                 */
+                failing_since?: string | null;
+                id: string;
+                /**
+                 * Format: date-time
+                 * @description Until when the secret a rotation replaced still signs.
+                 */
+                previous_secret_until?: string | null;
+                /** @description `whsec_…`: only in the answers of create and rotate-secret. */
+                secret?: string | null;
+                /** Format: date-time */
+                updated_at: string;
+                url: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; null on the last page. */
+            next_cursor?: string | null;
+        };
         List_WorkspaceView: {
             items: {
+                branding?: null | components["schemas"]["Branding"];
                 /** Format: date-time */
                 created_at: string;
                 id: string;
@@ -907,6 +1532,8 @@ export interface components {
             master_key_id: string;
         };
         OAuthClientView: {
+            /** @description The origins the client may be sent to (`null`: the application's fixed hosts). */
+            allowed_origins?: string[] | null;
             app: string;
             client_id: string;
             /** Format: date-time */
@@ -977,6 +1604,16 @@ export interface components {
             token_url?: string | null;
             userinfo_path?: string | null;
         };
+        /** @description The platform's customer organization an end user belongs to. */
+        Organization: {
+            display_name?: string | null;
+            id: string;
+        };
+        OrganizationBody: {
+            display_name?: string | null;
+            /** @description The platform's id of the customer organization (1 to 200 printable characters). */
+            id: string;
+        };
         /** @description How the application pages its lists. */
         PaginationSpec: {
             limit_param?: string | null;
@@ -988,6 +1625,13 @@ export interface components {
             style: string;
         };
         PutOAuthClient: {
+            /**
+             * @description The origins (`https://auth.example.com`) this client may be sent to. Required for
+             *     applications whose URLs connections give (`generic-oauth2`): the client's secret is never
+             *     sent to a token endpoint outside this list. For applications whose hosts the catalog
+             *     fixes (Salesforce, Certinia), optional and narrowing.
+             */
+            allowed_origins?: string[] | null;
             /** @description The consumer key (client id). */
             client_id: string;
             /** @description The consumer secret. Encrypted; never answered. */
@@ -1004,6 +1648,16 @@ export interface components {
             reset_style?: string | null;
             /** @description Whether a 429 carries `Retry-After`. */
             retry_after?: boolean;
+        };
+        /** @description The optional body of a forced refresh. */
+        RefreshRequest: {
+            /**
+             * @description The SHA-256 (hex) of the access token the caller found expired. When the connection's
+             *     current token is a different one, it is answered at once without a refresh; when it is
+             *     this one, the caller joins the refresh under way (or starts it). However many callers
+             *     force a refresh of one connection at once, the provider sees one refresh.
+             */
+            stale_token_sha256?: string | null;
         };
         /**
          * @description What happens to refresh tokens.
@@ -1036,7 +1690,34 @@ export interface components {
             retired: boolean;
         };
         /** @enum {string} */
-        Scope: "read" | "write" | "secrets" | "proxy";
+        Scope: "read" | "write" | "secrets" | "proxy" | "metrics";
+        /** @description What the connect page needs to draw itself. */
+        SessionInfo: {
+            allowed_apps: string[];
+            /** @description Where the page sends its `postMessage` (each exactly; never `*`). */
+            allowed_origins: string[];
+            /**
+             * @description Allowed applications for which the workspace holds an OAuth client: the end user is not
+             *     asked for a client id or secret there.
+             */
+            apps_with_oauth_client: string[];
+            /** @description The platform's name: the branding's display name, or the workspace's name. */
+            display_name: string;
+            end_user: components["schemas"]["EndUser"];
+            environment: string;
+            /** Format: date-time */
+            expires_at: string;
+            id: string;
+            /**
+             * @description A `data:` image URL, when the workspace's logo is one (remote logos are not shown, so
+             *     that the page loads nothing from elsewhere).
+             */
+            logo_data_url?: string | null;
+            organization?: null | components["schemas"]["Organization"];
+            /** @description `#rrggbb`, when the workspace set one. */
+            primary_color?: string | null;
+            reconnect?: null | components["schemas"]["ConnectionView"];
+        };
         /**
          * @description The encoding of a token request body.
          * @enum {string}
@@ -1092,7 +1773,33 @@ export interface components {
             connection: components["schemas"]["ConnectionView"];
             ok: boolean;
         };
+        WebhookView: {
+            /** Format: date-time */
+            created_at: string;
+            description?: string | null;
+            /** @description Why the webhook was disabled (after failing for days). */
+            disabled_reason?: string | null;
+            enabled: boolean;
+            events: string[];
+            /**
+             * Format: date-time
+             * @description Since when every delivery has failed.
+             */
+            failing_since?: string | null;
+            id: string;
+            /**
+             * Format: date-time
+             * @description Until when the secret a rotation replaced still signs.
+             */
+            previous_secret_until?: string | null;
+            /** @description `whsec_…`: only in the answers of create and rotate-secret. */
+            secret?: string | null;
+            /** Format: date-time */
+            updated_at: string;
+            url: string;
+        };
         WorkspaceView: {
+            branding?: null | components["schemas"]["Branding"];
             /** Format: date-time */
             created_at: string;
             id: string;
@@ -1202,6 +1909,22 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1475,6 +2198,329 @@ export interface operations {
             };
         };
     };
+    list_apps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_AppView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConnectCreate"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conn: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conn: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    edit_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conn: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConnectEdit"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    authorize: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conn: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectAuthorize"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    session_info: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_instance_events: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_EventView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_workspaces: {
         parameters: {
             query?: {
@@ -1628,7 +2674,23 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceView"];
                 };
             };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1784,6 +2846,185 @@ export interface operations {
             };
         };
     };
+    list_connect_sessions: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_ConnectSessionView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_connect_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateConnectSession"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedConnectSession"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_connect_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectSessionView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_connect_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CancelView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_connections: {
         parameters: {
             query?: {
@@ -1793,6 +3034,8 @@ export interface operations {
                 environment?: string | null;
                 /** @description Only connections with this status. */
                 status?: null | components["schemas"]["ConnectionStatus"];
+                /** @description Only connections made for this end user (through connect sessions). */
+                end_user_id?: string | null;
                 limit?: number | null;
                 cursor?: string | null;
             };
@@ -1825,7 +3068,10 @@ export interface operations {
     create_connection: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A token of the caller's choosing that Cancel can call the create off with */
+                "x-latchkey-cancel-token"?: string | null;
+            };
             path: {
                 ws: string;
             };
@@ -1843,6 +3089,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConnectionView"];
+                };
+            };
+            /** @description `destination_not_allowed`: the workspace OAuth client may not be sent to this token endpoint */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             409: {
@@ -1953,6 +3208,15 @@ export interface operations {
                     "application/json": components["schemas"]["ConnectionView"];
                 };
             };
+            /** @description `destination_change_requires_secrets`: the edit would send the secret material somewhere new; it needs the `secrets` scope or the secret fields sent again */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1997,6 +3261,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuthorizeView"];
+                };
+            };
+            /** @description `destination_change_requires_secrets` or `destination_not_allowed` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2055,6 +3328,39 @@ export interface operations {
             };
         };
     };
+    connection_events: {
+        parameters: {
+            query?: {
+                /** @description How many events, newest first (1 to 500, default 100). */
+                limit?: number | null;
+            };
+            header?: never;
+            path: {
+                ws: string;
+                conn: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_EventView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     proxy_get: {
         parameters: {
             query?: never;
@@ -2075,6 +3381,42 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `invalid_path`: the path climbs above the base URL */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `destination_change_requires_secrets`: the connection leads where its secret is not bound */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such connection (also when it was deleted while the request waited) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `connection_changed`: its credential changed while the request waited */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description the application could not be reached */
             502: {
@@ -2117,6 +3459,42 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `invalid_path`: the path climbs above the base URL */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `destination_change_requires_secrets`: the connection leads where its secret is not bound */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such connection (also when it was deleted while the request waited) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `connection_changed`: its credential changed while the request waited */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the application could not be reached */
             502: {
                 headers: {
@@ -2157,6 +3535,42 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `invalid_path`: the path climbs above the base URL */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `destination_change_requires_secrets`: the connection leads where its secret is not bound */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such connection (also when it was deleted while the request waited) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `connection_changed`: its credential changed while the request waited */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description the application could not be reached */
             502: {
@@ -2199,6 +3613,42 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `invalid_path`: the path climbs above the base URL */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `destination_change_requires_secrets`: the connection leads where its secret is not bound */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such connection (also when it was deleted while the request waited) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `connection_changed`: its credential changed while the request waited */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the application could not be reached */
             502: {
                 headers: {
@@ -2239,6 +3689,42 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `invalid_path`: the path climbs above the base URL */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `destination_change_requires_secrets`: the connection leads where its secret is not bound */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such connection (also when it was deleted while the request waited) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `connection_changed`: its credential changed while the request waited */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description the application could not be reached */
             502: {
@@ -2308,7 +3794,12 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["RefreshRequest"];
+            };
+        };
         responses: {
             200: {
                 headers: {
@@ -2318,7 +3809,23 @@ export interface operations {
                     "application/json": components["schemas"]["TokenView"];
                 };
             };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2356,6 +3863,15 @@ export interface operations {
                     "application/json": components["schemas"]["VerifyView"];
                 };
             };
+            /** @description `destination_change_requires_secrets`: the connection's settings lead where its secret material is not bound */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2373,6 +3889,17 @@ export interface operations {
                 limit?: number | null;
                 /** @description The `next_cursor` of the previous page. */
                 cursor?: string | null;
+                /**
+                 * @description Only actions that start with this (`connection.` for every connection event, or one
+                 *     action such as `connection.deleted`).
+                 */
+                action?: string | null;
+                /** @description Only events whose target has this name or id. */
+                target?: string | null;
+                /** @description Only events of this actor (`key_…` or `system`). */
+                actor?: string | null;
+                /** @description `refused`: only refused attempts (actions that end in `refused`). */
+                outcome?: string | null;
             };
             header?: never;
             path: {
@@ -2388,6 +3915,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["List_EventView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stream_events: {
+        parameters: {
+            query?: {
+                /** @description Resume after this event id (the `Last-Event-ID` header does the same and wins). */
+                after?: string | null;
+            };
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description an endless text/event-stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
                 };
             };
             404: {
@@ -2566,6 +4134,277 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_WebhookView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhook"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    edit_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EditWebhook"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                ws: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_DeliveryView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    retry_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                id: string;
+                delivery: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotate_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,8 +10,7 @@
 
 use crate::health::{AttemptOutcome, Delivery, DueConnection, HealthRecord, ProbeOutcome, Webhook};
 use crate::ids::{
-    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, DeliveryId, FlowId, WebhookId,
-    WorkspaceId,
+    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, DeliveryId, FlowId, WebhookId, WorkspaceId,
 };
 use crate::model::{
     ApiKey, ConnectSession, ConnectionRecord, ConnectionStatus, Event, Flow, InstanceEvent,
