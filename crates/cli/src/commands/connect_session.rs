@@ -13,37 +13,46 @@ pub enum ConnectSessionCmd {
     Create(Box<CreateArgs>),
     /// List a workspace's connect sessions.
     List {
+        /// The workspace (its slug).
         #[arg(long, short = 'w')]
         workspace: String,
     },
     /// Show one connect session.
     Show {
+        /// The workspace (its slug).
         #[arg(long, short = 'w')]
         workspace: String,
+        /// The connect session id (`cs_…`).
         id: String,
     },
     /// Cancel a connect session: its link stops working at once.
     Delete {
+        /// The workspace (its slug).
         #[arg(long, short = 'w')]
         workspace: String,
+        /// The connect session id (`cs_…`).
         id: String,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// The workspace (its slug).
     #[arg(long, short = 'w')]
     workspace: String,
     /// The platform's id of the end user.
     #[arg(long)]
     end_user: String,
+    /// The end user's email address, shown on the connection.
     #[arg(long)]
     email: Option<String>,
+    /// The end user's name, shown on the connect page and the connection.
     #[arg(long)]
     display_name: Option<String>,
     /// The platform's id of the end user's organization.
     #[arg(long)]
     organization: Option<String>,
+    /// The organization's name, shown on the connection.
     #[arg(long)]
     organization_name: Option<String>,
     /// An application the end user may connect (repeatable; `latchkey app list` names them).

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 pub enum WebhookCmd {
     /// Create a webhook; prints its signing secret (`whsec_…`) once.
     Create {
+        /// The workspace (its slug).
         #[arg(long, short = 'w')]
         workspace: String,
         /// An https URL (http only for hosts LATCHKEY_OUTBOUND_ALLOW lists).
@@ -16,6 +17,7 @@ pub enum WebhookCmd {
         /// An event type or family such as `connection.*` (repeatable; default: every type).
         #[arg(long = "event", value_name = "TYPE")]
         events: Vec<String>,
+        /// What the webhook is for, shown in lists.
         #[arg(long)]
         description: Option<String>,
         /// Create it disabled.
@@ -24,34 +26,45 @@ pub enum WebhookCmd {
     },
     /// List a workspace's webhooks.
     List {
+        /// The workspace (its slug).
         #[arg(long, short = 'w')]
         workspace: String,
     },
     /// Show one webhook.
     Show {
+        /// The workspace (its slug).
         #[arg(long, short = 'w')]
         workspace: String,
+        /// The webhook id (`wh_…`).
         id: String,
     },
     /// Delete a webhook (its pending messages go with it).
     Delete {
+        /// The workspace (its slug).
         #[arg(long, short = 'w')]
         workspace: String,
+        /// The webhook id (`wh_…`).
         id: String,
     },
     /// A webhook's messages, newest first: status, attempts, last answer.
     Deliveries {
+        /// The workspace (its slug).
         #[arg(long, short = 'w')]
         workspace: String,
+        /// The webhook id (`wh_…`).
         id: String,
+        /// How many messages to show at most.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
     /// Send a message again now (it keeps its id).
     Retry {
+        /// The workspace (its slug).
         #[arg(long, short = 'w')]
         workspace: String,
+        /// The webhook id (`wh_…`).
         id: String,
+        /// The message id (`msg_…`) from `latchkey webhook deliveries`.
         delivery: String,
     },
 }
