@@ -279,7 +279,21 @@ pub fn error_code(code: &str, scrubber: &Scrubber) -> Option<String> {
 /// use; `None` when the body has none of them (its text is then not kept at all).
 pub fn provider_words(body: &str, scrubber: &Scrubber) -> Option<(Option<String>, String)> {
     use serde_json::Value;
-    let v: Value = serde_json::from_str(body.trim()).ok()?;
+    let Ok(v) = serde_json::from_str::<Value>(body.trim()) else {
+        // A bare error code as the whole body (Salesforce's userinfo answers `Bad_OAuth_Token`
+        // as plain text): kept only when it looks like a code.
+        let word = body.trim();
+        let bare = !word.is_empty()
+            && word.len() <= 64
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        return if bare {
+            error_code(word, scrubber).map(|c| (Some(c), String::new()))
+        } else {
+            None
+        };
+    };
     let text = |v: &Value| v.as_str().map(str::to_string);
     let (code, description) = match &v {
         // Salesforce: [{"errorCode": "…", "message": "…"}]
@@ -340,6 +354,17 @@ pub fn provider_summary(body: &str, scrubber: &Scrubber, fallback: &str) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_code_body_is_a_known_shape() {
+        let none = Scrubber::new();
+        assert_eq!(
+            provider_words("Bad_OAuth_Token", &none),
+            Some((Some("Bad_OAuth_Token".into()), String::new()))
+        );
+        assert_eq!(provider_words("<html>oops</html>", &none), None);
+        assert_eq!(provider_words("two words", &none), None);
+    }
 
     fn scrubber(secrets: &[&str]) -> Scrubber {
         let mut s = Scrubber::new();

@@ -72,7 +72,17 @@ pub fn of(
         }
     }
     let has_base = settings.get("base_url").is_some() || app.base_url.is_some();
-    if has_base {
+    // An API base filled from the token answer (Zoho's `api_domain`, Mailchimp's metadata) is
+    // named by the provider's token endpoint, whose origin is bound above: it is not known
+    // before the grant, and no caller can choose it.
+    let base_from_token = mode.is_oauth()
+        && settings.get("base_url").is_none()
+        && app.base_url.as_deref().is_some_and(|t| {
+            app.kept_names()
+                .iter()
+                .any(|k| t.contains(&format!("{{{k}}}")))
+        });
+    if has_base && !base_from_token {
         let base = crate::verify::api_base(app, settings)?;
         out.insert(origin(&base));
         if let Some(VerifySpec::Http {

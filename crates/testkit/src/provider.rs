@@ -242,8 +242,8 @@ impl ProviderSim {
             .expect("row");
         let mut g = self.sim.grants.lock().unwrap();
         g.counter += 1;
-        let at = format!("at-{row_id}-m{}", g.counter);
-        let rt = format!("rt-{row_id}-m{}", g.counter);
+        let at = format!("at-{:016x}-m{}", rand::random::<u64>(), g.counter);
+        let rt = format!("rt-{:016x}-m{}", rand::random::<u64>(), g.counter);
         g.access.insert(at.clone(), idx);
         g.refresh.insert(rt.clone(), idx);
         (at, rt)
@@ -543,7 +543,8 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
     note(sim, row, &format!("token:{grant}"));
     let mut g = sim.grants.lock().unwrap();
     g.counter += 1;
-    let at = format!("at-{id}-{}", g.counter);
+    // Opaque: a token that spells the entry id would be scrubbed out of every echo of it.
+    let at = format!("at-{:016x}-{}", rand::random::<u64>(), g.counter);
     g.access.insert(at.clone(), i);
     let mut doc = json!({});
     let f = &o.token_fields;
@@ -552,7 +553,7 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
     let issue_refresh = grant == "authorization_code" && o.refresh != RefreshStyle::None
         || grant == "refresh_token" && o.refresh == RefreshStyle::Rotate;
     if issue_refresh {
-        let rt = format!("rt-{id}-{}", g.counter);
+        let rt = format!("rt-{:016x}-{}", rand::random::<u64>(), g.counter);
         g.refresh.insert(rt.clone(), i);
         set_path(&mut doc, f.path("refresh_token"), json!(rt));
     }
