@@ -194,7 +194,7 @@ export interface paths {
             cookie?: never;
         };
         /** The applications this session may connect (catalog entries with their field descriptions). */
-        get: operations["list_apps"];
+        get: operations["connect_list_apps"];
         put?: never;
         post?: never;
         delete?: never;
@@ -217,7 +217,7 @@ export interface paths {
          *     is saved (always); an OAuth authorization-code connection comes back pending with its
          *     `authorize_url`. The session is spent once the connection is active.
          */
-        post: operations["create_connection"];
+        post: operations["connect_create_connection"];
         delete?: never;
         options?: never;
         head?: never;
@@ -232,21 +232,21 @@ export interface paths {
             cookie?: never;
         };
         /** The session's own connection (its status while the authorization runs). */
-        get: operations["get_connection"];
+        get: operations["connect_get_connection"];
         put?: never;
         post?: never;
         /**
          * Discards the pending connection this session created (the page's Cancel), so that the end
          *     user can choose another application. An active connection is never deleted here.
          */
-        delete: operations["delete_connection"];
+        delete: operations["connect_delete_connection"];
         options?: never;
         head?: never;
         /**
          * Reconnect with new credentials or settings: checked against the application, and the
          *     connection (same id, same flows) is active again. Only for a reconnect session.
          */
-        patch: operations["edit_connection"];
+        patch: operations["connect_edit_connection"];
         trace?: never;
     };
     "/v1/connect/connections/{conn}/authorize": {
@@ -259,7 +259,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Starts (or restarts) the browser authorization of the session's connection. */
-        post: operations["authorize"];
+        post: operations["connect_authorize"];
         delete?: never;
         options?: never;
         head?: never;
@@ -274,7 +274,7 @@ export interface paths {
             cookie?: never;
         };
         /** The session the token stands for, with the workspace's branding. */
-        get: operations["session_info"];
+        get: operations["connect_session_info"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2198,7 +2198,7 @@ export interface operations {
             };
         };
     };
-    list_apps: {
+    connect_list_apps: {
         parameters: {
             query?: never;
             header?: never;
@@ -2225,7 +2225,7 @@ export interface operations {
             };
         };
     };
-    create_connection: {
+    connect_create_connection: {
         parameters: {
             query?: never;
             header?: never;
@@ -2280,7 +2280,7 @@ export interface operations {
             };
         };
     };
-    get_connection: {
+    connect_get_connection: {
         parameters: {
             query?: never;
             header?: never;
@@ -2317,7 +2317,7 @@ export interface operations {
             };
         };
     };
-    delete_connection: {
+    connect_delete_connection: {
         parameters: {
             query?: never;
             header?: never;
@@ -2360,7 +2360,7 @@ export interface operations {
             };
         };
     };
-    edit_connection: {
+    connect_edit_connection: {
         parameters: {
             query?: never;
             header?: never;
@@ -2417,7 +2417,7 @@ export interface operations {
             };
         };
     };
-    authorize: {
+    connect_authorize: {
         parameters: {
             query?: never;
             header?: never;
@@ -2462,7 +2462,7 @@ export interface operations {
             };
         };
     };
-    session_info: {
+    connect_session_info: {
         parameters: {
             query?: never;
             header?: never;

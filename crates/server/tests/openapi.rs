@@ -47,3 +47,25 @@ async fn the_committed_openapi_document_is_what_the_server_serves() {
         );
     }
 }
+
+/// Every operation has an id of its own: generated clients name their methods and types after
+/// them, and two operations with one id do not compile (the connect page's API once reused the
+/// main API's names).
+#[test]
+fn every_operation_id_is_unique() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/openapi.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read"))
+        .expect("the committed document is JSON");
+    let mut seen = std::collections::BTreeMap::new();
+    let mut twice = Vec::new();
+    for (p, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                if let Some(first) = seen.insert(id.to_string(), format!("{method} {p}")) {
+                    twice.push(format!("{id}: {first} and {method} {p}"));
+                }
+            }
+        }
+    }
+    assert!(twice.is_empty(), "operation ids used twice: {twice:#?}");
+}

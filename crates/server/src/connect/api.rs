@@ -44,7 +44,7 @@ pub struct SessionInfo {
 }
 
 /// The session the token stands for, with the workspace's branding.
-#[utoipa::path(get, path = "/v1/connect/session", tag = "connect", security(("connect_session" = [])),
+#[utoipa::path(get, path = "/v1/connect/session", tag = "connect", operation_id = "connect_session_info", security(("connect_session" = [])),
     responses((status = 200, body = SessionInfo), (status = 401, body = ErrorBody)))]
 pub async fn session_info(
     State(state): State<AppState>,
@@ -92,7 +92,7 @@ pub async fn session_info(
 }
 
 /// The applications this session may connect (catalog entries with their field descriptions).
-#[utoipa::path(get, path = "/v1/connect/apps", tag = "connect", security(("connect_session" = [])),
+#[utoipa::path(get, path = "/v1/connect/apps", tag = "connect", operation_id = "connect_list_apps", security(("connect_session" = [])),
     responses((status = 200, body = List<AppView>), (status = 401, body = ErrorBody)))]
 pub async fn list_apps(
     State(state): State<AppState>,
@@ -212,7 +212,7 @@ async fn free_name(state: &AppState, caller: &SessionCaller, app: &str) -> ApiRe
 /// Creates the session's one connection for its end user. A credential is verified before it
 /// is saved (always); an OAuth authorization-code connection comes back pending with its
 /// `authorize_url`. The session is spent once the connection is active.
-#[utoipa::path(post, path = "/v1/connect/connections", tag = "connect", security(("connect_session" = [])),
+#[utoipa::path(post, path = "/v1/connect/connections", tag = "connect", operation_id = "connect_create_connection", security(("connect_session" = [])),
     request_body = ConnectCreate,
     responses((status = 201, body = ConnectionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(session = %caller.session.id))]
@@ -340,7 +340,7 @@ async fn own(state: &AppState, caller: &SessionCaller, key: &str) -> ApiResult<C
 }
 
 /// The session's own connection (its status while the authorization runs).
-#[utoipa::path(get, path = "/v1/connect/connections/{conn}", tag = "connect", security(("connect_session" = [])),
+#[utoipa::path(get, path = "/v1/connect/connections/{conn}", tag = "connect", operation_id = "connect_get_connection", security(("connect_session" = [])),
     responses((status = 200, body = ConnectionView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_connection(
     State(state): State<AppState>,
@@ -352,7 +352,7 @@ pub async fn get_connection(
 
 /// Reconnect with new credentials or settings: checked against the application, and the
 /// connection (same id, same flows) is active again. Only for a reconnect session.
-#[utoipa::path(patch, path = "/v1/connect/connections/{conn}", tag = "connect", security(("connect_session" = [])),
+#[utoipa::path(patch, path = "/v1/connect/connections/{conn}", tag = "connect", operation_id = "connect_edit_connection", security(("connect_session" = [])),
     request_body = ConnectEdit,
     responses((status = 200, body = ConnectionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(session = %caller.session.id))]
@@ -429,7 +429,7 @@ pub async fn edit_connection(
 
 /// Discards the pending connection this session created (the page's Cancel), so that the end
 /// user can choose another application. An active connection is never deleted here.
-#[utoipa::path(delete, path = "/v1/connect/connections/{conn}", tag = "connect", security(("connect_session" = [])),
+#[utoipa::path(delete, path = "/v1/connect/connections/{conn}", tag = "connect", operation_id = "connect_delete_connection", security(("connect_session" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_connection(
     State(state): State<AppState>,
@@ -467,7 +467,7 @@ pub struct ConnectAuthorize {
 }
 
 /// Starts (or restarts) the browser authorization of the session's connection.
-#[utoipa::path(post, path = "/v1/connect/connections/{conn}/authorize", tag = "connect", security(("connect_session" = [])),
+#[utoipa::path(post, path = "/v1/connect/connections/{conn}/authorize", tag = "connect", operation_id = "connect_authorize", security(("connect_session" = [])),
     responses((status = 200, body = ConnectAuthorize), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn authorize(
     State(state): State<AppState>,
