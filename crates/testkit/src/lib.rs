@@ -235,3 +235,20 @@ pub fn mysql_url() -> Option<String> {
         }
     }
 }
+
+/// Polls `check` every 20 ms until it holds, failing the test with `what` when `limit` passes
+/// first: tests wait for the state they need, never for a guessed amount of time.
+pub async fn eventually<F, Fut>(what: &str, limit: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still waiting after {limit:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
