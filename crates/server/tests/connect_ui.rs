@@ -9,15 +9,12 @@
 #[allow(dead_code)]
 mod browser;
 
-use browser::{popup_window, start_browser, windows_left, Browser};
-use futures::FutureExt;
-use latchkey_core::outbound::Rewrites;
-use latchkey_testkit::salesforce::{self, SalesforceSim};
+use browser::{popup_window, salesforce_setup, start_browser, windows_left, Browser};
+use latchkey_testkit::salesforce::{self};
 use latchkey_testkit::upstream::Upstream;
-use latchkey_testkit::{spawn_app_with, TestApp};
+use latchkey_testkit::TestApp;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// The platform's own page: loads the SDK from Latchkey and records what reaches it.
 fn host_page(latchkey: &str) -> String {
@@ -84,30 +81,12 @@ async fn a_platform_page_connects_accounts_through_the_sdk() {
     let Some(browser) = start_browser().await else {
         return;
     };
-    let sim = SalesforceSim::start().await;
-    let rewrites = Rewrites::parse(&sim.rewrites()).unwrap();
-    let app = spawn_app_with(|c| c.outbound_rewrites = rewrites).await;
-    sim.add_callback_url(
-        salesforce::DEFAULT_CONSUMER_KEY,
-        &format!("{}/oauth/callback", app.url),
-    );
-    let up = Upstream::start("key-right-123", "u", "p").await;
+    let (_sim, app, up) = salesforce_setup().await;
     let host = start_host(app.url.clone()).await;
-    let outcome = std::panic::AssertUnwindSafe(scenario(&browser, &app, &up, &host))
-        .catch_unwind()
+    let outcome = browser
+        .attempt("connect", scenario(&browser, &app, &up, &host))
         .await;
-    if outcome.is_err() {
-        browser.screenshot("connect-failure").await;
-        browser.print_console().await;
-    }
-    let Browser {
-        client, mut driver, ..
-    } = browser;
-    let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
-    let _ = driver.kill().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    browser.close(outcome).await;
 }
 
 async fn outcome(b: &Browser) -> Value {

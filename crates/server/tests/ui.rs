@@ -9,10 +9,8 @@ mod browser;
 #[path = "ui/newcomer.rs"]
 mod newcomer;
 
-use browser::{popup_window, start_browser, windows_left, Browser};
-use futures::FutureExt;
-use latchkey_core::outbound::Rewrites;
-use latchkey_testkit::salesforce::{self, SalesforceSim};
+use browser::{popup_window, salesforce_setup, start_browser, windows_left, Browser};
+use latchkey_testkit::salesforce::{self};
 use latchkey_testkit::upstream::Upstream;
 use latchkey_testkit::{spawn_app, spawn_app_with, start_peer, TestApp};
 use serde_json::{json, Value};
@@ -28,30 +26,9 @@ async fn the_ui_works_in_a_real_browser() {
     let Some(browser) = start_browser().await else {
         return;
     };
-    let sim = SalesforceSim::start().await;
-    let rewrites = Rewrites::parse(&sim.rewrites()).unwrap();
-    let app = spawn_app_with(|c| c.outbound_rewrites = rewrites).await;
-    sim.add_callback_url(
-        salesforce::DEFAULT_CONSUMER_KEY,
-        &format!("{}/oauth/callback", app.url),
-    );
-    let up = Upstream::start("key-right-123", "u", "p").await;
-    // Run the scenario, then always end the browser session (even after a failed assertion).
-    let outcome = std::panic::AssertUnwindSafe(scenario(&browser, &app, &up))
-        .catch_unwind()
-        .await;
-    if outcome.is_err() {
-        browser.screenshot("failure").await;
-        browser.print_console().await;
-    }
-    let Browser {
-        client, mut driver, ..
-    } = browser;
-    let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
-    let _ = driver.kill().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    let (_sim, app, up) = salesforce_setup().await;
+    let outcome = browser.attempt("ui", scenario(&browser, &app, &up)).await;
+    browser.close(outcome).await;
 }
 
 async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
@@ -615,21 +592,10 @@ async fn a_proxied_page_cannot_read_the_ui_session() {
     };
     let app = spawn_app().await;
     let upstream = start_probe_upstream().await;
-    let outcome = std::panic::AssertUnwindSafe(probe_scenario(&browser, &app, &upstream))
-        .catch_unwind()
+    let outcome = browser
+        .attempt("probe", probe_scenario(&browser, &app, &upstream))
         .await;
-    if outcome.is_err() {
-        browser.screenshot("probe-failure").await;
-        browser.print_console().await;
-    }
-    let Browser {
-        client, mut driver, ..
-    } = browser;
-    let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
-    let _ = driver.kill().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    browser.close(outcome).await;
 }
 
 /// Waits (bounded) until the probe page's script has reported, or the browser has said it
@@ -719,21 +685,10 @@ async fn the_application_picker_searches_filters_and_chooses() {
     };
     let app = spawn_app().await;
     app.workspace("acme").await;
-    let outcome = std::panic::AssertUnwindSafe(picker_scenario(&browser, &app))
-        .catch_unwind()
+    let outcome = browser
+        .attempt("picker", picker_scenario(&browser, &app))
         .await;
-    if outcome.is_err() {
-        browser.screenshot("picker-failure").await;
-        browser.print_console().await;
-    }
-    let Browser {
-        client, mut driver, ..
-    } = browser;
-    let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
-    let _ = driver.kill().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    browser.close(outcome).await;
 }
 
 async fn picker_scenario(b: &Browser, app: &TestApp) {

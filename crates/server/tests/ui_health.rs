@@ -9,7 +9,6 @@
 mod browser;
 
 use browser::{start_browser, Browser};
-use futures::FutureExt;
 use latchkey_testkit::upstream::Upstream;
 use latchkey_testkit::{spawn_app_with, TestApp};
 use serde_json::json;
@@ -29,21 +28,10 @@ async fn health_timeline_and_webhooks_in_a_real_browser() {
     })
     .await;
     let up = Upstream::start("key-1", "", "").await;
-    let outcome = std::panic::AssertUnwindSafe(scenario(&browser, &app, &up))
-        .catch_unwind()
+    let outcome = browser
+        .attempt("health", scenario(&browser, &app, &up))
         .await;
-    if outcome.is_err() {
-        browser.screenshot("health-failure").await;
-        browser.print_console().await;
-    }
-    let Browser {
-        client, mut driver, ..
-    } = browser;
-    let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
-    let _ = driver.kill().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    browser.close(outcome).await;
 }
 
 async fn wait_status(app: &TestApp, status: &str) {

@@ -4,6 +4,11 @@
 use fantoccini::elements::Element;
 use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
+use latchkey_core::outbound::Rewrites;
+use latchkey_testkit::salesforce::{self, SalesforceSim};
+use latchkey_testkit::upstream::Upstream;
+use latchkey_testkit::{spawn_app_with, TestApp};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -240,6 +245,50 @@ impl Browser {
         let png = self.client.screenshot().await.expect("screenshot");
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
+
+    /// Runs a scenario that drives this browser; when it fails, keeps a screenshot named
+    /// `<label>-failure` and prints the page's console before the failure is reported by
+    /// [`Browser::close`].
+    pub async fn attempt(
+        &self,
+        label: &str,
+        scenario: impl std::future::Future<Output = ()>,
+    ) -> std::thread::Result<()> {
+        let outcome = std::panic::AssertUnwindSafe(scenario).catch_unwind().await;
+        if outcome.is_err() {
+            self.screenshot(&format!("{label}-failure")).await;
+            self.print_console().await;
+        }
+        outcome
+    }
+
+    /// Ends the browser session and chromedriver (bounded), then fails the test if the
+    /// scenario given to [`Browser::attempt`] failed.
+    pub async fn close(self, outcome: std::thread::Result<()>) {
+        let Browser {
+            client, mut driver, ..
+        } = self;
+        let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
+        let _ = driver.kill().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// A server whose outbound calls to Salesforce go to a fresh simulator, with the server's
+/// callback registered on the simulator's default connected app, and an API that accepts
+/// `key-right-123`: what the browser scenarios that authorize a connection start from.
+pub async fn salesforce_setup() -> (SalesforceSim, TestApp, Upstream) {
+    let sim = SalesforceSim::start().await;
+    let rewrites = Rewrites::parse(&sim.rewrites()).unwrap();
+    let app = spawn_app_with(|c| c.outbound_rewrites = rewrites).await;
+    sim.add_callback_url(
+        salesforce::DEFAULT_CONSUMER_KEY,
+        &format!("{}/oauth/callback", app.url),
+    );
+    let up = Upstream::start("key-right-123", "u", "p").await;
+    (sim, app, up)
 }
 
 /// The handle of the window the page opened besides `main`.

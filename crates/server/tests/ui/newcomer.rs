@@ -4,12 +4,10 @@
 //! connection made for a cancelled flow goes away, loading states, layout at 375 px, acting
 //! from the Credentials page, editing flows, and the audit log's filters and refused attempts.
 
-use crate::browser::{popup_window, start_browser, windows_left, Browser};
-use futures::FutureExt;
-use latchkey_core::outbound::Rewrites;
-use latchkey_testkit::salesforce::{self, SalesforceSim};
+use crate::browser::{popup_window, salesforce_setup, start_browser, windows_left, Browser};
+use latchkey_testkit::salesforce::{self};
 use latchkey_testkit::upstream::Upstream;
-use latchkey_testkit::{spawn_app_with, TestApp};
+use latchkey_testkit::TestApp;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -18,29 +16,11 @@ async fn a_newcomer_finds_the_ui_clear() {
     let Some(browser) = start_browser().await else {
         return;
     };
-    let sim = SalesforceSim::start().await;
-    let rewrites = Rewrites::parse(&sim.rewrites()).unwrap();
-    let app = spawn_app_with(|c| c.outbound_rewrites = rewrites).await;
-    sim.add_callback_url(
-        salesforce::DEFAULT_CONSUMER_KEY,
-        &format!("{}/oauth/callback", app.url),
-    );
-    let up = Upstream::start("key-right-123", "u", "p").await;
-    let outcome = std::panic::AssertUnwindSafe(scenario(&browser, &app, &up))
-        .catch_unwind()
+    let (_sim, app, up) = salesforce_setup().await;
+    let outcome = browser
+        .attempt("newcomer", scenario(&browser, &app, &up))
         .await;
-    if outcome.is_err() {
-        browser.screenshot("newcomer-failure").await;
-        browser.print_console().await;
-    }
-    let Browser {
-        client, mut driver, ..
-    } = browser;
-    let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
-    let _ = driver.kill().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    browser.close(outcome).await;
 }
 
 async fn js(b: &Browser, script: &str) -> Value {
