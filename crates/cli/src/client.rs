@@ -1,4 +1,4 @@
-//! The HTTP client of the API (SPEC §3.2): one place that builds URLs, sends the key, and turns
+//! The HTTP client of the API: one place that builds URLs, sends the key, and turns
 //! every failure into a [`Failure`] with a message and, where there is one, a hint.
 
 use reqwest::{Method, StatusCode};

@@ -1,4 +1,4 @@
-//! Envelope encryption of secrets (SPEC §6).
+//! Envelope encryption of secrets (see docs/decisions/0001-envelope-encryption.md).
 //!
 //! * The **master key** (32 bytes, from `LATCHKEY_MASTER_KEY` or its file) only wraps data keys.
 //! * Each workspace has a **data key** that encrypts its secret fields with AES-256-GCM. A wrapped

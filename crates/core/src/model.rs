@@ -150,7 +150,7 @@ macro_rules! string_enum {
 }
 
 string_enum!(
-    /// How a connection authenticates (SPEC §1). The application decides which are allowed.
+    /// How a connection authenticates. The application decides which are allowed.
     AuthMode {
         /// OAuth 2.0 authorization code (RFC 6749 §4.1), with PKCE (RFC 7636) where allowed.
         OAuth2Code = "oauth2_code",
@@ -428,7 +428,7 @@ impl fmt::Debug for UiSession {
     }
 }
 
-/// The concurrency level a connection gets when none is set (SPEC §1).
+/// The concurrency level a connection gets when none is set.
 pub const DEFAULT_CONCURRENCY_LEVEL: i64 = 5;
 /// The highest concurrency level allowed (seed 1: "up to 25").
 pub const MAX_CONCURRENCY_LEVEL: i64 = 25;

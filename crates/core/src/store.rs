@@ -358,7 +358,7 @@ pub trait OAuthStore: Send + Sync {
     async fn delete_oauth_states(&self, conn: &ConnectionId) -> StoreResult<()>;
 }
 
-/// Concurrency-pool slots shared by every instance of a cluster (SPEC §4): slot `n` of a pool
+/// Concurrency-pool slots shared by every instance of a cluster: slot `n` of a pool
 /// is held by one request at a time, under a lease renewed while the request runs, so a dead
 /// instance's slots come back when their leases run out.
 #[async_trait]

@@ -1,4 +1,4 @@
-//! Configuration (SPEC §3.3): defaults, then the TOML file named by `LATCHKEY_CONFIG`, then
+//! Configuration: defaults, then the TOML file named by `LATCHKEY_CONFIG`, then
 //! `LATCHKEY_*` variables, read once into a validated [`Config`] that is passed down.
 
 use figment::providers::{Format, Serialized, Toml};

@@ -1,4 +1,4 @@
-//! The one error type of the HTTP edge. Every failure answers SPEC §3.2's shape:
+//! The one error type of the HTTP edge. Every failure answers in the one documented shape:
 //! `{"error": code, "message": text, "hint": text|null, "details": {...}}`; internal causes are
 //! logged once here and never put in a body.
 

@@ -1,6 +1,6 @@
 //! The hot path's memory: which workspace and connection a request's `{ws}` and `{conn}` name,
 //! kept per `(ws, conn)` pair of path keys for token reads and proxied calls, so that these do
-//! not query the store on every request (DESIGN-NOTES "hot-path token reads").
+//! not query the store on every request (see docs/decisions/0004-hot-path-cache.md).
 //!
 //! * An entry is used for at most [`HOT_RECHECK`]; then the store is asked again. In a cluster
 //!   this bounds how long an instance may act on a connection another instance changed.

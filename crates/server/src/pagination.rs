@@ -1,5 +1,5 @@
 //! Lists answer `{"items": [...], "next_cursor": "<opaque>" | null}` and take `limit`
-//! (default 50, at most 500) and `cursor` (SPEC §3.2).
+//! (default 50, at most 500) and `cursor`.
 
 use crate::error::{ApiError, ApiResult};
 use base64::Engine;

@@ -1,4 +1,4 @@
-//! The proxy (SPEC §4): credential injection, pass-through, pools and borrowed pools, the
+//! The proxy: credential injection, pass-through, pools and borrowed pools, the
 //! queue timeout, expired sessions refreshed once, and the limit across three instances.
 
 use latchkey_core::outbound::Rewrites;

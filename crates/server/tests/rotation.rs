@@ -1,4 +1,4 @@
-//! Master key rotation (SPEC §6): a new master key re-wraps every data key while the server keeps
+//! Master key rotation: a new master key re-wraps every data key while the server keeps
 //! serving; afterwards the store opens with the new key alone, and no longer with the old one.
 
 use latchkey_server::config::MasterKeySource;

@@ -1,4 +1,4 @@
-//! `latchkey proxy <ws>/<conn> METHOD PATH`: one request through Latchkey's proxy (SPEC §4). The
+//! `latchkey proxy <ws>/<conn> METHOD PATH`: one request through Latchkey's proxy. The
 //! server injects the credential; the answer's body streams to stdout as it arrives.
 
 use super::{parse_ref, Ref};

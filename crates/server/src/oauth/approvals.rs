@@ -1,4 +1,4 @@
-//! Salesforce's five-approvals limit (R14): Salesforce keeps five refresh tokens per user per
+//! Salesforce's five-approvals limit: Salesforce keeps five refresh tokens per user per
 //! connected app and revokes the oldest on the sixth. Latchkey sees only its own connections,
 //! so its warnings count those and say so.
 

@@ -1,4 +1,4 @@
-//! Fresh tokens, refreshed exactly once (SPEC §6, DESIGN-NOTES "Refresh exactly once").
+//! Fresh tokens, refreshed exactly once (see docs/decisions/0002-refresh-leases.md).
 //!
 //! * In one process, one refresh per connection at a time: every other caller awaits the same
 //!   shared future.

@@ -1,4 +1,4 @@
-//! The proxy (SPEC §4): `ANY /v1/workspaces/{ws}/connections/{conn}/proxy/{path}` sends the
+//! The proxy: `ANY /v1/workspaces/{ws}/connections/{conn}/proxy/{path}` sends the
 //! request to the connection's API base with the credential injected and the caller's own
 //! `Authorization` dropped. Bodies stream both ways; redirects are returned, never followed;
 //! hop-by-hop headers stay out. The connection's pool bounds requests in flight. A 401 that

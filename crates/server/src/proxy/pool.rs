@@ -1,4 +1,4 @@
-//! Concurrency pools (SPEC §4, R3). Each pool allows `level` requests in flight; more wait in
+//! Concurrency pools (see docs/decisions/0003-postgres-pool-slots.md). Each pool allows `level` requests in flight; more wait in
 //! FIFO order up to the queue timeout. A borrower uses its lender's pool. A level change
 //! applies to the next request at once; requests in flight are never cut off.
 //!

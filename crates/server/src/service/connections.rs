@@ -21,7 +21,7 @@ use latchkey_core::secret::SecretFields;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-/// The body that creates a connection (SPEC §3.2).
+/// The body that creates a connection.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnection {

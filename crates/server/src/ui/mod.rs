@@ -1,4 +1,4 @@
-//! The web UI (SPEC §3.4): server-rendered page shells with a little vanilla JavaScript that
+//! The web UI: server-rendered page shells with a little vanilla JavaScript that
 //! calls the JSON API with the session cookie. Everything is embedded in the binary; no page
 //! loads anything from another origin, and every UI response carries a strict CSP.
 
