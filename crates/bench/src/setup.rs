@@ -1,7 +1,7 @@
 //! What a scenario runs against: the Salesforce simulator (in this process) behind a recording
 //! tap, the upstream, and Latchkey instances on SQLite or a throwaway PostgreSQL database, each
 //! prepared with a workspace `acme`, an authorized Salesforce connection `sf-prod`, API-key
-//! connections `up` (concurrency 25) and `slow` (concurrency 5) to the upstream, and a
+//! connections `up` (concurrency 25), `slow` (5) and `single` (1) to the upstream, and a
 //! workspace key with the scopes `read`, `secrets` and `proxy`.
 
 use crate::children::{self, ChildGuard};
@@ -47,6 +47,9 @@ impl Backend {
         }
     }
 }
+
+/// The connections of the pool figure and their concurrency levels.
+pub const POOL_CONNECTIONS: [(&str, usize); 3] = [("single", 1), ("slow", 5), ("up", 25)];
 
 /// The simulator, the tap in front of its login host, and the upstream.
 pub struct Stack {
@@ -318,7 +321,7 @@ impl Stack {
                 page.text().await.unwrap_or_default()
             );
         }
-        for (name, level) in [("up", 25), ("slow", 5)] {
+        for (name, level) in [("up", 25), ("slow", 5), ("single", 1)] {
             self.expect(lk, Method::POST, "/v1/workspaces/acme/connections", json!({
                 "name": name, "app": "generic-api-key",
                 "settings": {"base_url": self.upstream.url, "verify_path": "/health", "concurrency_level": level},
