@@ -158,7 +158,11 @@ mod tests {
         // The rest of the burst (sent before the lowering) does not halve again.
         let same = LoweredLevel::after_limited(Some(&first), 8, t(50), t(200), STEP);
         assert_eq!(same.effective(8, t(200)), 4);
-        assert_eq!(same.last_limited_at, t(200), "the quiet period starts again");
+        assert_eq!(
+            same.last_limited_at,
+            t(200),
+            "the quiet period starts again"
+        );
         // A request sent at the lowered level and limited again halves it again.
         let again = LoweredLevel::after_limited(Some(&same), 8, t(300), t(400), STEP);
         assert_eq!(again.effective(8, t(400)), 2);

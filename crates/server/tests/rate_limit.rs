@@ -131,8 +131,15 @@ async fn connect(app: &TestApp, name: &str, up: &Limiter, level: usize) -> Strin
 }
 
 /// Status, `Latchkey-Retries` (0 when absent), `Retry-After` and the body of one proxied call.
-async fn call(app: &TestApp, conn: &str, body: Option<reqwest::Body>) -> (u16, u32, Option<String>, String) {
-    let url = format!("{}/v1/workspaces/acme/connections/{conn}/proxy/items", app.url);
+async fn call(
+    app: &TestApp,
+    conn: &str,
+    body: Option<reqwest::Body>,
+) -> (u16, u32, Option<String>, String) {
+    let url = format!(
+        "{}/v1/workspaces/acme/connections/{conn}/proxy/items",
+        app.url
+    );
     let req = match body {
         Some(b) => app.client.post(url).body(b),
         None => app.client.get(url),
@@ -147,7 +154,12 @@ async fn call(app: &TestApp, conn: &str, body: Option<reqwest::Body>) -> (u16, u
         .headers()
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_string());
-    (r.status().as_u16(), retries, retry_after, r.text().await.unwrap())
+    (
+        r.status().as_u16(),
+        retries,
+        retry_after,
+        r.text().await.unwrap(),
+    )
 }
 
 async fn effective_level(app: &TestApp, conn: &str) -> u64 {
@@ -160,7 +172,12 @@ async fn effective_level(app: &TestApp, conn: &str) -> u64 {
 
 /// Polls the connection answer until `ok` holds for its effective level, or fails after
 /// `within`.
-async fn wait_for_level(app: &TestApp, conn: &str, within: Duration, ok: impl Fn(u64) -> bool) -> u64 {
+async fn wait_for_level(
+    app: &TestApp,
+    conn: &str,
+    within: Duration,
+    ok: impl Fn(u64) -> bool,
+) -> u64 {
     let deadline = std::time::Instant::now() + within;
     loop {
         let level = effective_level(app, conn).await;
@@ -228,10 +245,17 @@ async fn a_burst_of_429s_is_waited_out_lowers_the_level_and_the_level_climbs_bac
 
     let callers: Vec<_> = (0..12)
         .map(|_| {
-            let (app_url, client, key, conn) = (app.url.clone(), app.client.clone(), app.admin_key.clone(), conn.clone());
+            let (app_url, client, key, conn) = (
+                app.url.clone(),
+                app.client.clone(),
+                app.admin_key.clone(),
+                conn.clone(),
+            );
             tokio::spawn(async move {
                 let r = client
-                    .get(format!("{app_url}/v1/workspaces/acme/connections/{conn}/proxy/items"))
+                    .get(format!(
+                        "{app_url}/v1/workspaces/acme/connections/{conn}/proxy/items"
+                    ))
                     .bearer_auth(key)
                     .send()
                     .await
@@ -252,23 +276,48 @@ async fn a_burst_of_429s_is_waited_out_lowers_the_level_and_the_level_climbs_bac
     for c in callers {
         answers.push(c.await.unwrap());
     }
-    assert!(answers.iter().all(|(s, _)| *s == 200), "every caller gets through: {answers:?}");
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200),
+        "every caller gets through: {answers:?}"
+    );
     let retried: u32 = answers.iter().map(|(_, r)| r).sum();
-    assert_eq!(retried, 6, "each of the six 429s was sent again once: {answers:?}");
-    assert!(answers.iter().any(|(_, r)| *r == 0), "the others were sent once");
+    assert_eq!(
+        retried, 6,
+        "each of the six 429s was sent again once: {answers:?}"
+    );
+    assert!(
+        answers.iter().any(|(_, r)| *r == 0),
+        "the others were sent once"
+    );
     assert_eq!(up.calls(), 18);
 
     let arrivals = up.arrivals();
-    assert!(arrivals.iter().all(|a| a.in_flight <= 4), "never above the configured level: {arrivals:?}");
+    assert!(
+        arrivals.iter().all(|a| a.in_flight <= 4),
+        "never above the configured level: {arrivals:?}"
+    );
     assert_within_the_level(&arrivals, 4, STEP);
 
     let lowered = metric(&app, "latchkey_pool_level_lowered_total", &[&conn]).await;
-    assert!(lowered.is_some_and(|n| n >= 2.0), "4 → 2 → 1 takes two lowerings: {lowered:?}");
+    assert!(
+        lowered.is_some_and(|n| n >= 2.0),
+        "4 → 2 → 1 takes two lowerings: {lowered:?}"
+    );
     // Each retried caller's last retry got through (a retry limited again is sent once more).
-    let ok = metric(&app, "latchkey_proxy_retries_total", &[&conn, "outcome=\"ok\""]).await;
+    let ok = metric(
+        &app,
+        "latchkey_proxy_retries_total",
+        &[&conn, "outcome=\"ok\""],
+    )
+    .await;
     let callers_retried = answers.iter().filter(|(_, r)| *r > 0).count() as f64;
     assert_eq!(ok, Some(callers_retried));
-    let retried = metric(&app, "latchkey_proxy_rate_limited_total", &[&conn, "action=\"retried\""]).await;
+    let retried = metric(
+        &app,
+        "latchkey_proxy_rate_limited_total",
+        &[&conn, "action=\"retried\""],
+    )
+    .await;
     assert_eq!(retried, Some(6.0));
 
     // Quiet intervals raise the level back, one step at a time, up to the configured level.
@@ -281,7 +330,12 @@ async fn a_burst_of_429s_is_waited_out_lowers_the_level_and_the_level_climbs_bac
 }
 
 /// One scenario: a connection to its own application, and what one call through it got.
-async fn scenario(app: &TestApp, name: &str, up: &Limiter, body: Option<reqwest::Body>) -> (u16, u32, Option<String>, String) {
+async fn scenario(
+    app: &TestApp,
+    name: &str,
+    up: &Limiter,
+    body: Option<reqwest::Body>,
+) -> (u16, u32, Option<String>, String) {
     connect(app, name, up, 2).await;
     call(app, name, body).await
 }
@@ -295,48 +349,93 @@ async fn what_is_retried_and_what_is_passed_back() {
         429,
         Arc::new(|| {
             let at = Utc::now() + chrono::Duration::seconds(2);
-            vec![("retry-after", at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())]
+            vec![(
+                "retry-after",
+                at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+            )]
         }),
     )
     .await;
     let year = Limiter::start(usize::MAX, 429, fixed(&[("retry-after", "31536000")])).await;
-    let year_date = Limiter::start(usize::MAX, 503, fixed(&[("retry-after", "Fri, 01 Jan 2100 00:00:00 GMT")])).await;
+    let year_date = Limiter::start(
+        usize::MAX,
+        503,
+        fixed(&[("retry-after", "Fri, 01 Jan 2100 00:00:00 GMT")]),
+    )
+    .await;
     let always = Limiter::start(usize::MAX, 429, fixed(&[("retry-after", "0")])).await;
     let streamed = Limiter::start(usize::MAX, 429, fixed(&[("retry-after", "1")])).await;
     let small_body = Limiter::start(1, 429, fixed(&[("retry-after", "1")])).await;
     let unavailable = Limiter::start(1, 503, fixed(&[("retry-after", "1")])).await;
     let silent = Limiter::start(usize::MAX, 429, fixed(&[])).await;
 
-    let chunks = futures::stream::iter(["part one, ", "part two"].map(|c| Ok::<_, std::io::Error>(c.to_string())));
+    let chunks = futures::stream::iter(
+        ["part one, ", "part two"].map(|c| Ok::<_, std::io::Error>(c.to_string())),
+    );
     let (date, year_s, year_d, three, stream, small, unavail, none) = tokio::join!(
         scenario(&app, "http-date", &http_date, None),
         scenario(&app, "a-year", &year, None),
         scenario(&app, "a-year-date", &year_date, None),
         scenario(&app, "always", &always, None),
-        scenario(&app, "streamed", &streamed, Some(reqwest::Body::wrap_stream(chunks))),
-        scenario(&app, "small-body", &small_body, Some(reqwest::Body::from("a small body"))),
+        scenario(
+            &app,
+            "streamed",
+            &streamed,
+            Some(reqwest::Body::wrap_stream(chunks))
+        ),
+        scenario(
+            &app,
+            "small-body",
+            &small_body,
+            Some(reqwest::Body::from("a small body"))
+        ),
         scenario(&app, "unavailable", &unavailable, None),
         scenario(&app, "silent", &silent, None),
     );
     // An HTTP-date is waited for.
     assert_eq!((date.0, date.1, http_date.calls()), (200, 1, 2), "{date:?}");
     // A wait past the queue timeout is passed back at once, as the application said it.
-    assert_eq!((year_s.0, year_s.1, year.calls()), (429, 0, 1), "{year_s:?}");
+    assert_eq!(
+        (year_s.0, year_s.1, year.calls()),
+        (429, 0, 1),
+        "{year_s:?}"
+    );
     assert_eq!(year_s.2.as_deref(), Some("31536000"));
     assert!(year_s.3.contains("slow down"));
-    assert_eq!((year_d.0, year_d.1, year_date.calls()), (503, 0, 1), "{year_d:?}");
+    assert_eq!(
+        (year_d.0, year_d.1, year_date.calls()),
+        (503, 0, 1),
+        "{year_d:?}"
+    );
     assert_eq!(year_d.2.as_deref(), Some("Fri, 01 Jan 2100 00:00:00 GMT"));
     // At most three sends in all.
     assert_eq!((three.0, three.1, always.calls()), (429, 2, 3), "{three:?}");
     // A streamed body cannot be sent twice; a small one is kept and is.
-    assert_eq!((stream.0, stream.1, streamed.calls()), (429, 0, 1), "{stream:?}");
-    assert_eq!((small.0, small.1, small_body.calls()), (200, 1, 2), "{small:?}");
+    assert_eq!(
+        (stream.0, stream.1, streamed.calls()),
+        (429, 0, 1),
+        "{stream:?}"
+    );
+    assert_eq!(
+        (small.0, small.1, small_body.calls()),
+        (200, 1, 2),
+        "{small:?}"
+    );
     // A 503 that says when is waited out too, and does not lower the level.
-    assert_eq!((unavail.0, unavail.1, unavailable.calls()), (200, 1, 2), "{unavail:?}");
+    assert_eq!(
+        (unavail.0, unavail.1, unavailable.calls()),
+        (200, 1, 2),
+        "{unavail:?}"
+    );
     assert_eq!(effective_level(&app, "unavailable").await, 2);
     // Without a word on when to come back, the 429 goes back at once (and lowers the level).
     assert_eq!((none.0, none.1, silent.calls()), (429, 0, 1), "{none:?}");
-    let passed = metric(&app, "latchkey_proxy_rate_limited_total", &["action=\"not_replayable\""]).await;
+    let passed = metric(
+        &app,
+        "latchkey_proxy_rate_limited_total",
+        &["action=\"not_replayable\""],
+    )
+    .await;
     assert!(passed.is_some_and(|n| n >= 1.0), "{passed:?}");
 }
 
@@ -346,7 +445,12 @@ async fn the_entrys_reset_header_is_waited_for() {
     let epoch = Limiter::start(
         1,
         429,
-        Arc::new(|| vec![("x-ratelimit-reset", (Utc::now().timestamp() + 2).to_string())]),
+        Arc::new(|| {
+            vec![(
+                "x-ratelimit-reset",
+                (Utc::now().timestamp() + 2).to_string(),
+            )]
+        }),
     )
     .await;
     let rewrites = format!(
@@ -389,12 +493,19 @@ async fn the_lowered_level_holds_across_instances_on_postgres() {
     let conn = connect(&a, "shared", &up, 4).await;
 
     let run = |app: &TestApp, n: usize| {
-        let (url, client, key, conn) = (app.url.clone(), app.client.clone(), app.admin_key.clone(), conn.clone());
+        let (url, client, key, conn) = (
+            app.url.clone(),
+            app.client.clone(),
+            app.admin_key.clone(),
+            conn.clone(),
+        );
         futures::future::join_all((0..n).map(move |_| {
             let (url, client, key, conn) = (url.clone(), client.clone(), key.clone(), conn.clone());
             async move {
                 let r = client
-                    .get(format!("{url}/v1/workspaces/acme/connections/{conn}/proxy/items"))
+                    .get(format!(
+                        "{url}/v1/workspaces/acme/connections/{conn}/proxy/items"
+                    ))
                     .bearer_auth(key)
                     .send()
                     .await
@@ -438,5 +549,9 @@ async fn a_connection_answer_shows_its_effective_level() {
         )
         .await;
     assert_eq!(borrower.status, 201, "{}", borrower.text);
-    assert_eq!(borrower.body["effective_concurrency_level"], Value::Null, "a borrower has no pool of its own");
+    assert_eq!(
+        borrower.body["effective_concurrency_level"],
+        Value::Null,
+        "a borrower has no pool of its own"
+    );
 }

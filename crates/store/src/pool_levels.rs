@@ -17,16 +17,30 @@ macro_rules! record_sql {
     ($greatest:literal, $least:literal) => {
         concat!(
             "INSERT INTO pool_levels (pool_id, floor, lowered_at, last_limited_at, step_ms) \
-             VALUES ($1, ", $greatest, "(1, $2 / 2), $4, $4, $5) \
+             VALUES ($1, ",
+            $greatest,
+            "(1, $2 / 2), $4, $4, $5) \
              ON CONFLICT (pool_id) DO UPDATE SET \
              floor = CASE WHEN pool_levels.lowered_at <= $3 \
-             THEN ", $greatest, "(1, ", $least, "($2, pool_levels.floor + ", $greatest,
+             THEN ",
+            $greatest,
+            "(1, ",
+            $least,
+            "($2, pool_levels.floor + ",
+            $greatest,
             "(0, $4 - pool_levels.last_limited_at) / pool_levels.step_ms) / 2) \
-             ELSE ", $greatest, "(1, ", $least, "($2, pool_levels.floor + ", $greatest,
+             ELSE ",
+            $greatest,
+            "(1, ",
+            $least,
+            "($2, pool_levels.floor + ",
+            $greatest,
             "(0, $4 - pool_levels.last_limited_at) / pool_levels.step_ms)) END, \
              lowered_at = CASE WHEN pool_levels.lowered_at <= $3 THEN $4 \
              ELSE pool_levels.lowered_at END, \
-             last_limited_at = ", $greatest, "(pool_levels.last_limited_at, $4), \
+             last_limited_at = ",
+            $greatest,
+            "(pool_levels.last_limited_at, $4), \
              step_ms = $5 \
              RETURNING floor, lowered_at, last_limited_at, step_ms"
         )

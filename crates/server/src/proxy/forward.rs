@@ -35,8 +35,9 @@ pub(super) async fn send(
     body: Option<reqwest::Body>,
 ) -> ApiResult<reqwest::Response> {
     let base = match instance_url.filter(|_| oauth_base_is_instance(app)) {
-        Some(u) => Url::parse(&u)
-            .map_err(|_| ApiError::invalid("instance_url", "the stored instance_url is not a URL"))?,
+        Some(u) => Url::parse(&u).map_err(|_| {
+            ApiError::invalid("instance_url", "the stored instance_url is not a URL")
+        })?,
         None => match cred {
             Cred::Token { kept, .. } => crate::verify::api_base_with(app, &c.settings, kept)?,
             Cred::Static(_) => crate::verify::api_base(app, &c.settings)?,
@@ -50,8 +51,9 @@ pub(super) async fn send(
     let inj = cred.injection();
     inj.apply_to_url(&mut url);
     let url = state.outbound.prepare(&url).map_err(|e| {
-        ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string())
-            .hint("set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached")
+        ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string()).hint(
+            "set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached",
+        )
     })?;
     let mut rb = state
         .outbound

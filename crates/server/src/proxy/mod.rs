@@ -306,7 +306,9 @@ async fn run(
                 replayable: buffered.is_some(),
                 deadline,
             };
-            if let Some(wait) = retry::on_limited(&state, app, status, resp.headers(), &attempt).await {
+            if let Some(wait) =
+                retry::on_limited(&state, app, status, resp.headers(), &attempt).await
+            {
                 drop(resp);
                 // The place goes to others while this request waits (at the level just lowered).
                 drop(permit);
@@ -323,7 +325,13 @@ async fn run(
                 continue;
             }
         }
-        let out = stream_back(resp, scrubber, parts.method == http::Method::HEAD, waited, permit);
+        let out = stream_back(
+            resp,
+            scrubber,
+            parts.method == http::Method::HEAD,
+            waited,
+            permit,
+        );
         return Ok(with_retries(out, retries));
     }
 }
@@ -442,7 +450,9 @@ async fn recheck(
     (ws_key, conn_key): (&str, &str),
     c: &ConnectionRecord,
 ) -> ApiResult<Arc<ConnectionRecord>> {
-    let now = state.resolve(caller, ws_key, conn_key, Scope::Proxy).await?;
+    let now = state
+        .resolve(caller, ws_key, conn_key, Scope::Proxy)
+        .await?;
     if now.conn.id != c.id {
         return Err(ApiError::not_found("connection", conn_key));
     }

@@ -402,7 +402,13 @@ impl Pools {
         let mut st = pool.state.lock().expect("pool lock");
         st.ceiling = level.max(1);
         let next = shared.unwrap_or_else(|| {
-            LoweredLevel::after_limited(st.lowered.as_ref(), st.ceiling, sent_at, now, self.recovery)
+            LoweredLevel::after_limited(
+                st.lowered.as_ref(),
+                st.ceiling,
+                sent_at,
+                now,
+                self.recovery,
+            )
         });
         if st.lowered.is_none_or(|l| l.lowered_at != next.lowered_at) {
             metrics::counter!("latchkey_pool_level_lowered_total", "pool" => pool_id.to_string())
@@ -453,7 +459,12 @@ impl Pools {
     /// uses.
     fn adopt_levels(&self, rows: Vec<(String, LoweredLevel)>) {
         for (pool_id, lowered) in rows {
-            let pool = self.pools.lock().expect("pools lock").get(&pool_id).cloned();
+            let pool = self
+                .pools
+                .lock()
+                .expect("pools lock")
+                .get(&pool_id)
+                .cloned();
             let Some(pool) = pool else { continue };
             let mut st = pool.state.lock().expect("pool lock");
             if st.ceiling == 0 || st.lowered == Some(lowered) {
@@ -487,7 +498,8 @@ impl Pools {
                 continue;
             }
             Pool::set_level(&mut st);
-            metrics::gauge!("latchkey_pool_effective_level", "pool" => pool_id).set(st.level as f64);
+            metrics::gauge!("latchkey_pool_effective_level", "pool" => pool_id)
+                .set(st.level as f64);
         }
     }
 }
@@ -546,7 +558,10 @@ mod tests {
         st.lowered = Some(lowered(now - chrono::Duration::hours(4)));
         Pool::set_level(&mut st);
         Pool::grant(&mut st);
-        assert_eq!(st.level, 4, "three quiet steps later the level is back at the ceiling");
+        assert_eq!(
+            st.level, 4,
+            "three quiet steps later the level is back at the ceiling"
+        );
         assert!(st.lowered.is_none(), "and the lowering is forgotten");
         assert!(rx[1].try_recv().is_ok() && rx[2].try_recv().is_ok());
         assert_eq!(st.in_flight, 3);

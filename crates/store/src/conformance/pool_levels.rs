@@ -10,7 +10,13 @@ use latchkey_core::store::Store;
 const LEASE: Duration = Duration::seconds(30);
 const STEP: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn take(store: &dyn Store, pool: &str, level: i32, holder: &str, at: DateTime<Utc>) -> Option<i32> {
+async fn take(
+    store: &dyn Store,
+    pool: &str,
+    level: i32,
+    holder: &str,
+    at: DateTime<Utc>,
+) -> Option<i32> {
     store
         .try_acquire_slot(pool, level, holder, at + LEASE, at)
         .await
@@ -37,7 +43,11 @@ pub async fn rate_limited_levels(store: &dyn Store) {
     let t0 = now();
     assert_eq!(take(store, &pool, 4, &holder("a"), t0).await, Some(0));
     let t1 = t0 + Duration::milliseconds(5);
-    assert_eq!(limited(store, &pool, t0, t1).await, 2, "a 429 halves the level");
+    assert_eq!(
+        limited(store, &pool, t0, t1).await,
+        2,
+        "a 429 halves the level"
+    );
     assert_eq!(
         limited(store, &pool, t0, t1 + Duration::milliseconds(1)).await,
         2,
@@ -53,11 +63,25 @@ pub async fn rate_limited_levels(store: &dyn Store) {
     let rows = store.lowered_levels(t2).await.expect("lowered levels");
     assert!(listed(&rows, &pool), "a lowered pool is listed");
 
-    assert_eq!(limited(store, &pool, t2, t2).await, 1, "a 429 sent at the lowered level halves it again");
-    store.release_slot(&pool, 0, &holder("a")).await.expect("release");
-    store.release_slot(&pool, 1, &holder("b")).await.expect("release");
+    assert_eq!(
+        limited(store, &pool, t2, t2).await,
+        1,
+        "a 429 sent at the lowered level halves it again"
+    );
+    store
+        .release_slot(&pool, 0, &holder("a"))
+        .await
+        .expect("release");
+    store
+        .release_slot(&pool, 1, &holder("b"))
+        .await
+        .expect("release");
     assert_eq!(take(store, &pool, 4, &holder("d"), t2).await, Some(0));
-    assert_eq!(take(store, &pool, 4, &holder("e"), t2).await, None, "never below one");
+    assert_eq!(
+        take(store, &pool, 4, &holder("e"), t2).await,
+        None,
+        "never below one"
+    );
 
     let quiet = t2 + Duration::seconds(10);
     assert_eq!(
@@ -67,10 +91,18 @@ pub async fn rate_limited_levels(store: &dyn Store) {
     );
     assert_eq!(take(store, &pool, 4, &holder("f"), quiet).await, None);
     let long_after = t2 + Duration::seconds(10 * 30);
-    assert!(!listed(&store.lowered_levels(long_after).await.expect("lowered"), &pool));
+    assert!(!listed(
+        &store.lowered_levels(long_after).await.expect("lowered"),
+        &pool
+    ));
     // Every lease has expired by then: all four configured slots are free again.
     for h in ["f", "g", "h", "i"] {
-        assert!(take(store, &pool, 4, &holder(h), long_after).await.is_some(), "back at the ceiling");
+        assert!(
+            take(store, &pool, 4, &holder(h), long_after)
+                .await
+                .is_some(),
+            "back at the ceiling"
+        );
     }
     assert_eq!(take(store, &pool, 4, &holder("j"), long_after).await, None);
     assert_eq!(
@@ -85,8 +117,15 @@ pub async fn concurrent_rate_limits(store: &dyn Store) {
     let pool = ConnectionId::generate().as_str().to_string();
     let t0 = now();
     let at = t0 + Duration::milliseconds(3);
-    let levels = futures::future::join_all((0..8).map(|_| store.record_rate_limited(&pool, 8, t0, at, STEP))).await;
+    let levels = futures::future::join_all(
+        (0..8).map(|_| store.record_rate_limited(&pool, 8, t0, at, STEP)),
+    )
+    .await;
     for l in levels {
-        assert_eq!(l.expect("record").effective(8, at), 4, "one burst, one halving");
+        assert_eq!(
+            l.expect("record").effective(8, at),
+            4,
+            "one burst, one halving"
+        );
     }
 }
