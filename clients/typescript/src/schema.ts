@@ -956,6 +956,12 @@ export interface components {
             created_at: string;
             /** @description Names of the stored credential fields (values are never answered here). */
             credential_fields: string[];
+            /**
+             * @description The level the connection's pool runs at now: its `concurrency_level`, or less while the
+             *     application's 429 answers keep it lowered (it climbs back by one per quiet interval).
+             *     Null for a connection that borrows another's pool, and for databases.
+             */
+            effective_concurrency_level?: number | null;
             end_user?: null | components["schemas"]["EndUser"];
             environment: string;
             health?: null | components["schemas"]["HealthView"];
@@ -1384,6 +1390,12 @@ export interface components {
                 created_at: string;
                 /** @description Names of the stored credential fields (values are never answered here). */
                 credential_fields: string[];
+                /**
+                 * @description The level the connection's pool runs at now: its `concurrency_level`, or less while the
+                 *     application's 429 answers keep it lowered (it climbs back by one per quiet interval).
+                 *     Null for a connection that borrows another's pool, and for databases.
+                 */
+                effective_concurrency_level?: number | null;
                 end_user?: null | components["schemas"]["EndUser"];
                 environment: string;
                 health?: null | components["schemas"]["HealthView"];
