@@ -3387,7 +3387,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3464,7 +3464,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3541,7 +3541,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3618,7 +3618,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3695,7 +3695,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;

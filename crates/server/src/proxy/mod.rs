@@ -86,6 +86,13 @@ pub(crate) fn level_of(c: &ConnectionRecord) -> usize {
         .clamp(1, 25) as usize
 }
 
+/// The level a connection's own pool runs at now (as this instance knows it); `None` for a
+/// connection that borrows another's pool, and for a database (never proxied).
+pub(crate) fn effective_level_of(state: &AppState, c: &ConnectionRecord) -> Option<usize> {
+    (c.auth_mode != AuthMode::Database && !c.settings.contains_key(BORROW_CONCURRENCY_FROM))
+        .then(|| state.pools.effective_level(c.id.as_str(), level_of(c)))
+}
+
 /// The pool a connection's requests count against: its lender's, or its own.
 async fn pool_of(
     state: &AppState,
@@ -257,12 +264,7 @@ async fn run(
                 credential(&state, ws, &seen, true).await?
             }
         };
-        let body = match (&buffered, stream_body.take()) {
-            (Some(b), _) if !b.is_empty() => Some(reqwest::Body::from(b.clone())),
-            (Some(_), _) => None,
-            (None, Some(body)) => Some(reqwest::Body::wrap_stream(body.into_data_stream())),
-            (None, None) => None,
-        };
+        let body = attempt_body(&buffered, &mut stream_body);
         let sent_at = chrono::Utc::now();
         let sent = forward::send(&state, app, c, (&cred.0, cred.1), &out, body).await;
         let resp = match sent {
@@ -310,16 +312,10 @@ async fn run(
                 retry::on_limited(&state, app, status, resp.headers(), &attempt).await
             {
                 drop(resp);
-                // The place goes to others while this request waits (at the level just lowered).
-                drop(permit);
-                tokio::time::sleep(wait).await;
                 retries += 1;
-                (permit, waited) = match state.pools.reacquire(&pool_id, level, deadline).await {
+                (permit, waited) = match retry::wait_out(&state, &attempt, wait, permit).await {
                     Ok((p, w)) => (p, waited + w),
-                    Err(_) => {
-                        retry::count_retry(&pool_id, "pool_busy");
-                        return Ok(pool_busy(&state, c, level, retries));
-                    }
+                    Err(_) => return Ok(pool_busy(&state, c, level, retries)),
                 };
                 conn_now = recheck(&state, &caller, (&ws_key, &conn_key), c).await?;
                 continue;
@@ -393,6 +389,16 @@ fn stream_back(
         None,
         (),
     )
+}
+
+/// The body of one attempt: the kept bytes again, or the caller's stream (once).
+fn attempt_body(buffered: &Option<Bytes>, stream: &mut Option<Body>) -> Option<reqwest::Body> {
+    match (buffered, stream.take()) {
+        (Some(b), _) if !b.is_empty() => Some(reqwest::Body::from(b.clone())),
+        (Some(_), _) => None,
+        (None, Some(body)) => Some(reqwest::Body::wrap_stream(body.into_data_stream())),
+        (None, None) => None,
+    }
 }
 
 /// The request body: in memory when it can be replayed (none, or a `Content-Length` up to
@@ -576,7 +582,7 @@ macro_rules! proxy_doc {
             operation_id = stringify!($name),
             params(("ws" = String, Path), ("conn" = String, Path), ("path" = String, Path, description = "the path at the application's API base")),
             responses(
-                (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`"),
+                (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed)"),
                 (status = 400, description = "`invalid_path`: the path climbs above the base URL", body = crate::error::ErrorBody),
                 (status = 403, description = "`destination_change_requires_secrets`: the connection leads where its secret is not bound", body = crate::error::ErrorBody),
                 (status = 404, description = "no such connection (also when it was deleted while the request waited)", body = crate::error::ErrorBody),

@@ -76,3 +76,21 @@ pub(super) fn count_retry(pool: &str, outcome: &'static str) {
     metrics::counter!("latchkey_proxy_retries_total", "pool" => pool.to_string(), "outcome" => outcome)
         .increment(1);
 }
+
+/// Waits `wait` without the pool place (`permit` is given up, so that it goes to the next
+/// request at the level a 429 may just have lowered), then takes a place again ahead of the
+/// queue. `Err` when none came free before the deadline (the retry is not sent).
+pub(super) async fn wait_out(
+    state: &AppState,
+    a: &Attempt<'_>,
+    wait: Duration,
+    permit: super::pool::Permit,
+) -> Result<(super::pool::Permit, Duration), super::pool::Busy> {
+    drop(permit);
+    tokio::time::sleep(wait).await;
+    let again = state.pools.reacquire(a.pool, a.level, a.deadline).await;
+    if again.is_err() {
+        count_retry(a.pool, "pool_busy");
+    }
+    again
+}

@@ -210,13 +210,7 @@ pub fn view(state: &AppState, c: ConnectionRecord) -> ConnectionView {
             | ConnectionStatus::Revoked
             | ConnectionStatus::PendingAuthorization
     );
-    let effective_concurrency_level = (c.auth_mode != AuthMode::Database
-        && !c.settings.contains_key(BORROW_CONCURRENCY_FROM))
-    .then(|| {
-        state
-            .pools
-            .effective_level(c.id.as_str(), crate::proxy::level_of(&c))
-    });
+    let effective_concurrency_level = crate::proxy::effective_level_of(state, &c);
     ConnectionView {
         id: c.id.to_string(),
         name: c.name.to_string(),
