@@ -114,10 +114,13 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 }
 
 /// An application's reset header, read as its catalog entry says: `seconds` from now (the
-/// default), `epoch` seconds or `epoch_ms` milliseconds since 1970.
+/// default), `milliseconds` from now, a `duration` from now (`1s`, `6m0s`, `250ms`), `epoch`
+/// seconds or `epoch_ms` milliseconds since 1970.
 pub fn parse_reset(style: Option<&str>, value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let v = value.trim();
     match style.unwrap_or("seconds") {
+        "milliseconds" => from_secs(v.parse::<f64>().ok()? / 1000.0),
+        "duration" => duration(v),
         "epoch" => {
             let secs: f64 = v.parse().ok().filter(|s: &f64| s.is_finite())?;
             let at = DateTime::from_timestamp_millis((secs * 1000.0) as i64)?;
@@ -133,8 +136,40 @@ pub fn parse_reset(style: Option<&str>, value: &str, now: DateTime<Utc>) -> Opti
 
 /// A non-negative number of seconds, at most a hundred years (more is no wait anyone means).
 fn seconds(v: &str) -> Option<Duration> {
-    let s: f64 = v.parse().ok()?;
+    from_secs(v.parse().ok()?)
+}
+
+fn from_secs(s: f64) -> Option<Duration> {
     (s.is_finite() && (0.0..=3.2e9).contains(&s)).then(|| Duration::from_secs_f64(s))
+}
+
+/// A duration written as numbers with units, `h`, `m`, `s` or `ms` (`6m0s`, `1.5s`, `20ms`).
+fn duration(v: &str) -> Option<Duration> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut total = 0.0_f64;
+    let mut rest = v;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+            .filter(|i| *i > 0)?;
+        let n: f64 = rest[..split].parse().ok()?;
+        rest = &rest[split..];
+        let unit_len = rest
+            .find(|ch: char| ch.is_ascii_digit() || ch == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    from_secs(total)
 }
 
 fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
@@ -243,6 +278,26 @@ mod tests {
             Some(Duration::from_secs(4))
         );
         assert_eq!(parse_reset(None, "4", now), Some(Duration::from_secs(4)));
+        assert_eq!(
+            parse_reset(Some("milliseconds"), "1500", now),
+            Some(Duration::from_millis(1500))
+        );
+        for (text, ms) in [
+            ("1s", 1000),
+            ("6m0s", 360_000),
+            ("250ms", 250),
+            ("1.5s", 1500),
+            ("1h2m", 3_720_000),
+        ] {
+            assert_eq!(
+                parse_reset(Some("duration"), text, now),
+                Some(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for bad in ["", "s", "5", "5x", "1s2", "-1s"] {
+            assert_eq!(parse_reset(Some("duration"), bad, now), None, "{bad}");
+        }
         assert_eq!(parse_reset(Some("epoch"), "12", now), Some(Duration::ZERO));
         assert_eq!(parse_reset(Some("epoch"), "later", now), None);
         let spec = RateLimitSpec {
