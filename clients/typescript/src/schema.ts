@@ -1656,7 +1656,10 @@ export interface components {
             limit_header?: string | null;
             remaining_header?: string | null;
             reset_header?: string | null;
-            /** @description How the reset header counts: `seconds` from now, `epoch` seconds, `epoch_ms`. */
+            /**
+             * @description How the reset header counts: `seconds` (the default) or `milliseconds` from now, a
+             *     `duration` from now (`6m0s`), `epoch` seconds or `epoch_ms` milliseconds since 1970.
+             */
             reset_style?: string | null;
             /** @description Whether a 429 carries `Retry-After`. */
             retry_after?: boolean;
