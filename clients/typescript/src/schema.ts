@@ -956,6 +956,12 @@ export interface components {
             created_at: string;
             /** @description Names of the stored credential fields (values are never answered here). */
             credential_fields: string[];
+            /**
+             * @description The level the connection's pool runs at now: its `concurrency_level`, or less while the
+             *     application's 429 answers keep it lowered (it climbs back by one per quiet interval).
+             *     Null for a connection that borrows another's pool, and for databases.
+             */
+            effective_concurrency_level?: number | null;
             end_user?: null | components["schemas"]["EndUser"];
             environment: string;
             health?: null | components["schemas"]["HealthView"];
@@ -1384,6 +1390,12 @@ export interface components {
                 created_at: string;
                 /** @description Names of the stored credential fields (values are never answered here). */
                 credential_fields: string[];
+                /**
+                 * @description The level the connection's pool runs at now: its `concurrency_level`, or less while the
+                 *     application's 429 answers keep it lowered (it climbs back by one per quiet interval).
+                 *     Null for a connection that borrows another's pool, and for databases.
+                 */
+                effective_concurrency_level?: number | null;
                 end_user?: null | components["schemas"]["EndUser"];
                 environment: string;
                 health?: null | components["schemas"]["HealthView"];
@@ -1644,7 +1656,10 @@ export interface components {
             limit_header?: string | null;
             remaining_header?: string | null;
             reset_header?: string | null;
-            /** @description How the reset header counts: `seconds` from now, `epoch` seconds, `epoch_ms`. */
+            /**
+             * @description How the reset header counts: `seconds` (the default) or `milliseconds` from now, a
+             *     `duration` from now (`6m0s`), `epoch` seconds or `epoch_ms` milliseconds since 1970.
+             */
             reset_style?: string | null;
             /** @description Whether a 429 carries `Retry-After`. */
             retry_after?: boolean;
@@ -3375,7 +3390,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3452,7 +3467,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3529,7 +3544,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3606,7 +3621,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3683,7 +3698,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms` */
+            /** @description the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed) */
             200: {
                 headers: {
                     [name: string]: unknown;

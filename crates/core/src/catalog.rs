@@ -308,7 +308,8 @@ pub struct RateLimitSpec {
     pub remaining_header: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_header: Option<String>,
-    /// How the reset header counts: `seconds` from now, `epoch` seconds, `epoch_ms`.
+    /// How the reset header counts: `seconds` (the default) or `milliseconds` from now, a
+    /// `duration` from now (`6m0s`), `epoch` seconds or `epoch_ms` milliseconds since 1970.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_style: Option<String>,
     /// Whether a 429 carries `Retry-After`.

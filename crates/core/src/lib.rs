@@ -10,6 +10,7 @@ pub mod ids;
 pub mod model;
 pub mod names;
 pub mod outbound;
+pub mod rate_limit;
 pub mod scrub;
 pub mod secret;
 pub mod store;

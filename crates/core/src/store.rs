@@ -16,6 +16,7 @@ use crate::model::{
     ApiKey, ConnectSession, ConnectionRecord, ConnectionStatus, Event, Flow, InstanceEvent,
     OAuthClientRecord, OAuthState, SessionSubject, UiSession, Workspace, WrappedDataKey,
 };
+use crate::rate_limit::LoweredLevel;
 use crate::StoreError;
 use async_trait::async_trait;
 
@@ -364,7 +365,9 @@ pub trait OAuthStore: Send + Sync {
 #[async_trait]
 pub trait SlotStore: Send + Sync {
     /// Takes a free (or expired) slot below `level` of `pool` for `holder` until `until`, in
-    /// one short statement; `None` when all `level` slots are held.
+    /// one short statement; `None` when all `level` slots are held. When rate limits lowered
+    /// the pool's level ([`SlotStore::record_rate_limited`]), only slots below the effective
+    /// level at `now` are taken.
     async fn try_acquire_slot(
         &self,
         pool: &str,
@@ -383,6 +386,24 @@ pub trait SlotStore: Send + Sync {
     async fn release_slot(&self, pool: &str, slot: i32, holder: &str) -> StoreResult<()>;
     /// How many unexpired slots of `pool` are held (for metrics and tests).
     async fn held_slots(&self, pool: &str, now: chrono::DateTime<chrono::Utc>) -> StoreResult<i64>;
+    /// Records a 429 of `pool` (configured level `ceiling`) that came back at `now` for a
+    /// request sent at `sent_at`, in one statement, and answers the pool's lowered level after
+    /// it (the rule of [`LoweredLevel::after_limited`], with quiet steps of `step`). Slots are
+    /// taken below the effective level from then on, by every instance.
+    async fn record_rate_limited(
+        &self,
+        pool: &str,
+        ceiling: i32,
+        sent_at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        step: std::time::Duration,
+    ) -> StoreResult<LoweredLevel>;
+    /// The pools whose level may still be below the highest configurable level at `now`, so
+    /// that every instance learns of the others' lowerings.
+    async fn lowered_levels(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<(String, LoweredLevel)>>;
 }
 
 /// Connect sessions: short-lived bearer credentials of end users, looked up by token hash.

@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "outbound_rewrites",
     "outbound_allow",
     "proxy_queue_timeout",
+    "proxy_recovery_interval",
     "health_interval",
     "catalog_dir",
     "log",
@@ -42,6 +43,7 @@ struct Raw {
     outbound_rewrites: String,
     outbound_allow: String,
     proxy_queue_timeout: u64,
+    proxy_recovery_interval: u64,
     health_interval: u64,
     catalog_dir: Option<String>,
     log: String,
@@ -63,6 +65,7 @@ impl Default for Raw {
             outbound_rewrites: String::new(),
             outbound_allow: String::new(),
             proxy_queue_timeout: 60,
+            proxy_recovery_interval: 10,
             health_interval: 3600,
             catalog_dir: None,
             log: "info".into(),
@@ -115,6 +118,9 @@ pub struct Config {
     pub outbound_rewrites: Rewrites,
     pub outbound_allow: AllowList,
     pub proxy_queue_timeout: Duration,
+    /// `LATCHKEY_PROXY_RECOVERY_INTERVAL`: how long a pool whose level 429s lowered must go
+    /// without a 429 before its level climbs by one.
+    pub proxy_recovery_interval: Duration,
     /// `LATCHKEY_HEALTH_INTERVAL`: how often every connection is probed (a connection's
     /// `health_check_interval_seconds` setting overrides it; 0 there turns probes off).
     pub health_interval: Duration,
@@ -195,7 +201,10 @@ impl Config {
             .collect();
         for (k, v) in env {
             // Values are taken as strings (never guessed into numbers) except the numbers.
-            fig = if k == "proxy_queue_timeout" || k == "health_interval" {
+            fig = if k == "proxy_queue_timeout"
+                || k == "health_interval"
+                || k == "proxy_recovery_interval"
+            {
                 let n: u64 = v.trim().parse().map_err(|_| {
                     ConfigError(format!(
                         "LATCHKEY_{} must be a whole number of seconds, not `{v}`",
@@ -300,6 +309,11 @@ impl Config {
                 "LATCHKEY_PROXY_QUEUE_TIMEOUT must be 1 to 3600 seconds".into(),
             ));
         }
+        if !(1..=3600).contains(&raw.proxy_recovery_interval) {
+            return Err(ConfigError(
+                "LATCHKEY_PROXY_RECOVERY_INTERVAL must be 1 to 3600 seconds".into(),
+            ));
+        }
         if raw.health_interval < 5 {
             return Err(ConfigError(
                 "LATCHKEY_HEALTH_INTERVAL must be at least 5 seconds".into(),
@@ -338,6 +352,7 @@ impl Config {
             outbound_rewrites,
             outbound_allow,
             proxy_queue_timeout: std::time::Duration::from_secs(raw.proxy_queue_timeout),
+            proxy_recovery_interval: Duration::from_secs(raw.proxy_recovery_interval),
             health_interval: Duration::from_secs(raw.health_interval),
             background_tick: Duration::from_secs(1),
             background: true,

@@ -84,7 +84,11 @@ impl Application {
             config.outbound_rewrites.clone(),
             config.outbound_allow.clone(),
         );
-        let pools = proxy::pool::Pools::new(store.clone(), store.backend() == "postgres");
+        let pools = proxy::pool::Pools::new(
+            store.clone(),
+            store.backend() == "postgres",
+            config.proxy_recovery_interval,
+        );
         let state = AppState::new(Inner {
             store,
             catalog,

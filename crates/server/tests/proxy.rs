@@ -77,7 +77,7 @@ async fn requests_pass_through_with_the_credential_injected() {
         .unwrap();
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "https://elsewhere.example/landing");
-    // Rate limits pass back with the application's headers.
+    // Rate limits that ask for more than the queue timeout pass back with the application's headers.
     let r = app
         .client
         .get(format!(
@@ -89,7 +89,11 @@ async fn requests_pass_through_with_the_credential_injected() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
-    assert_eq!(r.headers()["retry-after"], "7");
+    assert_eq!(r.headers()["retry-after"], "86400");
+    assert!(
+        r.headers().get("latchkey-retries").is_none(),
+        "a wait past the queue timeout is not waited out"
+    );
     // A key in a query parameter, and basic auth.
     api_key_connection(
         &app,

@@ -9,6 +9,7 @@ mod connections;
 mod flows;
 mod health;
 mod oauth;
+mod pool_levels;
 mod refresh;
 mod sessions;
 mod slots;
@@ -23,6 +24,7 @@ pub use connections::{
 pub use flows::{flow_atomicity, flows};
 pub use health::{health_schedule, outbox};
 pub use oauth::{oauth_clients, oauth_states};
+pub use pool_levels::{concurrent_rate_limits, rate_limited_levels};
 pub use refresh::{connection_version, refresh_lease, tokens};
 pub use sessions::{instance_events, sessions};
 pub use slots::{concurrent_slots, slot_levels, slots};
@@ -64,6 +66,8 @@ pub async fn run_all(store: &dyn Store) {
     slots(store).await;
     slot_levels(store).await;
     concurrent_slots(store).await;
+    rate_limited_levels(store).await;
+    concurrent_rate_limits(store).await;
     health_schedule(store).await;
     outbox(store).await;
     connect_sessions(store).await;

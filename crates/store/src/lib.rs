@@ -32,6 +32,7 @@ mod flows;
 mod health;
 mod keys;
 mod oauth;
+mod pool_levels;
 mod rows;
 mod sessions;
 mod slots;

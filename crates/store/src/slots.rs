@@ -5,10 +5,15 @@ use crate::rows::ms;
 use crate::{Db, SqlStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use latchkey_core::rate_limit::LoweredLevel;
 use latchkey_core::store::{SlotStore, StoreResult};
 
 // Binds of both: $1 pool, $2 level, $3 holder, $4 until, $5 now. A lease is held up to and
 // including `lease_until`, as the refresh lease is.
+//
+// A pool whose level rate limits lowered takes only slots below its effective level (the
+// floor plus one per quiet step since the last 429, see `pool_levels`), read in the same
+// statement: no extra round trip, and every instance sees the same level.
 //
 // SKIP LOCKED sends racing acquirers to different free rows instead of queueing them on the
 // same one only to find it taken; a free row is locked only by a taker that will get it. The
@@ -16,6 +21,8 @@ use latchkey_core::store::{SlotStore, StoreResult};
 const TAKE_POSTGRES: &str = "WITH taken AS (UPDATE pool_slots SET holder = $3, lease_until = $4 \
      WHERE (pool_id, slot) = (SELECT pool_id, slot FROM pool_slots \
      WHERE pool_id = $1 AND slot < $2 AND (holder IS NULL OR lease_until < $5) \
+     AND slot < COALESCE((SELECT floor + GREATEST(0, $5 - last_limited_at) / step_ms \
+     FROM pool_levels WHERE pool_id = $1), $2) \
      ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) \
      RETURNING slot) \
      SELECT (SELECT slot FROM taken), \
@@ -26,6 +33,8 @@ const TAKE_POSTGRES: &str = "WITH taken AS (UPDATE pool_slots SET holder = $3, l
 const TAKE_SQLITE: &str = "UPDATE pool_slots SET holder = $3, lease_until = $4 \
      WHERE rowid = (SELECT rowid FROM pool_slots \
      WHERE pool_id = $1 AND slot < $2 AND (holder IS NULL OR lease_until < $5) \
+     AND slot < COALESCE((SELECT floor + MAX(0, $5 - last_limited_at) / step_ms \
+     FROM pool_levels WHERE pool_id = $1), $2) \
      ORDER BY slot LIMIT 1) \
      AND (holder IS NULL OR lease_until < $5) \
      RETURNING slot";
@@ -150,6 +159,21 @@ impl SlotStore for SqlStore {
             .map(|_| ())
         })
         .db()
+    }
+
+    async fn record_rate_limited(
+        &self,
+        pool: &str,
+        ceiling: i32,
+        sent_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        step: std::time::Duration,
+    ) -> StoreResult<LoweredLevel> {
+        crate::pool_levels::record(self, pool, ceiling, sent_at, now, step).await
+    }
+
+    async fn lowered_levels(&self, now: DateTime<Utc>) -> StoreResult<Vec<(String, LoweredLevel)>> {
+        crate::pool_levels::lowered(self, now).await
     }
 
     async fn held_slots(&self, pool: &str, now: DateTime<Utc>) -> StoreResult<i64> {

@@ -99,7 +99,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// Paths: `/health` (no auth); with a valid credential: `/echo` (answers what it received),
-/// `/forbidden` (403), `/limited` (429 with `Retry-After: 7`), `/redirect` (302),
+/// `/forbidden` (403), `/limited` (429 with `Retry-After: 86400`, a wait the proxy passes back), `/redirect` (302),
 /// `/big?mb=N` (N MiB, streamed), anything else (200 JSON).
 async fn handle(State(s): State<Arc<Inner>>, req: Request) -> Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
@@ -158,7 +158,7 @@ async fn handle(State(s): State<Arc<Inner>>, req: Request) -> Response {
             .into_response(),
         "/limited" => (
             StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "7"), ("x-ratelimit-remaining", "0")],
+            [("retry-after", "86400"), ("x-ratelimit-remaining", "0")],
             r#"{"error":"rate_limited"}"#.to_string(),
         )
             .into_response(),

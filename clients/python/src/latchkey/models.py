@@ -110,6 +110,7 @@ class Connection(Model):
     updated_at: Optional[datetime] = None
     verified_at: Optional[datetime] = None
     version: int = 0
+    effective_concurrency_level: Optional[int] = None
     authorization: Optional[Authorization] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 

@@ -1,10 +1,14 @@
-//! The proxy: `ANY /v1/workspaces/{ws}/connections/{conn}/proxy/{path}` sends the
-//! request to the connection's API base with the credential injected and the caller's own
-//! `Authorization` dropped. Bodies stream both ways; redirects are returned, never followed;
-//! hop-by-hop headers stay out. The connection's pool bounds requests in flight. A 401 that
-//! means an expired session triggers one refresh and one retry when the body can be replayed.
+//! The proxy: `ANY /v1/workspaces/{ws}/connections/{conn}/proxy/{path}` sends the request to
+//! the connection's API base with the credential injected and the caller's own `Authorization`
+//! dropped. Bodies stream both ways; redirects are returned, never followed; hop-by-hop headers
+//! stay out. The connection's pool bounds requests in flight. A 401 that means an expired
+//! session triggers one refresh and one retry when the body can be replayed; a rate-limited
+//! answer that says when to come back is waited out and sent again (see the `retry` module).
+//! `Latchkey-Retries` on the answer says how many times the request was sent again.
 
+mod forward;
 pub mod pool;
+mod retry;
 
 use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiError, ApiResult};
@@ -22,18 +26,15 @@ use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{
     AuthMode, ConnectionRecord, Scope, Workspace, DEFAULT_CONCURRENCY_LEVEL,
 };
-use latchkey_core::scrub::{ChunkScrubber, Scrubber};
+use latchkey_core::scrub::Scrubber;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use url::Url;
 
 /// Bodies up to this size are kept in memory so that a request can be retried after a refresh;
 /// larger ones stream and are not retried.
 const REPLAYABLE: usize = 1024 * 1024;
-/// A single proxied call may run this long (Salesforce's long-running requests take 20 s+).
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones Latchkey owns.
 const HOP_BY_HOP: &[&str] = &[
@@ -85,6 +86,13 @@ pub(crate) fn level_of(c: &ConnectionRecord) -> usize {
         .clamp(1, 25) as usize
 }
 
+/// The level a connection's own pool runs at now (as this instance knows it); `None` for a
+/// connection that borrows another's pool, and for a database (never proxied).
+pub(crate) fn effective_level_of(state: &AppState, c: &ConnectionRecord) -> Option<usize> {
+    (c.auth_mode != AuthMode::Database && !c.settings.contains_key(BORROW_CONCURRENCY_FROM))
+        .then(|| state.pools.effective_level(c.id.as_str(), level_of(c)))
+}
+
 /// The pool a connection's requests count against: its lender's, or its own.
 async fn pool_of(
     state: &AppState,
@@ -115,11 +123,15 @@ enum Cred {
 }
 
 impl Cred {
-    fn scrubber(&self) -> Arc<Scrubber> {
+    fn injection(&self) -> &inject::Injection {
         match self {
-            Cred::Static(i) => i.scrubber.clone(),
-            Cred::Token { inj, .. } => inj.scrubber.clone(),
+            Cred::Static(i) => i,
+            Cred::Token { inj, .. } => inj,
         }
+    }
+
+    fn scrubber(&self) -> Arc<Scrubber> {
+        self.injection().scrubber.clone()
     }
 }
 
@@ -209,6 +221,7 @@ async fn run(
     path: String,
     req: Request,
 ) -> ApiResult<Response> {
+    let deadline = tokio::time::Instant::now() + state.config.proxy_queue_timeout;
     check_path(req.uri().path(), &path)?;
     let found = state.resolve(&caller, &ws, &conn, Scope::Proxy).await?;
     let (ws_key, conn_key) = (ws, conn);
@@ -219,14 +232,184 @@ async fn run(
     crate::destinations::guard(&state, ws, c, holds_secrets).await?;
     let (parts, body) = req.into_parts();
     let listed = connection_listed(&parts.headers);
+    let (buffered, mut stream_body) = read_body(&parts.headers, body).await?;
 
-    let length = parts
-        .headers
+    let (pool_id, level) = pool_of(&state, &caller, ws, c).await;
+    let (mut permit, mut waited) = match state
+        .pools
+        .acquire(&pool_id, level, state.config.proxy_queue_timeout)
+        .await
+    {
+        Ok(p) => p,
+        Err(_) => return Ok(pool_busy(&state, c, level, 0)),
+    };
+    let mut conn_now = recheck(&state, &caller, (&ws_key, &conn_key), c).await?;
+    let out = forward::Outgoing {
+        parts: &parts,
+        listed: &listed,
+        path: &path,
+    };
+    let mut limited_sends = 0;
+    let mut retries = 0;
+    let mut retry_after_version: Option<i64> = None;
+    let mut refreshed = false;
+    loop {
+        let c = &*conn_now;
+        let cred = match retry_after_version.take() {
+            None => credential(&state, ws, c, false).await?,
+            Some(v) => {
+                // Refresh unless someone already replaced the token that got the 401.
+                let mut seen = c.clone();
+                seen.version = v;
+                credential(&state, ws, &seen, true).await?
+            }
+        };
+        let body = attempt_body(&buffered, &mut stream_body);
+        let sent_at = chrono::Utc::now();
+        let sent = forward::send(&state, app, c, (&cred.0, cred.1), &out, body).await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                if limited_sends > 0 {
+                    retry::count_retry(&pool_id, "error");
+                }
+                return Err(e);
+            }
+        };
+        let status = resp.status();
+        metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => status.as_u16().to_string()).increment(1);
+        let limited = retry::is_limited(status);
+        if limited_sends > 0 {
+            retry::count_retry(&pool_id, if limited { "limited" } else { "ok" });
+        }
+        let scrubber = cred.0.scrubber();
+        if status == StatusCode::UNAUTHORIZED && c.auth_mode.is_oauth() {
+            let may_refresh = !refreshed && buffered.is_some();
+            match on_unauthorized(c, &cred.0, may_refresh, resp, &scrubber).await {
+                Ok(version) => {
+                    retry_after_version = Some(version);
+                    refreshed = true;
+                    retries += 1;
+                    continue;
+                }
+                Err((headers, body, hint)) => {
+                    let out = respond(status, &headers, &listed, body, waited, hint, permit);
+                    return Ok(with_retries(out, retries));
+                }
+            }
+        }
+        if limited {
+            limited_sends += 1;
+            let attempt = retry::Attempt {
+                pool: &pool_id,
+                level,
+                sent_at,
+                sends: limited_sends,
+                replayable: buffered.is_some(),
+                deadline,
+            };
+            if let Some(wait) =
+                retry::on_limited(&state, app, status, resp.headers(), &attempt).await
+            {
+                drop(resp);
+                retries += 1;
+                (permit, waited) = match retry::wait_out(&state, &attempt, wait, permit).await {
+                    Ok((p, w)) => (p, waited + w),
+                    Err(_) => return Ok(pool_busy(&state, c, level, retries)),
+                };
+                conn_now = recheck(&state, &caller, (&ws_key, &conn_key), c).await?;
+                continue;
+            }
+        }
+        let out = stream_back(
+            resp,
+            scrubber,
+            parts.method == http::Method::HEAD,
+            waited,
+            permit,
+        );
+        return Ok(with_retries(out, retries));
+    }
+}
+
+/// A 401 of an OAuth connection: `Ok(version)` of the token to refresh when it means an
+/// expired session and the request may be sent again, else the answer to pass back.
+async fn on_unauthorized(
+    c: &ConnectionRecord,
+    cred: &Cred,
+    may_refresh: bool,
+    resp: reqwest::Response,
+    scrubber: &Scrubber,
+) -> Result<i64, (HeaderMap, Body, Option<&'static str>)> {
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.unwrap_or_default();
+    let body = Bytes::from(scrubber.scrub_bytes(&body));
+    let headers = forward::scrub_headers(&headers, scrubber, true);
+    let hint = match classify_401(&headers, &body) {
+        Unauthorized::Expired if may_refresh => {
+            if let Cred::Token { version, .. } = cred {
+                tracing::info!(connection = %c.id, "upstream says the session expired; refreshing once");
+                return Ok(*version);
+            }
+            None
+        }
+        Unauthorized::MissingScope => Some("the token lacks a scope this call needs (Salesforce: `api`); add it to the connection's scopes and re-authorize"),
+        _ => None,
+    };
+    Err((headers, Body::from(body), hint))
+}
+
+/// The application's answer, scrubbed, streamed to the caller; the pool place is held until
+/// the last byte is sent.
+fn stream_back(
+    resp: reqwest::Response,
+    scrubber: Arc<Scrubber>,
+    head: bool,
+    waited: Duration,
+    permit: pool::Permit,
+) -> Response {
+    let status = resp.status();
+    let headers = forward::scrub_headers(resp.headers(), &scrubber, !head);
+    let stream = forward::scrubbed_stream(
+        Box::pin(
+            resp.bytes_stream()
+                .map(|r| r.map_err(std::io::Error::other)),
+        ),
+        scrubber,
+    );
+    respond(
+        status,
+        &headers,
+        &connection_listed(&headers),
+        Body::from_stream(HoldPermit {
+            inner: stream,
+            _permit: permit,
+        }),
+        waited,
+        None,
+        (),
+    )
+}
+
+/// The body of one attempt: the kept bytes again, or the caller's stream (once).
+fn attempt_body(buffered: &Option<Bytes>, stream: &mut Option<Body>) -> Option<reqwest::Body> {
+    match (buffered, stream.take()) {
+        (Some(b), _) if !b.is_empty() => Some(reqwest::Body::from(b.clone())),
+        (Some(_), _) => None,
+        (None, Some(body)) => Some(reqwest::Body::wrap_stream(body.into_data_stream())),
+        (None, None) => None,
+    }
+}
+
+/// The request body: in memory when it can be replayed (none, or a `Content-Length` up to
+/// [`REPLAYABLE`]), else the stream as it arrives.
+async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<(Option<Bytes>, Option<Body>)> {
+    let length = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let chunked = parts.headers.get("transfer-encoding").is_some();
-    let (buffered, mut stream_body): (Option<Bytes>, Option<Body>) = match (length, chunked) {
+    let chunked = headers.get("transfer-encoding").is_some();
+    Ok(match (length, chunked) {
         (Some(n), false) if n <= REPLAYABLE => (
             Some(axum::body::to_bytes(body, REPLAYABLE).await.map_err(|_| {
                 ApiError::new(
@@ -239,34 +422,45 @@ async fn run(
         ),
         (None, false) => (Some(Bytes::new()), None),
         _ => (None, Some(body)),
-    };
+    })
+}
 
-    let (pool_id, level) = pool_of(&state, &caller, ws, c).await;
-    let (permit, waited) = match state
-        .pools
-        .acquire(&pool_id, level, state.config.proxy_queue_timeout)
-        .await
-    {
-        Ok(p) => p,
-        Err(_) => {
-            let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pool_busy", format!(
-                "connection `{}` already has {level} requests in flight and the queue did not move within {} s",
-                c.name, state.config.proxy_queue_timeout.as_secs()))
-            .hint("retry later, or raise the connection's concurrency level (at most what the application allows)")
-            .into_response();
-            resp.headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            return Ok(resp);
-        }
-    };
-    let queue_ms = waited.as_millis().to_string();
-    // A request that waited for its turn sees what happened meanwhile: a deleted connection
-    // answers 404, a changed credential or destination 409; neither is sent with the old one.
+/// The 503 of a pool that stayed full until the queue timeout.
+fn pool_busy(state: &AppState, c: &ConnectionRecord, level: usize, retries: u32) -> Response {
+    let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pool_busy", format!(
+        "connection `{}` already has {level} requests in flight and the queue did not move within {} s",
+        c.name, state.config.proxy_queue_timeout.as_secs()))
+    .hint("retry later, or raise the connection's concurrency level (at most what the application allows)")
+    .into_response();
+    resp.headers_mut()
+        .insert("retry-after", HeaderValue::from_static("1"));
+    with_retries(resp, retries)
+}
+
+/// Adds `Latchkey-Retries` when the request was sent more than once.
+fn with_retries(mut resp: Response, retries: u32) -> Response {
+    if retries > 0 {
+        resp.headers_mut().insert(
+            HeaderName::from_static("latchkey-retries"),
+            HeaderValue::from(retries),
+        );
+    }
+    resp
+}
+
+/// The connection as it is now, for a request that waited for its turn: a deleted connection
+/// answers 404, a changed credential or destination 409; neither is sent with the old one.
+async fn recheck(
+    state: &AppState,
+    caller: &Caller,
+    (ws_key, conn_key): (&str, &str),
+    c: &ConnectionRecord,
+) -> ApiResult<Arc<ConnectionRecord>> {
     let now = state
-        .resolve(&caller, &ws_key, &conn_key, Scope::Proxy)
+        .resolve(caller, ws_key, conn_key, Scope::Proxy)
         .await?;
     if now.conn.id != c.id {
-        return Err(ApiError::not_found("connection", &conn_key));
+        return Err(ApiError::not_found("connection", conn_key));
     }
     if now.conn.credentials != c.credentials
         || request_settings(&now.conn) != request_settings(c)
@@ -282,205 +476,7 @@ async fn run(
         )
         .hint("send the request again: it will use the connection as it is now"));
     }
-    let c = &*now.conn;
-
-    let mut attempt = 0;
-    let mut retry_after_version: Option<i64> = None;
-    loop {
-        attempt += 1;
-        let (cred, instance_url) = match retry_after_version {
-            None => credential(&state, ws, c, false).await?,
-            Some(v) => {
-                // Refresh unless someone already replaced the token that got the 401.
-                let mut seen = c.clone();
-                seen.version = v;
-                credential(&state, ws, &seen, true).await?
-            }
-        };
-        let base = match instance_url.filter(|_| oauth_base_is_instance(app)) {
-            Some(u) => Url::parse(&u).map_err(|_| {
-                ApiError::invalid("instance_url", "the stored instance_url is not a URL")
-            })?,
-            None => match &cred {
-                Cred::Token { kept, .. } => crate::verify::api_base_with(app, &c.settings, kept)?,
-                Cred::Static(_) => crate::verify::api_base(app, &c.settings)?,
-            },
-        };
-        let mut url = crate::verify::join_path(&base, &path);
-        if !url.path().starts_with(base.path().trim_end_matches('/')) {
-            return Err(invalid_path());
-        }
-        url.set_query(parts.uri.query());
-        match &cred {
-            Cred::Static(inj) => inj.apply_to_url(&mut url),
-            Cred::Token { inj, .. } => inj.apply_to_url(&mut url),
-        }
-        let url = state.outbound.prepare(&url).map_err(|e| {
-            ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string()).hint(
-                "set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached",
-            )
-        })?;
-        let mut rb = state
-            .outbound
-            .client()
-            .request(parts.method.clone(), url)
-            .timeout(UPSTREAM_TIMEOUT);
-        let injected: Vec<&HeaderName> = match &cred {
-            Cred::Static(inj) => inj.headers.iter().map(|(n, _)| n).collect(),
-            Cred::Token { inj, .. } => inj.headers.iter().map(|(n, _)| n).collect(),
-        };
-        for (name, value) in parts.headers.iter() {
-            // What the entry injects (the credential, its fixed headers) replaces the caller's.
-            if !is_hop(name.as_str(), &listed)
-                && !injected.contains(&name)
-                && name != http::header::ACCEPT_ENCODING
-            {
-                rb = rb.header(name, value);
-            }
-        }
-        // Plain bodies only, so that what comes back can be scrubbed of the credential.
-        rb = rb.header(http::header::ACCEPT_ENCODING, "identity");
-        match &cred {
-            Cred::Static(inj) => {
-                for (n, v) in &inj.headers {
-                    rb = rb.header(n, v);
-                }
-            }
-            Cred::Token { inj, .. } => {
-                for (n, v) in &inj.headers {
-                    rb = rb.header(n, v);
-                }
-            }
-        }
-        rb = match (&buffered, stream_body.take()) {
-            (Some(b), _) => rb.body(b.clone()),
-            (None, Some(body)) => rb.body(reqwest::Body::wrap_stream(body.into_data_stream())),
-            (None, None) => rb,
-        };
-        let resp = rb.send().await.map_err(|e| {
-            let reason = if e.is_timeout() { "timed out".to_string() } else { crate::verify::connect_reason(&e) };
-            metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => "error").increment(1);
-            ApiError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", format!("{} could not be reached: {reason}", app.name))
-                .hint("check the connection's base URL and that the application is up")
-        })?;
-        let status = resp.status();
-        metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => status.as_u16().to_string()).increment(1);
-        let scrubber = cred.scrubber();
-        if status == StatusCode::UNAUTHORIZED && c.auth_mode.is_oauth() {
-            let headers = resp.headers().clone();
-            let body = resp.bytes().await.unwrap_or_default();
-            let body = Bytes::from(scrubber.scrub_bytes(&body));
-            let headers = scrub_headers(&headers, &scrubber, true);
-            match classify_401(&headers, &body) {
-                Unauthorized::Expired if attempt == 1 && buffered.is_some() => {
-                    if let Cred::Token { version, .. } = cred {
-                        tracing::info!(connection = %c.id, "upstream says the session expired; refreshing once");
-                        retry_after_version = Some(version);
-                        continue;
-                    }
-                }
-                Unauthorized::MissingScope => {
-                    return Ok(respond(status, &headers, &listed, Body::from(body), &queue_ms, Some("the token lacks a scope this call needs (Salesforce: `api`); add it to the connection's scopes and re-authorize"), permit));
-                }
-                _ => {}
-            }
-            return Ok(respond(
-                status,
-                &headers,
-                &listed,
-                Body::from(body),
-                &queue_ms,
-                None,
-                permit,
-            ));
-        }
-        let headers = scrub_headers(
-            resp.headers(),
-            &scrubber,
-            parts.method != http::Method::HEAD,
-        );
-        let stream = scrubbed_stream(
-            Box::pin(
-                resp.bytes_stream()
-                    .map(|r| r.map_err(std::io::Error::other)),
-            ),
-            scrubber,
-        );
-        return Ok(respond(
-            status,
-            &headers,
-            &connection_listed(&headers),
-            Body::from_stream(HoldPermit {
-                inner: stream,
-                _permit: permit,
-            }),
-            &queue_ms,
-            None,
-            (),
-        ));
-    }
-}
-
-/// The application's headers with any form of the credential removed; without
-/// `Content-Length` when the body is scrubbed (its length may change).
-fn scrub_headers(upstream: &HeaderMap, scrubber: &Scrubber, body_scrubbed: bool) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for (name, value) in upstream {
-        if body_scrubbed && name == http::header::CONTENT_LENGTH {
-            continue;
-        }
-        match value.to_str() {
-            Ok(v) if scrubber.finds(v) => {
-                if let Ok(clean) = HeaderValue::from_str(&scrubber.scrub(v)) {
-                    out.append(name.clone(), clean);
-                }
-            }
-            Ok(_) => {
-                out.append(name.clone(), value.clone());
-            }
-            Err(_) => {
-                let raw = value.as_bytes();
-                if scrubber.scrub_bytes(raw) == raw {
-                    out.append(name.clone(), value.clone());
-                }
-            }
-        }
-    }
-    out
-}
-
-type ByteStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
-
-/// The application's body with every form of the credential removed, chunk by chunk (a secret
-/// cut across two chunks is still found).
-fn scrubbed_stream(
-    inner: ByteStream,
-    scrubber: Arc<Scrubber>,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    let state = Some((inner, ChunkScrubber::new(scrubber)));
-    futures::stream::unfold(state, |state| async move {
-        let (mut inner, mut scrub) = state?;
-        loop {
-            match inner.next().await {
-                Some(Ok(chunk)) => {
-                    let out = scrub.push(&chunk);
-                    if !out.is_empty() {
-                        return Some((Ok(Bytes::from(out)), Some((inner, scrub))));
-                    }
-                }
-                Some(Err(e)) => return Some((Err(e), None)),
-                None => {
-                    let rest = scrub.finish();
-                    return if rest.is_empty() {
-                        None
-                    } else {
-                        Some((Ok(Bytes::from(rest)), None))
-                    };
-                }
-            }
-        }
-    })
+    Ok(now.conn)
 }
 
 /// The settings that shape what is sent (a pool's level or lender is not among them).
@@ -532,7 +528,7 @@ fn respond<P: Send + 'static>(
     upstream: &HeaderMap,
     listed: &[String],
     body: Body,
-    queue_ms: &str,
+    waited: Duration,
     hint: Option<&str>,
     permit: P,
 ) -> Response {
@@ -546,7 +542,7 @@ fn respond<P: Send + 'static>(
     }
     headers.insert(
         HeaderName::from_static("latchkey-queue-ms"),
-        HeaderValue::from_str(queue_ms).expect("digits"),
+        HeaderValue::from(waited.as_millis() as u64),
     );
     if let Some(h) = hint {
         if let Ok(v) = HeaderValue::from_str(h) {
@@ -586,7 +582,7 @@ macro_rules! proxy_doc {
             operation_id = stringify!($name),
             params(("ws" = String, Path), ("conn" = String, Path), ("path" = String, Path, description = "the path at the application's API base")),
             responses(
-                (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`"),
+                (status = 200, description = "the application's answer, streamed, with `Latchkey-Queue-Ms`, and `Latchkey-Retries` when it was sent again (after a rate limit it waited out, or an expired session it refreshed)"),
                 (status = 400, description = "`invalid_path`: the path climbs above the base URL", body = crate::error::ErrorBody),
                 (status = 403, description = "`destination_change_requires_secrets`: the connection leads where its secret is not bound", body = crate::error::ErrorBody),
                 (status = 404, description = "no such connection (also when it was deleted while the request waited)", body = crate::error::ErrorBody),

@@ -1,4 +1,4 @@
-//! Concurrency pools (see docs/decisions/0003-postgres-pool-slots.md). Each pool allows `level` requests in flight; more wait in
+//! Concurrency pools. Each pool allows `level` requests in flight; more wait in
 //! FIFO order up to the queue timeout. A borrower uses its lender's pool. A level change
 //! applies to the next request at once; requests in flight are never cut off.
 //!
@@ -12,7 +12,16 @@
 //! less than [`SLOT_REUSE`] ago; otherwise it goes back to the database. A slot is still used by
 //! one request at a time, so the cluster-wide limit holds exactly; other instances get every
 //! slot back within `SLOT_REUSE` plus one request.
+//!
+//! An application's 429 lowers a pool's effective level (see `latchkey_core::rate_limit`): it
+//! halves, never below 1, and climbs back by one per quiet interval up to the configured level.
+//! Requests in flight when it drops finish; it applies to the places handed out afterwards.
+//! On PostgreSQL the lowered level is a row every instance's slot takes read in the same
+//! statement, so it holds across the cluster at once; each instance also learns it (for its
+//! local queue and its metrics) from its own 429s and from the heartbeat.
 
+use chrono::Utc;
+use latchkey_core::rate_limit::LoweredLevel;
 use latchkey_core::store::Store;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -43,7 +52,14 @@ struct IdleSlot {
 
 #[derive(Default)]
 struct PoolState {
+    /// The effective level: `ceiling`, or less while a 429 keeps it lowered.
     level: usize,
+    /// The configured level.
+    ceiling: usize,
+    /// Set while rate limits keep the level below the ceiling.
+    lowered: Option<LoweredLevel>,
+    /// Whether a timer raises the level step by step (queued requests move without a release).
+    climbing: bool,
     in_flight: usize,
     queue: VecDeque<oneshot::Sender<()>>,
     idle: Vec<IdleSlot>,
@@ -70,7 +86,25 @@ impl Pool {
     fn release(&self) {
         let mut st = self.state.lock().expect("pool lock");
         st.in_flight = st.in_flight.saturating_sub(1);
+        if st.lowered.is_some() {
+            Pool::set_level(&mut st);
+        }
         Pool::grant(&mut st);
+    }
+
+    /// The effective level from the ceiling and the lowering, if any (forgotten once it is
+    /// back at the ceiling). Reads the clock only while lowered.
+    fn set_level(st: &mut PoolState) {
+        st.level = match &st.lowered {
+            None => st.ceiling.max(1),
+            Some(l) => {
+                let level = l.effective(st.ceiling, Utc::now());
+                if level >= st.ceiling.max(1) {
+                    st.lowered = None;
+                }
+                level
+            }
+        };
     }
 }
 
@@ -79,6 +113,8 @@ pub struct Pools {
     store: Arc<dyn Store>,
     holder: String,
     global: bool,
+    /// How long a lowered level waits without a 429 before it climbs by one.
+    recovery: Duration,
 }
 
 /// A place in a pool, given back when dropped (after the response body is streamed).
@@ -127,12 +163,14 @@ pub struct Busy;
 
 impl Pools {
     /// `global`: hold the limit across instances through the store (PostgreSQL clusters).
-    pub fn new(store: Arc<dyn Store>, global: bool) -> Arc<Self> {
+    /// `recovery`: the quiet interval after which a level lowered by 429s climbs by one.
+    pub fn new(store: Arc<dyn Store>, global: bool, recovery: Duration) -> Arc<Self> {
         let pools = Arc::new(Self {
             pools: Mutex::new(HashMap::new()),
             store,
             holder: format!("instance-{}", ulid::Ulid::new()),
             global,
+            recovery,
         });
         if global {
             let weak: Weak<Pools> = Arc::downgrade(&pools);
@@ -144,6 +182,10 @@ impl Pools {
                         + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
                     if let Err(e) = p.store.renew_slots(&p.holder, until).await {
                         tracing::warn!(error = %e, "could not renew pool slot leases");
+                    }
+                    match p.store.lowered_levels(chrono::Utc::now()).await {
+                        Ok(rows) => p.adopt_levels(rows),
+                        Err(e) => tracing::warn!(error = %e, "could not read lowered pool levels"),
                     }
                 }
             });
@@ -207,32 +249,64 @@ impl Pools {
         found
     }
 
-    /// Waits (FIFO) for a place in `pool_id`, at most `timeout`. Returns the permit and how long
-    /// the request waited.
+    /// Waits (FIFO) for a place in `pool_id` (configured level `level`), at most `timeout`.
+    /// Returns the permit and how long the request waited.
     pub async fn acquire(
         self: &Arc<Self>,
         pool_id: &str,
         level: usize,
         timeout: Duration,
     ) -> Result<(Permit, Duration), Busy> {
-        let start = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
-        let pool = {
-            let mut map = self.pools.lock().expect("pools lock");
-            map.entry(pool_id.to_string()).or_default().clone()
-        };
-        let waiter = {
+        self.acquire_until(pool_id, level, deadline, false).await
+    }
+
+    /// Like [`Pools::acquire`] until `deadline`, ahead of every queued request: for a request
+    /// that already had its turn and gave the place up while it waited to retry.
+    pub async fn reacquire(
+        self: &Arc<Self>,
+        pool_id: &str,
+        level: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Permit, Duration), Busy> {
+        self.acquire_until(pool_id, level, deadline, true).await
+    }
+
+    fn pool(&self, pool_id: &str) -> Arc<Pool> {
+        let mut map = self.pools.lock().expect("pools lock");
+        match map.get(pool_id) {
+            Some(p) => p.clone(),
+            None => map.entry(pool_id.to_string()).or_default().clone(),
+        }
+    }
+
+    async fn acquire_until(
+        self: &Arc<Self>,
+        pool_id: &str,
+        level: usize,
+        deadline: tokio::time::Instant,
+        first: bool,
+    ) -> Result<(Permit, Duration), Busy> {
+        let start = Instant::now();
+        let pool = self.pool(pool_id);
+        let (waiter, effective) = {
             let mut st = pool.state.lock().expect("pool lock");
-            st.level = level.max(1);
+            st.ceiling = level.max(1);
+            Pool::set_level(&mut st);
             Pool::grant(&mut st);
-            if st.in_flight < st.level && st.queue.is_empty() {
+            let waiter = if st.in_flight < st.level && st.queue.is_empty() {
                 st.in_flight += 1;
                 None
             } else {
                 let (tx, rx) = oneshot::channel();
-                st.queue.push_back(tx);
+                if first {
+                    st.queue.push_front(tx);
+                } else {
+                    st.queue.push_back(tx);
+                }
                 Some(rx)
-            }
+            };
+            (waiter, st.level)
         };
         metrics::gauge!("latchkey_pool_queued", "pool" => pool_id.to_string()).increment(1.0);
         let local = match waiter {
@@ -258,7 +332,7 @@ impl Pools {
             pools: self.clone(),
         };
         if self.global {
-            permit.global_slot = self.take_idle(&permit.pool, pool_id, level);
+            permit.global_slot = self.take_idle(&permit.pool, pool_id, effective);
             if permit.global_slot.is_none() {
                 let yield_until = permit.pool.state.lock().expect("pool lock").yield_until;
                 if let Some(t) = yield_until.filter(|t| *t > Instant::now()) {
@@ -295,6 +369,141 @@ impl Pools {
     }
 }
 
+/// Rate limits: the effective level of each pool.
+impl Pools {
+    /// Records a 429 of `pool_id` (configured level `level`) for a request sent at `sent_at`:
+    /// lowers the pool's effective level as the rule says (in the database too, for the whole
+    /// cluster) and starts the climb back. Call it before the request's place is given back,
+    /// so that the place goes to the next request at the lowered level.
+    pub async fn rate_limited(
+        self: &Arc<Self>,
+        pool_id: &str,
+        level: usize,
+        sent_at: chrono::DateTime<Utc>,
+    ) {
+        let pool = self.pool(pool_id);
+        let now = Utc::now();
+        let shared = if self.global {
+            let ceiling = level.max(1) as i32;
+            match self
+                .store
+                .record_rate_limited(pool_id, ceiling, sent_at, now, self.recovery)
+                .await
+            {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(pool = pool_id, error = %e, "could not record a rate limit for the cluster; lowering this instance only");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut st = pool.state.lock().expect("pool lock");
+        st.ceiling = level.max(1);
+        let next = shared.unwrap_or_else(|| {
+            LoweredLevel::after_limited(
+                st.lowered.as_ref(),
+                st.ceiling,
+                sent_at,
+                now,
+                self.recovery,
+            )
+        });
+        if st.lowered.is_none_or(|l| l.lowered_at != next.lowered_at) {
+            metrics::counter!("latchkey_pool_level_lowered_total", "pool" => pool_id.to_string())
+                .increment(1);
+        }
+        st.lowered = Some(next);
+        self.level_changed(&pool, pool_id, &mut st);
+    }
+
+    /// After `lowered` changed: the level, the waiters it lets through, the gauge, the climb.
+    fn level_changed(&self, pool: &Arc<Pool>, pool_id: &str, st: &mut PoolState) {
+        Pool::set_level(st);
+        Pool::grant(st);
+        metrics::gauge!("latchkey_pool_effective_level", "pool" => pool_id.to_string())
+            .set(st.level as f64);
+        if st.lowered.is_none() || st.climbing {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        st.climbing = true;
+        let (pool, pool_id) = (pool.clone(), pool_id.to_string());
+        rt.spawn(async move {
+            loop {
+                let next = {
+                    let st = pool.state.lock().expect("pool lock");
+                    st.lowered.map(|l| l.next_step_at(Utc::now()))
+                };
+                if let Some(at) = next {
+                    let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                    tokio::time::sleep(wait).await;
+                }
+                let mut st = pool.state.lock().expect("pool lock");
+                Pool::set_level(&mut st);
+                Pool::grant(&mut st);
+                metrics::gauge!("latchkey_pool_effective_level", "pool" => pool_id.clone())
+                    .set(st.level as f64);
+                if st.lowered.is_none() {
+                    st.climbing = false;
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Takes the cluster's lowered levels (read by the heartbeat) for the pools this instance
+    /// uses.
+    fn adopt_levels(&self, rows: Vec<(String, LoweredLevel)>) {
+        for (pool_id, lowered) in rows {
+            let pool = self
+                .pools
+                .lock()
+                .expect("pools lock")
+                .get(&pool_id)
+                .cloned();
+            let Some(pool) = pool else { continue };
+            let mut st = pool.state.lock().expect("pool lock");
+            if st.ceiling == 0 || st.lowered == Some(lowered) {
+                continue;
+            }
+            st.lowered = Some(lowered);
+            self.level_changed(&pool, &pool_id, &mut st);
+        }
+    }
+
+    /// The effective level of `pool_id` as this instance knows it, under the configured
+    /// `level`.
+    pub fn effective_level(&self, pool_id: &str, level: usize) -> usize {
+        let pool = self.pools.lock().expect("pools lock").get(pool_id).cloned();
+        let lowered = pool.and_then(|p| p.state.lock().expect("pool lock").lowered);
+        match lowered {
+            Some(l) => l.effective(level.max(1), Utc::now()),
+            None => level.max(1),
+        }
+    }
+
+    /// Sets the effective-level gauge of every pool this instance has used (for `/metrics`).
+    pub fn publish_levels(&self) {
+        let pools: Vec<(String, Arc<Pool>)> = {
+            let map = self.pools.lock().expect("pools lock");
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (pool_id, pool) in pools {
+            let mut st = pool.state.lock().expect("pool lock");
+            if st.ceiling == 0 {
+                continue;
+            }
+            Pool::set_level(&mut st);
+            metrics::gauge!("latchkey_pool_effective_level", "pool" => pool_id)
+                .set(st.level as f64);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,10 +512,9 @@ mod tests {
     fn grant_is_fifo_and_respects_the_level() {
         let mut st = PoolState {
             level: 2,
+            ceiling: 2,
             in_flight: 2,
-            queue: VecDeque::new(),
-            idle: Vec::new(),
-            yield_until: None,
+            ..Default::default()
         };
         let (a, mut ra) = oneshot::channel();
         let (b, mut rb) = oneshot::channel();
@@ -319,5 +527,43 @@ mod tests {
         assert!(ra.try_recv().is_ok());
         assert!(rb.try_recv().is_err(), "the second waiter stays queued");
         assert_eq!(st.in_flight, 2);
+    }
+
+    #[test]
+    fn a_lowered_pool_grants_up_to_its_effective_level_until_it_is_back_at_the_ceiling() {
+        let now = Utc::now();
+        let lowered = |last: chrono::DateTime<Utc>| LoweredLevel {
+            floor: 1,
+            lowered_at: last,
+            last_limited_at: last,
+            step_ms: 3_600_000,
+        };
+        let mut st = PoolState {
+            ceiling: 4,
+            lowered: Some(lowered(now)),
+            ..Default::default()
+        };
+        let mut rx: Vec<_> = (0..3)
+            .map(|_| {
+                let (tx, rx) = oneshot::channel();
+                st.queue.push_back(tx);
+                rx
+            })
+            .collect();
+        Pool::set_level(&mut st);
+        Pool::grant(&mut st);
+        assert_eq!((st.level, st.in_flight), (1, 1));
+        assert!(rx[0].try_recv().is_ok());
+        assert!(rx[1].try_recv().is_err(), "one place at the lowered level");
+        st.lowered = Some(lowered(now - chrono::Duration::hours(4)));
+        Pool::set_level(&mut st);
+        Pool::grant(&mut st);
+        assert_eq!(
+            st.level, 4,
+            "three quiet steps later the level is back at the ceiling"
+        );
+        assert!(st.lowered.is_none(), "and the lowering is forgotten");
+        assert!(rx[1].try_recv().is_ok() && rx[2].try_recv().is_ok());
+        assert_eq!(st.in_flight, 3);
     }
 }

@@ -49,6 +49,7 @@ pub async fn metrics(
         caller?.require_scope(Scope::Metrics)?;
     }
     crate::background::refresh_gauges(&state).await;
+    state.pools.publish_levels();
     Ok((
         [(
             header::CONTENT_TYPE,

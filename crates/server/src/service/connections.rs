@@ -90,6 +90,10 @@ pub struct ConnectionView {
     pub updated_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
     pub version: i64,
+    /// The level the connection's pool runs at now: its `concurrency_level`, or less while the
+    /// application's 429 answers keep it lowered (it climbs back by one per quiet interval).
+    /// Null for a connection that borrows another's pool, and for databases.
+    pub effective_concurrency_level: Option<usize>,
     /// For OAuth connections: who authorized, where the API is, when the token is taken to expire.
     pub authorization: Option<AuthorizationView>,
     /// The platform's end user the connection was made for (through a connect session).
@@ -206,6 +210,7 @@ pub fn view(state: &AppState, c: ConnectionRecord) -> ConnectionView {
             | ConnectionStatus::Revoked
             | ConnectionStatus::PendingAuthorization
     );
+    let effective_concurrency_level = crate::proxy::effective_level_of(state, &c);
     ConnectionView {
         id: c.id.to_string(),
         name: c.name.to_string(),
@@ -223,6 +228,7 @@ pub fn view(state: &AppState, c: ConnectionRecord) -> ConnectionView {
         updated_at: c.updated_at,
         verified_at: c.verified_at,
         version: c.version,
+        effective_concurrency_level,
         authorization: c.token_meta.as_ref().map(AuthorizationView::from),
         health: None,
         end_user: c.owner.as_ref().map(|o| o.end_user.clone()),

@@ -1,0 +1,152 @@
+//! One attempt of a proxied request: where it goes, what it carries, and the scrubbing of what
+//! comes back.
+
+use super::{invalid_path, is_hop, oauth_base_is_instance, Cred};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use futures::StreamExt;
+use latchkey_core::catalog::AppEntry;
+use latchkey_core::model::ConnectionRecord;
+use latchkey_core::scrub::{ChunkScrubber, Scrubber};
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// A single proxied call may run this long (Salesforce's long-running requests take 20 s+).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the caller asked for, as every attempt sends it.
+pub(super) struct Outgoing<'a> {
+    pub parts: &'a http::request::Parts,
+    /// The header names the caller's `Connection` header lists (hop-by-hop too).
+    pub listed: &'a [String],
+    pub path: &'a str,
+}
+
+/// Sends one attempt with `cred` injected; `body` is the request body of this attempt.
+pub(super) async fn send(
+    state: &AppState,
+    app: &AppEntry,
+    c: &ConnectionRecord,
+    (cred, instance_url): (&Cred, Option<String>),
+    out: &Outgoing<'_>,
+    body: Option<reqwest::Body>,
+) -> ApiResult<reqwest::Response> {
+    let base = match instance_url.filter(|_| oauth_base_is_instance(app)) {
+        Some(u) => Url::parse(&u).map_err(|_| {
+            ApiError::invalid("instance_url", "the stored instance_url is not a URL")
+        })?,
+        None => match cred {
+            Cred::Token { kept, .. } => crate::verify::api_base_with(app, &c.settings, kept)?,
+            Cred::Static(_) => crate::verify::api_base(app, &c.settings)?,
+        },
+    };
+    let mut url = crate::verify::join_path(&base, out.path);
+    if !url.path().starts_with(base.path().trim_end_matches('/')) {
+        return Err(invalid_path());
+    }
+    url.set_query(out.parts.uri.query());
+    let inj = cred.injection();
+    inj.apply_to_url(&mut url);
+    let url = state.outbound.prepare(&url).map_err(|e| {
+        ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string()).hint(
+            "set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached",
+        )
+    })?;
+    let mut rb = state
+        .outbound
+        .client()
+        .request(out.parts.method.clone(), url)
+        .timeout(UPSTREAM_TIMEOUT);
+    for (name, value) in out.parts.headers.iter() {
+        // What the entry injects (the credential, its fixed headers) replaces the caller's.
+        if !is_hop(name.as_str(), out.listed)
+            && !inj.headers.iter().any(|(n, _)| n == name)
+            && name != http::header::ACCEPT_ENCODING
+        {
+            rb = rb.header(name, value);
+        }
+    }
+    // Plain bodies only, so that what comes back can be scrubbed of the credential.
+    rb = rb.header(http::header::ACCEPT_ENCODING, "identity");
+    for (n, v) in &inj.headers {
+        rb = rb.header(n, v);
+    }
+    if let Some(b) = body {
+        rb = rb.body(b);
+    }
+    rb.send().await.map_err(|e| {
+        let reason = if e.is_timeout() { "timed out".to_string() } else { crate::verify::connect_reason(&e) };
+        metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => "error").increment(1);
+        ApiError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", format!("{} could not be reached: {reason}", app.name))
+            .hint("check the connection's base URL and that the application is up")
+    })
+}
+
+/// The application's headers with any form of the credential removed; without
+/// `Content-Length` when the body is scrubbed (its length may change).
+pub(super) fn scrub_headers(
+    upstream: &HeaderMap,
+    scrubber: &Scrubber,
+    body_scrubbed: bool,
+) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in upstream {
+        if body_scrubbed && name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        match value.to_str() {
+            Ok(v) if scrubber.finds(v) => {
+                if let Ok(clean) = HeaderValue::from_str(&scrubber.scrub(v)) {
+                    out.append(name.clone(), clean);
+                }
+            }
+            Ok(_) => {
+                out.append(name.clone(), value.clone());
+            }
+            Err(_) => {
+                let raw = value.as_bytes();
+                if scrubber.scrub_bytes(raw) == raw {
+                    out.append(name.clone(), value.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// The application's body with every form of the credential removed, chunk by chunk (a secret
+/// cut across two chunks is still found).
+pub(super) fn scrubbed_stream(
+    inner: ByteStream,
+    scrubber: Arc<Scrubber>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let state = Some((inner, ChunkScrubber::new(scrubber)));
+    futures::stream::unfold(state, |state| async move {
+        let (mut inner, mut scrub) = state?;
+        loop {
+            match inner.next().await {
+                Some(Ok(chunk)) => {
+                    let out = scrub.push(&chunk);
+                    if !out.is_empty() {
+                        return Some((Ok(Bytes::from(out)), Some((inner, scrub))));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    let rest = scrub.finish();
+                    return if rest.is_empty() {
+                        None
+                    } else {
+                        Some((Ok(Bytes::from(rest)), None))
+                    };
+                }
+            }
+        }
+    })
+}
