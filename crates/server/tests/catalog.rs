@@ -66,7 +66,13 @@ fn sim_rows() -> Vec<SimRow> {
         for mode in entry.auth_modes.clone() {
             let mut creds = BTreeMap::new();
             for f in entry.credential_fields(mode) {
-                if !matches!(f.name.as_str(), "client_id" | "client_secret") {
+                if f.name == "key_json" {
+                    // A key file in Google's format, signed with the simulator's test key.
+                    creds.insert(
+                        f.name.clone(),
+                        latchkey_testkit::exchange_sim::key_file(&entry),
+                    );
+                } else if !matches!(f.name.as_str(), "client_id" | "client_secret") {
                     creds.insert(
                         f.name.clone(),
                         // Opaque: a credential that spells the entry id would be scrubbed out of

@@ -129,7 +129,7 @@ async fn credential(
     c: &ConnectionRecord,
     force: bool,
 ) -> ApiResult<(Cred, Option<String>)> {
-    if c.auth_mode.is_oauth() {
+    if c.auth_mode.has_tokens() {
         let set = tokens::fresh_token(state, ws, c, force).await?;
         let app = svc::app_entry(state, &c.app)?;
         let mut inj = inject::for_token(app, set.access_token.expose_secret())?;
@@ -366,12 +366,18 @@ async fn run(
         let status = resp.status();
         metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => status.as_u16().to_string()).increment(1);
         let scrubber = cred.scrubber();
-        if status == StatusCode::UNAUTHORIZED && c.auth_mode.is_oauth() {
+        if status == StatusCode::UNAUTHORIZED && c.auth_mode.has_tokens() {
             let headers = resp.headers().clone();
             let body = resp.bytes().await.unwrap_or_default();
             let body = Bytes::from(scrubber.scrub_bytes(&body));
             let headers = scrub_headers(&headers, &scrubber, true);
-            match classify_401(&headers, &body) {
+            // A session token the application no longer knows: any 401 means log in again.
+            let verdict = if c.auth_mode == AuthMode::TokenExchange {
+                Unauthorized::Expired
+            } else {
+                classify_401(&headers, &body)
+            };
+            match verdict {
                 Unauthorized::Expired if attempt == 1 && buffered.is_some() => {
                     if let Cred::Token { version, .. } = cred {
                         tracing::info!(connection = %c.id, "upstream says the session expired; refreshing once");
