@@ -165,10 +165,13 @@ async fn a_session_token_is_kept_injected_and_renewed_once() {
     assert_eq!(forced.status, 200, "{}", forced.text);
     looker.lock().unwrap().sessions.clear();
     let before = logins(&looker);
-    let calls = futures::future::join_all((0..20).map(|i| {
-        app.get(&format!(
-            "/v1/workspaces/bi/connections/looker/proxy/dashboards/{i}"
-        ))
+    let app_ref = &app;
+    let calls = futures::future::join_all((0..20).map(|i| async move {
+        app_ref
+            .get(&format!(
+                "/v1/workspaces/bi/connections/looker/proxy/dashboards/{i}"
+            ))
+            .await
     }))
     .await;
     for c in &calls {
