@@ -298,6 +298,24 @@ async fn every_entry_runs_its_cycle_against_the_simulator() {
         results.len(),
         failed.join("\n")
     );
+    // Service accounts signed assertions the simulator verified; token exchanges logged in, and
+    // their sessions passed the verification request.
+    for r in rows.iter().filter(|r| r.mode.is_direct_exchange()) {
+        let seen = sim.seen(&r.entry.id);
+        let steps: &[&str] = if r.mode == AuthMode::ServiceAccount {
+            &["token:jwt-bearer", "api"]
+        } else {
+            &["login", "verify", "api"]
+        };
+        for step in steps {
+            assert!(
+                seen.iter().any(|s| s == step),
+                "{} ({}): no {step} in {seen:?}",
+                r.entry.id,
+                r.mode
+            );
+        }
+    }
     // The simulator saw each OAuth row's full conversation.
     for r in rows.iter().filter(|r| r.mode == AuthMode::OAuth2Code) {
         let seen = sim.seen(&r.entry.id);
