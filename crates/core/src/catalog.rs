@@ -528,7 +528,11 @@ impl AppEntry {
             .oauth
             .iter()
             .flat_map(|o| o.keep.keys().cloned())
-            .chain(self.token_exchange.iter().flat_map(|t| t.keep.keys().cloned()))
+            .chain(
+                self.token_exchange
+                    .iter()
+                    .flat_map(|t| t.keep.keys().cloned()),
+            )
             .collect();
         for (q, fields) in QUIRK_FIELDS {
             if self.quirks.iter().any(|x| x == q) {
@@ -609,7 +613,9 @@ impl AppEntry {
         };
         let sa = self.auth_modes.contains(&AuthMode::ServiceAccount);
         if sa != self.service_account.is_some() {
-            return bad("auth mode `service_account` and the [service_account] table go together".into());
+            return bad(
+                "auth mode `service_account` and the [service_account] table go together".into(),
+            );
         }
         if let Some(s) = &self.service_account {
             if !s.token_url.starts_with("https://") || !s.token_url.contains('.') {
@@ -618,13 +624,20 @@ impl AppEntry {
             if !(1..=crate::exchange::MAX_LIFETIME_SECS).contains(&s.lifetime_seconds) {
                 return bad("service_account.lifetime_seconds is out of range".into());
             }
-            if !self.credential_fields(AuthMode::ServiceAccount).any(|f| f.name == "key_json") {
-                return bad("auth mode `service_account` needs the credential field `key_json`".into());
+            if !self
+                .credential_fields(AuthMode::ServiceAccount)
+                .any(|f| f.name == "key_json")
+            {
+                return bad(
+                    "auth mode `service_account` needs the credential field `key_json`".into(),
+                );
             }
         }
         let te = self.auth_modes.contains(&AuthMode::TokenExchange);
         if te != self.token_exchange.is_some() {
-            return bad("auth mode `token_exchange` and the [token_exchange] table go together".into());
+            return bad(
+                "auth mode `token_exchange` and the [token_exchange] table go together".into(),
+            );
         }
         if let Some(t) = &self.token_exchange {
             if !(1..=crate::exchange::MAX_LIFETIME_SECS).contains(&t.lifetime_seconds) {

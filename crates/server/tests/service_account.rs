@@ -50,8 +50,8 @@ impl Google {
             eprintln!("skipping: run scripts/install-test-tools.sh (PyJWT and cryptography)");
             return None;
         }
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/support/google_token.py");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/google_token.py");
         let mut child = std::process::Command::new(python)
             .arg(script)
             .args([TOKEN_URI, SCOPE, &LIFETIME.to_string(), SUBJECT])
@@ -154,7 +154,10 @@ async fn a_service_account_exchanges_signed_assertions_for_tokens_once_at_a_time
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.body["status"], "active", "{}", created.text);
     assert_eq!(created.body["auth_mode"], "service_account");
-    assert_eq!(created.body["authorization"]["username"], google.email.as_str());
+    assert_eq!(
+        created.body["authorization"]["username"],
+        google.email.as_str()
+    );
     assert_eq!(google.exchanges().await, 1, "the create exchanged once");
 
     // The token read answers the exchanged token, and the proxy injects it.
@@ -199,7 +202,11 @@ async fn a_service_account_exchanges_signed_assertions_for_tokens_once_at_a_time
     assert_eq!(p.status, 200, "{}", p.text);
     assert_eq!(p.body["caller"], SUBJECT, "{}", p.text);
     let refused = google.stats().await["refused"].clone();
-    assert_eq!(refused, json!([]), "the endpoint refused assertions: {refused}");
+    assert_eq!(
+        refused,
+        json!([]),
+        "the endpoint refused assertions: {refused}"
+    );
 
     // The key is in no answer and no event; the SQLite file holds neither it nor a token.
     let pieces = key_pieces(&google.private_key);
@@ -226,7 +233,12 @@ async fn a_service_account_exchanges_signed_assertions_for_tokens_once_at_a_time
     let mut scanned = 0;
     for entry in std::fs::read_dir(&data_dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("latchkey.db") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("latchkey.db")
+        {
             let bytes = std::fs::read(&path).unwrap();
             scanned += bytes.len();
             for needle in pieces.iter().chain([&last]) {
@@ -261,8 +273,7 @@ async fn the_background_renews_a_service_account_token_before_it_expires() {
     let c = app.get("/v1/workspaces/gcp/connections/bq").await;
     assert_eq!(c.body["status"], "active", "{}", c.text);
     let t = token(&app, "bq").await;
-    let expires: chrono::DateTime<chrono::Utc> =
-        t["expires_at"].as_str().unwrap().parse().unwrap();
+    let expires: chrono::DateTime<chrono::Utc> = t["expires_at"].as_str().unwrap().parse().unwrap();
     assert!(expires > chrono::Utc::now(), "{t}");
 }
 
@@ -284,7 +295,11 @@ async fn a_key_file_that_is_not_one_is_refused_without_echoing_it() {
     };
     let broken_pem = "-----BEGIN PRIVATE KEY-----\nTUlJRXZRSUJBREFOQmdrcWhraUc5dzBCQVFFRkFBU0NCS2N3Z2dTakFnRUFBb0lCQVFD\n-----END PRIVATE KEY-----\n";
     let cases: Vec<(String, &str, &str)> = vec![
-        ("not json at all".into(), "credentials.key_json", "it is not JSON"),
+        (
+            "not json at all".into(),
+            "credentials.key_json",
+            "it is not JSON",
+        ),
         ("[1, 2]".into(), "credentials.key_json", "not a JSON object"),
         (
             file(&|m| {
@@ -335,8 +350,15 @@ async fn a_key_file_that_is_not_one_is_refused_without_echoing_it() {
                 "the refusal says what was expected: {message}"
             );
         }
-        for p in key_pieces(good_key).iter().chain([&"TUlJRXZRSUJBREFOQmdrcWhraUc5dzBC".to_string()]) {
-            assert!(!r.text.contains(p.as_str()), "the refusal echoes the key: {}", r.text);
+        for p in key_pieces(good_key)
+            .iter()
+            .chain([&"TUlJRXZRSUJBREFOQmdrcWhraUc5dzBC".to_string()])
+        {
+            assert!(
+                !r.text.contains(p.as_str()),
+                "the refusal echoes the key: {}",
+                r.text
+            );
         }
     }
     let list = app.get("/v1/workspaces/gcp/connections").await;

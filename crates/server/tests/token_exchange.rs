@@ -123,10 +123,19 @@ async fn a_session_token_is_kept_injected_and_renewed_once() {
     let r = app.post("/v1/workspaces/bi/connections", body(wrong)).await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.body["error"], "verification_failed", "{}", r.text);
-    assert!(r.body["hint"].as_str().unwrap().contains("login endpoint refused"));
-    assert!(!r.text.contains(wrong) && !r.text.contains(SECRET), "{}", r.text);
+    assert!(r.body["hint"]
+        .as_str()
+        .unwrap()
+        .contains("login endpoint refused"));
+    assert!(
+        !r.text.contains(wrong) && !r.text.contains(SECRET),
+        "{}",
+        r.text
+    );
 
-    let created = app.post("/v1/workspaces/bi/connections", body(SECRET)).await;
+    let created = app
+        .post("/v1/workspaces/bi/connections", body(SECRET))
+        .await;
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.body["status"], "active", "{}", created.text);
     assert_eq!(logins(&looker), 1, "the create logged in once");
@@ -177,7 +186,11 @@ async fn a_session_token_is_kept_injected_and_renewed_once() {
     for c in &calls {
         assert_eq!(c.status, 200, "{}", c.text);
     }
-    assert_eq!(logins(&looker) - before, 1, "exactly one login after the 401s");
+    assert_eq!(
+        logins(&looker) - before,
+        1,
+        "exactly one login after the 401s"
+    );
     let now = token(&app).await;
     assert!(looker.lock().unwrap().sessions.contains_key(&now));
 
@@ -188,7 +201,11 @@ async fn a_session_token_is_kept_injected_and_renewed_once() {
         "/v1/workspaces/bi/events?limit=500",
     ] {
         let a = app.get(path).await;
-        assert!(!a.text.contains(SECRET) && !a.text.contains(&now), "{path}: {}", a.text);
+        assert!(
+            !a.text.contains(SECRET) && !a.text.contains(&now),
+            "{path}: {}",
+            a.text
+        );
     }
     let data_dir = app.data_dir.clone();
     let mut app = app;
@@ -196,7 +213,12 @@ async fn a_session_token_is_kept_injected_and_renewed_once() {
     let mut scanned = 0;
     for entry in std::fs::read_dir(&data_dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("latchkey.db") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("latchkey.db")
+        {
             let bytes = std::fs::read(&path).unwrap();
             scanned += bytes.len();
             for needle in [SECRET, now.as_str(), first.as_str()] {

@@ -49,9 +49,7 @@ impl SimRow {
             return None;
         }
         let t = &self.entry.token_exchange.as_ref()?.login_url;
-        self.entry
-            .fill(t, &self.settings, &Default::default())
-            .ok()
+        self.entry.fill(t, &self.settings, &Default::default()).ok()
     }
 }
 
@@ -89,7 +87,10 @@ pub fn check_assertion(
     }
     let want = row.sa_scopes().join(" ");
     if c.scope != want {
-        return Err(format!("[{}] scope must be `{want}`, got `{}`", row.entry.id, c.scope));
+        return Err(format!(
+            "[{}] scope must be `{want}`, got `{}`",
+            row.entry.id, c.scope
+        ));
     }
     if c.aud != token_url || c.sub.is_some() {
         return Err(format!("[{}] wrong aud or an unasked sub", row.entry.id));
@@ -161,7 +162,10 @@ pub fn check_login(
         if want == got {
             return Ok(i);
         }
-        why = format!("[{}] the login body's fields are not the entry's params", row.entry.id);
+        why = format!(
+            "[{}] the login body's fields are not the entry's params",
+            row.entry.id
+        );
     }
     Err(why)
 }

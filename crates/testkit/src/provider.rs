@@ -157,8 +157,8 @@ impl SimRow {
             self.sa_token_url(),
             self.login_url(),
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             out.push(u.origin().ascii_serialization());
         }
@@ -395,15 +395,22 @@ fn direct_exchange(
     body: &Bytes,
 ) -> Option<Response> {
     use crate::exchange_sim as x;
-    let at = |u: Option<Url>| u.is_some_and(|u| u.origin().ascii_serialization() == origin && u.path() == path);
+    let at = |u: Option<Url>| {
+        u.is_some_and(|u| u.origin().ascii_serialization() == origin && u.path() == path)
+    };
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let found = if form.get("grant_type").map(String::as_str)
         == Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
     {
-        let url = sim.rows.iter().find_map(|r| r.sa_token_url().filter(|u| at(Some(u.clone()))))?;
+        let url = sim
+            .rows
+            .iter()
+            .find_map(|r| r.sa_token_url().filter(|u| at(Some(u.clone()))))?;
         x::check_assertion(&sim.rows, url.as_str(), &form).map(|i| (i, None))
     } else {
-        let logins: Vec<usize> = (0..sim.rows.len()).filter(|&i| at(sim.rows[i].login_url())).collect();
+        let logins: Vec<usize> = (0..sim.rows.len())
+            .filter(|&i| at(sim.rows[i].login_url()))
+            .collect();
         if logins.is_empty() {
             return None;
         }
@@ -418,14 +425,23 @@ fn direct_exchange(
         Err(why) => return Some(bad("exchange", why)),
     };
     let row = &sim.rows[i];
-    note(sim, row, if login.is_some() { "login" } else { "token:jwt-bearer" });
+    note(
+        sim,
+        row,
+        if login.is_some() {
+            "login"
+        } else {
+            "token:jwt-bearer"
+        },
+    );
     let mut g = sim.grants.lock().unwrap();
     g.counter += 1;
     let at = format!("at-{:016x}-{}", rand::random::<u64>(), g.counter);
     g.access.insert(at.clone(), i);
     Some(match login {
         Some(()) => axum::Json(x::login_answer(row, &at)).into_response(),
-        None => axum::Json(json!({"access_token": at, "token_type": "Bearer", "expires_in": 3599})).into_response(),
+        None => axum::Json(json!({"access_token": at, "token_type": "Bearer", "expires_in": 3599}))
+            .into_response(),
     })
 }
 

@@ -162,9 +162,8 @@ impl<'a> Resolver<'a> {
         };
         // Connections with a token: OAuth, service accounts and token exchanges.
         let mode = text(&conn, "auth_mode");
-        let oauth = mode.starts_with("oauth2")
-            || mode == "service_account"
-            || mode == "token_exchange";
+        let oauth =
+            mode.starts_with("oauth2") || mode == "service_account" || mode == "token_exchange";
         if oauth && field.as_deref().is_none_or(|f| TOKEN_FIELDS.contains(&f)) {
             let field = field.as_deref().unwrap_or("access_token");
             let token = self

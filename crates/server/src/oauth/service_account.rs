@@ -219,11 +219,14 @@ pub async fn grant(
     header.kid = key.private_key_id.clone();
     let assertion = jsonwebtoken::encode(&header, &claims, &key.key)
         .map_err(|_| GrantError::Transport("the JWT assertion could not be signed".into()))?;
-    let form = [("grant_type", JWT_BEARER), ("assertion", assertion.as_str())];
+    let form = [
+        ("grant_type", JWT_BEARER),
+        ("assertion", assertion.as_str()),
+    ];
     let mut scrub = scrubber(creds);
     scrub.add(&assertion);
-    let body = super::token_exchange::post(out, &key.token_uri, Some(&form[..]), None, &scrub)
-        .await?;
+    let body =
+        super::token_exchange::post(out, &key.token_uri, Some(&form[..]), None, &scrub).await?;
     let doc: Value = serde_json::from_str(&body).map_err(|_| {
         GrantError::Transport("the token endpoint answered 2xx but not with a token".into())
     })?;
@@ -231,10 +234,8 @@ pub async fn grant(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| GrantError::Transport("the token answer has no access_token".into()))?;
-    let lifetime = super::token_exchange::lifetime(
-        json_path(&doc, "expires_in"),
-        spec.lifetime_seconds,
-    );
+    let lifetime =
+        super::token_exchange::lifetime(json_path(&doc, "expires_in"), spec.lifetime_seconds);
     Ok(Tokens {
         access_token: SecretString::from(access.to_string()),
         refresh_token: None,

@@ -86,20 +86,22 @@ pub async fn post(
 /// Words of a non-OAuth error answer (a `message` or an `error.message`), scrubbed and short.
 fn describe(body: &str, scrubber: &Scrubber) -> String {
     let doc: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let text = ["message", "error.message", "error.summary", "errors.0.message"]
-        .iter()
-        .find_map(|p| json_path(&doc, p).and_then(Value::as_str))
-        .unwrap_or_default();
+    let text = [
+        "message",
+        "error.message",
+        "error.summary",
+        "errors.0.message",
+    ]
+    .iter()
+    .find_map(|p| json_path(&doc, p).and_then(Value::as_str))
+    .unwrap_or_default();
     scrubber.tidy(text)
 }
 
 /// The spec of the entry, for the token_exchange mode.
 pub fn spec(app: &AppEntry) -> ApiResult<&TokenExchangeSpec> {
     app.token_exchange.as_ref().ok_or_else(|| {
-        ApiError::invalid(
-            "auth_mode",
-            format!("`{}` has no login endpoint", app.id),
-        )
+        ApiError::invalid("auth_mode", format!("`{}` has no login endpoint", app.id))
     })
 }
 

@@ -512,7 +512,14 @@ async fn refresh_now(
     metrics::counter!("latchkey_token_refreshes_total", "app" => row.app.clone()).increment(1);
     let outcome: Result<Tokens, GrantError> = if row.auth_mode.is_direct_exchange() {
         // A service account signs a new assertion; a token exchange logs in again.
-        super::token_exchange::direct_grant(&state.outbound, app, row.auth_mode, &row.settings, &creds).await
+        super::token_exchange::direct_grant(
+            &state.outbound,
+            app,
+            row.auth_mode,
+            &row.settings,
+            &creds,
+        )
+        .await
     } else {
         let provider = super::provider::Provider::for_connection(app, row.auth_mode, &row.settings)
             .map_err(Failure::from_api)?;

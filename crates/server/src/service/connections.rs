@@ -862,8 +862,14 @@ pub async fn recheck(
                     meta: set.meta.clone(),
                 };
                 let checked = if c.auth_mode.is_direct_exchange() {
-                    oauth::token_exchange::check_token(state, app, c.auth_mode, &c.settings, &tokens)
-                        .await
+                    oauth::token_exchange::check_token(
+                        state,
+                        app,
+                        c.auth_mode,
+                        &c.settings,
+                        &tokens,
+                    )
+                    .await
                 } else {
                     let provider = Provider::for_connection(app, c.auth_mode, &c.settings)?;
                     oauth::check(state, app, &c.settings, &provider, &tokens)
