@@ -469,7 +469,7 @@ impl AppEntry {
                 }
             }
         }
-        self.check_exchange_modes()?;
+        crate::exchange::check_entry(self)?;
         if let Some(VerifySpec::Http {
             path, path_setting, ..
         }) = &self.verify
@@ -600,64 +600,6 @@ impl AppEntry {
             out.push(("token_exchange.login_url", te.login_url.as_str()));
         }
         out
-    }
-
-    /// The `service_account` and `token_exchange` parts are there exactly when their auth
-    /// mode is, and name only fields the entry has.
-    fn check_exchange_modes(&self) -> Result<(), CoreError> {
-        let bad = |m: String| {
-            Err(CoreError::invalid(
-                "catalog",
-                format!("catalog entry `{}`: {m}", self.id),
-            ))
-        };
-        let sa = self.auth_modes.contains(&AuthMode::ServiceAccount);
-        if sa != self.service_account.is_some() {
-            return bad(
-                "auth mode `service_account` and the [service_account] table go together".into(),
-            );
-        }
-        if let Some(s) = &self.service_account {
-            if !s.token_url.starts_with("https://") || !s.token_url.contains('.') {
-                return bad("service_account.token_url must be an https URL".into());
-            }
-            if !(1..=crate::exchange::MAX_LIFETIME_SECS).contains(&s.lifetime_seconds) {
-                return bad("service_account.lifetime_seconds is out of range".into());
-            }
-            if !self
-                .credential_fields(AuthMode::ServiceAccount)
-                .any(|f| f.name == "key_json")
-            {
-                return bad(
-                    "auth mode `service_account` needs the credential field `key_json`".into(),
-                );
-            }
-        }
-        let te = self.auth_modes.contains(&AuthMode::TokenExchange);
-        if te != self.token_exchange.is_some() {
-            return bad(
-                "auth mode `token_exchange` and the [token_exchange] table go together".into(),
-            );
-        }
-        if let Some(t) = &self.token_exchange {
-            if !(1..=crate::exchange::MAX_LIFETIME_SECS).contains(&t.lifetime_seconds) {
-                return bad("token_exchange.lifetime_seconds is out of range".into());
-            }
-            if t.params.is_empty() {
-                return bad("token_exchange.params is empty: the login sends nothing".into());
-            }
-            for name in t.placeholders() {
-                let is_cred = self
-                    .credential_fields(AuthMode::TokenExchange)
-                    .any(|f| f.name == name);
-                if !is_cred && self.setting(&name).is_none() {
-                    return bad(format!(
-                        "token_exchange.params names `{{{name}}}`, which is no credential field or setting"
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The main category (the first).

@@ -2,7 +2,9 @@
 //! credential alone: a service-account key file exchanged for an access token with a signed
 //! JWT (Google's format), and credentials posted to a login endpoint for a session token.
 
-use crate::catalog::{is_default_body, TokenBody};
+use crate::catalog::{is_default_body, AppEntry, TokenBody};
+use crate::model::AuthMode;
+use crate::CoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -76,5 +78,95 @@ impl TokenExchangeSpec {
             }
         }
         out
+    }
+}
+
+/// The `service_account` and `token_exchange` parts are there exactly when their auth
+/// mode is, and name only fields the entry has.
+pub(crate) fn check_entry(app: &AppEntry) -> Result<(), CoreError> {
+    let bad = |m: String| {
+        Err(CoreError::invalid(
+            "catalog",
+            format!("catalog entry `{}`: {m}", app.id),
+        ))
+    };
+    let sa = app.auth_modes.contains(&AuthMode::ServiceAccount);
+    if sa != app.service_account.is_some() {
+        return bad(
+            "auth mode `service_account` and the [service_account] table go together".into(),
+        );
+    }
+    if let Some(s) = &app.service_account {
+        if !s.token_url.starts_with("https://") || !s.token_url.contains('.') {
+            return bad("service_account.token_url must be an https URL".into());
+        }
+        if !(1..=crate::exchange::MAX_LIFETIME_SECS).contains(&s.lifetime_seconds) {
+            return bad("service_account.lifetime_seconds is out of range".into());
+        }
+        if !app
+            .credential_fields(AuthMode::ServiceAccount)
+            .any(|f| f.name == "key_json")
+        {
+            return bad("auth mode `service_account` needs the credential field `key_json`".into());
+        }
+    }
+    let te = app.auth_modes.contains(&AuthMode::TokenExchange);
+    if te != app.token_exchange.is_some() {
+        return bad("auth mode `token_exchange` and the [token_exchange] table go together".into());
+    }
+    if let Some(t) = &app.token_exchange {
+        if !(1..=crate::exchange::MAX_LIFETIME_SECS).contains(&t.lifetime_seconds) {
+            return bad("token_exchange.lifetime_seconds is out of range".into());
+        }
+        if t.params.is_empty() {
+            return bad("token_exchange.params is empty: the login sends nothing".into());
+        }
+        for name in t.placeholders() {
+            let is_cred = app
+                .credential_fields(AuthMode::TokenExchange)
+                .any(|f| f.name == name);
+            if !is_cred && app.setting(&name).is_none() {
+                return bad(format!(
+                    "token_exchange.params names `{{{name}}}`, which is no credential field or setting"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::AppEntry;
+
+    const BASE: &str = "id = \"x\"\nname = \"X\"\nbase_url = \"https://api.x.test\"\n";
+
+    #[test]
+    fn a_mode_and_its_table_go_together() {
+        let err = AppEntry::from_toml(&format!("{BASE}auth_modes = [\"service_account\"]\n"))
+            .unwrap_err();
+        assert!(err.to_string().contains("[service_account]"), "{err}");
+        let no_key = format!(
+            "{BASE}auth_modes = [\"service_account\"]\n[service_account]\ntoken_url = \"https://oauth2.x.test/token\"\n"
+        );
+        assert!(AppEntry::from_toml(&no_key)
+            .unwrap_err()
+            .to_string()
+            .contains("key_json"));
+        let ok = format!("{no_key}[[credentials]]\nname = \"key_json\"\nlabel = \"Key\"\ntype = \"secret_text\"\nrequired = true\n");
+        let e = AppEntry::from_toml(&ok).unwrap();
+        assert_eq!(e.service_account.unwrap().lifetime_seconds, 3600);
+    }
+
+    #[test]
+    fn login_params_name_only_fields_of_the_entry() {
+        let entry = |param: &str| {
+            format!(
+                "{BASE}auth_modes = [\"token_exchange\"]\n[token_exchange]\nlogin_url = \"https://{{host}}.x.test/login\"\nparams = {{ user = \"{param}\" }}\n[[settings]]\nname = \"host\"\nlabel = \"Host\"\ntype = \"string\"\nrequired = true\n[[credentials]]\nname = \"username\"\nlabel = \"User\"\ntype = \"string\"\n"
+            )
+        };
+        assert!(AppEntry::from_toml(&entry("{username}")).is_ok());
+        let err = AppEntry::from_toml(&entry("{pasword}")).unwrap_err();
+        assert!(err.to_string().contains("pasword"), "{err}");
     }
 }
