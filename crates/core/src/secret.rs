@@ -108,8 +108,7 @@ impl<'de> Deserialize<'de> for SecretFields {
     }
 }
 
-/// A secret as it arrives in a request body: a string, a number (a port given as 5432), or a
-/// JSON object (a service account's key file given as it is), kept as its JSON text.
+/// A secret as it arrives in a request body: a string, or a number (a port given as 5432).
 struct SecretValue(SecretString);
 
 impl<'de> Deserialize<'de> for SecretValue {
@@ -119,16 +118,12 @@ impl<'de> Deserialize<'de> for SecretValue {
         enum Raw {
             S(String),
             N(serde_json::Number),
-            O(serde_json::Map<String, serde_json::Value>),
         }
         match Raw::deserialize(d).map_err(|_| {
             serde::de::Error::custom("credential fields must be strings (or numbers)")
         })? {
             Raw::S(s) => Ok(SecretValue(SecretString::from(s))),
             Raw::N(n) => Ok(SecretValue(SecretString::from(n.to_string()))),
-            Raw::O(m) => Ok(SecretValue(SecretString::from(
-                serde_json::Value::Object(m).to_string(),
-            ))),
         }
     }
 }
