@@ -829,12 +829,14 @@ export interface components {
             /** @description Named provider quirks handled by code. */
             quirks: string[];
             rate_limit?: null | components["schemas"]["RateLimitSpec"];
+            service_account?: null | components["schemas"]["ServiceAccountSpec"];
             /** @description The settings a connection takes (besides `concurrency_level` and `borrow_concurrency_from`). */
             settings: components["schemas"]["FieldSpec"][];
+            token_exchange?: null | components["schemas"]["TokenExchangeSpec"];
             verify?: null | components["schemas"]["VerifySpec"];
         };
         /** @enum {string} */
-        AuthMode: "oauth2_code" | "oauth2_client_credentials" | "oauth2_jwt_bearer" | "api_key" | "basic" | "database";
+        AuthMode: "oauth2_code" | "oauth2_client_credentials" | "oauth2_jwt_bearer" | "api_key" | "basic" | "database" | "service_account" | "token_exchange";
         /** @description The non-secret facts of an OAuth connection's grant. */
         AuthorizationView: {
             /**
@@ -1347,8 +1349,10 @@ export interface components {
                 /** @description Named provider quirks handled by code. */
                 quirks: string[];
                 rate_limit?: null | components["schemas"]["RateLimitSpec"];
+                service_account?: null | components["schemas"]["ServiceAccountSpec"];
                 /** @description The settings a connection takes (besides `concurrency_level` and `borrow_concurrency_from`). */
                 settings: components["schemas"]["FieldSpec"][];
+                token_exchange?: null | components["schemas"]["TokenExchangeSpec"];
                 verify?: null | components["schemas"]["VerifySpec"];
             }[];
             /** @description Pass as `cursor` to get the next page; null on the last page. */
@@ -1706,6 +1710,27 @@ export interface components {
         };
         /** @enum {string} */
         Scope: "read" | "write" | "secrets" | "proxy" | "metrics";
+        /** @description The `service_account` part of an entry. */
+        ServiceAccountSpec: {
+            /**
+             * @description Whether a key file may name a token endpoint of another origin (it is then bound to the
+             *     connection like any other destination).
+             */
+            any_token_url?: boolean;
+            /** @description The scopes asked for when the connection's `scopes` setting is empty. */
+            default_scopes?: string[];
+            /**
+             * Format: int64
+             * @description How long a token is taken to last when the answer gives no `expires_in`.
+             */
+            lifetime_seconds?: number;
+            /**
+             * @description The token endpoint the key files of this application name (Google:
+             *     `https://oauth2.googleapis.com/token`). A key file naming another origin is refused,
+             *     unless `any_token_url` is set.
+             */
+            token_url: string;
+        };
         /** @description What the connect page needs to draw itself. */
         SessionInfo: {
             allowed_apps: string[];
@@ -1738,6 +1763,36 @@ export interface components {
          * @enum {string}
          */
         TokenBody: "form" | "json";
+        /**
+         * @description The `token_exchange` part of an entry: where the credentials go and where the session token
+         *     is in the answer. The token is injected by the entry's `inject` rule (`{access_token}`).
+         */
+        TokenExchangeSpec: {
+            /** @description How the login request body is encoded: `form` or `json`. */
+            body?: components["schemas"]["TokenBody"];
+            /** @description Where the token's lifetime in seconds is in the answer (dotted path), if it says. */
+            expires_in_path?: string | null;
+            /** @description Fields of the answer to keep with the token (name = dotted path): never secret. */
+            keep?: {
+                [key: string]: string;
+            };
+            /**
+             * Format: int64
+             * @description How long a session is taken to last when the answer does not say.
+             */
+            lifetime_seconds?: number;
+            /** @description The login endpoint, a URL template filled from the settings. */
+            login_url: string;
+            /**
+             * @description The body's fields: name (dotted for a nested JSON object, `credentials.name`) = a
+             *     template over credential fields and settings (`{username}`).
+             */
+            params: {
+                [key: string]: string;
+            };
+            /** @description Where the session token is in the answer (dotted path). */
+            token_path?: string;
+        };
         /** @description Dotted paths of the token answer's fields (`authed_user.access_token`). */
         TokenFields: {
             access_token?: string | null;

@@ -197,6 +197,10 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
+pub(crate) fn is_default_body(v: &TokenBody) -> bool {
+    is_default(v)
+}
+
 /// Client authentication at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -391,6 +395,12 @@ pub struct AppEntry {
     pub verify: Option<VerifySpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthSpec>,
+    /// Service-account key files (auth mode `service_account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<crate::exchange::ServiceAccountSpec>,
+    /// The login endpoint of auth mode `token_exchange`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<crate::exchange::TokenExchangeSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_url: Option<String>,
     /// How the credential is put on requests; default: bearer for OAuth, the `api_key_*`
@@ -460,6 +470,7 @@ impl AppEntry {
                 }
             }
         }
+        crate::exchange::check_entry(self)?;
         if let Some(VerifySpec::Http {
             path, path_setting, ..
         }) = &self.verify
@@ -518,6 +529,11 @@ impl AppEntry {
             .oauth
             .iter()
             .flat_map(|o| o.keep.keys().cloned())
+            .chain(
+                self.token_exchange
+                    .iter()
+                    .flat_map(|t| t.keep.keys().cloned()),
+            )
             .collect();
         for (q, fields) in QUIRK_FIELDS {
             if self.quirks.iter().any(|x| x == q) {
@@ -577,6 +593,12 @@ impl AppEntry {
                     out.push((what, t.as_str()));
                 }
             }
+        }
+        if let Some(sa) = &self.service_account {
+            out.push(("service_account.token_url", sa.token_url.as_str()));
+        }
+        if let Some(te) = &self.token_exchange {
+            out.push(("token_exchange.login_url", te.login_url.as_str()));
         }
         out
     }

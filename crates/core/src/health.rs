@@ -80,7 +80,7 @@ impl ConnectionRecord {
     /// out), never before a back-off after failures. `None` when nothing is to be refreshed
     /// (no known expiry, not OAuth, revoked or waiting for authorization).
     pub fn proactive_refresh_at(&self) -> Option<DateTime<Utc>> {
-        if !self.auth_mode.is_oauth()
+        if !self.auth_mode.has_tokens()
             || matches!(
                 self.status,
                 ConnectionStatus::Revoked | ConnectionStatus::PendingAuthorization

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod crypto;
 pub mod error;
+pub mod exchange;
 pub mod health;
 pub mod ids;
 pub mod model;

@@ -161,6 +161,12 @@ string_enum!(
         ApiKey = "api_key",
         Basic = "basic",
         Database = "database",
+        /// A service-account key file (Google's JSON format) whose RS256-signed JWT is
+        /// exchanged for an access token (RFC 7523 §2.1).
+        ServiceAccount = "service_account",
+        /// Credentials posted to the application's login endpoint for a short-lived session
+        /// token.
+        TokenExchange = "token_exchange",
     }
 );
 
@@ -170,6 +176,18 @@ impl AuthMode {
             self,
             AuthMode::OAuth2Code | AuthMode::OAuth2ClientCredentials | AuthMode::OAuth2JwtBearer
         )
+    }
+
+    /// Whether the connection holds an access token that is obtained, kept sealed and renewed
+    /// ahead of its expiry: the OAuth modes, service accounts and token exchanges.
+    pub fn has_tokens(self) -> bool {
+        self.is_oauth() || matches!(self, AuthMode::ServiceAccount | AuthMode::TokenExchange)
+    }
+
+    /// Whether the token is obtained from the stored credential alone, without a browser step
+    /// or an OAuth client: a service account's signed assertion or a token exchange's login.
+    pub fn is_direct_exchange(self) -> bool {
+        matches!(self, AuthMode::ServiceAccount | AuthMode::TokenExchange)
     }
 }
 

@@ -151,6 +151,8 @@ const LK = (() => {
     api_key: "API key",
     basic: "Username and password",
     database: "Database login",
+    service_account: "Service account key file",
+    token_exchange: "Login for a session token",
   };
   function modeLabel(mode) { return MODES[mode] || mode; }
 

@@ -66,8 +66,26 @@
         : hasValue(spec.default) && spec.default !== "" ? null : el("span", { class: "opt" }, " (optional)"));
     return el("div", { class: isCheck ? "field checkbox" : "field", dataset: { field: spec.name, group, type: spec.type } },
       isCheck ? [input, label] : [label, input],
+      spec.type === "secret_text" ? filePicker(spec, id, input) : null,
       el("p", { class: "help", id: `${id}-help` }, LK.prose(spec.description || "")),
       el("p", { class: "field-error", id: `${id}-err`, hidden: true }));
+  }
+
+  /* A multi-line secret (a key file, a PEM key) may be read from a file instead of pasted: the
+     file is read in the browser and put in the text area, never uploaded anywhere else. */
+  function filePicker(spec, id, area) {
+    const json = spec.name === "key_json";
+    const picker = el("input", { type: "file", id: `${id}-file`, class: "file-pick",
+      accept: json ? ".json,application/json" : ".pem,.key,.txt",
+      "aria-label": `${spec.label}: read from a file` });
+    picker.addEventListener("change", async () => {
+      const f = picker.files && picker.files[0];
+      if (!f) return;
+      if (f.size > 64 * 1024) { toast(`${f.name} is too large for a key file`, "error"); return; }
+      area.value = await f.text();
+      area.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    return el("label", { class: "file-label", for: `${id}-file` }, json ? "Or choose the key file: " : "Or read it from a file: ", picker);
   }
 
   /* The values typed so far, by group and name, so a change of flow type keeps them. */

@@ -71,11 +71,14 @@ pub fn of(
             out.insert(origin(u));
         }
     }
+    out.extend(crate::oauth::token_exchange::destinations(
+        app, mode, settings, creds,
+    )?);
     let has_base = settings.get("base_url").is_some() || app.base_url.is_some();
     // An API base filled from the token answer (Zoho's `api_domain`, Mailchimp's metadata) is
     // named by the provider's token endpoint, whose origin is bound above: it is not known
     // before the grant, and no caller can choose it.
-    let base_from_token = mode.is_oauth()
+    let base_from_token = mode.has_tokens()
         && settings.get("base_url").is_none()
         && app.base_url.as_deref().is_some_and(|t| {
             app.kept_names()

@@ -66,7 +66,13 @@ fn sim_rows() -> Vec<SimRow> {
         for mode in entry.auth_modes.clone() {
             let mut creds = BTreeMap::new();
             for f in entry.credential_fields(mode) {
-                if !matches!(f.name.as_str(), "client_id" | "client_secret") {
+                if f.name == "key_json" {
+                    // A key file in Google's format, signed with the simulator's test key.
+                    creds.insert(
+                        f.name.clone(),
+                        latchkey_testkit::exchange_sim::key_file(&entry),
+                    );
+                } else if !matches!(f.name.as_str(), "client_id" | "client_secret") {
                     creds.insert(
                         f.name.clone(),
                         // Opaque: a credential that spells the entry id would be scrubbed out of
@@ -292,6 +298,24 @@ async fn every_entry_runs_its_cycle_against_the_simulator() {
         results.len(),
         failed.join("\n")
     );
+    // Service accounts signed assertions the simulator verified; token exchanges logged in, and
+    // their sessions passed the verification request.
+    for r in rows.iter().filter(|r| r.mode.is_direct_exchange()) {
+        let seen = sim.seen(&r.entry.id);
+        let steps: &[&str] = if r.mode == AuthMode::ServiceAccount {
+            &["token:jwt-bearer", "api"]
+        } else {
+            &["login", "verify", "api"]
+        };
+        for step in steps {
+            assert!(
+                seen.iter().any(|s| s == step),
+                "{} ({}): no {step} in {seen:?}",
+                r.entry.id,
+                r.mode
+            );
+        }
+    }
     // The simulator saw each OAuth row's full conversation.
     for r in rows.iter().filter(|r| r.mode == AuthMode::OAuth2Code) {
         let seen = sim.seen(&r.entry.id);

@@ -739,4 +739,36 @@ async fn picker_scenario(b: &Browser, app: &TestApp) {
     let help = b.text_with("#f-app-help", "Zendesk").await;
     assert!(help.contains("tickets"), "{help}");
     b.screenshot("picker-chosen-1280").await;
+    // A service account: the key file is chosen with a file picker and read into the form.
+    b.fill("#f-app-search", "bigquery").await;
+    b.click("#app-picker button[data-app=google-bigquery]")
+        .await;
+    b.choose("#f-mode", "service_account").await;
+    b.find("#fld-c-key_json").await;
+    b.find("#fld-s-subject").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("etl-reader.json");
+    std::fs::write(
+        &path,
+        serde_json::json!({"type": "service_account", "client_email": "etl@p.iam.gserviceaccount.com",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+            "token_uri": "https://oauth2.googleapis.com/token"})
+        .to_string(),
+    )
+    .unwrap();
+    b.find("#fld-c-key_json-file")
+        .await
+        .send_keys(&path.display().to_string())
+        .await
+        .expect("choose the key file");
+    b.until(
+        "the key file to be read into the form",
+        "const v = document.querySelector('#fld-c-key_json').value; return v.includes('service_account') && v.includes('etl@p.iam')",
+    )
+    .await;
+    b.until(
+        "no OAuth client fields for a service account",
+        "return !document.querySelector('#fld-c-client_id') && !document.querySelector('#fld-c-client_secret')",
+    )
+    .await;
 }

@@ -1,6 +1,7 @@
 //! Test helpers: [`spawn_app`] starts the real server on a random loopback port with a temporary
 //! data folder; [`upstream`] is a small REST API that checks credentials the way applications do.
 
+pub mod exchange_sim;
 pub mod provider;
 pub mod salesforce;
 pub mod upstream;

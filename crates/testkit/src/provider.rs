@@ -77,6 +77,22 @@ impl SimRow {
         };
         list.iter().map(|x| self.entry.fill_text(x, &s)).collect()
     }
+    /// The scopes a service account's assertion asks for.
+    pub fn sa_scopes(&self) -> Vec<String> {
+        match self.settings_with_defaults().get("scopes") {
+            Some(Value::Array(a)) if !a.is_empty() => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => self
+                .entry
+                .service_account
+                .as_ref()
+                .map(|s| s.default_scopes.clone())
+                .unwrap_or_default(),
+        }
+    }
     pub fn authorize_url(&self) -> Option<Url> {
         let t = self.entry.oauth.as_ref()?.authorize_url.as_deref()?;
         self.entry
@@ -134,9 +150,15 @@ impl SimRow {
     /// Every origin this row's requests go to.
     pub fn origins(&self) -> Vec<String> {
         let mut out = vec![];
-        for u in [self.authorize_url(), self.token_url(), self.base_url()]
-            .into_iter()
-            .flatten()
+        for u in [
+            self.authorize_url(),
+            self.token_url(),
+            self.base_url(),
+            self.sa_token_url(),
+            self.login_url(),
+        ]
+        .into_iter()
+        .flatten()
         {
             out.push(u.origin().ascii_serialization());
         }
@@ -322,6 +344,9 @@ async fn handle(
         }
     }
     if method == Method::POST {
+        if let Some(r) = direct_exchange(&sim, &origin, &path, &headers, &body) {
+            return r;
+        }
         let token_rows: Vec<usize> = sim
             .rows
             .iter()
@@ -359,6 +384,65 @@ async fn handle(
         };
     }
     api(&sim, &origin, &method, &uri, &headers, &q)
+}
+
+/// A service account's assertion or a token exchange's login, answered with a new token.
+fn direct_exchange(
+    sim: &Sim,
+    origin: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Response> {
+    use crate::exchange_sim as x;
+    let at = |u: Option<Url>| {
+        u.is_some_and(|u| u.origin().ascii_serialization() == origin && u.path() == path)
+    };
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+    let found = if form.get("grant_type").map(String::as_str)
+        == Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
+        let url = sim
+            .rows
+            .iter()
+            .find_map(|r| r.sa_token_url().filter(|u| at(Some(u.clone()))))?;
+        x::check_assertion(&sim.rows, url.as_str(), &form).map(|i| (i, None))
+    } else {
+        let logins: Vec<usize> = (0..sim.rows.len())
+            .filter(|&i| at(sim.rows[i].login_url()))
+            .collect();
+        if logins.is_empty() {
+            return None;
+        }
+        let json_body = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/json"));
+        x::check_login(&sim.rows, &logins, json_body, body).map(|i| (i, Some(())))
+    };
+    let (i, login) = match found {
+        Ok(f) => f,
+        Err(why) => return Some(bad("exchange", why)),
+    };
+    let row = &sim.rows[i];
+    note(
+        sim,
+        row,
+        if login.is_some() {
+            "login"
+        } else {
+            "token:jwt-bearer"
+        },
+    );
+    let mut g = sim.grants.lock().unwrap();
+    g.counter += 1;
+    let at = format!("at-{:016x}-{}", rand::random::<u64>(), g.counter);
+    g.access.insert(at.clone(), i);
+    Some(match login {
+        Some(()) => axum::Json(x::login_answer(row, &at)).into_response(),
+        None => axum::Json(json!({"access_token": at, "token_type": "Bearer", "expires_in": 3599}))
+            .into_response(),
+    })
 }
 
 fn authorize(sim: &Sim, i: usize, row: &SimRow, q: &HashMap<String, String>) -> Response {
@@ -417,7 +501,7 @@ fn authorize(sim: &Sim, i: usize, row: &SimRow, q: &HashMap<String, String>) -> 
     (StatusCode::FOUND, [("location", loc.to_string())]).into_response()
 }
 
-fn set_path(doc: &mut Value, path: &str, v: Value) {
+pub(crate) fn set_path(doc: &mut Value, path: &str, v: Value) {
     let parts: Vec<&str> = path.split('.').collect();
     let mut cur = doc;
     for (n, p) in parts.iter().enumerate() {
@@ -717,7 +801,7 @@ fn api(
         if !on_origin {
             continue;
         }
-        let tokens: Vec<Option<&str>> = if row.mode.is_oauth() {
+        let tokens: Vec<Option<&str>> = if row.mode.has_tokens() {
             access
                 .iter()
                 .filter(|(_, r)| *r == i)

@@ -7,13 +7,15 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use std::process::ExitCode;
 
-const AUTH_MODES: [&str; 6] = [
+const AUTH_MODES: [&str; 8] = [
     "oauth2_code",
     "oauth2_client_credentials",
     "oauth2_jwt_bearer",
     "api_key",
     "basic",
     "database",
+    "service_account",
+    "token_exchange",
 ];
 const STATUSES: [&str; 5] = [
     "pending_authorization",
@@ -143,6 +145,10 @@ struct Values {
     /// Read this credential field from stdin, keeping it out of the shell history.
     #[arg(long, value_name = "KEY")]
     secret_stdin: Option<String>,
+    /// A credential field read from a file, like key_json=./service-account.json (a
+    /// service account's key file) or private_key=./key.pem (repeatable).
+    #[arg(long = "secret-file", value_name = "KEY=PATH", value_parser = parse_secret)]
+    secret_files: Vec<(String, String)>,
     /// Salesforce and Certinia: log in at login.salesforce.com (production) or
     /// test.salesforce.com (sandbox). Sets settings.account_type.
     #[arg(long, value_parser = ["production", "sandbox"])]
@@ -177,6 +183,13 @@ impl Values {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
+        for (key, path) in &self.secret_files {
+            let value = std::fs::read_to_string(path).map_err(|e| {
+                Failure::new(format!("--secret-file {key}: cannot read {path}: {e}"))
+                    .with_hint("give the path of a readable text file, like key_json=./key.json")
+            })?;
+            creds.insert(key.clone(), Value::String(value));
+        }
         if let Some(key) = &self.secret_stdin {
             let flag = format!("--secret-stdin {key}");
             creds.insert(key.clone(), Value::String(read_stdin_value(key, &flag)?));

@@ -27,7 +27,8 @@ pub struct RunArgs {
     /// The workspace (slug) whose connections the variables name.
     #[arg(long, short = 'w')]
     workspace: String,
-    /// VAR=CONNECTION[.FIELD] (repeatable). A connection alone gives its access token (OAuth)
+    /// VAR=CONNECTION[.FIELD] (repeatable). A connection alone gives its access token (OAuth,
+    /// service account, token exchange)
     /// or its only secret field (an API key); .FIELD picks a credential field (password, host,
     /// …) or, for OAuth, a token field (access_token, instance_url, expires_at, scope).
     #[arg(long = "env", value_name = "VAR=CONNECTION[.FIELD]", value_parser = parse_env, required = true)]
@@ -159,7 +160,10 @@ impl<'a> Resolver<'a> {
             workspace: self.workspace.to_string(),
             name: name.clone(),
         };
-        let oauth = text(&conn, "auth_mode").starts_with("oauth2");
+        // Connections with a token: OAuth, service accounts and token exchanges.
+        let mode = text(&conn, "auth_mode");
+        let oauth =
+            mode.starts_with("oauth2") || mode == "service_account" || mode == "token_exchange";
         if oauth && field.as_deref().is_none_or(|f| TOKEN_FIELDS.contains(&f)) {
             let field = field.as_deref().unwrap_or("access_token");
             let token = self

@@ -154,7 +154,7 @@ pub async fn probe(state: &AppState, ws: &Workspace, c: ConnectionRecord) -> Opt
     let outcome_label = if result.is_ok() { "ok" } else { "failed" };
     metrics::counter!("latchkey_probes_total", "outcome" => outcome_label).increment(1);
     // The row as it is now: an OAuth check may have refreshed (or revoked) it.
-    let current = if c.auth_mode.is_oauth() {
+    let current = if c.auth_mode.has_tokens() {
         state.store.connection(&ws.id, id).await.ok()??
     } else {
         c.clone()
@@ -220,7 +220,7 @@ async fn check(state: &AppState, ws: &Workspace, c: &ConnectionRecord) -> Result
             None,
         )
     })?;
-    if !c.auth_mode.is_oauth() {
+    if !c.auth_mode.has_tokens() {
         let creds = crate::service::connections::decrypt(state, c)
             .await
             .map_err(|e| (e.message, e.hint))?;
@@ -234,8 +234,14 @@ async fn check(state: &AppState, ws: &Workspace, c: &ConnectionRecord) -> Result
             Err(other) => Err((other.to_string(), None)),
         };
     }
-    let provider =
-        Provider::for_connection(app, c.auth_mode, &c.settings).map_err(|e| (e.message, e.hint))?;
+    let provider = if c.auth_mode.is_direct_exchange() {
+        None
+    } else {
+        Some(
+            Provider::for_connection(app, c.auth_mode, &c.settings)
+                .map_err(|e| (e.message, e.hint))?,
+        )
+    };
     let mut forced = false;
     let mut row = c.clone();
     loop {
@@ -247,8 +253,17 @@ async fn check(state: &AppState, ws: &Workspace, c: &ConnectionRecord) -> Result
             refresh_token: None,
             meta: set.meta.clone(),
         };
-        match oauth::check(state, app, &row.settings, &provider, &toks).await {
-            Ok(_) => return Ok(()),
+        let checked = match &provider {
+            Some(p) => oauth::check(state, app, &row.settings, p, &toks)
+                .await
+                .map(|_| ()),
+            None => {
+                oauth::token_exchange::check_token(state, app, row.auth_mode, &row.settings, &toks)
+                    .await
+            }
+        };
+        match checked {
+            Ok(()) => return Ok(()),
             // An expired session (Salesforce's userinfo says 403 Bad_OAuth_Token for a token
             // that is no longer valid): refresh once and check again.
             Err((m, _))

@@ -7,6 +7,8 @@ pub mod callback;
 pub mod grant;
 pub mod import;
 pub mod provider;
+pub mod service_account;
+pub mod token_exchange;
 pub mod tokens;
 
 use crate::error::{ApiError, ApiResult};

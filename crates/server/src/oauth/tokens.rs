@@ -505,32 +505,12 @@ async fn refresh_now(
     crate::destinations::guard(state, ws, &row, false)
         .await
         .map_err(Failure::from_api)?;
-    let provider = super::provider::Provider::for_connection(app, row.auth_mode, &row.settings)
-        .map_err(Failure::from_api)?;
     let creds = crate::service::connections::decrypt(state, &row)
-        .await
-        .map_err(Failure::from_api)?;
-    let client = client_for(state, ws, &row.app, &creds)
         .await
         .map_err(Failure::from_api)?;
     let old = stored_tokens(state, &row).await?;
     metrics::counter!("latchkey_token_refreshes_total", "app" => row.app.clone()).increment(1);
-    let outcome: Result<Tokens, GrantError> = match row.auth_mode {
-        AuthMode::OAuth2Code => match old.as_ref().and_then(|o| o.refresh_token.clone()) {
-            Some(rt) => grant::refresh(&state.outbound, &provider, &client, rt.expose_secret()).await,
-            None => Err(GrantError::Provider {
-                status: 400,
-                error: "no_refresh_token".into(),
-                description: "the provider issued no refresh token (Salesforce issues one only with the refresh_token or offline_access scope)".into(),
-            }),
-        },
-        AuthMode::OAuth2ClientCredentials => grant::client_credentials(&state.outbound, &provider, &client).await,
-        AuthMode::OAuth2JwtBearer => {
-            let subject = creds.expose("jwt_subject").unwrap_or_default().to_string();
-            grant::jwt_bearer(&state.outbound, &provider, &client, &subject).await
-        }
-        other => Err(GrantError::Transport(format!("auth mode {other} has no token to refresh"))),
-    };
+    let outcome = obtain(state, ws, &row, app, &creds, old.as_deref()).await?;
     let mut next = row.clone();
     let now = Utc::now();
     match outcome {
@@ -622,7 +602,10 @@ async fn refresh_now(
                     reason.push_str(&extra);
                 }
                 next.status_reason = Some(reason);
-                next.hint = Some(e.hint(true, &public));
+                next.hint = Some(
+                    super::token_exchange::hint(row.auth_mode, &e)
+                        .unwrap_or_else(|| e.hint(true, &public)),
+                );
                 Failure::revoked(&next)
             } else {
                 meta.failures = meta.failures.saturating_add(1);
@@ -630,7 +613,10 @@ async fn refresh_now(
                 meta.retry_after = Some(now + Duration::seconds(wait));
                 next.status = ConnectionStatus::Failing;
                 next.status_reason = Some(format!("refresh failed: {e}"));
-                next.hint = Some(e.hint(true, &public));
+                next.hint = Some(
+                    super::token_exchange::hint(row.auth_mode, &e)
+                        .unwrap_or_else(|| e.hint(true, &public)),
+                );
                 Failure::new(
                     502,
                     "refresh_failed",
@@ -666,4 +652,49 @@ async fn refresh_now(
             Err(failure)
         }
     }
+}
+
+/// Asks the provider for a new token: a refresh, a client-credentials or JWT-bearer grant, a
+/// service account's new assertion, or a token exchange's new login.
+async fn obtain(
+    state: &AppState,
+    ws: &Workspace,
+    row: &ConnectionRecord,
+    app: &latchkey_core::catalog::AppEntry,
+    creds: &SecretFields,
+    old: Option<&TokenSet>,
+) -> Result<Result<Tokens, GrantError>, Failure> {
+    Ok(if row.auth_mode.is_direct_exchange() {
+        // A service account signs a new assertion; a token exchange logs in again.
+        super::token_exchange::direct_grant(
+            &state.outbound,
+            app,
+            row.auth_mode,
+            &row.settings,
+            creds,
+        )
+        .await
+    } else {
+        let provider = super::provider::Provider::for_connection(app, row.auth_mode, &row.settings)
+            .map_err(Failure::from_api)?;
+        let client = client_for(state, ws, &row.app, creds)
+            .await
+            .map_err(Failure::from_api)?;
+        match row.auth_mode {
+            AuthMode::OAuth2Code => match old.and_then(|o| o.refresh_token.clone()) {
+                Some(rt) => grant::refresh(&state.outbound, &provider, &client, rt.expose_secret()).await,
+                None => Err(GrantError::Provider {
+                    status: 400,
+                    error: "no_refresh_token".into(),
+                    description: "the provider issued no refresh token (Salesforce issues one only with the refresh_token or offline_access scope)".into(),
+                }),
+            },
+            AuthMode::OAuth2ClientCredentials => grant::client_credentials(&state.outbound, &provider, &client).await,
+            AuthMode::OAuth2JwtBearer => {
+                let subject = creds.expose("jwt_subject").unwrap_or_default().to_string();
+                grant::jwt_bearer(&state.outbound, &provider, &client, &subject).await
+            }
+            other => Err(GrantError::Transport(format!("auth mode {other} has no token to refresh"))),
+        }
+    })
 }

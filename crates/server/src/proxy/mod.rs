@@ -141,7 +141,7 @@ async fn credential(
     c: &ConnectionRecord,
     force: bool,
 ) -> ApiResult<(Cred, Option<String>)> {
-    if c.auth_mode.is_oauth() {
+    if c.auth_mode.has_tokens() {
         let set = tokens::fresh_token(state, ws, c, force).await?;
         let app = svc::app_entry(state, &c.app)?;
         let mut inj = inject::for_token(app, set.access_token.expose_secret())?;
@@ -283,7 +283,7 @@ async fn run(
             retry::count_retry(&pool_id, if limited { "limited" } else { "ok" });
         }
         let scrubber = cred.0.scrubber();
-        if status == StatusCode::UNAUTHORIZED && c.auth_mode.is_oauth() {
+        if status == StatusCode::UNAUTHORIZED && c.auth_mode.has_tokens() {
             let may_refresh = !refreshed && buffered.is_some();
             match on_unauthorized(c, &cred.0, may_refresh, resp, &scrubber).await {
                 Ok(version) => {
@@ -332,7 +332,7 @@ async fn run(
     }
 }
 
-/// A 401 of an OAuth connection: `Ok(version)` of the token to refresh when it means an
+/// A 401 of a connection with tokens: `Ok(version)` of the token to refresh when it means an
 /// expired session and the request may be sent again, else the answer to pass back.
 async fn on_unauthorized(
     c: &ConnectionRecord,
@@ -345,7 +345,13 @@ async fn on_unauthorized(
     let body = resp.bytes().await.unwrap_or_default();
     let body = Bytes::from(scrubber.scrub_bytes(&body));
     let headers = forward::scrub_headers(&headers, scrubber, true);
-    let hint = match classify_401(&headers, &body) {
+    // A session token the application no longer knows: any 401 means log in again.
+    let verdict = if c.auth_mode == AuthMode::TokenExchange {
+        Unauthorized::Expired
+    } else {
+        classify_401(&headers, &body)
+    };
+    let hint = match verdict {
         Unauthorized::Expired if may_refresh => {
             if let Cred::Token { version, .. } = cred {
                 tracing::info!(connection = %c.id, "upstream says the session expired; refreshing once");

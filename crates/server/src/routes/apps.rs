@@ -36,6 +36,10 @@ pub struct AppView {
     pub credentials: Vec<latchkey_core::catalog::FieldSpec>,
     pub verify: Option<latchkey_core::catalog::VerifySpec>,
     pub oauth: Option<latchkey_core::catalog::OAuthSpec>,
+    /// Auth mode `service_account`: the token endpoint key files name, and default scopes.
+    pub service_account: Option<latchkey_core::exchange::ServiceAccountSpec>,
+    /// Auth mode `token_exchange`: the login endpoint and where the session token is.
+    pub token_exchange: Option<latchkey_core::exchange::TokenExchangeSpec>,
     pub docs_url: Option<String>,
     pub inject: Option<latchkey_core::catalog::InjectSpec>,
     /// Fixed headers sent with every request to the API.
@@ -104,6 +108,8 @@ impl AppView {
             credentials: e.credentials.clone(),
             verify: e.verify.clone(),
             oauth: e.oauth.clone(),
+            service_account: e.service_account.clone(),
+            token_exchange: e.token_exchange.clone(),
             docs_url: e.docs_url.clone(),
             inject: e.inject.clone(),
             headers: e.headers.clone(),

@@ -382,7 +382,7 @@ async fn token_answer(
     };
     let ws: &Workspace = &found.ws;
     let c: &ConnectionRecord = &found.conn;
-    if !c.auth_mode.is_oauth() {
+    if !c.auth_mode.has_tokens() {
         return Err(ApiError::invalid(
             "auth_mode",
             format!(

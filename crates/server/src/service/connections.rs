@@ -465,6 +465,7 @@ pub async fn build(
     let mut settings = app.validate_settings(mode, &input)?;
     crate::inject::check_settings(mode, &settings)?;
     app.validate_credentials(mode, &credentials, false)?;
+    oauth::token_exchange::check_credentials(app, mode, &credentials)?;
     resolve_lender(state, ws, &mut settings, None).await?;
     show_login_fields(app, mode, &mut settings, &credentials);
     if state
@@ -565,6 +566,11 @@ pub async fn build(
             );
             record.token_meta = Some(meta);
         }
+    } else if mode.is_direct_exchange() && check {
+        let (sealed, meta) =
+            oauth::token_exchange::verify_and_grant(state, ws, app, &record, &credentials).await?;
+        record.tokens = Some(sealed);
+        record.token_meta = Some(meta);
     } else if check {
         verify::verify(&state.outbound, app, mode, &record.settings, &credentials).await?;
     }
@@ -703,6 +709,7 @@ pub async fn edit(
         secrets_changed = true;
     }
     app.validate_credentials(mode, &creds, false)?;
+    oauth::token_exchange::check_credentials(app, mode, &creds)?;
     let mut settings_changed = false;
     for (name, _) in public_login_fields(app, mode) {
         c.settings.remove(&name);
@@ -737,7 +744,7 @@ pub async fn edit(
     if rebind {
         changed.push("destinations");
     }
-    if moved && mode.is_oauth() && !holds_secrets {
+    if moved && mode.has_tokens() && !holds_secrets {
         // Tokens granted for the old destinations do not follow the connection to new ones
         // for a caller who may not read them: authorize (or grant) again.
         c.tokens = None;
@@ -765,6 +772,11 @@ pub async fn edit(
             c.verified_at = Some(now);
         } else {
             c.status = ConnectionStatus::Unverified;
+            if mode.is_direct_exchange() {
+                // The next token comes from the credential as it is now.
+                c.tokens = None;
+                c.token_meta = None;
+            }
         }
         c.status_reason = None;
         c.hint = None;
@@ -793,6 +805,11 @@ async fn verify_and_grant(
     c: &ConnectionRecord,
     creds: &latchkey_core::secret::SecretFields,
 ) -> ApiResult<Option<(latchkey_core::crypto::Sealed, TokenMeta)>> {
+    if c.auth_mode.is_direct_exchange() {
+        return oauth::token_exchange::verify_and_grant(state, ws, app, c, creds)
+            .await
+            .map(Some);
+    }
     if !c.auth_mode.is_oauth() {
         verify::verify(&state.outbound, app, c.auth_mode, &c.settings, creds).await?;
         return Ok(None);
@@ -829,7 +846,7 @@ pub async fn recheck(
     mut c: ConnectionRecord,
 ) -> ApiResult<(ConnectionRecord, bool)> {
     let app = app_entry(state, &c.app)?;
-    let outcome: Result<(), (String, Option<String>)> = if c.auth_mode.is_oauth() {
+    let outcome: Result<(), (String, Option<String>)> = if c.auth_mode.has_tokens() {
         match oauth::tokens::fresh_token(state, ws, &c, false).await {
             Err(f) => {
                 // A failed refresh already recorded its outcome on the row.
@@ -845,16 +862,27 @@ pub async fn recheck(
             }
             Ok(set) => {
                 c = find(state, ws, c.id.as_str()).await?;
-                let provider = Provider::for_connection(app, c.auth_mode, &c.settings)?;
                 let tokens = oauth::grant::Tokens {
                     access_token: set.access_token.clone(),
                     refresh_token: None,
                     meta: set.meta.clone(),
                 };
-                oauth::check(state, app, &c.settings, &provider, &tokens)
+                let checked = if c.auth_mode.is_direct_exchange() {
+                    oauth::token_exchange::check_token(
+                        state,
+                        app,
+                        c.auth_mode,
+                        &c.settings,
+                        &tokens,
+                    )
                     .await
-                    .map(|_| ())
-                    .map_err(|(m, h)| (m, Some(h)))
+                } else {
+                    let provider = Provider::for_connection(app, c.auth_mode, &c.settings)?;
+                    oauth::check(state, app, &c.settings, &provider, &tokens)
+                        .await
+                        .map(|_| ())
+                };
+                checked.map_err(|(m, h)| (m, Some(h)))
             }
         }
     } else {
