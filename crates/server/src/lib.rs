@@ -1,6 +1,7 @@
 //! Latchkey's HTTP server: the API, the OAuth callback, the proxy and the UI, over the domain in
 //! `latchkey-core` and a store from `latchkey-store`.
 
+pub mod access;
 pub mod auth;
 pub mod background;
 pub mod bootstrap;
@@ -14,6 +15,7 @@ pub mod keyring;
 pub mod mcp;
 pub mod oauth;
 pub mod outbound;
+pub mod people;
 pub mod pagination;
 pub mod proxy;
 pub mod quirks;

@@ -9,6 +9,7 @@ mod connections;
 mod flows;
 mod health;
 mod oauth;
+mod people;
 mod refresh;
 mod sessions;
 mod slots;
@@ -23,6 +24,7 @@ pub use connections::{
 pub use flows::{flow_atomicity, flows};
 pub use health::{health_schedule, outbox};
 pub use oauth::{oauth_clients, oauth_states};
+pub use people::{memberships, user_removal, users};
 pub use refresh::{connection_version, refresh_lease, tokens};
 pub use sessions::{instance_events, sessions};
 pub use slots::{concurrent_slots, slot_levels, slots};
@@ -67,6 +69,9 @@ pub async fn run_all(store: &dyn Store) {
     health_schedule(store).await;
     outbox(store).await;
     connect_sessions(store).await;
+    users(store).await;
+    memberships(store).await;
+    user_removal(store).await;
 }
 
 /// Now, at the millisecond precision stores keep.

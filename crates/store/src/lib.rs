@@ -34,6 +34,7 @@ mod keys;
 mod oauth;
 mod rows;
 mod sessions;
+mod users;
 mod slots;
 pub mod testing;
 mod webhooks;

@@ -6,6 +6,7 @@
 
 pub mod pool;
 
+use crate::access::Need;
 use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiError, ApiResult};
 use crate::inject;
@@ -95,7 +96,7 @@ async fn pool_of(
     if let Some(Value::String(lender)) = c.settings.get(BORROW_CONCURRENCY_FROM) {
         if ConnectionId::parse(lender).is_ok() {
             if let Ok(l) = state
-                .resolve(caller, ws.id.as_str(), lender, Scope::Proxy)
+                .resolve(caller, ws.id.as_str(), lender, Need::Proxy)
                 .await
             {
                 return (l.conn.id.to_string(), level_of(&l.conn));
@@ -210,11 +211,11 @@ async fn run(
     req: Request,
 ) -> ApiResult<Response> {
     check_path(req.uri().path(), &path)?;
-    let found = state.resolve(&caller, &ws, &conn, Scope::Proxy).await?;
+    let found = state.resolve(&caller, &ws, &conn, Need::Proxy).await?;
     let (ws_key, conn_key) = (ws, conn);
     let (ws, c) = (&*found.ws, &*found.conn);
     let app = svc::app_entry(&state, &c.app)?;
-    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    let holds_secrets = caller.allows(&ws.id, Need::Secrets);
     // Nothing is sent where the connection's secret material is not bound.
     crate::destinations::guard(&state, ws, c, holds_secrets).await?;
     let (parts, body) = req.into_parts();
@@ -263,7 +264,7 @@ async fn run(
     // A request that waited for its turn sees what happened meanwhile: a deleted connection
     // answers 404, a changed credential or destination 409; neither is sent with the old one.
     let now = state
-        .resolve(&caller, &ws_key, &conn_key, Scope::Proxy)
+        .resolve(&caller, &ws_key, &conn_key, Need::Proxy)
         .await?;
     if now.conn.id != c.id {
         return Err(ApiError::not_found("connection", &conn_key));

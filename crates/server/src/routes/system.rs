@@ -46,7 +46,7 @@ pub async fn metrics(
     caller: Result<Caller, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     if !state.config.metrics_public {
-        caller?.require_scope(Scope::Metrics)?;
+        caller?.require_metrics()?;
     }
     crate::background::refresh_gauges(&state).await;
     Ok((
