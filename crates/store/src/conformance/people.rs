@@ -75,7 +75,7 @@ pub async fn users(store: &dyn Store) {
         store.insert_user(&u).await.expect("insert");
         made.push(u.id);
     }
-    let all = all_pages(2, |p| store.list_users(&p), |u: &User| u.id.to_string()).await;
+    let all = all_pages(2, |p| async move { store.list_users(&p).await }, |u: &User| u.id.to_string()).await;
     for id in &made {
         assert!(all.iter().any(|u| &u.id == id), "{id} is listed");
     }
@@ -102,7 +102,10 @@ pub async fn memberships(store: &dyn Store) {
     store.put_membership(&m(&beta, &grace, Role::Admin)).await.expect("put");
     let got = store.membership(&acme.id, &grace.id).await.expect("read").expect("found");
     assert_eq!(got.role, Role::Owner, "a second put changes the role");
-    let members = all_pages(1, |p| store.list_members(&acme.id, &p), |m: &Membership| {
+    let members = all_pages(1, |p| {
+        let acme = &acme;
+        async move { store.list_members(&acme.id, &p).await }
+    }, |m: &Membership| {
         m.user_id.to_string()
     })
     .await;
