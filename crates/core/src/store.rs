@@ -451,14 +451,16 @@ pub trait UserStore: Send + Sync {
     async fn update_user(&self, user: &User) -> StoreResult<bool>;
     /// Removes the person in one transaction: their memberships and web UI sessions go, and
     /// every key of theirs is revoked at `at`. False when they did not exist.
-    async fn delete_user(&self, id: &UserId, at: chrono::DateTime<chrono::Utc>)
-        -> StoreResult<bool>;
+    async fn delete_user(
+        &self,
+        id: &UserId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
     /// Gives the person the role in the workspace (replacing the role they had there).
     async fn put_membership(&self, m: &Membership) -> StoreResult<()>;
     /// False when the person had no role there.
     async fn delete_membership(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<bool>;
-    async fn membership(&self, ws: &WorkspaceId, user: &UserId)
-        -> StoreResult<Option<Membership>>;
+    async fn membership(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<Option<Membership>>;
     /// Every role of one person, in any workspace.
     async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<Membership>>;
     /// The members of a workspace, ascending by user id.

@@ -130,10 +130,10 @@ impl Caller {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                "this needs an admin API key or an instance administrator",
+            Err(
+                ApiError::forbidden("this needs an admin API key or an instance administrator")
+                    .hint("workspace keys and workspace members cannot manage the instance"),
             )
-            .hint("workspace keys and workspace members cannot manage the instance"))
         }
     }
 
@@ -217,9 +217,11 @@ impl Caller {
         if self.is_admin() || by_key {
             Ok(())
         } else {
-            Err(ApiError::forbidden("this API key lacks the `metrics` scope")
-                .hint("create a key with that scope (latchkey key create --scope metrics)")
-                .details(serde_json::json!({ "required_scope": Scope::Metrics })))
+            Err(
+                ApiError::forbidden("this API key lacks the `metrics` scope")
+                    .hint("create a key with that scope (latchkey key create --scope metrics)")
+                    .details(serde_json::json!({ "required_scope": Scope::Metrics })),
+            )
         }
     }
 }
@@ -252,7 +254,10 @@ mod tests {
             via_session: false,
         };
         assert!(editor.allows(&ws, Need::Edit));
-        assert!(!editor.allows(&ws, Need::Secrets), "an editor's key reads no secret");
+        assert!(
+            !editor.allows(&ws, Need::Secrets),
+            "an editor's key reads no secret"
+        );
         assert!(!editor.allows(&ws, Need::Manage));
         let owner = Caller {
             key: Some(key),
@@ -293,6 +298,9 @@ mod tests {
             via_session: false,
         };
         assert!(ws_key.allows(&ws, Need::Manage));
-        assert!(!ws_key.allows(&ws, Need::Members), "keys of the instance manage no people");
+        assert!(
+            !ws_key.allows(&ws, Need::Members),
+            "keys of the instance manage no people"
+        );
     }
 }

@@ -290,8 +290,10 @@ pub async fn caller_for_session(
                 person: Some(p),
                 via_session: true,
             }),
-            None => Err(unauthorized("the person this web UI session belonged to was removed")
-                .hint("sign in again at /ui/login")),
+            None => Err(
+                unauthorized("the person this web UI session belonged to was removed")
+                    .hint("sign in again at /ui/login"),
+            ),
         },
     }
 }
@@ -322,9 +324,11 @@ pub async fn person(state: &AppState, id: &UserId) -> Result<Option<Person>, Api
 async fn caller_of_key(state: &AppState, k: ApiKey) -> Result<Caller, ApiError> {
     let person = match &k.user_id {
         None => None,
-        Some(uid) => Some(person(state, uid).await?.ok_or_else(|| {
-            unauthorized("the person this API key belonged to was removed")
-        })?),
+        Some(uid) => Some(
+            person(state, uid)
+                .await?
+                .ok_or_else(|| unauthorized("the person this API key belonged to was removed"))?,
+        ),
     };
     Ok(Caller {
         key: Some(KeyGrant {

@@ -34,9 +34,9 @@ mod keys;
 mod oauth;
 mod rows;
 mod sessions;
-mod users;
 mod slots;
 pub mod testing;
+mod users;
 mod webhooks;
 mod workspaces;
 

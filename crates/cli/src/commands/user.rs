@@ -120,7 +120,11 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<ExitCode> {
                     "Added {} ({}){}; roles: {}.",
                     text(&user, "email"),
                     id,
-                    if instance_admin { ", instance administrator" } else { "" },
+                    if instance_admin {
+                        ", instance administrator"
+                    } else {
+                        ""
+                    },
                     roles_text(&user)
                 ));
             }
@@ -130,8 +134,9 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 output::json(&list);
             } else {
-                let mut t =
-                    output::table(["ID", "EMAIL", "NAME", "ADMIN", "SIGN-IN", "ROLES", "CREATED"]);
+                let mut t = output::table([
+                    "ID", "EMAIL", "NAME", "ADMIN", "SIGN-IN", "ROLES", "CREATED",
+                ]);
                 for u in output::items(&list) {
                     let sign_in = match (u["has_password"].as_bool(), u["sso"].as_bool()) {
                         (Some(true), Some(true)) => "password, sso",
@@ -143,8 +148,12 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<ExitCode> {
                         text(u, "id"),
                         text(u, "email"),
                         text(u, "display_name"),
-                        if u["instance_admin"].as_bool() == Some(true) { "yes" } else { "" }
-                            .to_string(),
+                        if u["instance_admin"].as_bool() == Some(true) {
+                            "yes"
+                        } else {
+                            ""
+                        }
+                        .to_string(),
                         sign_in.to_string(),
                         roles_text(u),
                         time(u, "created_at"),

@@ -20,9 +20,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use latchkey_core::catalog::{BORROW_CONCURRENCY_FROM, CONCURRENCY_LEVEL};
 use latchkey_core::ids::ConnectionId;
-use latchkey_core::model::{
-    AuthMode, ConnectionRecord, Scope, Workspace, DEFAULT_CONCURRENCY_LEVEL,
-};
+use latchkey_core::model::{AuthMode, ConnectionRecord, Workspace, DEFAULT_CONCURRENCY_LEVEL};
 use latchkey_core::scrub::{ChunkScrubber, Scrubber};
 use secrecy::ExposeSecret;
 use serde_json::Value;

@@ -7,7 +7,6 @@ use crate::pagination::{self, List};
 use crate::state::AppState;
 use axum::extract::State;
 use latchkey_core::catalog::AppEntry;
-use latchkey_core::model::Scope;
 use serde::Serialize;
 use std::collections::HashMap;
 

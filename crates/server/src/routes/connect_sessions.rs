@@ -13,9 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::ids::ConnectSessionId;
-use latchkey_core::model::{
-    ConnectSession, ConnectionOwner, EndUser, Organization, Scope, Workspace,
-};
+use latchkey_core::model::{ConnectSession, ConnectionOwner, EndUser, Organization, Workspace};
 use latchkey_core::names::Environment;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -11,7 +11,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use latchkey_core::model::{AuthMode, ConnectionStatus, Scope};
+use latchkey_core::model::{AuthMode, ConnectionStatus};
 use latchkey_core::store::ConnectionFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -60,7 +60,10 @@ fn acted_by(actor: &str, who: &str) -> bool {
 }
 
 /// Fills in the names of the people the events name.
-async fn name_people(state: &AppState, mut list: List<EventView>) -> ApiResult<Json<List<EventView>>> {
+async fn name_people(
+    state: &AppState,
+    mut list: List<EventView>,
+) -> ApiResult<Json<List<EventView>>> {
     let mut known: std::collections::HashMap<String, Option<(String, String)>> =
         std::collections::HashMap::new();
     for item in &mut list.items {

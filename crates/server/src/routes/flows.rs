@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::ids::{ConnectionId, FlowId};
-use latchkey_core::model::{ConnectionRecord, Flow, Scope, Workspace};
+use latchkey_core::model::{ConnectionRecord, Flow, Workspace};
 use latchkey_core::names::{Environment, FlowName};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -21,8 +21,10 @@ fn people_or_admins(caller: &Caller) -> ApiResult<()> {
     if caller.person.is_some() || caller.is_admin() {
         Ok(())
     } else {
-        Err(ApiError::forbidden("workspace API keys cannot manage API keys")
-            .hint("use an admin key, or sign in as a person with the admin role"))
+        Err(
+            ApiError::forbidden("workspace API keys cannot manage API keys")
+                .hint("use an admin key, or sign in as a person with the admin role"),
+        )
     }
 }
 

@@ -118,7 +118,10 @@ pub async fn put_member(
         workspace_id: ws.id.clone(),
         user_id: u.id.clone(),
         role: body.role,
-        created_at: before.as_ref().map(|b| b.created_at).unwrap_or_else(Utc::now),
+        created_at: before
+            .as_ref()
+            .map(|b| b.created_at)
+            .unwrap_or_else(Utc::now),
     };
     state.store.put_membership(&m).await?;
     state

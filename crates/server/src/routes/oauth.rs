@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use latchkey_core::model::{AuthMode, ConnectionRecord, OAuthClientRecord, Scope, Workspace};
+use latchkey_core::model::{AuthMode, ConnectionRecord, OAuthClientRecord, Workspace};
 use latchkey_core::secret::{SecretFields, SecretString};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};

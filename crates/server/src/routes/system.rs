@@ -6,7 +6,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use latchkey_core::model::Scope;
 use serde::Serialize;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

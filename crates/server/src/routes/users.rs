@@ -125,7 +125,10 @@ fn check_email(email: &str) -> ApiResult<String> {
     if ok {
         Ok(e)
     } else {
-        Err(ApiError::invalid("email", "an email looks like `ada@example.com`"))
+        Err(ApiError::invalid(
+            "email",
+            "an email looks like `ada@example.com`",
+        ))
     }
 }
 

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::health::{pattern_is_known, Delivery, DeliveryStatus, Webhook};
 use latchkey_core::ids::{DeliveryId, WebhookId};
-use latchkey_core::model::{Scope, Workspace};
+use latchkey_core::model::Workspace;
 use latchkey_core::secret::{SecretFields, SecretString};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};

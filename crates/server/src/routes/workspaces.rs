@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::ids::WorkspaceId;
-use latchkey_core::model::{Branding, Scope, Workspace};
+use latchkey_core::model::{Branding, Workspace};
 use latchkey_core::names::Slug;
 use latchkey_core::store::{ConnectionFilter, Page};
 use serde::{Deserialize, Serialize};

@@ -197,7 +197,10 @@ pub fn render_page(def: &PageDef, csrf: &str, admin: bool, who: &Who) -> String 
         .replace("{{page}}", def.id)
         .replace("{{admin}}", if admin { "true" } else { "false" })
         .replace("{{who}}", &escape(&who.name))
-        .replace("{{roles}}", &escape(&serde_json::Value::Object(roles).to_string()))
+        .replace(
+            "{{roles}}",
+            &escape(&serde_json::Value::Object(roles).to_string()),
+        )
         .replace("{{nav}}", &nav(def.id))
         .replace("{{scripts}}", &scripts)
         .replace("{{pane}}", if def.pane { PANE } else { "" })

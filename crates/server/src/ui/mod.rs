@@ -95,7 +95,11 @@ fn who(caller: &Caller) -> assets::Who {
     let roles = match key.and_then(|k| k.workspace.as_ref().map(|w| (w, &k.scopes))) {
         None => vec![("*".to_string(), "owner".to_string())],
         Some((w, scopes)) => {
-            let role = if scopes.contains(&Scope::Write) { "admin" } else { "viewer" };
+            let role = if scopes.contains(&Scope::Write) {
+                "admin"
+            } else {
+                "viewer"
+            };
             vec![(w.to_string(), role.to_string())]
         }
     };

@@ -26,7 +26,11 @@ pub async fn users(store: &dyn Store) {
     let mut ada = user_fixture("ada");
     store.insert_user(&ada).await.expect("insert");
     let got = store.user(&ada.id).await.expect("by id").expect("found");
-    assert_eq!(got.email, ada.email.to_lowercase(), "emails are kept in lower case");
+    assert_eq!(
+        got.email,
+        ada.email.to_lowercase(),
+        "emails are kept in lower case"
+    );
     assert_eq!(got.password_hash, ada.password_hash);
     assert!(!got.instance_admin);
     let by_mail = store
@@ -75,7 +79,12 @@ pub async fn users(store: &dyn Store) {
         store.insert_user(&u).await.expect("insert");
         made.push(u.id);
     }
-    let all = all_pages(2, |p| async move { store.list_users(&p).await }, |u: &User| u.id.to_string()).await;
+    let all = all_pages(
+        2,
+        |p| async move { store.list_users(&p).await },
+        |u: &User| u.id.to_string(),
+    )
+    .await;
     for id in &made {
         assert!(all.iter().any(|u| &u.id == id), "{id} is listed");
     }
@@ -96,26 +105,54 @@ pub async fn memberships(store: &dyn Store) {
         role,
         created_at: now(),
     };
-    store.put_membership(&m(&acme, &grace, Role::Viewer)).await.expect("put");
-    store.put_membership(&m(&acme, &grace, Role::Owner)).await.expect("change role");
-    store.put_membership(&m(&acme, &linus, Role::Editor)).await.expect("put");
-    store.put_membership(&m(&beta, &grace, Role::Admin)).await.expect("put");
-    let got = store.membership(&acme.id, &grace.id).await.expect("read").expect("found");
+    store
+        .put_membership(&m(&acme, &grace, Role::Viewer))
+        .await
+        .expect("put");
+    store
+        .put_membership(&m(&acme, &grace, Role::Owner))
+        .await
+        .expect("change role");
+    store
+        .put_membership(&m(&acme, &linus, Role::Editor))
+        .await
+        .expect("put");
+    store
+        .put_membership(&m(&beta, &grace, Role::Admin))
+        .await
+        .expect("put");
+    let got = store
+        .membership(&acme.id, &grace.id)
+        .await
+        .expect("read")
+        .expect("found");
     assert_eq!(got.role, Role::Owner, "a second put changes the role");
-    let members = all_pages(1, |p| {
-        let acme = &acme;
-        async move { store.list_members(&acme.id, &p).await }
-    }, |m: &Membership| {
-        m.user_id.to_string()
-    })
+    let members = all_pages(
+        1,
+        |p| {
+            let acme = &acme;
+            async move { store.list_members(&acme.id, &p).await }
+        },
+        |m: &Membership| m.user_id.to_string(),
+    )
     .await;
     assert_eq!(members.len(), 2);
     let of_grace = store.memberships_of(&grace.id).await.expect("of");
     assert_eq!(of_grace.len(), 2);
 
-    assert!(store.delete_membership(&acme.id, &linus.id).await.expect("delete"));
-    assert!(!store.delete_membership(&acme.id, &linus.id).await.expect("again"));
-    assert!(store.membership(&acme.id, &linus.id).await.expect("read").is_none());
+    assert!(store
+        .delete_membership(&acme.id, &linus.id)
+        .await
+        .expect("delete"));
+    assert!(!store
+        .delete_membership(&acme.id, &linus.id)
+        .await
+        .expect("again"));
+    assert!(store
+        .membership(&acme.id, &linus.id)
+        .await
+        .expect("read")
+        .is_none());
 
     store
         .replace_memberships(&grace.id, &[m(&beta, &grace, Role::Viewer)])
@@ -127,7 +164,11 @@ pub async fn memberships(store: &dyn Store) {
     assert_eq!(of_grace[0].role, Role::Viewer);
 
     assert!(store.delete_workspace(&beta.id).await.expect("delete ws"));
-    assert!(store.memberships_of(&grace.id).await.expect("of").is_empty());
+    assert!(store
+        .memberships_of(&grace.id)
+        .await
+        .expect("of")
+        .is_empty());
 }
 
 /// Removing a person revokes their keys, ends their sessions and drops their roles, in one go;
@@ -161,8 +202,16 @@ pub async fn user_removal(store: &dyn Store) {
     let (theirs, other) = (key(&gone), key(&kept));
     store.insert_api_key(&theirs).await.expect("key");
     store.insert_api_key(&other).await.expect("key");
-    let got = store.api_key(&theirs.id).await.expect("key").expect("found");
-    assert_eq!(got.user_id.as_ref(), Some(&gone.id), "a key remembers its person");
+    let got = store
+        .api_key(&theirs.id)
+        .await
+        .expect("key")
+        .expect("found");
+    assert_eq!(
+        got.user_id.as_ref(),
+        Some(&gone.id),
+        "a key remembers its person"
+    );
     let session = UiSession {
         id_hash: unique("session"),
         subject: SessionSubject::User(gone.id.clone()),
@@ -171,17 +220,35 @@ pub async fn user_removal(store: &dyn Store) {
         expires_at: now() + chrono::Duration::hours(1),
     };
     store.insert_session(&session).await.expect("session");
-    let read = store.session(&session.id_hash, now()).await.expect("session");
+    let read = store
+        .session(&session.id_hash, now())
+        .await
+        .expect("session");
     assert_eq!(read.map(|s| s.subject), Some(session.subject.clone()));
 
     let at = now();
     assert!(store.delete_user(&gone.id, at).await.expect("delete"));
     assert!(!store.delete_user(&gone.id, at).await.expect("again"));
     assert!(store.user(&gone.id).await.expect("read").is_none());
-    let revoked = store.api_key(&theirs.id).await.expect("key").expect("still listed");
-    assert_eq!(revoked.revoked_at, Some(at), "the removed person's key is revoked");
+    let revoked = store
+        .api_key(&theirs.id)
+        .await
+        .expect("key")
+        .expect("still listed");
+    assert_eq!(
+        revoked.revoked_at,
+        Some(at),
+        "the removed person's key is revoked"
+    );
     let untouched = store.api_key(&other.id).await.expect("key").expect("found");
-    assert_eq!(untouched.revoked_at, None, "another person's key keeps working");
-    assert!(store.session(&session.id_hash, now()).await.expect("session").is_none());
+    assert_eq!(
+        untouched.revoked_at, None,
+        "another person's key keeps working"
+    );
+    assert!(store
+        .session(&session.id_hash, now())
+        .await
+        .expect("session")
+        .is_none());
     assert!(store.memberships_of(&gone.id).await.expect("of").is_empty());
 }
