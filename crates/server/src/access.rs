@@ -63,6 +63,8 @@ impl Need {
 #[derive(Debug, Clone)]
 pub struct KeyGrant {
     pub id: ApiKeyId,
+    /// The name the key was given (shown in the web UI's header).
+    pub name: String,
     /// `None` for an admin key.
     pub workspace: Option<WorkspaceId>,
     pub scopes: Vec<Scope>,
@@ -245,6 +247,7 @@ mod tests {
         let ws = WorkspaceId::generate();
         let key = KeyGrant {
             id: ApiKeyId::generate(),
+            name: "k".into(),
             workspace: Some(ws.clone()),
             scopes: vec![Scope::Read, Scope::Write, Scope::Secrets],
         };
@@ -291,6 +294,7 @@ mod tests {
         let ws_key = Caller {
             key: Some(KeyGrant {
                 id: ApiKeyId::generate(),
+                name: "k".into(),
                 workspace: Some(ws.clone()),
                 scopes: vec![Scope::Read, Scope::Write],
             }),

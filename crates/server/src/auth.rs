@@ -333,6 +333,7 @@ async fn caller_of_key(state: &AppState, k: ApiKey) -> Result<Caller, ApiError> 
     Ok(Caller {
         key: Some(KeyGrant {
             id: k.id,
+            name: k.name,
             workspace: k.workspace_id,
             scopes: k.scopes,
         }),

@@ -91,7 +91,9 @@ fn who(caller: &Caller) -> assets::Who {
         };
     }
     let key = caller.key.as_ref();
-    let name = key.map(|k| format!("API key {}", k.id)).unwrap_or_default();
+    let name = key
+        .map(|k| format!("API key “{}”", k.name))
+        .unwrap_or_default();
     let roles = match key.and_then(|k| k.workspace.as_ref().map(|w| (w, &k.scopes))) {
         None => vec![("*".to_string(), "owner".to_string())],
         Some((w, scopes)) => {
