@@ -303,6 +303,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_users"];
+        put?: never;
+        /** Adds a person. */
+        post: operations["create_user"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{user}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A person by id or email. */
+        get: operations["get_user"];
+        put?: never;
+        post?: never;
+        /** Removes a person: their roles go, their keys are revoked and their sessions end, at once. */
+        delete: operations["delete_user"];
+        options?: never;
+        head?: never;
+        /** Changes a person's display name, password or instance administrator flag. */
+        patch: operations["edit_user"];
+        trace?: never;
+    };
     "/v1/workspaces": {
         parameters: {
             query?: never;
@@ -310,7 +346,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Workspaces this key can see (all for an admin key, its own for a workspace key). */
+        /**
+         * Workspaces this caller can see (all for an admin, its own for a workspace key, those a
+         *     person has a role in).
+         */
         get: operations["list_workspaces"];
         put?: never;
         /** Creates a workspace with its own data key (admin keys only). */
@@ -697,6 +736,40 @@ export interface paths {
         patch: operations["edit_flow"];
         trace?: never;
     };
+    "/v1/workspaces/{ws}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_members"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/members/{user}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Gives a person (id or email) a role in the workspace, or changes the role they have. */
+        put: operations["put_member"];
+        post?: never;
+        /** Takes a person's role in the workspace away (their keys for it stop working at once). */
+        delete: operations["delete_member"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{ws}/webhooks": {
         parameters: {
             query?: never;
@@ -1066,6 +1139,19 @@ export interface components {
              */
             workspace: string | null;
         };
+        CreateUser: {
+            /** @description The name shown in the header and the audit log (the email when left out). */
+            display_name?: string | null;
+            /** @description Unique, compared in lower case; the sign-in name for a local password. */
+            email: string;
+            /** @description May do everything everywhere (default false). */
+            instance_admin?: boolean;
+            /**
+             * @description A local password (at least 10 characters). Leave it out for a person who signs in only
+             *     by single sign-on.
+             */
+            password?: string | null;
+        };
         CreateWebhook: {
             description?: string | null;
             /** @description Default true. */
@@ -1151,6 +1237,12 @@ export interface components {
             environment?: string | null;
             name?: string | null;
         };
+        EditUser: {
+            display_name?: string | null;
+            instance_admin?: boolean | null;
+            /** @description A new local password. */
+            password?: string | null;
+        };
         EditWebhook: {
             description?: string | null;
             /** @description Re-enabling a disabled webhook clears its failure record. */
@@ -1192,12 +1284,18 @@ export interface components {
         EventView: {
             /** @description `connection.created`, `connection.verified`, `connection.credentials_read`, `flow.deleted`, … */
             action: string;
-            /** @description The API key that acted (`key_…`), or `system`. */
+            /**
+             * @description Who acted: `key_…` (a key of the instance), `user_…` (a person in the web UI),
+             *     `user_…/key_…` (a person's API key), or `system`.
+             */
             actor: string;
             /** Format: date-time */
             at: string;
             details: Record<string, never>;
             id: string;
+            /** @description The API key used, when one was. */
+            key_id?: string | null;
+            person?: null | components["schemas"]["PersonRef"];
             target_id?: string | null;
             target_name?: string | null;
         };
@@ -1305,6 +1403,8 @@ export interface components {
             /** Format: date-time */
             revoked_at?: string | null;
             scopes: components["schemas"]["Scope"][];
+            /** @description The person the key belongs to (`user_…`), or null for a key of the instance. */
+            user_id?: string | null;
             /** @description The workspace slug, or null for an admin key. */
             workspace?: string | null;
         };
@@ -1453,12 +1553,18 @@ export interface components {
             items: {
                 /** @description `connection.created`, `connection.verified`, `connection.credentials_read`, `flow.deleted`, … */
                 action: string;
-                /** @description The API key that acted (`key_…`), or `system`. */
+                /**
+                 * @description Who acted: `key_…` (a key of the instance), `user_…` (a person in the web UI),
+                 *     `user_…/key_…` (a person's API key), or `system`.
+                 */
                 actor: string;
                 /** Format: date-time */
                 at: string;
                 details: Record<string, never>;
                 id: string;
+                /** @description The API key used, when one was. */
+                key_id?: string | null;
+                person?: null | components["schemas"]["PersonRef"];
                 target_id?: string | null;
                 target_name?: string | null;
             }[];
@@ -1491,8 +1597,39 @@ export interface components {
                 /** Format: date-time */
                 revoked_at?: string | null;
                 scopes: components["schemas"]["Scope"][];
+                /** @description The person the key belongs to (`user_…`), or null for a key of the instance. */
+                user_id?: string | null;
                 /** @description The workspace slug, or null for an admin key. */
                 workspace?: string | null;
+            }[];
+            /** @description Pass as `cursor` to get the next page; null on the last page. */
+            next_cursor?: string | null;
+        };
+        List_MemberView: {
+            items: {
+                display_name: string;
+                email: string;
+                role: components["schemas"]["Role"];
+                /** Format: date-time */
+                since: string;
+                user_id: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; null on the last page. */
+            next_cursor?: string | null;
+        };
+        List_UserView: {
+            items: {
+                /** Format: date-time */
+                created_at: string;
+                display_name: string;
+                email: string;
+                /** @description Whether the person has a local password (never the password or its hash). */
+                has_password: boolean;
+                id: string;
+                instance_admin: boolean;
+                roles: components["schemas"]["RoleView"][];
+                /** @description Whether the person signed in by single sign-on at least once. */
+                sso: boolean;
             }[];
             /** @description Pass as `cursor` to get the next page; null on the last page. */
             next_cursor?: string | null;
@@ -1546,6 +1683,14 @@ export interface components {
                 [key: string]: number;
             };
             master_key_id: string;
+        };
+        MemberView: {
+            display_name: string;
+            email: string;
+            role: components["schemas"]["Role"];
+            /** Format: date-time */
+            since: string;
+            user_id: string;
         };
         OAuthClientView: {
             /** @description The origins the client may be sent to (`null`: the application's fixed hosts). */
@@ -1640,6 +1785,15 @@ export interface components {
             /** @description `cursor`, `offset`, `page`, `link_header` or `none`. */
             style: string;
         };
+        /** @description A person named in the audit log (name and email as they are now; null once removed). */
+        PersonRef: {
+            email?: string | null;
+            id: string;
+            name?: string | null;
+        };
+        PutMember: {
+            role: components["schemas"]["Role"];
+        };
         PutOAuthClient: {
             /**
              * @description The origins (`https://auth.example.com`) this client may be sent to. Required for
@@ -1683,6 +1837,14 @@ export interface components {
          * @enum {string}
          */
         RefreshStyle: "reuse" | "rotate" | "none";
+        /** @enum {string} */
+        Role: "owner" | "admin" | "editor" | "viewer";
+        /** @description A workspace role of a person. */
+        RoleView: {
+            role: components["schemas"]["Role"];
+            /** @description The workspace slug. */
+            workspace: string;
+        };
         RotateBody: {
             /** @description The new master key (32 bytes, base64). Left out: the server generates one. */
             new_key?: string | null;
@@ -1813,6 +1975,19 @@ export interface components {
             instance_url?: string | null;
             scope?: string | null;
             token_type: string;
+        };
+        UserView: {
+            /** Format: date-time */
+            created_at: string;
+            display_name: string;
+            email: string;
+            /** @description Whether the person has a local password (never the password or its hash). */
+            has_password: boolean;
+            id: string;
+            instance_admin: boolean;
+            roles: components["schemas"]["RoleView"][];
+            /** @description Whether the person signed in by single sign-on at least once. */
+            sso: boolean;
         };
         /** @description How a connection is checked before it is saved (R9). */
         VerifySpec: {
@@ -2582,6 +2757,214 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_users: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_UserView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUser"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    edit_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EditUser"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3966,7 +4349,10 @@ export interface operations {
                 action?: string | null;
                 /** @description Only events whose target has this name or id. */
                 target?: string | null;
-                /** @description Only events of this actor (`key_…` or `system`). */
+                /**
+                 * @description Only events of this actor: a person (`user_…`, whether in the web UI or by their keys),
+                 *     a key (`key_…`), or `system`.
+                 */
                 actor?: string | null;
                 /** @description `refused`: only refused attempts (actions that end in `refused`). */
                 outcome?: string | null;
@@ -4204,6 +4590,142 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_members: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 500 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_MemberView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutMember"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

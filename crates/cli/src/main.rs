@@ -92,6 +92,9 @@ enum Command {
     /// API keys: admin keys, or workspace keys with scopes.
     #[command(subcommand)]
     Key(commands::key::KeyCmd),
+    /// People who sign in to the web UI, and their roles in workspaces.
+    #[command(subcommand)]
+    User(commands::user::UserCmd),
     /// The audit log of a workspace, newest first (`--follow` to watch it live).
     Events(commands::events::EventsArgs),
     /// Webhooks: endpoints that receive a workspace's events, signed (Standard Webhooks).
@@ -163,6 +166,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::ConnectSession(c) => commands::connect_session::run(ctx, c).await,
         Command::Flow(c) => commands::flow::run(ctx, c).await,
         Command::Key(c) => commands::key::run(ctx, c).await,
+        Command::User(c) => commands::user::run(ctx, c).await,
         Command::Events(a) => commands::events::run(ctx, a).await,
         Command::Webhook(c) => commands::webhook::run(ctx, c).await,
         Command::Token(a) => commands::token::run(ctx, a).await,

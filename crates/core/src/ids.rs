@@ -104,6 +104,9 @@ prefixed_id!(
     /// A connect session: a short-lived page through which an end user connects one account.
     ConnectSessionId, "cs_");
 prefixed_id!(
+    /// A person who signs in to the web UI (by single sign-on or a local password).
+    UserId, "user_");
+prefixed_id!(
     /// A data key that encrypts a workspace's secrets, itself wrapped by the master key.
     DataKeyId, "dk_");
 

@@ -3,7 +3,7 @@
 
 use crate::crypto::Sealed;
 use crate::ids::{
-    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId,
+    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, EventId, FlowId, UserId, WorkspaceId,
 };
 use crate::names::{ConnectionName, Environment, FlowName, Slug};
 use chrono::{DateTime, Utc};
@@ -344,6 +344,9 @@ pub struct ApiKey {
     pub name: String,
     /// `None` for an admin key.
     pub workspace_id: Option<WorkspaceId>,
+    /// The person the key belongs to (it never does more than that person may do at the moment
+    /// it is used); `None` for a key of the instance.
+    pub user_id: Option<UserId>,
     pub scopes: Vec<Scope>,
     pub hash: String,
     /// The first characters of the key, to recognise it in a list.
@@ -388,19 +391,22 @@ pub struct InstanceEvent {
     pub details: serde_json::Value,
 }
 
-/// Who a web UI session acts as. An API key today; people signing in with single sign-on or a
-/// password will be another kind of subject of the same sessions.
+/// Who a web UI session acts as: an API key (the bootstrap sign-in) or a person.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SessionSubject {
     /// Signed in with this API key; revoking the key ends the session.
     ApiKey(ApiKeyId),
+    /// A person signed in (single sign-on or password); removing the person ends the session,
+    /// and their roles are read afresh on every request.
+    User(UserId),
 }
 
 impl SessionSubject {
-    /// The kind as stored (`api_key`).
+    /// The kind as stored (`api_key`, `user`).
     pub fn kind(&self) -> &'static str {
         match self {
             SessionSubject::ApiKey(_) => "api_key",
+            SessionSubject::User(_) => "user",
         }
     }
 
@@ -408,6 +414,7 @@ impl SessionSubject {
     pub fn id(&self) -> &str {
         match self {
             SessionSubject::ApiKey(id) => id.as_str(),
+            SessionSubject::User(id) => id.as_str(),
         }
     }
 
@@ -415,12 +422,78 @@ impl SessionSubject {
     pub fn parse(kind: &str, id: &str) -> Result<Self, crate::CoreError> {
         match kind {
             "api_key" => Ok(SessionSubject::ApiKey(ApiKeyId::parse(id)?)),
+            "user" => Ok(SessionSubject::User(UserId::parse(id)?)),
             other => Err(crate::CoreError::invalid(
                 "session subject",
                 format!("unknown subject kind `{other}`"),
             )),
         }
     }
+}
+
+string_enum!(
+    /// What a person may do in one workspace. Each role includes everything of the ones after it.
+    Role {
+        /// Everything in the workspace, members included.
+        Owner = "owner",
+        /// Connections, flows, webhooks, OAuth clients, connect sessions and API keys, secrets
+        /// included.
+        Admin = "admin",
+        /// Creates, edits, verifies and authorizes connections and flows; never reads a secret.
+        Editor = "editor",
+        /// Reads metadata only.
+        Viewer = "viewer",
+    }
+);
+
+impl Role {
+    /// How much the role may do: a higher rank includes every lower one.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 4,
+            Role::Admin => 3,
+            Role::Editor => 2,
+            Role::Viewer => 1,
+        }
+    }
+}
+
+/// A person. The password hash (argon2id, PHC string) is present only for a local password;
+/// people who sign in by single sign-on have the provider's subject instead.
+#[derive(Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub display_name: String,
+    /// Lower case; unique.
+    pub email: String,
+    pub password_hash: Option<String>,
+    /// The OpenID provider's `sub` for this person (unique), once they signed in that way.
+    pub sso_subject: Option<String>,
+    pub instance_admin: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("display_name", &self.display_name)
+            .field("email", &self.email)
+            .field("has_password", &self.password_hash.is_some())
+            .field("sso_subject", &self.sso_subject)
+            .field("instance_admin", &self.instance_admin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A person's role in one workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Membership {
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A web UI session as the server keeps it. The cookie carries a random id of 256 bits; only

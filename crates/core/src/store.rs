@@ -10,11 +10,13 @@
 
 use crate::health::{AttemptOutcome, Delivery, DueConnection, HealthRecord, ProbeOutcome, Webhook};
 use crate::ids::{
-    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, DeliveryId, FlowId, WebhookId, WorkspaceId,
+    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, DeliveryId, FlowId, UserId, WebhookId,
+    WorkspaceId,
 };
 use crate::model::{
     ApiKey, ConnectSession, ConnectionRecord, ConnectionStatus, Event, Flow, InstanceEvent,
-    OAuthClientRecord, OAuthState, SessionSubject, UiSession, Workspace, WrappedDataKey,
+    Membership, OAuthClientRecord, OAuthState, SessionSubject, UiSession, User, Workspace,
+    WrappedDataKey,
 };
 use crate::rate_limit::LoweredLevel;
 use crate::StoreError;
@@ -453,6 +455,41 @@ pub trait ConnectSessionStore: Send + Sync {
     ) -> StoreResult<Vec<ConnectSession>>;
 }
 
+/// People and their roles in workspaces.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// `Duplicate { constraint: "user_email" }` when the email is taken,
+    /// `Duplicate { constraint: "user_sso_subject" }` when the provider subject is.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>>;
+    /// By email (compared in lower case).
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn user_by_sso_subject(&self, subject: &str) -> StoreResult<Option<User>>;
+    /// Ascending by id.
+    async fn list_users(&self, page: &Page) -> StoreResult<Vec<User>>;
+    /// Replaces display name, email, password hash, provider subject, the instance
+    /// administrator flag and `updated_at`. False when the person is gone.
+    async fn update_user(&self, user: &User) -> StoreResult<bool>;
+    /// Removes the person in one transaction: their memberships and web UI sessions go, and
+    /// every key of theirs is revoked at `at`. False when they did not exist.
+    async fn delete_user(
+        &self,
+        id: &UserId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// Gives the person the role in the workspace (replacing the role they had there).
+    async fn put_membership(&self, m: &Membership) -> StoreResult<()>;
+    /// False when the person had no role there.
+    async fn delete_membership(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<bool>;
+    async fn membership(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<Option<Membership>>;
+    /// Every role of one person, in any workspace.
+    async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<Membership>>;
+    /// The members of a workspace, ascending by user id.
+    async fn list_members(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Membership>>;
+    /// Replaces every role of one person at once (a single sign-on brings the whole set).
+    async fn replace_memberships(&self, user: &UserId, all: &[Membership]) -> StoreResult<()>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -468,6 +505,7 @@ pub trait Store:
     + HealthStore
     + WebhookStore
     + ConnectSessionStore
+    + UserStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -204,9 +204,32 @@ const LK = (() => {
     }
   }
 
+  /* The signed-in role in a workspace (owner, admin, editor, viewer), or null. */
+  function roleIn(ws) {
+    let roles = {};
+    try { roles = JSON.parse(document.body.dataset.roles || "{}"); } catch (e) { roles = {}; }
+    return roles["*"] || (ws && roles[ws.id]) || null;
+  }
+
+  const RANK = { viewer: 1, editor: 2, admin: 3, owner: 4 };
+  const NEED = { read: 1, edit: 2, manage: 3, members: 4 };
+  /* Whether the signed-in role in the current workspace allows `need` (read, edit, manage, members). */
+  function can(need) { return (RANK[roleIn(current)] || 0) >= NEED[need]; }
+
+  function showRole() {
+    const role = roleIn(current);
+    document.body.dataset.role = role || "none";
+    const badge = $("#who-role");
+    if (badge) {
+      const admin = JSON.parse(document.body.dataset.roles || "{}")["*"] && document.body.dataset.admin === "true";
+      badge.textContent = admin ? "instance admin" : (role || "no role");
+    }
+  }
+
   function select(slug) {
     current = workspaces.find((w) => w.slug === slug) || workspaces[0] || null;
     if (current) localStorage.setItem("latchkey.ws", current.slug);
+    showRole();
     fillSelect();
     syncLinks();
     const main = $("#main");
@@ -288,6 +311,6 @@ const LK = (() => {
 
   return {
     api, listAll, el, $, showError, toast, statusBadge, modeLabel, apps, appsNow, appName, wsPath, prose, loading, loaded, statusLabel,
-    fmtTime, page, onWorkspace, workspace: () => current, ApiError, csrf,
+    fmtTime, page, onWorkspace, workspace: () => current, ApiError, csrf, can, role: () => roleIn(current),
   };
 })();

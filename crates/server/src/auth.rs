@@ -7,8 +7,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use base64::Engine;
-use latchkey_core::ids::{ApiKeyId, WorkspaceId};
-use latchkey_core::model::{ApiKey, Scope, Workspace};
+use latchkey_core::ids::{ApiKeyId, UserId};
+use latchkey_core::model::ApiKey;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -182,53 +182,7 @@ fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub key_id: ApiKeyId,
-    pub workspace: Option<WorkspaceId>,
-    pub scopes: Vec<Scope>,
-    /// True when the request was authenticated by the web UI's session cookie rather than an
-    /// `Authorization` header (see [`KeyCaller`]).
-    pub via_session: bool,
-}
-
-impl Caller {
-    pub fn is_admin(&self) -> bool {
-        self.workspace.is_none()
-    }
-
-    /// The actor recorded in audit events.
-    pub fn actor(&self) -> String {
-        self.key_id.to_string()
-    }
-
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("this needs an admin API key")
-                .hint("workspace keys cannot manage workspaces or API keys"))
-        }
-    }
-
-    /// Whether this caller may see the workspace at all. Another workspace's things answer 404.
-    pub fn can_see(&self, ws: &Workspace) -> bool {
-        self.workspace.as_ref().is_none_or(|w| *w == ws.id)
-    }
-
-    pub fn require_scope(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.is_admin() || self.scopes.contains(&scope) {
-            Ok(())
-        } else {
-            Err(
-                ApiError::forbidden(format!("this API key lacks the `{scope}` scope"))
-                    .hint("create a key with that scope (latchkey key create --scope …)")
-                    .details(serde_json::json!({ "required_scope": scope })),
-            )
-        }
-    }
-}
+pub use crate::access::{Caller, KeyGrant, Need, Person};
 
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).hint(
@@ -318,19 +272,74 @@ pub async fn caller_for_session(
     state: &AppState,
     session: &crate::ui::session::Session,
 ) -> Result<Caller, ApiError> {
-    let latchkey_core::model::SessionSubject::ApiKey(id) = session.subject();
-    match state.store.api_key(id).await? {
-        Some(k) if k.revoked_at.is_none() => Ok(Caller {
-            key_id: k.id,
+    match session.subject() {
+        latchkey_core::model::SessionSubject::ApiKey(id) => match state.store.api_key(id).await? {
+            Some(k) if k.revoked_at.is_none() => {
+                let mut caller = caller_of_key(state, k).await?;
+                caller.via_session = true;
+                Ok(caller)
+            }
+            _ => Err(
+                unauthorized("the API key this web UI session was made with was revoked")
+                    .hint("sign in again at /ui/login"),
+            ),
+        },
+        latchkey_core::model::SessionSubject::User(id) => match person(state, id).await? {
+            Some(p) => Ok(Caller {
+                key: None,
+                person: Some(p),
+                via_session: true,
+            }),
+            None => Err(
+                unauthorized("the person this web UI session belonged to was removed")
+                    .hint("sign in again at /ui/login"),
+            ),
+        },
+    }
+}
+
+/// A person with their roles as stored now; `None` when they were removed.
+pub async fn person(state: &AppState, id: &UserId) -> Result<Option<Person>, ApiError> {
+    let Some(u) = state.store.user(id).await? else {
+        return Ok(None);
+    };
+    let roles = state
+        .store
+        .memberships_of(id)
+        .await?
+        .into_iter()
+        .map(|m| (m.workspace_id, m.role))
+        .collect();
+    Ok(Some(Person {
+        id: u.id,
+        name: u.display_name,
+        email: u.email,
+        instance_admin: u.instance_admin,
+        roles,
+    }))
+}
+
+/// The caller a valid key stands for: the key's own limits, and, for a person's key, the
+/// person as they are now (a removed person's key does nothing).
+async fn caller_of_key(state: &AppState, k: ApiKey) -> Result<Caller, ApiError> {
+    let person = match &k.user_id {
+        None => None,
+        Some(uid) => Some(
+            person(state, uid)
+                .await?
+                .ok_or_else(|| unauthorized("the person this API key belonged to was removed"))?,
+        ),
+    };
+    Ok(Caller {
+        key: Some(KeyGrant {
+            id: k.id,
+            name: k.name,
             workspace: k.workspace_id,
             scopes: k.scopes,
-            via_session: true,
         }),
-        _ => Err(
-            unauthorized("the API key this web UI session was made with was revoked")
-                .hint("sign in again at /ui/login"),
-        ),
-    }
+        person,
+        via_session: false,
+    })
 }
 
 /// The caller an API key stands for (through the cache), or 401 for an unknown, malformed or
@@ -384,12 +393,7 @@ async fn lookup(state: &AppState, key: &str) -> Result<Caller, ApiError> {
         }
     };
     match found {
-        Some(k) if k.revoked_at.is_none() => Ok(Caller {
-            key_id: k.id,
-            workspace: k.workspace_id,
-            scopes: k.scopes,
-            via_session: false,
-        }),
+        Some(k) if k.revoked_at.is_none() => caller_of_key(state, k).await,
         Some(_) => Err(unauthorized("this API key was revoked")),
         None => Err(unauthorized("unknown API key")),
     }

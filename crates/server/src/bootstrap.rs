@@ -147,6 +147,7 @@ pub async fn first_admin_key(store: &dyn Store, data_dir: &Path) -> anyhow::Resu
         id: ApiKeyId::generate(),
         name: "admin (first start)".into(),
         workspace_id: None,
+        user_id: None,
         scopes: vec![],
         hash: hash_key(&key),
         prefix: key_prefix(&key),

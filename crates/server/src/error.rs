@@ -158,6 +158,8 @@ impl From<StoreError> for ApiError {
                         "a connection with this name already exists in the workspace"
                     }
                     "flow_name" => "a flow with this name already exists in the workspace",
+                    "user_email" => "a person with this email already exists",
+                    "user_sso_subject" => "this single sign-on identity belongs to another person",
                     _ => "this already exists",
                 };
                 ApiError::new(StatusCode::CONFLICT, "duplicate", what)

@@ -1,6 +1,7 @@
 //! Latchkey's HTTP server: the API, the OAuth callback, the proxy and the UI, over the domain in
 //! `latchkey-core` and a store from `latchkey-store`.
 
+pub mod access;
 pub mod auth;
 pub mod background;
 pub mod bootstrap;
@@ -15,6 +16,7 @@ pub mod mcp;
 pub mod oauth;
 pub mod outbound;
 pub mod pagination;
+pub mod people;
 pub mod proxy;
 pub mod quirks;
 pub mod routes;

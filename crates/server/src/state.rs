@@ -1,6 +1,6 @@
 //! What every handler shares.
 
-use crate::auth::{Caller, KeyCache};
+use crate::auth::{Caller, KeyCache, Need};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::hot::{Found, Resolved};
@@ -10,7 +10,7 @@ use chrono::Utc;
 use futures::FutureExt;
 use latchkey_core::catalog::Catalog;
 use latchkey_core::ids::{EventId, WorkspaceId};
-use latchkey_core::model::{Event, InstanceEvent, Scope, Workspace};
+use latchkey_core::model::{Event, InstanceEvent, Workspace};
 use latchkey_core::store::Store;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -52,12 +52,13 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
-    /// The workspace `{ws}` (slug or id) as this caller may see it, checking `scope`.
-    /// Another workspace answers 404, exactly like one that does not exist.
-    pub async fn workspace(&self, caller: &Caller, ws: &str, scope: Scope) -> ApiResult<Workspace> {
+    /// The workspace `{ws}` (slug or id) as this caller may see it, checking `need` (the key's
+    /// scopes and the person's role). Another workspace answers 404, exactly like one that does
+    /// not exist.
+    pub async fn workspace(&self, caller: &Caller, ws: &str, need: Need) -> ApiResult<Workspace> {
         match self.find_workspace(ws).await? {
             Some(w) if caller.can_see(&w) => {
-                if let Err(e) = caller.require_scope(scope) {
+                if let Err(e) = caller.check(&w.id, need) {
                     // A refused attempt is in the audit log too (who, and what was missing).
                     self.audit(
                         &w.id,
@@ -65,7 +66,11 @@ impl AppState {
                         "access.refused",
                         None,
                         None,
-                        serde_json::json!({ "reason": e.message, "required_scope": scope }),
+                        serde_json::json!({
+                            "reason": e.message,
+                            "required_scope": need.scope(),
+                            "required_role": need.least_role(),
+                        }),
                     )
                     .await;
                     return Err(e);
@@ -96,7 +101,7 @@ impl AppState {
         caller: &Caller,
         ws: &str,
         conn: &str,
-        scope: Scope,
+        need: Need,
     ) -> ApiResult<Resolved> {
         let state = self.clone();
         let (ws_key, conn_key) = (ws.to_string(), conn.to_string());
@@ -126,7 +131,7 @@ impl AppState {
             .await;
         let visible = |w: &Workspace| {
             if caller.can_see(w) {
-                caller.require_scope(scope)
+                caller.check(&w.id, need)
             } else {
                 Err(ApiError::not_found("workspace", ws))
             }
@@ -139,7 +144,7 @@ impl AppState {
             }
             Some(Found::NoWorkspace) => Err(ApiError::not_found("workspace", ws)),
             // The store failed: the uncached path gives its error (or, recovered, the answer).
-            None => self.lookup(caller, ws, conn, scope).await,
+            None => self.lookup(caller, ws, conn, need).await,
         }
     }
 
@@ -150,9 +155,9 @@ impl AppState {
         caller: &Caller,
         ws: &str,
         conn: &str,
-        scope: Scope,
+        need: Need,
     ) -> ApiResult<Resolved> {
-        let w = self.workspace(caller, ws, scope).await?;
+        let w = self.workspace(caller, ws, need).await?;
         let c = crate::service::connections::find(self, &w, conn).await?;
         Ok(Resolved {
             ws: Arc::new(w),

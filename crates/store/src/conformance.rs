@@ -9,6 +9,7 @@ mod connections;
 mod flows;
 mod health;
 mod oauth;
+mod people;
 mod pool_levels;
 mod refresh;
 mod sessions;
@@ -24,6 +25,7 @@ pub use connections::{
 pub use flows::{flow_atomicity, flows};
 pub use health::{health_schedule, outbox};
 pub use oauth::{oauth_clients, oauth_states};
+pub use people::{memberships, user_removal, users};
 pub use pool_levels::{concurrent_rate_limits, rate_limited_levels};
 pub use refresh::{connection_version, refresh_lease, tokens};
 pub use sessions::{instance_events, sessions};
@@ -71,6 +73,9 @@ pub async fn run_all(store: &dyn Store) {
     health_schedule(store).await;
     outbox(store).await;
     connect_sessions(store).await;
+    users(store).await;
+    memberships(store).await;
+    user_removal(store).await;
 }
 
 /// Now, at the millisecond precision stores keep.

@@ -29,6 +29,13 @@ const SQLITE_UNIQUE_RULES: &[(&str, &str)] = &[
     ("flows.id", "flow_id"),
     ("api_keys.id", "api_key_id"),
     ("events.id", "event_id"),
+    ("users.email", "user_email"),
+    ("users.sso_subject", "user_sso_subject"),
+    ("users.id", "user_id"),
+    (
+        "memberships.workspace_id, memberships.user_id",
+        "membership",
+    ),
 ];
 
 /// Maps a driver error: unique violations become `Duplicate`, a missing referenced row

@@ -10,7 +10,7 @@ use latchkey_core::model::ApiKey;
 use latchkey_core::store::{ApiKeyStore, Page, StoreResult};
 
 const API_KEY_COLUMNS: &str =
-    "id, name, workspace_id, scopes, hash, prefix, created_at, revoked_at";
+    "id, name, workspace_id, scopes, hash, prefix, created_at, revoked_at, user_id";
 
 #[async_trait]
 impl ApiKeyStore for SqlStore {
@@ -19,7 +19,7 @@ impl ApiKeyStore for SqlStore {
         with_pool!(&self.db, p => {
             sqlx::query(
                 "INSERT INTO api_keys (id, name, workspace_id, scopes, hash, prefix, \
-                 created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 created_at, revoked_at, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(key.id.as_str())
             .bind(&key.name)
@@ -29,6 +29,7 @@ impl ApiKeyStore for SqlStore {
             .bind(&key.prefix)
             .bind(ms(key.created_at))
             .bind(key.revoked_at.map(ms))
+            .bind(key.user_id.as_ref().map(|u| u.as_str()))
             .execute(p)
             .await
             .map(|_| ())

@@ -37,6 +37,7 @@ mod rows;
 mod sessions;
 mod slots;
 pub mod testing;
+mod users;
 mod webhooks;
 mod workspaces;
 

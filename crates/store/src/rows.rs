@@ -4,7 +4,7 @@ use crate::error::corrupt;
 use chrono::{DateTime, Utc};
 use latchkey_core::crypto::Sealed;
 use latchkey_core::ids::{
-    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, EventId, FlowId, WorkspaceId,
+    ApiKeyId, ConnectSessionId, ConnectionId, DataKeyId, EventId, FlowId, UserId, WorkspaceId,
 };
 use latchkey_core::model::{
     ApiKey, ConnectSession, ConnectionRecord, Event, Flow, InstanceEvent, OAuthClientRecord,
@@ -288,6 +288,7 @@ pub(crate) struct ApiKeyRow {
     prefix: String,
     created_at: i64,
     revoked_at: Option<i64>,
+    user_id: Option<String>,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
@@ -302,6 +303,11 @@ impl TryFrom<ApiKeyRow> for ApiKey {
                 .workspace_id
                 .as_deref()
                 .map(|w| parse("workspace id", w, WorkspaceId::parse))
+                .transpose()?,
+            user_id: r
+                .user_id
+                .as_deref()
+                .map(|u| parse("user id", u, UserId::parse))
                 .transpose()?,
             scopes,
             hash: r.hash,

@@ -12,6 +12,7 @@ pub mod oauth_client;
 pub mod proxy;
 pub mod run;
 pub mod token;
+pub mod user;
 pub mod webhook;
 pub mod workspace;
 

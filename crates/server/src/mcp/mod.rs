@@ -6,6 +6,7 @@
 //! come back as tool errors with their hint, and a proxied answer has the connection's secret
 //! material blanked out in case the application echoes it.
 
+use crate::access::Need;
 use crate::auth::{caller_for_key, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -17,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine as _;
 use http_body_util::BodyExt;
-use latchkey_core::model::Scope;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -495,7 +495,7 @@ impl Tools {
     async fn proxy_request(&self, caller: &Caller, key: &McpKey, a: ProxyArgs) -> ToolAnswer {
         // The connection, as this key may use it through the proxy (404 and 403 come from here).
         self.state
-            .lookup(caller, &a.workspace, &a.connection, Scope::Proxy)
+            .lookup(caller, &a.workspace, &a.connection, Need::Proxy)
             .await
             .map_err(ToolError::from_api)?;
         let method = Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
@@ -648,7 +648,7 @@ impl Tools {
     /// The connection's secret material as it is now (credentials and tokens), to blank out of a
     /// proxied answer: an application that echoes the request must not hand the agent the key.
     async fn secrets_of(&self, caller: &Caller, ws: &str, conn: &str) -> Vec<String> {
-        let Ok(found) = self.state.lookup(caller, ws, conn, Scope::Proxy).await else {
+        let Ok(found) = self.state.lookup(caller, ws, conn, Need::Proxy).await else {
             return Vec::new();
         };
         let mut out = Vec::new();

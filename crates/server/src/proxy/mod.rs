@@ -10,6 +10,7 @@ mod forward;
 pub mod pool;
 mod retry;
 
+use crate::access::Need;
 use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiError, ApiResult};
 use crate::inject;
@@ -23,9 +24,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use latchkey_core::catalog::{BORROW_CONCURRENCY_FROM, CONCURRENCY_LEVEL};
 use latchkey_core::ids::ConnectionId;
-use latchkey_core::model::{
-    AuthMode, ConnectionRecord, Scope, Workspace, DEFAULT_CONCURRENCY_LEVEL,
-};
+use latchkey_core::model::{AuthMode, ConnectionRecord, Workspace, DEFAULT_CONCURRENCY_LEVEL};
 use latchkey_core::scrub::Scrubber;
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -103,7 +102,7 @@ async fn pool_of(
     if let Some(Value::String(lender)) = c.settings.get(BORROW_CONCURRENCY_FROM) {
         if ConnectionId::parse(lender).is_ok() {
             if let Ok(l) = state
-                .resolve(caller, ws.id.as_str(), lender, Scope::Proxy)
+                .resolve(caller, ws.id.as_str(), lender, Need::Proxy)
                 .await
             {
                 return (l.conn.id.to_string(), level_of(&l.conn));
@@ -223,11 +222,11 @@ async fn run(
 ) -> ApiResult<Response> {
     let deadline = tokio::time::Instant::now() + state.config.proxy_queue_timeout;
     check_path(req.uri().path(), &path)?;
-    let found = state.resolve(&caller, &ws, &conn, Scope::Proxy).await?;
+    let found = state.resolve(&caller, &ws, &conn, Need::Proxy).await?;
     let (ws_key, conn_key) = (ws, conn);
     let (ws, c) = (&*found.ws, &*found.conn);
     let app = svc::app_entry(&state, &c.app)?;
-    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    let holds_secrets = caller.allows(&ws.id, Need::Secrets);
     // Nothing is sent where the connection's secret material is not bound.
     crate::destinations::guard(&state, ws, c, holds_secrets).await?;
     let (parts, body) = req.into_parts();
@@ -463,7 +462,7 @@ async fn recheck(
     c: &ConnectionRecord,
 ) -> ApiResult<Arc<ConnectionRecord>> {
     let now = state
-        .resolve(caller, ws_key, conn_key, Scope::Proxy)
+        .resolve(caller, ws_key, conn_key, Need::Proxy)
         .await?;
     if now.conn.id != c.id {
         return Err(ApiError::not_found("connection", conn_key));

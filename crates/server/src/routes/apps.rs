@@ -1,12 +1,12 @@
 //! The catalog: `GET /v1/apps`, `GET /v1/apps/{app}`, and per workspace with counts (R10).
 
+use crate::access::Need;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::pagination::{self, List};
 use crate::state::AppState;
 use axum::extract::State;
 use latchkey_core::catalog::AppEntry;
-use latchkey_core::model::Scope;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -288,7 +288,7 @@ pub async fn list_workspace_apps(
     Path(ws): Path<String>,
     Query(q): Query<AppQuery>,
 ) -> ApiResult<Json<List<AppView>>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let counts: HashMap<String, i64> = state
         .store
         .connection_counts(&ws.id)

@@ -2,6 +2,7 @@
 //! for an end user, inspect it, list them, cancel one. The end user's side is in
 //! [`crate::connect`].
 
+use crate::access::Need;
 use crate::auth::Caller;
 use crate::connect::{self, SessionState};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
@@ -12,9 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::ids::ConnectSessionId;
-use latchkey_core::model::{
-    ConnectSession, ConnectionOwner, EndUser, Organization, Scope, Workspace,
-};
+use latchkey_core::model::{ConnectSession, ConnectionOwner, EndUser, Organization, Workspace};
 use latchkey_core::names::Environment;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -185,7 +184,7 @@ pub async fn create_connect_session(
     Path(ws): Path<String>,
     Json(body): Json<CreateConnectSession>,
 ) -> ApiResult<(StatusCode, Json<CreatedConnectSession>)> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let owner = owner(&body)?;
     let ttl = body
         .expires_in_seconds
@@ -353,7 +352,7 @@ pub async fn list_connect_sessions(
     Path(ws): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<List<ConnectSessionView>>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let rows = state.store.list_connect_sessions(&ws.id, &page).await?;
     Ok(Json(pagination::finish(
@@ -381,7 +380,7 @@ pub async fn get_connect_session(
     caller: Caller,
     Path((ws, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ConnectSessionView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     Ok(Json(session_view(find(&state, &ws, &id).await?)))
 }
 
@@ -394,7 +393,7 @@ pub async fn delete_connect_session(
     caller: Caller,
     Path((ws, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let s = find(&state, &ws, &id).await?;
     if state
         .store

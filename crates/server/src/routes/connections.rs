@@ -1,6 +1,7 @@
 //! Connections: create (verified first), list, show, edit, verify, delete, and the decrypted
 //! credentials for callers with the `secrets` scope.
 
+use crate::access::Need;
 use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::pagination::{self, List};
@@ -10,7 +11,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use latchkey_core::model::{AuthMode, ConnectionStatus, Scope};
+use latchkey_core::model::{AuthMode, ConnectionStatus};
 use latchkey_core::store::ConnectionFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -68,7 +69,7 @@ pub async fn create_connection(
     headers: HeaderMap,
     Json(body): Json<CreateConnection>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Edit).await?;
     let token = match headers.get(CANCEL_TOKEN_HEADER) {
         None => None,
         Some(v) => match v.to_str().ok().filter(|t| valid_token(t)) {
@@ -152,7 +153,7 @@ pub async fn cancel_create(
     caller: Caller,
     Path((ws, token)): Path<(String, String)>,
 ) -> ApiResult<Json<CancelView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Edit).await?;
     if !valid_token(&token) {
         return Err(ApiError::invalid(
             "token",
@@ -196,7 +197,7 @@ pub async fn list_connections(
     Path(ws): Path<String>,
     Query(q): Query<ConnectionQuery>,
 ) -> ApiResult<Json<List<ConnectionView>>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = ConnectionFilter {
         app: q.app,
@@ -218,7 +219,7 @@ pub async fn get_connection(
     caller: Caller,
     Path((ws, conn)): Path<(String, String)>,
 ) -> ApiResult<Json<ConnectionView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let c = svc::find(&state, &ws, &conn).await?;
     let mut v = [svc::view(&state, c)];
     svc::add_health(&state, &ws, &mut v).await?;
@@ -237,9 +238,9 @@ pub async fn edit_connection(
     Path((ws, conn)): Path<(String, String)>,
     Json(body): Json<EditConnection>,
 ) -> ApiResult<Json<ConnectionView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Edit).await?;
     let c = svc::find(&state, &ws, &conn).await?;
-    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    let holds_secrets = caller.allows(&ws.id, Need::Secrets);
     let interval_before = c
         .settings
         .get(crate::background::health::INTERVAL_SETTING)
@@ -272,9 +273,9 @@ pub async fn verify_connection(
     caller: Caller,
     Path((ws, conn)): Path<(String, String)>,
 ) -> ApiResult<Json<VerifyView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Edit).await?;
     let c = svc::find(&state, &ws, &conn).await?;
-    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    let holds_secrets = caller.allows(&ws.id, Need::Secrets);
     let c = crate::destinations::guard(&state, &ws, &c, holds_secrets)
         .await?
         .unwrap_or(c);
@@ -306,7 +307,7 @@ pub async fn delete_connection(
     caller: Caller,
     Path((ws, conn)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let c = svc::find(&state, &ws, &conn).await?;
     let removed = match state.store.delete_connection(&ws.id, &c.id).await {
         Ok(r) => r,
@@ -368,7 +369,7 @@ pub async fn get_credentials(
     KeyCaller(caller): KeyCaller,
     Path((ws, conn)): Path<(String, String)>,
 ) -> ApiResult<Json<CredentialsView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Secrets).await?;
+    let ws = state.workspace(&caller, &ws, Need::Secrets).await?;
     let c = svc::find(&state, &ws, &conn).await?;
     let creds = svc::decrypt(&state, &c).await?;
     state

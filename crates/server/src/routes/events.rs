@@ -1,12 +1,14 @@
 //! The audit log of a workspace.
 
+use crate::access::Need;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::pagination::{self, List, PageQuery};
 use crate::state::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use latchkey_core::model::{Event, InstanceEvent, Scope};
+use latchkey_core::ids::{ApiKeyId, UserId};
+use latchkey_core::model::{Event, InstanceEvent};
 use latchkey_core::store::Page;
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +16,13 @@ use serde::{Deserialize, Serialize};
 pub struct EventView {
     pub id: String,
     pub at: DateTime<Utc>,
-    /// The API key that acted (`key_…`), or `system`.
+    /// Who acted: `key_…` (a key of the instance), `user_…` (a person in the web UI),
+    /// `user_…/key_…` (a person's API key), or `system`.
     pub actor: String,
+    /// The person who acted, when a person did (by their key or in the web UI).
+    pub person: Option<PersonRef>,
+    /// The API key used, when one was.
+    pub key_id: Option<String>,
     /// `connection.created`, `connection.verified`, `connection.credentials_read`, `flow.deleted`, …
     pub action: String,
     pub target_id: Option<String>,
@@ -24,11 +31,72 @@ pub struct EventView {
     pub details: serde_json::Value,
 }
 
+/// A person named in the audit log (name and email as they are now; null once removed).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PersonRef {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// The person and the key an actor string names.
+fn parse_actor(actor: &str) -> (Option<PersonRef>, Option<String>) {
+    let person = |id: &str| PersonRef {
+        id: id.to_string(),
+        name: None,
+        email: None,
+    };
+    match actor.split_once('/') {
+        Some((u, k)) => (Some(person(u)), Some(k.to_string())),
+        None if actor.starts_with(UserId::PREFIX) => (Some(person(actor)), None),
+        None if actor.starts_with(ApiKeyId::PREFIX) => (None, Some(actor.to_string())),
+        None => (None, None),
+    }
+}
+
+/// Whether an event's actor is `who` (a person, a key, or the exact actor string).
+fn acted_by(actor: &str, who: &str) -> bool {
+    actor == who || actor.split('/').any(|part| part == who)
+}
+
+/// Fills in the names of the people the events name.
+async fn name_people(
+    state: &AppState,
+    mut list: List<EventView>,
+) -> ApiResult<Json<List<EventView>>> {
+    let mut known: std::collections::HashMap<String, Option<(String, String)>> =
+        std::collections::HashMap::new();
+    for item in &mut list.items {
+        let Some(p) = item.person.as_mut() else {
+            continue;
+        };
+        if !known.contains_key(&p.id) {
+            let found = match UserId::parse(&p.id) {
+                Ok(id) => state
+                    .store
+                    .user(&id)
+                    .await?
+                    .map(|u| (u.display_name, u.email)),
+                Err(_) => None,
+            };
+            known.insert(p.id.clone(), found);
+        }
+        if let Some(Some((name, email))) = known.get(&p.id) {
+            p.name = Some(name.clone());
+            p.email = Some(email.clone());
+        }
+    }
+    Ok(Json(list))
+}
+
 impl From<Event> for EventView {
     fn from(e: Event) -> Self {
+        let (person, key_id) = parse_actor(&e.actor);
         Self {
             id: e.id.to_string(),
             at: e.at,
+            person,
+            key_id,
             actor: e.actor,
             action: e.action,
             target_id: e.target_id,
@@ -40,9 +108,12 @@ impl From<Event> for EventView {
 
 impl From<InstanceEvent> for EventView {
     fn from(e: InstanceEvent) -> Self {
+        let (person, key_id) = parse_actor(&e.actor);
         Self {
             id: e.id.to_string(),
             at: e.at,
+            person,
+            key_id,
             actor: e.actor,
             action: e.action,
             target_id: e.target_id,
@@ -64,12 +135,11 @@ pub async fn list_instance_events(
     caller.require_admin()?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let rows = state.store.list_instance_events(&page).await?;
-    Ok(Json(pagination::finish(
-        rows,
-        limit,
-        |e| e.id.to_string(),
-        EventView::from,
-    )))
+    name_people(
+        &state,
+        pagination::finish(rows, limit, |e| e.id.to_string(), EventView::from),
+    )
+    .await
 }
 
 /// Filters of the audit log; every one given must match.
@@ -85,7 +155,8 @@ pub struct EventQuery {
     pub action: Option<String>,
     /// Only events whose target has this name or id.
     pub target: Option<String>,
-    /// Only events of this actor (`key_…` or `system`).
+    /// Only events of this actor: a person (`user_…`, whether in the web UI or by their keys),
+    /// a key (`key_…`), or `system`.
     pub actor: Option<String>,
     /// `refused`: only refused attempts (actions that end in `refused`).
     pub outcome: Option<String>,
@@ -106,7 +177,7 @@ pub async fn list_events(
     Path(ws): Path<String>,
     Query(q): Query<EventQuery>,
 ) -> ApiResult<Json<List<EventView>>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let refused_only = match q.outcome.as_deref() {
         None | Some("") => false,
@@ -122,19 +193,18 @@ pub async fn list_events(
     let (action, target, actor) = (nonempty(&q.action), nonempty(&q.target), nonempty(&q.actor));
     if action.is_none() && target.is_none() && actor.is_none() && !refused_only {
         let rows = state.store.list_events(&ws.id, &page).await?;
-        return Ok(Json(pagination::finish(
-            rows,
-            limit,
-            |e| e.id.to_string(),
-            EventView::from,
-        )));
+        return name_people(
+            &state,
+            pagination::finish(rows, limit, |e| e.id.to_string(), EventView::from),
+        )
+        .await;
     }
     let keep = |e: &Event| {
         action.as_deref().is_none_or(|a| e.action.starts_with(a))
             && target.as_deref().is_none_or(|t| {
                 e.target_name.as_deref() == Some(t) || e.target_id.as_deref() == Some(t)
             })
-            && actor.as_deref().is_none_or(|a| e.actor == a)
+            && actor.as_deref().is_none_or(|a| acted_by(&e.actor, a))
             && (!refused_only || e.action.ends_with("refused"))
     };
     let mut found: Vec<Event> = Vec::new();
@@ -171,21 +241,21 @@ pub async fn list_events(
         }
     }
     if found.len() > limit as usize {
-        return Ok(Json(pagination::finish(
-            found,
-            limit,
-            |e| e.id.to_string(),
-            EventView::from,
-        )));
+        return name_people(
+            &state,
+            pagination::finish(found, limit, |e| e.id.to_string(), EventView::from),
+        )
+        .await;
     }
-    Ok(Json(List {
+    let list = List {
         items: found.into_iter().map(EventView::from).collect(),
         next_cursor: if exhausted {
             None
         } else {
             last_seen.map(|k| pagination::encode_cursor(&k))
         },
-    }))
+    };
+    name_people(&state, list).await
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -218,7 +288,7 @@ pub async fn stream_events(
     >,
 > {
     use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -324,7 +394,7 @@ pub async fn connection_events(
     Path((ws, conn)): Path<(String, String)>,
     Query(q): Query<TimelineQuery>,
 ) -> ApiResult<Json<List<EventView>>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let c = crate::service::connections::find(&state, &ws, &conn).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
@@ -337,8 +407,9 @@ pub async fn connection_events(
         .store
         .events_of_target(&ws.id, c.id.as_str(), limit)
         .await?;
-    Ok(Json(List {
+    let list = List {
         items: rows.into_iter().map(EventView::from).collect(),
         next_cursor: None,
-    }))
+    };
+    name_people(&state, list).await
 }

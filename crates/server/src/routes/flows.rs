@@ -1,6 +1,7 @@
 //! Flows: named consumers of connections (R11, R12). A flow may be created or edited with new
 //! connections given inline: they are verified, then stored with the flow in one transaction.
 
+use crate::access::Need;
 use crate::auth::Caller;
 use crate::error::{scrub_serde_message, ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::pagination::{self, List, PageQuery};
@@ -10,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::ids::{ConnectionId, FlowId};
-use latchkey_core::model::{ConnectionRecord, Flow, Scope, Workspace};
+use latchkey_core::model::{ConnectionRecord, Flow, Workspace};
 use latchkey_core::names::{Environment, FlowName};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -179,7 +180,7 @@ pub async fn create_flow(
     Path(ws): Path<String>,
     Json(body): Json<CreateFlow>,
 ) -> ApiResult<(StatusCode, Json<FlowView>)> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Edit).await?;
     let name = FlowName::parse(&body.name)?;
     let environment = match &body.environment {
         Some(e) => Environment::parse(e)?,
@@ -232,7 +233,7 @@ pub async fn list_flows(
     Path(ws): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<List<FlowView>>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let rows = state.store.list_flows(&ws.id, &page).await?;
     let list = pagination::finish(rows, limit, |f| f.id.to_string(), |f| f);
@@ -253,7 +254,7 @@ pub async fn get_flow(
     caller: Caller,
     Path((ws, flow)): Path<(String, String)>,
 ) -> ApiResult<Json<FlowView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let f = find_flow(&state, &ws, &flow).await?;
     Ok(Json(view(&state, &ws, f).await?))
 }
@@ -267,7 +268,7 @@ pub async fn edit_flow(
     Path((ws, flow)): Path<(String, String)>,
     Json(body): Json<EditFlow>,
 ) -> ApiResult<Json<FlowView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Edit).await?;
     let mut f = find_flow(&state, &ws, &flow).await?;
     if let Some(n) = &body.name {
         f.name = FlowName::parse(n)?;
@@ -323,7 +324,7 @@ pub async fn delete_flow(
     caller: Caller,
     Path((ws, flow)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let f = find_flow(&state, &ws, &flow).await?;
     if state.store.delete_flow(&ws.id, &f.id).await? {
         state

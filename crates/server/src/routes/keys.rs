@@ -1,6 +1,9 @@
-//! API keys (admin keys only manage them): admin keys, or workspace keys with scopes.
+//! API keys: admin keys, or workspace keys with scopes. A key made by a person belongs to that
+//! person and never does more than they may do at the moment it is used; a key made with a key
+//! of the instance belongs to the instance. Admins manage every key; a workspace's admins and
+//! owners manage that workspace's keys.
 
-use crate::auth::{generate_key, hash_key, key_prefix, Caller};
+use crate::auth::{generate_key, hash_key, key_prefix, Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::pagination::{self, List};
 use crate::state::AppState;
@@ -12,6 +15,41 @@ use latchkey_core::model::{ApiKey, Scope, SessionSubject};
 use latchkey_core::secret::RevealOnce;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// Workspace keys of the instance manage no keys (a key could otherwise make a stronger one).
+fn people_or_admins(caller: &Caller) -> ApiResult<()> {
+    if caller.person.is_some() || caller.is_admin() {
+        Ok(())
+    } else {
+        Err(
+            ApiError::forbidden("workspace API keys cannot manage API keys")
+                .hint("use an admin key, or sign in as a person with the admin role"),
+        )
+    }
+}
+
+/// Admins revoke any key; a person their own keys; a workspace's admins that workspace's keys.
+/// A key out of the caller's sight answers 404.
+async fn may_revoke(state: &AppState, caller: &Caller, key: &ApiKey) -> ApiResult<()> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    let own = caller.key.is_none()
+        && caller
+            .person
+            .as_ref()
+            .is_some_and(|p| key.user_id.as_ref() == Some(&p.id));
+    if own {
+        return Ok(());
+    }
+    let Some(ws_id) = &key.workspace_id else {
+        return Err(ApiError::not_found("API key", key.id.as_str()));
+    };
+    match state.store.workspace_by_id(ws_id).await? {
+        Some(w) if caller.can_see(&w) => caller.check(&w.id, Need::Manage),
+        _ => Err(ApiError::not_found("API key", key.id.as_str())),
+    }
+}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +78,8 @@ pub struct KeyView {
     /// The workspace slug, or null for an admin key.
     pub workspace: Option<String>,
     pub scopes: Vec<Scope>,
+    /// The person the key belongs to (`user_…`), or null for a key of the instance.
+    pub user_id: Option<String>,
     /// The first characters of the key, to recognise it.
     pub prefix: String,
     pub created_at: DateTime<Utc>,
@@ -79,6 +119,7 @@ async fn view(state: &AppState, k: ApiKey) -> ApiResult<KeyView> {
         name: k.name,
         workspace,
         scopes: k.scopes,
+        user_id: k.user_id.map(|u| u.to_string()),
         prefix: k.prefix,
         created_at: k.created_at,
         revoked_at: k.revoked_at,
@@ -93,7 +134,7 @@ pub async fn create_key(
     caller: Caller,
     Json(body): Json<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
-    caller.require_admin()?;
+    people_or_admins(&caller)?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(
@@ -109,10 +150,24 @@ pub async fn create_key(
         .hint(
             "an admin key may do everything everywhere: it is made only when asked for explicitly",
         )),
-        Some(Some(slug)) => Some(state.store.workspace_by_slug(slug).await?.ok_or_else(|| {
-            ApiError::invalid("workspace", format!("there is no workspace `{slug}`"))
-        })?),
-        Some(None) => None,
+        Some(Some(slug)) => {
+            let w = state
+                .store
+                .workspace_by_slug(slug)
+                .await?
+                .filter(|w| caller.can_see(w))
+                .ok_or_else(|| {
+                    ApiError::invalid("workspace", format!("there is no workspace `{slug}`"))
+                })?;
+            // A person's key never does more than the person may, so anyone with a role in
+            // the workspace may make one of their own.
+            caller.check(&w.id, Need::Read)?;
+            Some(w)
+        }
+        Some(None) => {
+            caller.require_admin()?;
+            None
+        }
     };
     let mut scopes = body.scopes.clone();
     scopes.sort();
@@ -131,6 +186,7 @@ pub async fn create_key(
         id: ApiKeyId::generate(),
         name: name.to_string(),
         workspace_id: ws.as_ref().map(|w| w.id.clone()),
+        user_id: caller.person.as_ref().map(|p| p.id.clone()),
         scopes,
         hash: hash_key(&key),
         prefix: key_prefix(&key),
@@ -181,17 +237,16 @@ pub async fn list_keys(
     caller: Caller,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<List<KeyView>>> {
-    caller.require_admin()?;
+    people_or_admins(&caller)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let ws = match &q.workspace {
-        Some(slug) => Some(
-            state
-                .store
-                .workspace_by_slug(slug)
-                .await?
-                .ok_or_else(|| ApiError::not_found("workspace", slug))?,
-        ),
-        None => None,
+        Some(slug) => Some(state.workspace(&caller, slug, Need::Manage).await?),
+        None => {
+            caller.require_admin().map_err(|e| {
+                e.hint("name a workspace you administer: GET /v1/api-keys?workspace=<slug>")
+            })?;
+            None
+        }
     };
     let rows = state
         .store
@@ -216,9 +271,9 @@ pub async fn revoke_key(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_admin()?;
+    people_or_admins(&caller)?;
     let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found("API key", &id))?;
-    if id == caller.key_id {
+    if caller.key_id() == Some(&id) {
         return Err(ApiError::invalid("id", "a key cannot revoke itself")
             .hint("revoke it with another admin key"));
     }
@@ -227,6 +282,7 @@ pub async fn revoke_key(
         .api_key(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key", id.as_str()))?;
+    may_revoke(&state, &caller, &key).await?;
     if state.store.revoke_api_key(&id, Utc::now()).await? {
         state.keys.forget(&id);
         // Web UI sessions made with the key end with it, on every instance.

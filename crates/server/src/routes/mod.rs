@@ -8,8 +8,10 @@ pub mod connections;
 pub mod events;
 pub mod flows;
 pub mod keys;
+pub mod members;
 pub mod oauth;
 pub mod system;
+pub mod users;
 pub mod webhooks;
 pub mod workspaces;
 
@@ -39,7 +41,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
     modifiers(&BearerAuth),
     security(("api_key" = [])),
     components(schemas(crate::error::ErrorBody)),
-    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "connect-sessions"), (name = "connect"), (name = "oauth"), (name = "api-keys"), (name = "events"), (name = "webhooks"), (name = "admin"), (name = "system"), (name = "mcp"))
+    tags((name = "apps"), (name = "workspaces"), (name = "connections"), (name = "flows"), (name = "connect-sessions"), (name = "connect"), (name = "oauth"), (name = "api-keys"), (name = "users"), (name = "members"), (name = "events"), (name = "webhooks"), (name = "admin"), (name = "system"), (name = "mcp"))
 )]
 struct ApiDoc;
 
@@ -147,6 +149,14 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(
+            users::get_user,
+            users::edit_user,
+            users::delete_user
+        ))
+        .routes(routes!(members::list_members))
+        .routes(routes!(members::put_member, members::delete_member))
         .routes(routes!(events::list_events))
         .routes(routes!(events::list_instance_events))
         .routes(routes!(events::stream_events))

@@ -1,6 +1,7 @@
 //! OAuth endpoints: the workspace's OAuth clients, starting an authorization, the callback the
 //! provider redirects the browser to, and the token store read by reference (R15).
 
+use crate::access::Need;
 use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::oauth::{self, tokens};
@@ -10,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use latchkey_core::model::{AuthMode, ConnectionRecord, OAuthClientRecord, Scope, Workspace};
+use latchkey_core::model::{AuthMode, ConnectionRecord, OAuthClientRecord, Workspace};
 use latchkey_core::secret::{SecretFields, SecretString};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -104,7 +105,7 @@ pub async fn put_oauth_client(
     Path((ws, app)): Path<(String, String)>,
     Json(body): Json<PutOAuthClient>,
 ) -> ApiResult<Json<OAuthClientView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let entry = oauth_app(&state, &app)?;
     let client_id = body.client_id.trim();
     if client_id.is_empty() || client_id.len() > 512 || client_id.chars().any(char::is_control) {
@@ -227,7 +228,7 @@ pub async fn get_oauth_client(
     caller: Caller,
     Path((ws, app)): Path<(String, String)>,
 ) -> ApiResult<Json<OAuthClientView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let entry = oauth_app(&state, &app)?;
     let rec = state
         .store
@@ -244,7 +245,7 @@ pub async fn delete_oauth_client(
     caller: Caller,
     Path((ws, app)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let entry = oauth_app(&state, &app)?;
     if !state.store.delete_oauth_client(&ws.id, &entry.id).await? {
         return Err(ApiError::not_found("OAuth client", &app));
@@ -280,9 +281,9 @@ pub async fn authorize(
     caller: Caller,
     Path((ws, conn)): Path<(String, String)>,
 ) -> ApiResult<Json<AuthorizeView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Edit).await?;
     let c = svc::find(&state, &ws, &conn).await?;
-    let holds_secrets = caller.require_scope(Scope::Secrets).is_ok();
+    let holds_secrets = caller.allows(&ws.id, Need::Secrets);
     let c = crate::destinations::guard(&state, &ws, &c, holds_secrets)
         .await?
         .unwrap_or(c);
@@ -376,9 +377,9 @@ async fn token_answer(
 ) -> ApiResult<Json<TokenView>> {
     let found = if force {
         // A forced refresh names the version the caller saw fail: read the row as it is now.
-        state.lookup(caller, ws, conn, Scope::Secrets).await?
+        state.lookup(caller, ws, conn, Need::Secrets).await?
     } else {
-        state.resolve(caller, ws, conn, Scope::Secrets).await?
+        state.resolve(caller, ws, conn, Need::Secrets).await?
     };
     let ws: &Workspace = &found.ws;
     let c: &ConnectionRecord = &found.conn;
@@ -464,7 +465,10 @@ async fn audit_token_read(
 ) {
     let action = if forced {
         "connection.token_refresh_requested"
-    } else if state.tokens.should_audit_read(&caller.key_id, &c.id) {
+    } else if caller
+        .key_id()
+        .is_none_or(|k| state.tokens.should_audit_read(k, &c.id))
+    {
         "connection.token_read"
     } else {
         return;

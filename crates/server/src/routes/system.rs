@@ -6,7 +6,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use latchkey_core::model::Scope;
 use serde::Serialize;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -46,7 +45,7 @@ pub async fn metrics(
     caller: Result<Caller, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     if !state.config.metrics_public {
-        caller?.require_scope(Scope::Metrics)?;
+        caller?.require_metrics()?;
     }
     crate::background::refresh_gauges(&state).await;
     state.pools.publish_levels();

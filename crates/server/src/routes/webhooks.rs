@@ -1,6 +1,7 @@
 //! Webhooks of a workspace: endpoints that receive its events, signed per the Standard Webhooks
 //! specification, with their deliveries (scope `write` to manage, `read` to look).
 
+use crate::access::Need;
 use crate::auth::Caller;
 use crate::background::webhooks::{check_url, new_secret};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
@@ -11,7 +12,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::health::{pattern_is_known, Delivery, DeliveryStatus, Webhook};
 use latchkey_core::ids::{DeliveryId, WebhookId};
-use latchkey_core::model::{Scope, Workspace};
+use latchkey_core::model::Workspace;
 use latchkey_core::secret::{SecretFields, SecretString};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -213,7 +214,7 @@ pub async fn create_webhook(
     Path(ws): Path<String>,
     Json(body): Json<CreateWebhook>,
 ) -> ApiResult<(StatusCode, Json<WebhookView>)> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let events = check_events(body.events)?;
     let url = checked_url(&state, &body.url).await?;
     let description = check_description(body.description)?;
@@ -258,7 +259,7 @@ pub async fn list_webhooks(
     Path(ws): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<List<WebhookView>>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let rows = state.store.list_webhooks(&ws.id, &page).await?;
     Ok(Json(pagination::finish(
@@ -276,7 +277,7 @@ pub async fn get_webhook(
     caller: Caller,
     Path((ws, id)): Path<(String, String)>,
 ) -> ApiResult<Json<WebhookView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     Ok(Json(find(&state, &ws, &id).await?.into()))
 }
 
@@ -288,7 +289,7 @@ pub async fn edit_webhook(
     Path((ws, id)): Path<(String, String)>,
     Json(body): Json<EditWebhook>,
 ) -> ApiResult<Json<WebhookView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let mut hook = find(&state, &ws, &id).await?;
     if let Some(u) = &body.url {
         hook.url = checked_url(&state, u).await?;
@@ -330,7 +331,7 @@ pub async fn delete_webhook(
     caller: Caller,
     Path((ws, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let hook = find(&state, &ws, &id).await?;
     if state.store.delete_webhook(&ws.id, &hook.id).await? {
         state
@@ -356,7 +357,7 @@ pub async fn rotate_secret(
     caller: Caller,
     Path((ws, id)): Path<(String, String)>,
 ) -> ApiResult<Json<WebhookView>> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let mut hook = find(&state, &ws, &id).await?;
     let old = crate::background::webhooks::secrets(&state, &hook)
         .await
@@ -394,7 +395,7 @@ pub async fn list_deliveries(
     Path((ws, id)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<List<DeliveryView>>> {
-    let ws = state.workspace(&caller, &ws, Scope::Read).await?;
+    let ws = state.workspace(&caller, &ws, Need::Read).await?;
     let hook = find(&state, &ws, &id).await?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let rows = state.store.list_deliveries(&ws.id, &hook.id, &page).await?;
@@ -414,7 +415,7 @@ pub async fn retry_delivery(
     caller: Caller,
     Path((ws, id, delivery)): Path<(String, String, String)>,
 ) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let hook = find(&state, &ws, &id).await?;
     let did =
         DeliveryId::parse(&delivery).map_err(|_| ApiError::not_found("delivery", &delivery))?;

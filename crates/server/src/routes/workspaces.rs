@@ -1,5 +1,6 @@
 //! Workspaces: the isolation boundary (R7).
 
+use crate::access::Need;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::pagination::{self, List, PageQuery};
@@ -8,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use latchkey_core::ids::WorkspaceId;
-use latchkey_core::model::{Branding, Scope, Workspace};
+use latchkey_core::model::{Branding, Workspace};
 use latchkey_core::names::Slug;
 use latchkey_core::store::{ConnectionFilter, Page};
 use serde::{Deserialize, Serialize};
@@ -128,7 +129,8 @@ pub async fn create_workspace(
     Ok((StatusCode::CREATED, Json(ws.into())))
 }
 
-/// Workspaces this key can see (all for an admin key, its own for a workspace key).
+/// Workspaces this caller can see (all for an admin, its own for a workspace key, those a
+/// person has a role in).
 #[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", params(PageQuery),
     responses((status = 200, body = List<WorkspaceView>)))]
 pub async fn list_workspaces(
@@ -137,15 +139,34 @@ pub async fn list_workspaces(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<List<WorkspaceView>>> {
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
-    let rows = match &caller.workspace {
-        None => state.store.list_workspaces(&page).await?,
-        Some(id) => state
+    let rows = if let Some(id) = caller.key_workspace() {
+        state
             .store
             .workspace_by_id(id)
             .await?
             .into_iter()
             .filter(|w| page.after.as_deref().is_none_or(|a| w.id.as_str() > a))
-            .collect(),
+            .filter(|w| caller.can_see(w))
+            .collect()
+    } else if caller.is_admin() {
+        state.store.list_workspaces(&page).await?
+    } else {
+        // A person: the workspaces they have a role in.
+        let mut ids: Vec<_> = caller
+            .person
+            .as_ref()
+            .map(|p| p.roles.iter().map(|(w, _)| w.clone()).collect())
+            .unwrap_or_default();
+        ids.sort();
+        let mut rows = Vec::new();
+        for id in ids
+            .into_iter()
+            .filter(|w| page.after.as_deref().is_none_or(|a| w.as_str() > a))
+            .take(page.limit as usize)
+        {
+            rows.extend(state.store.workspace_by_id(&id).await?);
+        }
+        rows
     };
     Ok(Json(pagination::finish(
         rows,
@@ -163,7 +184,7 @@ pub async fn get_workspace(
     Path(ws): Path<String>,
 ) -> ApiResult<Json<WorkspaceView>> {
     Ok(Json(
-        state.workspace(&caller, &ws, Scope::Read).await?.into(),
+        state.workspace(&caller, &ws, Need::Read).await?.into(),
     ))
 }
 
@@ -177,7 +198,7 @@ pub async fn edit_workspace(
     Path(ws): Path<String>,
     Json(body): Json<EditWorkspace>,
 ) -> ApiResult<Json<WorkspaceView>> {
-    let mut ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let mut ws = state.workspace(&caller, &ws, Need::Manage).await?;
     if let Some(name) = &body.name {
         caller.require_admin()?;
         ws.name = check_display_name(name)?;
@@ -217,7 +238,7 @@ pub async fn delete_workspace(
     Path(ws): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
-    let ws = state.workspace(&caller, &ws, Scope::Write).await?;
+    let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     caller.require_admin()?;
     if !q.force {
         let one = Page {

@@ -54,6 +54,14 @@ const PAGES: &[PageDef] = &[
         nav: true,
     },
     PageDef {
+        id: "members",
+        title: "Members",
+        content: include_str!("../../assets/members.html"),
+        scripts: &["members.js"],
+        pane: false,
+        nav: true,
+    },
+    PageDef {
         id: "connection",
         title: "Connection",
         content: include_str!("../../assets/connection.html"),
@@ -110,6 +118,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../assets/webhooks.js"),
     ),
     (
+        "members.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/members.js"),
+    ),
+    (
         "connection.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/connection.js"),
@@ -159,8 +172,22 @@ fn nav(current: &str) -> String {
         .collect()
 }
 
+/// Who is signed in, as the page shows it: a name for the header, and the role in each
+/// workspace (`*` for every workspace) that decides which actions the page offers.
+#[derive(Debug, Clone, Default)]
+pub struct Who {
+    pub name: String,
+    /// `(workspace id or "*", role)`.
+    pub roles: Vec<(String, String)>,
+}
+
 /// A page for a signed-in user: the shell with the page's content and the CSRF token.
-pub fn render_page(def: &PageDef, csrf: &str, admin: bool) -> String {
+pub fn render_page(def: &PageDef, csrf: &str, admin: bool, who: &Who) -> String {
+    let roles: serde_json::Map<String, serde_json::Value> = who
+        .roles
+        .iter()
+        .map(|(w, r)| (w.clone(), serde_json::Value::String(r.clone())))
+        .collect();
     let scripts: String = std::iter::once("core.js")
         .chain(def.scripts.iter().copied())
         .map(|s| format!("<script src=\"/ui/assets/{s}\" defer></script>\n"))
@@ -169,6 +196,11 @@ pub fn render_page(def: &PageDef, csrf: &str, admin: bool) -> String {
         .replace("{{title}}", def.title)
         .replace("{{page}}", def.id)
         .replace("{{admin}}", if admin { "true" } else { "false" })
+        .replace("{{who}}", &escape(&who.name))
+        .replace(
+            "{{roles}}",
+            &escape(&serde_json::Value::Object(roles).to_string()),
+        )
         .replace("{{nav}}", &nav(def.id))
         .replace("{{scripts}}", &scripts)
         .replace("{{pane}}", if def.pane { PANE } else { "" })
@@ -189,7 +221,9 @@ pub fn render_login(error: Option<&str>, notice: Option<&str>) -> String {
         ),
         (None, None) => String::new(),
     };
-    LOGIN.replace("{{message}}", &message)
+    LOGIN
+        .replace("{{message}}", &message)
+        .replace("{{sso}}", "")
 }
 
 #[cfg(test)]
@@ -199,7 +233,12 @@ mod tests {
     #[test]
     fn pages_render_without_placeholders_left() {
         for p in PAGES {
-            let html = render_page(p, "tok<en>", true);
+            let who = Who {
+                name: "Ada <admin>".into(),
+                roles: vec![("*".into(), "owner".into())],
+            };
+            let html = render_page(p, "tok<en>", true, &who);
+            assert!(html.contains("Ada &lt;admin&gt;"));
             assert!(!html.contains("{{"), "{}", p.id);
             assert!(html.contains("content=\"tok&lt;en&gt;\""));
             for s in p.scripts {

@@ -71,6 +71,43 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(Caller, ses
     Some((caller, s))
 }
 
+/// The header's name and the role per workspace the page decides its actions by. A key signed
+/// in stands for a role too: an admin key is an owner everywhere, a workspace key with `write`
+/// an admin of its workspace, one without a viewer.
+fn who(caller: &Caller) -> assets::Who {
+    use latchkey_core::model::Scope;
+    if let Some(p) = &caller.person {
+        let roles = if caller.is_admin() {
+            vec![("*".to_string(), "owner".to_string())]
+        } else {
+            p.roles
+                .iter()
+                .map(|(w, r)| (w.to_string(), r.to_string()))
+                .collect()
+        };
+        return assets::Who {
+            name: p.name.clone(),
+            roles,
+        };
+    }
+    let key = caller.key.as_ref();
+    let name = key
+        .map(|k| format!("API key “{}”", k.name))
+        .unwrap_or_default();
+    let roles = match key.and_then(|k| k.workspace.as_ref().map(|w| (w, &k.scopes))) {
+        None => vec![("*".to_string(), "owner".to_string())],
+        Some((w, scopes)) => {
+            let role = if scopes.contains(&Scope::Write) {
+                "admin"
+            } else {
+                "viewer"
+            };
+            vec![(w.to_string(), role.to_string())]
+        }
+    };
+    assets::Who { name, roles }
+}
+
 async fn home() -> Redirect {
     Redirect::to("/ui/connections")
 }
@@ -104,7 +141,8 @@ async fn page(
     };
     match signed_in(&state, &headers).await {
         Some((caller, s)) => {
-            Html(assets::render_page(def, s.csrf(), caller.is_admin())).into_response()
+            let who = who(&caller);
+            Html(assets::render_page(def, s.csrf(), caller.is_admin(), &who)).into_response()
         }
         None => Redirect::to("/ui/login").into_response(),
     }
@@ -186,29 +224,86 @@ async fn login(
         );
         return (StatusCode::FORBIDDEN, Html(html)).into_response();
     }
+    let client = state.config.trusted_proxies.client(peer.ip(), &headers);
+    if let Some(email) = form_field(&body, "email") {
+        let password = zeroize::Zeroizing::new(form_field(&body, "password").unwrap_or_default());
+        return password_login(&state, email.trim(), &password, client).await;
+    }
     let key = zeroize::Zeroizing::new(form_field(&body, "api_key").unwrap_or_default());
     let key = key.trim();
     if key.is_empty() {
         let html = assets::render_login(Some("Enter an API key."), None);
         return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
     }
-    let client = state.config.trusted_proxies.client(peer.ip(), &headers);
     match auth::caller_for_key(&state, key, Some(client)).await {
         Ok(caller) => {
-            let subject = latchkey_core::model::SessionSubject::ApiKey(caller.key_id.clone());
-            let value = match session::start(&state, subject).await {
-                Ok((value, _)) => value,
-                Err(e) => return e.into_response(),
+            let Some(id) = caller.key_id().cloned() else {
+                return crate::error::ApiError::internal().into_response();
             };
-            tracing::info!(key = %caller.key_id, "web UI sign-in");
-            let mut resp = Redirect::to("/ui/connections").into_response();
-            resp.headers_mut()
-                .insert(header::SET_COOKIE, session::set_cookie(&state, &value));
-            resp
+            tracing::info!(key = %id, "web UI sign-in");
+            signed_in_answer(&state, latchkey_core::model::SessionSubject::ApiKey(id)).await
         }
         Err(e) => {
             let html = assets::render_login(Some(&format!("Sign-in failed: {}.", e.message)), None);
             (e.status, Html(html)).into_response()
+        }
+    }
+}
+
+/// Starts a session and sends the browser to the connections page with its cookie.
+pub(crate) async fn signed_in_answer(
+    state: &AppState,
+    subject: latchkey_core::model::SessionSubject,
+) -> Response {
+    let value = match session::start(state, subject).await {
+        Ok((value, _)) => value,
+        Err(e) => return e.into_response(),
+    };
+    let mut resp = Redirect::to("/ui/connections").into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session::set_cookie(state, &value));
+    resp
+}
+
+/// Sign-in with an email and a local password. Failures count against the address like
+/// unknown API keys do; the answer never says whether the email exists.
+async fn password_login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client: std::net::IpAddr,
+) -> Response {
+    if email.is_empty() || password.is_empty() {
+        let html = assets::render_login(Some("Enter your email and password."), None);
+        return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
+    }
+    let user = match state.store.user_by_email(email).await {
+        Ok(u) => u,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = crate::people::password::verify(password.to_string(), stored).await;
+    match user {
+        Some(u) if ok => {
+            tracing::info!(user = %u.id, "web UI sign-in with a password");
+            signed_in_answer(state, latchkey_core::model::SessionSubject::User(u.id)).await
+        }
+        _ => {
+            if let Some((delay, secs)) = state.throttle.fail(client) {
+                tokio::time::sleep(delay).await;
+                let html = assets::render_login(
+                    Some(&format!(
+                        "Too many failed sign-ins from this address: wait {secs} s."
+                    )),
+                    None,
+                );
+                let mut resp = (StatusCode::TOO_MANY_REQUESTS, Html(html)).into_response();
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                return resp;
+            }
+            let html = assets::render_login(Some("Sign-in failed: wrong email or password."), None);
+            (StatusCode::UNAUTHORIZED, Html(html)).into_response()
         }
     }
 }
@@ -236,9 +331,20 @@ async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Resp
         Some((caller, s)) => Json(json!({
             "csrf_token": s.csrf(),
             "expires_at": s.expires_at(),
-            "key_id": caller.key_id.to_string(),
+            "key_id": caller.key_id().map(|k| k.to_string()),
             "admin": caller.is_admin(),
-            "workspace_id": caller.workspace.map(|w| w.to_string()),
+            "workspace_id": caller.key_workspace().map(|w| w.to_string()),
+            "scopes": caller.key.as_ref().map(|k| k.scopes.clone()),
+            "person": caller.person.as_ref().map(|p| json!({
+                "id": p.id.to_string(),
+                "name": p.name,
+                "email": p.email,
+                "instance_admin": p.instance_admin,
+                "roles": p.roles.iter().map(|(w, r)| json!({
+                    "workspace_id": w.to_string(),
+                    "role": r,
+                })).collect::<Vec<_>>(),
+            })),
         }))
         .into_response(),
         None => crate::error::ApiError::new(

@@ -11,6 +11,7 @@ fn api_key(id: ApiKeyId, workspace: Option<&WorkspaceId>, scopes: Vec<Scope>) ->
         id,
         name: unique("key"),
         workspace_id: workspace.cloned(),
+        user_id: None,
         scopes,
         hash: unique("sha256"),
         prefix: "lk_1234".into(),

@@ -138,6 +138,7 @@ pub async fn workspace_delete_cascade(store: &dyn Store) {
         id: ApiKeyId::generate(),
         name: "ci".into(),
         workspace_id: Some(ws.id.clone()),
+        user_id: None,
         scopes: vec![Scope::Read],
         hash: super::unique("hash"),
         prefix: "lk_abc".into(),

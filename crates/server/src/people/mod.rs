@@ -1,0 +1,3 @@
+//! People: local passwords, and (in `sso`) sign-in with an OpenID Connect provider.
+
+pub mod password;
