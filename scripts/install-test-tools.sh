@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Test tools that are not Rust crates: the Standard Webhooks reference library (Python), which
-# the webhook tests use to verify Latchkey's signatures with code nobody here wrote.
+# Test tools that are not Rust crates, each checking Latchkey with code nobody here wrote: the
+# Standard Webhooks reference library (webhook signatures), oauthlib (OAuth 1.0a signatures and
+# the three-legged endpoints, in tests/support/oauth1_provider.py) and botocore (AWS Signature
+# Version 4, in tests/support/sigv4_upstream.py).
 # Installed into a virtual environment under target/, so nothing outside the checkout changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +13,8 @@ fi
 if ! "$venv/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'standardwebhooks==1.0.0'
 fi
+if ! "$venv/bin/python" -c 'import oauthlib, botocore' 2>/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'oauthlib==4.0.1' 'botocore==1.44.5'
+fi
 "$venv/bin/python" -c 'import standardwebhooks; print("standardwebhooks ready")'
+"$venv/bin/python" -c 'import oauthlib, botocore; print("oauthlib", oauthlib.__version__, "and botocore", botocore.__version__, "ready")'

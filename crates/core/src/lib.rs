@@ -12,6 +12,7 @@ pub mod names;
 pub mod outbound;
 pub mod scrub;
 pub mod secret;
+pub mod signed;
 pub mod store;
 pub mod template;
 

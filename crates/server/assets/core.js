@@ -151,6 +151,9 @@ const LK = (() => {
     api_key: "API key",
     basic: "Username and password",
     database: "Database login",
+    oauth1: "OAuth 1.0a (authorize in the browser)",
+    oauth1_token: "OAuth 1.0a token (token-based authentication)",
+    aws_sigv4: "AWS access key (Signature Version 4)",
   };
   function modeLabel(mode) { return MODES[mode] || mode; }
 

@@ -314,9 +314,13 @@ async fn start_authorization(
     caller: &SessionCaller,
     c: &ConnectionRecord,
 ) -> ApiResult<String> {
-    let creds = svc::decrypt(state, c).await?;
-    let client = crate::oauth::client_for(state, &caller.ws, &c.app, &creds).await?;
-    let url = crate::oauth::begin_authorization(state, &caller.ws, c, &client).await?;
+    let url = if c.auth_mode == AuthMode::OAuth1 {
+        crate::signing::three_legged::begin(state, &caller.ws, c).await?
+    } else {
+        let creds = svc::decrypt(state, c).await?;
+        let client = crate::oauth::client_for(state, &caller.ws, &c.app, &creds).await?;
+        crate::oauth::begin_authorization(state, &caller.ws, c, &client).await?
+    };
     state
         .audit(
             &caller.ws.id,

@@ -320,6 +320,16 @@ async fn run(
                 "set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached",
             )
         })?;
+        // A signed mode signs the request as it will be sent: its final URL, method and body.
+        let signed = match &cred {
+            Cred::Static(inj) => match &inj.signer {
+                Some(s) => s
+                    .sign(parts.method.as_str(), &url, &parts.headers, buffered.as_deref())
+                    .map_err(|u| ApiError::new(u.0, u.1, u.2))?,
+                None => vec![],
+            },
+            Cred::Token { .. } => vec![],
+        };
         let mut rb = state
             .outbound
             .client()
@@ -328,7 +338,10 @@ async fn run(
         let injected: Vec<&HeaderName> = match &cred {
             Cred::Static(inj) => inj.headers.iter().map(|(n, _)| n).collect(),
             Cred::Token { inj, .. } => inj.headers.iter().map(|(n, _)| n).collect(),
-        };
+        }
+        .into_iter()
+        .chain(signed.iter().map(|(n, _)| n))
+        .collect();
         for (name, value) in parts.headers.iter() {
             // What the entry injects (the credential, its fixed headers) replaces the caller's.
             if !is_hop(name.as_str(), &listed)
@@ -351,6 +364,9 @@ async fn run(
                     rb = rb.header(n, v);
                 }
             }
+        }
+        for (n, v) in &signed {
+            rb = rb.header(n, v);
         }
         rb = match (&buffered, stream_body.take()) {
             (Some(b), _) => rb.body(b.clone()),

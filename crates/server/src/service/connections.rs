@@ -458,6 +458,7 @@ pub async fn build(
     lift_login_fields(app, mode, &mut input, &mut credentials)?;
     let mut settings = app.validate_settings(mode, &input)?;
     crate::inject::check_settings(mode, &settings)?;
+    crate::signing::check_settings(mode, &settings)?;
     app.validate_credentials(mode, &credentials, false)?;
     resolve_lender(state, ws, &mut settings, None).await?;
     show_login_fields(app, mode, &mut settings, &credentials);
@@ -559,6 +560,12 @@ pub async fn build(
             );
             record.token_meta = Some(meta);
         }
+    } else if mode == AuthMode::OAuth1 && credentials.get("token_id").is_none() {
+        // No token pair yet: the browser authorization obtains one.
+        record.status = ConnectionStatus::PendingAuthorization;
+        record.status_reason = Some("waiting for the browser authorization".into());
+        record.hint = Some("open the authorization link in a browser and approve the access; the connection becomes active when you return".into());
+        record.verified_at = None;
     } else if check {
         verify::verify(&state.outbound, app, mode, &record.settings, &credentials).await?;
     }
@@ -712,6 +719,7 @@ pub async fn edit(
         }
         let mut normalized = app.validate_settings(mode, &merged)?;
         crate::inject::check_settings(mode, &normalized)?;
+        crate::signing::check_settings(mode, &normalized)?;
         resolve_lender(state, ws, &mut normalized, Some(&c.id)).await?;
         if normalized != c.settings {
             c.settings = normalized;
