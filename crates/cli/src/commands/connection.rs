@@ -7,13 +7,16 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use std::process::ExitCode;
 
-const AUTH_MODES: [&str; 6] = [
+const AUTH_MODES: [&str; 9] = [
     "oauth2_code",
     "oauth2_client_credentials",
     "oauth2_jwt_bearer",
     "api_key",
     "basic",
     "database",
+    "oauth1",
+    "oauth1_token",
+    "aws_sigv4",
 ];
 const STATUSES: [&str; 5] = [
     "pending_authorization",
