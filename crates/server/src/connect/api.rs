@@ -398,7 +398,10 @@ pub async fn edit_connection(
         false,
     )
     .await?;
-    let c = if c.status == ConnectionStatus::Active || c.auth_mode == AuthMode::OAuth2Code {
+    let c = if c.status == ConnectionStatus::Active
+        || c.auth_mode == AuthMode::OAuth2Code
+        || c.auth_mode == AuthMode::OAuth1
+    {
         c
     } else {
         svc::recheck(&state, &caller.ws, c).await?.0
@@ -479,7 +482,7 @@ pub async fn authorize(
     Path(conn): Path<String>,
 ) -> ApiResult<Json<ConnectAuthorize>> {
     let c = own(&state, &caller, &conn).await?;
-    if c.auth_mode != AuthMode::OAuth2Code {
+    if c.auth_mode != AuthMode::OAuth2Code && c.auth_mode != AuthMode::OAuth1 {
         return Err(ApiError::invalid(
             "auth_mode",
             format!(

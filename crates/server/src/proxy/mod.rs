@@ -335,13 +335,11 @@ async fn run(
             .client()
             .request(parts.method.clone(), url)
             .timeout(UPSTREAM_TIMEOUT);
-        let injected: Vec<&HeaderName> = match &cred {
+        let mut injected: Vec<&HeaderName> = match &cred {
             Cred::Static(inj) => inj.headers.iter().map(|(n, _)| n).collect(),
             Cred::Token { inj, .. } => inj.headers.iter().map(|(n, _)| n).collect(),
-        }
-        .into_iter()
-        .chain(signed.iter().map(|(n, _)| n))
-        .collect();
+        };
+        injected.extend(signed.iter().map(|(n, _)| n));
         for (name, value) in parts.headers.iter() {
             // What the entry injects (the credential, its fixed headers) replaces the caller's.
             if !is_hop(name.as_str(), &listed)

@@ -8,7 +8,6 @@ use std::time::Duration;
 pub struct PyServer {
     child: Child,
     pub url: String,
-    pub port: u16,
 }
 
 impl Drop for PyServer {
@@ -69,6 +68,5 @@ pub fn start(python: &std::path::Path, script: &str, config: &serde_json::Value)
     PyServer {
         child,
         url: format!("http://127.0.0.1:{port}"),
-        port,
     }
 }
