@@ -167,8 +167,11 @@ async fn a_wrong_secret_is_refused_and_verification_says_so() {
     let v = app
         .post("/v1/workspaces/acme/connections/unchecked/verify", json!({}))
         .await;
-    assert_eq!(v.status, 422, "{}", v.text);
-    assert!(v.text.contains("SignatureDoesNotMatch"), "{}", v.text);
+    assert_eq!(v.status, 200, "{}", v.text);
+    assert_eq!(v.body["ok"], false, "{}", v.text);
+    assert_eq!(v.body["connection"]["status"], "failing", "{}", v.text);
+    let reason = v.body["connection"]["status_reason"].as_str().unwrap();
+    assert!(reason.contains("SignatureDoesNotMatch"), "{reason}");
     assert!(!v.text.contains(wrong));
 
     // A missing secret is named.
