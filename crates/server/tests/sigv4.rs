@@ -21,8 +21,10 @@ const TEMP_AKID: &str = "ASIALATCHKEYTEMP0002";
 const TEMP_SECRET: &str = "tEmPsEcReT/K7MDENG+bPxRfiCYLATCHKEY2";
 const SESSION: &str = "IQoJb3JpZ2luX2VjEKnsessiontokenLATCHKEY//////////wEaCXVzLWVhc3QtMQ==";
 const STS: &str = "https://sts.eu-west-1.amazonaws.com";
+const SQS: &str = "https://sqs.eu-west-1.amazonaws.com";
 
 async fn started() -> Option<(TestApp, PyServer)> {
+    logs();
     let python = pyserver::python("botocore")?;
     let up = pyserver::start(
         &python,
@@ -32,7 +34,7 @@ async fn started() -> Option<(TestApp, PyServer)> {
             TEMP_AKID: {"secret": TEMP_SECRET, "session_token": SESSION},
         }}),
     );
-    let rewrites = format!("{STS}={}", up.url);
+    let rewrites = format!("{STS}={u},{SQS}={u}", u = up.url);
     let app = spawn_app_with(|c| c.outbound_rewrites = Rewrites::parse(&rewrites).unwrap()).await;
     app.workspace("acme").await;
     Some((app, up))
@@ -122,6 +124,7 @@ async fn s3_requests_are_signed_as_botocore_expects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sts_verification_and_a_form_request_are_signed() {
     let Some((app, _up)) = started().await else { return };
+    // STS: the verification is GetCallerIdentity, signed for the service `sts`.
     let c = app
         .post(
             "/v1/workspaces/acme/connections",
@@ -132,16 +135,29 @@ async fn sts_verification_and_a_form_request_are_signed() {
         .await;
     assert_eq!(c.status, 201, "{}", c.text);
     assert_eq!(c.body["status"], "active", "{}", c.text);
+    // SQS: a form-encoded query-protocol call to a queue URL (a service whose paths are
+    // normalised and encoded twice in the signature).
+    let c = app
+        .post(
+            "/v1/workspaces/acme/connections",
+            json!({"name": "queue", "app": "amazon-sqs", "auth_mode": "aws_sigv4",
+                "settings": {"region": "eu-west-1"},
+                "credentials": {"access_key_id": AKID, "secret_access_key": SECRET}}),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.text);
+    assert_eq!(c.body["status"], "active", "{}", c.text);
+    let form = "Action=SendMessage&MessageBody=order%20%2342%20shipped&Version=2012-11-05";
     let (s, b, t) = json_of(
-        proxy(&app, reqwest::Method::POST, "sts", "")
+        proxy(&app, reqwest::Method::POST, "queue", "123456789012/orders%20queue")
             .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
-            .body("Action=GetCallerIdentity&Version=2011-06-15"),
+            .body(form),
     )
     .await;
     assert_eq!(s, 200, "{t}");
-    assert_eq!(b["service"], "sts");
+    assert_eq!(b["service"], "sqs");
     assert_eq!(b["region"], "eu-west-1");
-    assert_eq!(b["body"], "Action=GetCallerIdentity&Version=2011-06-15");
+    assert_eq!(b["body"], form);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,15 +211,24 @@ impl Write for Capture {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+/// Every test of this file logs at debug level into one buffer, installed before any of them
+/// logs anything (a subscriber per test misses events when tests run side by side).
+fn logs() -> &'static Capture {
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        capture
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_never_show_the_keys() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
     let Some((mut app, up)) = started().await else { return };
     let c = app
         .post(
@@ -215,9 +240,13 @@ async fn debug_logs_never_show_the_keys() {
     let (s, _, t) = json_of(proxy(&app, reqwest::Method::PUT, "temp", "k").body("v")).await;
     assert_eq!(s, 200, "{t}");
     app.stop().await;
-    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
-    assert!(logs.len() > 1000, "debug logging captured too little:\n{logs}");
-    for s in [TEMP_SECRET, SESSION] {
+    let logs = String::from_utf8_lossy(&logs().0.lock().unwrap()).to_string();
+    assert!(
+        logs.len() > 1000,
+        "debug logging captured too little ({} bytes)",
+        logs.len()
+    );
+    for s in [SECRET, TEMP_SECRET, SESSION] {
         assert!(!logs.contains(s), "a log line holds a secret");
     }
 }
