@@ -21,7 +21,7 @@ pub struct Injection {
     pub scrubber: std::sync::Arc<Scrubber>,
     /// For the signed modes (OAuth 1.0a, AWS SigV4): what signs each request just before it is
     /// sent; the headers above then hold only the entry's fixed headers.
-    pub signer: Option<crate::signing::Signer>,
+    pub signer: Option<std::sync::Arc<crate::signing::Signer>>,
 }
 
 impl Injection {
@@ -130,7 +130,7 @@ fn by_rule(
             )],
             query: None,
             scrubber: Default::default(),
-                signer: None,
+            signer: None,
         }),
         InjectStyle::Header => {
             let name = rule.name.as_deref().unwrap_or("Authorization");
@@ -148,7 +148,7 @@ fn by_rule(
             headers: vec![],
             query: Some((rule.name.clone().unwrap_or_else(|| "key".into()), value)),
             scrubber: Default::default(),
-                signer: None,
+            signer: None,
         }),
         InjectStyle::Basic => {
             let user = fill_value(rule.username.as_deref().unwrap_or(default_value), lookup);
@@ -240,7 +240,7 @@ pub fn for_static(
             headers: fixed_headers(app, settings, creds)?,
             query: None,
             scrubber: Default::default(),
-            signer: Some(signer),
+            signer: Some(std::sync::Arc::new(signer)),
         },
         None => static_rule(app, mode, settings, creds)?,
     };
@@ -316,7 +316,7 @@ fn for_generic(
                     headers: vec![],
                     query: Some((name.to_string(), format!("{prefix}{key}"))),
                     scrubber: Default::default(),
-                signer: None,
+                    signer: None,
                 })
             } else {
                 let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -329,7 +329,7 @@ fn for_generic(
                     headers: vec![(header, sensitive(format!("{prefix}{key}"))?)],
                     query: None,
                     scrubber: Default::default(),
-                signer: None,
+                    signer: None,
                 })
             }
         }

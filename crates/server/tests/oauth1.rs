@@ -49,11 +49,19 @@ fn netsuite(name: &str, settings: Value, token_secret: &str) -> Value {
             "token_id": TOKEN_ID, "token_secret": token_secret}})
 }
 
-fn proxy(app: &TestApp, method: reqwest::Method, conn: &str, path: &str) -> reqwest::RequestBuilder {
+fn proxy(
+    app: &TestApp,
+    method: reqwest::Method,
+    conn: &str,
+    path: &str,
+) -> reqwest::RequestBuilder {
     app.client
         .request(
             method,
-            format!("{}/v1/workspaces/acme/connections/{conn}/proxy/{path}", app.url),
+            format!(
+                "{}/v1/workspaces/acme/connections/{conn}/proxy/{path}",
+                app.url
+            ),
         )
         .bearer_auth(&app.admin_key)
 }
@@ -62,7 +70,11 @@ async fn json_of(r: reqwest::RequestBuilder) -> (u16, Value, String) {
     let resp = r.send().await.expect("proxy answers");
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    )
 }
 
 fn assert_no_secret(text: &str) {
@@ -73,10 +85,15 @@ fn assert_no_secret(text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_based_requests_are_signed_as_oauthlib_expects() {
-    let Some((app, _provider)) = started().await else { return };
+    let Some((app, _provider)) = started().await else {
+        return;
+    };
     // HMAC-SHA256, the default, with the realm made from the account id.
     let c = app
-        .post("/v1/workspaces/acme/connections", netsuite("erp", json!({}), TOKEN_SECRET))
+        .post(
+            "/v1/workspaces/acme/connections",
+            netsuite("erp", json!({}), TOKEN_SECRET),
+        )
         .await;
     assert_eq!(c.status, 201, "{}", c.text);
     assert_eq!(c.body["status"], "active", "{}", c.text);
@@ -93,24 +110,40 @@ async fn token_based_requests_are_signed_as_oauthlib_expects() {
     assert_eq!(b["ok"], true);
     assert_eq!(b["realm"], "1234567_SB1");
     assert_eq!(b["signature_method"], "HMAC-SHA256");
-    assert_eq!(b["query"], json!({"q": "Acme Inc.", "limit": "5", "flag": ""}));
+    assert_eq!(
+        b["query"],
+        json!({"q": "Acme Inc.", "limit": "5", "flag": ""})
+    );
     // The provider echoed the token id; the proxy scrubbed it from the answer.
     assert_eq!(b["token"], "[REDACTED]");
 
     // A form body is part of the signature; a JSON body is not, and both are accepted.
     let (s, b, t) = json_of(
-        proxy(&app, reqwest::Method::POST, "erp", "app/site/hosting/restlet.nl?script=12")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("name=Acme+Inc.&note=a%26b%3Dc&empty="),
+        proxy(
+            &app,
+            reqwest::Method::POST,
+            "erp",
+            "app/site/hosting/restlet.nl?script=12",
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=Acme+Inc.&note=a%26b%3Dc&empty="),
     )
     .await;
     assert_eq!(s, 200, "{t}");
-    assert_eq!(b["form"], json!({"name": "Acme Inc.", "note": "a&b=c", "empty": ""}));
+    assert_eq!(
+        b["form"],
+        json!({"name": "Acme Inc.", "note": "a&b=c", "empty": ""})
+    );
     assert_eq!(b["query"], json!({"script": "12"}));
     let (s, b, t) = json_of(
-        proxy(&app, reqwest::Method::POST, "erp", "services/rest/record/v1/customer")
-            .header("content-type", "application/json")
-            .body(r#"{"companyName": "Acme"}"#),
+        proxy(
+            &app,
+            reqwest::Method::POST,
+            "erp",
+            "services/rest/record/v1/customer",
+        )
+        .header("content-type", "application/json")
+        .body(r#"{"companyName": "Acme"}"#),
     )
     .await;
     assert_eq!(s, 200, "{t}");
@@ -120,71 +153,138 @@ async fn token_based_requests_are_signed_as_oauthlib_expects() {
     let c = app
         .post(
             "/v1/workspaces/acme/connections",
-            netsuite("erp-sha1", json!({"signature_method": "HMAC-SHA1", "realm": "ACME_REALM"}), TOKEN_SECRET),
+            netsuite(
+                "erp-sha1",
+                json!({"signature_method": "HMAC-SHA1", "realm": "ACME_REALM"}),
+                TOKEN_SECRET,
+            ),
         )
         .await;
     assert_eq!(c.status, 201, "{}", c.text);
-    let (s, b, t) = json_of(proxy(&app, reqwest::Method::GET, "erp-sha1", "services/rest/x?a=1")).await;
+    let (s, b, t) = json_of(proxy(
+        &app,
+        reqwest::Method::GET,
+        "erp-sha1",
+        "services/rest/x?a=1",
+    ))
+    .await;
     assert_eq!(s, 200, "{t}");
     assert_eq!(b["signature_method"], "HMAC-SHA1");
     assert_eq!(b["realm"], "ACME_REALM");
 
     // Nothing that is answered holds a secret.
-    for path in ["/v1/workspaces/acme/connections", "/v1/workspaces/acme/connections/erp", "/v1/workspaces/acme/events"] {
+    for path in [
+        "/v1/workspaces/acme/connections",
+        "/v1/workspaces/acme/connections/erp",
+        "/v1/workspaces/acme/events",
+    ] {
         assert_no_secret(&app.get(path).await.text);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_is_refused_and_verification_says_so() {
-    let Some((app, _provider)) = started().await else { return };
+    let Some((app, _provider)) = started().await else {
+        return;
+    };
     let wrong = "nstokensecret-wrong-0000000000";
     let c = app
-        .post("/v1/workspaces/acme/connections", netsuite("bad", json!({}), wrong))
+        .post(
+            "/v1/workspaces/acme/connections",
+            netsuite("bad", json!({}), wrong),
+        )
         .await;
     assert_eq!(c.status, 422, "{}", c.text);
     assert_eq!(c.body["error"], "verification_failed", "{}", c.text);
-    assert!(c.body["message"].as_str().unwrap().contains("401"), "{}", c.text);
-    assert!(c.body["hint"].as_str().unwrap().contains("credential"), "{}", c.text);
+    assert!(
+        c.body["message"].as_str().unwrap().contains("401"),
+        "{}",
+        c.text
+    );
+    assert!(
+        c.body["hint"].as_str().unwrap().contains("credential"),
+        "{}",
+        c.text
+    );
     assert!(!c.text.contains(wrong));
-    assert_eq!(app.get("/v1/workspaces/acme/connections/bad").await.status, 404);
+    assert_eq!(
+        app.get("/v1/workspaces/acme/connections/bad").await.status,
+        404
+    );
 
     // Saved without a check, the connection's calls are refused upstream and verify says why.
     let mut body = netsuite("unchecked", json!({}), wrong);
     body["verify"] = json!(false);
-    assert_eq!(app.post("/v1/workspaces/acme/connections", body).await.status, 201);
-    let (s, _, t) = json_of(proxy(&app, reqwest::Method::GET, "unchecked", "services/rest/x")).await;
+    assert_eq!(
+        app.post("/v1/workspaces/acme/connections", body)
+            .await
+            .status,
+        201
+    );
+    let (s, _, t) = json_of(proxy(
+        &app,
+        reqwest::Method::GET,
+        "unchecked",
+        "services/rest/x",
+    ))
+    .await;
     assert_eq!(s, 401, "{t}");
     let v = app
-        .post("/v1/workspaces/acme/connections/unchecked/verify", json!({}))
+        .post(
+            "/v1/workspaces/acme/connections/unchecked/verify",
+            json!({}),
+        )
         .await;
     assert_eq!(v.status, 200, "{}", v.text);
     assert_eq!(v.body["ok"], false, "{}", v.text);
     assert_eq!(v.body["connection"]["status"], "failing", "{}", v.text);
     let reason = v.body["connection"]["status_reason"].as_str().unwrap();
-    assert!(reason.contains("401") && reason.contains("invalid_signature"), "{reason}");
+    assert!(
+        reason.contains("401") && reason.contains("invalid_signature"),
+        "{reason}"
+    );
     assert!(!v.text.contains(wrong));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_names_the_field() {
-    let Some((app, _provider)) = started().await else { return };
+    let Some((app, _provider)) = started().await else {
+        return;
+    };
     let mut body = netsuite("missing", json!({}), TOKEN_SECRET);
-    body["credentials"].as_object_mut().unwrap().remove("token_secret");
+    body["credentials"]
+        .as_object_mut()
+        .unwrap()
+        .remove("token_secret");
     let r = app.post("/v1/workspaces/acme/connections", body).await;
     assert_eq!(r.status, 422, "{}", r.text);
-    assert_eq!(r.body["details"]["field"], "credentials.token_secret", "{}", r.text);
+    assert_eq!(
+        r.body["details"]["field"], "credentials.token_secret",
+        "{}",
+        r.text
+    );
 
     let r = app
         .post(
             "/v1/workspaces/acme/connections",
-            netsuite("plain", json!({"signature_method": "PLAINTEXT"}), TOKEN_SECRET),
+            netsuite(
+                "plain",
+                json!({"signature_method": "PLAINTEXT"}),
+                TOKEN_SECRET,
+            ),
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
-    assert_eq!(r.body["details"]["field"], "settings.signature_method", "{}", r.text);
+    assert_eq!(
+        r.body["details"]["field"], "settings.signature_method",
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("HMAC-SHA256"), "{}", r.text);
-    assert_eq!(app.get("/v1/workspaces/acme/connections").await.body["items"], json!([]));
+    assert_eq!(
+        app.get("/v1/workspaces/acme/connections").await.body["items"],
+        json!([])
+    );
 }
 
 /// Follows Latchkey's authorize URL to the provider (which approves at once) and the provider's
@@ -193,7 +293,10 @@ async fn authorize(app: &TestApp, authorize_url: &str) -> String {
     let resp = app.client.get(authorize_url).send().await.unwrap();
     assert_eq!(resp.status(), 302, "the provider approves and redirects");
     let back = resp.headers()["location"].to_str().unwrap().to_string();
-    assert!(back.starts_with(&format!("{}/oauth/callback?state=", app.url)), "{back}");
+    assert!(
+        back.starts_with(&format!("{}/oauth/callback?state=", app.url)),
+        "{back}"
+    );
     assert!(back.contains("oauth_verifier="), "{back}");
     let page = app.client.get(&back).send().await.unwrap();
     let html = page.text().await.unwrap();
@@ -205,7 +308,9 @@ async fn authorize(app: &TestApp, authorize_url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_three_legged_flow_runs_end_to_end() {
-    let Some((app, _provider)) = started().await else { return };
+    let Some((app, _provider)) = started().await else {
+        return;
+    };
     for (name, method) in [("board", "HMAC-SHA1"), ("board-256", "HMAC-SHA256")] {
         let c = app
             .post(
@@ -217,8 +322,14 @@ async fn the_three_legged_flow_runs_end_to_end() {
             .await;
         assert_eq!(c.status, 201, "{}", c.text);
         assert_eq!(c.body["status"], "pending_authorization", "{}", c.text);
-        let url = c.body["authorize_url"].as_str().expect("authorize_url").to_string();
-        assert!(url.contains("oauth_token=") && url.contains("name=Latchkey"), "{url}");
+        let url = c.body["authorize_url"]
+            .as_str()
+            .expect("authorize_url")
+            .to_string();
+        assert!(
+            url.contains("oauth_token=") && url.contains("name=Latchkey"),
+            "{url}"
+        );
         assert_no_secret(&c.text);
         // Before the authorization nothing is signed for it.
         let (s, _, t) = json_of(proxy(&app, reqwest::Method::GET, name, "members/me")).await;
@@ -226,20 +337,32 @@ async fn the_three_legged_flow_runs_end_to_end() {
 
         let html = authorize(&app, &url).await;
         assert!(html.contains("is authorized"), "{html}");
-        let conn = app.get(&format!("/v1/workspaces/acme/connections/{name}")).await;
+        let conn = app
+            .get(&format!("/v1/workspaces/acme/connections/{name}"))
+            .await;
         assert_eq!(conn.body["status"], "active", "{}", conn.text);
 
-        let (s, b, t) = json_of(proxy(&app, reqwest::Method::GET, name, "members/me?fields=username")).await;
+        let (s, b, t) = json_of(proxy(
+            &app,
+            reqwest::Method::GET,
+            name,
+            "members/me?fields=username",
+        ))
+        .await;
         assert_eq!(s, 200, "{t}");
         assert_eq!(b["signature_method"], method);
         assert_eq!(b["path"], "/1/members/me");
         // The provider knew the token pair (it issued it); the answer's echo of it is scrubbed.
         assert_eq!(b["token"], "[REDACTED]");
         let creds = app
-            .get(&format!("/v1/workspaces/acme/connections/{name}/credentials"))
+            .get(&format!(
+                "/v1/workspaces/acme/connections/{name}/credentials"
+            ))
             .await;
         assert!(
-            creds.body["credentials"]["token_secret"].as_str().is_some_and(|s| s.len() >= 20),
+            creds.body["credentials"]["token_secret"]
+                .as_str()
+                .is_some_and(|s| s.len() >= 20),
             "{}",
             creds.text
         );

@@ -45,11 +45,19 @@ fn s3(name: &str, up: &PyServer, creds: Value) -> Value {
         "settings": {"region": "us-east-1", "base_url": up.url}, "credentials": creds})
 }
 
-fn proxy(app: &TestApp, method: reqwest::Method, conn: &str, path: &str) -> reqwest::RequestBuilder {
+fn proxy(
+    app: &TestApp,
+    method: reqwest::Method,
+    conn: &str,
+    path: &str,
+) -> reqwest::RequestBuilder {
     app.client
         .request(
             method,
-            format!("{}/v1/workspaces/acme/connections/{conn}/proxy/{path}", app.url),
+            format!(
+                "{}/v1/workspaces/acme/connections/{conn}/proxy/{path}",
+                app.url
+            ),
         )
         .bearer_auth(&app.admin_key)
 }
@@ -58,7 +66,11 @@ async fn json_of(r: reqwest::RequestBuilder) -> (u16, Value, String) {
     let resp = r.send().await.expect("proxy answers");
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    )
 }
 
 fn assert_no_secret(text: &str) {
@@ -69,11 +81,17 @@ fn assert_no_secret(text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_requests_are_signed_as_botocore_expects() {
-    let Some((app, up)) = started().await else { return };
+    let Some((app, up)) = started().await else {
+        return;
+    };
     let c = app
         .post(
             "/v1/workspaces/acme/connections",
-            s3("bucket", &up, json!({"access_key_id": AKID, "secret_access_key": SECRET})),
+            s3(
+                "bucket",
+                &up,
+                json!({"access_key_id": AKID, "secret_access_key": SECRET}),
+            ),
         )
         .await;
     assert_eq!(c.status, 201, "{}", c.text);
@@ -90,13 +108,21 @@ async fn s3_requests_are_signed_as_botocore_expects() {
     assert_eq!(s, 200, "{t}");
     assert_eq!(b["service"], "s3");
     assert_eq!(b["region"], "us-east-1");
-    assert_eq!(b["query"], json!({"list-type": "2", "prefix": "2025/11 q", "max-keys": "10"}));
+    assert_eq!(
+        b["query"],
+        json!({"list-type": "2", "prefix": "2025/11 q", "max-keys": "10"})
+    );
 
     let (s, b, t) = json_of(
-        proxy(&app, reqwest::Method::PUT, "bucket", "reports/2025/summary.csv")
-            .header("content-type", "text/csv")
-            .header("x-amz-meta-owner", "finance")
-            .body("month,total\n11,42\n"),
+        proxy(
+            &app,
+            reqwest::Method::PUT,
+            "bucket",
+            "reports/2025/summary.csv",
+        )
+        .header("content-type", "text/csv")
+        .header("x-amz-meta-owner", "finance")
+        .body("month,total\n11,42\n"),
     )
     .await;
     assert_eq!(s, 200, "{t}");
@@ -113,17 +139,29 @@ async fn s3_requests_are_signed_as_botocore_expects() {
         )
         .await;
     assert_eq!(c.status, 201, "{}", c.text);
-    let (s, b, t) = json_of(proxy(&app, reqwest::Method::GET, "temp", "reports?list-type=2")).await;
+    let (s, b, t) = json_of(proxy(
+        &app,
+        reqwest::Method::GET,
+        "temp",
+        "reports?list-type=2",
+    ))
+    .await;
     assert_eq!(s, 200, "{t}");
     assert_eq!(b["session_token"], true);
-    for path in ["/v1/workspaces/acme/connections", "/v1/workspaces/acme/connections/temp", "/v1/workspaces/acme/events"] {
+    for path in [
+        "/v1/workspaces/acme/connections",
+        "/v1/workspaces/acme/connections/temp",
+        "/v1/workspaces/acme/events",
+    ] {
         assert_no_secret(&app.get(path).await.text);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sts_verification_and_a_form_request_are_signed() {
-    let Some((app, _up)) = started().await else { return };
+    let Some((app, _up)) = started().await else {
+        return;
+    };
     // STS: the verification is GetCallerIdentity, signed for the service `sts`.
     let c = app
         .post(
@@ -149,9 +187,17 @@ async fn sts_verification_and_a_form_request_are_signed() {
     assert_eq!(c.body["status"], "active", "{}", c.text);
     let form = "Action=SendMessage&MessageBody=order%20%2342%20shipped&Version=2012-11-05";
     let (s, b, t) = json_of(
-        proxy(&app, reqwest::Method::POST, "queue", "123456789012/orders%20queue")
-            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
-            .body(form),
+        proxy(
+            &app,
+            reqwest::Method::POST,
+            "queue",
+            "123456789012/orders%20queue",
+        )
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .body(form),
     )
     .await;
     assert_eq!(s, 200, "{t}");
@@ -162,12 +208,18 @@ async fn sts_verification_and_a_form_request_are_signed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_is_refused_and_verification_says_so() {
-    let Some((app, up)) = started().await else { return };
+    let Some((app, up)) = started().await else {
+        return;
+    };
     let wrong = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYWRONGWRONG";
     let c = app
         .post(
             "/v1/workspaces/acme/connections",
-            s3("bad", &up, json!({"access_key_id": AKID, "secret_access_key": wrong})),
+            s3(
+                "bad",
+                &up,
+                json!({"access_key_id": AKID, "secret_access_key": wrong}),
+            ),
         )
         .await;
     assert_eq!(c.status, 422, "{}", c.text);
@@ -175,13 +227,25 @@ async fn a_wrong_secret_is_refused_and_verification_says_so() {
     assert!(c.text.contains("SignatureDoesNotMatch"), "{}", c.text);
     assert!(!c.text.contains(wrong));
 
-    let mut body = s3("unchecked", &up, json!({"access_key_id": AKID, "secret_access_key": wrong}));
+    let mut body = s3(
+        "unchecked",
+        &up,
+        json!({"access_key_id": AKID, "secret_access_key": wrong}),
+    );
     body["verify"] = json!(false);
-    assert_eq!(app.post("/v1/workspaces/acme/connections", body).await.status, 201);
+    assert_eq!(
+        app.post("/v1/workspaces/acme/connections", body)
+            .await
+            .status,
+        201
+    );
     let (s, _, t) = json_of(proxy(&app, reqwest::Method::GET, "unchecked", "x")).await;
     assert_eq!(s, 403, "{t}");
     let v = app
-        .post("/v1/workspaces/acme/connections/unchecked/verify", json!({}))
+        .post(
+            "/v1/workspaces/acme/connections/unchecked/verify",
+            json!({}),
+        )
         .await;
     assert_eq!(v.status, 200, "{}", v.text);
     assert_eq!(v.body["ok"], false, "{}", v.text);
@@ -192,10 +256,17 @@ async fn a_wrong_secret_is_refused_and_verification_says_so() {
 
     // A missing secret is named.
     let r = app
-        .post("/v1/workspaces/acme/connections", s3("missing", &up, json!({"access_key_id": AKID})))
+        .post(
+            "/v1/workspaces/acme/connections",
+            s3("missing", &up, json!({"access_key_id": AKID})),
+        )
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
-    assert_eq!(r.body["details"]["field"], "credentials.secret_access_key", "{}", r.text);
+    assert_eq!(
+        r.body["details"]["field"], "credentials.secret_access_key",
+        "{}",
+        r.text
+    );
 }
 
 #[derive(Clone, Default)]
@@ -229,7 +300,9 @@ fn logs() -> &'static Capture {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_never_show_the_keys() {
-    let Some((mut app, up)) = started().await else { return };
+    let Some((mut app, up)) = started().await else {
+        return;
+    };
     let c = app
         .post(
             "/v1/workspaces/acme/connections",

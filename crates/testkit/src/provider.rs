@@ -690,10 +690,20 @@ fn expected(row: &SimRow, token: Option<&str>) -> (Vec<Pair>, Option<Pair>) {
 /// the date, the payload hash and the session token beside it). The signatures themselves are
 /// checked by oauthlib and botocore in the tests of those modes.
 fn signed_ok(row: &SimRow, headers: &HeaderMap) -> bool {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
     let cred = |n: &str| row.creds.get(n).cloned().unwrap_or_default();
     let s = row.settings_with_defaults();
-    let set = |n: &str| s.get(n).and_then(Value::as_str).unwrap_or_default().to_string();
+    let set = |n: &str| {
+        s.get(n)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let auth = h("authorization");
     match row.mode {
         AuthMode::OAuth1 | AuthMode::OAuth1Token => {

@@ -398,8 +398,7 @@ async fn complete_oauth1(
         )
         .await?;
         let app = svc::app_entry(state, &conn.app)?;
-        crate::verify::verify(&state.outbound, app, conn.auth_mode, &conn.settings, &creds)
-            .await?;
+        crate::verify::verify(&state.outbound, app, conn.auth_mode, &conn.settings, &creds).await?;
         let bound = crate::destinations::of(app, conn.auth_mode, &conn.settings, &creds)?;
         svc::seal(state, ws, &conn.id, &creds, &bound).await
     }
@@ -408,7 +407,13 @@ async fn complete_oauth1(
         Ok(s) => s,
         Err(e) => {
             record_failure(state, ws, conn, &e.message, &e.hint).await;
-            return Err(fail(e.status.as_u16(), "error", Some(conn), e.message, e.hint));
+            return Err(fail(
+                e.status.as_u16(),
+                "error",
+                Some(conn),
+                e.message,
+                e.hint,
+            ));
         }
     };
     let now = Utc::now();

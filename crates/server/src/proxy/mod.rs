@@ -324,7 +324,12 @@ async fn run(
         let signed = match &cred {
             Cred::Static(inj) => match &inj.signer {
                 Some(s) => s
-                    .sign(parts.method.as_str(), &url, &parts.headers, buffered.as_deref())
+                    .sign(
+                        parts.method.as_str(),
+                        &url,
+                        &parts.headers,
+                        buffered.as_deref(),
+                    )
                     .map_err(|u| ApiError::new(u.0, u.1, u.2))?,
                 None => vec![],
             },

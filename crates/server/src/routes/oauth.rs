@@ -298,7 +298,10 @@ pub async fn authorize(
     }
     let app = svc::app_entry(&state, &c.app)?;
     let (url, warnings) = if c.auth_mode == AuthMode::OAuth1 {
-        (crate::signing::three_legged::begin(&state, &ws, &c).await?, vec![])
+        (
+            crate::signing::three_legged::begin(&state, &ws, &c).await?,
+            vec![],
+        )
     } else {
         let creds = svc::decrypt(&state, &c).await?;
         let client = oauth::client_for(&state, &ws, &c.app, &creds).await?;
@@ -536,8 +539,15 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
         oauth_token: q.oauth_token,
         oauth_verifier: q.oauth_verifier,
     };
-    match oauth::callback::complete(&state, q.code, q.state, q.error, q.error_description, oauth1)
-        .await
+    match oauth::callback::complete(
+        &state,
+        q.code,
+        q.state,
+        q.error,
+        q.error_description,
+        oauth1,
+    )
+    .await
     {
         Ok(done) => page(
             StatusCode::OK,

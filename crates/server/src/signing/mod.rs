@@ -84,11 +84,9 @@ pub fn check_settings(mode: AuthMode, settings: &Map<String, Value>) -> Result<(
 /// connection's URL is made from, in the form NetSuite expects there (`1234567-sb1` becomes
 /// `1234567_SB1`).
 fn realm_of(settings: &Map<String, Value>) -> Option<String> {
-    setting(settings, "realm")
-        .map(str::to_string)
-        .or_else(|| {
-            setting(settings, "account_id").map(|a| a.to_ascii_uppercase().replace('-', "_"))
-        })
+    setting(settings, "realm").map(str::to_string).or_else(|| {
+        setting(settings, "account_id").map(|a| a.to_ascii_uppercase().replace('-', "_"))
+    })
 }
 
 impl Signer {
@@ -125,11 +123,11 @@ impl Signer {
                     .expose("session_token")
                     .filter(|t| !t.is_empty())
                     .map(str::to_string),
-                region: setting(settings, "region").unwrap_or("us-east-1").to_string(),
+                region: setting(settings, "region")
+                    .unwrap_or("us-east-1")
+                    .to_string(),
                 service: setting(settings, "service")
-                    .ok_or_else(|| {
-                        CoreError::invalid("settings.service", "`service` is required")
-                    })?
+                    .ok_or_else(|| CoreError::invalid("settings.service", "`service` is required"))?
                     .to_string(),
             }))),
             _ => Ok(None),
@@ -181,14 +179,15 @@ impl Signer {
                 v.set_sensitive(true);
                 Ok(vec![(http::header::AUTHORIZATION, v)])
             }
-            Signer::Sigv4(keys) => sigv4::sign_request(keys, method, url, headers, body)
-                .map_err(|e| {
+            Signer::Sigv4(keys) => {
+                sigv4::sign_request(keys, method, url, headers, body).map_err(|e| {
                     Unsignable(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "unsignable_request",
                         e.to_string(),
                     )
-                }),
+                })
+            }
         }
     }
 }

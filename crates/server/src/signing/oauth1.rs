@@ -84,10 +84,8 @@ fn base_uri(url: &Url) -> String {
 /// The signature base string (RFC 5849 §3.4.1) of a request whose parameters (decoded) are
 /// `params`: query, form body and protocol parameters, `oauth_signature` and `realm` excluded.
 pub fn base_string(method: &str, url: &Url, params: &[(String, String)]) -> String {
-    let mut enc: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (encode(k), encode(v)))
-        .collect();
+    let mut enc: Vec<(String, String)> =
+        params.iter().map(|(k, v)| (encode(k), encode(v))).collect();
     enc.sort();
     let normalized = enc
         .iter()
@@ -112,8 +110,7 @@ pub fn signature(method: Method, consumer_secret: &str, token_secret: &str, base
             m.finalize().into_bytes().to_vec()
         }
         Method::HmacSha256 => {
-            let mut m =
-                Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key size");
+            let mut m = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key size");
             m.update(base.as_bytes());
             m.finalize().into_bytes().to_vec()
         }
@@ -169,7 +166,12 @@ fn authorization_at(
     all.extend(form.iter().cloned());
     all.extend(protocol.iter().cloned());
     let base = base_string(method, url, &all);
-    let sig = signature(keys.method, &keys.consumer_secret, &keys.token_secret, &base);
+    let sig = signature(
+        keys.method,
+        &keys.consumer_secret,
+        &keys.token_secret,
+        &base,
+    );
     protocol.push(("oauth_signature".into(), sig));
     let mut parts = Vec::with_capacity(protocol.len() + 1);
     if let Some(r) = keys.realm.as_deref().filter(|r| !r.is_empty()) {
@@ -226,8 +228,8 @@ mod tests {
             realm: Some("Photos".into()),
             method: Method::HmacSha1,
         };
-        let url = Url::parse("http://photos.example.net/photos?file=vacation.jpg&size=original")
-            .unwrap();
+        let url =
+            Url::parse("http://photos.example.net/photos?file=vacation.jpg&size=original").unwrap();
         let mut params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         params.extend(
             [
@@ -241,11 +243,18 @@ mod tests {
         );
         let base = base_string("GET", &url, &params);
         assert_eq!(
-            signature(keys.method, &keys.consumer_secret, &keys.token_secret, &base),
+            signature(
+                keys.method,
+                &keys.consumer_secret,
+                &keys.token_secret,
+                &base
+            ),
             "MdpQcU8iPSUjWoN/UDMsK2sui9I="
         );
         let header = authorization_at(&keys, "GET", &url, &[], &[], "chapoH", "137131202");
-        assert!(header.starts_with("OAuth realm=\"Photos\", oauth_consumer_key=\"dpf43f3p2l4k3l03\""));
+        assert!(
+            header.starts_with("OAuth realm=\"Photos\", oauth_consumer_key=\"dpf43f3p2l4k3l03\"")
+        );
         assert_eq!(
             base_uri(&Url::parse("HTTPS://Example.COM:443/a?b=c").unwrap()),
             "https://example.com/a"

@@ -48,7 +48,9 @@ fn consumer(
             .expose(n)
             .filter(|v| !v.is_empty())
             .map(str::to_string)
-            .ok_or_else(|| ApiError::invalid(&format!("credentials.{n}"), format!("`{n}` is required")))
+            .ok_or_else(|| {
+                ApiError::invalid(&format!("credentials.{n}"), format!("`{n}` is required"))
+            })
     };
     Ok(Keys {
         consumer_key: field("consumer_key")?,
@@ -86,11 +88,18 @@ async fn token_request(
     extra: &[(&str, &str)],
     what: &str,
 ) -> ApiResult<Vec<(String, String)>> {
-    let url = state.outbound.prepare(url).map_err(|e| {
-        ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string())
-    })?;
-    let mut auth = http::HeaderValue::from_str(&oauth1::authorization(keys, "POST", &url, &[], extra))
-        .map_err(|_| ApiError::invalid("credentials", "the consumer key cannot go in an HTTP header"))?;
+    let url = state
+        .outbound
+        .prepare(url)
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string()))?;
+    let mut auth =
+        http::HeaderValue::from_str(&oauth1::authorization(keys, "POST", &url, &[], extra))
+            .map_err(|_| {
+                ApiError::invalid(
+                    "credentials",
+                    "the consumer key cannot go in an HTTP header",
+                )
+            })?;
     auth.set_sensitive(true);
     let resp = state
         .outbound
@@ -105,7 +114,11 @@ async fn token_request(
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_unreachable",
-                format!("{} could not be reached for the {what}: {}", app.name, crate::verify::connect_reason(&e)),
+                format!(
+                    "{} could not be reached for the {what}: {}",
+                    app.name,
+                    crate::verify::connect_reason(&e)
+                ),
             )
         })?;
     let status = resp.status();
@@ -114,7 +127,11 @@ async fn token_request(
     scrubber.add(&keys.consumer_secret);
     scrubber.add(&keys.token_secret);
     if !status.is_success() {
-        let said = scrub::provider_summary(&body, &scrubber, status.canonical_reason().unwrap_or("refused"));
+        let said = scrub::provider_summary(
+            &body,
+            &scrubber,
+            status.canonical_reason().unwrap_or("refused"),
+        );
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "oauth1_refused",
@@ -122,7 +139,9 @@ async fn token_request(
         )
         .hint("check the consumer key and secret, and that the callback URL is allowed for the application at the provider"));
     }
-    Ok(url::form_urlencoded::parse(body.as_bytes()).into_owned().collect())
+    Ok(url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect())
 }
 
 fn pick(pairs: &[(String, String)], name: &str) -> Option<String> {
@@ -157,7 +176,10 @@ pub async fn begin(state: &AppState, ws: &Workspace, conn: &ConnectionRecord) ->
         "temporary credential request",
     )
     .await?;
-    let (Some(token), Some(secret)) = (pick(&answer, "oauth_token"), pick(&answer, "oauth_token_secret")) else {
+    let (Some(token), Some(secret)) = (
+        pick(&answer, "oauth_token"),
+        pick(&answer, "oauth_token_secret"),
+    ) else {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "oauth1_refused",
@@ -169,7 +191,13 @@ pub async fn begin(state: &AppState, ws: &Workspace, conn: &ConnectionRecord) ->
     sealed.insert("request_token_secret", SecretString::from(secret));
     let sealed = state
         .keyring
-        .seal_fields(&ws.data_key_id, "oauth_state", &state_hash, "verifier", &sealed)
+        .seal_fields(
+            &ws.data_key_id,
+            "oauth_state",
+            &state_hash,
+            "verifier",
+            &sealed,
+        )
         .await?;
     let now = Utc::now();
     state.store.delete_oauth_states(&conn.id).await?;
@@ -213,13 +241,18 @@ pub async fn finish(
     let app = svc::app_entry(state, &conn.app)?;
     let s = spec(app)?;
     let opened = match &st.verifier {
-        Some(sealed) => state
-            .keyring
-            .open_fields(sealed, "oauth_state", &st.state_hash, "verifier")
-            .await?,
+        Some(sealed) => {
+            state
+                .keyring
+                .open_fields(sealed, "oauth_state", &st.state_hash, "verifier")
+                .await?
+        }
         None => SecretFields::new(),
     };
-    let request_token = opened.expose("request_token").unwrap_or_default().to_string();
+    let request_token = opened
+        .expose("request_token")
+        .unwrap_or_default()
+        .to_string();
     let request_secret = opened
         .expose("request_token_secret")
         .unwrap_or_default()
@@ -250,11 +283,17 @@ pub async fn finish(
         "token request",
     )
     .await?;
-    let (Some(token), Some(secret)) = (pick(&answer, "oauth_token"), pick(&answer, "oauth_token_secret")) else {
+    let (Some(token), Some(secret)) = (
+        pick(&answer, "oauth_token"),
+        pick(&answer, "oauth_token_secret"),
+    ) else {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "oauth1_refused",
-            format!("{} answered the token request without oauth_token and oauth_token_secret", app.name),
+            format!(
+                "{} answered the token request without oauth_token and oauth_token_secret",
+                app.name
+            ),
         ));
     };
     creds.insert("token_id", SecretString::from(token));
