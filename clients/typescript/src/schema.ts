@@ -834,7 +834,7 @@ export interface components {
             verify?: null | components["schemas"]["VerifySpec"];
         };
         /** @enum {string} */
-        AuthMode: "oauth2_code" | "oauth2_client_credentials" | "oauth2_jwt_bearer" | "api_key" | "basic" | "database";
+        AuthMode: "oauth2_code" | "oauth2_client_credentials" | "oauth2_jwt_bearer" | "api_key" | "basic" | "database" | "oauth1" | "oauth1_token" | "aws_sigv4";
         /** @description The non-secret facts of an OAuth connection's grant. */
         AuthorizationView: {
             /**
@@ -1936,6 +1936,10 @@ export interface operations {
                 state?: string | null;
                 error?: string | null;
                 error_description?: string | null;
+                /** @description OAuth 1.0a: the temporary credential the user approved. */
+                oauth_token?: string | null;
+                /** @description OAuth 1.0a: the verification code (RFC 5849 §2.2). */
+                oauth_verifier?: string | null;
             };
             header?: never;
             path?: never;
