@@ -332,8 +332,9 @@ async fn the_three_legged_flow_runs_end_to_end() {
         );
         assert_no_secret(&c.text);
         // Before the authorization nothing is signed for it.
-        let (s, _, t) = json_of(proxy(&app, reqwest::Method::GET, name, "members/me")).await;
-        assert_ne!(s, 200, "{t}");
+        let (s, b, t) = json_of(proxy(&app, reqwest::Method::GET, name, "members/me")).await;
+        assert_eq!(s, 409, "{t}");
+        assert_eq!(b["error"], "not_authorized", "{t}");
 
         let html = authorize(&app, &url).await;
         assert!(html.contains("is authorized"), "{html}");

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use latchkey_core::catalog::{BORROW_CONCURRENCY_FROM, CONCURRENCY_LEVEL};
 use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{
-    AuthMode, ConnectionRecord, Scope, Workspace, DEFAULT_CONCURRENCY_LEVEL,
+    AuthMode, ConnectionRecord, ConnectionStatus, Scope, Workspace, DEFAULT_CONCURRENCY_LEVEL,
 };
 use latchkey_core::scrub::{ChunkScrubber, Scrubber};
 use secrecy::ExposeSecret;
@@ -150,6 +150,14 @@ async fn credential(
     if c.auth_mode == AuthMode::Database {
         return Err(ApiError::invalid("auth_mode", format!("connection `{}` is a database: it cannot be proxied", c.name))
             .hint("read its credentials (GET …/credentials, or `latchkey run`) and connect to the database directly"));
+    }
+    if c.auth_mode == AuthMode::OAuth1 && c.status == ConnectionStatus::PendingAuthorization {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_authorized",
+            format!("connection `{}` has not been authorized yet", c.name),
+        )
+        .hint("open its authorize_url in a browser (POST …/authorize gives a fresh one)"));
     }
     if let Some(inj) = state.hot.static_injection(&c.id, c.version) {
         return Ok((Cred::Static(inj), None));
@@ -320,21 +328,7 @@ async fn run(
                 "set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached",
             )
         })?;
-        // A signed mode signs the request as it will be sent: its final URL, method and body.
-        let signed = match &cred {
-            Cred::Static(inj) => match &inj.signer {
-                Some(s) => s
-                    .sign(
-                        parts.method.as_str(),
-                        &url,
-                        &parts.headers,
-                        buffered.as_deref(),
-                    )
-                    .map_err(|u| ApiError::new(u.0, u.1, u.2))?,
-                None => vec![],
-            },
-            Cred::Token { .. } => vec![],
-        };
+        let signed = signature(&cred, &parts, &url, buffered.as_deref())?;
         let mut rb = state
             .outbound
             .client()
@@ -437,6 +431,25 @@ async fn run(
             None,
             (),
         ));
+    }
+}
+
+/// A signed mode signs the request as it will be sent: its final URL, method and body (`None`
+/// when it streams).
+fn signature(
+    cred: &Cred,
+    parts: &http::request::Parts,
+    url: &Url,
+    body: Option<&[u8]>,
+) -> ApiResult<Vec<(HeaderName, HeaderValue)>> {
+    match cred {
+        Cred::Static(inj) => match &inj.signer {
+            Some(s) => s
+                .sign(parts.method.as_str(), url, &parts.headers, body)
+                .map_err(|u| ApiError::new(u.0, u.1, u.2)),
+            None => Ok(vec![]),
+        },
+        Cred::Token { .. } => Ok(vec![]),
     }
 }
 
