@@ -4,6 +4,7 @@
 //! connection authorized through the popup window (OAuth 1.0a three-legged).
 
 #[path = "ui/browser.rs"]
+#[allow(dead_code)]
 mod browser;
 mod support {
     pub mod pyserver;
@@ -32,7 +33,8 @@ fn row(name: &str) -> String {
 
 #[tokio::test]
 async fn signed_modes_in_the_create_pane() {
-    let (Some(py_oauth), Some(py_aws)) = (pyserver::python("oauthlib"), pyserver::python("botocore"))
+    let (Some(py_oauth), Some(py_aws)) =
+        (pyserver::python("oauthlib"), pyserver::python("botocore"))
     else {
         return;
     };
@@ -86,13 +88,22 @@ async fn scenario(b: &Browser, app: &TestApp, aws: &PyServer) {
     b.fill("#f-name", "erp").await;
     let mode = b.find("#f-mode-static").await.text().await.unwrap();
     assert!(mode.contains("OAuth 1.0a token"), "{mode}");
-    let methods = b.find("#fld-s-signature_method").await.text().await.unwrap();
-    assert!(methods.contains("HMAC-SHA256") && methods.contains("HMAC-SHA1"), "{methods}");
+    let methods = b
+        .find("#fld-s-signature_method")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        methods.contains("HMAC-SHA256") && methods.contains("HMAC-SHA1"),
+        "{methods}"
+    );
     b.fill("#fld-s-account_id", "1234567-sb1").await;
     b.fill("#fld-c-consumer_key", CONSUMER_KEY).await;
     b.fill("#fld-c-consumer_secret", CONSUMER_SECRET).await;
     b.fill("#fld-c-token_id", TOKEN_ID).await;
-    b.fill("#fld-c-token_secret", "uitokensecret-wrong-000000000").await;
+    b.fill("#fld-c-token_secret", "uitokensecret-wrong-000000000")
+        .await;
     b.screenshot("create-pane-netsuite-1280").await;
     let save = b.find("#pane-save").await;
     assert_eq!(save.text().await.unwrap(), "Save & check");
