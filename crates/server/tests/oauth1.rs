@@ -336,6 +336,16 @@ async fn the_three_legged_flow_runs_end_to_end() {
         assert_eq!(s, 409, "{t}");
         assert_eq!(b["error"], "not_authorized", "{t}");
 
+        // An edit before the authorization checks nothing and leaves it pending.
+        let e = app
+            .patch(
+                &format!("/v1/workspaces/acme/connections/{name}"),
+                json!({"settings": {"realm": "Boards"}}),
+            )
+            .await;
+        assert_eq!(e.status, 200, "{}", e.text);
+        assert_eq!(e.body["status"], "pending_authorization", "{}", e.text);
+
         let html = authorize(&app, &url).await;
         assert!(html.contains("is authorized"), "{html}");
         let conn = app

@@ -757,7 +757,9 @@ pub async fn edit(
         oauth::check_client_destination(&client, &provider)?;
     }
     let now = Utc::now();
-    if (secrets_changed || settings_changed) && mode != AuthMode::OAuth2Code {
+    // An OAuth 1.0a connection without its token pair has nothing to check until authorized.
+    let oauth1_pending = mode == AuthMode::OAuth1 && creds.get("token_id").is_none();
+    if (secrets_changed || settings_changed) && mode != AuthMode::OAuth2Code && !oauth1_pending {
         if body.verify.unwrap_or(true) {
             if let Some((sealed, meta)) = verify_and_grant(state, ws, app, &c, &creds).await? {
                 c.tokens = Some(sealed);
