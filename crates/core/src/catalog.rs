@@ -401,6 +401,9 @@ pub struct AppEntry {
     /// The login endpoint of auth mode `token_exchange`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_exchange: Option<crate::exchange::TokenExchangeSpec>,
+    /// The OAuth 1.0a endpoints, for the three-legged `oauth1` mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth1: Option<crate::signed::OAuth1Spec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_url: Option<String>,
     /// How the credential is put on requests; default: bearer for OAuth, the `api_key_*`
@@ -446,6 +449,9 @@ impl AppEntry {
         }
         if self.auth_modes.is_empty() {
             return bad("no auth_modes".into());
+        }
+        if self.auth_modes.contains(&AuthMode::OAuth1) && self.oauth1.is_none() {
+            return bad("auth mode `oauth1` needs an [oauth1] section with its endpoints".into());
         }
         let mut seen = std::collections::HashSet::new();
         for f in self.settings.iter().chain(&self.credentials) {
@@ -582,6 +588,11 @@ impl AppEntry {
         }
         if let Some(VerifySpec::Http { path: Some(p), .. }) = &self.verify {
             out.push(("verify.path", p.as_str()));
+        }
+        if let Some(o) = &self.oauth1 {
+            out.push(("oauth1.request_token_url", o.request_token_url.as_str()));
+            out.push(("oauth1.authorize_url", o.authorize_url.as_str()));
+            out.push(("oauth1.access_token_url", o.access_token_url.as_str()));
         }
         if let Some(o) = &self.oauth {
             for (what, t) in [

@@ -14,6 +14,7 @@ pub mod outbound;
 pub mod rate_limit;
 pub mod scrub;
 pub mod secret;
+pub mod signed;
 pub mod store;
 pub mod template;
 

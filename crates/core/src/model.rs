@@ -167,10 +167,26 @@ string_enum!(
         /// Credentials posted to the application's login endpoint for a short-lived session
         /// token.
         TokenExchange = "token_exchange",
+        /// OAuth 1.0a three-legged (RFC 5849 §2): request token, user authorization, access
+        /// token; every request then signed with the consumer and token secrets.
+        OAuth1 = "oauth1",
+        /// OAuth 1.0a with a consumer and token pair issued beforehand (NetSuite token-based
+        /// authentication): every request signed, nothing to authorize in a browser.
+        OAuth1Token = "oauth1_token",
+        /// AWS Signature Version 4: every request signed with an access key and its secret.
+        AwsSigv4 = "aws_sigv4",
     }
 );
 
 impl AuthMode {
+    /// Modes whose credential is not a header but a signature computed over each request.
+    pub fn is_signed(self) -> bool {
+        matches!(
+            self,
+            AuthMode::OAuth1 | AuthMode::OAuth1Token | AuthMode::AwsSigv4
+        )
+    }
+
     pub fn is_oauth(self) -> bool {
         matches!(
             self,

@@ -277,8 +277,39 @@ pub fn error_code(code: &str, scrubber: &Scrubber) -> Option<String> {
 
 /// The provider's own error code and description in an answer body, from the shapes providers
 /// use; `None` when the body has none of them (its text is then not kept at all).
+/// The text of the first `<tag>…</tag>` of an XML error document (no attributes, no nesting
+/// inside it), with the five predefined entities decoded.
+fn xml_text(body: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{tag}>"))? + start;
+    let raw = &body[start..end];
+    if raw.contains('<') {
+        return None;
+    }
+    Some(
+        raw.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
 pub fn provider_words(body: &str, scrubber: &Scrubber) -> Option<(Option<String>, String)> {
     use serde_json::Value;
+    if body.trim_start().starts_with('<') {
+        // AWS: <Error><Code>SignatureDoesNotMatch</Code><Message>…</Message></Error>, alone or
+        // inside <ErrorResponse>.
+        let code = xml_text(body, "Code").and_then(|c| error_code(&c, scrubber));
+        let description = xml_text(body, "Message")
+            .map(|d| scrubber.tidy(&d))
+            .unwrap_or_default();
+        if code.is_none() && description.is_empty() {
+            return None;
+        }
+        return Some((code, description));
+    }
     let Ok(v) = serde_json::from_str::<Value>(body.trim()) else {
         // A bare error code as the whole body (Salesforce's userinfo answers `Bad_OAuth_Token`
         // as plain text): kept only when it looks like a code.
@@ -430,6 +461,13 @@ mod tests {
     #[test]
     fn provider_words_come_from_known_shapes_only() {
         let s = scrubber(&["topsecret-value"]);
+        let (code, d) = provider_words(
+            "<?xml version=\"1.0\"?><ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>bad topsecret-value &amp; more</Message></Error></ErrorResponse>",
+            &s,
+        )
+        .unwrap();
+        assert_eq!(code.as_deref(), Some("SignatureDoesNotMatch"));
+        assert_eq!(d, "bad [REDACTED] & more");
         let (code, d) = provider_words(
             r#"{"error":"invalid_grant","error_description":"bad topsecret-value here"}"#,
             &s,

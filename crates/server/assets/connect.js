@@ -106,14 +106,14 @@
     showOnly("#cx-reconnect");
     const name = LK.appName(apps, conn.app);
     $("#cx-reconnect-title").textContent = `Reconnect ${name}`;
-    $("#cx-reconnect-text").textContent = conn.auth_mode === "oauth2_code"
+    $("#cx-reconnect-text").textContent = (conn.auth_mode === "oauth2_code" || conn.auth_mode === "oauth1")
       ? `Sign in to ${name} again in a pop-up window to get “${conn.name}” working again.`
       : `Enter the current credential of “${conn.name}”; it is checked with ${name} before it is saved.`;
     const go = $("#cx-reconnect-go");
     const status = $("#cx-reconnect-status");
     go.addEventListener("click", async () => {
       showError($("#cx-error"), null);
-      if (conn.auth_mode !== "oauth2_code") {
+      if (conn.auth_mode !== "oauth2_code" && conn.auth_mode !== "oauth1") {
         LK.pane.open({ connection: conn, onDone: (c) => { if (c) done(c); } });
         return;
       }

@@ -51,7 +51,7 @@
         else note(row, "error", r.connection.status_reason || "The check failed.", r.connection.hint);
       } catch (err) { note(tr, "error", err.message, err.hint); b.disabled = false; }
     }));
-    if (c.auth_mode === "oauth2_code") {
+    if (c.auth_mode === "oauth2_code" || c.auth_mode === "oauth1") {
       wrap.append(btn(c.status === "pending_authorization" ? "Authorize" : "Re-authorize", async () => {
         const popup = LK.pane.openPopup();
         try {

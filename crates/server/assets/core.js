@@ -153,6 +153,9 @@ const LK = (() => {
     database: "Database login",
     service_account: "Service account key file",
     token_exchange: "Login for a session token",
+    oauth1: "OAuth 1.0a (authorize in the browser)",
+    oauth1_token: "OAuth 1.0a token (token-based authentication)",
+    aws_sigv4: "AWS access key (Signature Version 4)",
   };
   function modeLabel(mode) { return MODES[mode] || mode; }
 

@@ -127,7 +127,7 @@
     }
     entry.credentials.filter((f) => appliesTo(f, mode) && !(LK.hideField && LK.hideField(entry, mode, f)))
       .forEach((f) => main.append(fieldNode(f, "credentials", mode, valueOf("credentials", f), entry)));
-    const oauthCode = mode === "oauth2_code" && !st.editing;
+    const oauthCode = (mode === "oauth2_code" || mode === "oauth1") && !st.editing;
     $("#pane-save").textContent = oauthCode ? "Save & authorize" : "Save & check";
     // Databases are never proxied: no concurrency level, nothing to borrow.
     $("#borrow-field").hidden = isDatabase();
@@ -371,7 +371,10 @@
       } catch (err) { busy(null); showServerError(err); }
       return;
     }
-    if (st.mode === "oauth2_code") {
+    // OAuth 1.0a goes through the browser too, unless a token pair was given to import.
+    const viaBrowser = st.mode === "oauth2_code"
+      || (st.mode === "oauth1" && !(body.credentials && body.credentials.token_id));
+    if (viaBrowser) {
       const popup = openPopup(); // now, while the click still counts as the user's gesture
       st.popup = popup;
       busy("Saving…");

@@ -74,6 +74,11 @@ pub fn of(
     out.extend(crate::oauth::token_exchange::destinations(
         app, mode, settings, creds,
     )?);
+    if mode == AuthMode::OAuth1 {
+        for u in crate::signing::three_legged::endpoints(app, settings)? {
+            out.insert(origin(&u));
+        }
+    }
     let has_base = settings.get("base_url").is_some() || app.base_url.is_some();
     // An API base filled from the token answer (Zoho's `api_domain`, Mailchimp's metadata) is
     // named by the provider's token endpoint, whose origin is bound above: it is not known

@@ -19,6 +19,9 @@ pub struct Injection {
     pub query: Option<(String, String)>,
     /// Every form of the injected secret, for what comes back.
     pub scrubber: std::sync::Arc<Scrubber>,
+    /// For the signed modes (OAuth 1.0a, AWS SigV4): what signs each request just before it is
+    /// sent; the headers above then hold only the entry's fixed headers.
+    pub signer: Option<std::sync::Arc<crate::signing::Signer>>,
 }
 
 impl Injection {
@@ -127,6 +130,7 @@ fn by_rule(
             )],
             query: None,
             scrubber: Default::default(),
+            signer: None,
         }),
         InjectStyle::Header => {
             let name = rule.name.as_deref().unwrap_or("Authorization");
@@ -137,12 +141,14 @@ fn by_rule(
                 headers: vec![(header, sensitive(value)?)],
                 query: None,
                 scrubber: Default::default(),
+                signer: None,
             })
         }
         InjectStyle::Query => Ok(Injection {
             headers: vec![],
             query: Some((rule.name.clone().unwrap_or_else(|| "key".into()), value)),
             scrubber: Default::default(),
+            signer: None,
         }),
         InjectStyle::Basic => {
             let user = fill_value(rule.username.as_deref().unwrap_or(default_value), lookup);
@@ -156,6 +162,7 @@ fn by_rule(
                 )],
                 query: None,
                 scrubber: Default::default(),
+                signer: None,
             })
         }
     }
@@ -228,7 +235,15 @@ pub fn for_static(
     settings: &Map<String, Value>,
     creds: &SecretFields,
 ) -> Result<Injection, CoreError> {
-    let mut inj = static_rule(app, mode, settings, creds)?;
+    let mut inj = match crate::signing::Signer::of(mode, settings, creds)? {
+        Some(signer) => Injection {
+            headers: fixed_headers(app, settings, creds)?,
+            query: None,
+            scrubber: Default::default(),
+            signer: Some(std::sync::Arc::new(signer)),
+        },
+        None => static_rule(app, mode, settings, creds)?,
+    };
     let mut scrubber = crate::verify::scrubber_for(app, mode, creds);
     if let Some(k) = creds.expose("api_key") {
         scrubber.add(k);
@@ -301,6 +316,7 @@ fn for_generic(
                     headers: vec![],
                     query: Some((name.to_string(), format!("{prefix}{key}"))),
                     scrubber: Default::default(),
+                    signer: None,
                 })
             } else {
                 let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -313,6 +329,7 @@ fn for_generic(
                     headers: vec![(header, sensitive(format!("{prefix}{key}"))?)],
                     query: None,
                     scrubber: Default::default(),
+                    signer: None,
                 })
             }
         }
@@ -328,6 +345,7 @@ fn for_generic(
                 )],
                 query: None,
                 scrubber: Default::default(),
+                signer: None,
             })
         }
         other => Err(CoreError::invalid(

@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod quirks;
 pub mod routes;
 pub mod service;
+pub mod signing;
 pub mod state;
 pub mod telemetry;
 pub mod ui;

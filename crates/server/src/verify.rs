@@ -242,11 +242,27 @@ async fn verify_http(
         .prepare(&url)
         .map_err(|e| outbound_failed(&shown, e))?;
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let body = verify_body(app);
+    let signed = match &injection.signer {
+        Some(s) => {
+            let mut h = http::HeaderMap::new();
+            if body.is_some() {
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+            }
+            let bytes = body.as_deref().unwrap_or_default().as_bytes();
+            s.sign(method.as_str(), &url, &h, Some(bytes))
+                .map_err(|u| CoreError::invalid("credentials", u.2))?
+        }
+        None => vec![],
+    };
     let mut req = outbound.client().request(method, url).timeout(HTTP_TIMEOUT);
-    for (name, value) in injection.headers {
+    for (name, value) in injection.headers.into_iter().chain(signed) {
         req = req.header(name, value);
     }
-    if let Some(b) = verify_body(app) {
+    if let Some(b) = body {
         req = req
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(b);

@@ -769,6 +769,60 @@ fn expected(row: &SimRow, token: Option<&str>) -> (Vec<Pair>, Option<Pair>) {
     (headers, query)
 }
 
+/// Whether a request carries the row's signature: an OAuth 1.0a header naming its consumer,
+/// token, method and realm, or an AWS SigV4 header naming its key, region and service (with
+/// the date, the payload hash and the session token beside it). The signatures themselves are
+/// checked by oauthlib and botocore in the tests of those modes.
+fn signed_ok(row: &SimRow, headers: &HeaderMap) -> bool {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let cred = |n: &str| row.creds.get(n).cloned().unwrap_or_default();
+    let s = row.settings_with_defaults();
+    let set = |n: &str| {
+        s.get(n)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let auth = h("authorization");
+    match row.mode {
+        AuthMode::OAuth1 | AuthMode::OAuth1Token => {
+            let realm = match set("realm") {
+                r if !r.is_empty() => Some(r),
+                _ => Some(set("account_id").to_ascii_uppercase().replace('-', "_"))
+                    .filter(|r| !r.is_empty()),
+            };
+            auth.starts_with("OAuth ")
+                && auth.contains(&format!("oauth_consumer_key=\"{}\"", cred("consumer_key")))
+                && auth.contains(&format!("oauth_token=\"{}\"", cred("token_id")))
+                && auth.contains(&format!(
+                    "oauth_signature_method=\"{}\"",
+                    set("signature_method")
+                ))
+                && auth.contains("oauth_signature=\"")
+                && realm.is_none_or(|r| auth.contains(&format!("realm=\"{r}\"")))
+        }
+        AuthMode::AwsSigv4 => {
+            let scope = format!("/{}/{}/aws4_request", set("region"), set("service"));
+            auth.starts_with(&format!(
+                "AWS4-HMAC-SHA256 Credential={}/",
+                cred("access_key_id")
+            )) && auth.contains(&scope)
+                && !h("x-amz-date").is_empty()
+                && h("x-amz-content-sha256").len() == 64
+                && row
+                    .creds
+                    .get("session_token")
+                    .is_none_or(|t| h("x-amz-security-token") == t)
+        }
+        _ => false,
+    }
+}
+
 fn api(
     sim: &Sim,
     origin: &str,
@@ -799,6 +853,13 @@ fn api(
                 .verify_request()
                 .is_some_and(|(_, u)| u.origin().ascii_serialization() == origin);
         if !on_origin {
+            continue;
+        }
+        if row.mode.is_signed() {
+            if signed_ok(row, headers) {
+                found = Some(i);
+                break;
+            }
             continue;
         }
         let tokens: Vec<Option<&str>> = if row.mode.has_tokens() {

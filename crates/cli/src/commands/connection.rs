@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use std::process::ExitCode;
 
-const AUTH_MODES: [&str; 8] = [
+
+const AUTH_MODES: [&str; 11] = [
     "oauth2_code",
     "oauth2_client_credentials",
     "oauth2_jwt_bearer",
@@ -16,6 +17,9 @@ const AUTH_MODES: [&str; 8] = [
     "database",
     "service_account",
     "token_exchange",
+    "oauth1",
+    "oauth1_token",
+    "aws_sigv4",
 ];
 const STATUSES: [&str; 5] = [
     "pending_authorization",

@@ -314,9 +314,13 @@ async fn start_authorization(
     caller: &SessionCaller,
     c: &ConnectionRecord,
 ) -> ApiResult<String> {
-    let creds = svc::decrypt(state, c).await?;
-    let client = crate::oauth::client_for(state, &caller.ws, &c.app, &creds).await?;
-    let url = crate::oauth::begin_authorization(state, &caller.ws, c, &client).await?;
+    let url = if c.auth_mode == AuthMode::OAuth1 {
+        crate::signing::three_legged::begin(state, &caller.ws, c).await?
+    } else {
+        let creds = svc::decrypt(state, c).await?;
+        let client = crate::oauth::client_for(state, &caller.ws, &c.app, &creds).await?;
+        crate::oauth::begin_authorization(state, &caller.ws, c, &client).await?
+    };
     state
         .audit(
             &caller.ws.id,
@@ -394,7 +398,10 @@ pub async fn edit_connection(
         false,
     )
     .await?;
-    let c = if c.status == ConnectionStatus::Active || c.auth_mode == AuthMode::OAuth2Code {
+    let c = if c.status == ConnectionStatus::Active
+        || c.auth_mode == AuthMode::OAuth2Code
+        || c.auth_mode == AuthMode::OAuth1
+    {
         c
     } else {
         svc::recheck(&state, &caller.ws, c).await?.0
@@ -475,7 +482,7 @@ pub async fn authorize(
     Path(conn): Path<String>,
 ) -> ApiResult<Json<ConnectAuthorize>> {
     let c = own(&state, &caller, &conn).await?;
-    if c.auth_mode != AuthMode::OAuth2Code {
+    if c.auth_mode != AuthMode::OAuth2Code && c.auth_mode != AuthMode::OAuth1 {
         return Err(ApiError::invalid(
             "auth_mode",
             format!(

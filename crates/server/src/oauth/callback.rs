@@ -9,7 +9,7 @@ use super::{approvals, check, client_for, hash_state, tokens};
 use crate::service::connections as svc;
 use crate::state::AppState;
 use chrono::Utc;
-use latchkey_core::model::{ConnectionRecord, ConnectionStatus, Workspace};
+use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, OAuthState, Workspace};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -88,12 +88,20 @@ async fn record_failure(
         .await;
 }
 
+/// What an OAuth 1.0a provider sends back to the callback (RFC 5849 §2.2).
+#[derive(Default)]
+pub struct OAuth1Return {
+    pub oauth_token: Option<String>,
+    pub oauth_verifier: Option<String>,
+}
+
 pub async fn complete(
     state: &AppState,
     code: Option<String>,
     raw_state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    oauth1: OAuth1Return,
 ) -> Result<Done, CallbackFailure> {
     let public = state.public_url.as_str().trim_end_matches('/').to_string();
     let Some(raw_state) = raw_state.filter(|s| !s.is_empty() && s.len() <= 512) else {
@@ -199,6 +207,9 @@ pub async fn complete(
             format!("the provider answered {e}"),
             hint,
         ));
+    }
+    if conn.auth_mode == AuthMode::OAuth1 {
+        return complete_oauth1(state, &ws, &conn, &st, oauth1).await;
     }
     let Some(code) = code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
         return Err(fail(
@@ -362,5 +373,92 @@ pub async fn complete(
             .username
             .map(|u| format!(" as {u}"))
             .unwrap_or_default(),
+    })
+}
+
+/// The end of an OAuth 1.0a authorization: the token credentials are obtained, checked with the
+/// application's verification request, sealed into the connection's credential, and the
+/// connection becomes active.
+async fn complete_oauth1(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    st: &OAuthState,
+    back: OAuth1Return,
+) -> Result<Done, CallbackFailure> {
+    let result = async {
+        // The consumer secret goes only where the connection is bound.
+        crate::destinations::guard(state, ws, conn, false).await?;
+        let creds = crate::signing::three_legged::finish(
+            state,
+            st,
+            conn,
+            back.oauth_token.as_deref(),
+            back.oauth_verifier.as_deref(),
+        )
+        .await?;
+        let app = svc::app_entry(state, &conn.app)?;
+        crate::verify::verify(&state.outbound, app, conn.auth_mode, &conn.settings, &creds).await?;
+        let bound = crate::destinations::of(app, conn.auth_mode, &conn.settings, &creds)?;
+        svc::seal(state, ws, &conn.id, &creds, &bound).await
+    }
+    .await;
+    let sealed = match result {
+        Ok(s) => s,
+        Err(e) => {
+            record_failure(state, ws, conn, &e.message, &e.hint).await;
+            return Err(fail(
+                e.status.as_u16(),
+                "error",
+                Some(conn),
+                e.message,
+                e.hint,
+            ));
+        }
+    };
+    let now = Utc::now();
+    let mut saved = None;
+    for _ in 0..3 {
+        let Ok(Some(mut row)) = state.store.connection(&ws.id, &conn.id).await else {
+            break;
+        };
+        let expected = row.version;
+        row.credentials = Some(sealed.clone());
+        row.status = ConnectionStatus::Active;
+        row.status_reason = None;
+        row.hint = None;
+        row.verified_at = Some(now);
+        row.version += 1;
+        row.updated_at = now;
+        if state.store.update_connection(&row, expected).await.is_ok() {
+            saved = Some(row);
+            break;
+        }
+    }
+    let Some(row) = saved else {
+        return Err(fail(
+            409,
+            "error",
+            Some(conn),
+            "the connection changed or was deleted during the authorization",
+            Some("start again".into()),
+        ));
+    };
+    state.forget_connection(&row.id);
+    state
+        .audit(
+            &ws.id,
+            "system",
+            "connection.authorized",
+            Some(row.id.as_str()),
+            Some(row.name.as_str()),
+            json!({"auth_mode": row.auth_mode}),
+        )
+        .await;
+    crate::connect::on_authorized(state, ws, &row).await;
+    Ok(Done {
+        id: row.id.to_string(),
+        name: row.name.to_string(),
+        who: String::new(),
     })
 }

@@ -181,7 +181,7 @@ pub fn check_client_destination(client: &ClientCreds, provider: &Provider) -> Ap
     .details(json!({ "origin": origin, "allowed_origins": allowed })))
 }
 
-fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)

@@ -25,14 +25,15 @@ pub(super) struct Outgoing<'a> {
     pub path: &'a str,
 }
 
-/// Sends one attempt with `cred` injected; `body` is the request body of this attempt.
+/// Sends one attempt with `cred` injected (and the request signed, for a signed mode); `body`
+/// is the request body of this attempt and, when it was buffered, its bytes for the signature.
 pub(super) async fn send(
     state: &AppState,
     app: &AppEntry,
     c: &ConnectionRecord,
     (cred, instance_url): (&Cred, Option<String>),
     out: &Outgoing<'_>,
-    body: Option<reqwest::Body>,
+    (body, signed_body): (Option<reqwest::Body>, Option<&[u8]>),
 ) -> ApiResult<reqwest::Response> {
     let base = match instance_url.filter(|_| oauth_base_is_instance(app)) {
         Some(u) => Url::parse(&u).map_err(|_| {
@@ -55,15 +56,18 @@ pub(super) async fn send(
             "set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached",
         )
     })?;
+    let signed = signature(cred, out.parts, &url, signed_body)?;
     let mut rb = state
         .outbound
         .client()
         .request(out.parts.method.clone(), url)
         .timeout(UPSTREAM_TIMEOUT);
     for (name, value) in out.parts.headers.iter() {
-        // What the entry injects (the credential, its fixed headers) replaces the caller's.
+        // What the entry injects (the credential, its fixed headers, the signature) replaces
+        // the caller's.
         if !is_hop(name.as_str(), out.listed)
             && !inj.headers.iter().any(|(n, _)| n == name)
+            && !signed.iter().any(|(n, _)| n == name)
             && name != http::header::ACCEPT_ENCODING
         {
             rb = rb.header(name, value);
@@ -71,7 +75,7 @@ pub(super) async fn send(
     }
     // Plain bodies only, so that what comes back can be scrubbed of the credential.
     rb = rb.header(http::header::ACCEPT_ENCODING, "identity");
-    for (n, v) in &inj.headers {
+    for (n, v) in inj.headers.iter().chain(&signed) {
         rb = rb.header(n, v);
     }
     if let Some(b) = body {
@@ -83,6 +87,25 @@ pub(super) async fn send(
         ApiError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", format!("{} could not be reached: {reason}", app.name))
             .hint("check the connection's base URL and that the application is up")
     })
+}
+
+/// A signed mode signs the request as it will be sent: its final URL, method and body (`None`
+/// when it streams).
+fn signature(
+    cred: &Cred,
+    parts: &http::request::Parts,
+    url: &Url,
+    body: Option<&[u8]>,
+) -> ApiResult<Vec<(http::HeaderName, HeaderValue)>> {
+    match cred {
+        Cred::Static(inj) => match &inj.signer {
+            Some(s) => s
+                .sign(parts.method.as_str(), url, &parts.headers, body)
+                .map_err(|u| ApiError::new(u.0, u.1, u.2)),
+            None => Ok(vec![]),
+        },
+        Cred::Token { .. } => Ok(vec![]),
+    }
 }
 
 /// The application's headers with any form of the credential removed; without

@@ -24,7 +24,9 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use latchkey_core::catalog::{BORROW_CONCURRENCY_FROM, CONCURRENCY_LEVEL};
 use latchkey_core::ids::ConnectionId;
-use latchkey_core::model::{AuthMode, ConnectionRecord, Workspace, DEFAULT_CONCURRENCY_LEVEL};
+use latchkey_core::model::{
+    AuthMode, ConnectionRecord, ConnectionStatus, Workspace, DEFAULT_CONCURRENCY_LEVEL,
+};
 use latchkey_core::scrub::Scrubber;
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -162,6 +164,22 @@ async fn credential(
         return Err(ApiError::invalid("auth_mode", format!("connection `{}` is a database: it cannot be proxied", c.name))
             .hint("read its credentials (GET …/credentials, or `latchkey run`) and connect to the database directly"));
     }
+    if c.auth_mode == AuthMode::OAuth1 && c.status == ConnectionStatus::PendingAuthorization {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_authorized",
+            format!("connection `{}` has not been authorized yet", c.name),
+        )
+        .hint("open its authorize_url in a browser (POST …/authorize gives a fresh one)"));
+    }
+    if c.auth_mode == AuthMode::OAuth1 && c.status == ConnectionStatus::PendingAuthorization {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_authorized",
+            format!("connection `{}` has not been authorized yet", c.name),
+        )
+        .hint("open its authorize_url in a browser (POST …/authorize gives a fresh one)"));
+    }
     if let Some(inj) = state.hot.static_injection(&c.id, c.version) {
         return Ok((Cred::Static(inj), None));
     }
@@ -265,6 +283,7 @@ async fn run(
         };
         let body = attempt_body(&buffered, &mut stream_body);
         let sent_at = chrono::Utc::now();
+        let body = (body, buffered.as_deref());
         let sent = forward::send(&state, app, c, (&cred.0, cred.1), &out, body).await;
         let resp = match sent {
             Ok(r) => r,

@@ -111,7 +111,11 @@ pub async fn create_connection(
             json!({ "app": conn.app, "auth_mode": conn.auth_mode, "environment": conn.environment, "status": conn.status }))
         .await;
     tracing::info!(connection = %conn.id, app = %conn.app, "connection created");
-    let authorize_url = if conn.status == ConnectionStatus::PendingAuthorization {
+    let authorize_url = if conn.status == ConnectionStatus::PendingAuthorization
+        && conn.auth_mode == AuthMode::OAuth1
+    {
+        Some(crate::signing::three_legged::begin(&state, &ws, &conn).await?)
+    } else if conn.status == ConnectionStatus::PendingAuthorization {
         let creds = svc::decrypt(&state, &conn).await?;
         let client = crate::oauth::client_for(&state, &ws, &conn.app, &creds).await?;
         Some(crate::oauth::begin_authorization(&state, &ws, &conn, &client).await?)

@@ -287,7 +287,7 @@ pub async fn authorize(
     let c = crate::destinations::guard(&state, &ws, &c, holds_secrets)
         .await?
         .unwrap_or(c);
-    if c.auth_mode != AuthMode::OAuth2Code {
+    if c.auth_mode != AuthMode::OAuth2Code && c.auth_mode != AuthMode::OAuth1 {
         return Err(ApiError::invalid(
             "auth_mode",
             format!(
@@ -297,18 +297,26 @@ pub async fn authorize(
         )
         .hint("use POST …/verify to check it"));
     }
-    let creds = svc::decrypt(&state, &c).await?;
-    let client = oauth::client_for(&state, &ws, &c.app, &creds).await?;
     let app = svc::app_entry(&state, &c.app)?;
-    oauth::check_client_destination(
-        &client,
-        &oauth::provider::Provider::for_connection(app, c.auth_mode, &c.settings)?,
-    )?;
-    let url = oauth::begin_authorization(&state, &ws, &c, &client).await?;
-    let warnings = if oauth::provider::is_salesforce(app) {
-        oauth::approvals::warnings_before(&state, &ws, &client.client_id).await
+    let (url, warnings) = if c.auth_mode == AuthMode::OAuth1 {
+        (
+            crate::signing::three_legged::begin(&state, &ws, &c).await?,
+            vec![],
+        )
     } else {
-        vec![]
+        let creds = svc::decrypt(&state, &c).await?;
+        let client = oauth::client_for(&state, &ws, &c.app, &creds).await?;
+        oauth::check_client_destination(
+            &client,
+            &oauth::provider::Provider::for_connection(app, c.auth_mode, &c.settings)?,
+        )?;
+        let url = oauth::begin_authorization(&state, &ws, &c, &client).await?;
+        let warnings = if oauth::provider::is_salesforce(app) {
+            oauth::approvals::warnings_before(&state, &ws, &client.client_id).await
+        } else {
+            vec![]
+        };
+        (url, warnings)
     };
     state
         .audit(
@@ -520,6 +528,10 @@ pub struct CallbackQuery {
     pub state: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// OAuth 1.0a: the temporary credential the user approved.
+    pub oauth_token: Option<String>,
+    /// OAuth 1.0a: the verification code (RFC 5849 §2.2).
+    pub oauth_verifier: Option<String>,
 }
 
 /// The page the provider sends the browser back to. It exchanges the code, checks the
@@ -527,7 +539,20 @@ pub struct CallbackQuery {
 #[utoipa::path(get, path = "/oauth/callback", tag = "oauth", security(()), params(CallbackQuery),
     responses((status = 200, content_type = "text/html", body = String)))]
 pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQuery>) -> Response {
-    match oauth::callback::complete(&state, q.code, q.state, q.error, q.error_description).await {
+    let oauth1 = oauth::callback::OAuth1Return {
+        oauth_token: q.oauth_token,
+        oauth_verifier: q.oauth_verifier,
+    };
+    match oauth::callback::complete(
+        &state,
+        q.code,
+        q.state,
+        q.error,
+        q.error_description,
+        oauth1,
+    )
+    .await
+    {
         Ok(done) => page(
             StatusCode::OK,
             "active",

@@ -464,6 +464,7 @@ pub async fn build(
     lift_login_fields(app, mode, &mut input, &mut credentials)?;
     let mut settings = app.validate_settings(mode, &input)?;
     crate::inject::check_settings(mode, &settings)?;
+    crate::signing::check_settings(mode, &settings)?;
     app.validate_credentials(mode, &credentials, false)?;
     oauth::token_exchange::check_credentials(app, mode, &credentials)?;
     resolve_lender(state, ws, &mut settings, None).await?;
@@ -571,6 +572,12 @@ pub async fn build(
             oauth::token_exchange::verify_and_grant(state, ws, app, &record, &credentials).await?;
         record.tokens = Some(sealed);
         record.token_meta = Some(meta);
+    } else if mode == AuthMode::OAuth1 && credentials.get("token_id").is_none() {
+        // No token pair yet: the browser authorization obtains one.
+        record.status = ConnectionStatus::PendingAuthorization;
+        record.status_reason = Some("waiting for the browser authorization".into());
+        record.hint = Some("open the authorization link in a browser and approve the access; the connection becomes active when you return".into());
+        record.verified_at = None;
     } else if check {
         verify::verify(&state.outbound, app, mode, &record.settings, &credentials).await?;
     }
@@ -725,6 +732,7 @@ pub async fn edit(
         }
         let mut normalized = app.validate_settings(mode, &merged)?;
         crate::inject::check_settings(mode, &normalized)?;
+        crate::signing::check_settings(mode, &normalized)?;
         resolve_lender(state, ws, &mut normalized, Some(&c.id)).await?;
         if normalized != c.settings {
             c.settings = normalized;
@@ -762,7 +770,9 @@ pub async fn edit(
         oauth::check_client_destination(&client, &provider)?;
     }
     let now = Utc::now();
-    if (secrets_changed || settings_changed) && mode != AuthMode::OAuth2Code {
+    // An OAuth 1.0a connection without its token pair has nothing to check until authorized.
+    let oauth1_pending = mode == AuthMode::OAuth1 && creds.get("token_id").is_none();
+    if (secrets_changed || settings_changed) && mode != AuthMode::OAuth2Code && !oauth1_pending {
         if body.verify.unwrap_or(true) {
             if let Some((sealed, meta)) = verify_and_grant(state, ws, app, &c, &creds).await? {
                 c.tokens = Some(sealed);
