@@ -161,10 +161,18 @@ string_enum!(
         ApiKey = "api_key",
         Basic = "basic",
         Database = "database",
+        /// An SSH login (password or private key) to an SFTP server, whose host key is pinned.
+        Sftp = "sftp",
     }
 );
 
 impl AuthMode {
+    /// Connections Latchkey hands to a process but never proxies (databases, SFTP servers):
+    /// they have no concurrency level and lend none.
+    pub fn is_direct(self) -> bool {
+        matches!(self, AuthMode::Database | AuthMode::Sftp)
+    }
+
     pub fn is_oauth(self) -> bool {
         matches!(
             self,

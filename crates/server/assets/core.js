@@ -151,6 +151,7 @@ const LK = (() => {
     api_key: "API key",
     basic: "Username and password",
     database: "Database login",
+    sftp: "SSH login (password or private key)",
   };
   function modeLabel(mode) { return MODES[mode] || mode; }
 

@@ -7,13 +7,14 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use std::process::ExitCode;
 
-const AUTH_MODES: [&str; 6] = [
+const AUTH_MODES: [&str; 7] = [
     "oauth2_code",
     "oauth2_client_credentials",
     "oauth2_jwt_bearer",
     "api_key",
     "basic",
     "database",
+    "sftp",
 ];
 const STATUSES: [&str; 5] = [
     "pending_authorization",
@@ -143,6 +144,9 @@ struct Values {
     /// Read this credential field from stdin, keeping it out of the shell history.
     #[arg(long, value_name = "KEY")]
     secret_stdin: Option<String>,
+    /// Read a credential field from a file, like private_key=id_ed25519 (repeatable).
+    #[arg(long = "secret-file", value_name = "KEY=PATH", value_parser = parse_secret)]
+    secret_files: Vec<(String, String)>,
     /// Salesforce and Certinia: log in at login.salesforce.com (production) or
     /// test.salesforce.com (sandbox). Sets settings.account_type.
     #[arg(long, value_parser = ["production", "sandbox"])]
@@ -180,6 +184,13 @@ impl Values {
         if let Some(key) = &self.secret_stdin {
             let flag = format!("--secret-stdin {key}");
             creds.insert(key.clone(), Value::String(read_stdin_value(key, &flag)?));
+        }
+        for (key, path) in &self.secret_files {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                crate::client::Failure::new(format!("--secret-file {key}: cannot read `{path}`: {e}"))
+                    .with_hint("give the path of a readable text file, such as a PEM or OpenSSH private key")
+            })?;
+            creds.insert(key.clone(), Value::String(text));
         }
         Ok(creds)
     }

@@ -268,7 +268,7 @@ fn check_mode(app: &AppEntry, mode: Option<AuthMode>) -> ApiResult<AuthMode> {
 /// name): everything but the password. They are shown in errors and in the connection's
 /// settings; only the password is kept out of sight.
 fn public_login_fields(app: &AppEntry, mode: AuthMode) -> Vec<(String, FieldType)> {
-    if mode != AuthMode::Database {
+    if !mode.is_direct() {
         return vec![];
     }
     app.credential_fields(mode)
@@ -379,15 +379,20 @@ async fn resolve_lender(
             format!("there is no connection `{key}` in this workspace to borrow concurrency from"),
         )
     })?;
-    if lender.auth_mode == AuthMode::Database {
+    if lender.auth_mode.is_direct() {
+        let kind = if lender.auth_mode == AuthMode::Sftp {
+            "an SFTP"
+        } else {
+            "a database"
+        };
         return Err(ApiError::invalid(
             "settings.borrow_concurrency_from",
             format!(
-                "`{}` is a database connection: it has no concurrency to lend",
+                "`{}` is {kind} connection: it has no concurrency to lend",
                 lender.name
             ),
         )
-        .hint("Latchkey does not proxy databases; borrow from a connection to an API instead"));
+        .hint("Latchkey does not proxy databases or SFTP servers; borrow from a connection to an API instead"));
     }
     if Some(&lender.id) == this {
         return Err(ApiError::invalid(
@@ -459,6 +464,7 @@ pub async fn build(
     let mut settings = app.validate_settings(mode, &input)?;
     crate::inject::check_settings(mode, &settings)?;
     app.validate_credentials(mode, &credentials, false)?;
+    verify::check_fields(app, &settings, &credentials, false)?;
     resolve_lender(state, ws, &mut settings, None).await?;
     show_login_fields(app, mode, &mut settings, &credentials);
     if state
@@ -560,7 +566,8 @@ pub async fn build(
             record.token_meta = Some(meta);
         }
     } else if check {
-        verify::verify(&state.outbound, app, mode, &record.settings, &credentials).await?;
+        verify::verify_and_pin(&state.outbound, app, mode, &mut record.settings, &credentials)
+            .await?;
     }
     record.credentials = Some(seal(state, ws, &id, &credentials, &bound).await?);
     Ok(Built { record, warnings })
@@ -722,6 +729,7 @@ pub async fn edit(
         c.settings = app.validate_settings(mode, &c.settings)?;
     }
     show_login_fields(app, mode, &mut c.settings, &creds);
+    verify::check_fields(app, &c.settings, &creds, false)?;
     c.auth_mode = mode;
     // Where the secret material would go now, decided before anything is sent anywhere.
     let now_bound = destinations::of(app, mode, &c.settings, &creds)?;
@@ -751,7 +759,7 @@ pub async fn edit(
     let now = Utc::now();
     if (secrets_changed || settings_changed) && mode != AuthMode::OAuth2Code {
         if body.verify.unwrap_or(true) {
-            if let Some((sealed, meta)) = verify_and_grant(state, ws, app, &c, &creds).await? {
+            if let Some((sealed, meta)) = verify_and_grant(state, ws, app, &mut c, &creds).await? {
                 c.tokens = Some(sealed);
                 c.token_meta = Some(meta);
             }
@@ -784,11 +792,11 @@ async fn verify_and_grant(
     state: &AppState,
     ws: &Workspace,
     app: &latchkey_core::catalog::AppEntry,
-    c: &ConnectionRecord,
+    c: &mut ConnectionRecord,
     creds: &latchkey_core::secret::SecretFields,
 ) -> ApiResult<Option<(latchkey_core::crypto::Sealed, TokenMeta)>> {
     if !c.auth_mode.is_oauth() {
-        verify::verify(&state.outbound, app, c.auth_mode, &c.settings, creds).await?;
+        verify::verify_and_pin(&state.outbound, app, c.auth_mode, &mut c.settings, creds).await?;
         return Ok(None);
     }
     let provider = Provider::for_connection(app, c.auth_mode, &c.settings)?;
@@ -853,7 +861,8 @@ pub async fn recheck(
         }
     } else {
         let creds = decrypt(state, &c).await?;
-        match verify::verify(&state.outbound, app, c.auth_mode, &c.settings, &creds).await {
+        let mode = c.auth_mode;
+        match verify::verify_and_pin(&state.outbound, app, mode, &mut c.settings, &creds).await {
             Ok(()) => Ok(()),
             Err(latchkey_core::CoreError::VerificationFailed { message, hint, .. }) => {
                 Err((message, hint))
