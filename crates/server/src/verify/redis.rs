@@ -137,8 +137,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let info = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
-    let (mut conn, driver) = redis::aio::MultiplexedConnection::new(&info, stream)
-        .await
+    let config = redis::AsyncConnectionConfig::new();
+    let (mut conn, driver) =
+        redis::aio::MultiplexedConnection::new_with_config(&info, stream, config)
+            .await
         .map_err(|e| (format!("the connection failed: {e}"), HINT_CONNECT))?;
     let driver = tokio::spawn(driver);
     let result = async {

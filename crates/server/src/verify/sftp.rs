@@ -191,12 +191,13 @@ pub async fn verify(
             format!("no answer within {} s", TIMEOUT.as_secs()),
             "check host and port, and that a firewall lets the Latchkey server reach the SFTP server",
         )),
-        Ok(Ok(())) => seen.ok_or_else(|| {
-            fail(
+        Ok(Ok(())) => match seen.clone() {
+            Some(fp) => Ok(fp),
+            None => Err(fail(
                 "the server showed no host key".into(),
                 "check that the address is an SSH server",
-            )
-        }),
+            )),
+        },
         Ok(Err(step)) => Err(step_failure(step, pinned.as_deref(), seen.as_deref(), fail)),
     }
 }
