@@ -59,18 +59,33 @@ async fn run_gives_the_sftp_key_as_a_private_file_removed_afterwards() {
             &app,
             &[("EXPECTED_KEY_FILE", &expected_path)],
             &[
-                "run", "-w", "acme",
-                "--env", "KEY_FILE=drop.private_key_file",
-                "--env", "USER_NAME=drop.username",
-                "--", "sh", "-c", &script,
+                "run",
+                "-w",
+                "acme",
+                "--env",
+                "KEY_FILE=drop.private_key_file",
+                "--env",
+                "USER_NAME=drop.username",
+                "--",
+                "sh",
+                "-c",
+                &script,
             ],
             None,
         )
         .await;
         out.assert_code(code);
         let lines: Vec<&str> = out.stdout.lines().collect();
-        assert_eq!(&lines[1..], ["600", "700", "same", "user"], "{}", out.stdout);
-        assert!(!Path::new(lines[0]).exists(), "the key file outlived the command");
+        assert_eq!(
+            &lines[1..],
+            ["600", "700", "same", "user"],
+            "{}",
+            out.stdout
+        );
+        assert!(
+            !Path::new(lines[0]).exists(),
+            "the key file outlived the command"
+        );
         assert!(!Path::new(lines[0]).parent().unwrap().exists());
         let body = key.lines().nth(1).unwrap();
         assert!(!out.stdout.contains(body) && !out.stderr.contains(body));
@@ -79,7 +94,15 @@ async fn run_gives_the_sftp_key_as_a_private_file_removed_afterwards() {
     // The key itself is never put in a variable.
     let out = run(
         &app,
-        &["run", "-w", "acme", "--env", "K=drop.private_key", "--", "true"],
+        &[
+            "run",
+            "-w",
+            "acme",
+            "--env",
+            "K=drop.private_key",
+            "--",
+            "true",
+        ],
     )
     .await;
     assert_ne!(out.code, 0);
@@ -89,19 +112,32 @@ async fn run_gives_the_sftp_key_as_a_private_file_removed_afterwards() {
     let mut live = Live::start(
         &app,
         &[
-            "run", "-w", "acme", "--env", "KEY_FILE=drop.private_key_file", "--",
-            "sh", "-c", r#"printf '%s\n' "$KEY_FILE"; exec sleep 30"#,
+            "run",
+            "-w",
+            "acme",
+            "--env",
+            "KEY_FILE=drop.private_key_file",
+            "--",
+            "sh",
+            "-c",
+            r#"printf '%s\n' "$KEY_FILE"; exec sleep 30"#,
         ],
         "",
     )
     .await;
     let path = live.next_line().await;
     assert!(Path::new(&path).exists());
-    let killed = Command::new("kill").args(["-TERM", &live.pid()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &live.pid()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let out = live.finish().await;
     assert_eq!(out.code, 128 + 15, "{}", out.stderr);
-    assert!(!Path::new(&path).exists(), "the key file outlived a stopped run");
+    assert!(
+        !Path::new(&path).exists(),
+        "the key file outlived a stopped run"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +154,17 @@ async fn run_gives_a_redis_url_that_redis_cli_uses() {
     assert_eq!(made.status, 201, "{}", made.text);
     let out = run(
         &app,
-        &["run", "-w", "acme", "--env", "REDIS_URL=cache.url", "--", "sh", "-c", r#"printf '%s' "$REDIS_URL""#],
+        &[
+            "run",
+            "-w",
+            "acme",
+            "--env",
+            "REDIS_URL=cache.url",
+            "--",
+            "sh",
+            "-c",
+            r#"printf '%s' "$REDIS_URL""#,
+        ],
     )
     .await;
     out.assert_code(0);
@@ -128,13 +174,26 @@ async fn run_gives_a_redis_url_that_redis_cli_uses() {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG");
     if !reachable {
-        assert!(std::env::var_os("CI").is_none(), "CI is set, but redis-cli cannot reach Redis");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set, but redis-cli cannot reach Redis"
+        );
         eprintln!("skipping the redis-cli part: no redis-cli or no Redis at 127.0.0.1:6379");
         return;
     }
     let out = run(
         &app,
-        &["run", "-w", "acme", "--env", "REDIS_URL=cache.url", "--", "sh", "-c", r#"redis-cli -u "$REDIS_URL" PING"#],
+        &[
+            "run",
+            "-w",
+            "acme",
+            "--env",
+            "REDIS_URL=cache.url",
+            "--",
+            "sh",
+            "-c",
+            r#"redis-cli -u "$REDIS_URL" PING"#,
+        ],
     )
     .await;
     out.assert_code(0);

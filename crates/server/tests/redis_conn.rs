@@ -115,7 +115,11 @@ async fn redis_acl_user_verifies_and_a_disabled_one_fails() {
     .await;
     assert_eq!(wrong.status, 422, "{}", wrong.text);
     assert_eq!(wrong.body["error"], "verification_failed");
-    assert!(text(&wrong.body["message"]).contains("WRONGPASS"), "{}", wrong.text);
+    assert!(
+        text(&wrong.body["message"]).contains("WRONGPASS"),
+        "{}",
+        wrong.text
+    );
     assert!(text(&wrong.body["hint"]).contains("username and password"));
     assert!(!wrong.text.contains("not-it-Pw-3"));
     let gone = app.get("/v1/workspaces/acme/connections/cache-wrong").await;
@@ -128,7 +132,11 @@ async fn redis_acl_user_verifies_and_a_disabled_one_fails() {
     )
     .await;
     assert_eq!(far.status, 422, "{}", far.text);
-    assert!(text(&far.body["message"]).contains("SELECT 60000"), "{}", far.text);
+    assert!(
+        text(&far.body["message"]).contains("SELECT 60000"),
+        "{}",
+        far.text
+    );
 
     let no_pw = create(&app, "cache-nopw", json!({"username": user})).await;
     assert_eq!(no_pw.status, 422, "{}", no_pw.text);
@@ -146,9 +154,17 @@ async fn redis_acl_user_verifies_and_a_disabled_one_fails() {
         .post("/v1/workspaces/acme/connections/cache/verify", json!({}))
         .await;
     let shown = app.get("/v1/workspaces/acme/connections/cache").await;
-    assert_eq!(shown.body["status"], "failing", "{} / {}", check.text, shown.text);
+    assert_eq!(
+        shown.body["status"], "failing",
+        "{} / {}",
+        check.text, shown.text
+    );
     assert!(text(&shown.body["status_reason"]).contains("AUTH was refused"));
-    assert!(text(&shown.body["hint"]).contains("enabled"), "{}", shown.text);
+    assert!(
+        text(&shown.body["hint"]).contains("enabled"),
+        "{}",
+        shown.text
+    );
 
     // Enabled again: the check passes.
     redis::cmd("ACL")

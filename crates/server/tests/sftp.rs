@@ -18,7 +18,9 @@ const USER: &str = "latchkey-sftp";
 /// Why the test cannot run here, when it cannot (a failure under CI).
 fn missing() -> Option<String> {
     if !Path::new(SSHD).exists() {
-        return Some(format!("{SSHD} is missing (scripts/install-test-tools.sh installs it)"));
+        return Some(format!(
+            "{SSHD} is missing (scripts/install-test-tools.sh installs it)"
+        ));
     }
     if !password_file().exists() {
         return Some(format!(
@@ -112,8 +114,26 @@ impl Site {
         set_mode(&p.join("share"), 0o755);
         let key = |name: &str| p.join(name).to_string_lossy().to_string();
         keygen(&["-t", "ed25519", "-N", "", "-f", &key("client_ed25519")]);
-        keygen(&["-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", &key("client_rsa")]);
-        keygen(&["-t", "ed25519", "-N", "locked-Pass-1", "-f", &key("client_locked")]);
+        keygen(&[
+            "-t",
+            "rsa",
+            "-b",
+            "2048",
+            "-m",
+            "PEM",
+            "-N",
+            "",
+            "-f",
+            &key("client_rsa"),
+        ]);
+        keygen(&[
+            "-t",
+            "ed25519",
+            "-N",
+            "locked-Pass-1",
+            "-f",
+            &key("client_locked"),
+        ]);
         let mut authorized = String::new();
         for k in ["client_ed25519.pub", "client_rsa.pub"] {
             authorized.push_str(&std::fs::read_to_string(p.join(k)).unwrap());
@@ -274,29 +294,61 @@ async fn sftp_logins_listing_and_pinned_host_key() {
     assert!(!by_pw.text.contains(&pw));
 
     // Key logins: an OpenSSH Ed25519 key and a PEM RSA key.
-    for (name, file) in [("drop-ed25519", "client_ed25519"), ("drop-rsa", "client_rsa")] {
+    for (name, file) in [
+        ("drop-ed25519", "client_ed25519"),
+        ("drop-rsa", "client_rsa"),
+    ] {
         let key = site.read(file);
         let made = create(&app, name, port, &share, json!({"private_key": key})).await;
         assert_eq!(made.status, 201, "{name}: {}", made.text);
         assert_eq!(made.body["settings"]["host_key_fingerprint"], first_key);
         let body_key = key.lines().nth(1).unwrap();
-        assert!(!made.text.contains(body_key), "{name}: the key is in the answer");
+        assert!(
+            !made.text.contains(body_key),
+            "{name}: the key is in the answer"
+        );
     }
 
     // A wrong password: refused with the server's refusal, nothing stored.
-    let wrong = create(&app, "drop-wrong", port, &share, json!({"password": "not-the-Pw-9"})).await;
+    let wrong = create(
+        &app,
+        "drop-wrong",
+        port,
+        &share,
+        json!({"password": "not-the-Pw-9"}),
+    )
+    .await;
     assert_eq!(wrong.status, 422, "{}", wrong.text);
     assert_eq!(wrong.body["error"], "verification_failed");
-    assert!(text(&wrong.body["message"]).contains("refused the login"), "{}", wrong.text);
-    assert!(text(&wrong.body["hint"]).contains("password"), "{}", wrong.text);
+    assert!(
+        text(&wrong.body["message"]).contains("refused the login"),
+        "{}",
+        wrong.text
+    );
+    assert!(
+        text(&wrong.body["hint"]).contains("password"),
+        "{}",
+        wrong.text
+    );
     assert!(!wrong.text.contains("not-the-Pw-9"));
     let gone = app.get("/v1/workspaces/acme/connections/drop-wrong").await;
     assert_eq!(gone.status, 404);
 
     // A directory that does not exist: the listing fails and says so.
-    let nodir = create(&app, "drop-nodir", port, "/no/such/dir", json!({"password": pw})).await;
+    let nodir = create(
+        &app,
+        "drop-nodir",
+        port,
+        "/no/such/dir",
+        json!({"password": pw}),
+    )
+    .await;
     assert_eq!(nodir.status, 422, "{}", nodir.text);
-    assert!(text(&nodir.body["message"]).contains("/no/such/dir"), "{}", nodir.text);
+    assert!(
+        text(&nodir.body["message"]).contains("/no/such/dir"),
+        "{}",
+        nodir.text
+    );
 
     // A pinned fingerprint that is not the server's: refused before any login.
     let other = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -309,7 +361,11 @@ async fn sftp_logins_listing_and_pinned_host_key() {
         )
         .await;
     assert_eq!(pinned_wrong.status, 422, "{}", pinned_wrong.text);
-    assert!(text(&pinned_wrong.body["hint"]).contains(&first_key), "{}", pinned_wrong.text);
+    assert!(
+        text(&pinned_wrong.body["hint"]).contains(&first_key),
+        "{}",
+        pinned_wrong.text
+    );
 
     // The server comes back on the same port with a new host key.
     drop(sshd);
@@ -320,7 +376,11 @@ async fn sftp_logins_listing_and_pinned_host_key() {
         .post("/v1/workspaces/acme/connections/drop-pw/verify", json!({}))
         .await;
     let shown = app.get("/v1/workspaces/acme/connections/drop-pw").await;
-    assert_eq!(shown.body["status"], "failing", "{} / {}", check.text, shown.text);
+    assert_eq!(
+        shown.body["status"], "failing",
+        "{} / {}",
+        check.text, shown.text
+    );
     let hint = text(&shown.body["hint"]);
     let expected = format!(
         "the server's host key changed from {first_key} to {second_key}; if this is expected, clear host_key_fingerprint or set the new one"
@@ -359,17 +419,37 @@ async fn sftp_bad_input_is_refused_before_any_contact() {
     // Port 9 is never contacted: every refusal here comes before verification.
     let neither = create(&app, "x1", 9, ".", json!({})).await;
     assert_eq!(neither.status, 422, "{}", neither.text);
-    assert_eq!(neither.body["details"]["field"], "credentials.password", "{}", neither.text);
+    assert_eq!(
+        neither.body["details"]["field"], "credentials.password",
+        "{}",
+        neither.text
+    );
 
-    let garbage = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAnotakey\n-----END OPENSSH PRIVATE KEY-----\n";
+    let garbage =
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAnotakey\n-----END OPENSSH PRIVATE KEY-----\n";
     let bad_key = create(&app, "x2", 9, ".", json!({"private_key": garbage})).await;
     assert_eq!(bad_key.status, 422, "{}", bad_key.text);
-    assert_eq!(bad_key.body["details"]["field"], "credentials.private_key", "{}", bad_key.text);
+    assert_eq!(
+        bad_key.body["details"]["field"], "credentials.private_key",
+        "{}",
+        bad_key.text
+    );
 
-    let locked = create(&app, "x3", 9, ".", json!({"private_key": site.read("client_locked")})).await;
+    let locked = create(
+        &app,
+        "x3",
+        9,
+        ".",
+        json!({"private_key": site.read("client_locked")}),
+    )
+    .await;
     assert_eq!(locked.status, 422, "{}", locked.text);
     assert_eq!(locked.body["details"]["field"], "credentials.private_key");
-    assert!(text(&locked.body["message"]).contains("passphrase"), "{}", locked.text);
+    assert!(
+        text(&locked.body["message"]).contains("passphrase"),
+        "{}",
+        locked.text
+    );
 
     let bad_fp = app
         .post(
@@ -379,8 +459,16 @@ async fn sftp_bad_input_is_refused_before_any_contact() {
         )
         .await;
     assert_eq!(bad_fp.status, 422, "{}", bad_fp.text);
-    assert_eq!(bad_fp.body["details"]["field"], "settings.host_key_fingerprint");
+    assert_eq!(
+        bad_fp.body["details"]["field"],
+        "settings.host_key_fingerprint"
+    );
 
     let list = app.get("/v1/workspaces/acme/connections").await;
-    assert_eq!(list.body["items"], json!([]), "nothing half-written: {}", list.text);
+    assert_eq!(
+        list.body["items"],
+        json!([]),
+        "nothing half-written: {}",
+        list.text
+    );
 }

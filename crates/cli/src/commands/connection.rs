@@ -187,8 +187,12 @@ impl Values {
         }
         for (key, path) in &self.secret_files {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                crate::client::Failure::new(format!("--secret-file {key}: cannot read `{path}`: {e}"))
-                    .with_hint("give the path of a readable text file, such as a PEM or OpenSSH private key")
+                crate::client::Failure::new(format!(
+                    "--secret-file {key}: cannot read `{path}`: {e}"
+                ))
+                .with_hint(
+                    "give the path of a readable text file, such as a PEM or OpenSSH private key",
+                )
             })?;
             creds.insert(key.clone(), Value::String(text));
         }

@@ -140,6 +140,9 @@ impl Stop {
     async fn next(&mut self) -> i32 {
         #[cfg(unix)]
         {
+            if self.signals.is_empty() {
+                return std::future::pending().await;
+            }
             let waits = self.signals.iter_mut().map(|(n, s)| {
                 let n = *n;
                 Box::pin(async move {
@@ -147,9 +150,6 @@ impl Stop {
                     n
                 })
             });
-            if self.signals.is_empty() {
-                return std::future::pending().await;
-            }
             futures::future::select_all(waits).await.0
         }
         #[cfg(not(unix))]

@@ -143,7 +143,10 @@ mod tests {
         let dir = std::path::Path::new(&path).parent().unwrap().to_path_buf();
         let dmode = std::fs::metadata(&dir).unwrap().permissions().mode();
         assert_eq!(dmode & 0o777, 0o700);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "-----BEGIN KEY-----\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "-----BEGIN KEY-----\n"
+        );
         assert_eq!(files.file_for("sftp", "x").unwrap(), path);
         drop(files);
         assert!(!dir.exists());

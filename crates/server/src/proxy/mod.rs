@@ -148,7 +148,11 @@ async fn credential(
         ));
     }
     if c.auth_mode.is_direct() {
-        let kind = if c.auth_mode == AuthMode::Sftp { "an SFTP server" } else { "a database" };
+        let kind = if c.auth_mode == AuthMode::Sftp {
+            "an SFTP server"
+        } else {
+            "a database"
+        };
         return Err(ApiError::invalid("auth_mode", format!("connection `{}` is {kind}: it cannot be proxied", c.name))
             .hint("read its credentials (GET …/credentials, or `latchkey run`) and connect to it directly"));
     }

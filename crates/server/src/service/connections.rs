@@ -567,8 +567,14 @@ pub async fn build(
             record.token_meta = Some(meta);
         }
     } else if check {
-        verify::verify_and_pin(&state.outbound, app, mode, &mut record.settings, &credentials)
-            .await?;
+        verify::verify_and_pin(
+            &state.outbound,
+            app,
+            mode,
+            &mut record.settings,
+            &credentials,
+        )
+        .await?;
     }
     record.credentials = Some(seal(state, ws, &id, &credentials, &bound).await?);
     Ok(Built { record, warnings })

@@ -141,7 +141,7 @@ where
     let (mut conn, driver) =
         redis::aio::MultiplexedConnection::new_with_config(&info, stream, config)
             .await
-        .map_err(|e| (format!("the connection failed: {e}"), HINT_CONNECT))?;
+            .map_err(|e| (format!("the connection failed: {e}"), HINT_CONNECT))?;
     let driver = tokio::spawn(driver);
     let result = async {
         if let Some(pw) = password {

@@ -358,8 +358,10 @@ mod tests {
 
     #[test]
     fn a_key_that_does_not_parse_names_the_field() {
-        let e = parse_key("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----")
-            .unwrap_err();
+        let e = parse_key(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----",
+        )
+        .unwrap_err();
         assert!(
             matches!(&e, CoreError::Invalid { field, .. } if field == "credentials.private_key"),
             "{e:?}"
