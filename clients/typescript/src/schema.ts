@@ -834,7 +834,7 @@ export interface components {
             verify?: null | components["schemas"]["VerifySpec"];
         };
         /** @enum {string} */
-        AuthMode: "oauth2_code" | "oauth2_client_credentials" | "oauth2_jwt_bearer" | "api_key" | "basic" | "database";
+        AuthMode: "oauth2_code" | "oauth2_client_credentials" | "oauth2_jwt_bearer" | "api_key" | "basic" | "database" | "sftp";
         /** @description The non-secret facts of an OAuth connection's grant. */
         AuthorizationView: {
             /**

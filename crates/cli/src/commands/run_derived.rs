@@ -34,11 +34,17 @@ impl KeyFiles {
                 .with_hint("check that the temporary directory (TMPDIR) is writable")
         };
         if self.dir.is_none() {
-            // tempfile makes the directory 0700 on Unix.
             let dir = tempfile::Builder::new()
                 .prefix("latchkey-run-")
                 .tempdir()
                 .map_err(cannot)?;
+            // Private before any key is in it, whatever the umask made it.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+                    .map_err(cannot)?;
+            }
             self.dir = Some(dir);
         }
         let dir = self.dir.as_ref().map(|d| d.path().to_path_buf());
