@@ -1011,7 +1011,8 @@ export interface components {
             auth_mode?: null | components["schemas"]["AuthMode"];
             /**
              * @description Secret fields of the auth mode (`api_key`; `username`+`password`; `host`, `port`,
-             *     `database`, `username`, `password`; …). Encrypted before they are stored; never answered.
+             *     `database`, `username`, `password`; for `sftp`: `host`, `port`, `username`, and
+             *     `password` and/or `private_key`; …). Encrypted before they are stored; never answered.
              *     An `oauth2_code` connection may also take `access_token`, `refresh_token` and
              *     `expires_at` (RFC 3339 or epoch seconds): an existing grant, imported without a browser
              *     step (checked by the verification request or a refresh; a dead refresh token saves the
@@ -1767,6 +1768,12 @@ export interface components {
         } | {
             /** @enum {string} */
             kind: "mysql";
+        } | {
+            /** @enum {string} */
+            kind: "sftp";
+        } | {
+            /** @enum {string} */
+            kind: "redis";
         };
         /** @description The outcome of a re-check. */
         VerifyView: {

@@ -186,16 +186,20 @@ impl Site {
         if !accepted {
             std::fs::write(self.path("sshd_config"), config).unwrap();
         }
-        let child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(self.path("sshd_config"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("sshd starts");
+        // Owned by the guard at once: killed and waited for even if it never answers.
+        let sshd = Sshd {
+            child: Command::new(SSHD)
+                .args(["-D", "-e", "-f"])
+                .arg(self.path("sshd_config"))
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("sshd starts"),
+            port,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if banner(port) {
-                return Sshd { child, port };
+                return sshd;
             }
             assert!(Instant::now() < deadline, "sshd did not answer on {port}");
             std::thread::sleep(Duration::from_millis(50));
