@@ -420,6 +420,18 @@ async fn sftp_bad_input_is_refused_before_any_contact() {
     let site = Site::new();
     let app = spawn_app().await;
     app.workspace("acme").await;
+    let entry = app.get("/v1/apps/sftp").await;
+    assert_eq!(entry.body["auth_modes"], json!(["sftp"]), "{}", entry.text);
+    let fields: Vec<&str> = entry.body["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| text(&f["name"]))
+        .collect();
+    assert_eq!(
+        fields,
+        ["host", "port", "username", "password", "private_key"]
+    );
     // Port 9 is never contacted: every refusal here comes before verification.
     let neither = create(&app, "x1", 9, ".", json!({})).await;
     assert_eq!(neither.status, 422, "{}", neither.text);
