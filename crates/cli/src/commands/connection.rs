@@ -452,7 +452,7 @@ async fn edit(ctx: &Ctx, a: EditArgs) -> anyhow::Result<()> {
     if body.is_empty() {
         crate::usage_error(
             &["connection", "edit"],
-            "nothing to change: give --name, --env, --set, --unset, --secret or --secret-stdin",
+            "nothing to change: give --name, --env, --set, --unset, --secret, --secret-stdin or --secret-file",
         );
     }
     let checks = body.contains_key("settings") || body.contains_key("credentials");
