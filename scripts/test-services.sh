@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the local services the test suite talks to (PostgreSQL, MariaDB) when they are down,
+# Starts the local services the test suite talks to (PostgreSQL, MariaDB, Redis) when they are down,
 # and prepares what the database-verification tests need. Idempotent; safe to run every time.
 set -euo pipefail
 
@@ -69,4 +69,12 @@ GRANT ALL ON latchkey_check.* TO 'latchkey_pw_check'@'%';
 GRANT ALL ON latchkey_check.* TO 'latchkey_pw_check'@'localhost';
 FLUSH PRIVILEGES;
 SQL
-log "PostgreSQL and MariaDB are ready"
+
+# Redis (the Redis connection tests make and remove an ACL user of their own)
+need_pkg redis-server redis-server
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  log "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 >/dev/null
+  wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
+fi
+log "PostgreSQL, MariaDB and Redis are ready"

@@ -120,6 +120,12 @@ pub enum VerifySpec {
     Postgres,
     /// A MySQL or MariaDB connection that runs `SELECT 1`.
     Mysql,
+    /// An SSH handshake (the host key checked against the pinned fingerprint, or pinned) and a
+    /// directory listing of the `path` setting over SFTP.
+    Sftp,
+    /// A Redis connection: `AUTH` (as the ACL user when a username is given), `SELECT` of the
+    /// database, then `PING`.
+    Redis,
 }
 
 fn default_method() -> String {
@@ -707,13 +713,13 @@ impl AppEntry {
                 ));
             }
         }
-        if mode == AuthMode::Database {
-            // Latchkey never proxies a database: it has no concurrency level and shares none.
+        if mode.is_direct() {
+            // Latchkey never proxies a database or an SFTP server: no concurrency level, none shared.
             if matches!(input.get(BORROW_CONCURRENCY_FROM), Some(v) if !v.is_null()) {
                 return Err(CoreError::invalid_with_hint(
                     "settings.borrow_concurrency_from",
-                    "a database connection cannot borrow concurrency",
-                    "Latchkey does not proxy databases, so their connections have no concurrency to share",
+                    format!("a {} connection cannot borrow concurrency", if mode == AuthMode::Sftp { "SFTP" } else { "database" }),
+                    "Latchkey does not proxy databases or SFTP servers, so their connections have no concurrency to share",
                 ));
             }
             return Ok(out);

@@ -175,6 +175,8 @@ string_enum!(
         OAuth1Token = "oauth1_token",
         /// AWS Signature Version 4: every request signed with an access key and its secret.
         AwsSigv4 = "aws_sigv4",
+        /// An SSH login (password or private key) to an SFTP server, whose host key is pinned.
+        Sftp = "sftp",
     }
 );
 
@@ -185,6 +187,12 @@ impl AuthMode {
             self,
             AuthMode::OAuth1 | AuthMode::OAuth1Token | AuthMode::AwsSigv4
         )
+    }
+
+    /// Connections Latchkey hands to a process but never proxies (databases, SFTP servers):
+    /// they have no concurrency level and lend none.
+    pub fn is_direct(self) -> bool {
+        matches!(self, AuthMode::Database | AuthMode::Sftp)
     }
 
     pub fn is_oauth(self) -> bool {

@@ -11,6 +11,7 @@
 
   function concurrency(c) {
     if (c.auth_mode === "database") return el("span", { class: "muted small", dataset: { notProxied: "" } }, "None: databases are not proxied");
+    if (c.auth_mode === "sftp") return el("span", { class: "muted small", dataset: { notProxied: "" } }, "None: SFTP servers are not proxied");
     const lender = c.settings.borrow_concurrency_from;
     if (lender) {
       const l = all.find((x) => x.id === lender || x.name === lender);
@@ -125,6 +126,7 @@
         el("a", { class: "conn-link", href: `/ui/connection?ws=${encodeURIComponent(LK.workspace().slug)}&id=${encodeURIComponent(c.id)}` }, el("strong", { class: "conn-name name", title: c.name }, c.name)),
         el("div", { class: "muted small" }, modeLabel(c.auth_mode)),
         c.auth_mode === "database" && c.settings.host ? el("div", { class: "muted small db-target" }, `${c.settings.username || ""}@${c.settings.host}:${c.settings.port || ""}/${c.settings.database || ""}`) : null,
+        c.auth_mode === "sftp" && c.settings.host ? el("div", { class: "muted small db-target" }, `${c.settings.username || ""}@${c.settings.host}:${c.settings.port || ""}:${c.settings.path || "."}`) : null,
         endUser(c))),
       el("td", { "data-label": "Application" }, LK.appName(catalog, c.app)),
       el("td", { "data-label": "Environment" }, el("span", { class: "tag" }, c.environment)),

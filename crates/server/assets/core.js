@@ -156,6 +156,7 @@ const LK = (() => {
     oauth1: "OAuth 1.0a (authorize in the browser)",
     oauth1_token: "OAuth 1.0a token (token-based authentication)",
     aws_sigv4: "AWS access key (Signature Version 4)",
+    sftp: "SSH login (password or private key)",
   };
   function modeLabel(mode) { return MODES[mode] || mode; }
 

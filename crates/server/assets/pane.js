@@ -13,7 +13,8 @@
      OAuth client for the application, which is used when they are left empty. */
   const isClientField = (f) => !!(st && st.entry && st.entry.oauth) && (f.name === "client_id" || f.name === "client_secret");
   const isRequired = (f, mode) => !!f.required || (f.required_for || []).includes(mode) || (isClientField(f) && !st.wsClient);
-  const isDatabase = () => !!st && st.mode === "database";
+  /* Databases and SFTP servers are reached directly, never through the proxy. */
+  const isDatabase = () => !!st && (st.mode === "database" || st.mode === "sftp");
   const choiceLabel = (c) => c.charAt(0).toUpperCase() + c.slice(1).replace(/_/g, " ");
   const hasValue = (v) => v !== undefined && v !== null && v !== "";
 
@@ -480,7 +481,7 @@
       const conns = await LK.listAll(wsPath("/connections"));
       for (const c of conns) {
         if (st && st.editing && c.id === st.editing.id) continue;
-        if (c.auth_mode === "database" || c.settings.borrow_concurrency_from) continue; // databases lend nothing
+        if (c.auth_mode === "database" || c.auth_mode === "sftp" || c.settings.borrow_concurrency_from) continue; // direct connections lend nothing
         sel.append(el("option", { value: c.id, selected: c.id === current }, `${c.name} (${c.app}, ${c.environment})`));
       }
     } catch (err) { showError($("#pane-error"), err); }

@@ -50,7 +50,7 @@ pub fn of(
     creds: &SecretFields,
 ) -> ApiResult<Destinations> {
     let mut out = Destinations::new();
-    if mode == AuthMode::Database {
+    if mode.is_direct() {
         let host = creds
             .expose("host")
             .unwrap_or_default()
@@ -58,7 +58,8 @@ pub fn of(
             .trim_matches(['[', ']'])
             .to_ascii_lowercase();
         let port = creds.expose("port").unwrap_or_default().trim().to_string();
-        out.insert(format!("db://{host}:{port}"));
+        let scheme = if mode == AuthMode::Sftp { "ssh" } else { "db" };
+        out.insert(format!("{scheme}://{host}:{port}"));
         return Ok(out);
     }
     if mode.is_oauth() {

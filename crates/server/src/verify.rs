@@ -2,6 +2,9 @@
 //! injected, or a real database connection that runs `SELECT 1`. A failure carries the
 //! application's own words (scrubbed of the credential) and a hint.
 
+pub mod redis;
+pub mod sftp;
+
 use crate::inject;
 use crate::outbound::{Outbound, OutboundError};
 use latchkey_core::catalog::{AppEntry, FieldType, VerifySpec};
@@ -48,8 +51,48 @@ pub async fn verify(
             verify_database(outbound, app, settings, creds, Db::Postgres).await
         }
         Some(VerifySpec::Mysql) => verify_database(outbound, app, settings, creds, Db::Mysql).await,
+        Some(VerifySpec::Sftp) => sftp::verify(outbound, app, settings, creds)
+            .await
+            .map(|_| ()),
+        Some(VerifySpec::Redis) => redis::verify(outbound, app, settings, creds).await,
     };
     result.map_err(|e| scrub_error(e, &scrubber_for(app, mode, creds)))
+}
+
+/// [`verify`] for a check whose outcome is saved: an SFTP connection without a pinned host
+/// key gets the key the server showed pinned in `settings`.
+pub async fn verify_and_pin(
+    outbound: &Outbound,
+    app: &AppEntry,
+    mode: AuthMode,
+    settings: &mut Map<String, Value>,
+    creds: &SecretFields,
+) -> Result<(), CoreError> {
+    if app.verify != Some(VerifySpec::Sftp) {
+        return verify(outbound, app, mode, settings, creds).await;
+    }
+    sftp::verify_and_pin(outbound, app, settings, creds)
+        .await
+        .map_err(|e| scrub_error(e, &scrubber_for(app, mode, creds)))
+}
+
+/// The checks of a connection's fields that its verification kind adds to the catalog's
+/// (an SFTP connection needs a password or a readable key; a Redis ACL user a password).
+/// `partial`: an edit's fields, before they are merged onto the stored ones.
+pub fn check_fields(
+    app: &AppEntry,
+    settings: &Map<String, Value>,
+    creds: &SecretFields,
+    partial: bool,
+) -> Result<(), CoreError> {
+    match &app.verify {
+        Some(VerifySpec::Sftp) => {
+            sftp::check_settings(settings)?;
+            sftp::check_credentials(creds, partial)
+        }
+        Some(VerifySpec::Redis) if !partial => redis::check_credentials(creds),
+        _ => Ok(()),
+    }
 }
 
 /// A scrubber for everything secret in a connection's credential fields: the fields the

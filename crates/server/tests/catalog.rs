@@ -21,7 +21,8 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Entries with test files of their own (Salesforce and Certinia simulators, generic and
-/// database entries in connections.rs, proxy.rs, databases.rs).
+/// database entries in connections.rs, proxy.rs, databases.rs, SFTP and Redis in sftp.rs and
+/// redis_conn.rs).
 const OWN_TESTS: &[&str] = &[
     "salesforce",
     "certinia",
@@ -30,6 +31,8 @@ const OWN_TESTS: &[&str] = &[
     "generic-basic",
     "postgres",
     "mysql",
+    "sftp",
+    "redis",
 ];
 
 #[test]

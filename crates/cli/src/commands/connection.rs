@@ -7,8 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use std::process::ExitCode;
 
-
-const AUTH_MODES: [&str; 11] = [
+const AUTH_MODES: [&str; 12] = [
     "oauth2_code",
     "oauth2_client_credentials",
     "oauth2_jwt_bearer",
@@ -20,6 +19,7 @@ const AUTH_MODES: [&str; 11] = [
     "oauth1",
     "oauth1_token",
     "aws_sigv4",
+    "sftp",
 ];
 const STATUSES: [&str; 5] = [
     "pending_authorization",
@@ -150,7 +150,7 @@ struct Values {
     #[arg(long, value_name = "KEY")]
     secret_stdin: Option<String>,
     /// A credential field read from a file, like key_json=./service-account.json (a
-    /// service account's key file) or private_key=./key.pem (repeatable).
+    /// service account's key file) or private_key=./id_ed25519 (repeatable).
     #[arg(long = "secret-file", value_name = "KEY=PATH", value_parser = parse_secret)]
     secret_files: Vec<(String, String)>,
     /// Salesforce and Certinia: log in at login.salesforce.com (production) or
@@ -190,7 +190,7 @@ impl Values {
         for (key, path) in &self.secret_files {
             let value = std::fs::read_to_string(path).map_err(|e| {
                 Failure::new(format!("--secret-file {key}: cannot read {path}: {e}"))
-                    .with_hint("give the path of a readable text file, like key_json=./key.json")
+                    .with_hint("give the path of a readable text file, like key_json=./key.json or private_key=./id_ed25519")
             })?;
             creds.insert(key.clone(), Value::String(value));
         }
@@ -454,7 +454,7 @@ async fn edit(ctx: &Ctx, a: EditArgs) -> anyhow::Result<()> {
     if body.is_empty() {
         crate::usage_error(
             &["connection", "edit"],
-            "nothing to change: give --name, --env, --set, --unset, --secret or --secret-stdin",
+            "nothing to change: give --name, --env, --set, --unset, --secret, --secret-stdin or --secret-file",
         );
     }
     let checks = body.contains_key("settings") || body.contains_key("credentials");

@@ -11,6 +11,7 @@ pub mod master_key;
 pub mod oauth_client;
 pub mod proxy;
 pub mod run;
+mod run_derived;
 pub mod token;
 pub mod user;
 pub mod webhook;

@@ -1,6 +1,8 @@
 //! `latchkey run`: runs a command with fresh secrets in its environment (R15). Every value is
-//! fetched before the command starts; none is ever printed.
+//! fetched before the command starts; none is ever printed. A private key is given as a file
+//! (`CONN.private_key_file`), removed when the command ends.
 
+use super::run_derived::{self, KeyFiles, KEY_FILE_FIELD, URL_FIELD};
 use super::{cli_hint, Interrupts, Ref};
 use crate::client::Failure;
 use crate::output::text;
@@ -31,6 +33,9 @@ pub struct RunArgs {
     /// service account, token exchange)
     /// or its only secret field (an API key); .FIELD picks a credential field (password, host,
     /// …) or, for OAuth, a token field (access_token, instance_url, expires_at, scope).
+    /// .private_key_file gives the path of a file (mode 0600, in a private directory removed
+    /// when the command ends) holding the connection's private key: the way an SFTP key is
+    /// given. .url gives a Redis connection's URL (redis:// or rediss://).
     #[arg(long = "env", value_name = "VAR=CONNECTION[.FIELD]", value_parser = parse_env, required = true)]
     env: Vec<EnvSpec>,
     /// The command to run and its arguments, after `--`.
@@ -74,10 +79,14 @@ fn parse_env(s: &str) -> Result<EnvSpec, String> {
 }
 
 pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
-    let vars = Resolver::new(ctx, &a.workspace).all(&a.env).await?;
+    let mut resolver = Resolver::new(ctx, &a.workspace);
+    let vars = resolver.all(&a.env).await?;
+    // Key files live until the command has ended (dropped, and so removed, when this returns).
+    let mut files = std::mem::take(&mut resolver.files);
     let (program, args) = a.command.split_first().expect("clap requires the command");
     // Installed before the command starts: Ctrl-C reaches it, and this process waits for it.
     let mut interrupts = Interrupts::listen();
+    let mut stop = Stop::listen();
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).envs(vars);
     let mut child = match cmd.spawn() {
@@ -94,9 +103,59 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             s = child.wait() => break s?,
             () = interrupts.next() => {}
+            sig = stop.next() => {
+                // Asked to stop (SIGTERM, SIGHUP): the key files go first, then the command.
+                files.remove();
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Ok(ExitCode::from(u8::try_from(128 + sig).unwrap_or(1)));
+            }
         }
     };
+    files.remove();
     Ok(exit_code(status))
+}
+
+/// SIGTERM and SIGHUP as events, so that key files are removed before this process ends.
+struct Stop {
+    #[cfg(unix)]
+    signals: Vec<(i32, tokio::signal::unix::Signal)>,
+}
+
+impl Stop {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = [(15, SignalKind::terminate()), (1, SignalKind::hangup())]
+                .into_iter()
+                .filter_map(|(n, k)| signal(k).ok().map(|s| (n, s)))
+                .collect();
+            Self { signals }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves with the signal's number when one arrives.
+    async fn next(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            if self.signals.is_empty() {
+                return std::future::pending().await;
+            }
+            let waits = self.signals.iter_mut().map(|(n, s)| {
+                let n = *n;
+                Box::pin(async move {
+                    s.recv().await;
+                    n
+                })
+            });
+            futures::future::select_all(waits).await.0
+        }
+        #[cfg(not(unix))]
+        std::future::pending().await
+    }
 }
 
 /// The command's exit code, or 128 + the signal that ended it (as shells report it).
@@ -121,6 +180,7 @@ struct Resolver<'a> {
     connections: HashMap<String, Option<Value>>,
     tokens: HashMap<String, Value>,
     credentials: HashMap<String, Map<String, Value>>,
+    files: KeyFiles,
 }
 
 impl<'a> Resolver<'a> {
@@ -131,6 +191,7 @@ impl<'a> Resolver<'a> {
             connections: HashMap::new(),
             tokens: HashMap::new(),
             credentials: HashMap::new(),
+            files: KeyFiles::default(),
         }
     }
 
@@ -179,6 +240,9 @@ impl<'a> Resolver<'a> {
             .credentials(&name)
             .await
             .map_err(|f| cli_hint(f, &target, None))?;
+        if let Some(v) = self.derived(&conn, &name, field.as_deref(), &creds)? {
+            return Ok(v);
+        }
         let fields: Vec<&str> = creds.keys().map(String::as_str).collect();
         let listed = if fields.is_empty() {
             "none".to_string()
@@ -203,6 +267,37 @@ impl<'a> Resolver<'a> {
                 Failure::new(format!("connection `{name}` has no field `{f}`"))
                     .with_hint(format!("its fields: {known}"))
             }),
+        }
+    }
+
+    /// A value made from the fields (`private_key_file`, a Redis `url`), or `None` for a field
+    /// passed as it is. An SFTP connection's key is only ever given as a file.
+    fn derived(
+        &mut self,
+        conn: &Value,
+        name: &str,
+        field: Option<&str>,
+        creds: &Map<String, Value>,
+    ) -> Result<Option<String>, Failure> {
+        let sftp = text(conn, "auth_mode") == "sftp";
+        match field {
+            Some(KEY_FILE_FIELD) if !creds.contains_key(KEY_FILE_FIELD) => {
+                let key = present(creds.get("private_key")).ok_or_else(|| {
+                    Failure::new(format!("connection `{name}` has no private key"))
+                        .with_hint("give it one (credentials.private_key), or use its password")
+                })?;
+                self.files.file_for(name, &key).map(Some)
+            }
+            Some("private_key") if sftp => Err(Failure::new(format!(
+                "the private key of `{name}` is given to commands as a file, not as a value"
+            ))
+            .with_hint(format!(
+                "write {name}.{KEY_FILE_FIELD}: the variable then holds the path of a file (mode 0600) that is removed when the command ends"
+            ))),
+            Some(URL_FIELD) if text(conn, "app") == "redis" && !creds.contains_key(URL_FIELD) => {
+                run_derived::redis_url(conn, creds).map(Some)
+            }
+            _ => Ok(None),
         }
     }
 

@@ -143,6 +143,17 @@ impl Live {
             .expect("the URL within 30 s")
     }
 
+    /// The next line of stdout (within 30 s).
+    pub async fn next_line(&mut self) -> String {
+        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+            .await
+            .expect("a line within 30 s")
+            .expect("stdout readable")
+            .unwrap_or_else(|| panic!("latchkey ended; it printed {:?}", self.seen));
+        self.seen.push(line.clone());
+        line
+    }
+
     pub fn pid(&self) -> String {
         self.child.id().expect("running").to_string()
     }

@@ -160,9 +160,14 @@ async fn credential(
             set.meta.instance_url.clone(),
         ));
     }
-    if c.auth_mode == AuthMode::Database {
-        return Err(ApiError::invalid("auth_mode", format!("connection `{}` is a database: it cannot be proxied", c.name))
-            .hint("read its credentials (GET …/credentials, or `latchkey run`) and connect to the database directly"));
+    if c.auth_mode.is_direct() {
+        let kind = if c.auth_mode == AuthMode::Sftp {
+            "an SFTP server"
+        } else {
+            "a database"
+        };
+        return Err(ApiError::invalid("auth_mode", format!("connection `{}` is {kind}: it cannot be proxied", c.name))
+            .hint("read its credentials (GET …/credentials, or `latchkey run`) and connect to it directly"));
     }
     if c.auth_mode == AuthMode::OAuth1 && c.status == ConnectionStatus::PendingAuthorization {
         return Err(ApiError::new(

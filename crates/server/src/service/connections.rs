@@ -39,7 +39,8 @@ pub struct CreateConnection {
     #[schema(value_type = Object)]
     pub settings: Map<String, Value>,
     /// Secret fields of the auth mode (`api_key`; `username`+`password`; `host`, `port`,
-    /// `database`, `username`, `password`; …). Encrypted before they are stored; never answered.
+    /// `database`, `username`, `password`; for `sftp`: `host`, `port`, `username`, and
+    /// `password` and/or `private_key`; …). Encrypted before they are stored; never answered.
     /// An `oauth2_code` connection may also take `access_token`, `refresh_token` and
     /// `expires_at` (RFC 3339 or epoch seconds): an existing grant, imported without a browser
     /// step (checked by the verification request or a refresh; a dead refresh token saves the
@@ -274,7 +275,7 @@ fn check_mode(app: &AppEntry, mode: Option<AuthMode>) -> ApiResult<AuthMode> {
 /// name): everything but the password. They are shown in errors and in the connection's
 /// settings; only the password is kept out of sight.
 fn public_login_fields(app: &AppEntry, mode: AuthMode) -> Vec<(String, FieldType)> {
-    if mode != AuthMode::Database {
+    if !mode.is_direct() {
         return vec![];
     }
     app.credential_fields(mode)
@@ -385,15 +386,20 @@ async fn resolve_lender(
             format!("there is no connection `{key}` in this workspace to borrow concurrency from"),
         )
     })?;
-    if lender.auth_mode == AuthMode::Database {
+    if lender.auth_mode.is_direct() {
+        let kind = if lender.auth_mode == AuthMode::Sftp {
+            "an SFTP"
+        } else {
+            "a database"
+        };
         return Err(ApiError::invalid(
             "settings.borrow_concurrency_from",
             format!(
-                "`{}` is a database connection: it has no concurrency to lend",
+                "`{}` is {kind} connection: it has no concurrency to lend",
                 lender.name
             ),
         )
-        .hint("Latchkey does not proxy databases; borrow from a connection to an API instead"));
+        .hint("Latchkey does not proxy databases or SFTP servers; borrow from a connection to an API instead"));
     }
     if Some(&lender.id) == this {
         return Err(ApiError::invalid(
@@ -467,6 +473,7 @@ pub async fn build(
     crate::signing::check_settings(mode, &settings)?;
     app.validate_credentials(mode, &credentials, false)?;
     oauth::token_exchange::check_credentials(app, mode, &credentials)?;
+    verify::check_fields(app, &settings, &credentials, false)?;
     resolve_lender(state, ws, &mut settings, None).await?;
     show_login_fields(app, mode, &mut settings, &credentials);
     if state
@@ -579,7 +586,14 @@ pub async fn build(
         record.hint = Some("open the authorization link in a browser and approve the access; the connection becomes active when you return".into());
         record.verified_at = None;
     } else if check {
-        verify::verify(&state.outbound, app, mode, &record.settings, &credentials).await?;
+        verify::verify_and_pin(
+            &state.outbound,
+            app,
+            mode,
+            &mut record.settings,
+            &credentials,
+        )
+        .await?;
     }
     record.credentials = Some(seal(state, ws, &id, &credentials, &bound).await?);
     Ok(Built { record, warnings })
@@ -743,6 +757,7 @@ pub async fn edit(
         c.settings = app.validate_settings(mode, &c.settings)?;
     }
     show_login_fields(app, mode, &mut c.settings, &creds);
+    verify::check_fields(app, &c.settings, &creds, false)?;
     c.auth_mode = mode;
     // Where the secret material would go now, decided before anything is sent anywhere.
     let now_bound = destinations::of(app, mode, &c.settings, &creds)?;
@@ -774,7 +789,7 @@ pub async fn edit(
     let oauth1_pending = mode == AuthMode::OAuth1 && creds.get("token_id").is_none();
     if (secrets_changed || settings_changed) && mode != AuthMode::OAuth2Code && !oauth1_pending {
         if body.verify.unwrap_or(true) {
-            if let Some((sealed, meta)) = verify_and_grant(state, ws, app, &c, &creds).await? {
+            if let Some((sealed, meta)) = verify_and_grant(state, ws, app, &mut c, &creds).await? {
                 c.tokens = Some(sealed);
                 c.token_meta = Some(meta);
             }
@@ -812,7 +827,7 @@ async fn verify_and_grant(
     state: &AppState,
     ws: &Workspace,
     app: &latchkey_core::catalog::AppEntry,
-    c: &ConnectionRecord,
+    c: &mut ConnectionRecord,
     creds: &latchkey_core::secret::SecretFields,
 ) -> ApiResult<Option<(latchkey_core::crypto::Sealed, TokenMeta)>> {
     if c.auth_mode.is_direct_exchange() {
@@ -821,7 +836,7 @@ async fn verify_and_grant(
             .map(Some);
     }
     if !c.auth_mode.is_oauth() {
-        verify::verify(&state.outbound, app, c.auth_mode, &c.settings, creds).await?;
+        verify::verify_and_pin(&state.outbound, app, c.auth_mode, &mut c.settings, creds).await?;
         return Ok(None);
     }
     let provider = Provider::for_connection(app, c.auth_mode, &c.settings)?;
@@ -897,7 +912,8 @@ pub async fn recheck(
         }
     } else {
         let creds = decrypt(state, &c).await?;
-        match verify::verify(&state.outbound, app, c.auth_mode, &c.settings, &creds).await {
+        let mode = c.auth_mode;
+        match verify::verify_and_pin(&state.outbound, app, mode, &mut c.settings, &creds).await {
             Ok(()) => Ok(()),
             Err(latchkey_core::CoreError::VerificationFailed { message, hint, .. }) => {
                 Err((message, hint))
