@@ -302,6 +302,11 @@ async fn a_restarting_database_gives_503_store_unavailable_never_500() {
         t.await.expect("load task");
     }
     let seen = seen.lock().unwrap().clone();
+    eprintln!(
+        "under the restart: {} answers, {} of them 503 store_unavailable",
+        seen.len(),
+        seen.iter().filter(|s| s.status == 503).count()
+    );
     let bad: Vec<&Seen> = seen.iter().filter(|s| !acceptable(s)).collect();
     assert!(
         bad.is_empty(),

@@ -77,17 +77,22 @@ impl SimRow {
         };
         list.iter().map(|x| self.entry.fill_text(x, &s)).collect()
     }
+    /// The endpoint the entry's template names, or (the generic entry, whose endpoints are
+    /// the connection's own) the URL in the setting of that name.
+    fn endpoint(&self, template: Option<&str>, setting: &str) -> Option<Url> {
+        let s = self.settings_with_defaults();
+        match template {
+            Some(t) => self.entry.fill(t, &s, &BTreeMap::new()).ok(),
+            None => Url::parse(s.get(setting)?.as_str()?).ok(),
+        }
+    }
     pub fn authorize_url(&self) -> Option<Url> {
-        let t = self.entry.oauth.as_ref()?.authorize_url.as_deref()?;
-        self.entry
-            .fill(t, &self.settings_with_defaults(), &BTreeMap::new())
-            .ok()
+        let o = self.entry.oauth.as_ref()?;
+        self.endpoint(o.authorize_url.as_deref(), "authorization_url")
     }
     pub fn token_url(&self) -> Option<Url> {
-        let t = self.entry.oauth.as_ref()?.token_url.as_deref()?;
-        self.entry
-            .fill(t, &self.settings_with_defaults(), &BTreeMap::new())
-            .ok()
+        let o = self.entry.oauth.as_ref()?;
+        self.endpoint(o.token_url.as_deref(), "token_url")
     }
     pub fn base_url(&self) -> Option<Url> {
         let s = self.settings_with_defaults();
