@@ -303,6 +303,12 @@ async fn two_minutes_of_reads_never_wait_and_each_token_life_costs_one_refresh()
     let waits = counter(&app, "latchkey_token_refresh_waits_total", "").await - waits_before;
     assert_eq!(waits, 0.0, "requests that waited on a refresh");
     let (sf_times, generic_times) = (sf_refreshes.times(), generic_refreshes.times());
+    eprintln!(
+        "reads: {sf_reads} Salesforce, {generic_reads} generic; refreshes seen by the providers: \
+         {} Salesforce, {} generic",
+        sf_times.len(),
+        generic_times.len()
+    );
     let background = counter(
         &app,
         "latchkey_proactive_refreshes_total",
