@@ -187,8 +187,15 @@ pub enum Probes {
 /// are stored without one and marked `failing` as a fleet of long-broken connections would be:
 /// each probe then makes its real request (the upstream refuses it) and changes no status, so
 /// what it costs the store is what a steady probe costs.
-pub async fn set_copy_probes(database_url: &str, prefix: &str, probes: Probes) -> anyhow::Result<()> {
-    anyhow::ensure!(!is_sqlite(database_url), "the probes figure runs on PostgreSQL");
+pub async fn set_copy_probes(
+    database_url: &str,
+    prefix: &str,
+    probes: Probes,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !is_sqlite(database_url),
+        "the probes figure runs on PostgreSQL"
+    );
     let mut c = PgConnection::connect(database_url).await?;
     let like = format!("{prefix}-%");
     let mut tx = c.begin().await?;

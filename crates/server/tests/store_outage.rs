@@ -103,7 +103,15 @@ impl Cluster {
         let c = Cluster { bin, dir, port };
         c.run(
             "initdb",
-            &["-D", &c.data(), "-A", "trust", "-U", "postgres", "--no-sync"],
+            &[
+                "-D",
+                &c.data(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
         )?;
         c.start()?;
         Ok(c)

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use latchkey_core::ids::{ConnectionId, WorkspaceId};
 use latchkey_core::model::{ConnectionRecord, Event};
-use latchkey_core::store::{ConnectionChange, ConnectionFilter, ConnectionStore, Page, StoreResult};
+use latchkey_core::store::{
+    ConnectionChange, ConnectionFilter, ConnectionStore, Page, StoreResult,
+};
 use latchkey_core::StoreError;
 
 /// Binds `$1`…`$19` of [`INSERT_CONNECTION`] and [`UPDATE_CONNECTION`] from a record and its

@@ -106,7 +106,9 @@ pub(crate) mod outage {
             return false;
         }
         let outage = start() + Duration::from_millis(last - 1);
-        Instant::now().checked_sub(age).is_none_or(|opened| opened <= outage)
+        Instant::now()
+            .checked_sub(age)
+            .is_none_or(|opened| opened <= outage)
     }
 }
 

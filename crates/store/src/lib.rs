@@ -39,8 +39,8 @@ pub mod testing;
 mod webhooks;
 mod workspaces;
 
-pub use error::{redact_url, round_trips};
 use error::DbResult;
+pub use error::{redact_url, round_trips};
 
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;

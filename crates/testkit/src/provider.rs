@@ -605,7 +605,11 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
         set_path(&mut doc, f.path("refresh_token"), json!(rt));
     }
     if o.refresh != RefreshStyle::None || row.mode == AuthMode::OAuth2ClientCredentials {
-        set_path(&mut doc, f.path("expires_in"), json!(sim.lifetime().as_secs()));
+        set_path(
+            &mut doc,
+            f.path("expires_in"),
+            json!(sim.lifetime().as_secs()),
+        );
     }
     let scope = row.scopes().join(&o.scope_separator);
     set_path(&mut doc, f.path("scope"), json!(scope));

@@ -103,12 +103,19 @@ pub async fn run(stack: &Stack, table: &mut Table) -> anyhow::Result<()> {
     );
     let case = format!("PostgreSQL, {n} connections, interval 3600 s");
     table.push(
-        Row::new(FIG, &case, "token requests/s, probes on", Unit::PerSecond, on.rps)
-            .reference("probes off", off.rps)
-            .target(Target::RatioAtLeast(0.9)),
+        Row::new(
+            FIG,
+            &case,
+            "token requests/s, probes on",
+            Unit::PerSecond,
+            on.rps,
+        )
+        .reference("probes off", off.rps)
+        .target(Target::RatioAtLeast(0.9)),
     );
     table.push(
-        Row::new(FIG, &case, "token p99, probes on", Unit::Ms, on.p99).reference("probes off", off.p99),
+        Row::new(FIG, &case, "token p99, probes on", Unit::Ms, on.p99)
+            .reference("probes off", off.p99),
     );
     table.push(
         Row::new(
@@ -127,7 +134,13 @@ pub async fn run(stack: &Stack, table: &mut Table) -> anyhow::Result<()> {
         Unit::PerSecond,
         vec![statements],
     ));
-    table.push(Row::new(FIG, &case, "probes/s", Unit::PerSecond, vec![probes]));
+    table.push(Row::new(
+        FIG,
+        &case,
+        "probes/s",
+        Unit::PerSecond,
+        vec![probes],
+    ));
     table.push(Row::new(
         FIG,
         &case,

@@ -14,13 +14,13 @@ use crate::state::AppState;
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::health::{DueConnection, ProbeOutcome};
 use latchkey_core::ids::{ConnectionId, WorkspaceId};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use latchkey_core::model::{ConnectionRecord, ConnectionStatus, Workspace};
 use latchkey_core::store::ConnectionChange;
 use rand::Rng;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// A claim lasts this long: longer than a probe may take (verification times out sooner).
 const CLAIM_SECS: i64 = 120;
@@ -78,7 +78,12 @@ pub async fn run(state: AppState) {
                 if let Some((next_probe, outcome)) = work(&st, &workspaces, due, conn).await {
                     if let Err(e) = st
                         .store
-                        .finish_due_connection(&id, &st.background.owner, next_probe, outcome.as_ref())
+                        .finish_due_connection(
+                            &id,
+                            &st.background.owner,
+                            next_probe,
+                            outcome.as_ref(),
+                        )
                         .await
                     {
                         tracing::warn!(connection = %id, error = %e, "could not record a probe");

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use latchkey_core::catalog::BORROW_CONCURRENCY_FROM;
 use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Organization};
 use latchkey_core::names::ConnectionName;
-use latchkey_core::store::ConnectionChange;
 use latchkey_core::secret::SecretFields;
+use latchkey_core::store::ConnectionChange;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 

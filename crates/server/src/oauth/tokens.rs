@@ -13,12 +13,12 @@
 use super::grant::{self, GrantError, Tokens};
 use super::{client_for, Failure};
 use crate::state::{new_event, AppState};
-use latchkey_core::store::ConnectionChange;
 use chrono::{Duration, Utc};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, TokenMeta, Workspace};
 use latchkey_core::secret::{SecretFields, SecretString};
+use latchkey_core::store::ConnectionChange;
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -574,10 +574,9 @@ async fn refresh_now(
             next.updated_at = now;
             // A failing connection that refreshed is active again: the status and its
             // `connection.recovered` event are one write.
-            let events: Vec<_> =
-                crate::background::status_event(ws, row.status, &next, "refresh")
-                    .into_iter()
-                    .collect();
+            let events: Vec<_> = crate::background::status_event(ws, row.status, &next, "refresh")
+                .into_iter()
+                .collect();
             let written = if events.is_empty() {
                 state.store.update_connection(&next, row.version).await
             } else {

@@ -102,8 +102,14 @@ pub async fn create_connection(
         None => None,
     };
     // The connection and its `connection.created` event are one write.
-    let created = new_event(&ws.id, &caller.actor(), "connection.created", Some(conn.id.as_str()), Some(conn.name.as_str()),
-        json!({ "app": conn.app, "auth_mode": conn.auth_mode, "environment": conn.environment, "status": conn.status }));
+    let created = new_event(
+        &ws.id,
+        &caller.actor(),
+        "connection.created",
+        Some(conn.id.as_str()),
+        Some(conn.name.as_str()),
+        json!({ "app": conn.app, "auth_mode": conn.auth_mode, "environment": conn.environment, "status": conn.status }),
+    );
     state
         .change_connection(ConnectionChange::Insert(&conn), &[created])
         .await?;

@@ -14,11 +14,12 @@ use chrono::{DateTime, Utc};
 use latchkey_core::catalog::{AppEntry, FieldType, BORROW_CONCURRENCY_FROM};
 use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{
-    AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Event, Organization, TokenMeta, Workspace,
+    AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Event, Organization, TokenMeta,
+    Workspace,
 };
 use latchkey_core::names::{ConnectionName, Environment};
-use latchkey_core::store::ConnectionChange;
 use latchkey_core::secret::SecretFields;
+use latchkey_core::store::ConnectionChange;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 

@@ -77,7 +77,10 @@ pub async fn atomic_changes(store: &dyn Store) {
     let conn = connection_fixture(&ws, "atomic", "generic-api-key");
     let created = event_of(&ws, &conn, "connection.created");
     let done = store
-        .change_connection(ConnectionChange::Insert(&conn), &[created.clone()])
+        .change_connection(
+            ConnectionChange::Insert(&conn),
+            std::slice::from_ref(&created),
+        )
         .await
         .expect("insert with its event");
     assert!(done);
@@ -190,7 +193,10 @@ pub async fn atomic_changes(store: &dyn Store) {
         .change_connection(del, &[deleted])
         .await
         .expect("delete with its event"));
-    assert_eq!(store.connection(&ws.id, &conn.id).await.expect("read"), None);
+    assert_eq!(
+        store.connection(&ws.id, &conn.id).await.expect("read"),
+        None
+    );
     assert_eq!(
         actions_of(store, &ws, &conn).await,
         [

@@ -99,7 +99,10 @@ pub async fn health_schedule(store: &dyn Store) {
         .expect("by ids");
     let mut want = vec![conn.clone(), other];
     want.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(read, want, "the claimed connections in one read, the missing left out");
+    assert_eq!(
+        read, want,
+        "the claimed connections in one read, the missing left out"
+    );
     assert!(store
         .delete_connection(&ws.id, &conn.id)
         .await
