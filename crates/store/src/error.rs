@@ -46,8 +46,10 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
         }
     }
     let message = err.to_string();
-    if is_unavailable(&err) {
+    if lost_connection(&err) {
         outage::seen();
+    }
+    if lost_connection(&err) || is_unavailable(&err) {
         return StoreError::Unavailable {
             message,
             source: Some(Box::new(err)),
@@ -59,19 +61,25 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// Whether the error says the database cannot be reached (rather than that it refused the
-/// statement): I/O on the connection, no pooled connection in time, a closed pool, or
-/// PostgreSQL's connection-exception class (`08…`), shutdown (`57P01`-`57P03`) and
-/// too-many-connections (`53300`) codes.
+/// Whether the connection itself broke: I/O on it, or PostgreSQL's connection-exception class
+/// (`08…`) and shutdown codes (`57P01`-`57P03`). Connections opened before are suspect.
+fn lost_connection(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
+/// Whether the database is busy or away rather than refusing the statement: no pooled
+/// connection in time (every connect attempt refused, or all in use), a closed pool, or
+/// PostgreSQL's too-many-connections (`53300`). Connections already open are not suspect.
 fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
-        }),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c == "53300"),
         _ => false,
     }
 }
