@@ -168,3 +168,85 @@ async fn clone_postgres(url: &str, source: &str, rows: &[(String, String)]) -> a
     c.close().await?;
     Ok(())
 }
+
+/// The stored `probe_at` of a connection whose probes are off (as the store writes it).
+const PROBE_OFF: i64 = 253_402_300_799_000;
+
+/// How the copies of the probes figure are probed.
+#[derive(Clone, Copy, Debug)]
+pub enum Probes {
+    /// Never: their schedule rows are parked at the end of time.
+    Off,
+    /// Spread over `interval_ms` from now, as the server places new connections: at the
+    /// default interval, every copy once per interval.
+    Spread { interval_ms: i64 },
+}
+
+/// Sets the probe schedule of every copy named `{prefix}-…` (PostgreSQL). The copies' sealed
+/// credentials belong to another connection (a ciphertext is bound to its own record), so they
+/// are stored without one and marked `failing` as a fleet of long-broken connections would be:
+/// each probe then makes its real request (the upstream refuses it) and changes no status, so
+/// what it costs the store is what a steady probe costs.
+pub async fn set_copy_probes(
+    database_url: &str,
+    prefix: &str,
+    probes: Probes,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !is_sqlite(database_url),
+        "the probes figure runs on PostgreSQL"
+    );
+    let mut c = PgConnection::connect(database_url).await?;
+    let like = format!("{prefix}-%");
+    let mut tx = c.begin().await?;
+    sqlx::query(
+        "UPDATE connections SET cred_key_id = NULL, cred_ciphertext = NULL, status = 'failing', \
+         status_reason = 'a copy without a credential', version = version + 1 \
+         WHERE name LIKE $1 AND status <> 'failing'",
+    )
+    .bind(&like)
+    .execute(&mut *tx)
+    .await
+    .context("copies without credentials")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    match probes {
+        Probes::Off => {
+            sqlx::query(
+                "UPDATE connection_health SET probe_at = $2, due_at = $2, refresh_at = NULL, \
+                 lease_owner = NULL, lease_until = NULL \
+                 WHERE connection_id IN (SELECT id FROM connections WHERE name LIKE $1)",
+            )
+            .bind(&like)
+            .bind(PROBE_OFF)
+            .execute(&mut *tx)
+            .await
+            .context("probes off")?;
+        }
+        Probes::Spread { interval_ms } => {
+            sqlx::query(
+                "UPDATE connection_health SET \
+                 probe_at = $2 + floor(random() * $3)::bigint, lease_owner = NULL, lease_until = NULL \
+                 WHERE connection_id IN (SELECT id FROM connections WHERE name LIKE $1)",
+            )
+            .bind(&like)
+            .bind(now)
+            .bind(interval_ms as f64)
+            .execute(&mut *tx)
+            .await
+            .context("probes spread")?;
+            sqlx::query(
+                "UPDATE connection_health SET due_at = probe_at \
+                 WHERE connection_id IN (SELECT id FROM connections WHERE name LIKE $1)",
+            )
+            .bind(&like)
+            .execute(&mut *tx)
+            .await
+            .context("due times")?;
+        }
+    }
+    tx.commit().await?;
+    c.close().await?;
+    Ok(())
+}

@@ -50,6 +50,9 @@ pub enum Command {
     Scale,
     /// Figure 7: time from start to the first successful /healthz.
     Coldstart,
+    /// Figure 8: 100,000 connections with probes on: token reads, and the store statements
+    /// the background issues.
+    Probes,
     /// One short round of token reads and proxy (what `cargo test` runs).
     Smoke,
     /// (internal) the bare reference server.
@@ -82,6 +85,7 @@ pub enum Scenario {
     Storm,
     Pool,
     Scale,
+    Probes,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -184,6 +188,7 @@ pub async fn run(command: &Command, opts: Options) -> anyhow::Result<Table> {
             Scenario::Storm,
             Scenario::Pool,
             Scenario::Scale,
+            Scenario::Probes,
         ],
         Command::Tokens | Command::Smoke => vec![Scenario::Tokens],
         Command::Proxy => vec![Scenario::Proxy],
@@ -191,6 +196,7 @@ pub async fn run(command: &Command, opts: Options) -> anyhow::Result<Table> {
         Command::Pool => vec![Scenario::Pool],
         Command::Memory => vec![Scenario::Memory],
         Command::Scale => vec![Scenario::Scale],
+        Command::Probes => vec![Scenario::Probes],
         Command::Coldstart => vec![Scenario::Coldstart],
         Command::ServeReference { .. }
         | Command::ServeUpstream
@@ -252,6 +258,7 @@ async fn run_with_stack(
         Scenario::Pool => scenarios::pool::run(&stack, table).await,
         Scenario::Memory => scenarios::memory::run(&stack, table).await,
         Scenario::Scale => scenarios::scale::run(&stack, table).await,
+        Scenario::Probes => scenarios::probes::run(&stack, table).await,
         Scenario::Coldstart => Ok(()),
     }
 }

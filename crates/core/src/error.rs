@@ -83,7 +83,41 @@ pub enum StoreError {
         flows: Vec<String>,
         borrowers: Vec<String>,
     },
+    /// The database cannot be reached right now: the connection was refused or reset, no
+    /// pooled connection came free in time, or the server is shutting down or starting up.
+    /// Worth retrying in a moment; the edge answers 503 with `Retry-After`.
+    #[error("the database is unavailable: {message}")]
+    Unavailable {
+        /// What the driver said (for logs, never for answers).
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Anything else the database said; the text is for logs, not for answers.
-    #[error("database error: {0}")]
-    Backend(String),
+    #[error("database error: {message}")]
+    Backend {
+        /// What went wrong (for logs, never for answers).
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+/// The driver's own error, kept as the source of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl StoreError {
+    /// A backend error with no driver error behind it (a row that does not decode, a value
+    /// that does not serialize).
+    pub fn backend(message: impl Into<String>) -> Self {
+        StoreError::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Whether the store could not be reached (as opposed to refusing the request).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
 }

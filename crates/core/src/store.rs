@@ -42,6 +42,25 @@ pub struct ConnectionFilter {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A write of one connection that events accompany (see
+/// [`ConnectionStore::change_connection`]).
+#[derive(Debug, Clone, Copy)]
+pub enum ConnectionChange<'a> {
+    /// Inserts the connection (as [`ConnectionStore::insert_connection`]).
+    Insert(&'a ConnectionRecord),
+    /// Writes the connection fenced on `expected_version` (as
+    /// [`ConnectionStore::update_connection`]).
+    Update {
+        conn: &'a ConnectionRecord,
+        expected_version: i64,
+    },
+    /// Deletes the connection (as [`ConnectionStore::delete_connection`]).
+    Delete {
+        ws: &'a WorkspaceId,
+        id: &'a ConnectionId,
+    },
+}
+
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {
     /// Creates the workspace and its wrapped data key in one transaction.
@@ -104,6 +123,16 @@ pub trait ConnectionStore: Send + Sync {
     /// concurrency (`InUse` naming them, checked in the same transaction). Links from inactive
     /// flows are removed with it. False when it did not exist.
     async fn delete_connection(&self, ws: &WorkspaceId, id: &ConnectionId) -> StoreResult<bool>;
+    /// Makes the change and records its events (with their webhook deliveries, as
+    /// [`EventStore::append_event`] does) in one transaction: both land or neither does. The
+    /// change's own refusals (`Duplicate`, `Stale`, `InUse`) record no event; a failed event
+    /// insert undoes the change. Answers false (and records nothing) when a deleted connection
+    /// did not exist; true otherwise.
+    async fn change_connection(
+        &self,
+        change: ConnectionChange<'_>,
+        events: &[Event],
+    ) -> StoreResult<bool>;
     /// `(app, count)` for every application with at least one connection in the workspace that
     /// is not revoked (revoked connections are not counted).
     async fn connection_counts(&self, ws: &WorkspaceId) -> StoreResult<Vec<(String, i64)>>;
@@ -272,6 +301,9 @@ pub trait HealthStore: Send + Sync {
         next_probe_at: Option<chrono::DateTime<chrono::Utc>>,
         outcome: Option<&ProbeOutcome>,
     ) -> StoreResult<()>;
+    /// The connections with these ids, whatever their workspace (the rows a claim found due),
+    /// read in one statement; ids that no longer exist are left out.
+    async fn connections_by_ids(&self, ids: &[ConnectionId]) -> StoreResult<Vec<ConnectionRecord>>;
     /// Forgets the probe placement of a connection (its interval changed): it is placed again
     /// at once.
     async fn replace_probe(&self, id: &ConnectionId) -> StoreResult<()>;

@@ -173,12 +173,31 @@ impl From<StoreError> for ApiError {
             )
             .hint("read it again and retry"),
             StoreError::InUse { flows, borrowers } => in_use(&flows, &borrowers),
-            StoreError::Backend(msg) => {
-                tracing::error!(error = %msg, "store error");
+            StoreError::Unavailable { message, .. } => {
+                tracing::warn!(error = %message, "the store is unavailable");
+                store_unavailable()
+            }
+            StoreError::Backend { message, .. } => {
+                tracing::error!(error = %message, "store error");
                 ApiError::internal()
             }
         }
     }
+}
+
+/// Seconds a caller is asked to wait when the store cannot be reached.
+pub const STORE_RETRY_AFTER_SECS: u32 = 2;
+
+/// The 503 for a store that cannot be reached right now (a database restart, a network
+/// failure): the request did nothing and can be sent again.
+pub fn store_unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the database cannot be reached right now",
+    )
+    .hint("retry after the number of seconds in the Retry-After header")
+    .retry_after(STORE_RETRY_AFTER_SECS)
 }
 
 /// The 409 for deleting a connection that active flows use or others borrow from (R11, R3).

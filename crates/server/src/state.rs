@@ -11,13 +11,35 @@ use futures::FutureExt;
 use latchkey_core::catalog::Catalog;
 use latchkey_core::ids::{EventId, WorkspaceId};
 use latchkey_core::model::{Event, InstanceEvent, Workspace};
-use latchkey_core::store::Store;
+use latchkey_core::store::{ConnectionChange, Store};
 use std::ops::Deref;
 use std::sync::Arc;
 use url::Url;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
+
+/// An event of a workspace happening now, to record with [`AppState::record`] or with a
+/// connection change ([`AppState::change_connection`]).
+pub fn new_event(
+    ws: &WorkspaceId,
+    actor: &str,
+    action: &str,
+    target_id: Option<&str>,
+    target_name: Option<&str>,
+    details: serde_json::Value,
+) -> Event {
+    Event {
+        id: EventId::generate(),
+        workspace_id: ws.clone(),
+        at: Utc::now(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        target_id: target_id.map(str::to_string),
+        target_name: target_name.map(str::to_string),
+        details,
+    }
+}
 
 pub struct Inner {
     pub config: Config,
@@ -189,20 +211,35 @@ impl AppState {
         target_name: Option<&str>,
         details: serde_json::Value,
     ) {
-        let event = Event {
-            id: EventId::generate(),
-            workspace_id: ws.clone(),
-            at: Utc::now(),
-            actor: actor.to_string(),
-            action: action.to_string(),
-            target_id: target_id.map(str::to_string),
-            target_name: target_name.map(str::to_string),
-            details,
-        };
-        if let Err(e) = self.store.append_event(&event).await {
-            tracing::error!(error = %e, action, "could not record an audit event");
+        let event = new_event(ws, actor, action, target_id, target_name, details);
+        self.record(&[event]).await;
+    }
+
+    /// Appends events made with [`new_event`], logging (not answering) a failure.
+    pub async fn record(&self, events: &[Event]) {
+        for event in events {
+            if let Err(e) = self.store.append_event(event).await {
+                tracing::error!(error = %e, action = %event.action, "could not record an audit event");
+            }
         }
-        self.background.recorded();
+        if !events.is_empty() {
+            self.background.recorded();
+        }
+    }
+
+    /// Writes a connection change and its events in one store transaction (both or neither),
+    /// then wakes the event streams and the delivery loop. False when a deleted connection was
+    /// already gone.
+    pub async fn change_connection(
+        &self,
+        change: ConnectionChange<'_>,
+        events: &[Event],
+    ) -> Result<bool, latchkey_core::StoreError> {
+        let done = self.store.change_connection(change, events).await?;
+        if done && !events.is_empty() {
+            self.background.recorded();
+        }
+        Ok(done)
     }
 
     /// Appends an event that belongs to no workspace (admin keys and the like), listed by

@@ -4,6 +4,7 @@
 //! store that already holds data, and twice on the same store.
 
 mod audit;
+mod changes;
 mod connect_sessions;
 mod connections;
 mod flows;
@@ -17,6 +18,7 @@ mod slots;
 mod workspaces;
 
 pub use audit::{api_keys, events};
+pub use changes::atomic_changes;
 pub use connect_sessions::connect_sessions;
 pub use connections::{
     concurrent_writes, connection_counts, connections, delete_guards, fenced_updates,
@@ -72,6 +74,7 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_rate_limits(store).await;
     health_schedule(store).await;
     outbox(store).await;
+    atomic_changes(store).await;
     connect_sessions(store).await;
     users(store).await;
     memberships(store).await;

@@ -8,8 +8,10 @@ use crate::{for_update, SqlStore, WritePool};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use latchkey_core::ids::{ConnectionId, WorkspaceId};
-use latchkey_core::model::ConnectionRecord;
-use latchkey_core::store::{ConnectionFilter, ConnectionStore, Page, StoreResult};
+use latchkey_core::model::{ConnectionRecord, Event};
+use latchkey_core::store::{
+    ConnectionChange, ConnectionFilter, ConnectionStore, Page, StoreResult,
+};
 use latchkey_core::StoreError;
 
 /// Binds `$1`…`$19` of [`INSERT_CONNECTION`] and [`UPDATE_CONNECTION`] from a record and its
@@ -66,6 +68,38 @@ macro_rules! insert_connection {
     }};
 }
 pub(crate) use {bind_connection, insert_connection};
+
+/// `InUse` (the transaction `$tx` is dropped, so rolled back) when active flows use the
+/// connection or other connections borrow its concurrency.
+macro_rules! refuse_if_in_use {
+    ($tx:expr, $ws:expr, $id:expr) => {{
+        let flows: Vec<(String,)> = sqlx::query_as(
+            "SELECT f.name FROM flows f JOIN flow_connections fc ON fc.flow_id = f.id \
+             WHERE fc.connection_id = $2 AND f.workspace_id = $1 AND f.active \
+             ORDER BY f.name",
+        )
+        .bind($ws.as_str())
+        .bind($id.as_str())
+        .fetch_all($tx)
+        .await
+        .db()?;
+        let borrowers: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM connections \
+             WHERE workspace_id = $1 AND borrow_from = $2 AND id <> $2 ORDER BY name",
+        )
+        .bind($ws.as_str())
+        .bind($id.as_str())
+        .fetch_all($tx)
+        .await
+        .db()?;
+        if !flows.is_empty() || !borrowers.is_empty() {
+            return Err(StoreError::InUse {
+                flows: flows.into_iter().map(|(n,)| n).collect(),
+                borrowers: borrowers.into_iter().map(|(n,)| n).collect(),
+            });
+        }
+    }};
+}
 
 pub(crate) const INSERT_CONNECTION: &str = "INSERT INTO connections (id, workspace_id, name, \
      app, environment, auth_mode, status, status_reason, hint, settings, borrow_from, \
@@ -186,57 +220,78 @@ impl ConnectionStore for SqlStore {
     }
 
     async fn delete_connection(&self, ws: &WorkspaceId, id: &ConnectionId) -> StoreResult<bool> {
+        self.change_connection(ConnectionChange::Delete { ws, id }, &[])
+            .await
+    }
+
+    async fn change_connection(
+        &self,
+        change: ConnectionChange<'_>,
+        events: &[Event],
+    ) -> StoreResult<bool> {
         with_pool!(&self.db, p => {
             let mut tx = p.begin_write().await.db()?;
-            // Locking the row makes a concurrent flow link (whose foreign key check needs a
-            // share lock on it) wait for this decision instead of slipping in after the check.
-            let lock = format!(
-                "SELECT id FROM connections WHERE workspace_id = $1 AND id = $2{}",
-                for_update(p)
-            );
-            let found: Option<(String,)> = sqlx::query_as(&lock)
-                .bind(ws.as_str())
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .db()?;
-            if found.is_none() {
-                return Ok(false);
+            let done = match change {
+                ConnectionChange::Insert(c) => {
+                    insert_connection!(&mut *tx, c)?;
+                    true
+                }
+                ConnectionChange::Update { conn, expected_version } => {
+                    let settings = json_text(&conn.settings)?;
+                    let token_meta = opt_json_text(conn.token_meta.as_ref())?;
+                    let owner = opt_json_text(conn.owner.as_ref())?;
+                    let n = bind_connection!(sqlx::query(UPDATE_CONNECTION), conn, &settings, &token_meta)
+                        .bind(expected_version)
+                        .bind(conn.owner.as_ref().map(|o| o.end_user.id.as_str()))
+                        .bind(&owner)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?
+                        .rows_affected();
+                    if n == 0 {
+                        // Dropping the transaction rolls it back.
+                        return Err(StoreError::Stale);
+                    }
+                    sqlx::query(crate::health::SET_REFRESH)
+                        .bind(conn.id.as_str())
+                        .bind(conn.proactive_refresh_at().map(ms))
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    true
+                }
+                ConnectionChange::Delete { ws, id } => {
+                    // Locking the row makes a concurrent flow link (whose foreign key check
+                    // needs a share lock on it) wait for this decision instead of slipping in
+                    // after the check.
+                    let lock = format!(
+                        "SELECT id FROM connections WHERE workspace_id = $1 AND id = $2{}",
+                        for_update(p)
+                    );
+                    let found: Option<(String,)> = sqlx::query_as(&lock)
+                        .bind(ws.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                    if found.is_none() {
+                        return Ok(false);
+                    }
+                    refuse_if_in_use!(&mut *tx, ws, id);
+                    sqlx::query("DELETE FROM connections WHERE workspace_id = $1 AND id = $2")
+                        .bind(ws.as_str())
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    true
+                }
+            };
+            for event in events {
+                crate::events::append_event_in!(&mut *tx, event);
             }
-            let flows: Vec<(String,)> = sqlx::query_as(
-                "SELECT f.name FROM flows f JOIN flow_connections fc ON fc.flow_id = f.id \
-                 WHERE fc.connection_id = $2 AND f.workspace_id = $1 AND f.active \
-                 ORDER BY f.name",
-            )
-            .bind(ws.as_str())
-            .bind(id.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .db()?;
-            let borrowers: Vec<(String,)> = sqlx::query_as(
-                "SELECT name FROM connections \
-                 WHERE workspace_id = $1 AND borrow_from = $2 AND id <> $2 ORDER BY name",
-            )
-            .bind(ws.as_str())
-            .bind(id.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .db()?;
-            if !flows.is_empty() || !borrowers.is_empty() {
-                tx.rollback().await.db()?;
-                return Err(StoreError::InUse {
-                    flows: flows.into_iter().map(|(n,)| n).collect(),
-                    borrowers: borrowers.into_iter().map(|(n,)| n).collect(),
-                });
-            }
-            sqlx::query("DELETE FROM connections WHERE workspace_id = $1 AND id = $2")
-                .bind(ws.as_str())
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .db()?;
             tx.commit().await.db()?;
-            Ok(true)
+            Ok(done)
         })
     }
 

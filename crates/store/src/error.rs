@@ -39,7 +39,8 @@ const SQLITE_UNIQUE_RULES: &[(&str, &str)] = &[
 ];
 
 /// Maps a driver error: unique violations become `Duplicate`, a missing referenced row
-/// (foreign key) becomes `Stale`, the rest `Backend`.
+/// (foreign key) becomes `Stale`, a database that cannot be reached `Unavailable`, the rest
+/// `Backend`. The driver's error stays the source.
 pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &err {
         if db.is_unique_violation() {
@@ -51,7 +52,88 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
             return StoreError::Stale;
         }
     }
-    StoreError::Backend(err.to_string())
+    let message = err.to_string();
+    if lost_connection(&err) {
+        outage::seen();
+    }
+    if lost_connection(&err) || is_unavailable(&err) {
+        return StoreError::Unavailable {
+            message,
+            source: Some(Box::new(err)),
+        };
+    }
+    StoreError::Backend {
+        message,
+        source: Some(Box::new(err)),
+    }
+}
+
+/// Whether the connection itself broke: I/O on it, or PostgreSQL's connection-exception class
+/// (`08…`) and shutdown codes (`57P01`-`57P03`). Connections opened before are suspect.
+fn lost_connection(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
+/// Whether the database is busy or away rather than refusing the statement: no pooled
+/// connection in time (every connect attempt refused, or all in use), a closed pool, or
+/// PostgreSQL's too-many-connections (`53300`). Connections already open are not suspect.
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c == "53300"),
+        _ => false,
+    }
+}
+
+/// When the database was last found unreachable, so that pooled connections opened before
+/// that moment are dropped instead of being used (each would fail its first statement once
+/// the database is back). One clock per process: a connection of another pool dropped for
+/// nothing only costs a reconnect.
+pub(crate) mod outage {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    static START: OnceLock<Instant> = OnceLock::new();
+    /// Milliseconds after `START` of the last outage, plus one (0: none yet).
+    static LAST: AtomicU64 = AtomicU64::new(0);
+
+    fn start() -> Instant {
+        *START.get_or_init(Instant::now)
+    }
+
+    /// Records that the database was unreachable just now.
+    pub(crate) fn seen() {
+        let at = start().elapsed().as_millis() as u64 + 1;
+        LAST.fetch_max(at, Ordering::Relaxed);
+    }
+
+    /// Whether a pooled connection of this age was opened before the last outage.
+    pub(crate) fn predates_last(age: Duration) -> bool {
+        let last = LAST.load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
+        }
+        let outage = start() + Duration::from_millis(last - 1);
+        Instant::now()
+            .checked_sub(age)
+            .is_none_or(|opened| opened <= outage)
+    }
+}
+
+/// Statements (and transaction begins and commits) sent to the database by this process:
+/// the background work's cost is measured with it.
+static ROUND_TRIPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many statements, begins and commits this process has sent to its stores.
+pub fn round_trips() -> u64 {
+    ROUND_TRIPS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn unique_constraint(db: &dyn DatabaseError) -> String {
@@ -77,13 +159,14 @@ pub(crate) trait DbResult<T> {
 
 impl<T> DbResult<T> for Result<T, sqlx::Error> {
     fn db(self) -> Result<T, StoreError> {
+        ROUND_TRIPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.map_err(classify)
     }
 }
 
 /// A row that does not decode into the model (hand-edited or corrupt).
 pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("stored {what} is invalid: {detail}"))
+    StoreError::backend(format!("stored {what} is invalid: {detail}"))
 }
 
 /// The URL with its password replaced by `***`, for messages.

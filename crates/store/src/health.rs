@@ -2,7 +2,7 @@
 //! outcome.
 
 use crate::error::DbResult;
-use crate::rows::{from_ms, ms, opt_from_ms, parse};
+use crate::rows::{convert, from_ms, ms, opt_from_ms, parse, ConnectionRow, CONNECTION_COLUMNS};
 use crate::{SqlStore, WritePool};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -37,7 +37,7 @@ macro_rules! insert_health {
 }
 pub(crate) use insert_health;
 
-const SET_REFRESH: &str = "UPDATE connection_health SET refresh_at = $2, \
+pub(crate) const SET_REFRESH: &str = "UPDATE connection_health SET refresh_at = $2, \
      due_at = CASE WHEN probe_at IS NULL THEN due_at \
                    WHEN $2 IS NOT NULL AND $2 < probe_at THEN $2 ELSE probe_at END \
      WHERE connection_id = $1";
@@ -140,11 +140,16 @@ impl HealthStore for SqlStore {
     ) -> StoreResult<()> {
         let now = ms(Utc::now());
         let probe = next_probe_at.map(ms).unwrap_or(PROBE_OFF);
-        let mut sql = String::from(
-            "UPDATE connection_health SET probe_at = $3, \
-             refresh_at = CASE WHEN refresh_at IS NOT NULL AND refresh_at <= $4 \
-                               THEN $4 + $5 ELSE refresh_at END, \
-             lease_owner = NULL, lease_until = NULL",
+        // One statement (the background's cost per probe): the right-hand sides see the row as
+        // it was, so the new refresh time is spelled out again for `due_at`, the earlier of the
+        // two times.
+        let refresh = "CASE WHEN refresh_at IS NOT NULL AND refresh_at <= $4 \
+                       THEN $4 + $5 ELSE refresh_at END";
+        let mut sql = format!(
+            "UPDATE connection_health SET probe_at = $3, refresh_at = {refresh}, \
+             due_at = CASE WHEN {refresh} IS NOT NULL AND {refresh} < $3 THEN {refresh} \
+                      ELSE $3 END, \
+             lease_owner = NULL, lease_until = NULL"
         );
         if outcome.is_some() {
             sql.push_str(
@@ -155,12 +160,7 @@ impl HealthStore for SqlStore {
             );
         }
         sql.push_str(" WHERE connection_id = $1 AND lease_owner = $2");
-        // due_at follows from the two times just written.
-        let due = "UPDATE connection_health SET due_at = CASE \
-                     WHEN refresh_at IS NOT NULL AND refresh_at < probe_at THEN refresh_at \
-                     ELSE probe_at END WHERE connection_id = $1";
         with_pool!(&self.db, p => {
-            let mut tx = p.begin_write().await.db()?;
             let mut q = sqlx::query(&sql)
                 .bind(id.as_str())
                 .bind(owner)
@@ -170,11 +170,29 @@ impl HealthStore for SqlStore {
             if let Some(o) = outcome {
                 q = q.bind(ms(o.at)).bind(o.error.is_none()).bind(&o.error);
             }
-            q.execute(&mut *tx).await.db()?;
-            sqlx::query(due).bind(id.as_str()).execute(&mut *tx).await.db()?;
-            tx.commit().await.db()?;
+            q.execute(p).await.db()?;
         });
         Ok(())
+    }
+
+    async fn connections_by_ids(&self, ids: &[ConnectionId]) -> StoreResult<Vec<ConnectionRecord>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id IN ({}) ORDER BY id",
+            marks.join(", ")
+        );
+        let rows: Vec<ConnectionRow> = with_pool!(&self.db, p => {
+            let mut q = sqlx::query_as(&sql);
+            for id in ids {
+                q = q.bind(id.as_str());
+            }
+            q.fetch_all(p).await
+        })
+        .db()?;
+        convert(rows)
     }
 
     async fn replace_probe(&self, id: &ConnectionId) -> StoreResult<()> {

@@ -41,8 +41,8 @@ mod users;
 mod webhooks;
 mod workspaces;
 
-pub use error::redact_url;
 use error::DbResult;
+pub use error::{redact_url, round_trips};
 
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
@@ -103,9 +103,18 @@ pub async fn open(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
 impl SqlStore {
     /// Like [`open`], returning the concrete type.
     pub async fn open(database_url: &str) -> Result<Self, StoreError> {
+        // The driver's text may quote the URL: the message is scrubbed, and the source (which
+        // would print it unscrubbed) is not kept.
         let fail = |what: &str, e: sqlx::Error| {
             let text = error::scrub(&e.to_string(), database_url);
-            StoreError::Backend(format!("{what} {}: {text}", redact_url(database_url)))
+            let message = format!("{what} {}: {text}", redact_url(database_url));
+            match error::classify(e) {
+                StoreError::Unavailable { .. } => StoreError::Unavailable {
+                    message,
+                    source: None,
+                },
+                _ => StoreError::backend(message),
+            }
         };
         let db = if database_url.starts_with("sqlite:") {
             let pool = sqlite_pool(database_url)
@@ -127,6 +136,11 @@ impl SqlStore {
                 .max_connections(POSTGRES_MAX_CONNECTIONS)
                 .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
+                // After the database was unreachable (a restart), connections opened before
+                // are dropped rather than failing their next statement.
+                .before_acquire(|_conn, meta| {
+                    Box::pin(async move { Ok(!error::outage::predates_last(meta.age)) })
+                })
                 .connect_with(options)
                 .await
                 .map_err(|e| fail("cannot connect to", e))?;
@@ -136,7 +150,7 @@ impl SqlStore {
                 .map_err(|e| fail("cannot migrate", e.into()))?;
             Db::Postgres(pool)
         } else {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::backend(format!(
                 "unsupported database URL scheme in {}: use sqlite://PATH or postgres://…",
                 redact_url(database_url)
             )));

@@ -466,7 +466,7 @@ where
 
 /// Serializes JSON for a TEXT column.
 pub(crate) fn json_text(v: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot serialize: {e}")))
+    serde_json::to_string(v).map_err(|e| StoreError::backend(format!("cannot serialize: {e}")))
 }
 
 /// Serializes optional JSON for a nullable TEXT column (NULL for `None`).

@@ -93,17 +93,22 @@ impl SimRow {
                 .unwrap_or_default(),
         }
     }
+    /// The endpoint the entry's template names, or (the generic entry, whose endpoints are
+    /// the connection's own) the URL in the setting of that name.
+    fn endpoint(&self, template: Option<&str>, setting: &str) -> Option<Url> {
+        let s = self.settings_with_defaults();
+        match template {
+            Some(t) => self.entry.fill(t, &s, &BTreeMap::new()).ok(),
+            None => Url::parse(s.get(setting)?.as_str()?).ok(),
+        }
+    }
     pub fn authorize_url(&self) -> Option<Url> {
-        let t = self.entry.oauth.as_ref()?.authorize_url.as_deref()?;
-        self.entry
-            .fill(t, &self.settings_with_defaults(), &BTreeMap::new())
-            .ok()
+        let o = self.entry.oauth.as_ref()?;
+        self.endpoint(o.authorize_url.as_deref(), "authorization_url")
     }
     pub fn token_url(&self) -> Option<Url> {
-        let t = self.entry.oauth.as_ref()?.token_url.as_deref()?;
-        self.entry
-            .fill(t, &self.settings_with_defaults(), &BTreeMap::new())
-            .ok()
+        let o = self.entry.oauth.as_ref()?;
+        self.endpoint(o.token_url.as_deref(), "token_url")
     }
     pub fn base_url(&self) -> Option<Url> {
         let s = self.settings_with_defaults();
@@ -182,8 +187,19 @@ struct Grants {
     /// code → (row index, code_challenge, redirect_uri)
     codes: HashMap<String, (usize, Option<String>, String)>,
     access: HashMap<String, usize>,
+    /// When each access token was issued (it dies a lifetime later).
+    issued: HashMap<String, std::time::Instant>,
     refresh: HashMap<String, usize>,
     counter: u64,
+}
+
+impl Grants {
+    /// Whether the access token was issued here and has not expired.
+    fn live(&self, token: &str, lifetime: std::time::Duration) -> bool {
+        self.issued
+            .get(token)
+            .is_some_and(|at| at.elapsed() < lifetime)
+    }
 }
 
 struct Sim {
@@ -191,6 +207,17 @@ struct Sim {
     grants: Mutex<Grants>,
     /// Requests by row id and kind (`authorize`, `token:refresh_token`, `verify`, `api`).
     pub seen: Mutex<HashMap<String, Vec<String>>>,
+    /// Seconds an access token lives (`expires_in`); 3600 unless a test shortens it.
+    lifetime_secs: std::sync::atomic::AtomicU64,
+}
+
+impl Sim {
+    fn lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.lifetime_secs
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
 }
 
 /// The running simulator.
@@ -221,6 +248,7 @@ impl ProviderSim {
             rows,
             grants: Mutex::new(Grants::default()),
             seen: Mutex::new(HashMap::new()),
+            lifetime_secs: std::sync::atomic::AtomicU64::new(3600),
         });
         let mut listeners = BTreeMap::new();
         let mut tasks = vec![];
@@ -267,8 +295,26 @@ impl ProviderSim {
         let at = format!("at-{:016x}-m{}", rand::random::<u64>(), g.counter);
         let rt = format!("rt-{:016x}-m{}", rand::random::<u64>(), g.counter);
         g.access.insert(at.clone(), idx);
+        g.issued.insert(at.clone(), std::time::Instant::now());
         g.refresh.insert(rt.clone(), idx);
         (at, rt)
+    }
+
+    /// Makes the access tokens issued from now on live `secs` seconds (`expires_in`); the API
+    /// refuses a token once its life is over.
+    pub fn set_token_lifetime(&self, secs: u64) {
+        self.sim
+            .lifetime_secs
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether this access token was issued here and is still alive (asking does not use it).
+    pub fn access_token_alive(&self, token: &str) -> bool {
+        self.sim
+            .grants
+            .lock()
+            .unwrap()
+            .live(token, self.sim.lifetime())
     }
 
     /// The kinds of requests a row's provider received, in order.
@@ -630,6 +676,7 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
     // Opaque: a token that spells the entry id would be scrubbed out of every echo of it.
     let at = format!("at-{:016x}-{}", rand::random::<u64>(), g.counter);
     g.access.insert(at.clone(), i);
+    g.issued.insert(at.clone(), std::time::Instant::now());
     let mut doc = json!({});
     let f = &o.token_fields;
     set_path(&mut doc, f.path("access_token"), json!(at));
@@ -642,7 +689,11 @@ fn token(sim: &Sim, candidates: &[usize], headers: &HeaderMap, body: &Bytes) -> 
         set_path(&mut doc, f.path("refresh_token"), json!(rt));
     }
     if o.refresh != RefreshStyle::None || row.mode == AuthMode::OAuth2ClientCredentials {
-        set_path(&mut doc, f.path("expires_in"), json!(3600));
+        set_path(
+            &mut doc,
+            f.path("expires_in"),
+            json!(sim.lifetime().as_secs()),
+        );
     }
     let scope = row.scopes().join(&o.scope_separator);
     set_path(&mut doc, f.path("scope"), json!(scope));
@@ -835,14 +886,15 @@ fn api(
         want.iter()
             .all(|(k, v)| headers.get(k.as_str()).and_then(|h| h.to_str().ok()) == Some(v.as_str()))
     };
-    let access: Vec<(String, usize)> = sim
-        .grants
-        .lock()
-        .unwrap()
-        .access
-        .iter()
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
+    let lifetime = sim.lifetime();
+    let access: Vec<(String, usize)> = {
+        let g = sim.grants.lock().unwrap();
+        g.access
+            .iter()
+            .filter(|(k, _)| g.live(k, lifetime))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
     let mut found: Option<usize> = None;
     let mut near: Option<String> = None;
     for (i, row) in sim.rows.iter().enumerate() {

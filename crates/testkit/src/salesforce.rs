@@ -570,6 +570,11 @@ impl SalesforceSim {
         self.edit_app(consumer_key, |a| a.callback_urls.push(url.into()));
     }
 
+    /// Whether this access token is alive now (asking does not slide its session).
+    pub fn access_token_alive(&self, token: &str) -> bool {
+        self.shared.lock().access_token_alive(token)
+    }
+
     pub fn set_session_timeout(&self, timeout: Duration) {
         self.shared.lock().session_timeout = timeout;
     }

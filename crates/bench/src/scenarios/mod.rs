@@ -3,6 +3,7 @@
 pub mod coldstart;
 pub mod memory;
 pub mod pool;
+pub mod probes;
 pub mod proxy;
 pub mod scale;
 pub mod storm;

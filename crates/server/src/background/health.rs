@@ -13,11 +13,14 @@ use crate::oauth::{self, provider::Provider, tokens};
 use crate::state::AppState;
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::health::{DueConnection, ProbeOutcome};
-use latchkey_core::ids::ConnectionId;
+use latchkey_core::ids::{ConnectionId, WorkspaceId};
 use latchkey_core::model::{ConnectionRecord, ConnectionStatus, Workspace};
+use latchkey_core::store::ConnectionChange;
 use rand::Rng;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// A claim lasts this long: longer than a probe may take (verification times out sooner).
 const CLAIM_SECS: i64 = 120;
@@ -30,6 +33,7 @@ pub const INTERVAL_SETTING: &str = latchkey_core::catalog::HEALTH_CHECK_INTERVAL
 
 pub async fn run(state: AppState) {
     let limit = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+    let workspaces = Arc::new(Workspaces::default());
     loop {
         let now = Utc::now();
         let claimed = match state
@@ -49,19 +53,41 @@ pub async fn run(state: AppState) {
             }
         };
         let full = claimed.len() as u32 == BATCH;
+        // The claimed connections in one read, not one each.
+        let ids: Vec<ConnectionId> = claimed.iter().map(|d| d.connection_id.clone()).collect();
+        let mut rows: HashMap<ConnectionId, ConnectionRecord> =
+            match state.store.connections_by_ids(&ids).await {
+                Ok(rows) => rows.into_iter().map(|c| (c.id.clone(), c)).collect(),
+                Err(e) => {
+                    // Their leases run out and they are claimed again.
+                    tracing::warn!(error = %e, "could not read the connections due for probes");
+                    HashMap::new()
+                }
+            };
         for due in claimed {
+            // Gone since the claim (its health row went with it).
+            let Some(conn) = rows.remove(&due.connection_id) else {
+                continue;
+            };
             let permit = limit.clone().acquire_owned().await.expect("never closed");
-            let st = state.clone();
+            let (st, workspaces) = (state.clone(), workspaces.clone());
             tokio::spawn(async move {
                 let id = due.connection_id.clone();
-                let next = work(&st, due).await;
-                let (next_probe, outcome) = next.unwrap_or((None, None));
-                if let Err(e) = st
-                    .store
-                    .finish_due_connection(&id, &st.background.owner, next_probe, outcome.as_ref())
-                    .await
-                {
-                    tracing::warn!(connection = %id, error = %e, "could not record a probe");
+                // Nothing is recorded when the work could not be done (the store failed): the
+                // lease runs out and the connection is claimed again.
+                if let Some((next_probe, outcome)) = work(&st, &workspaces, due, conn).await {
+                    if let Err(e) = st
+                        .store
+                        .finish_due_connection(
+                            &id,
+                            &st.background.owner,
+                            next_probe,
+                            outcome.as_ref(),
+                        )
+                        .await
+                    {
+                        tracing::warn!(connection = %id, error = %e, "could not record a probe");
+                    }
                 }
                 drop(permit);
             });
@@ -69,6 +95,33 @@ pub async fn run(state: AppState) {
         if !full {
             tokio::time::sleep(state.config.background_tick).await;
         }
+    }
+}
+
+/// Workspaces the loop read lately: the connections of a batch mostly share a few, and a
+/// workspace's data key (all a probe needs of it) never changes.
+#[derive(Default)]
+struct Workspaces {
+    seen: Mutex<HashMap<WorkspaceId, (Arc<Workspace>, std::time::Instant)>>,
+}
+
+impl Workspaces {
+    const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// The workspace; `None` when it is gone or the store failed.
+    async fn get(&self, state: &AppState, id: &WorkspaceId) -> Option<Arc<Workspace>> {
+        if let Some((ws, at)) = self.seen.lock().expect("workspaces").get(id) {
+            if at.elapsed() < Self::KEEP {
+                return Some(ws.clone());
+            }
+        }
+        let ws = Arc::new(state.store.workspace_by_id(id).await.ok()??);
+        let mut seen = self.seen.lock().expect("workspaces");
+        if seen.len() > 10_000 {
+            seen.retain(|_, (_, at)| at.elapsed() < Self::KEEP);
+        }
+        seen.insert(id.clone(), (ws.clone(), std::time::Instant::now()));
+        Some(ws)
     }
 }
 
@@ -84,17 +137,14 @@ pub fn interval_of(state: &AppState, c: &ConnectionRecord) -> Option<std::time::
 type Next = (Option<DateTime<Utc>>, Option<ProbeOutcome>);
 
 /// Does what is due for one connection; answers its next probe time and the probe's outcome.
-async fn work(state: &AppState, due: DueConnection) -> Option<Next> {
-    let ws = state
-        .store
-        .workspace_by_id(&due.workspace_id)
-        .await
-        .ok()??;
-    let c = state
-        .store
-        .connection(&ws.id, &due.connection_id)
-        .await
-        .ok()??;
+async fn work(
+    state: &AppState,
+    workspaces: &Workspaces,
+    due: DueConnection,
+    c: ConnectionRecord,
+) -> Option<Next> {
+    let ws = workspaces.get(state, &due.workspace_id).await?;
+    let ws = ws.as_ref();
     let now = Utc::now();
     let interval = interval_of(state, &c).map(|d| Duration::seconds(d.as_secs() as i64));
     let Some(probe_at) = due.probe_at else {
@@ -107,11 +157,11 @@ async fn work(state: &AppState, due: DueConnection) -> Option<Next> {
     };
     let probe_at = (probe_at.timestamp() < 253_402_300_000).then_some(probe_at);
     if due.refresh_at.is_some_and(|r| r <= now) {
-        proactive_refresh(state, &ws, &c).await;
+        proactive_refresh(state, ws, &c).await;
     }
     match (probe_at, interval) {
         (Some(p), Some(i)) if p <= now => {
-            let outcome = probe(state, &ws, c).await;
+            let outcome = probe(state, ws, c).await;
             Some((Some(now + i), outcome))
         }
         // Not due yet (the refresh was), or the interval changed to off.
@@ -185,11 +235,16 @@ pub async fn probe(state: &AppState, ws: &Workspace, c: ConnectionRecord) -> Opt
         }
         next.version = current.version + 1;
         next.updated_at = now;
-        match state.store.update_connection(&next, current.version).await {
-            Ok(()) => {
-                state.forget_connection(&next.id);
-                super::status_changed(state, ws, current.status, &next, "health_check").await;
-            }
+        // The new status and its event are one write: a crash never keeps one without the other.
+        let events: Vec<_> = super::status_event(ws, current.status, &next, "health_check")
+            .into_iter()
+            .collect();
+        let change = ConnectionChange::Update {
+            conn: &next,
+            expected_version: current.version,
+        };
+        match state.change_connection(change, &events).await {
+            Ok(_) => state.forget_connection(&next.id),
             Err(e) => {
                 tracing::debug!(connection = %id, error = %e, "the connection changed during its probe")
             }

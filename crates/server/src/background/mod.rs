@@ -9,8 +9,8 @@
 pub mod health;
 pub mod webhooks;
 
-use crate::state::AppState;
-use latchkey_core::model::{ConnectionRecord, ConnectionStatus, Workspace};
+use crate::state::{new_event, AppState};
+use latchkey_core::model::{ConnectionRecord, ConnectionStatus, Event, Workspace};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -83,38 +83,36 @@ pub fn start(state: &AppState) -> Vec<JoinHandle<()>> {
     ]
 }
 
-/// Records the event a change of status means: `connection.failing`, `connection.recovered`
-/// (failing → active) or `connection.revoked`. Nothing when the status did not change.
-pub async fn status_changed(
-    state: &AppState,
+/// The event a change of status means: `connection.failing`, `connection.recovered`
+/// (failing → active) or `connection.revoked`, to be written with the change itself. `None`
+/// when the status did not change or the change means no event.
+pub fn status_event(
     ws: &Workspace,
     before: ConnectionStatus,
     after: &ConnectionRecord,
     cause: &str,
-) {
+) -> Option<Event> {
     if before == after.status {
-        return;
+        return None;
     }
     let action = match (before, after.status) {
         (_, ConnectionStatus::Failing) => "connection.failing",
         (ConnectionStatus::Failing, ConnectionStatus::Active) => "connection.recovered",
         (_, ConnectionStatus::Revoked) => "connection.revoked",
-        _ => return,
+        _ => return None,
     };
-    state
-        .audit(
-            &ws.id,
-            "system",
-            action,
-            Some(after.id.as_str()),
-            Some(after.name.as_str()),
-            json!({
-                "cause": cause,
-                "previous_status": before,
-                "status": after.status,
-                "reason": after.status_reason,
-                "hint": after.hint,
-            }),
-        )
-        .await;
+    Some(new_event(
+        &ws.id,
+        "system",
+        action,
+        Some(after.id.as_str()),
+        Some(after.name.as_str()),
+        json!({
+            "cause": cause,
+            "previous_status": before,
+            "status": after.status,
+            "reason": after.status_reason,
+            "hint": after.hint,
+        }),
+    ))
 }

@@ -2,7 +2,7 @@
 //! session token (`Authorization: Bearer lkcs_…`). These handlers take [`SessionCaller`] and
 //! nothing else; no other handler does.
 
-use super::{complete, record_event, SessionCaller};
+use super::{complete, SessionCaller};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::pagination::List;
 use crate::routes::apps::AppView;
@@ -15,6 +15,7 @@ use latchkey_core::catalog::BORROW_CONCURRENCY_FROM;
 use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Organization};
 use latchkey_core::names::ConnectionName;
 use latchkey_core::secret::SecretFields;
+use latchkey_core::store::ConnectionChange;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -286,17 +287,18 @@ pub async fn create_connection(
             "this connect session already made its connection",
         ));
     }
-    state.store.insert_connection(&conn).await?;
-    record_event(
-        &state,
+    // The connection and its event are one write.
+    let created = super::session_event(
         &caller.ws,
         &caller.actor(),
         "connection.created",
         s,
         &conn,
         json!({"auth_mode": conn.auth_mode}),
-    )
-    .await;
+    );
+    state
+        .change_connection(ConnectionChange::Insert(&conn), &[created])
+        .await?;
     let mut authorize_url = None;
     if conn.status == ConnectionStatus::PendingAuthorization {
         authorize_url = Some(start_authorization(&state, &caller, &conn).await?);
@@ -396,6 +398,8 @@ pub async fn edit_connection(
         // An end user holds no `secrets` scope: moving the connection somewhere new needs its
         // secret typed again.
         false,
+        // The event names the status after the re-check that may follow: recorded below.
+        |_, _| vec![],
     )
     .await?;
     let c = if c.status == ConnectionStatus::Active
@@ -404,7 +408,7 @@ pub async fn edit_connection(
     {
         c
     } else {
-        svc::recheck(&state, &caller.ws, c).await?.0
+        svc::recheck(&state, &caller.ws, c, |_, _| vec![]).await?.0
     };
     state
         .audit(
@@ -449,18 +453,20 @@ pub async fn delete_connection(
             "a connect session only discards the pending connection it created",
         ));
     }
-    if state.store.delete_connection(&caller.ws.id, &c.id).await? {
+    let deleted = super::session_event(
+        &caller.ws,
+        &caller.actor(),
+        "connection.deleted",
+        &caller.session,
+        &c,
+        json!({}),
+    );
+    let change = ConnectionChange::Delete {
+        ws: &caller.ws.id,
+        id: &c.id,
+    };
+    if state.change_connection(change, &[deleted]).await? {
         state.forget_connection(&c.id);
-        record_event(
-            &state,
-            &caller.ws,
-            &caller.actor(),
-            "connection.deleted",
-            &caller.session,
-            &c,
-            json!({}),
-        )
-        .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -233,6 +233,19 @@ pub async fn record_event(
     conn: &ConnectionRecord,
     extra: serde_json::Value,
 ) {
+    let event = session_event(ws, actor, kind, session, conn, extra);
+    state.record(&[event]).await;
+}
+
+/// The event [`record_event`] writes, for writing it with a connection change instead.
+pub fn session_event(
+    ws: &Workspace,
+    actor: &str,
+    kind: &str,
+    session: &ConnectSession,
+    conn: &ConnectionRecord,
+    extra: serde_json::Value,
+) -> latchkey_core::model::Event {
     let mut data = json!({
         "connect_session_id": session.id,
         "connection_id": conn.id,
@@ -246,16 +259,14 @@ pub async fn record_event(
     if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
         d.extend(more);
     }
-    state
-        .audit(
-            &ws.id,
-            actor,
-            kind,
-            Some(conn.id.as_str()),
-            Some(conn.name.as_str()),
-            data,
-        )
-        .await;
+    crate::state::new_event(
+        &ws.id,
+        actor,
+        kind,
+        Some(conn.id.as_str()),
+        Some(conn.name.as_str()),
+        data,
+    )
 }
 
 /// Spends the session once its connection is active: marks it completed (once, across

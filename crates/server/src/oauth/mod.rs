@@ -38,6 +38,8 @@ pub struct Failure {
     pub code: String,
     pub message: String,
     pub hint: Option<String>,
+    /// Seconds for a `Retry-After` header (a store that cannot be reached).
+    pub retry_after: Option<u32>,
 }
 
 impl Failure {
@@ -47,6 +49,7 @@ impl Failure {
             code: code.into(),
             message: message.into(),
             hint: hint.map(str::to_string),
+            retry_after: None,
         }
     }
 
@@ -56,6 +59,7 @@ impl Failure {
             code: e.code,
             message: e.message,
             hint: e.hint,
+            retry_after: e.retry_after,
         }
     }
 
@@ -79,6 +83,7 @@ impl Failure {
                     .clone()
                     .unwrap_or_else(|| "re-authorize the connection".into()),
             ),
+            retry_after: None,
         }
     }
 
@@ -88,6 +93,7 @@ impl Failure {
             code: "not_authorized".into(),
             message: format!("connection `{}` is waiting for authorization{}", c.name, c.status_reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()),
             hint: Some("authorize it: sign in through a fresh authorization link (Authorize in the web UI, `latchkey connection authorize` on the command line)".into()),
+            retry_after: None,
         }
     }
 }
@@ -100,6 +106,7 @@ impl From<Failure> for ApiError {
             f.message,
         );
         e.hint = f.hint;
+        e.retry_after = f.retry_after;
         e
     }
 }

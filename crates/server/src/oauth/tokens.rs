@@ -12,12 +12,13 @@
 
 use super::grant::{self, GrantError, Tokens};
 use super::{client_for, Failure};
-use crate::state::AppState;
+use crate::state::{new_event, AppState};
 use chrono::{Duration, Utc};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, TokenMeta, Workspace};
 use latchkey_core::secret::{SecretFields, SecretString};
+use latchkey_core::store::ConnectionChange;
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -229,6 +230,9 @@ pub async fn fresh_token(
                 return Ok(t);
             }
         }
+        // This request waits on the provider. The background refresh is there so that this
+        // never happens in steady state: counted, so that it shows when it does.
+        metrics::counter!("latchkey_token_refresh_waits_total").increment(1);
     }
     single_flight(state, ws, conn.id.clone(), conn.version, force).await
 }
@@ -548,7 +552,21 @@ async fn refresh_now(
             }
             next.version = row.version + 1;
             next.updated_at = now;
-            match state.store.update_connection(&next, row.version).await {
+            // A failing connection that refreshed is active again: the status and its
+            // `connection.recovered` event are one write.
+            let events: Vec<_> = crate::background::status_event(ws, row.status, &next, "refresh")
+                .into_iter()
+                .collect();
+            let written = if events.is_empty() {
+                state.store.update_connection(&next, row.version).await
+            } else {
+                let change = ConnectionChange::Update {
+                    conn: &next,
+                    expected_version: row.version,
+                };
+                state.change_connection(change, &events).await.map(|_| ())
+            };
+            match written {
                 Ok(()) => {}
                 Err(latchkey_core::StoreError::Stale) => {
                     let newer = load(state, ws, &row.id).await?;
@@ -562,12 +580,6 @@ async fn refresh_now(
                     });
                 }
                 Err(e) => return Err(Failure::store(e)),
-            }
-            if row.status == ConnectionStatus::Failing {
-                let (st, ws, before, after) = (state.clone(), ws.clone(), row.status, next.clone());
-                tokio::spawn(async move {
-                    crate::background::status_changed(&st, &ws, before, &after, "refresh").await;
-                });
             }
             metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => "refreshed")
                 .increment(1);
@@ -635,20 +647,28 @@ async fn refresh_now(
             };
             metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => outcome)
                 .increment(1);
-            if let Err(err) = state.store.update_connection(&next, row.version).await {
+            // The failure, the new status and their events are one write.
+            let failed = new_event(
+                &ws.id,
+                "system",
+                "connection.refresh_failed",
+                Some(row.id.as_str()),
+                Some(row.name.as_str()),
+                serde_json::json!({"error": e.code(), "status": next.status}),
+            );
+            let mut events = vec![failed.clone()];
+            events.extend(crate::background::status_event(
+                ws, row.status, &next, "refresh",
+            ));
+            let change = ConnectionChange::Update {
+                conn: &next,
+                expected_version: row.version,
+            };
+            if let Err(err) = state.change_connection(change, &events).await {
                 tracing::warn!(connection = %row.id, error = %err, "could not record a refresh failure");
+                // The attempt failed all the same: it is in the audit log, with no status change.
+                state.record(&[failed]).await;
             }
-            state
-                .audit(
-                    &ws.id,
-                    "system",
-                    "connection.refresh_failed",
-                    Some(row.id.as_str()),
-                    Some(row.name.as_str()),
-                    serde_json::json!({"error": e.code(), "status": next.status}),
-                )
-                .await;
-            crate::background::status_changed(state, ws, row.status, &next, "refresh").await;
             Err(failure)
         }
     }

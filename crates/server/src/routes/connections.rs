@@ -7,12 +7,12 @@ use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::pagination::{self, List};
 use crate::service::connections::{self as svc, ConnectionView, CreateConnection, EditConnection};
 use crate::service::pending::{valid_token, Outcome};
-use crate::state::AppState;
+use crate::state::{new_event, AppState};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use latchkey_core::model::{AuthMode, ConnectionStatus};
-use latchkey_core::store::ConnectionFilter;
+use latchkey_core::store::{ConnectionChange, ConnectionFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -102,14 +102,21 @@ pub async fn create_connection(
         }
         None => None,
     };
-    state.store.insert_connection(&conn).await?;
+    // The connection and its `connection.created` event are one write.
+    let created = new_event(
+        &ws.id,
+        &caller.actor(),
+        "connection.created",
+        Some(conn.id.as_str()),
+        Some(conn.name.as_str()),
+        json!({ "app": conn.app, "auth_mode": conn.auth_mode, "environment": conn.environment, "status": conn.status }),
+    );
+    state
+        .change_connection(ConnectionChange::Insert(&conn), &[created])
+        .await?;
     if let Some(mut g) = guard {
         g.outcome = Outcome::Created(conn.id.clone());
     }
-    state
-        .audit(&ws.id, &caller.actor(), "connection.created", Some(conn.id.as_str()), Some(conn.name.as_str()),
-            json!({ "app": conn.app, "auth_mode": conn.auth_mode, "environment": conn.environment, "status": conn.status }))
-        .await;
     tracing::info!(connection = %conn.id, app = %conn.app, "connection created");
     let authorize_url = if conn.status == ConnectionStatus::PendingAuthorization
         && conn.auth_mode == AuthMode::OAuth1
@@ -169,18 +176,20 @@ pub async fn cancel_create(
     let mut deleted = None;
     if let Outcome::Created(id) = &g.outcome {
         if let Some(c) = state.store.connection(&ws.id, id).await? {
-            if state.store.delete_connection(&ws.id, &c.id).await? {
+            let event = new_event(
+                &ws.id,
+                &caller.actor(),
+                "connection.deleted",
+                Some(c.id.as_str()),
+                Some(c.name.as_str()),
+                json!({ "app": c.app, "cancelled": true }),
+            );
+            let change = ConnectionChange::Delete {
+                ws: &ws.id,
+                id: &c.id,
+            };
+            if state.change_connection(change, &[event]).await? {
                 state.forget_connection(&c.id);
-                state
-                    .audit(
-                        &ws.id,
-                        &caller.actor(),
-                        "connection.deleted",
-                        Some(c.id.as_str()),
-                        Some(c.name.as_str()),
-                        json!({ "app": c.app, "cancelled": true }),
-                    )
-                    .await;
                 deleted = Some(c.name.to_string());
             }
         }
@@ -249,21 +258,21 @@ pub async fn edit_connection(
         .settings
         .get(crate::background::health::INTERVAL_SETTING)
         .cloned();
-    let (c, changed) = svc::edit(&state, &ws, c, body, holds_secrets).await?;
+    let actor = caller.actor();
+    // Written with the change itself (only when something changed).
+    let updated = |c: &latchkey_core::model::ConnectionRecord, changed: &[&str]| {
+        vec![new_event(
+            &ws.id,
+            &actor,
+            "connection.updated",
+            Some(c.id.as_str()),
+            Some(c.name.as_str()),
+            json!({ "changed": changed, "status": c.status }),
+        )]
+    };
+    let (c, _changed) = svc::edit(&state, &ws, c, body, holds_secrets, updated).await?;
     if c.settings.get(crate::background::health::INTERVAL_SETTING) != interval_before.as_ref() {
         state.store.replace_probe(&c.id).await?;
-    }
-    if !changed.is_empty() {
-        state
-            .audit(
-                &ws.id,
-                &caller.actor(),
-                "connection.updated",
-                Some(c.id.as_str()),
-                Some(c.name.as_str()),
-                json!({ "changed": changed, "status": c.status }),
-            )
-            .await;
     }
     Ok(Json(svc::view(&state, c)))
 }
@@ -284,18 +293,23 @@ pub async fn verify_connection(
         .await?
         .unwrap_or(c);
     let before = c.status;
-    let (c, ok) = svc::recheck(&state, &ws, c).await?;
-    crate::background::status_changed(&state, &ws, before, &c, "verify").await;
-    state
-        .audit(
+    let actor = caller.actor();
+    // The outcome's status and its events are one write.
+    let events = |c: &latchkey_core::model::ConnectionRecord, ok: bool| {
+        let mut events: Vec<_> = crate::background::status_event(&ws, before, c, "verify")
+            .into_iter()
+            .collect();
+        events.push(new_event(
             &ws.id,
-            &caller.actor(),
+            &actor,
             "connection.verified",
             Some(c.id.as_str()),
             Some(c.name.as_str()),
             json!({ "ok": ok, "status": c.status }),
-        )
-        .await;
+        ));
+        events
+    };
+    let (c, ok) = svc::recheck(&state, &ws, c, events).await?;
     Ok(Json(VerifyView {
         ok,
         connection: svc::view(&state, c),
@@ -313,7 +327,20 @@ pub async fn delete_connection(
 ) -> ApiResult<StatusCode> {
     let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let c = svc::find(&state, &ws, &conn).await?;
-    let removed = match state.store.delete_connection(&ws.id, &c.id).await {
+    let event = new_event(
+        &ws.id,
+        &caller.actor(),
+        "connection.deleted",
+        Some(c.id.as_str()),
+        Some(c.name.as_str()),
+        json!({ "app": c.app }),
+    );
+    let change = ConnectionChange::Delete {
+        ws: &ws.id,
+        id: &c.id,
+    };
+    // The deletion and its event are one write.
+    let removed = match state.change_connection(change, &[event]).await {
         Ok(r) => r,
         Err(e) => {
             let e = ApiError::from(e);
@@ -335,16 +362,6 @@ pub async fn delete_connection(
     };
     if removed {
         state.forget_connection(&c.id);
-        state
-            .audit(
-                &ws.id,
-                &caller.actor(),
-                "connection.deleted",
-                Some(c.id.as_str()),
-                Some(c.name.as_str()),
-                json!({ "app": c.app }),
-            )
-            .await;
         if c.auth_mode.is_oauth() && c.tokens.is_some() {
             let outcome = crate::oauth::revoke_grant(&state, &ws, &c).await;
             state

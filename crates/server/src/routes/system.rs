@@ -49,6 +49,7 @@ pub async fn metrics(
     }
     crate::background::refresh_gauges(&state).await;
     state.pools.publish_levels();
+    metrics::counter!("latchkey_store_statements_total").absolute(latchkey_store::round_trips());
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -14,10 +14,12 @@ use chrono::{DateTime, Utc};
 use latchkey_core::catalog::{AppEntry, FieldType, BORROW_CONCURRENCY_FROM};
 use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{
-    AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Organization, TokenMeta, Workspace,
+    AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Event, Organization, TokenMeta,
+    Workspace,
 };
 use latchkey_core::names::{ConnectionName, Environment};
 use latchkey_core::secret::SecretFields;
+use latchkey_core::store::ConnectionChange;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -651,6 +653,7 @@ pub async fn edit(
     mut c: ConnectionRecord,
     body: EditConnection,
     holds_secrets: bool,
+    events: impl FnOnce(&ConnectionRecord, &[&str]) -> Vec<Event>,
 ) -> ApiResult<(ConnectionRecord, Vec<&'static str>)> {
     let app = app_entry(state, &c.app)?;
     let mut changed = Vec::new();
@@ -815,7 +818,12 @@ pub async fn edit(
     let expected = c.version;
     c.version += 1;
     c.updated_at = now;
-    state.store.update_connection(&c, expected).await?;
+    let events = events(&c, &changed);
+    let change = ConnectionChange::Update {
+        conn: &c,
+        expected_version: expected,
+    };
+    state.change_connection(change, &events).await?;
     state.forget_connection(&c.id);
     Ok((c, changed))
 }
@@ -865,10 +873,14 @@ async fn verify_and_grant(
 
 /// Re-checks a stored connection and records the outcome in its status. OAuth connections
 /// are checked with a fresh token (refreshed first when due).
+///
+/// `events` makes the events of the outcome (the row as written, and whether the check
+/// passed); they are written with the new status in one transaction.
 pub async fn recheck(
     state: &AppState,
     ws: &Workspace,
     mut c: ConnectionRecord,
+    events: impl FnOnce(&ConnectionRecord, bool) -> Vec<Event>,
 ) -> ApiResult<(ConnectionRecord, bool)> {
     let app = app_entry(state, &c.app)?;
     let outcome: Result<(), (String, Option<String>)> = if c.auth_mode.has_tokens() {
@@ -880,6 +892,8 @@ pub async fn recheck(
                     || f.code == "refresh_failed"
                     || f.code == "refresh_backoff"
                 {
+                    // Nothing is written here: the events are recorded on their own.
+                    state.record(&events(&now_row, false)).await;
                     Ok((now_row, false))
                 } else {
                     Err(f.into())
@@ -940,7 +954,12 @@ pub async fn recheck(
     let expected = c.version;
     c.version += 1;
     c.updated_at = now;
-    state.store.update_connection(&c, expected).await?;
+    let events = events(&c, ok);
+    let change = ConnectionChange::Update {
+        conn: &c,
+        expected_version: expected,
+    };
+    state.change_connection(change, &events).await?;
     state.forget_connection(&c.id);
     Ok((c, ok))
 }

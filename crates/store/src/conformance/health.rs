@@ -91,6 +91,18 @@ pub async fn health_schedule(store: &dyn Store) {
     assert_eq!(h[0].consecutive_failures, 0);
     assert_eq!(h[0].last_ok_at, Some(later));
     assert_eq!(h[0].next_check_at, None, "probes off");
+    let other = super::new_connection(store, &ws, "probed-other", "generic-api-key").await;
+    let gone = latchkey_core::ids::ConnectionId::generate();
+    let read = store
+        .connections_by_ids(&[other.id.clone(), gone, conn.id.clone()])
+        .await
+        .expect("by ids");
+    let mut want = vec![conn.clone(), other];
+    want.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        read, want,
+        "the claimed connections in one read, the missing left out"
+    );
     assert!(store
         .delete_connection(&ws.id, &conn.id)
         .await

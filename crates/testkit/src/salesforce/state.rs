@@ -363,6 +363,13 @@ impl State {
             && self.users.get(&t.username).is_some_and(|u| u.active)
     }
 
+    /// Whether the access token is alive, without using it (its session does not slide).
+    pub fn access_token_alive(&self, token: &str) -> bool {
+        self.access_tokens
+            .get(token)
+            .is_some_and(|t| self.access_alive(t))
+    }
+
     /// A live access token, its session slid forward by this use; `None` when dead or unknown.
     pub fn use_access_token(&mut self, token: &str) -> Option<(&AccessToken, User)> {
         let t = self.access_tokens.get(token)?;
