@@ -484,6 +484,7 @@ fn direct_exchange(
     g.counter += 1;
     let at = format!("at-{:016x}-{}", rand::random::<u64>(), g.counter);
     g.access.insert(at.clone(), i);
+    g.issued.insert(at.clone(), std::time::Instant::now());
     Some(match login {
         Some(()) => axum::Json(x::login_answer(row, &at)).into_response(),
         None => axum::Json(json!({"access_token": at, "token_type": "Bearer", "expires_in": 3599}))
