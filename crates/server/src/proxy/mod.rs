@@ -461,9 +461,7 @@ async fn recheck(
     (ws_key, conn_key): (&str, &str),
     c: &ConnectionRecord,
 ) -> ApiResult<Arc<ConnectionRecord>> {
-    let now = state
-        .resolve(caller, ws_key, conn_key, Need::Proxy)
-        .await?;
+    let now = state.resolve(caller, ws_key, conn_key, Need::Proxy).await?;
     if now.conn.id != c.id {
         return Err(ApiError::not_found("connection", conn_key));
     }
