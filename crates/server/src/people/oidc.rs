@@ -40,9 +40,24 @@ fn http() -> &'static reqwest::Client {
         reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .redirect(reqwest::redirect::Policy::none())
+            // Sign-ins are rare: a fresh connection each time, never one the provider closed.
+            .pool_max_idle_per_host(0)
             .build()
             .unwrap_or_default()
     })
+}
+
+/// A transport error with its causes (never a URL: the query could hold a code).
+fn why(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn cache() -> &'static Mutex<HashMap<String, Arc<Provider>>> {
@@ -54,7 +69,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(url: &str, what: &str) -> Resu
     let resp = http().get(url).send().await.map_err(|e| {
         format!(
             "cannot reach the provider for its {what}: {}",
-            e.without_url()
+            why(e)
         )
     })?;
     if !resp.status().is_success() {
@@ -144,7 +159,7 @@ pub async fn exchange(
         .map_err(|e| {
             format!(
                 "cannot reach the provider's token endpoint: {}",
-                e.without_url()
+                why(e)
             )
         })?;
     let status = resp.status();
@@ -282,7 +297,7 @@ pub async fn userinfo(
         .map_err(|e| {
             format!(
                 "cannot reach the provider's userinfo endpoint: {}",
-                e.without_url()
+                why(e)
             )
         })?;
     if !resp.status().is_success() {

@@ -209,9 +209,9 @@ pub fn render_page(def: &PageDef, csrf: &str, admin: bool, who: &Who) -> String 
 }
 
 /// The sign-in page's way to the organisation's single sign-on, when it is configured.
-const SSO_BUTTON: &str = "<form method=\"get\" action=\"/ui/sso/start\" class=\"stack\" id=\"sso-form\">\
-<button type=\"submit\" class=\"btn btn-primary btn-block\" id=\"sso-submit\">Sign in with single sign-on</button>\
-</form><h2 class=\"login-or\">Or with an API key</h2>";
+const SSO_BUTTON: &str = "<p class=\"stack\" id=\"sso-form\">\
+<a href=\"/ui/sso/start\" class=\"btn btn-primary btn-block\" id=\"sso-submit\">Sign in with single sign-on</a>\
+</p><h2 class=\"login-or\">Or with an API key</h2>";
 
 /// The sign-in page, with an error or a notice.
 pub fn render_login(error: Option<&str>, notice: Option<&str>, sso: bool) -> String {

@@ -262,17 +262,10 @@ fn login_html(state: &AppState, error: Option<&str>, notice: Option<&str>) -> St
     assets::render_login(error, notice, state.config.oidc.is_some())
 }
 
-/// A sign-in page that says why single sign-on did not sign the person in.
+/// A sign-in page that says why single sign-on did not sign the person in. (The cookie of a
+/// sign-in in progress stays: a forged answer must not spoil the real one.)
 fn sso_failure(state: &AppState, (status, message): crate::people::sso::Failure) -> Response {
-    let mut resp = (status, Html(login_html(state, Some(&message), None))).into_response();
-    let gone = format!(
-        "{}=; Path=/ui/sso; HttpOnly; SameSite=Lax; Max-Age=0",
-        crate::people::sso::COOKIE
-    );
-    if let Ok(v) = HeaderValue::from_str(&gone) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
+    (status, Html(login_html(state, Some(&message), None))).into_response()
 }
 
 async fn sso_start(State(state): State<AppState>) -> Response {
