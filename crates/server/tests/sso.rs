@@ -126,9 +126,7 @@ async fn people_sign_in_by_single_sign_on_with_their_roles() {
     };
     let app = app_for(&idp).await;
     let up = Upstream::start("key-right-123", "u", "p").await;
-    let outcome = browser
-        .attempt("sso", scenario(&browser, &app, &up))
-        .await;
+    let outcome = browser.attempt("sso", scenario(&browser, &app, &up)).await;
     browser.close(outcome).await;
 }
 
@@ -153,7 +151,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     b.find("#conn-list tr[data-name=\"crm\"] button[data-action=\"delete\"]")
         .await;
     let users = app.get("/v1/users").await;
-    let ada = users.body["data"]
+    let ada = users.body["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -195,7 +193,11 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     // A person with no Latchkey group: a page that says so, and no session.
     sso_sign_in(b, app, "nogroup").await;
     b.text_with("#login-error", "no access to Latchkey").await;
-    assert_eq!(session_cookie(b).await, None, "no session for a person without access");
+    assert_eq!(
+        session_cookie(b).await,
+        None,
+        "no session for a person without access"
+    );
     b.goto(&format!("{}/ui/connections", app.url)).await;
     b.find("#sso-submit").await;
 }
@@ -268,7 +270,9 @@ impl Agent {
     /// Signs in at the provider as `login` and returns the callback URL it sends back to.
     async fn callback_url(&mut self, app: &TestApp, login: &str) -> String {
         let stop = format!("{}/ui/sso/callback", app.url);
-        let (page, resp) = self.follow(format!("{}/ui/sso/start", app.url), &stop).await;
+        let (page, resp) = self
+            .follow(format!("{}/ui/sso/start", app.url), &stop)
+            .await;
         assert_eq!(resp.status(), 200, "the provider's login page");
         let form = [
             ("prompt", "login"),
@@ -289,7 +293,11 @@ fn replace_param(url: &str, name: &str, value: &str) -> String {
     let pairs: Vec<(String, String)> = u
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == name { value.to_string() } else { v.into_owned() };
+            let v = if k == name {
+                value.to_string()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
@@ -314,7 +322,9 @@ async fn forged_replayed_and_foreign_callbacks_are_refused() {
         .unwrap()
         .1
         .into_owned();
-    let forged = a.send(a.http.get(replace_param(&url, "state", "forged-state"))).await;
+    let forged = a
+        .send(a.http.get(replace_param(&url, "state", "forged-state")))
+        .await;
     assert_eq!(forged.status(), 400);
     assert!(!a.jar.contains_key("latchkey_session"));
     let text = forged.text().await.unwrap();
@@ -340,19 +350,16 @@ async fn forged_replayed_and_foreign_callbacks_are_refused() {
     let mut b = Agent::new();
     let url = b.callback_url(&app, "viewer").await;
     let thief = Agent::new();
-    let resp = thief
-        .http
-        .get(&url)
-        .send()
-        .await
-        .unwrap();
+    let resp = thief.http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("another browser"));
 
     // A tampered code with a real state: the provider refuses it, and the page says so.
     let mut c = Agent::new();
     let url = c.callback_url(&app, "viewer").await;
-    let resp = c.send(c.http.get(replace_param(&url, "code", "tampered-code"))).await;
+    let resp = c
+        .send(c.http.get(replace_param(&url, "code", "tampered-code")))
+        .await;
     assert_eq!(resp.status(), 502);
     assert!(!c.jar.contains_key("latchkey_session"));
     let text = resp.text().await.unwrap();
@@ -366,5 +373,9 @@ async fn forged_replayed_and_foreign_callbacks_are_refused() {
         )))
         .await;
     assert_eq!(resp.status(), 400);
-    assert!(resp.text().await.unwrap().contains("access_denied: The user said no"));
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("access_denied: The user said no"));
 }

@@ -66,12 +66,11 @@ fn cache() -> &'static Mutex<HashMap<String, Arc<Provider>>> {
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(url: &str, what: &str) -> Result<T, String> {
-    let resp = http().get(url).send().await.map_err(|e| {
-        format!(
-            "cannot reach the provider for its {what}: {}",
-            why(e)
-        )
-    })?;
+    let resp = http()
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the provider for its {what}: {}", why(e)))?;
     if !resp.status().is_success() {
         return Err(format!(
             "the provider answered {} to the request for its {what}",
@@ -156,12 +155,7 @@ pub async fn exchange(
         ])
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the provider's token endpoint: {}",
-                why(e)
-            )
-        })?;
+        .map_err(|e| format!("cannot reach the provider's token endpoint: {}", why(e)))?;
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_default();
     if !status.is_success() {
@@ -294,12 +288,7 @@ pub async fn userinfo(
         .bearer_auth(access_token)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the provider's userinfo endpoint: {}",
-                why(e)
-            )
-        })?;
+        .map_err(|e| format!("cannot reach the provider's userinfo endpoint: {}", why(e)))?;
     if !resp.status().is_success() {
         return Err(format!(
             "the provider's userinfo endpoint answered {}",
