@@ -329,7 +329,7 @@ async fn password_login(
     client: std::net::IpAddr,
 ) -> Response {
     if email.is_empty() || password.is_empty() {
-        let html = login_html(&state, Some("Enter your email and password."), None);
+        let html = login_html(state, Some("Enter your email and password."), None);
         return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
     }
     let user = match state.store.user_by_email(email).await {
@@ -347,7 +347,7 @@ async fn password_login(
             if let Some((delay, secs)) = state.throttle.fail(client) {
                 tokio::time::sleep(delay).await;
                 let html = login_html(
-                    &state,
+                    state,
                     Some(&format!(
                         "Too many failed sign-ins from this address: wait {secs} s."
                     )),
@@ -359,7 +359,7 @@ async fn password_login(
                 return resp;
             }
             let html = login_html(
-                &state,
+                state,
                 Some("Sign-in failed: wrong email or password."),
                 None,
             );
