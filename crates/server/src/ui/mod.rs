@@ -288,22 +288,35 @@ async fn sso_callback(
         let html = login_html(&state, Some("Single sign-on is not configured here."), None);
         return (StatusCode::NOT_FOUND, Html(html)).into_response();
     };
-    match crate::people::sso::finish(&state, &s, &cb, &headers).await {
-        Ok(id) => {
-            let mut resp =
-                signed_in_answer(&state, latchkey_core::model::SessionSubject::User(id)).await;
-            let gone = format!(
-                "{}=; Path=/ui/sso; HttpOnly; SameSite=Lax; Max-Age=0",
-                crate::people::sso::COOKIE
-            );
-            if let Ok(v) = HeaderValue::from_str(&gone) {
-                resp.headers_mut().append(header::SET_COOKIE, v);
-            }
-            resp
-        }
-        Err(f) => sso_failure(&state, f),
+    let id = match crate::people::sso::finish(&state, &s, &cb, &headers).await {
+        Ok(id) => id,
+        Err(f) => return sso_failure(&state, f),
+    };
+    let value = match session::start(&state, latchkey_core::model::SessionSubject::User(id)).await {
+        Ok((value, _)) => value,
+        Err(e) => return e.into_response(),
+    };
+    // The provider's redirect is a navigation from another site, on which browsers withhold the
+    // SameSite=Strict session cookie: a page of ours moves on, so the next request is our own.
+    let mut resp = Html(SSO_DONE).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::SET_COOKIE, session::set_cookie(&state, &value));
+    let gone = format!(
+        "{}=; Path=/ui/sso; HttpOnly; SameSite=Lax; Max-Age=0",
+        crate::people::sso::COOKIE
+    );
+    if let Ok(v) = HeaderValue::from_str(&gone) {
+        h.append(header::SET_COOKIE, v);
     }
+    resp
 }
+
+/// The page a single sign-on ends on: straight on to the connections page.
+const SSO_DONE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"refresh\" content=\"0;url=/ui/connections\"><title>Signed in · Latchkey</title>\
+<link rel=\"stylesheet\" href=\"/ui/assets/app.css\"></head><body class=\"login-body\">\
+<main class=\"login-card\" id=\"main\"><p id=\"sso-done\">Signed in. \
+<a href=\"/ui/connections\">Continue to Latchkey</a></p></main></body></html>";
 
 /// Starts a session and sends the browser to the connections page with its cookie.
 pub(crate) async fn signed_in_answer(

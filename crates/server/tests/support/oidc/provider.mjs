@@ -1,8 +1,9 @@
 // A certified OpenID Connect provider (panva's oidc-provider) for the single sign-on tests.
 //
-//   node provider.mjs <oidc-provider package folder>
+//   node provider.mjs <oidc-provider package folder> [issuer host name]
 //
-// Listens on a free loopback port, with issuer http://127.0.0.1:<port>, and prints
+// Listens on a free port of 127.0.0.1, with issuer http://<host>:<port> (the host name defaults
+// to 127.0.0.1; `localhost` makes the provider another site than a server on 127.0.0.1), and prints
 // `ready <issuer>` once it answers. One confidential client, `latchkey` with the secret
 // `latchkey-test-secret`, may be sent back to any loopback `/ui/sso/callback` (each test server
 // has its own port). The development login page takes any password; the login name picks the
@@ -30,7 +31,8 @@ function person(id) {
 
 const server = http.createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-const issuer = `http://127.0.0.1:${server.address().port}`;
+const host = process.argv[3] || '127.0.0.1';
+const issuer = `http://${host}:${server.address().port}`;
 
 const provider = new Provider(issuer, {
   clients: [{
