@@ -133,7 +133,9 @@ async fn people_sign_in_by_single_sign_on_with_their_roles() {
     };
     let app = app_for(&idp).await;
     let up = Upstream::start("key-right-123", "u", "p").await;
-    let outcome = browser.attempt("sso", scenario(&browser, &app, &up)).await;
+    let outcome = browser
+        .attempt("sso", scenario(&browser, &app, &up, &idp))
+        .await;
     browser.close(outcome).await;
 }
 
@@ -345,15 +347,36 @@ async fn forged_replayed_and_foreign_callbacks_are_refused() {
     assert!(a.jar.contains_key("latchkey_session"));
     assert_eq!(ok.status(), 200);
     assert!(ok.text().await.unwrap().contains("url=/ui/connections"));
-    let again = Agent::new();
     let mut replay = Agent {
-        http: again.http,
+        http: Agent::new().http,
         jar: a.jar.clone(),
     };
     replay.jar.remove("latchkey_session");
     let replayed = replay.send(replay.http.get(&url)).await;
     assert_eq!(replayed.status(), 400);
     assert!(!replay.jar.contains_key("latchkey_session"));
+
+    // Roles are replaced on every sign-in: one given by hand is gone at the next.
+    let put = app
+        .call(
+            reqwest::Method::PUT,
+            "/v1/workspaces/acme/members/vic@example.com",
+            Some(serde_json::json!({"role": "owner"})),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    let mut again = Agent::new();
+    let url = again.callback_url(&app, "viewer").await;
+    assert_eq!(again.send(again.http.get(&url)).await.status(), 200);
+    let members = app.get("/v1/workspaces/acme/members").await;
+    let vic = members.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m.to_string().contains("vic@example.com"))
+        .unwrap_or_else(|| panic!("{}", members.text))
+        .clone();
+    assert_eq!(vic["role"], "viewer", "{vic}");
 
     // A callback carried to another browser (without the cookie of the one that started it).
     let mut b = Agent::new();
