@@ -513,6 +513,19 @@ mod tests {
         )]))
         .unwrap_err();
         assert!(err.to_string().contains("LATCHKEY_OIDC_CLIENT_ID"), "{err}");
+        let toml = "oidc_issuer = \"https://login.example.com\"\noidc_client_id = \"lk\"\n\
+                    oidc_client_secret = \"s3cret-value\"\noidc_roles_claim = \"roles\"\n\
+                    oidc_scopes = \"profile email roles\"\n";
+        let c = Config::from_text(Some(("latchkey.toml", toml)), &[]).unwrap();
+        let o = c.oidc.unwrap();
+        assert_eq!(
+            (o.client_id.as_str(), o.roles_claim.as_str()),
+            ("lk", "roles")
+        );
+        assert_eq!(
+            o.scopes, "openid profile email roles",
+            "openid is always asked for"
+        );
     }
 
     #[test]
