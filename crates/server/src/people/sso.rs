@@ -232,6 +232,25 @@ fn grants(claim: Option<&Value>) -> (Vec<(String, Role)>, bool) {
     (roles, admin)
 }
 
+/// The workspaces the granted roles name (unknown ones are skipped), the highest role of each.
+async fn workspace_roles(
+    state: &AppState,
+    wanted: Vec<(String, Role)>,
+) -> Result<Vec<(latchkey_core::ids::WorkspaceId, Role)>, latchkey_core::StoreError> {
+    let mut memberships: Vec<(latchkey_core::ids::WorkspaceId, Role)> = Vec::new();
+    for (slug, role) in wanted {
+        match state.store.workspace_by_slug(&slug).await? {
+            Some(ws) => match memberships.iter_mut().find(|(w, _)| *w == ws.id) {
+                Some(m) if m.1.rank() < role.rank() => m.1 = role,
+                Some(_) => {}
+                None => memberships.push((ws.id, role)),
+            },
+            None => tracing::info!(workspace = %slug, "single sign-on names no such workspace"),
+        }
+    }
+    Ok(memberships)
+}
+
 /// Finds or creates the person, replaces their roles, and refuses when they have none.
 async fn apply(
     state: &AppState,
@@ -247,22 +266,7 @@ async fn apply(
         )
     };
     let (wanted, admin) = grants(claims.get(&s.roles_claim));
-    let mut memberships: Vec<(latchkey_core::ids::WorkspaceId, Role)> = Vec::new();
-    for (slug, role) in wanted {
-        match state
-            .store
-            .workspace_by_slug(&slug)
-            .await
-            .map_err(internal)?
-        {
-            Some(ws) => match memberships.iter_mut().find(|(w, _)| *w == ws.id) {
-                Some(m) if m.1.rank() < role.rank() => m.1 = role,
-                Some(_) => {}
-                None => memberships.push((ws.id, role)),
-            },
-            None => tracing::info!(workspace = %slug, "single sign-on names no such workspace"),
-        }
-    }
+    let memberships = workspace_roles(state, wanted).await.map_err(internal)?;
     let subject = format!("{} {sub}", s.issuer);
     let email = claims
         .get("email")
