@@ -26,6 +26,9 @@ fi
 # start on loopback (crates/server/tests/support/oidc/provider.mjs). Needs Node 18 or later.
 oidc=target/test-tools/oidc
 oidc_version=8.8.1
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq nodejs npm >/dev/null || echo "could not install Node.js with apt-get" >&2
+fi
 if command -v npm >/dev/null 2>&1; then
     if ! grep -qs "\"version\": \"$oidc_version\"" "$oidc/node_modules/oidc-provider/package.json"; then
         mkdir -p "$oidc"

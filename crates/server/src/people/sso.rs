@@ -296,7 +296,16 @@ async fn apply(
                 u.display_name = n.clone();
             }
             u.updated_at = now;
-            state.store.update_user(&u).await.map_err(internal)?;
+            match state.store.update_user(&u).await {
+                Ok(_) => {}
+                Err(latchkey_core::StoreError::Duplicate { .. }) => {
+                    return Err((
+                        StatusCode::CONFLICT,
+                        format!("Sign-in failed: another Latchkey account already uses {}. Ask an administrator to remove it.", u.email),
+                    ))
+                }
+                Err(e) => return Err(internal(e)),
+            }
             u
         }
         None if no_access => return Err(no_access_page(name.as_deref())),
