@@ -4,7 +4,8 @@
 # service-account tests' loopback token endpoint verifies Latchkey's signed assertions), oauthlib
 # (OAuth 1.0a signatures and the three-legged endpoints, in tests/support/oauth1_provider.py) and
 # botocore (AWS Signature Version 4, in tests/support/sigv4_upstream.py); and OpenSSH's server
-# with a test account, for the SFTP connection tests.
+# with a test account, for the SFTP connection tests; oidc-provider (npm), the OpenID Connect
+# provider of the single sign-on tests.
 # The Python libraries go into a virtual environment under target/, so nothing outside the
 # checkout changes (pip runs as `python -m pip`, so a venv copied from another checkout installs
 # into itself); openssh-server comes from apt-get when /usr/sbin/sshd is missing.
@@ -50,3 +51,20 @@ if [ ! -s "$sftp_pw_file" ]; then
     echo "$sftp_user:$(cat "$sftp_pw_file")" | chpasswd
 fi
 echo "openssh-server ready (test account $sftp_user)"
+
+# panva's oidc-provider, a certified OpenID Connect provider, which the single sign-on tests
+# start on loopback (crates/server/tests/support/oidc/provider.mjs). Needs Node 18 or later.
+oidc=target/test-tools/oidc
+oidc_version=8.8.1
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq nodejs npm >/dev/null || echo "could not install Node.js with apt-get" >&2
+fi
+if command -v npm >/dev/null 2>&1; then
+    if ! grep -qs "\"version\": \"$oidc_version\"" "$oidc/node_modules/oidc-provider/package.json"; then
+        mkdir -p "$oidc"
+        npm install --prefix "$oidc" --no-audit --no-fund --silent "oidc-provider@$oidc_version"
+    fi
+    echo "oidc-provider $oidc_version ready"
+else
+    echo "npm is missing: the single sign-on tests will be skipped (install Node.js 18 or later)" >&2
+fi

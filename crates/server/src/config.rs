@@ -29,6 +29,11 @@ const KEYS: &[&str] = &[
     "log_format",
     "trusted_proxies",
     "metrics_public",
+    "oidc_issuer",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "oidc_roles_claim",
+    "oidc_scopes",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +55,11 @@ struct Raw {
     log_format: String,
     trusted_proxies: String,
     metrics_public: bool,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_roles_claim: String,
+    oidc_scopes: String,
 }
 
 impl Default for Raw {
@@ -72,6 +82,11 @@ impl Default for Raw {
             log_format: "text".into(),
             trusted_proxies: String::new(),
             metrics_public: false,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_roles_claim: "groups".into(),
+            oidc_scopes: "openid profile email".into(),
         }
     }
 }
@@ -94,6 +109,31 @@ impl std::fmt::Debug for MasterKeySource {
                 write!(f, "File({}, create: {create})", path.display())
             }
         }
+    }
+}
+
+/// Single sign-on with an OpenID Connect provider (`LATCHKEY_OIDC_*`).
+#[derive(Clone)]
+pub struct OidcSettings {
+    /// The issuer, exactly as the provider names itself (no trailing slash added or removed).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: secrecy::SecretString,
+    /// The claim whose values grant roles (`latchkey:<workspace>:<role>`, `latchkey:admin`).
+    pub roles_claim: String,
+    /// Space-separated; always includes `openid`.
+    pub scopes: String,
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .field("roles_claim", &self.roles_claim)
+            .field("scopes", &self.scopes)
+            .finish()
     }
 }
 
@@ -145,6 +185,8 @@ pub struct Config {
     pub trusted_proxies: crate::auth::TrustedProxies,
     /// Whether `/metrics` answers without a key (`LATCHKEY_METRICS_PUBLIC`).
     pub metrics_public: bool,
+    /// Single sign-on, when `LATCHKEY_OIDC_ISSUER` is set.
+    pub oidc: Option<OidcSettings>,
 }
 
 /// A configuration problem, said so that the operator can fix it.
@@ -232,6 +274,7 @@ impl Config {
     }
 
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
+        let oidc = oidc_settings(&raw)?;
         let data_dir = PathBuf::from(&raw.data_dir);
         let listen: SocketAddr = raw.listen.parse().map_err(|_| {
             ConfigError(format!(
@@ -365,6 +408,7 @@ impl Config {
             log_format,
             trusted_proxies,
             metrics_public,
+            oidc,
         })
     }
 
@@ -380,6 +424,46 @@ impl Config {
         c.log = "warn".into();
         c
     }
+}
+
+/// The single sign-on settings: none without an issuer; with one, a client id and secret too.
+fn oidc_settings(raw: &Raw) -> Result<Option<OidcSettings>, ConfigError> {
+    fn given(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+    let Some(issuer) = given(&raw.oidc_issuer) else {
+        return Ok(None);
+    };
+    let u = Url::parse(issuer)
+        .map_err(|_| ConfigError(format!("LATCHKEY_OIDC_ISSUER `{issuer}` is not a URL")))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || u.query().is_some() {
+        return Err(ConfigError(format!(
+            "LATCHKEY_OIDC_ISSUER `{issuer}` must be an http(s) URL such as https://login.example.com"
+        )));
+    }
+    let client_id = given(&raw.oidc_client_id).ok_or_else(|| {
+        ConfigError("LATCHKEY_OIDC_ISSUER is set: set LATCHKEY_OIDC_CLIENT_ID too".into())
+    })?;
+    let secret = given(&raw.oidc_client_secret).ok_or_else(|| {
+        ConfigError("LATCHKEY_OIDC_ISSUER is set: set LATCHKEY_OIDC_CLIENT_SECRET too".into())
+    })?;
+    let roles_claim = raw.oidc_roles_claim.trim();
+    if roles_claim.is_empty() {
+        return Err(ConfigError(
+            "LATCHKEY_OIDC_ROLES_CLAIM must name a claim".into(),
+        ));
+    }
+    let mut scopes: Vec<&str> = raw.oidc_scopes.split_whitespace().collect();
+    if !scopes.contains(&"openid") {
+        scopes.insert(0, "openid");
+    }
+    Ok(Some(OidcSettings {
+        issuer: issuer.to_string(),
+        client_id: client_id.to_string(),
+        client_secret: secrecy::SecretString::from(secret.to_string()),
+        roles_claim: roles_claim.to_string(),
+        scopes: scopes.join(" "),
+    }))
 }
 
 #[cfg(test)]
@@ -407,6 +491,41 @@ mod tests {
             ".".repeat(50)
         );
         assert!(Config::from_sources(&vars(&[("LATCHKEY_LOG", &fuzzed)])).is_err());
+    }
+
+    #[test]
+    fn single_sign_on_settings() {
+        let c = Config::from_sources(&[]).unwrap();
+        assert!(c.oidc.is_none());
+        let c = Config::from_sources(&vars(&[
+            ("LATCHKEY_OIDC_ISSUER", "https://login.example.com"),
+            ("LATCHKEY_OIDC_CLIENT_ID", "latchkey"),
+            ("LATCHKEY_OIDC_CLIENT_SECRET", "very-secret-value"),
+        ]))
+        .unwrap();
+        let o = c.oidc.clone().unwrap();
+        assert_eq!(o.roles_claim, "groups");
+        assert_eq!(o.scopes, "openid profile email");
+        assert!(!format!("{c:?}").contains("very-secret-value"));
+        let err = Config::from_sources(&vars(&[(
+            "LATCHKEY_OIDC_ISSUER",
+            "https://login.example.com",
+        )]))
+        .unwrap_err();
+        assert!(err.to_string().contains("LATCHKEY_OIDC_CLIENT_ID"), "{err}");
+        let toml = "oidc_issuer = \"https://login.example.com\"\noidc_client_id = \"lk\"\n\
+                    oidc_client_secret = \"s3cret-value\"\noidc_roles_claim = \"roles\"\n\
+                    oidc_scopes = \"profile email roles\"\n";
+        let c = Config::from_text(Some(("latchkey.toml", toml)), &[]).unwrap();
+        let o = c.oidc.unwrap();
+        assert_eq!(
+            (o.client_id.as_str(), o.roles_claim.as_str()),
+            ("lk", "roles")
+        );
+        assert_eq!(
+            o.scopes, "openid profile email roles",
+            "openid is always asked for"
+        );
     }
 
     #[test]

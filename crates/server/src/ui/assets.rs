@@ -208,8 +208,13 @@ pub fn render_page(def: &PageDef, csrf: &str, admin: bool, who: &Who) -> String 
         .replace("{{csrf}}", &escape(csrf))
 }
 
+/// The sign-in page's way to the organisation's single sign-on, when it is configured.
+const SSO_BUTTON: &str = "<p class=\"stack\" id=\"sso-form\">\
+<a href=\"/ui/sso/start\" class=\"btn btn-primary btn-block\" id=\"sso-submit\">Sign in with single sign-on</a>\
+</p><h2 class=\"login-or\">Or with an API key</h2>";
+
 /// The sign-in page, with an error or a notice.
-pub fn render_login(error: Option<&str>, notice: Option<&str>) -> String {
+pub fn render_login(error: Option<&str>, notice: Option<&str>, sso: bool) -> String {
     let message = match (error, notice) {
         (Some(e), _) => format!(
             "<p class=\"alert alert-error\" role=\"alert\" id=\"login-error\">{}</p>",
@@ -223,7 +228,7 @@ pub fn render_login(error: Option<&str>, notice: Option<&str>) -> String {
     };
     LOGIN
         .replace("{{message}}", &message)
-        .replace("{{sso}}", "")
+        .replace("{{sso}}", if sso { SSO_BUTTON } else { "" })
 }
 
 #[cfg(test)]
@@ -245,7 +250,7 @@ mod tests {
                 assert!(get(s).is_some(), "{s}");
             }
         }
-        assert!(!render_login(Some("<b>"), None).contains("<b>"));
+        assert!(!render_login(Some("<b>"), None, false).contains("<b>"));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/login", get(login_page).post(login))
         .route("/ui/logout", axum::routing::post(logout))
         .route("/ui/session", get(session_info))
+        .route("/ui/sso/start", get(sso_start))
+        .route("/ui/sso/callback", get(sso_callback))
         .route("/ui/assets/{name}", get(asset))
         .route("/favicon.ico", get(favicon))
         .route("/ui/{page}", get(page))
@@ -169,7 +171,7 @@ async fn login_page(
     } else {
         None
     };
-    let mut resp = Html(assets::render_login(None, notice)).into_response();
+    let mut resp = Html(login_html(&state, None, notice)).into_response();
     if session::cookie_value(&headers).is_some() {
         resp.headers_mut()
             .insert(header::SET_COOKIE, session::clear_cookie(&state));
@@ -218,7 +220,8 @@ async fn login(
     body: axum::body::Bytes,
 ) -> Response {
     if !same_origin(&state, &headers) {
-        let html = assets::render_login(
+        let html = login_html(
+            &state,
             Some("This sign-in did not come from Latchkey's own page."),
             None,
         );
@@ -232,7 +235,7 @@ async fn login(
     let key = zeroize::Zeroizing::new(form_field(&body, "api_key").unwrap_or_default());
     let key = key.trim();
     if key.is_empty() {
-        let html = assets::render_login(Some("Enter an API key."), None);
+        let html = login_html(&state, Some("Enter an API key."), None);
         return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
     }
     match auth::caller_for_key(&state, key, Some(client)).await {
@@ -244,11 +247,76 @@ async fn login(
             signed_in_answer(&state, latchkey_core::model::SessionSubject::ApiKey(id)).await
         }
         Err(e) => {
-            let html = assets::render_login(Some(&format!("Sign-in failed: {}.", e.message)), None);
+            let html = login_html(
+                &state,
+                Some(&format!("Sign-in failed: {}.", e.message)),
+                None,
+            );
             (e.status, Html(html)).into_response()
         }
     }
 }
+
+/// The sign-in page, with the single sign-on button when it is configured.
+fn login_html(state: &AppState, error: Option<&str>, notice: Option<&str>) -> String {
+    assets::render_login(error, notice, state.config.oidc.is_some())
+}
+
+/// A sign-in page that says why single sign-on did not sign the person in. (The cookie of a
+/// sign-in in progress stays: a forged answer must not spoil the real one.)
+fn sso_failure(state: &AppState, (status, message): crate::people::sso::Failure) -> Response {
+    (status, Html(login_html(state, Some(&message), None))).into_response()
+}
+
+async fn sso_start(State(state): State<AppState>) -> Response {
+    let Some(s) = state.config.oidc.clone() else {
+        let html = login_html(&state, Some("Single sign-on is not configured here."), None);
+        return (StatusCode::NOT_FOUND, Html(html)).into_response();
+    };
+    match crate::people::sso::start(&state, &s).await {
+        Ok(resp) => resp,
+        Err(f) => sso_failure(&state, f),
+    }
+}
+
+async fn sso_callback(
+    State(state): State<AppState>,
+    Query(cb): Query<crate::people::sso::Callback>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(s) = state.config.oidc.clone() else {
+        let html = login_html(&state, Some("Single sign-on is not configured here."), None);
+        return (StatusCode::NOT_FOUND, Html(html)).into_response();
+    };
+    let id = match crate::people::sso::finish(&state, &s, &cb, &headers).await {
+        Ok(id) => id,
+        Err(f) => return sso_failure(&state, f),
+    };
+    let value = match session::start(&state, latchkey_core::model::SessionSubject::User(id)).await {
+        Ok((value, _)) => value,
+        Err(e) => return e.into_response(),
+    };
+    // The provider's redirect is a navigation from another site, on which browsers withhold the
+    // SameSite=Strict session cookie: a page of ours moves on, so the next request is our own.
+    let mut resp = Html(SSO_DONE).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::SET_COOKIE, session::set_cookie(&state, &value));
+    let gone = format!(
+        "{}=; Path=/ui/sso; HttpOnly; SameSite=Lax; Max-Age=0",
+        crate::people::sso::COOKIE
+    );
+    if let Ok(v) = HeaderValue::from_str(&gone) {
+        h.append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// The page a single sign-on ends on: straight on to the connections page.
+const SSO_DONE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"refresh\" content=\"0;url=/ui/connections\"><title>Signed in · Latchkey</title>\
+<link rel=\"stylesheet\" href=\"/ui/assets/app.css\"></head><body class=\"login-body\">\
+<main class=\"login-card\" id=\"main\"><p id=\"sso-done\">Signed in. \
+<a href=\"/ui/connections\">Continue to Latchkey</a></p></main></body></html>";
 
 /// Starts a session and sends the browser to the connections page with its cookie.
 pub(crate) async fn signed_in_answer(
@@ -274,7 +342,7 @@ async fn password_login(
     client: std::net::IpAddr,
 ) -> Response {
     if email.is_empty() || password.is_empty() {
-        let html = assets::render_login(Some("Enter your email and password."), None);
+        let html = login_html(state, Some("Enter your email and password."), None);
         return (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response();
     }
     let user = match state.store.user_by_email(email).await {
@@ -291,7 +359,8 @@ async fn password_login(
         _ => {
             if let Some((delay, secs)) = state.throttle.fail(client) {
                 tokio::time::sleep(delay).await;
-                let html = assets::render_login(
+                let html = login_html(
+                    state,
                     Some(&format!(
                         "Too many failed sign-ins from this address: wait {secs} s."
                     )),
@@ -302,7 +371,11 @@ async fn password_login(
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 return resp;
             }
-            let html = assets::render_login(Some("Sign-in failed: wrong email or password."), None);
+            let html = login_html(
+                state,
+                Some("Sign-in failed: wrong email or password."),
+                None,
+            );
             (StatusCode::UNAUTHORIZED, Html(html)).into_response()
         }
     }
