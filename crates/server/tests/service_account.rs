@@ -239,7 +239,12 @@ async fn a_service_account_exchanges_signed_assertions_for_tokens_once_at_a_time
             .to_string_lossy()
             .starts_with("latchkey.db")
         {
-            let bytes = std::fs::read(&path).unwrap();
+            // The -wal and -shm files may go away between the listing and the read.
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => panic!("{}: {e}", path.display()),
+            };
             scanned += bytes.len();
             for needle in pieces.iter().chain([&last]) {
                 let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
