@@ -909,7 +909,7 @@ export interface components {
             verify?: null | components["schemas"]["VerifySpec"];
         };
         /** @enum {string} */
-        AuthMode: "oauth2_code" | "oauth2_client_credentials" | "oauth2_jwt_bearer" | "api_key" | "basic" | "database" | "service_account" | "token_exchange";
+        AuthMode: "oauth2_code" | "oauth2_client_credentials" | "oauth2_jwt_bearer" | "api_key" | "basic" | "database" | "service_account" | "token_exchange" | "oauth1" | "oauth1_token" | "aws_sigv4" | "sftp";
         /** @description The non-secret facts of an OAuth connection's grant. */
         AuthorizationView: {
             /**
@@ -1085,14 +1085,15 @@ export interface components {
             expires_in_seconds?: number | null;
             organization?: null | components["schemas"]["OrganizationBody"];
         };
-        /** @description The body that creates a connection (SPEC §3.2). */
+        /** @description The body that creates a connection. */
         CreateConnection: {
             /** @description A catalog id (`generic-api-key`, `postgres`, …). */
             app: string;
             auth_mode?: null | components["schemas"]["AuthMode"];
             /**
              * @description Secret fields of the auth mode (`api_key`; `username`+`password`; `host`, `port`,
-             *     `database`, `username`, `password`; …). Encrypted before they are stored; never answered.
+             *     `database`, `username`, `password`; for `sftp`: `host`, `port`, `username`, and
+             *     `password` and/or `private_key`; …). Encrypted before they are stored; never answered.
              *     An `oauth2_code` connection may also take `access_token`, `refresh_token` and
              *     `expires_at` (RFC 3339 or epoch seconds): an existing grant, imported without a browser
              *     step (checked by the verification request or a refresh; a dead refresh token saves the
@@ -2012,6 +2013,12 @@ export interface components {
         } | {
             /** @enum {string} */
             kind: "mysql";
+        } | {
+            /** @enum {string} */
+            kind: "sftp";
+        } | {
+            /** @enum {string} */
+            kind: "redis";
         };
         /** @description The outcome of a re-check. */
         VerifyView: {
@@ -2181,6 +2188,10 @@ export interface operations {
                 state?: string | null;
                 error?: string | null;
                 error_description?: string | null;
+                /** @description OAuth 1.0a: the temporary credential the user approved. */
+                oauth_token?: string | null;
+                /** @description OAuth 1.0a: the verification code (RFC 5849 §2.2). */
+                oauth_verifier?: string | null;
             };
             header?: never;
             path?: never;
