@@ -42,7 +42,7 @@ pub enum Command {
     Proxy,
     /// Figure 3: 1,000 concurrent token reads on an expired connection.
     Storm,
-    /// Figure 4: queue wait at concurrency level 5 under 100 callers.
+    /// Figure 4: pools at levels 1, 5 and 25 under 100 callers, against the upstream at the level.
     Pool,
     /// Figure 5: RSS idle, under token reads, streaming 200 MB.
     Memory,

@@ -8,7 +8,7 @@ mod support {
 }
 
 use latchkey_core::outbound::Rewrites;
-use latchkey_testkit::{spawn_app_with, TestApp};
+use latchkey_testkit::{send_for_json, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 use support::pyserver::{self, PyServer};
 
@@ -49,34 +49,6 @@ fn netsuite(name: &str, settings: Value, token_secret: &str) -> Value {
             "token_id": TOKEN_ID, "token_secret": token_secret}})
 }
 
-fn proxy(
-    app: &TestApp,
-    method: reqwest::Method,
-    conn: &str,
-    path: &str,
-) -> reqwest::RequestBuilder {
-    app.client
-        .request(
-            method,
-            format!(
-                "{}/v1/workspaces/acme/connections/{conn}/proxy/{path}",
-                app.url
-            ),
-        )
-        .bearer_auth(&app.admin_key)
-}
-
-async fn json_of(r: reqwest::RequestBuilder) -> (u16, Value, String) {
-    let resp = r.send().await.expect("proxy answers");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
-}
-
 fn assert_no_secret(text: &str) {
     for s in [CONSUMER_SECRET, TOKEN_SECRET, TRELLO_SECRET] {
         assert!(!text.contains(s), "a secret is in an answer: {text}");
@@ -99,8 +71,7 @@ async fn token_based_requests_are_signed_as_oauthlib_expects() {
     assert_eq!(c.body["status"], "active", "{}", c.text);
     assert_no_secret(&c.text);
 
-    let (s, b, t) = json_of(proxy(
-        &app,
+    let (s, b, t) = send_for_json(app.proxy_request(
         reqwest::Method::GET,
         "erp",
         "services/rest/record/v1/customer?q=Acme%20Inc.&limit=5&flag",
@@ -118,9 +89,8 @@ async fn token_based_requests_are_signed_as_oauthlib_expects() {
     assert_eq!(b["token"], "[REDACTED]");
 
     // A form body is part of the signature; a JSON body is not, and both are accepted.
-    let (s, b, t) = json_of(
-        proxy(
-            &app,
+    let (s, b, t) = send_for_json(
+        app.proxy_request(
             reqwest::Method::POST,
             "erp",
             "app/site/hosting/restlet.nl?script=12",
@@ -135,9 +105,8 @@ async fn token_based_requests_are_signed_as_oauthlib_expects() {
         json!({"name": "Acme Inc.", "note": "a&b=c", "empty": ""})
     );
     assert_eq!(b["query"], json!({"script": "12"}));
-    let (s, b, t) = json_of(
-        proxy(
-            &app,
+    let (s, b, t) = send_for_json(
+        app.proxy_request(
             reqwest::Method::POST,
             "erp",
             "services/rest/record/v1/customer",
@@ -161,13 +130,9 @@ async fn token_based_requests_are_signed_as_oauthlib_expects() {
         )
         .await;
     assert_eq!(c.status, 201, "{}", c.text);
-    let (s, b, t) = json_of(proxy(
-        &app,
-        reqwest::Method::GET,
-        "erp-sha1",
-        "services/rest/x?a=1",
-    ))
-    .await;
+    let (s, b, t) =
+        send_for_json(app.proxy_request(reqwest::Method::GET, "erp-sha1", "services/rest/x?a=1"))
+            .await;
     assert_eq!(s, 200, "{t}");
     assert_eq!(b["signature_method"], "HMAC-SHA1");
     assert_eq!(b["realm"], "ACME_REALM");
@@ -221,13 +186,9 @@ async fn a_wrong_secret_is_refused_and_verification_says_so() {
             .status,
         201
     );
-    let (s, _, t) = json_of(proxy(
-        &app,
-        reqwest::Method::GET,
-        "unchecked",
-        "services/rest/x",
-    ))
-    .await;
+    let (s, _, t) =
+        send_for_json(app.proxy_request(reqwest::Method::GET, "unchecked", "services/rest/x"))
+            .await;
     assert_eq!(s, 401, "{t}");
     let v = app
         .post(
@@ -332,7 +293,8 @@ async fn the_three_legged_flow_runs_end_to_end() {
         );
         assert_no_secret(&c.text);
         // Before the authorization nothing is signed for it.
-        let (s, b, t) = json_of(proxy(&app, reqwest::Method::GET, name, "members/me")).await;
+        let (s, b, t) =
+            send_for_json(app.proxy_request(reqwest::Method::GET, name, "members/me")).await;
         assert_eq!(s, 409, "{t}");
         assert_eq!(b["error"], "not_authorized", "{t}");
 
@@ -353,8 +315,7 @@ async fn the_three_legged_flow_runs_end_to_end() {
             .await;
         assert_eq!(conn.body["status"], "active", "{}", conn.text);
 
-        let (s, b, t) = json_of(proxy(
-            &app,
+        let (s, b, t) = send_for_json(app.proxy_request(
             reqwest::Method::GET,
             name,
             "members/me?fields=username",
@@ -385,7 +346,8 @@ async fn the_three_legged_flow_runs_end_to_end() {
     assert_eq!(a.status, 200, "{}", a.text);
     let html = authorize(&app, a.body["authorize_url"].as_str().unwrap()).await;
     assert!(html.contains("is authorized"), "{html}");
-    let (s, _, t) = json_of(proxy(&app, reqwest::Method::GET, "board", "members/me")).await;
+    let (s, _, t) =
+        send_for_json(app.proxy_request(reqwest::Method::GET, "board", "members/me")).await;
     assert_eq!(s, 200, "{t}");
     assert_no_secret(&app.get("/v1/workspaces/acme/events").await.text);
 }

@@ -48,45 +48,13 @@ async fn store_known_secrets(app: &TestApp) -> Upstream {
     up
 }
 
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
-
 #[tokio::test]
 async fn sqlite_file_holds_no_plaintext_secret() {
     let mut app = spawn_app().await;
     store_known_secrets(&app).await;
     let data_dir = app.data_dir.clone();
     app.stop().await;
-    let mut scanned = 0;
-    for entry in std::fs::read_dir(&data_dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("latchkey.db")
-        {
-            // The -wal and -shm files may go away between the listing and the read.
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => panic!("{}: {e}", path.display()),
-            };
-            scanned += bytes.len();
-            assert!(
-                !contains(&bytes, API_KEY),
-                "{} holds the API key in plaintext",
-                path.display()
-            );
-            assert!(
-                !contains(&bytes, PASSWORD),
-                "{} holds the password in plaintext",
-                path.display()
-            );
-        }
-    }
-    assert!(scanned > 0, "no database file was found to scan");
+    latchkey_testkit::assert_sqlite_files_hold_none(&data_dir, &[API_KEY, PASSWORD]);
 }
 
 #[tokio::test]

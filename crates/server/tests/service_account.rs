@@ -230,29 +230,14 @@ async fn a_service_account_exchanges_signed_assertions_for_tokens_once_at_a_time
     let data_dir = app.data_dir.clone();
     let mut app = app;
     app.stop().await;
-    let mut scanned = 0;
-    for entry in std::fs::read_dir(&data_dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("latchkey.db")
-        {
-            // The -wal and -shm files may go away between the listing and the read.
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => panic!("{}: {e}", path.display()),
-            };
-            scanned += bytes.len();
-            for needle in pieces.iter().chain([&last]) {
-                let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
-                assert!(!found, "{} holds `{needle}` in plaintext", path.display());
-            }
-        }
-    }
-    assert!(scanned > 0, "no SQLite file was scanned");
+    latchkey_testkit::assert_sqlite_files_hold_none(
+        &data_dir,
+        &pieces
+            .iter()
+            .map(String::as_str)
+            .chain([last.as_str()])
+            .collect::<Vec<_>>(),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

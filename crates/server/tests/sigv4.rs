@@ -9,7 +9,7 @@ mod support {
 }
 
 use latchkey_core::outbound::Rewrites;
-use latchkey_testkit::{spawn_app_with, TestApp};
+use latchkey_testkit::{send_for_json, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -45,34 +45,6 @@ fn s3(name: &str, up: &PyServer, creds: Value) -> Value {
         "settings": {"region": "us-east-1", "base_url": up.url}, "credentials": creds})
 }
 
-fn proxy(
-    app: &TestApp,
-    method: reqwest::Method,
-    conn: &str,
-    path: &str,
-) -> reqwest::RequestBuilder {
-    app.client
-        .request(
-            method,
-            format!(
-                "{}/v1/workspaces/acme/connections/{conn}/proxy/{path}",
-                app.url
-            ),
-        )
-        .bearer_auth(&app.admin_key)
-}
-
-async fn json_of(r: reqwest::RequestBuilder) -> (u16, Value, String) {
-    let resp = r.send().await.expect("proxy answers");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
-}
-
 fn assert_no_secret(text: &str) {
     for s in [SECRET, TEMP_SECRET, SESSION] {
         assert!(!text.contains(s), "a secret is in: {text}");
@@ -98,8 +70,7 @@ async fn s3_requests_are_signed_as_botocore_expects() {
     assert_eq!(c.body["status"], "active", "{}", c.text);
     assert_no_secret(&c.text);
 
-    let (s, b, t) = json_of(proxy(
-        &app,
+    let (s, b, t) = send_for_json(app.proxy_request(
         reqwest::Method::GET,
         "bucket",
         "reports?list-type=2&prefix=2025%2F11%20q&max-keys=10",
@@ -113,16 +84,11 @@ async fn s3_requests_are_signed_as_botocore_expects() {
         json!({"list-type": "2", "prefix": "2025/11 q", "max-keys": "10"})
     );
 
-    let (s, b, t) = json_of(
-        proxy(
-            &app,
-            reqwest::Method::PUT,
-            "bucket",
-            "reports/2025/summary.csv",
-        )
-        .header("content-type", "text/csv")
-        .header("x-amz-meta-owner", "finance")
-        .body("month,total\n11,42\n"),
+    let (s, b, t) = send_for_json(
+        app.proxy_request(reqwest::Method::PUT, "bucket", "reports/2025/summary.csv")
+            .header("content-type", "text/csv")
+            .header("x-amz-meta-owner", "finance")
+            .body("month,total\n11,42\n"),
     )
     .await;
     assert_eq!(s, 200, "{t}");
@@ -139,13 +105,8 @@ async fn s3_requests_are_signed_as_botocore_expects() {
         )
         .await;
     assert_eq!(c.status, 201, "{}", c.text);
-    let (s, b, t) = json_of(proxy(
-        &app,
-        reqwest::Method::GET,
-        "temp",
-        "reports?list-type=2",
-    ))
-    .await;
+    let (s, b, t) =
+        send_for_json(app.proxy_request(reqwest::Method::GET, "temp", "reports?list-type=2")).await;
     assert_eq!(s, 200, "{t}");
     assert_eq!(b["session_token"], true);
     for path in [
@@ -186,9 +147,8 @@ async fn sts_verification_and_a_form_request_are_signed() {
     assert_eq!(c.status, 201, "{}", c.text);
     assert_eq!(c.body["status"], "active", "{}", c.text);
     let form = "Action=SendMessage&MessageBody=order%20%2342%20shipped&Version=2012-11-05";
-    let (s, b, t) = json_of(
-        proxy(
-            &app,
+    let (s, b, t) = send_for_json(
+        app.proxy_request(
             reqwest::Method::POST,
             "queue",
             "123456789012/orders%20queue",
@@ -239,7 +199,7 @@ async fn a_wrong_secret_is_refused_and_verification_says_so() {
             .status,
         201
     );
-    let (s, _, t) = json_of(proxy(&app, reqwest::Method::GET, "unchecked", "x")).await;
+    let (s, _, t) = send_for_json(app.proxy_request(reqwest::Method::GET, "unchecked", "x")).await;
     assert_eq!(s, 403, "{t}");
     let v = app
         .post(
@@ -310,7 +270,11 @@ async fn debug_logs_never_show_the_keys() {
         )
         .await;
     assert_eq!(c.status, 201, "{}", c.text);
-    let (s, _, t) = json_of(proxy(&app, reqwest::Method::PUT, "temp", "k").body("v")).await;
+    let (s, _, t) = send_for_json(
+        app.proxy_request(reqwest::Method::PUT, "temp", "k")
+            .body("v"),
+    )
+    .await;
     assert_eq!(s, 200, "{t}");
     app.stop().await;
     let logs = String::from_utf8_lossy(&logs().0.lock().unwrap()).to_string();

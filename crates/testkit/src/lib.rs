@@ -253,3 +253,58 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Fails the test when any of the SQLite files in `data_dir` (the database, its `-wal` and
+/// `-shm`) holds one of `needles` as plain bytes, or when there was no such file to read. A
+/// `-wal` or `-shm` file that goes away between the listing and the read is skipped.
+pub fn assert_sqlite_files_hold_none(data_dir: &std::path::Path, needles: &[&str]) {
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(data_dir).expect("the data folder") {
+        let path = entry.expect("a data folder entry").path();
+        let is_db = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("latchkey.db"));
+        if !is_db {
+            continue;
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", path.display()),
+        };
+        scanned += bytes.len();
+        for needle in needles.iter().filter(|n| !n.is_empty()) {
+            let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+            assert!(!found, "{} holds `{needle}` in plaintext", path.display());
+        }
+    }
+    assert!(scanned > 0, "no SQLite file was found to scan");
+}
+
+impl TestApp {
+    /// A request through the proxy of the connection `conn` of workspace `acme`, with the
+    /// admin key.
+    pub fn proxy_request(&self, method: Method, conn: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(
+                method,
+                format!(
+                    "{}/v1/workspaces/acme/connections/{conn}/proxy/{path}",
+                    self.url
+                ),
+            )
+            .bearer_auth(&self.admin_key)
+    }
+}
+
+/// Sends `r` and answers its status, its body as JSON (`Null` when it is not JSON) and as text.
+pub async fn send_for_json(r: reqwest::RequestBuilder) -> (u16, Value, String) {
+    let resp = r.send().await.expect("an answer");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    )
+}
