@@ -48,8 +48,9 @@ fi
 if [ ! -s "$sftp_pw_file" ]; then
     mkdir -p target/test-tools
     (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$sftp_pw_file")
-    echo "$sftp_user:$(cat "$sftp_pw_file")" | chpasswd
 fi
+# Set every time: another checkout on this machine may have given the account its own password.
+echo "$sftp_user:$(cat "$sftp_pw_file")" | chpasswd
 echo "openssh-server ready (test account $sftp_user)"
 
 # panva's oidc-provider, a certified OpenID Connect provider, which the single sign-on tests
