@@ -1,5 +1,7 @@
 //! `latchkey`: runs the server (`latchkey serve`) and talks to one as a command-line client.
 
+#![warn(clippy::unwrap_used)] // TEMPORARY: too_many_lines once every function is split
+
 mod client;
 mod commands;
 mod output;

@@ -2,6 +2,8 @@
 //! typed and encrypted, what the catalog of applications says, and the storage traits the
 //! server talks to. Nothing here knows about HTTP frameworks or SQL drivers.
 
+#![warn(clippy::too_many_lines, clippy::unwrap_used)]
+
 pub mod catalog;
 pub mod crypto;
 pub mod error;

@@ -276,6 +276,42 @@ pub struct ConnectionRecord {
     pub owner: Option<ConnectionOwner>,
 }
 
+impl ConnectionRecord {
+    /// Working, checked at `at`: no reason, no hint.
+    pub fn mark_active(&mut self, at: DateTime<Utc>) {
+        self.status = ConnectionStatus::Active;
+        self.status_reason = None;
+        self.hint = None;
+        self.verified_at = Some(at);
+    }
+
+    /// Not working for now (a check or a refresh failed); it may recover by itself.
+    pub fn mark_failing(&mut self, reason: impl Into<String>, hint: Option<String>) {
+        self.status = ConnectionStatus::Failing;
+        self.status_reason = Some(reason.into());
+        self.hint = hint;
+    }
+
+    /// The provider gave the grant up for good: only a new authorization brings it back.
+    pub fn mark_revoked(&mut self, reason: impl Into<String>, hint: impl Into<String>) {
+        self.status = ConnectionStatus::Revoked;
+        self.status_reason = Some(reason.into());
+        self.hint = Some(hint.into());
+    }
+
+    /// Waiting for someone to authorize it in a browser; it is not verified until then.
+    pub fn mark_pending_authorization(
+        &mut self,
+        reason: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.status = ConnectionStatus::PendingAuthorization;
+        self.status_reason = Some(reason.into());
+        self.hint = Some(hint.into());
+        self.verified_at = None;
+    }
+}
+
 /// The non-secret facts about an OAuth connection's tokens, kept as JSON beside them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TokenMeta {

@@ -182,7 +182,7 @@ pub struct Config {
     pub log: String,
     pub log_format: LogFormat,
     /// Peers whose `X-Forwarded-For` names the client (`LATCHKEY_TRUSTED_PROXIES`).
-    pub trusted_proxies: crate::auth::TrustedProxies,
+    pub trusted_proxies: crate::auth::proxies::TrustedProxies,
     /// Whether `/metrics` answers without a key (`LATCHKEY_METRICS_PUBLIC`).
     pub metrics_public: bool,
     /// Single sign-on, when `LATCHKEY_OIDC_ISSUER` is set.
@@ -362,7 +362,7 @@ impl Config {
                 "LATCHKEY_HEALTH_INTERVAL must be at least 5 seconds".into(),
             ));
         }
-        crate::telemetry::log_filter(&raw.log)
+        log_filter(&raw.log)
             .map_err(|e| ConfigError(format!("LATCHKEY_LOG `{}`: {e}", raw.log)))?;
         let log_format = match raw.log_format.as_str() {
             "text" | "" => LogFormat::Text,
@@ -373,7 +373,7 @@ impl Config {
                 )))
             }
         };
-        let trusted_proxies = crate::auth::TrustedProxies::parse(&raw.trusted_proxies)
+        let trusted_proxies = crate::auth::proxies::TrustedProxies::parse(&raw.trusted_proxies)
             .map_err(|e| ConfigError(format!("LATCHKEY_TRUSTED_PROXIES: {e}")))?;
         let metrics_public = raw.metrics_public;
         let catalog_dir = raw.catalog_dir.filter(|s| !s.is_empty()).map(PathBuf::from);
@@ -466,6 +466,17 @@ fn oidc_settings(raw: &Raw) -> Result<Option<OidcSettings>, ConfigError> {
     }))
 }
 
+/// The log filter `LATCHKEY_LOG` describes. Field values in it match literally, never as
+/// regular expressions: a pattern such as `{f=a.........}` would otherwise compile into an
+/// automaton of gigabytes at start (found by the `configuration` fuzz target).
+pub fn log_filter(
+    directives: &str,
+) -> Result<tracing_subscriber::EnvFilter, tracing_subscriber::filter::ParseError> {
+    tracing_subscriber::EnvFilter::builder()
+        .with_regex(false)
+        .parse(directives)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,7 +494,7 @@ mod tests {
         let log = format!("info,[request{{route=x{}y}}]=debug", ".".repeat(60));
         let c = Config::from_sources(&vars(&[("LATCHKEY_LOG", &log)]));
         assert!(c.is_ok(), "{:?}", c.err().map(|e| e.to_string()));
-        let filter = crate::telemetry::log_filter(&log).unwrap();
+        let filter = log_filter(&log).unwrap();
         assert!(filter.to_string().contains("route"), "{filter}");
         // The fuzzer's own input: answered (here refused) at once.
         let fuzzed = format!(

@@ -19,21 +19,13 @@
 use crate::error::{ApiError, ApiResult};
 use crate::oauth::provider::Provider;
 use crate::state::AppState;
+pub use crate::vault::{take_binding, with_binding, Destinations, BINDING_FIELD};
 use axum::http::StatusCode;
 use latchkey_core::catalog::{AppEntry, FieldType, VerifySpec};
 use latchkey_core::model::{AuthMode, ConnectionRecord, Workspace};
-use latchkey_core::secret::{SecretFields, SecretString};
-use secrecy::ExposeSecret;
+use latchkey_core::secret::SecretFields;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeSet;
 use url::Url;
-
-/// The sealed credential field that holds the bound destinations (never answered, never
-/// merged with what callers send: field names callers may use have no `:`).
-pub const BINDING_FIELD: &str = "latchkey:destinations";
-
-/// Origins (`https://host:port`) and database endpoints (`db://host:port`).
-pub type Destinations = BTreeSet<String>;
 
 /// The error code of a refused destination change.
 pub const REFUSED: &str = "destination_change_requires_secrets";
@@ -76,7 +68,7 @@ pub fn of(
         app, mode, settings, creds,
     )?);
     if mode == AuthMode::OAuth1 {
-        for u in crate::signing::three_legged::endpoints(app, settings)? {
+        for u in crate::signing::oauth1::endpoints(app, settings)? {
             out.insert(origin(&u));
         }
     }
@@ -116,25 +108,6 @@ pub fn of(
         }
     }
     Ok(out)
-}
-
-/// The bound destinations sealed in a credential, taken out of it.
-pub fn take_binding(creds: &mut SecretFields) -> Option<Destinations> {
-    let raw = creds.remove(BINDING_FIELD)?;
-    serde_json::from_str::<Vec<String>>(raw.expose_secret())
-        .ok()
-        .map(|v| v.into_iter().collect())
-}
-
-/// A credential with its bound destinations put in, ready to seal.
-pub fn with_binding(creds: &SecretFields, bound: &Destinations) -> SecretFields {
-    let mut out = creds.clone();
-    let list: Vec<&String> = bound.iter().collect();
-    out.insert(
-        BINDING_FIELD,
-        SecretString::from(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())),
-    );
-    out
 }
 
 /// Whether a request re-sends the connection's secret material: every secret field the
@@ -217,8 +190,8 @@ pub async fn guard(
     {
         return Ok(None);
     }
-    let app = crate::service::connections::app_entry(state, &c.app)?;
-    let (creds, bound) = crate::service::connections::open(state, c).await?;
+    let app = crate::directory::app_entry(state, &c.app)?;
+    let (creds, bound) = crate::vault::open(state, c).await?;
     let now = of(app, c.auth_mode, &c.settings, &creds)?;
     let Some(bound) = bound else {
         // Stored before destinations were bound: bound to where it leads (see the README).
@@ -233,8 +206,7 @@ pub async fn guard(
         return Err(refusal(&now, &bound));
     }
     let mut next = c.clone();
-    next.credentials =
-        Some(crate::service::connections::seal(state, ws, &c.id, &creds, &now).await?);
+    next.credentials = Some(crate::vault::seal(state, ws, &c.id, &creds, &now).await?);
     next.version = c.version + 1;
     next.updated_at = chrono::Utc::now();
     state.store.update_connection(&next, c.version).await?;

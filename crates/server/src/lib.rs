@@ -1,6 +1,8 @@
 //! Latchkey's HTTP server: the API, the OAuth callback, the proxy and the UI, over the domain in
 //! `latchkey-core` and a store from `latchkey-store`.
 
+#![warn(clippy::unwrap_used)] // TEMPORARY: too_many_lines once every function is split
+
 pub mod access;
 pub mod auth;
 pub mod background;
@@ -8,6 +10,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod connect;
 pub mod destinations;
+pub mod directory;
 pub mod error;
 pub mod hot;
 pub mod inject;
@@ -25,6 +28,7 @@ pub mod signing;
 pub mod state;
 pub mod telemetry;
 pub mod ui;
+pub mod vault;
 pub mod verify;
 
 use anyhow::Context;

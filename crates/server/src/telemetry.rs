@@ -5,12 +5,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
-/// The log filter `LATCHKEY_LOG` describes. Field values in it match literally, never as
-/// regular expressions: a pattern such as `{f=a.........}` would otherwise compile into an
-/// automaton of gigabytes at start (found by the `configuration` fuzz target).
-pub fn log_filter(directives: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
-    EnvFilter::builder().with_regex(false).parse(directives)
-}
+pub use crate::config::log_filter;
 
 /// Installs the log subscriber for a `latchkey serve` process (logs go to stderr). Colours
 /// only for a terminal: a file or a pipe gets plain text (and `NO_COLOR` turns them off).

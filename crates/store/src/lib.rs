@@ -1,6 +1,8 @@
 //! Latchkey's store on SQLite (embedded) or PostgreSQL (cluster): one implementation of
 //! [`latchkey_core::store::Store`] whose queries run unchanged on both backends.
 
+#![warn(clippy::too_many_lines, clippy::unwrap_used)]
+
 use latchkey_core::store::{Store, StoreResult};
 use latchkey_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -23,6 +25,7 @@ macro_rules! with_pool {
     };
 }
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod connect_sessions;
 mod connections;
@@ -36,6 +39,7 @@ mod pool_levels;
 mod rows;
 mod sessions;
 mod slots;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod users;
 mod webhooks;

@@ -1,5 +1,8 @@
 //! Helpers for tests that need a real PostgreSQL: a fresh database per test, dropped after.
 
+// Test support: a failed step is a failed test, so it may panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use crate::redact_url;
 use sqlx::{Connection, PgConnection};
 

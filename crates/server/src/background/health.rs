@@ -276,7 +276,7 @@ async fn check(state: &AppState, ws: &Workspace, c: &ConnectionRecord) -> Result
         )
     })?;
     if !c.auth_mode.has_tokens() {
-        let creds = crate::service::connections::decrypt(state, c)
+        let creds = crate::vault::decrypt(state, c)
             .await
             .map_err(|e| (e.message, e.hint))?;
         return match crate::verify::verify(&state.outbound, app, c.auth_mode, &c.settings, &creds)
@@ -313,8 +313,14 @@ async fn check(state: &AppState, ws: &Workspace, c: &ConnectionRecord) -> Result
                 .await
                 .map(|_| ()),
             None => {
-                oauth::token_exchange::check_token(state, app, row.auth_mode, &row.settings, &toks)
-                    .await
+                crate::service::exchange::check_token(
+                    state,
+                    app,
+                    row.auth_mode,
+                    &row.settings,
+                    &toks,
+                )
+                .await
             }
         };
         match checked {

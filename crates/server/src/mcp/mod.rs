@@ -652,7 +652,7 @@ impl Tools {
             return Vec::new();
         };
         let mut out = Vec::new();
-        if let Ok(creds) = crate::service::connections::decrypt(&self.state, &found.conn).await {
+        if let Ok(creds) = crate::vault::decrypt(&self.state, &found.conn).await {
             out.extend(creds.values().map(str::to_string));
         }
         if let Ok(Some(t)) = crate::oauth::tokens::stored_tokens(&self.state, &found.conn).await {

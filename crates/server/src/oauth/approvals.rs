@@ -109,12 +109,13 @@ pub async fn mark_evicted(
     let mut evicted = Vec::new();
     for mut old in same.into_iter().skip(LIMIT) {
         let expected = old.version;
-        old.status = ConnectionStatus::Revoked;
-        old.status_reason = Some(format!(
-            "Salesforce revoked this grant: user {} authorized this connected app a sixth time (connection `{}`), and Salesforce keeps only five approvals per user per connected app",
-            who(fresh), fresh.name
-        ));
-        old.hint = Some("re-authorize this connection, preferably as a dedicated integration user, or delete connections you no longer need".into());
+        old.mark_revoked(
+            format!(
+                "Salesforce revoked this grant: user {} authorized this connected app a sixth time (connection `{}`), and Salesforce keeps only five approvals per user per connected app",
+                who(fresh), fresh.name
+            ),
+            "re-authorize this connection, preferably as a dedicated integration user, or delete connections you no longer need",
+        );
         old.version += 1;
         old.updated_at = chrono::Utc::now();
         state.forget_connection(&old.id);

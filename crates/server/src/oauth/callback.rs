@@ -5,8 +5,7 @@
 
 use super::grant::{self, GrantError};
 use super::provider::Provider;
-use super::{approvals, check, client_for, hash_state, tokens};
-use crate::service::connections as svc;
+use super::{approvals, client_for, hash_state};
 use crate::state::AppState;
 use chrono::Utc;
 use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, OAuthState, Workspace};
@@ -182,7 +181,7 @@ pub async fn complete(
         // What the browser brought back is the provider's word at best: kept only as an error
         // code and a scrubbed description.
         let mut scrubber = latchkey_core::scrub::Scrubber::new();
-        if let Ok(creds) = svc::decrypt(state, &conn).await {
+        if let Ok(creds) = crate::vault::decrypt(state, &conn).await {
             if let Ok(client) = client_for(state, &ws, &conn.app, &creds).await {
                 scrubber = client.scrubber();
             }
@@ -254,7 +253,7 @@ pub async fn complete(
     let prepared = async {
         // The code and the client secret go only where the connection is bound.
         crate::destinations::guard(state, &ws, &conn, false).await?;
-        let creds = svc::decrypt(state, &conn).await?;
+        let creds = crate::vault::decrypt(state, &conn).await?;
         let client = client_for(state, &ws, &conn.app, &creds).await?;
         let provider = Provider::for_connection(app, conn.auth_mode, &conn.settings)?;
         super::check_client_destination(&client, &provider)?;
@@ -291,28 +290,28 @@ pub async fn complete(
             ));
         }
     };
-    let checked = match check(state, app, &conn.settings, &provider, &tokens).await {
-        Ok(c) => c,
-        Err((message, hint)) => {
+    let kept = super::keep::check_and_seal(
+        state,
+        &ws,
+        app,
+        &conn.id,
+        &conn.settings,
+        &provider,
+        &tokens,
+    )
+    .await;
+    let (sealed, mut meta) = match kept {
+        Ok(k) => (k.sealed, k.meta),
+        Err(super::keep::NotKept::Refused { message, hint }) => {
             record_failure(state, &ws, &conn, &message, &Some(hint.clone())).await;
             return Err(fail(422, "error", Some(&conn), message, Some(hint)));
         }
+        Err(super::keep::NotKept::Seal(e)) => {
+            return Err(fail(500, "error", Some(&conn), e.message, None))
+        }
     };
     let now = Utc::now();
-    let mut meta = tokens.meta.clone();
-    meta.username = checked.username.clone();
-    meta.provider_user_id = meta.provider_user_id.or(checked.user_id);
-    meta.provider_org_id = meta.provider_org_id.or(checked.org_id);
     meta.authorized_at = Some(now);
-    let sealed = tokens::seal_tokens(
-        state,
-        &ws,
-        &conn.id,
-        &tokens.access_token,
-        tokens.refresh_token.as_ref(),
-    )
-    .await
-    .map_err(|f| fail(500, "error", Some(&conn), f.message, None))?;
     let mut saved = None;
     for _ in 0..3 {
         let Ok(Some(mut row)) = state.store.connection(&ws.id, &conn.id).await else {
@@ -321,10 +320,7 @@ pub async fn complete(
         let expected = row.version;
         row.tokens = Some(sealed.clone());
         row.token_meta = Some(meta.clone());
-        row.status = ConnectionStatus::Active;
-        row.status_reason = None;
-        row.hint = None;
-        row.verified_at = Some(now);
+        row.mark_active(now);
         row.version += 1;
         row.updated_at = now;
         if state.store.update_connection(&row, expected).await.is_ok() {
@@ -397,10 +393,10 @@ async fn complete_oauth1(
             back.oauth_verifier.as_deref(),
         )
         .await?;
-        let app = svc::app_entry(state, &conn.app)?;
+        let app = crate::directory::app_entry(state, &conn.app)?;
         crate::verify::verify(&state.outbound, app, conn.auth_mode, &conn.settings, &creds).await?;
         let bound = crate::destinations::of(app, conn.auth_mode, &conn.settings, &creds)?;
-        svc::seal(state, ws, &conn.id, &creds, &bound).await
+        crate::vault::seal(state, ws, &conn.id, &creds, &bound).await
     }
     .await;
     let sealed = match result {
@@ -424,10 +420,7 @@ async fn complete_oauth1(
         };
         let expected = row.version;
         row.credentials = Some(sealed.clone());
-        row.status = ConnectionStatus::Active;
-        row.status_reason = None;
-        row.hint = None;
-        row.verified_at = Some(now);
+        row.mark_active(now);
         row.version += 1;
         row.updated_at = now;
         if state.store.update_connection(&row, expected).await.is_ok() {

@@ -6,6 +6,7 @@
 //! a hint to re-authorize it, keeping its name and settings.
 
 use super::grant::{self, ClientCreds, GrantError, Tokens};
+use super::keep;
 use super::provider::Provider;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -136,17 +137,19 @@ pub async fn apply(
     }
     let mut last_problem: Option<(String, String)> = None;
     if let Some(t) = given.filter(|t| t.meta.expires_at.is_none_or(|e| e > now)) {
-        match super::check(state, app, &record.settings, provider, &t).await {
-            Ok(checked) => {
-                record.tokens = Some(seal(&t).await?);
-                let mut m = t.meta;
-                m.username = checked.username;
+        let settings = record.settings.clone();
+        let id = record.id.clone();
+        match keep::check_and_seal(state, ws, app, &id, &settings, provider, &t).await {
+            Ok(kept) => {
+                record.tokens = Some(kept.sealed);
+                let mut m = kept.meta;
                 m.authorized_at = Some(now);
                 record.token_meta = Some(m);
                 activate(record, now);
                 return Ok(());
             }
-            Err(p) => last_problem = Some(p),
+            Err(keep::NotKept::Refused { message, hint }) => last_problem = Some((message, hint)),
+            Err(keep::NotKept::Seal(e)) => return Err(e),
         }
     }
     let Some(rt) = g.refresh_token.clone() else {
@@ -174,16 +177,13 @@ pub async fn apply(
                 t.refresh_token = Some(rt);
             }
             t.meta.has_refresh_token = true;
-            let checked = super::check(state, app, &record.settings, provider, &t)
-                .await
-                .map_err(|(m, h)| {
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "verification_failed", m)
-                        .hint(h)
-                })?;
-            record.tokens = Some(seal(&t).await?);
-            t.meta.username = checked.username;
-            t.meta.authorized_at = Some(now);
-            record.token_meta = Some(t.meta);
+            let kept =
+                keep::check_and_seal(state, ws, app, &record.id, &record.settings, provider, &t)
+                    .await?;
+            record.tokens = Some(kept.sealed);
+            let mut m = kept.meta;
+            m.authorized_at = Some(now);
+            record.token_meta = Some(m);
             activate(record, now);
             Ok(())
         }
@@ -191,20 +191,16 @@ pub async fn apply(
 }
 
 fn activate(record: &mut ConnectionRecord, now: DateTime<Utc>) {
-    record.status = ConnectionStatus::Active;
-    record.status_reason = None;
-    record.hint = None;
-    record.verified_at = Some(now);
+    record.mark_active(now);
 }
 
 fn revoke(state: &AppState, record: &mut ConnectionRecord, e: &GrantError) {
     let _ = state;
-    record.status = ConnectionStatus::Revoked;
-    record.status_reason = Some(format!("the imported refresh token was refused: {e}"));
-    record.hint = Some(format!(
+    let hint = format!(
         "the grant is no longer valid at the provider: authorize the connection again (POST …/connections/{}/authorize) instead of importing it",
         record.name.as_str()
-    ));
+    );
+    record.mark_revoked(format!("the imported refresh token was refused: {e}"), hint);
     record.verified_at = None;
 }
 

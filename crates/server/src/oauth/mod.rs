@@ -4,12 +4,18 @@
 
 pub mod approvals;
 pub mod callback;
+pub mod exchange_http;
+pub mod failure;
 pub mod grant;
 pub mod import;
+pub mod keep;
 pub mod provider;
 pub mod service_account;
+pub mod token_cache;
 pub mod token_exchange;
 pub mod tokens;
+
+pub use failure::Failure;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -30,86 +36,6 @@ use url::Url;
 
 /// How long an authorization request stays valid.
 pub const STATE_TTL_MINUTES: i64 = 10;
-
-/// A failure that many waiting callers share (an `ApiError` cannot be cloned).
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub status: u16,
-    pub code: String,
-    pub message: String,
-    pub hint: Option<String>,
-    /// Seconds for a `Retry-After` header (a store that cannot be reached).
-    pub retry_after: Option<u32>,
-}
-
-impl Failure {
-    pub fn new(status: u16, code: &str, message: impl Into<String>, hint: Option<&str>) -> Self {
-        Self {
-            status,
-            code: code.into(),
-            message: message.into(),
-            hint: hint.map(str::to_string),
-            retry_after: None,
-        }
-    }
-
-    pub fn from_api(e: ApiError) -> Self {
-        Self {
-            status: e.status.as_u16(),
-            code: e.code,
-            message: e.message,
-            hint: e.hint,
-            retry_after: e.retry_after,
-        }
-    }
-
-    pub fn store(e: latchkey_core::StoreError) -> Self {
-        Self::from_api(e.into())
-    }
-
-    pub fn revoked(c: &ConnectionRecord) -> Self {
-        Self {
-            status: 409,
-            code: "connection_revoked".into(),
-            message: format!(
-                "connection `{}` was revoked: {}",
-                c.name,
-                c.status_reason
-                    .clone()
-                    .unwrap_or_else(|| "the provider revoked the grant".into())
-            ),
-            hint: Some(
-                c.hint
-                    .clone()
-                    .unwrap_or_else(|| "re-authorize the connection".into()),
-            ),
-            retry_after: None,
-        }
-    }
-
-    pub fn not_authorized(c: &ConnectionRecord) -> Self {
-        Self {
-            status: 409,
-            code: "not_authorized".into(),
-            message: format!("connection `{}` is waiting for authorization{}", c.name, c.status_reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()),
-            hint: Some("authorize it: sign in through a fresh authorization link (Authorize in the web UI, `latchkey connection authorize` on the command line)".into()),
-            retry_after: None,
-        }
-    }
-}
-
-impl From<Failure> for ApiError {
-    fn from(f: Failure) -> Self {
-        let mut e = ApiError::new(
-            StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY),
-            &f.code,
-            f.message,
-        );
-        e.hint = f.hint;
-        e.retry_after = f.retry_after;
-        e
-    }
-}
 
 /// The client a connection's grants use: its own `client_id` (and secret, key) when it has
 /// them, else the workspace's OAuth client for the application.
@@ -521,33 +447,4 @@ pub async fn first_grant(
             "{other} has no direct grant"
         ))),
     }
-}
-
-/// Deleting an OAuth connection gives its grant back to the provider (best effort; Salesforce
-/// revokes the whole grant for a refresh token).
-pub async fn revoke_grant(
-    state: &AppState,
-    ws: &Workspace,
-    c: &ConnectionRecord,
-) -> Result<(), String> {
-    let app = state.catalog.get(&c.app).ok_or("unknown application")?;
-    crate::destinations::guard(state, ws, c, false)
-        .await
-        .map_err(|e| e.message)?;
-    let provider =
-        Provider::for_connection(app, c.auth_mode, &c.settings).map_err(|e| e.message)?;
-    let set = tokens::stored_tokens(state, c)
-        .await
-        .map_err(|f| f.message)?
-        .ok_or("no token stored")?;
-    let creds = crate::service::connections::decrypt(state, c)
-        .await
-        .map_err(|e| e.message)?;
-    let client = client_for(state, ws, &c.app, &creds)
-        .await
-        .map_err(|e| e.message)?;
-    let token = set.refresh_token.as_ref().unwrap_or(&set.access_token);
-    grant::revoke(&state.outbound, &provider, &client, token.expose_secret())
-        .await
-        .map_err(|e| e.to_string())
 }

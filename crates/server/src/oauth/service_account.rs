@@ -228,7 +228,7 @@ pub async fn grant(
     let mut scrub = scrubber(creds);
     scrub.add(&assertion);
     let body =
-        super::token_exchange::post(out, &key.token_uri, Some(&form[..]), None, &scrub).await?;
+        super::exchange_http::post(out, &key.token_uri, Some(&form[..]), None, &scrub).await?;
     let doc: Value = serde_json::from_str(&body).map_err(|_| {
         GrantError::Transport("the token endpoint answered 2xx but not with a token".into())
     })?;
@@ -237,7 +237,7 @@ pub async fn grant(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| GrantError::Transport("the token answer has no access_token".into()))?;
     let lifetime =
-        super::token_exchange::lifetime(json_path(&doc, "expires_in"), spec.lifetime_seconds);
+        super::exchange_http::lifetime(json_path(&doc, "expires_in"), spec.lifetime_seconds);
     Ok(Tokens {
         access_token: SecretString::from(access.to_string()),
         refresh_token: None,

@@ -6,97 +6,18 @@
 //! Also what both direct modes (this one and service accounts) share: the POST to a token or
 //! login endpoint with its failure scrubbed, and the dispatch from an auth mode.
 
-use super::grant::{parse_error_answer, GrantError, Tokens};
+pub use super::exchange_http::{lifetime, post};
+use super::grant::{GrantError, Tokens};
 use super::service_account;
 use crate::error::{ApiError, ApiResult};
 use crate::outbound::Outbound;
 use chrono::{Duration, Utc};
 use latchkey_core::catalog::{json_path, AppEntry, TokenBody};
-use latchkey_core::exchange::{TokenExchangeSpec, MAX_LIFETIME_SECS};
+use latchkey_core::exchange::TokenExchangeSpec;
 use latchkey_core::model::{AuthMode, TokenMeta};
-use latchkey_core::scrub::Scrubber;
 use latchkey_core::secret::{SecretFields, SecretString};
 use serde_json::{Map, Value};
 use url::Url;
-
-/// The lifetime an answer gives (seconds, as a number or a string), within a day; `fallback`
-/// when it says nothing usable.
-pub fn lifetime(v: Option<&Value>, fallback: i64) -> i64 {
-    v.and_then(|v| {
-        v.as_f64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()))
-    })
-    .filter(|f| f.is_finite() && *f >= 1.0)
-    .map(|f| f.min(MAX_LIFETIME_SECS as f64) as i64)
-    .unwrap_or(fallback)
-}
-
-/// POSTs a form or a JSON body and answers the 2xx body. A failure keeps only the provider's
-/// error code and description, scrubbed of everything the request carried.
-pub async fn post(
-    out: &Outbound,
-    url: &Url,
-    form: Option<&[(&str, &str)]>,
-    json: Option<&Value>,
-    scrubber: &Scrubber,
-) -> Result<String, GrantError> {
-    let prepared = out
-        .prepare(url)
-        .map_err(|e| GrantError::Transport(e.to_string()))?;
-    let mut req = out
-        .client()
-        .post(prepared)
-        .header("accept", "application/json")
-        .timeout(std::time::Duration::from_secs(20));
-    if let Some(f) = form {
-        req = req.form(f);
-    }
-    if let Some(j) = json {
-        req = req.json(j);
-    }
-    let resp = req.send().await.map_err(|e| {
-        GrantError::Transport(format!(
-            "the token endpoint could not be reached: {}",
-            crate::verify::connect_reason(&e)
-        ))
-    })?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .text()
-        .await
-        .map_err(|_| GrantError::Transport("the answer could not be read".into()))?;
-    if (200..300).contains(&status) {
-        return Ok(body);
-    }
-    let e = match parse_error_answer(status, &body) {
-        GrantError::Transport(_) => GrantError::Provider {
-            status,
-            error: if matches!(status, 401 | 403) {
-                "invalid_credentials".into()
-            } else {
-                "provider_error".into()
-            },
-            description: describe(&body, scrubber),
-        },
-        known => known,
-    };
-    Err(e.scrubbed(scrubber))
-}
-
-/// Words of a non-OAuth error answer (a `message` or an `error.message`), scrubbed and short.
-fn describe(body: &str, scrubber: &Scrubber) -> String {
-    let doc: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let text = [
-        "message",
-        "error.message",
-        "error.summary",
-        "errors.0.message",
-    ]
-    .iter()
-    .find_map(|p| json_path(&doc, p).and_then(Value::as_str))
-    .unwrap_or_default();
-    scrubber.tidy(text)
-}
 
 /// The spec of the entry, for the token_exchange mode.
 pub fn spec(app: &AppEntry) -> ApiResult<&TokenExchangeSpec> {
@@ -306,53 +227,4 @@ pub fn failure(mode: AuthMode, e: &GrantError) -> ApiError {
     )
     .hint(hint(mode, e).unwrap_or_default())
     .details(serde_json::json!({ "provider_error": e.code() }))
-}
-
-/// The first token of a new or edited direct-exchange connection, which is its verification:
-/// the exchange itself (the token endpoint checks a service account's signature, key and
-/// delegation), then, for a token exchange, the entry's verification request with the token.
-pub async fn verify_and_grant(
-    state: &crate::state::AppState,
-    ws: &latchkey_core::model::Workspace,
-    app: &AppEntry,
-    c: &latchkey_core::model::ConnectionRecord,
-    creds: &SecretFields,
-) -> ApiResult<(latchkey_core::crypto::Sealed, TokenMeta)> {
-    let tokens = direct_grant(&state.outbound, app, c.auth_mode, &c.settings, creds)
-        .await
-        .map_err(|e| failure(c.auth_mode, &e))?;
-    check_token(state, app, c.auth_mode, &c.settings, &tokens)
-        .await
-        .map_err(|(m, h)| {
-            ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "verification_failed",
-                m,
-            )
-            .hint(h)
-        })?;
-    let sealed = super::tokens::seal_tokens(state, ws, &c.id, &tokens.access_token, None)
-        .await
-        .map_err(ApiError::from)?;
-    Ok((sealed, tokens.meta))
-}
-
-/// The check of a direct-exchange connection with a token: a token exchange sends the
-/// entry's verification request; a service account's token is proof enough (Google's userinfo,
-/// the OAuth entries' check, needs scopes a service account seldom has).
-pub async fn check_token(
-    state: &crate::state::AppState,
-    app: &AppEntry,
-    mode: AuthMode,
-    settings: &Map<String, Value>,
-    tokens: &Tokens,
-) -> Result<(), (String, String)> {
-    if mode != AuthMode::TokenExchange {
-        return Ok(());
-    }
-    let url = login_url(app, settings).map_err(|e| (e.message, String::new()))?;
-    let provider = super::provider::Provider::plain(super::provider::Flavor::Generic, url);
-    super::check(state, app, settings, &provider, tokens)
-        .await
-        .map(|_| ())
 }

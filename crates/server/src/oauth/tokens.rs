@@ -11,134 +11,28 @@
 //!   off exponentially.
 
 use super::grant::{self, GrantError, Tokens};
+use super::provider::Provider;
+use super::token_cache::{AfterAnswer, Answer, Flight};
+pub use super::token_cache::{TokenManager, TokenSet};
 use super::{client_for, Failure};
 use crate::state::{new_event, AppState};
+pub use crate::vault::seal_tokens;
 use chrono::{Duration, Utc};
-use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::future::FutureExt;
 use latchkey_core::ids::ConnectionId;
-use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, TokenMeta, Workspace};
-use latchkey_core::secret::{SecretFields, SecretString};
+use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, Workspace};
+use latchkey_core::secret::SecretFields;
 use latchkey_core::store::ConnectionChange;
 use secrecy::ExposeSecret;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-/// A token is refreshed when it has less than this left.
-const EARLY: i64 = 60;
 /// A refresh lease lasts this long unless renewed; the holder renews it while the provider call
 /// runs, so a lease outlives its holder by at most this much.
 const LEASE_SECS: i64 = 6;
 const LEASE_RENEW: StdDuration = StdDuration::from_secs(2);
 const WAIT_LIMIT: StdDuration = StdDuration::from_secs(40);
 const MAX_BACKOFF_SECS: i64 = 300;
-
-/// Decrypted tokens of one version of a connection.
-pub struct TokenSet {
-    pub access_token: SecretString,
-    pub refresh_token: Option<SecretString>,
-    pub meta: TokenMeta,
-    pub version: i64,
-    /// What to remove from proxied answers (built on first use).
-    pub scrub: std::sync::OnceLock<Arc<latchkey_core::scrub::Scrubber>>,
-}
-
-impl TokenSet {
-    /// A scrubber for this access token.
-    pub fn scrubber(&self) -> Arc<latchkey_core::scrub::Scrubber> {
-        self.scrub
-            .get_or_init(|| {
-                let mut s = latchkey_core::scrub::Scrubber::new();
-                s.add(self.access_token.expose_secret());
-                if let Some(r) = &self.refresh_token {
-                    s.add(r.expose_secret());
-                }
-                Arc::new(s)
-            })
-            .clone()
-    }
-
-    /// Good for a while yet: more than a minute left, or, for a token that lives only minutes,
-    /// more than a tenth of its life (a 20-second token would otherwise never count as fresh).
-    pub fn is_fresh(&self) -> bool {
-        let Some(e) = self.meta.expires_at else {
-            return false;
-        };
-        let early = match self.meta.refreshed_at.or(self.meta.issued_at) {
-            Some(start) if e > start => Duration::seconds(EARLY).min((e - start) / 10),
-            _ => Duration::seconds(EARLY),
-        };
-        e - early > Utc::now()
-    }
-}
-
-type Answer = Shared<BoxFuture<'static, Result<Arc<TokenSet>, Failure>>>;
-
-/// A refresh under way in this process: its answer, shared by every caller, and the end of its
-/// task (which releases the lease and writes the audit event after the answer went out).
-struct Flight {
-    answer: Answer,
-    finished: Shared<BoxFuture<'static, ()>>,
-    serial: u64,
-}
-
-/// What a refresh leaves to do once its callers have their answer.
-#[derive(Default)]
-struct AfterAnswer {
-    leased: bool,
-    /// The audit event of a refresh that happened: (connection name, refresh token rotated).
-    refreshed: Option<(String, bool)>,
-}
-
-/// Per-process token state: refreshes in flight and decrypted tokens by connection.
-pub struct TokenManager {
-    owner: String,
-    inflight: Mutex<HashMap<ConnectionId, Flight>>,
-    flights: std::sync::atomic::AtomicU64,
-    cache: Mutex<HashMap<ConnectionId, Arc<TokenSet>>>,
-    audited: Mutex<HashMap<(latchkey_core::ids::ApiKeyId, ConnectionId), std::time::Instant>>,
-}
-
-impl Default for TokenManager {
-    fn default() -> Self {
-        Self {
-            owner: format!("instance-{}", ulid::Ulid::new()),
-            inflight: Mutex::new(HashMap::new()),
-            flights: std::sync::atomic::AtomicU64::new(0),
-            cache: Mutex::new(HashMap::new()),
-            audited: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl TokenManager {
-    /// Token reads are audited once a minute per key and connection, not on every read of the
-    /// hot path.
-    pub fn should_audit_read(
-        &self,
-        key: &latchkey_core::ids::ApiKeyId,
-        conn: &ConnectionId,
-    ) -> bool {
-        let mut seen = self.audited.lock().expect("audit map");
-        let now = std::time::Instant::now();
-        if seen.len() > 10_000 {
-            seen.retain(|_, t| now.duration_since(*t) < StdDuration::from_secs(60));
-        }
-        match seen.get(&(key.clone(), conn.clone())) {
-            Some(t) if now.duration_since(*t) < StdDuration::from_secs(60) => false,
-            _ => {
-                seen.insert((key.clone(), conn.clone()), now);
-                true
-            }
-        }
-    }
-
-    /// Drops what this process remembers of a connection's tokens (after any change to it), so
-    /// the next read goes to the store.
-    pub fn forget(&self, id: &ConnectionId) {
-        self.cache.lock().expect("token cache").remove(id);
-    }
-}
 
 /// How long a token read may be answered from memory before the store is asked again (see
 /// [`crate::hot`]).
@@ -188,26 +82,6 @@ pub async fn stored_tokens(
 pub fn token_sha256(set: &TokenSet) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(set.access_token.expose_secret().as_bytes()))
-}
-
-/// Seals tokens for storage on the connection (field `tokens`).
-pub async fn seal_tokens(
-    state: &AppState,
-    ws: &Workspace,
-    id: &ConnectionId,
-    access: &SecretString,
-    refresh: Option<&SecretString>,
-) -> Result<latchkey_core::crypto::Sealed, Failure> {
-    let mut f = SecretFields::new();
-    f.insert("access_token", access.clone());
-    if let Some(r) = refresh {
-        f.insert("refresh_token", r.clone());
-    }
-    state
-        .keyring
-        .seal_fields(&ws.data_key_id, "connection", id.as_str(), "tokens", &f)
-        .await
-        .map_err(|e| Failure::from_api(e.into()))
 }
 
 /// A usable access token for the connection: the stored one while fresh, else a refresh.
@@ -509,7 +383,7 @@ async fn refresh_now(
     crate::destinations::guard(state, ws, &row, false)
         .await
         .map_err(Failure::from_api)?;
-    let creds = crate::service::connections::decrypt(state, &row)
+    let creds = crate::vault::decrypt(state, &row)
         .await
         .map_err(Failure::from_api)?;
     let old = stored_tokens(state, &row).await?;
@@ -607,14 +481,13 @@ async fn refresh_now(
             let public = state.public_url.as_str().trim_end_matches('/').to_string();
             let mut meta = row.token_meta.clone().unwrap_or_default();
             let failure = if e.is_invalid_grant() || e.code() == "no_refresh_token" {
-                next.status = ConnectionStatus::Revoked;
                 let mut reason = format!("refresh failed: {e}");
                 if let Some(extra) = super::approvals::eviction_note(state, ws, &row).await {
                     reason.push_str("; ");
                     reason.push_str(&extra);
                 }
-                next.status_reason = Some(reason);
-                next.hint = Some(
+                next.mark_revoked(
+                    reason,
                     super::token_exchange::hint(row.auth_mode, &e)
                         .unwrap_or_else(|| e.hint(true, &public)),
                 );
@@ -623,11 +496,12 @@ async fn refresh_now(
                 meta.failures = meta.failures.saturating_add(1);
                 let wait = (1i64 << meta.failures.min(9)).min(MAX_BACKOFF_SECS);
                 meta.retry_after = Some(now + Duration::seconds(wait));
-                next.status = ConnectionStatus::Failing;
-                next.status_reason = Some(format!("refresh failed: {e}"));
-                next.hint = Some(
-                    super::token_exchange::hint(row.auth_mode, &e)
-                        .unwrap_or_else(|| e.hint(true, &public)),
+                next.mark_failing(
+                    format!("refresh failed: {e}"),
+                    Some(
+                        super::token_exchange::hint(row.auth_mode, &e)
+                            .unwrap_or_else(|| e.hint(true, &public)),
+                    ),
                 );
                 Failure::new(
                     502,
@@ -717,4 +591,33 @@ async fn obtain(
             other => Err(GrantError::Transport(format!("auth mode {other} has no token to refresh"))),
         }
     })
+}
+
+/// Deleting an OAuth connection gives its grant back to the provider (best effort; Salesforce
+/// revokes the whole grant for a refresh token).
+pub async fn revoke_grant(
+    state: &AppState,
+    ws: &Workspace,
+    c: &ConnectionRecord,
+) -> Result<(), String> {
+    let app = state.catalog.get(&c.app).ok_or("unknown application")?;
+    crate::destinations::guard(state, ws, c, false)
+        .await
+        .map_err(|e| e.message)?;
+    let provider =
+        Provider::for_connection(app, c.auth_mode, &c.settings).map_err(|e| e.message)?;
+    let set = stored_tokens(state, c)
+        .await
+        .map_err(|f| f.message)?
+        .ok_or("no token stored")?;
+    let creds = crate::vault::decrypt(state, c)
+        .await
+        .map_err(|e| e.message)?;
+    let client = super::client_for(state, ws, &c.app, &creds)
+        .await
+        .map_err(|e| e.message)?;
+    let token = set.refresh_token.as_ref().unwrap_or(&set.access_token);
+    grant::revoke(&state.outbound, &provider, &client, token.expose_secret())
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -15,7 +15,6 @@ use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiError, ApiResult};
 use crate::inject;
 use crate::oauth::tokens;
-use crate::service::connections as svc;
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -24,10 +23,9 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use latchkey_core::catalog::{BORROW_CONCURRENCY_FROM, CONCURRENCY_LEVEL};
 use latchkey_core::ids::ConnectionId;
-use latchkey_core::model::{
-    AuthMode, ConnectionRecord, ConnectionStatus, Workspace, DEFAULT_CONCURRENCY_LEVEL,
-};
+use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, Workspace};
 use latchkey_core::scrub::Scrubber;
+pub(crate) use pool::level_of;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::sync::Arc;
@@ -77,21 +75,6 @@ fn connection_listed(h: &HeaderMap) -> Vec<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
         .collect()
-}
-
-pub(crate) fn level_of(c: &ConnectionRecord) -> usize {
-    c.settings
-        .get(CONCURRENCY_LEVEL)
-        .and_then(Value::as_i64)
-        .unwrap_or(DEFAULT_CONCURRENCY_LEVEL)
-        .clamp(1, 25) as usize
-}
-
-/// The level a connection's own pool runs at now (as this instance knows it); `None` for a
-/// connection that borrows another's pool, and for a database (never proxied).
-pub(crate) fn effective_level_of(state: &AppState, c: &ConnectionRecord) -> Option<usize> {
-    (c.auth_mode != AuthMode::Database && !c.settings.contains_key(BORROW_CONCURRENCY_FROM))
-        .then(|| state.pools.effective_level(c.id.as_str(), level_of(c)))
 }
 
 /// The pool a connection's requests count against: its lender's, or its own.
@@ -144,7 +127,7 @@ async fn credential(
 ) -> ApiResult<(Cred, Option<String>)> {
     if c.auth_mode.has_tokens() {
         let set = tokens::fresh_token(state, ws, c, force).await?;
-        let app = svc::app_entry(state, &c.app)?;
+        let app = crate::directory::app_entry(state, &c.app)?;
         let mut inj = inject::for_token(app, set.access_token.expose_secret())?;
         inj.headers.extend(inject::fixed_headers(
             app,
@@ -188,8 +171,8 @@ async fn credential(
     if let Some(inj) = state.hot.static_injection(&c.id, c.version) {
         return Ok((Cred::Static(inj), None));
     }
-    let creds = svc::decrypt(state, c).await?;
-    let app = svc::app_entry(state, &c.app)?;
+    let creds = crate::vault::decrypt(state, c).await?;
+    let app = crate::directory::app_entry(state, &c.app)?;
     let inj = Arc::new(inject::for_static(app, c.auth_mode, &c.settings, &creds)?);
     state.hot.remember_injection(&c.id, c.version, inj.clone());
     Ok((Cred::Static(inj), None))
@@ -248,7 +231,7 @@ async fn run(
     let found = state.resolve(&caller, &ws, &conn, Need::Proxy).await?;
     let (ws_key, conn_key) = (ws, conn);
     let (ws, c) = (&*found.ws, &*found.conn);
-    let app = svc::app_entry(&state, &c.app)?;
+    let app = crate::directory::app_entry(&state, &c.app)?;
     let holds_secrets = caller.allows(&ws.id, Need::Secrets);
     // Nothing is sent where the connection's secret material is not bound.
     crate::destinations::guard(&state, ws, c, holds_secrets).await?;

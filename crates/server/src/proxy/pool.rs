@@ -21,8 +21,11 @@
 //! local queue and its metrics) from its own 429s and from the heartbeat.
 
 use chrono::Utc;
+use latchkey_core::catalog::{BORROW_CONCURRENCY_FROM, CONCURRENCY_LEVEL};
+use latchkey_core::model::{AuthMode, ConnectionRecord, DEFAULT_CONCURRENCY_LEVEL};
 use latchkey_core::rate_limit::LoweredLevel;
 use latchkey_core::store::Store;
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -502,6 +505,21 @@ impl Pools {
                 .set(st.level as f64);
         }
     }
+}
+
+pub(crate) fn level_of(c: &ConnectionRecord) -> usize {
+    c.settings
+        .get(CONCURRENCY_LEVEL)
+        .and_then(Value::as_i64)
+        .unwrap_or(DEFAULT_CONCURRENCY_LEVEL)
+        .clamp(1, 25) as usize
+}
+
+/// The level a connection's own pool runs at now (as this instance knows it); `None` for a
+/// connection that borrows another's pool, and for a database (never proxied).
+pub(crate) fn effective_level_of(pools: &Pools, c: &ConnectionRecord) -> Option<usize> {
+    (c.auth_mode != AuthMode::Database && !c.settings.contains_key(BORROW_CONCURRENCY_FROM))
+        .then(|| pools.effective_level(c.id.as_str(), level_of(c)))
 }
 
 #[cfg(test)]

@@ -363,7 +363,7 @@ pub async fn delete_connection(
     if removed {
         state.forget_connection(&c.id);
         if c.auth_mode.is_oauth() && c.tokens.is_some() {
-            let outcome = crate::oauth::revoke_grant(&state, &ws, &c).await;
+            let outcome = crate::oauth::tokens::revoke_grant(&state, &ws, &c).await;
             state
                 .audit(
                     &ws.id,

@@ -395,7 +395,7 @@ pub async fn connection_events(
     Query(q): Query<TimelineQuery>,
 ) -> ApiResult<Json<List<EventView>>> {
     let ws = state.workspace(&caller, &ws, Need::Read).await?;
-    let c = crate::service::connections::find(&state, &ws, &conn).await?;
+    let c = crate::directory::find(&state, &ws, &conn).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(crate::error::ApiError::invalid(

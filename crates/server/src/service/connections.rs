@@ -1,26 +1,30 @@
 //! Connections: building a new one from a create body (validated against the catalog, verified,
 //! encrypted), editing, verifying, and the view answered to callers (never a secret).
 
+use super::input::{
+    check_mode, lift_login_fields, public_login_fields, resolve_lender, show_login_fields,
+};
+pub use super::views::{add_health, view, AuthorizationView, ConnectionView, HealthView};
 use crate::destinations;
+pub use crate::directory::{app_entry, find, lookup};
 use crate::error::{ApiError, ApiResult};
 use crate::oauth::{
     self,
     provider::{self, Provider},
 };
 use crate::state::AppState;
+pub use crate::vault::{decrypt, open, seal};
 use crate::verify;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use latchkey_core::catalog::{AppEntry, FieldType, BORROW_CONCURRENCY_FROM};
+use chrono::Utc;
 use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{
-    AuthMode, ConnectionRecord, ConnectionStatus, EndUser, Event, Organization, TokenMeta,
-    Workspace,
+    AuthMode, ConnectionRecord, ConnectionStatus, Event, TokenMeta, Workspace,
 };
 use latchkey_core::names::{ConnectionName, Environment};
 use latchkey_core::secret::SecretFields;
 use latchkey_core::store::ConnectionChange;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 /// The body that creates a connection.
@@ -68,371 +72,6 @@ pub struct EditConnection {
     #[schema(value_type = Option<Object>)]
     pub credentials: Option<SecretFields>,
     pub verify: Option<bool>,
-}
-
-/// A connection as answered: never a secret value, only the names of the stored secret fields.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ConnectionView {
-    pub id: String,
-    pub name: String,
-    pub app: String,
-    pub environment: String,
-    pub auth_mode: AuthMode,
-    pub status: ConnectionStatus,
-    /// Why the connection is failing, revoked or pending.
-    pub status_reason: Option<String>,
-    /// What to do about it.
-    pub hint: Option<String>,
-    #[schema(value_type = Object)]
-    pub settings: Map<String, Value>,
-    /// Names of the stored credential fields (values are never answered here).
-    pub credential_fields: Vec<String>,
-    pub warnings: Vec<String>,
-    pub authorize_url: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub verified_at: Option<DateTime<Utc>>,
-    pub version: i64,
-    /// The level the connection's pool runs at now: its `concurrency_level`, or less while the
-    /// application's 429 answers keep it lowered (it climbs back by one per quiet interval).
-    /// Null for a connection that borrows another's pool, and for databases.
-    pub effective_concurrency_level: Option<usize>,
-    /// For OAuth connections: who authorized, where the API is, when the token is taken to expire.
-    pub authorization: Option<AuthorizationView>,
-    /// The platform's end user the connection was made for (through a connect session).
-    pub end_user: Option<EndUser>,
-    /// The end user's organization, when the session named one.
-    pub organization: Option<Organization>,
-    /// What the background health checks found (in the answers of get and list).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthView>,
-}
-
-/// The background checks of a connection.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HealthView {
-    /// When the last probe ran.
-    pub last_checked_at: Option<DateTime<Utc>>,
-    /// When a probe last succeeded.
-    pub last_ok_at: Option<DateTime<Utc>>,
-    /// Failed probes since the last success.
-    pub consecutive_failures: i64,
-    /// When the next probe is due; null when probes are off or not placed yet.
-    pub next_check_at: Option<DateTime<Utc>>,
-    /// What the last failed probe said (null after a success).
-    pub last_error: Option<String>,
-    /// When the token will be refreshed ahead of its expiry (OAuth connections).
-    pub next_refresh_at: Option<DateTime<Utc>>,
-}
-
-/// Fills `health` of the views from the store (one query for the lot).
-pub async fn add_health(
-    state: &AppState,
-    ws: &Workspace,
-    views: &mut [ConnectionView],
-) -> ApiResult<()> {
-    let ids: Vec<latchkey_core::ids::ConnectionId> = views
-        .iter()
-        .filter_map(|v| latchkey_core::ids::ConnectionId::parse(&v.id).ok())
-        .collect();
-    let rows = state.store.health_of(&ws.id, &ids).await?;
-    for v in views.iter_mut() {
-        let found = rows.iter().find(|h| {
-            h.connection_id
-                .as_ref()
-                .is_some_and(|id| id.as_str() == v.id)
-        });
-        v.health = Some(match found {
-            Some(h) => HealthView {
-                last_checked_at: h.last_checked_at,
-                last_ok_at: h.last_ok_at,
-                consecutive_failures: h.consecutive_failures,
-                next_check_at: h.next_check_at,
-                last_error: h.last_error.clone(),
-                next_refresh_at: h.refresh_at,
-            },
-            None => HealthView {
-                last_checked_at: None,
-                last_ok_at: None,
-                consecutive_failures: 0,
-                next_check_at: None,
-                last_error: None,
-                next_refresh_at: None,
-            },
-        });
-    }
-    Ok(())
-}
-
-/// The non-secret facts of an OAuth connection's grant.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuthorizationView {
-    pub username: Option<String>,
-    pub user_id: Option<String>,
-    pub org_id: Option<String>,
-    pub instance_url: Option<String>,
-    pub scope: Option<String>,
-    pub client_id: Option<String>,
-    pub has_refresh_token: bool,
-    /// When the user last completed the browser authorization.
-    pub authorized_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub refreshed_at: Option<DateTime<Utc>>,
-}
-
-impl From<&TokenMeta> for AuthorizationView {
-    fn from(m: &TokenMeta) -> Self {
-        Self {
-            username: m.username.clone(),
-            user_id: m.provider_user_id.clone(),
-            org_id: m.provider_org_id.clone(),
-            instance_url: m.instance_url.clone(),
-            scope: m.scope.clone(),
-            client_id: m.client_id.clone(),
-            has_refresh_token: m.has_refresh_token,
-            authorized_at: m.authorized_at,
-            expires_at: m.expires_at,
-            refreshed_at: m.refreshed_at,
-        }
-    }
-}
-
-/// Builds the answer for a connection. `credential_fields` come from the catalog, so the
-/// record need not be decrypted to list them.
-pub fn view(state: &AppState, c: ConnectionRecord) -> ConnectionView {
-    let credential_fields = match (state.catalog.get(&c.app), &c.credentials) {
-        (Some(app), Some(_)) => app
-            .credential_fields(c.auth_mode)
-            .map(|f| f.name.clone())
-            .collect(),
-        _ => vec![],
-    };
-    let shows_reason = matches!(
-        c.status,
-        ConnectionStatus::Failing
-            | ConnectionStatus::Revoked
-            | ConnectionStatus::PendingAuthorization
-    );
-    let effective_concurrency_level = crate::proxy::effective_level_of(state, &c);
-    ConnectionView {
-        id: c.id.to_string(),
-        name: c.name.to_string(),
-        app: c.app,
-        environment: c.environment.to_string(),
-        auth_mode: c.auth_mode,
-        status: c.status,
-        status_reason: if shows_reason { c.status_reason } else { None },
-        hint: if shows_reason { c.hint } else { None },
-        settings: c.settings,
-        credential_fields,
-        warnings: vec![],
-        authorize_url: None,
-        created_at: c.created_at,
-        updated_at: c.updated_at,
-        verified_at: c.verified_at,
-        version: c.version,
-        effective_concurrency_level,
-        authorization: c.token_meta.as_ref().map(AuthorizationView::from),
-        health: None,
-        end_user: c.owner.as_ref().map(|o| o.end_user.clone()),
-        organization: c.owner.and_then(|o| o.organization),
-    }
-}
-
-pub fn app_entry<'a>(state: &'a AppState, id: &str) -> ApiResult<&'a AppEntry> {
-    state.catalog.get(id).ok_or_else(|| {
-        let known: Vec<&str> = state.catalog.iter().map(|a| a.id.as_str()).collect();
-        ApiError::invalid(
-            "app",
-            format!("there is no application `{id}` in the catalog"),
-        )
-        .hint(format!("the catalog has: {}", known.join(", ")))
-    })
-}
-
-fn check_mode(app: &AppEntry, mode: Option<AuthMode>) -> ApiResult<AuthMode> {
-    let allowed: Vec<&str> = app.auth_modes.iter().map(|m| m.as_str()).collect();
-    let mode = match mode {
-        Some(m) => m,
-        None if app.auth_modes.len() == 1 => app.auth_modes[0],
-        None => {
-            return Err(ApiError::invalid(
-                "auth_mode",
-                format!("`{}` takes several auth modes; say which", app.id),
-            )
-            .hint(format!("set auth_mode to one of: {}", allowed.join(", "))))
-        }
-    };
-    if !app.auth_modes.contains(&mode) {
-        return Err(ApiError::invalid(
-            "auth_mode",
-            format!("`{}` connections cannot use auth mode `{mode}`", app.id),
-        )
-        .hint(format!("`{}` takes: {}", app.id, allowed.join(", "))));
-    }
-    Ok(mode)
-}
-
-/// The credential fields of a database login that are not secret (host, port, database, user
-/// name): everything but the password. They are shown in errors and in the connection's
-/// settings; only the password is kept out of sight.
-fn public_login_fields(app: &AppEntry, mode: AuthMode) -> Vec<(String, FieldType)> {
-    if !mode.is_direct() {
-        return vec![];
-    }
-    app.credential_fields(mode)
-        .filter(|f| !matches!(f.kind, FieldType::Secret | FieldType::SecretText))
-        .map(|f| (f.name.clone(), f.kind))
-        .collect()
-}
-
-/// Takes the database login fields a body gave in `settings` into the credentials (where they
-/// are verified and sealed with the password). A value given in both places must agree.
-fn lift_login_fields(
-    app: &AppEntry,
-    mode: AuthMode,
-    settings: &mut Map<String, Value>,
-    creds: &mut SecretFields,
-) -> ApiResult<()> {
-    for (name, _) in public_login_fields(app, mode) {
-        let Some(v) = settings.remove(&name) else {
-            continue;
-        };
-        let text = match &v {
-            Value::Null => continue,
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => {
-                return Err(ApiError::invalid(
-                    &format!("settings.{name}"),
-                    format!("{name} must be a string or a number"),
-                ))
-            }
-        };
-        match creds.expose(&name) {
-            Some(given) if given != text => {
-                return Err(ApiError::invalid(
-                    &format!("settings.{name}"),
-                    format!(
-                    "{name} is given twice, in settings and in credentials, with different values"
-                ),
-                )
-                .hint("give it once"))
-            }
-            _ => creds.insert(name, text.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Copies the database login fields (never the password) into the settings that are answered.
-fn show_login_fields(
-    app: &AppEntry,
-    mode: AuthMode,
-    settings: &mut Map<String, Value>,
-    creds: &SecretFields,
-) {
-    for (name, kind) in public_login_fields(app, mode) {
-        let Some(v) = creds.expose(&name) else {
-            continue;
-        };
-        let shown = match kind {
-            FieldType::Integer => v
-                .trim()
-                .parse::<i64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| Value::from(v)),
-            _ => Value::from(v),
-        };
-        settings.insert(name, shown);
-    }
-}
-
-/// Finds `{conn}`: an id (`conn_…`) or a name, inside the workspace only.
-pub async fn find(state: &AppState, ws: &Workspace, key: &str) -> ApiResult<ConnectionRecord> {
-    lookup(state, ws, key)
-        .await?
-        .ok_or_else(|| ApiError::not_found("connection", key))
-}
-
-/// The connection `key` (id or name) of the workspace, if there is one.
-pub async fn lookup(
-    state: &AppState,
-    ws: &Workspace,
-    key: &str,
-) -> ApiResult<Option<ConnectionRecord>> {
-    Ok(if ConnectionId::looks_like(key) {
-        match ConnectionId::parse(key) {
-            Ok(id) => state.store.connection(&ws.id, &id).await?,
-            Err(_) => None,
-        }
-    } else {
-        state.store.connection_by_name(&ws.id, key).await?
-    })
-}
-
-/// Resolves `borrow_concurrency_from` (id or name) to the lender's id, enforcing R3's rules: the
-/// lender is in the same workspace, is not the connection itself, and does not borrow in turn.
-async fn resolve_lender(
-    state: &AppState,
-    ws: &Workspace,
-    settings: &mut Map<String, Value>,
-    this: Option<&ConnectionId>,
-) -> ApiResult<()> {
-    let Some(Value::String(key)) = settings.get(BORROW_CONCURRENCY_FROM).cloned() else {
-        return Ok(());
-    };
-    let lender = find(state, ws, &key).await.map_err(|_| {
-        ApiError::invalid(
-            "settings.borrow_concurrency_from",
-            format!("there is no connection `{key}` in this workspace to borrow concurrency from"),
-        )
-    })?;
-    if lender.auth_mode.is_direct() {
-        let kind = if lender.auth_mode == AuthMode::Sftp {
-            "an SFTP"
-        } else {
-            "a database"
-        };
-        return Err(ApiError::invalid(
-            "settings.borrow_concurrency_from",
-            format!(
-                "`{}` is {kind} connection: it has no concurrency to lend",
-                lender.name
-            ),
-        )
-        .hint("Latchkey does not proxy databases or SFTP servers; borrow from a connection to an API instead"));
-    }
-    if Some(&lender.id) == this {
-        return Err(ApiError::invalid(
-            "settings.borrow_concurrency_from",
-            "a connection cannot borrow concurrency from itself",
-        ));
-    }
-    if let Some(Value::String(further)) = lender.settings.get(BORROW_CONCURRENCY_FROM) {
-        return Err(ApiError::invalid(
-            "settings.borrow_concurrency_from",
-            format!("`{}` itself borrows concurrency (from {further}); borrow from that connection instead", lender.name),
-        ));
-    }
-    if let Some(id) = this {
-        let borrowers = state.store.borrowers_of(&ws.id, id).await?;
-        if !borrowers.is_empty() {
-            let names: Vec<String> = borrowers.iter().map(|b| b.name.to_string()).collect();
-            return Err(ApiError::invalid(
-                "settings.borrow_concurrency_from",
-                format!(
-                    "other connections borrow from this one ({}); a lender cannot borrow in turn",
-                    names.join(", ")
-                ),
-            ));
-        }
-    }
-    settings.insert(
-        BORROW_CONCURRENCY_FROM.into(),
-        Value::String(lender.id.to_string()),
-    );
-    Ok(())
 }
 
 /// A new connection ready to be stored, with what the caller should be told.
@@ -535,10 +174,10 @@ pub async fn build(
             )
             .await?;
         } else if mode == AuthMode::OAuth2Code {
-            record.status = ConnectionStatus::PendingAuthorization;
-            record.status_reason = Some("waiting for the browser authorization".into());
-            record.hint = Some("open the authorization link in a browser and sign in; the connection becomes active when you return".into());
-            record.verified_at = None;
+            record.mark_pending_authorization(
+                "waiting for the browser authorization",
+                "open the authorization link in a browser and sign in; the connection becomes active when you return",
+            );
             if !provider.asks_refresh_token() {
                 warnings.push("the scopes do not include refresh_token (or offline_access): Salesforce will issue no refresh token, and the connection will stop working when its session ends".into());
             }
@@ -550,43 +189,31 @@ pub async fn build(
             let tokens = oauth::first_grant(state, &provider, mode, &client, &credentials)
                 .await
                 .map_err(|e| oauth::grant_failure(state, &e))?;
-            let checked = oauth::check(state, app, &record.settings, &provider, &tokens)
-                .await
-                .map_err(|(message, hint)| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "verification_failed",
-                        message,
-                    )
-                    .hint(hint)
-                })?;
-            let mut meta = tokens.meta;
-            meta.username = checked.username;
-            meta.provider_user_id = meta.provider_user_id.or(checked.user_id);
-            meta.provider_org_id = meta.provider_org_id.or(checked.org_id);
-            record.tokens = Some(
-                oauth::tokens::seal_tokens(
-                    state,
-                    ws,
-                    &id,
-                    &tokens.access_token,
-                    tokens.refresh_token.as_ref(),
-                )
-                .await?,
-            );
-            record.token_meta = Some(meta);
+            let kept = oauth::keep::check_and_seal(
+                state,
+                ws,
+                app,
+                &id,
+                &record.settings,
+                &provider,
+                &tokens,
+            )
+            .await?;
+            record.tokens = Some(kept.sealed);
+            record.token_meta = Some(kept.meta);
         }
     } else if mode.is_direct_exchange() && check {
         let (sealed, meta) =
-            oauth::token_exchange::verify_and_grant(state, ws, app, &record, &credentials).await?;
+            crate::service::exchange::verify_and_grant(state, ws, app, &record, &credentials)
+                .await?;
         record.tokens = Some(sealed);
         record.token_meta = Some(meta);
     } else if mode == AuthMode::OAuth1 && credentials.get("token_id").is_none() {
         // No token pair yet: the browser authorization obtains one.
-        record.status = ConnectionStatus::PendingAuthorization;
-        record.status_reason = Some("waiting for the browser authorization".into());
-        record.hint = Some("open the authorization link in a browser and approve the access; the connection becomes active when you return".into());
-        record.verified_at = None;
+        record.mark_pending_authorization(
+            "waiting for the browser authorization",
+            "open the authorization link in a browser and approve the access; the connection becomes active when you return",
+        );
     } else if check {
         verify::verify_and_pin(
             &state.outbound,
@@ -599,50 +226,6 @@ pub async fn build(
     }
     record.credentials = Some(seal(state, ws, &id, &credentials, &bound).await?);
     Ok(Built { record, warnings })
-}
-
-/// The connection's credential fields (without the destinations they are bound to).
-pub async fn decrypt(state: &AppState, c: &ConnectionRecord) -> ApiResult<SecretFields> {
-    Ok(open(state, c).await?.0)
-}
-
-/// The connection's credential fields and the destinations they are bound to (`None` for a
-/// connection stored before destinations were bound).
-pub async fn open(
-    state: &AppState,
-    c: &ConnectionRecord,
-) -> ApiResult<(SecretFields, Option<destinations::Destinations>)> {
-    match &c.credentials {
-        Some(sealed) => {
-            let mut fields = state
-                .keyring
-                .open_fields(sealed, "connection", c.id.as_str(), "credentials")
-                .await?;
-            let bound = destinations::take_binding(&mut fields);
-            Ok((fields, bound))
-        }
-        None => Ok((SecretFields::new(), None)),
-    }
-}
-
-/// Seals a connection's credential fields together with the destinations they are bound to.
-pub async fn seal(
-    state: &AppState,
-    ws: &Workspace,
-    id: &ConnectionId,
-    creds: &SecretFields,
-    bound: &destinations::Destinations,
-) -> ApiResult<latchkey_core::crypto::Sealed> {
-    Ok(state
-        .keyring
-        .seal_fields(
-            &ws.data_key_id,
-            "connection",
-            id.as_str(),
-            "credentials",
-            &destinations::with_binding(creds, bound),
-        )
-        .await?)
 }
 
 /// Applies an edit: merged, re-validated, re-verified when the credential or settings changed,
@@ -776,10 +359,10 @@ pub async fn edit(
         c.tokens = None;
         c.token_meta = None;
         if mode == AuthMode::OAuth2Code {
-            c.status = ConnectionStatus::PendingAuthorization;
-            c.status_reason = Some("the connection's OAuth endpoints changed".into());
-            c.hint = Some("authorize it again (POST …/authorize)".into());
-            c.verified_at = None;
+            c.mark_pending_authorization(
+                "the connection's OAuth endpoints changed",
+                "authorize it again (POST …/authorize)",
+            );
         }
     }
     if mode.is_oauth() && (moved || settings_changed) {
@@ -839,7 +422,7 @@ async fn verify_and_grant(
     creds: &latchkey_core::secret::SecretFields,
 ) -> ApiResult<Option<(latchkey_core::crypto::Sealed, TokenMeta)>> {
     if c.auth_mode.is_direct_exchange() {
-        return oauth::token_exchange::verify_and_grant(state, ws, app, c, creds)
+        return crate::service::exchange::verify_and_grant(state, ws, app, c, creds)
             .await
             .map(Some);
     }
@@ -852,23 +435,9 @@ async fn verify_and_grant(
     let tokens = oauth::first_grant(state, &provider, c.auth_mode, &client, creds)
         .await
         .map_err(|e| oauth::grant_failure(state, &e))?;
-    let checked = oauth::check(state, app, &c.settings, &provider, &tokens)
-        .await
-        .map_err(|(m, h)| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "verification_failed", m).hint(h)
-        })?;
-    let mut meta = tokens.meta;
-    meta.username = checked.username;
-    let sealed = oauth::tokens::seal_tokens(
-        state,
-        ws,
-        &c.id,
-        &tokens.access_token,
-        tokens.refresh_token.as_ref(),
-    )
-    .await
-    .map_err(ApiError::from)?;
-    Ok(Some((sealed, meta)))
+    let kept =
+        oauth::keep::check_and_seal(state, ws, app, &c.id, &c.settings, &provider, &tokens).await?;
+    Ok(Some((kept.sealed, kept.meta)))
 }
 
 /// Re-checks a stored connection and records the outcome in its status. OAuth connections
@@ -907,7 +476,7 @@ pub async fn recheck(
                     meta: set.meta.clone(),
                 };
                 let checked = if c.auth_mode.is_direct_exchange() {
-                    oauth::token_exchange::check_token(
+                    crate::service::exchange::check_token(
                         state,
                         app,
                         c.auth_mode,
@@ -938,16 +507,11 @@ pub async fn recheck(
     let now = Utc::now();
     let ok = match outcome {
         Ok(()) => {
-            c.status = ConnectionStatus::Active;
-            c.status_reason = None;
-            c.hint = None;
-            c.verified_at = Some(now);
+            c.mark_active(now);
             true
         }
         Err((message, hint)) => {
-            c.status = ConnectionStatus::Failing;
-            c.status_reason = Some(message);
-            c.hint = hint;
+            c.mark_failing(message, hint);
             false
         }
     };

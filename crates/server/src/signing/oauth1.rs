@@ -6,11 +6,14 @@
 //! HMAC-SHA256 method; the tests check it against the RFC's own example and, end to end,
 //! against Python's oauthlib.
 
+use crate::error::{ApiError, ApiResult};
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use latchkey_core::catalog::AppEntry;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
+use serde_json::{Map, Value};
 use url::Url;
 
 /// Every byte but the unreserved characters (RFC 5849 §3.6: ALPHA, DIGIT, `-`, `.`, `_`, `~`).
@@ -183,6 +186,26 @@ fn authorization_at(
             .map(|(k, v)| format!("{}=\"{}\"", encode(k), encode(v))),
     );
     format!("OAuth {}", parts.join(", "))
+}
+
+pub(crate) fn spec(app: &AppEntry) -> ApiResult<&latchkey_core::signed::OAuth1Spec> {
+    app.oauth1.as_ref().ok_or_else(|| {
+        ApiError::invalid(
+            "auth_mode",
+            format!("{} has no OAuth 1.0a endpoints", app.name),
+        )
+    })
+}
+
+/// The origins of the three endpoints (the credential is bound to them).
+pub fn endpoints(app: &AppEntry, settings: &Map<String, Value>) -> ApiResult<Vec<Url>> {
+    let s = spec(app)?;
+    let kept = Default::default();
+    Ok(vec![
+        app.fill(&s.request_token_url, settings, &kept)?,
+        app.fill(&s.authorize_url, settings, &kept)?,
+        app.fill(&s.access_token_url, settings, &kept)?,
+    ])
 }
 
 #[cfg(test)]

@@ -6,10 +6,9 @@
 //! the connection's credential fields (`token_id`, `token_secret`), checked, and the connection
 //! becomes active.
 
-use super::oauth1::{self, Keys};
+use super::oauth1::{self, spec, Keys};
 use crate::error::{ApiError, ApiResult};
 use crate::oauth::{hash_state, random_token, redirect_uri, STATE_TTL_MINUTES};
-use crate::service::connections as svc;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
@@ -21,15 +20,6 @@ use serde_json::{Map, Value};
 use url::Url;
 
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-
-fn spec(app: &AppEntry) -> ApiResult<&latchkey_core::signed::OAuth1Spec> {
-    app.oauth1.as_ref().ok_or_else(|| {
-        ApiError::invalid(
-            "auth_mode",
-            format!("{} has no OAuth 1.0a endpoints", app.name),
-        )
-    })
-}
 
 /// The consumer keys of a connection, with the given token (none for the temporary credential
 /// request).
@@ -66,17 +56,6 @@ fn consumer(
             ApiError::invalid("settings.signature_method", "unknown signature method")
         })?,
     })
-}
-
-/// The origins of the three endpoints (the credential is bound to them).
-pub fn endpoints(app: &AppEntry, settings: &Map<String, Value>) -> ApiResult<Vec<Url>> {
-    let s = spec(app)?;
-    let kept = Default::default();
-    Ok(vec![
-        app.fill(&s.request_token_url, settings, &kept)?,
-        app.fill(&s.authorize_url, settings, &kept)?,
-        app.fill(&s.access_token_url, settings, &kept)?,
-    ])
 }
 
 /// A signed POST to one of the provider's token endpoints; its form answer.
@@ -155,9 +134,9 @@ fn pick(pairs: &[(String, String)], name: &str) -> Option<String> {
 /// Asks for temporary credentials and answers the provider's authorization URL for the
 /// browser. Earlier pending states of the connection stop working.
 pub async fn begin(state: &AppState, ws: &Workspace, conn: &ConnectionRecord) -> ApiResult<String> {
-    let app = svc::app_entry(state, &conn.app)?;
+    let app = crate::directory::app_entry(state, &conn.app)?;
     let s = spec(app)?;
-    let creds = svc::decrypt(state, conn).await?;
+    let creds = crate::vault::decrypt(state, conn).await?;
     let keys = consumer(&conn.settings, &creds, None, String::new())?;
     let raw_state = random_token(32);
     let state_hash = hash_state(&raw_state);
@@ -238,7 +217,7 @@ pub async fn finish(
     oauth_token: Option<&str>,
     oauth_verifier: Option<&str>,
 ) -> ApiResult<SecretFields> {
-    let app = svc::app_entry(state, &conn.app)?;
+    let app = crate::directory::app_entry(state, &conn.app)?;
     let s = spec(app)?;
     let opened = match &st.verifier {
         Some(sealed) => {
@@ -271,7 +250,7 @@ pub async fn finish(
         )
         .hint("the authorization was not approved; start it again"));
     };
-    let mut creds = svc::decrypt(state, conn).await?;
+    let mut creds = crate::vault::decrypt(state, conn).await?;
     let keys = consumer(&conn.settings, &creds, Some(request_token), request_secret)?;
     let access_url = app.fill(&s.access_token_url, &conn.settings, &Default::default())?;
     let answer = token_request(

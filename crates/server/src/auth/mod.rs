@@ -1,186 +1,22 @@
 //! API keys: how they look, how they are stored (SHA-256 only), and the `Caller` extractor that
 //! authenticates a request from an in-memory cache of key hashes.
 
+pub mod keys;
+pub mod proxies;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use base64::Engine;
-use latchkey_core::ids::{ApiKeyId, UserId};
+use latchkey_core::ids::UserId;
 use latchkey_core::model::ApiKey;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-/// How long a looked-up key is trusted before the store is asked again. A revoke on this
-/// instance takes effect at once; on another instance of a cluster within this time.
-const CACHE_TTL: Duration = Duration::from_secs(10);
-const CACHE_MAX: usize = 10_000;
-
-/// A new API key: `lk_` and 43 characters of randomness (256 bits).
-pub fn generate_key() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!(
-        "lk_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
-
-/// The stored form of a key. Keys are 256-bit random, so a plain SHA-256 is not guessable.
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// The part of a key shown in lists, to recognise it.
-pub fn key_prefix(key: &str) -> String {
-    key.chars().take(10).collect()
-}
-
-#[derive(Default)]
-pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Option<ApiKey>, Instant)>>,
-}
-
-impl KeyCache {
-    fn get(&self, hash: &str) -> Option<Option<ApiKey>> {
-        let map = self.entries.lock().expect("key cache lock");
-        map.get(hash)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(k, _)| k.clone())
-    }
-
-    fn put(&self, hash: String, key: Option<ApiKey>) {
-        let mut map = self.entries.lock().expect("key cache lock");
-        if map.len() >= CACHE_MAX {
-            map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
-            if map.len() >= CACHE_MAX {
-                map.clear();
-            }
-        }
-        map.insert(hash, (key, Instant::now()));
-    }
-
-    /// Forgets a key at once (after a revoke).
-    pub fn forget(&self, id: &ApiKeyId) {
-        self.entries
-            .lock()
-            .expect("key cache lock")
-            .retain(|_, (k, _)| k.as_ref().map(|k| &k.id) != Some(id));
-    }
-}
-
-/// Failed sign-ins (unknown, revoked or malformed API keys, over the API or the UI's sign-in
-/// form) counted per client address. Past [`FREE_FAILURES`] in [`FAILURE_WINDOW`], each further
-/// failure from that address waits a little longer before its answer (up to [`MAX_DELAY`]) and
-/// answers 429 with `Retry-After`: guessing keys gets slow. A request with a valid key is never
-/// held back: an attacker sharing an address (or spoofing one) cannot lock anybody out.
-#[derive(Default)]
-pub struct AuthThrottle {
-    failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
-}
-
-pub const FREE_FAILURES: u32 = 10;
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// The longest a failed attempt is held before its answer.
-pub const MAX_DELAY: Duration = Duration::from_secs(3);
-
-impl AuthThrottle {
-    /// Counts a failure; past the free ones, how long to hold the answer and the seconds the
-    /// address should wait before trying again.
-    pub fn fail(&self, ip: std::net::IpAddr) -> Option<(Duration, u32)> {
-        let mut map = self.failures.lock().expect("throttle lock");
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        }
-        let e = map.entry(ip).or_insert((0, Instant::now()));
-        if e.1.elapsed() >= FAILURE_WINDOW {
-            *e = (0, Instant::now());
-        }
-        e.0 = e.0.saturating_add(1);
-        if e.0 == FREE_FAILURES + 1 {
-            tracing::warn!(client = %ip, "repeated failed sign-ins: slowing this address down");
-        }
-        let excess = e.0.checked_sub(FREE_FAILURES).filter(|n| *n > 0)?;
-        let delay = (Duration::from_millis(100) * excess).min(MAX_DELAY);
-        let left = FAILURE_WINDOW
-            .saturating_sub(e.1.elapsed())
-            .as_secs()
-            .max(1) as u32;
-        Some((delay, left))
-    }
-}
-
-/// The networks whose `X-Forwarded-For` is believed (`LATCHKEY_TRUSTED_PROXIES`).
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<ipnet::IpNet>);
-
-impl TrustedProxies {
-    /// Comma-separated CIDR ranges or single addresses; empty trusts nobody.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut nets = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let net = match item.parse::<ipnet::IpNet>() {
-                Ok(n) => n,
-                Err(_) => match item.parse::<std::net::IpAddr>() {
-                    Ok(ip) => ipnet::IpNet::from(ip),
-                    Err(_) => {
-                        return Err(format!(
-                            "`{item}` is not a CIDR range (10.0.0.0/8, fd00::/8) or an address"
-                        ))
-                    }
-                },
-            };
-            nets.push(net.trunc());
-        }
-        Ok(Self(nets))
-    }
-
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|n| n.contains(&ip))
-    }
-
-    /// The client's address: the direct peer, unless the peer is a trusted proxy; then the
-    /// nearest address in `X-Forwarded-For` that is not one of ours (the entries a proxy
-    /// appended last are the only ones it vouches for; the leftmost are the client's word).
-    pub fn client(
-        &self,
-        peer: std::net::IpAddr,
-        headers: &axum::http::HeaderMap,
-    ) -> std::net::IpAddr {
-        if !self.contains(peer) {
-            return peer;
-        }
-        let hops: Vec<std::net::IpAddr> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|s| s.trim().parse::<std::net::IpAddr>().map(canonical))
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        let mut client = peer;
-        for hop in hops.into_iter().rev() {
-            client = hop;
-            if !self.contains(hop) {
-                break;
-            }
-        }
-        client
-    }
-}
-
-/// IPv4-mapped IPv6 addresses as the IPv4 address they are.
-fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
+pub use keys::{
+    generate_key, hash_key, key_prefix, AuthThrottle, KeyCache, FAILURE_WINDOW, FREE_FAILURES,
+    MAX_DELAY,
+};
+pub use proxies::TrustedProxies;
 
 pub use crate::access::{Caller, KeyGrant, Need, Person};
 
@@ -396,54 +232,5 @@ async fn lookup(state: &AppState, key: &str) -> Result<Caller, ApiError> {
         Some(k) if k.revoked_at.is_none() => caller_of_key(state, k).await,
         Some(_) => Err(unauthorized("this API key was revoked")),
         None => Err(unauthorized("unknown API key")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_long_random_and_hash_stably() {
-        let a = generate_key();
-        let b = generate_key();
-        assert_ne!(a, b);
-        assert!(a.starts_with("lk_") && a.len() == 46, "{a}");
-        assert_eq!(hash_key(&a), hash_key(&a));
-        assert_ne!(hash_key(&a), hash_key(&b));
-        assert!(!hash_key(&a).contains(&a[3..]));
-    }
-}
-
-#[cfg(test)]
-mod proxy_tests {
-    use super::*;
-    use axum::http::HeaderMap;
-
-    fn xff(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", v.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let trusted = TrustedProxies::parse("10.0.0.0/8, ::1").unwrap();
-        let client: std::net::IpAddr = "203.0.113.7".parse().unwrap();
-        let proxy: std::net::IpAddr = "10.1.2.3".parse().unwrap();
-        let outsider: std::net::IpAddr = "198.51.100.1".parse().unwrap();
-        assert_eq!(trusted.client(proxy, &xff("203.0.113.7")), client);
-        // A client's own claim at the left is not believed past the proxy's entry.
-        assert_eq!(
-            trusted.client(proxy, &xff("1.2.3.4, 203.0.113.7, 10.0.0.9")),
-            client
-        );
-        assert_eq!(trusted.client(outsider, &xff("203.0.113.7")), outsider);
-        assert_eq!(trusted.client(proxy, &HeaderMap::new()), proxy);
-        assert_eq!(trusted.client(proxy, &xff("garbage")), proxy);
-        let none = TrustedProxies::parse("").unwrap();
-        assert_eq!(none.client(proxy, &xff("203.0.113.7")), proxy);
-        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
-        assert!(TrustedProxies::parse("nope").is_err());
     }
 }
