@@ -94,6 +94,9 @@ pub struct OAuth1Return {
     pub oauth_verifier: Option<String>,
 }
 
+/// The browser came back from the provider: the state is taken (once), then either the
+/// provider's refusal is recorded, or the code is exchanged, the tokens checked and kept, and
+/// the connection becomes active.
 pub async fn complete(
     state: &AppState,
     code: Option<String>,
@@ -102,7 +105,83 @@ pub async fn complete(
     error_description: Option<String>,
     oauth1: OAuth1Return,
 ) -> Result<Done, CallbackFailure> {
-    let public = state.public_url.as_str().trim_end_matches('/').to_string();
+    let (st, ws, conn) = take_state(state, raw_state).await?;
+    if st.expires_at < Utc::now() {
+        let hint =
+            Some("start the authorization again; a link is valid for 10 minutes".to_string());
+        let reason = "the authorization request expired";
+        record_failure(state, &ws, &conn, reason, &hint).await;
+        return Err(fail(400, "expired", Some(&conn), reason, hint));
+    }
+    if let Some(err) = error {
+        return Err(provider_refused(state, &ws, &conn, err, error_description).await);
+    }
+    if conn.auth_mode == AuthMode::OAuth1 {
+        return complete_oauth1(state, &ws, &conn, &st, oauth1).await;
+    }
+    let Some(code) = code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
+        return Err(fail(
+            400,
+            "error",
+            Some(&conn),
+            "the provider sent neither a code nor an error",
+            None,
+        ));
+    };
+    let app = state.catalog.get(&conn.app).ok_or_else(|| {
+        fail(
+            500,
+            "error",
+            Some(&conn),
+            "the application left the catalog",
+            None,
+        )
+    })?;
+    let verifier = open_verifier(state, &st, &conn).await?;
+    let (client, provider) = prepare(state, &ws, &conn, app).await?;
+    let exchange = Exchange {
+        provider: &provider,
+        client: &client,
+        code: &code,
+        redirect_uri: &st.redirect_uri,
+        verifier: verifier.as_deref(),
+    };
+    let tokens = exchange_code(state, &ws, &conn, &exchange).await?;
+    let (sealed, mut meta) = keep(state, &ws, &conn, app, &provider, &tokens).await?;
+    let now = Utc::now();
+    meta.authorized_at = Some(now);
+    let Some(row) = save_authorized(state, &ws, &conn, &sealed, &meta, now).await else {
+        // The grant exists at the provider but could not be kept: give it back.
+        let token = tokens
+            .refresh_token
+            .as_ref()
+            .unwrap_or(&tokens.access_token);
+        let _ = grant::revoke(&state.outbound, &provider, &client, token.expose_secret()).await;
+        return Err(fail(
+            409,
+            "error",
+            Some(&conn),
+            "the connection changed or was deleted during the authorization",
+            Some("start again".into()),
+        ));
+    };
+    announce(state, &ws, &row, &meta).await;
+    Ok(Done {
+        id: row.id.to_string(),
+        name: row.name.to_string(),
+        who: meta
+            .username
+            .map(|u| format!(" as {u}"))
+            .unwrap_or_default(),
+    })
+}
+
+/// The authorization request the state names, taken so it cannot be used again, with its
+/// workspace and connection.
+async fn take_state(
+    state: &AppState,
+    raw_state: Option<String>,
+) -> Result<(OAuthState, Workspace, ConnectionRecord), CallbackFailure> {
     let Some(raw_state) = raw_state.filter(|s| !s.is_empty() && s.len() <= 512) else {
         return Err(fail(
             400,
@@ -134,188 +213,201 @@ pub async fn complete(
             Some("start the authorization again from Latchkey; each link works once".into()),
         ));
     };
-    let ws = match state.store.workspace_by_id(&st.workspace_id).await {
-        Ok(Some(w)) => w,
-        _ => {
-            return Err(fail(
-                404,
-                "error",
-                None,
-                "the workspace no longer exists",
-                None,
-            ))
-        }
-    };
-    let conn = match state.store.connection(&ws.id, &st.connection_id).await {
-        Ok(Some(c)) => c,
-        _ => {
-            return Err(fail(
-                404,
-                "error",
-                None,
-                "the connection was deleted (the authorization was cancelled)",
-                None,
-            ))
-        }
-    };
-    if st.expires_at < Utc::now() {
-        let hint =
-            Some("start the authorization again; a link is valid for 10 minutes".to_string());
-        record_failure(
-            state,
-            &ws,
-            &conn,
-            "the authorization request expired",
-            &hint,
-        )
-        .await;
+    let Ok(Some(ws)) = state.store.workspace_by_id(&st.workspace_id).await else {
         return Err(fail(
-            400,
-            "expired",
-            Some(&conn),
-            "the authorization request expired",
-            hint,
-        ));
-    }
-    if let Some(err) = error {
-        // What the browser brought back is the provider's word at best: kept only as an error
-        // code and a scrubbed description.
-        let mut scrubber = latchkey_core::scrub::Scrubber::new();
-        if let Ok(creds) = crate::vault::decrypt(state, &conn).await {
-            if let Ok(client) = client_for(state, &ws, &conn.app, &creds).await {
-                scrubber = client.scrubber();
-            }
-        }
-        let e = GrantError::Provider {
-            status: 400,
-            error: err.chars().take(100).collect(),
-            description: error_description.unwrap_or_default(),
-        }
-        .scrubbed(&scrubber);
-        let hint = Some(e.hint(false, &public));
-        record_failure(state, &ws, &conn, &e.to_string(), &hint).await;
-        let word = if e.code() == "access_denied" {
-            "denied"
-        } else {
-            "error"
-        };
-        return Err(fail(
-            400,
-            word,
-            Some(&conn),
-            format!("the provider answered {e}"),
-            hint,
-        ));
-    }
-    if conn.auth_mode == AuthMode::OAuth1 {
-        return complete_oauth1(state, &ws, &conn, &st, oauth1).await;
-    }
-    let Some(code) = code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
-        return Err(fail(
-            400,
+            404,
             "error",
-            Some(&conn),
-            "the provider sent neither a code nor an error",
+            None,
+            "the workspace no longer exists",
             None,
         ));
     };
-    let app = match state.catalog.get(&conn.app) {
-        Some(a) => a,
-        None => {
-            return Err(fail(
-                500,
-                "error",
-                Some(&conn),
-                "the application left the catalog",
-                None,
-            ))
+    let Ok(Some(conn)) = state.store.connection(&ws.id, &st.connection_id).await else {
+        return Err(fail(
+            404,
+            "error",
+            None,
+            "the connection was deleted (the authorization was cancelled)",
+            None,
+        ));
+    };
+    Ok((st, ws, conn))
+}
+
+/// The provider sent an error instead of a code. What the browser brought back is the
+/// provider's word at best: it is kept only as an error code and a scrubbed description.
+async fn provider_refused(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    err: String,
+    description: Option<String>,
+) -> CallbackFailure {
+    let mut scrubber = latchkey_core::scrub::Scrubber::new();
+    if let Ok(creds) = crate::vault::decrypt(state, conn).await {
+        if let Ok(client) = client_for(state, ws, &conn.app, &creds).await {
+            scrubber = client.scrubber();
         }
+    }
+    let e = GrantError::Provider {
+        status: 400,
+        error: err.chars().take(100).collect(),
+        description: description.unwrap_or_default(),
+    }
+    .scrubbed(&scrubber);
+    let hint = Some(e.hint(false, public_base(state)));
+    record_failure(state, ws, conn, &e.to_string(), &hint).await;
+    let word = if e.code() == "access_denied" {
+        "denied"
+    } else {
+        "error"
     };
-    let verifier = match &st.verifier {
-        Some(s) => match state
-            .keyring
-            .open_fields(s, "oauth_state", &st.state_hash, "verifier")
-            .await
-        {
-            Ok(f) => f.expose("verifier").map(str::to_string),
-            Err(_) => {
-                return Err(fail(
-                    500,
-                    "error",
-                    Some(&conn),
-                    "the PKCE verifier could not be decrypted",
-                    None,
-                ))
-            }
-        },
-        None => None,
+    fail(
+        400,
+        word,
+        Some(conn),
+        format!("the provider answered {e}"),
+        hint,
+    )
+}
+
+fn public_base(state: &AppState) -> &str {
+    state.public_url.as_str().trim_end_matches('/')
+}
+
+/// The PKCE verifier sealed with the authorization request, if it had one.
+async fn open_verifier(
+    state: &AppState,
+    st: &OAuthState,
+    conn: &ConnectionRecord,
+) -> Result<Option<String>, CallbackFailure> {
+    let Some(sealed) = &st.verifier else {
+        return Ok(None);
     };
+    match state
+        .keyring
+        .open_fields(sealed, "oauth_state", &st.state_hash, "verifier")
+        .await
+    {
+        Ok(f) => Ok(f.expose("verifier").map(str::to_string)),
+        Err(_) => Err(fail(
+            500,
+            "error",
+            Some(conn),
+            "the PKCE verifier could not be decrypted",
+            None,
+        )),
+    }
+}
+
+/// The client and the provider the code is exchanged with, once the connection is confirmed to
+/// be bound where they lead: the code and the client secret go nowhere else.
+async fn prepare(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    app: &latchkey_core::catalog::AppEntry,
+) -> Result<(grant::ClientCreds, Provider), CallbackFailure> {
     let prepared = async {
-        // The code and the client secret go only where the connection is bound.
-        crate::destinations::guard(state, &ws, &conn, false).await?;
-        let creds = crate::vault::decrypt(state, &conn).await?;
-        let client = client_for(state, &ws, &conn.app, &creds).await?;
+        crate::destinations::guard(state, ws, conn, false).await?;
+        let creds = crate::vault::decrypt(state, conn).await?;
+        let client = client_for(state, ws, &conn.app, &creds).await?;
         let provider = Provider::for_connection(app, conn.auth_mode, &conn.settings)?;
         super::check_client_destination(&client, &provider)?;
         Ok::<_, crate::error::ApiError>((client, provider))
     }
     .await;
-    let (client, provider) = match prepared {
-        Ok(p) => p,
+    match prepared {
+        Ok(p) => Ok(p),
         Err(e) => {
-            record_failure(state, &ws, &conn, &e.message, &e.hint).await;
-            return Err(fail(422, "error", Some(&conn), e.message, e.hint));
+            record_failure(state, ws, conn, &e.message, &e.hint).await;
+            Err(fail(422, "error", Some(conn), e.message, e.hint))
         }
-    };
-    let tokens = match grant::exchange_code(
+    }
+}
+
+/// What the code is exchanged with.
+struct Exchange<'a> {
+    provider: &'a Provider,
+    client: &'a grant::ClientCreds,
+    code: &'a str,
+    redirect_uri: &'a str,
+    verifier: Option<&'a str>,
+}
+
+/// The code exchanged for tokens; a failure is recorded on the connection.
+async fn exchange_code(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    x: &Exchange<'_>,
+) -> Result<grant::Tokens, CallbackFailure> {
+    match grant::exchange_code(
         &state.outbound,
-        &provider,
-        &client,
-        &code,
-        &st.redirect_uri,
-        verifier.as_deref(),
+        x.provider,
+        x.client,
+        x.code,
+        x.redirect_uri,
+        x.verifier,
     )
     .await
     {
-        Ok(t) => t,
+        Ok(t) => Ok(t),
         Err(e) => {
-            let hint = Some(e.hint(false, &public));
-            record_failure(state, &ws, &conn, &e.to_string(), &hint).await;
-            return Err(fail(
+            let hint = Some(e.hint(false, public_base(state)));
+            record_failure(state, ws, conn, &e.to_string(), &hint).await;
+            Err(fail(
                 502,
                 "error",
-                Some(&conn),
+                Some(conn),
                 format!("the code exchange failed: {e}"),
                 hint,
-            ));
+            ))
         }
-    };
-    let kept = super::keep::check_and_seal(
-        state,
-        &ws,
-        app,
-        &conn.id,
-        &conn.settings,
-        &provider,
-        &tokens,
-    )
-    .await;
-    let (sealed, mut meta) = match kept {
-        Ok(k) => (k.sealed, k.meta),
+    }
+}
+
+/// The tokens checked and sealed through the one grant path; a refusal is recorded.
+async fn keep(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    app: &latchkey_core::catalog::AppEntry,
+    provider: &Provider,
+    tokens: &grant::Tokens,
+) -> Result<
+    (
+        latchkey_core::crypto::Sealed,
+        latchkey_core::model::TokenMeta,
+    ),
+    CallbackFailure,
+> {
+    let kept =
+        super::keep::check_and_seal(state, ws, app, &conn.id, &conn.settings, provider, tokens)
+            .await;
+    match kept {
+        Ok(k) => Ok((k.sealed, k.meta)),
         Err(super::keep::NotKept::Refused { message, hint }) => {
-            record_failure(state, &ws, &conn, &message, &Some(hint.clone())).await;
-            return Err(fail(422, "error", Some(&conn), message, Some(hint)));
+            record_failure(state, ws, conn, &message, &Some(hint.clone())).await;
+            Err(fail(422, "error", Some(conn), message, Some(hint)))
         }
-        Err(super::keep::NotKept::Seal(e)) => {
-            return Err(fail(500, "error", Some(&conn), e.message, None))
-        }
-    };
-    let now = Utc::now();
-    meta.authorized_at = Some(now);
-    let mut saved = None;
+        Err(super::keep::NotKept::Seal(e)) => Err(fail(500, "error", Some(conn), e.message, None)),
+    }
+}
+
+/// Stores the tokens on the connection and makes it active, retrying a write that raced
+/// another; `None` when the connection is gone or kept changing.
+async fn save_authorized(
+    state: &AppState,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    sealed: &latchkey_core::crypto::Sealed,
+    meta: &latchkey_core::model::TokenMeta,
+    now: chrono::DateTime<Utc>,
+) -> Option<ConnectionRecord> {
     for _ in 0..3 {
         let Ok(Some(mut row)) = state.store.connection(&ws.id, &conn.id).await else {
-            break;
+            return None;
         };
         let expected = row.version;
         row.tokens = Some(sealed.clone());
@@ -324,33 +416,22 @@ pub async fn complete(
         row.version += 1;
         row.updated_at = now;
         if state.store.update_connection(&row, expected).await.is_ok() {
-            saved = Some(row);
-            break;
+            state.forget_connection(&row.id);
+            return Some(row);
         }
     }
-    let Some(row) = saved else {
-        // The grant exists at the provider but could not be kept: give it back.
-        let _ = grant::revoke(
-            &state.outbound,
-            &provider,
-            &client,
-            tokens
-                .refresh_token
-                .as_ref()
-                .unwrap_or(&tokens.access_token)
-                .expose_secret(),
-        )
-        .await;
-        return Err(fail(
-            409,
-            "error",
-            Some(&conn),
-            "the connection changed or was deleted during the authorization",
-            Some("start again".into()),
-        ));
-    };
-    state.forget_connection(&row.id);
-    let evicted = approvals::mark_evicted(state, &ws, &row).await;
+    None
+}
+
+/// Tells whoever is waiting: Salesforce's approvals bookkeeping, the audit log and a connect
+/// session that started the authorization.
+async fn announce(
+    state: &AppState,
+    ws: &Workspace,
+    row: &ConnectionRecord,
+    meta: &latchkey_core::model::TokenMeta,
+) {
+    let evicted = approvals::mark_evicted(state, ws, row).await;
     state
         .audit(
             &ws.id,
@@ -361,15 +442,7 @@ pub async fn complete(
             json!({"username": meta.username, "org_id": meta.provider_org_id, "evicted": evicted}),
         )
         .await;
-    crate::connect::on_authorized(state, &ws, &row).await;
-    Ok(Done {
-        id: row.id.to_string(),
-        name: row.name.to_string(),
-        who: meta
-            .username
-            .map(|u| format!(" as {u}"))
-            .unwrap_or_default(),
-    })
+    crate::connect::on_authorized(state, ws, row).await;
 }
 
 /// The end of an OAuth 1.0a authorization: the token credentials are obtained, checked with the

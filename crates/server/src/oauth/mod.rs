@@ -220,6 +220,22 @@ pub struct Checked {
 /// Namespaces of Certinia's managed packages.
 const CERTINIA_PREFIXES: &[&str] = &["c2g__", "fferpcore__", "pse__"];
 
+/// Why a check request could not be sent: the outbound rules refused the address.
+fn blocked(e: impl std::fmt::Display) -> (String, String) {
+    (
+        e.to_string(),
+        "set LATCHKEY_OUTBOUND_ALLOW if this address is meant to be reached".to_string(),
+    )
+}
+
+/// Why a check request got no answer.
+fn unreachable(e: reqwest::Error) -> (String, String) {
+    (
+        format!("the check request failed: {}", e.without_url()),
+        "check that the provider is reachable".to_string(),
+    )
+}
+
 /// The connection check with fresh tokens: Salesforce `userinfo` (and, for Certinia, its objects
 /// in the org); a generic provider's verification path with the bearer token.
 pub async fn check(
@@ -229,154 +245,149 @@ pub async fn check(
     provider: &Provider,
     tokens: &Tokens,
 ) -> Result<Checked, (String, String)> {
-    let bearer = format!("Bearer {}", tokens.access_token.expose_secret());
+    match provider.flavor {
+        Flavor::Salesforce => check_salesforce(state, app, provider, tokens).await,
+        Flavor::Generic => check_generic(state, app, conn_settings, tokens).await,
+    }
+}
+
+/// A GET with the access token as a bearer token: the status and the body.
+async fn bearer_get(
+    state: &AppState,
+    tokens: &Tokens,
+    url: &Url,
+) -> Result<(u16, String), (String, String)> {
+    let url = state.outbound.prepare(url).map_err(blocked)?;
+    let mut hv =
+        http::HeaderValue::from_str(&format!("Bearer {}", tokens.access_token.expose_secret()))
+            .map_err(|_| ("the token cannot go in a header".to_string(), String::new()))?;
+    hv.set_sensitive(true);
+    let resp = state
+        .outbound
+        .client()
+        .get(url)
+        .header(http::header::AUTHORIZATION, hv)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Salesforce: `userinfo` says whose token it is; for Certinia, the org must have its objects.
+async fn check_salesforce(
+    state: &AppState,
+    app: &AppEntry,
+    provider: &Provider,
+    tokens: &Tokens,
+) -> Result<Checked, (String, String)> {
     let mut scrubber = Scrubber::new();
     scrubber.add(tokens.access_token.expose_secret());
-    let get = |url: Url| {
-        let b = bearer.clone();
-        async move {
-            let url = state.outbound.prepare(&url).map_err(|e| {
-                (
-                    e.to_string(),
-                    "set LATCHKEY_OUTBOUND_ALLOW if this address is meant to be reached"
-                        .to_string(),
-                )
-            })?;
-            let mut hv = http::HeaderValue::from_str(&b)
-                .map_err(|_| ("the token cannot go in a header".to_string(), String::new()))?;
-            hv.set_sensitive(true);
-            let resp = state
-                .outbound
-                .client()
-                .get(url)
-                .header(http::header::AUTHORIZATION, hv)
-                .send()
-                .await
-                .map_err(|e| {
-                    (
-                        format!("the check request failed: {}", e.without_url()),
-                        "check that the provider is reachable".to_string(),
-                    )
-                })?;
-            let status = resp.status().as_u16();
-            let body = resp.text().await.unwrap_or_default();
-            Ok::<_, (String, String)>((status, body))
-        }
+    let instance = tokens.meta.instance_url.clone().ok_or((
+        "the token answer had no instance_url".to_string(),
+        "this is not a Salesforce token answer".to_string(),
+    ))?;
+    let base = Url::parse(&instance)
+        .map_err(|_| ("the instance_url is not a URL".to_string(), String::new()))?;
+    let path = provider
+        .userinfo_path
+        .clone()
+        .unwrap_or_else(|| "/services/oauth2/userinfo".into());
+    let (status, body) = bearer_get(state, tokens, &crate::verify::join_path(&base, &path)).await?;
+    if status != 200 {
+        return Err(salesforce_check_error_scrubbed(status, &body, &scrubber));
+    }
+    let info: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let checked = Checked {
+        username: info["preferred_username"].as_str().map(str::to_string),
+        user_id: info["user_id"].as_str().map(str::to_string),
+        org_id: info["organization_id"].as_str().map(str::to_string),
     };
-    match provider.flavor {
-        Flavor::Salesforce => {
-            let instance = tokens.meta.instance_url.clone().ok_or((
-                "the token answer had no instance_url".to_string(),
-                "this is not a Salesforce token answer".to_string(),
-            ))?;
-            let base = Url::parse(&instance)
-                .map_err(|_| ("the instance_url is not a URL".to_string(), String::new()))?;
-            let path = provider
-                .userinfo_path
-                .clone()
-                .unwrap_or_else(|| "/services/oauth2/userinfo".into());
-            let (status, body) = get(crate::verify::join_path(&base, &path)).await?;
-            if status != 200 {
-                return Err(salesforce_check_error_scrubbed(status, &body, &scrubber));
-            }
-            let info: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            let checked = Checked {
-                username: info["preferred_username"].as_str().map(str::to_string),
-                user_id: info["user_id"].as_str().map(str::to_string),
-                org_id: info["organization_id"].as_str().map(str::to_string),
-            };
-            if app.id == "certinia" {
-                let (status, body) = get(crate::verify::join_path(
-                    &base,
-                    "/services/data/v62.0/sobjects",
-                ))
-                .await?;
-                if status != 200 {
-                    return Err(salesforce_check_error_scrubbed(status, &body, &scrubber));
-                }
-                if !CERTINIA_PREFIXES
-                    .iter()
-                    .any(|p| body.contains(&format!("\"{p}")))
-                {
-                    return Err((
-                        "the org has none of Certinia's objects (c2g__, fferpcore__, pse__ namespaces)".into(),
-                        "log in to the org where Certinia is installed, and check that the user's profile can see the Certinia objects".into(),
-                    ));
-                }
-            }
-            Ok(checked)
+    if app.id == "certinia" {
+        let objects = crate::verify::join_path(&base, "/services/data/v62.0/sobjects");
+        let (status, body) = bearer_get(state, tokens, &objects).await?;
+        if status != 200 {
+            return Err(salesforce_check_error_scrubbed(status, &body, &scrubber));
         }
-        Flavor::Generic => {
-            let (method, path) = crate::verify::verify_request(app, conn_settings);
-            let mut url = crate::verify::verify_url(app, conn_settings, &tokens.meta.extra, &path)
-                .map_err(|e| (e.to_string(), String::new()))?;
-            let shown = format!("{method} {url}");
-            let inj = crate::inject::for_token(app, tokens.access_token.expose_secret())
-                .map_err(|e| (e.to_string(), String::new()))?;
-            inj.apply_to_url(&mut url);
-            let url = state.outbound.prepare(&url).map_err(|e| {
-                (
-                    e.to_string(),
-                    "set LATCHKEY_OUTBOUND_ALLOW if this address is meant to be reached"
-                        .to_string(),
-                )
-            })?;
-            let method =
-                reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-            let mut req = state
-                .outbound
-                .client()
-                .request(method, url)
-                .timeout(std::time::Duration::from_secs(15));
-            for (n, v) in inj.headers {
-                req = req.header(n, v);
-            }
-            for (n, v) in crate::inject::fixed_headers(app, conn_settings, &Default::default())
-                .map_err(|e| (e.to_string(), String::new()))?
-            {
-                req = req.header(n, v);
-            }
-            if let Some(b) = crate::verify::verify_body(app) {
-                req = req
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(b);
-            }
-            let resp = req.send().await.map_err(|e| {
-                (
-                    format!("the check request failed: {}", e.without_url()),
-                    "check that the provider is reachable".to_string(),
-                )
-            })?;
-            let status = resp.status().as_u16();
-            let body = resp.text().await.unwrap_or_default();
-            if (200..300).contains(&status) {
-                if let Some(why) = crate::verify::unexpected_answer(app, &body) {
-                    return Err((
-                        format!("{} answered {status} to {shown}, but {why}", app.name),
-                        "the token was refused inside a successful answer: check the scopes granted, or re-authorize".into(),
-                    ));
-                }
-                Ok(Checked {
-                    username: None,
-                    user_id: None,
-                    org_id: None,
-                })
-            } else {
-                Err((
-                    format!(
-                        "{} answered {status} to {shown}: {}",
-                        app.name,
-                        scrub::provider_summary(&body, &scrubber, "no error in a known shape")
-                    ),
-                    if status == 401 {
-                        "the access token was refused: it expired or was revoked".into()
-                    } else {
-                        "check the scopes granted and the verification request".into()
-                    },
-                ))
-            }
+        if !CERTINIA_PREFIXES
+            .iter()
+            .any(|p| body.contains(&format!("\"{p}")))
+        {
+            return Err((
+                "the org has none of Certinia's objects (c2g__, fferpcore__, pse__ namespaces)".into(),
+                "log in to the org where Certinia is installed, and check that the user's profile can see the Certinia objects".into(),
+            ));
         }
     }
+    Ok(checked)
+}
+
+/// Any other provider: the entry's verification request, with the token put where the entry
+/// says.
+async fn check_generic(
+    state: &AppState,
+    app: &AppEntry,
+    conn_settings: &serde_json::Map<String, Value>,
+    tokens: &Tokens,
+) -> Result<Checked, (String, String)> {
+    let mut scrubber = Scrubber::new();
+    scrubber.add(tokens.access_token.expose_secret());
+    let (method, path) = crate::verify::verify_request(app, conn_settings);
+    let mut url = crate::verify::verify_url(app, conn_settings, &tokens.meta.extra, &path)
+        .map_err(|e| (e.to_string(), String::new()))?;
+    let shown = format!("{method} {url}");
+    let inj = crate::inject::for_token(app, tokens.access_token.expose_secret())
+        .map_err(|e| (e.to_string(), String::new()))?;
+    inj.apply_to_url(&mut url);
+    let url = state.outbound.prepare(&url).map_err(blocked)?;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut req = state
+        .outbound
+        .client()
+        .request(method, url)
+        .timeout(std::time::Duration::from_secs(15));
+    for (n, v) in inj.headers {
+        req = req.header(n, v);
+    }
+    for (n, v) in crate::inject::fixed_headers(app, conn_settings, &Default::default())
+        .map_err(|e| (e.to_string(), String::new()))?
+    {
+        req = req.header(n, v);
+    }
+    if let Some(b) = crate::verify::verify_body(app) {
+        req = req
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(b);
+    }
+    let resp = req.send().await.map_err(unreachable)?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    if !(200..300).contains(&status) {
+        return Err((
+            format!(
+                "{} answered {status} to {shown}: {}",
+                app.name,
+                scrub::provider_summary(&body, &scrubber, "no error in a known shape")
+            ),
+            if status == 401 {
+                "the access token was refused: it expired or was revoked".into()
+            } else {
+                "check the scopes granted and the verification request".into()
+            },
+        ));
+    }
+    if let Some(why) = crate::verify::unexpected_answer(app, &body) {
+        return Err((
+            format!("{} answered {status} to {shown}, but {why}", app.name),
+            "the token was refused inside a successful answer: check the scopes granted, or re-authorize".into(),
+        ));
+    }
+    Ok(Checked {
+        username: None,
+        user_id: None,
+        org_id: None,
+    })
 }
 
 /// A Salesforce REST error answer as a message and a hint (R6).
