@@ -31,8 +31,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Request bodies larger than this are refused with 413.
-pub const BODY_LIMIT: usize = 1024 * 1024;
+pub use crate::limits::{BODY_LIMIT, HEADER_LIMIT};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -268,9 +267,6 @@ fn panicked(_: Box<dyn std::any::Any + Send>) -> Response {
     tracing::error!("a request handler panicked");
     ApiError::internal().into_response()
 }
-
-/// Request headers larger than this in total (names and values) are refused with 431.
-pub const HEADER_LIMIT: usize = 64 * 1024;
 
 async fn header_limit(req: Request, next: Next) -> Response {
     let total: usize = req
