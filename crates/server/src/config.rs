@@ -276,115 +276,27 @@ impl Config {
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
         let oidc = oidc_settings(&raw)?;
         let data_dir = PathBuf::from(&raw.data_dir);
-        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
-            ConfigError(format!(
-                "LATCHKEY_LISTEN `{}` is not an address like 127.0.0.1:8080 or [::1]:8080",
-                raw.listen
-            ))
-        })?;
-        let database_url = match raw.database_url.filter(|s| !s.trim().is_empty()) {
-            Some(url) => {
-                if !(url.starts_with("sqlite:")
-                    || url.starts_with("postgres://")
-                    || url.starts_with("postgresql://"))
-                {
-                    return Err(ConfigError(
-                        "LATCHKEY_DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
-                    ));
-                }
-                url
-            }
-            None => format!("sqlite://{}", data_dir.join("latchkey.db").display()),
-        };
-        let public_url = match raw.public_url.filter(|s| !s.trim().is_empty()) {
-            None => None,
-            Some(s) => {
-                let u = Url::parse(s.trim())
-                    .map_err(|_| ConfigError(format!("LATCHKEY_PUBLIC_URL `{s}` is not a URL")))?;
-                if !matches!(u.scheme(), "http" | "https")
-                    || u.host_str().is_none()
-                    || u.query().is_some()
-                {
-                    return Err(ConfigError(format!(
-                        "LATCHKEY_PUBLIC_URL `{s}` must be an http(s) URL such as https://latchkey.example.com"
-                    )));
-                }
-                Some(u)
-            }
-        };
-        let master_key = match (
-            raw.master_key.filter(|s| !s.is_empty()),
-            raw.master_key_file,
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError(
-                    "set LATCHKEY_MASTER_KEY or LATCHKEY_MASTER_KEY_FILE, not both".into(),
-                ))
-            }
-            (Some(k), None) => {
-                latchkey_core::crypto::MasterKey::from_base64(&k)
-                    .map_err(|e| ConfigError(format!("LATCHKEY_MASTER_KEY: {e}")))?;
-                MasterKeySource::Inline(k.into())
-            }
-            (None, Some(f)) => MasterKeySource::File {
-                path: f.into(),
-                create: false,
-            },
-            (None, None) => MasterKeySource::File {
-                path: data_dir.join("master.key"),
-                create: true,
-            },
-        };
-        let previous_master_key = match raw.previous_master_key.filter(|s| !s.is_empty()) {
-            Some(k) => {
-                latchkey_core::crypto::MasterKey::from_base64(&k)
-                    .map_err(|e| ConfigError(format!("LATCHKEY_PREVIOUS_MASTER_KEY: {e}")))?;
-                Some(secrecy::SecretString::from(k))
-            }
-            None => None,
-        };
+        let listen = listen_address(&raw.listen)?;
+        let database_url = database_url(raw.database_url, &data_dir)?;
+        let public_url = public_url(raw.public_url)?;
+        let master_key = master_key_source(raw.master_key, raw.master_key_file, &data_dir)?;
+        let previous_master_key = previous_master_key(raw.previous_master_key)?;
         let outbound_rewrites = Rewrites::parse(&raw.outbound_rewrites)
             .map_err(|e| ConfigError(format!("LATCHKEY_OUTBOUND_REWRITES: {e}")))?;
         let outbound_allow = AllowList::parse(&raw.outbound_allow)
             .map_err(|e| ConfigError(format!("LATCHKEY_OUTBOUND_ALLOW: {e}")))?;
-        if !(1..=3600).contains(&raw.proxy_queue_timeout) {
-            return Err(ConfigError(
-                "LATCHKEY_PROXY_QUEUE_TIMEOUT must be 1 to 3600 seconds".into(),
-            ));
-        }
-        if !(1..=3600).contains(&raw.proxy_recovery_interval) {
-            return Err(ConfigError(
-                "LATCHKEY_PROXY_RECOVERY_INTERVAL must be 1 to 3600 seconds".into(),
-            ));
-        }
-        if raw.health_interval < 5 {
-            return Err(ConfigError(
-                "LATCHKEY_HEALTH_INTERVAL must be at least 5 seconds".into(),
-            ));
-        }
+        check_intervals(
+            raw.proxy_queue_timeout,
+            raw.proxy_recovery_interval,
+            raw.health_interval,
+        )?;
         log_filter(&raw.log)
             .map_err(|e| ConfigError(format!("LATCHKEY_LOG `{}`: {e}", raw.log)))?;
-        let log_format = match raw.log_format.as_str() {
-            "text" | "" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(ConfigError(format!(
-                    "LATCHKEY_LOG_FORMAT must be text or json, not `{other}`"
-                )))
-            }
-        };
+        let log_format = log_format(&raw.log_format)?;
         let trusted_proxies = crate::auth::proxies::TrustedProxies::parse(&raw.trusted_proxies)
             .map_err(|e| ConfigError(format!("LATCHKEY_TRUSTED_PROXIES: {e}")))?;
         let metrics_public = raw.metrics_public;
-        let catalog_dir = raw.catalog_dir.filter(|s| !s.is_empty()).map(PathBuf::from);
-        if let Some(dir) = &catalog_dir {
-            if !Path::new(dir).is_dir() {
-                return Err(ConfigError(format!(
-                    "LATCHKEY_CATALOG_DIR {} is not a folder",
-                    dir.display()
-                )));
-            }
-        }
+        let catalog_dir = catalog_dir(raw.catalog_dir)?;
         Ok(Config {
             data_dir,
             database_url,
@@ -424,6 +336,148 @@ impl Config {
         c.log = "warn".into();
         c
     }
+}
+
+/// `LATCHKEY_LISTEN`: the address to listen on.
+fn listen_address(listen: &str) -> Result<SocketAddr, ConfigError> {
+    listen.parse().map_err(|_| {
+        ConfigError(format!(
+            "LATCHKEY_LISTEN `{listen}` is not an address like 127.0.0.1:8080 or [::1]:8080"
+        ))
+    })
+}
+
+/// `LATCHKEY_DATABASE_URL`: SQLite or PostgreSQL; a SQLite file in the data folder by default.
+fn database_url(url: Option<String>, data_dir: &Path) -> Result<String, ConfigError> {
+    match url.filter(|s| !s.trim().is_empty()) {
+        Some(url) => {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err(ConfigError(
+                    "LATCHKEY_DATABASE_URL must start with sqlite:, postgres:// or postgresql://"
+                        .into(),
+                ));
+            }
+            Ok(url)
+        }
+        None => Ok(format!(
+            "sqlite://{}",
+            data_dir.join("latchkey.db").display()
+        )),
+    }
+}
+
+/// `LATCHKEY_PUBLIC_URL`: an http(s) URL without a query, when given.
+fn public_url(url: Option<String>) -> Result<Option<Url>, ConfigError> {
+    match url.filter(|s| !s.trim().is_empty()) {
+        None => Ok(None),
+        Some(s) => {
+            let u = Url::parse(s.trim())
+                .map_err(|_| ConfigError(format!("LATCHKEY_PUBLIC_URL `{s}` is not a URL")))?;
+            if !matches!(u.scheme(), "http" | "https")
+                || u.host_str().is_none()
+                || u.query().is_some()
+            {
+                return Err(ConfigError(format!(
+                    "LATCHKEY_PUBLIC_URL `{s}` must be an http(s) URL such as https://latchkey.example.com"
+                )));
+            }
+            Ok(Some(u))
+        }
+    }
+}
+
+/// Where the master key comes from: `LATCHKEY_MASTER_KEY` (checked here), the file
+/// `LATCHKEY_MASTER_KEY_FILE` names, or a file in the data folder created on first start.
+fn master_key_source(
+    inline: Option<String>,
+    file: Option<String>,
+    data_dir: &Path,
+) -> Result<MasterKeySource, ConfigError> {
+    Ok(match (inline.filter(|s| !s.is_empty()), file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "set LATCHKEY_MASTER_KEY or LATCHKEY_MASTER_KEY_FILE, not both".into(),
+            ))
+        }
+        (Some(k), None) => {
+            latchkey_core::crypto::MasterKey::from_base64(&k)
+                .map_err(|e| ConfigError(format!("LATCHKEY_MASTER_KEY: {e}")))?;
+            MasterKeySource::Inline(k.into())
+        }
+        (None, Some(f)) => MasterKeySource::File {
+            path: f.into(),
+            create: false,
+        },
+        (None, None) => MasterKeySource::File {
+            path: data_dir.join("master.key"),
+            create: true,
+        },
+    })
+}
+
+/// `LATCHKEY_PREVIOUS_MASTER_KEY`: the key being rotated away from, checked, when given.
+fn previous_master_key(key: Option<String>) -> Result<Option<secrecy::SecretString>, ConfigError> {
+    match key.filter(|s| !s.is_empty()) {
+        Some(k) => {
+            latchkey_core::crypto::MasterKey::from_base64(&k)
+                .map_err(|e| ConfigError(format!("LATCHKEY_PREVIOUS_MASTER_KEY: {e}")))?;
+            Ok(Some(secrecy::SecretString::from(k)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The proxy's queue timeout and recovery interval (1 to 3600 seconds) and the health interval
+/// (at least 5 seconds).
+fn check_intervals(
+    queue_timeout: u64,
+    recovery_interval: u64,
+    health_interval: u64,
+) -> Result<(), ConfigError> {
+    if !(1..=3600).contains(&queue_timeout) {
+        return Err(ConfigError(
+            "LATCHKEY_PROXY_QUEUE_TIMEOUT must be 1 to 3600 seconds".into(),
+        ));
+    }
+    if !(1..=3600).contains(&recovery_interval) {
+        return Err(ConfigError(
+            "LATCHKEY_PROXY_RECOVERY_INTERVAL must be 1 to 3600 seconds".into(),
+        ));
+    }
+    if health_interval < 5 {
+        return Err(ConfigError(
+            "LATCHKEY_HEALTH_INTERVAL must be at least 5 seconds".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `LATCHKEY_LOG_FORMAT`: text (the default) or json.
+fn log_format(format: &str) -> Result<LogFormat, ConfigError> {
+    match format {
+        "text" | "" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(ConfigError(format!(
+            "LATCHKEY_LOG_FORMAT must be text or json, not `{other}`"
+        ))),
+    }
+}
+
+/// `LATCHKEY_CATALOG_DIR`: a folder of extra catalog entries, when given.
+fn catalog_dir(dir: Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let dir = dir.filter(|s| !s.is_empty()).map(PathBuf::from);
+    if let Some(dir) = &dir {
+        if !Path::new(dir).is_dir() {
+            return Err(ConfigError(format!(
+                "LATCHKEY_CATALOG_DIR {} is not a folder",
+                dir.display()
+            )));
+        }
+    }
+    Ok(dir)
 }
 
 /// The single sign-on settings: none without an issuer; with one, a client id and secret too.

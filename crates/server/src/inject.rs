@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
-use latchkey_core::catalog::{AppEntry, InjectSpec, InjectStyle};
+use latchkey_core::catalog::{AppEntry, FieldType, InjectSpec, InjectStyle};
 use latchkey_core::model::AuthMode;
 use latchkey_core::scrub::Scrubber;
 use latchkey_core::secret::SecretFields;
@@ -244,12 +244,29 @@ pub fn for_static(
         },
         None => static_rule(app, mode, settings, creds)?,
     };
-    let mut scrubber = crate::verify::scrubber_for(app, mode, creds);
+    let mut scrubber = scrubber_for(app, mode, creds);
     if let Some(k) = creds.expose("api_key") {
         scrubber.add(k);
     }
     inj.scrubber = std::sync::Arc::new(scrubber);
     Ok(inj)
+}
+
+/// A scrubber for everything secret in a connection's credential fields: the fields the
+/// catalog marks secret, and HTTP Basic's `username:password`.
+pub fn scrubber_for(app: &AppEntry, mode: AuthMode, creds: &SecretFields) -> Scrubber {
+    let mut s = Scrubber::new();
+    for f in app.credential_fields(mode) {
+        if matches!(f.kind, FieldType::Secret | FieldType::SecretText) {
+            if let Some(v) = creds.expose(&f.name) {
+                s.add(v);
+            }
+        }
+    }
+    if let (Some(u), Some(p)) = (creds.expose("username"), creds.expose("password")) {
+        s.add_pair(u, p);
+    }
+    s
 }
 
 fn static_rule(

@@ -15,6 +15,7 @@ pub mod error;
 pub mod hot;
 pub mod inject;
 pub mod keyring;
+pub mod limits;
 pub mod mcp;
 pub mod oauth;
 pub mod outbound;

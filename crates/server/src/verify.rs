@@ -6,8 +6,10 @@ pub mod redis;
 pub mod sftp;
 
 use crate::inject;
+/// Kept here too, where it was first defined, for the callers that name it so.
+pub use crate::inject::scrubber_for;
 use crate::outbound::{Outbound, OutboundError};
-use latchkey_core::catalog::{AppEntry, FieldType, VerifySpec};
+use latchkey_core::catalog::{AppEntry, VerifySpec};
 use latchkey_core::model::AuthMode;
 use latchkey_core::scrub::{self, Scrubber};
 use latchkey_core::secret::SecretFields;
@@ -93,23 +95,6 @@ pub fn check_fields(
         Some(VerifySpec::Redis) if !partial => redis::check_credentials(creds),
         _ => Ok(()),
     }
-}
-
-/// A scrubber for everything secret in a connection's credential fields: the fields the
-/// catalog marks secret, and HTTP Basic's `username:password`.
-pub fn scrubber_for(app: &AppEntry, mode: AuthMode, creds: &SecretFields) -> Scrubber {
-    let mut s = Scrubber::new();
-    for f in app.credential_fields(mode) {
-        if matches!(f.kind, FieldType::Secret | FieldType::SecretText) {
-            if let Some(v) = creds.expose(&f.name) {
-                s.add(v);
-            }
-        }
-    }
-    if let (Some(u), Some(p)) = (creds.expose("username"), creds.expose("password")) {
-        s.add_pair(u, p);
-    }
-    s
 }
 
 /// No message that leaves this module may contain a credential value, whatever the remote said.

@@ -5,7 +5,6 @@
 
 // Test support: a failed step is a failed test, so it may panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(clippy::too_many_lines)] // TEMPORARY
 
 mod audit;
 mod changes;

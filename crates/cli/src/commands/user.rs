@@ -78,7 +78,6 @@ fn roles_text(u: &Value) -> String {
 }
 
 pub async fn run(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<ExitCode> {
-    let c = &ctx.client;
     match cmd {
         UserCmd::Create {
             email,
@@ -86,120 +85,151 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<ExitCode> {
             password_stdin,
             instance_admin,
             roles,
-        } => {
-            let password = if password_stdin {
-                Some(zeroize::Zeroizing::new(super::read_stdin_value(
-                    "Password",
-                    "--password-stdin",
-                )?))
-            } else {
-                None
-            };
-            let body = json!({
-                "email": email,
-                "display_name": name,
-                "password": password.as_ref().map(|p| p.as_str()),
-                "instance_admin": instance_admin,
-            });
-            let mut user = c.post(&["v1", "users"], &body).await?;
-            let id = text(&user, "id");
-            for (ws, role) in &roles {
-                c.put(
-                    &["v1", "workspaces", ws, "members", &id],
-                    &json!({ "role": role }),
-                )
-                .await?;
-            }
-            if !roles.is_empty() {
-                user = c.get(&["v1", "users", &id], &[]).await?;
-            }
-            if ctx.json {
-                output::json(&user);
-            } else {
-                output::line(format!(
-                    "Added {} ({}){}; roles: {}.",
-                    text(&user, "email"),
-                    id,
-                    if instance_admin {
-                        ", instance administrator"
-                    } else {
-                        ""
-                    },
-                    roles_text(&user)
-                ));
-            }
-        }
-        UserCmd::List => {
-            let list = c.list_all(&["v1", "users"], &[], None).await?;
-            if ctx.json {
-                output::json(&list);
-            } else {
-                let mut t = output::table([
-                    "ID", "EMAIL", "NAME", "ADMIN", "SIGN-IN", "ROLES", "CREATED",
-                ]);
-                for u in output::items(&list) {
-                    let sign_in = match (u["has_password"].as_bool(), u["sso"].as_bool()) {
-                        (Some(true), Some(true)) => "password, sso",
-                        (Some(true), _) => "password",
-                        (_, Some(true)) => "sso",
-                        _ => "-",
-                    };
-                    t.add_row(vec![
-                        text(u, "id"),
-                        text(u, "email"),
-                        text(u, "display_name"),
-                        if u["instance_admin"].as_bool() == Some(true) {
-                            "yes"
-                        } else {
-                            ""
-                        }
-                        .to_string(),
-                        sign_in.to_string(),
-                        roles_text(u),
-                        time(u, "created_at"),
-                    ]);
-                }
-                output::line(t);
-            }
-        }
-        UserCmd::Delete { user } => {
-            c.delete(&["v1", "users", &user], &[]).await?;
-            if ctx.json {
-                output::json(&json!({ "deleted": true, "user": user }));
-            } else {
-                output::line(format!(
-                    "Removed {user}: their keys are revoked and their sessions ended."
-                ));
-            }
-        }
+        } => create(ctx, &email, name, password_stdin, instance_admin, &roles).await?,
+        UserCmd::List => list(ctx).await?,
+        UserCmd::Delete { user } => delete(ctx, &user).await?,
         UserCmd::SetRole {
             user,
             workspace,
             role,
             remove,
-        } => {
-            let path = ["v1", "workspaces", &workspace, "members", &user];
-            if remove {
-                c.delete(&path, &[]).await?;
-                if ctx.json {
-                    output::json(&json!({ "removed": true, "user": user, "workspace": workspace }));
-                } else {
-                    output::line(format!("{user} no longer has a role in {workspace}."));
-                }
-            } else {
-                let role = role.unwrap_or_default();
-                let m = c.put(&path, &json!({ "role": role })).await?;
-                if ctx.json {
-                    output::json(&m);
-                } else {
-                    output::line(format!(
-                        "{} is now {} in {workspace}.",
-                        text(&m, "email"),
-                        text(&m, "role")
-                    ));
-                }
-            }
-        }
+        } => set_role(ctx, &user, &workspace, role, remove).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `user create`: adds the person, then gives them each workspace role asked for.
+async fn create(
+    ctx: &Ctx,
+    email: &str,
+    name: Option<String>,
+    password_stdin: bool,
+    instance_admin: bool,
+    roles: &[(String, String)],
+) -> anyhow::Result<()> {
+    let c = &ctx.client;
+    let password = if password_stdin {
+        Some(zeroize::Zeroizing::new(super::read_stdin_value(
+            "Password",
+            "--password-stdin",
+        )?))
+    } else {
+        None
+    };
+    let body = json!({
+        "email": email,
+        "display_name": name,
+        "password": password.as_ref().map(|p| p.as_str()),
+        "instance_admin": instance_admin,
+    });
+    let mut user = c.post(&["v1", "users"], &body).await?;
+    let id = text(&user, "id");
+    for (ws, role) in roles {
+        c.put(
+            &["v1", "workspaces", ws, "members", &id],
+            &json!({ "role": role }),
+        )
+        .await?;
+    }
+    if !roles.is_empty() {
+        user = c.get(&["v1", "users", &id], &[]).await?;
+    }
+    if ctx.json {
+        output::json(&user);
+    } else {
+        output::line(format!(
+            "Added {} ({}){}; roles: {}.",
+            text(&user, "email"),
+            id,
+            if instance_admin {
+                ", instance administrator"
+            } else {
+                ""
+            },
+            roles_text(&user)
+        ));
+    }
+    Ok(())
+}
+
+/// `user list`: every person with how they sign in and their roles.
+async fn list(ctx: &Ctx) -> anyhow::Result<()> {
+    let list = ctx.client.list_all(&["v1", "users"], &[], None).await?;
+    if ctx.json {
+        output::json(&list);
+        return Ok(());
+    }
+    let mut t = output::table([
+        "ID", "EMAIL", "NAME", "ADMIN", "SIGN-IN", "ROLES", "CREATED",
+    ]);
+    for u in output::items(&list) {
+        let sign_in = match (u["has_password"].as_bool(), u["sso"].as_bool()) {
+            (Some(true), Some(true)) => "password, sso",
+            (Some(true), _) => "password",
+            (_, Some(true)) => "sso",
+            _ => "-",
+        };
+        t.add_row(vec![
+            text(u, "id"),
+            text(u, "email"),
+            text(u, "display_name"),
+            if u["instance_admin"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                ""
+            }
+            .to_string(),
+            sign_in.to_string(),
+            roles_text(u),
+            time(u, "created_at"),
+        ]);
+    }
+    output::line(t);
+    Ok(())
+}
+
+/// `user delete`: removes the person (their keys are revoked, their sessions end).
+async fn delete(ctx: &Ctx, user: &str) -> anyhow::Result<()> {
+    ctx.client.delete(&["v1", "users", user], &[]).await?;
+    if ctx.json {
+        output::json(&json!({ "deleted": true, "user": user }));
+    } else {
+        output::line(format!(
+            "Removed {user}: their keys are revoked and their sessions ended."
+        ));
+    }
+    Ok(())
+}
+
+/// `user set-role`: gives the person a role in the workspace, or takes it away.
+async fn set_role(
+    ctx: &Ctx,
+    user: &str,
+    workspace: &str,
+    role: Option<String>,
+    remove: bool,
+) -> anyhow::Result<()> {
+    let c = &ctx.client;
+    let path = ["v1", "workspaces", workspace, "members", user];
+    if remove {
+        c.delete(&path, &[]).await?;
+        if ctx.json {
+            output::json(&json!({ "removed": true, "user": user, "workspace": workspace }));
+        } else {
+            output::line(format!("{user} no longer has a role in {workspace}."));
+        }
+    } else {
+        let role = role.unwrap_or_default();
+        let m = c.put(&path, &json!({ "role": role })).await?;
+        if ctx.json {
+            output::json(&m);
+        } else {
+            output::line(format!(
+                "{} is now {} in {workspace}.",
+                text(&m, "email"),
+                text(&m, "role")
+            ));
+        }
+    }
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! with `Authorization: OAuth <token>`. Its `api_endpoint` is kept with the grant, and the
 //! entry's base URL template opens with it (`{api_endpoint}/3.0`).
 
-use crate::oauth::grant::{GrantError, Tokens};
+use crate::oauth::grant::outcome::{GrantError, Tokens};
 use crate::outbound::Outbound;
 use secrecy::ExposeSecret;
 use serde_json::Value;

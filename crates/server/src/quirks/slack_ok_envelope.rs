@@ -3,7 +3,7 @@
 //! token. Read as an OAuth error so that a dead refresh token is `invalid_grant` like anywhere
 //! else. (The verification side is said in the entry: `expect_pointer = "/ok"`.)
 
-use crate::oauth::grant::GrantError;
+use crate::oauth::grant::outcome::GrantError;
 use serde_json::Value;
 
 /// Slack error codes that mean the grant is gone.

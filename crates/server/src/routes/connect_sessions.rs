@@ -13,7 +13,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::ids::ConnectSessionId;
-use latchkey_core::model::{ConnectSession, ConnectionOwner, EndUser, Organization, Workspace};
+use latchkey_core::model::{
+    ConnectSession, ConnectionOwner, ConnectionRecord, EndUser, Organization, Workspace,
+};
 use latchkey_core::names::Environment;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -186,103 +188,12 @@ pub async fn create_connect_session(
 ) -> ApiResult<(StatusCode, Json<CreatedConnectSession>)> {
     let ws = state.workspace(&caller, &ws, Need::Manage).await?;
     let owner = owner(&body)?;
-    let ttl = body
-        .expires_in_seconds
-        .unwrap_or(connect::DEFAULT_TTL_SECONDS);
-    if !(connect::MIN_TTL_SECONDS..=connect::MAX_TTL_SECONDS).contains(&ttl) {
-        return Err(ApiError::invalid(
-            "expires_in_seconds",
-            format!(
-                "expires_in_seconds must be from {} to {}",
-                connect::MIN_TTL_SECONDS,
-                connect::MAX_TTL_SECONDS
-            ),
-        ));
-    }
-    if body.allowed_origins.len() > 20 {
-        return Err(ApiError::invalid(
-            "allowed_origins",
-            "at most 20 allowed origins",
-        ));
-    }
-    let mut origins = Vec::new();
-    for o in &body.allowed_origins {
-        let o = connect::parse_origin(o).map_err(|m| {
-            ApiError::invalid("allowed_origins", m)
-                .hint("give exact origins such as https://app.example.com (scheme, host and port; no path, no wildcard)")
-        })?;
-        if !origins.contains(&o) {
-            origins.push(o);
-        }
-    }
-    let target = match &body.connection {
-        None => None,
-        Some(key) => Some(svc::lookup(&state, &ws, key).await?.ok_or_else(|| {
-            ApiError::invalid(
-                "connection",
-                format!("there is no connection `{key}` in this workspace to reconnect"),
-            )
-        })?),
-    };
-    if body.allowed_apps.len() > 200 {
-        return Err(ApiError::invalid(
-            "allowed_apps",
-            "at most 200 applications",
-        ));
-    }
-    let mut apps: Vec<String> = Vec::new();
-    for a in &body.allowed_apps {
-        let entry = svc::app_entry(&state, a).map_err(|e| ApiError {
-            details: json!({"field": "allowed_apps", "app": a}),
-            ..e
-        })?;
-        if !apps.contains(&entry.id) {
-            apps.push(entry.id.clone());
-        }
-    }
-    let environment = match (&target, &body.environment) {
-        (Some(c), Some(e)) if Environment::parse(e)? != c.environment => {
-            return Err(ApiError::invalid(
-                "environment",
-                format!(
-                    "connection `{}` is in environment `{}`, not `{e}`",
-                    c.name, c.environment
-                ),
-            ))
-        }
-        (Some(c), _) => c.environment.clone(),
-        (None, Some(e)) => Environment::parse(e)?,
-        (None, None) => Environment::production(),
-    };
-    if let Some(c) = &target {
-        if apps.is_empty() {
-            apps.push(c.app.clone());
-        } else if apps != [c.app.clone()] {
-            return Err(ApiError::invalid(
-                "allowed_apps",
-                format!(
-                    "a reconnect session is for connection `{}` only: allowed_apps may only name `{}`",
-                    c.name, c.app
-                ),
-            ));
-        }
-        if let Some(o) = &c.owner {
-            if o.end_user.id != owner.end_user.id {
-                return Err(ApiError::invalid(
-                    "connection",
-                    format!("connection `{}` belongs to another end user", c.name),
-                )
-                .hint("a connection is reconnected by the end user it was made for"));
-            }
-        }
-    }
-    if apps.is_empty() {
-        return Err(ApiError::invalid(
-            "allowed_apps",
-            "name at least one application the end user may connect",
-        )
-        .hint("for example [\"salesforce\", \"hubspot\"]; GET /v1/apps lists them"));
-    }
+    let ttl = session_ttl(body.expires_in_seconds)?;
+    let origins = allowed_origins(&body.allowed_origins)?;
+    let target = reconnect_target(&state, &ws, body.connection.as_deref()).await?;
+    let apps = allowed_apps(&state, &body.allowed_apps)?;
+    let environment = session_environment(target.as_ref(), body.environment.as_deref())?;
+    let apps = apps_for_target(apps, target.as_ref(), &owner)?;
     let token = connect::generate_token();
     let now = Utc::now();
     let session = ConnectSession {
@@ -323,6 +234,144 @@ pub async fn create_connect_session(
             expires_at: session.expires_at,
         }),
     ))
+}
+
+/// The link's lifetime in seconds: the default, or one within the allowed range.
+fn session_ttl(asked: Option<i64>) -> ApiResult<i64> {
+    let ttl = asked.unwrap_or(connect::DEFAULT_TTL_SECONDS);
+    if !(connect::MIN_TTL_SECONDS..=connect::MAX_TTL_SECONDS).contains(&ttl) {
+        return Err(ApiError::invalid(
+            "expires_in_seconds",
+            format!(
+                "expires_in_seconds must be from {} to {}",
+                connect::MIN_TTL_SECONDS,
+                connect::MAX_TTL_SECONDS
+            ),
+        ));
+    }
+    Ok(ttl)
+}
+
+/// The origins that may embed the connect page: at most 20, each exact, without repeats.
+fn allowed_origins(given: &[String]) -> ApiResult<Vec<String>> {
+    if given.len() > 20 {
+        return Err(ApiError::invalid(
+            "allowed_origins",
+            "at most 20 allowed origins",
+        ));
+    }
+    let mut origins = Vec::new();
+    for o in given {
+        let o = connect::parse_origin(o).map_err(|m| {
+            ApiError::invalid("allowed_origins", m)
+                .hint("give exact origins such as https://app.example.com (scheme, host and port; no path, no wildcard)")
+        })?;
+        if !origins.contains(&o) {
+            origins.push(o);
+        }
+    }
+    Ok(origins)
+}
+
+/// The connection a reconnect session re-authorizes, when one is named: it must exist in the
+/// workspace.
+async fn reconnect_target(
+    state: &AppState,
+    ws: &Workspace,
+    connection: Option<&str>,
+) -> ApiResult<Option<ConnectionRecord>> {
+    Ok(match connection {
+        None => None,
+        Some(key) => Some(svc::lookup(state, ws, key).await?.ok_or_else(|| {
+            ApiError::invalid(
+                "connection",
+                format!("there is no connection `{key}` in this workspace to reconnect"),
+            )
+        })?),
+    })
+}
+
+/// The catalog ids the end user may choose from: at most 200, each in the catalog, without
+/// repeats.
+fn allowed_apps(state: &AppState, given: &[String]) -> ApiResult<Vec<String>> {
+    if given.len() > 200 {
+        return Err(ApiError::invalid(
+            "allowed_apps",
+            "at most 200 applications",
+        ));
+    }
+    let mut apps: Vec<String> = Vec::new();
+    for a in given {
+        let entry = svc::app_entry(state, a).map_err(|e| ApiError {
+            details: json!({"field": "allowed_apps", "app": a}),
+            ..e
+        })?;
+        if !apps.contains(&entry.id) {
+            apps.push(entry.id.clone());
+        }
+    }
+    Ok(apps)
+}
+
+/// The environment of the connection made: a reconnect keeps the connection's own (and refuses
+/// another), otherwise the one asked for or `production`.
+fn session_environment(
+    target: Option<&ConnectionRecord>,
+    asked: Option<&str>,
+) -> ApiResult<Environment> {
+    Ok(match (target, asked) {
+        (Some(c), Some(e)) if Environment::parse(e)? != c.environment => {
+            return Err(ApiError::invalid(
+                "environment",
+                format!(
+                    "connection `{}` is in environment `{}`, not `{e}`",
+                    c.name, c.environment
+                ),
+            ))
+        }
+        (Some(c), _) => c.environment.clone(),
+        (None, Some(e)) => Environment::parse(e)?,
+        (None, None) => Environment::production(),
+    })
+}
+
+/// The applications of the session: a reconnect is for its connection's application only, and
+/// only for the end user the connection was made for; any session offers at least one.
+fn apps_for_target(
+    mut apps: Vec<String>,
+    target: Option<&ConnectionRecord>,
+    owner: &ConnectionOwner,
+) -> ApiResult<Vec<String>> {
+    if let Some(c) = target {
+        if apps.is_empty() {
+            apps.push(c.app.clone());
+        } else if apps != [c.app.clone()] {
+            return Err(ApiError::invalid(
+                "allowed_apps",
+                format!(
+                    "a reconnect session is for connection `{}` only: allowed_apps may only name `{}`",
+                    c.name, c.app
+                ),
+            ));
+        }
+        if let Some(o) = &c.owner {
+            if o.end_user.id != owner.end_user.id {
+                return Err(ApiError::invalid(
+                    "connection",
+                    format!("connection `{}` belongs to another end user", c.name),
+                )
+                .hint("a connection is reconnected by the end user it was made for"));
+            }
+        }
+    }
+    if apps.is_empty() {
+        return Err(ApiError::invalid(
+            "allowed_apps",
+            "name at least one application the end user may connect",
+        )
+        .hint("for example [\"salesforce\", \"hubspot\"]; GET /v1/apps lists them"));
+    }
+    Ok(apps)
 }
 
 async fn audit(state: &AppState, ws: &Workspace, actor: &str, action: &str, s: &ConnectSession) {

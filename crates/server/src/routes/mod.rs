@@ -31,8 +31,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Request bodies larger than this are refused with 413.
-pub const BODY_LIMIT: usize = 1024 * 1024;
+pub use crate::limits::{BODY_LIMIT, HEADER_LIMIT};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -90,90 +89,20 @@ impl Modify for BearerAuth {
 
 /// The whole HTTP surface with its state.
 pub fn router(state: AppState) -> Router {
-    let (api_router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(apps::list_apps))
-        .routes(routes!(apps::get_app))
-        .routes(routes!(apps::list_workspace_apps))
-        .routes(routes!(
-            workspaces::create_workspace,
-            workspaces::list_workspaces
-        ))
-        .routes(routes!(
-            workspaces::get_workspace,
-            workspaces::edit_workspace,
-            workspaces::delete_workspace
-        ))
-        .routes(routes!(
-            connections::create_connection,
-            connections::list_connections
-        ))
-        .routes(routes!(
-            connections::get_connection,
-            connections::edit_connection,
-            connections::delete_connection
-        ))
-        .routes(routes!(connections::verify_connection))
-        .routes(routes!(connections::cancel_create))
-        .routes(routes!(connections::get_credentials))
-        .routes(routes!(
-            oauth::put_oauth_client,
-            oauth::get_oauth_client,
-            oauth::delete_oauth_client
-        ))
-        .routes(routes!(oauth::authorize))
-        .routes(routes!(oauth::get_token))
-        .routes(routes!(oauth::refresh_token))
-        .routes(routes!(oauth::callback))
-        .routes(routes!(
-            connect_sessions::create_connect_session,
-            connect_sessions::list_connect_sessions
-        ))
-        .routes(routes!(
-            connect_sessions::get_connect_session,
-            connect_sessions::delete_connect_session
-        ))
-        .routes(routes!(crate::connect::api::session_info))
-        .routes(routes!(crate::connect::api::list_apps))
-        .routes(routes!(crate::connect::api::create_connection))
-        .routes(routes!(
-            crate::connect::api::get_connection,
-            crate::connect::api::edit_connection,
-            crate::connect::api::delete_connection
-        ))
-        .routes(routes!(crate::connect::api::authorize))
-        .routes(routes!(flows::create_flow, flows::list_flows))
-        .routes(routes!(
-            flows::get_flow,
-            flows::edit_flow,
-            flows::delete_flow
-        ))
-        .routes(routes!(keys::create_key, keys::list_keys))
-        .routes(routes!(keys::revoke_key))
-        .routes(routes!(users::create_user, users::list_users))
-        .routes(routes!(
-            users::get_user,
-            users::edit_user,
-            users::delete_user
-        ))
-        .routes(routes!(members::list_members))
-        .routes(routes!(members::put_member, members::delete_member))
-        .routes(routes!(events::list_events))
-        .routes(routes!(events::list_instance_events))
-        .routes(routes!(events::stream_events))
-        .routes(routes!(events::connection_events))
-        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
-        .routes(routes!(
-            webhooks::get_webhook,
-            webhooks::edit_webhook,
-            webhooks::delete_webhook
-        ))
-        .routes(routes!(webhooks::rotate_secret))
-        .routes(routes!(webhooks::list_deliveries))
-        .routes(routes!(webhooks::retry_delivery))
-        .routes(routes!(admin::master_key_status))
-        .routes(routes!(admin::rotate_master_key))
-        .routes(routes!(system::healthz))
-        .routes(routes!(system::metrics))
+    let api_routes = [
+        workspace_routes,
+        connection_routes,
+        connect_routes,
+        access_routes,
+        event_routes,
+        instance_routes,
+    ];
+    let (api_router, api) = api_routes
+        .into_iter()
+        .fold(
+            OpenApiRouter::with_openapi(ApiDoc::openapi()),
+            |r, group| group(r),
+        )
         .split_for_parts();
     let mut api = api;
     api.merge(ProxyDoc::openapi());
@@ -224,13 +153,120 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panicked))
 }
 
+/// The API's router while its routes are added, with the OpenAPI document they describe.
+type ApiRouter = OpenApiRouter<AppState>;
+
+/// The catalog and the workspaces.
+fn workspace_routes(r: ApiRouter) -> ApiRouter {
+    r.routes(routes!(apps::list_apps))
+        .routes(routes!(apps::get_app))
+        .routes(routes!(apps::list_workspace_apps))
+        .routes(routes!(
+            workspaces::create_workspace,
+            workspaces::list_workspaces
+        ))
+        .routes(routes!(
+            workspaces::get_workspace,
+            workspaces::edit_workspace,
+            workspaces::delete_workspace
+        ))
+}
+
+/// Connections, and their OAuth clients, authorizations and tokens.
+fn connection_routes(r: ApiRouter) -> ApiRouter {
+    r.routes(routes!(
+        connections::create_connection,
+        connections::list_connections
+    ))
+    .routes(routes!(
+        connections::get_connection,
+        connections::edit_connection,
+        connections::delete_connection
+    ))
+    .routes(routes!(connections::verify_connection))
+    .routes(routes!(connections::cancel_create))
+    .routes(routes!(connections::get_credentials))
+    .routes(routes!(
+        oauth::put_oauth_client,
+        oauth::get_oauth_client,
+        oauth::delete_oauth_client
+    ))
+    .routes(routes!(oauth::authorize))
+    .routes(routes!(oauth::get_token))
+    .routes(routes!(oauth::refresh_token))
+    .routes(routes!(oauth::callback))
+}
+
+/// Connect sessions, and the API their tokens open for an end user's connection.
+fn connect_routes(r: ApiRouter) -> ApiRouter {
+    r.routes(routes!(
+        connect_sessions::create_connect_session,
+        connect_sessions::list_connect_sessions
+    ))
+    .routes(routes!(
+        connect_sessions::get_connect_session,
+        connect_sessions::delete_connect_session
+    ))
+    .routes(routes!(crate::connect::api::session_info))
+    .routes(routes!(crate::connect::api::list_apps))
+    .routes(routes!(crate::connect::api::create_connection))
+    .routes(routes!(
+        crate::connect::api::get_connection,
+        crate::connect::api::edit_connection,
+        crate::connect::api::delete_connection
+    ))
+    .routes(routes!(crate::connect::api::authorize))
+}
+
+/// Flows, API keys, people and their workspace roles.
+fn access_routes(r: ApiRouter) -> ApiRouter {
+    r.routes(routes!(flows::create_flow, flows::list_flows))
+        .routes(routes!(
+            flows::get_flow,
+            flows::edit_flow,
+            flows::delete_flow
+        ))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(
+            users::get_user,
+            users::edit_user,
+            users::delete_user
+        ))
+        .routes(routes!(members::list_members))
+        .routes(routes!(members::put_member, members::delete_member))
+}
+
+/// The audit events and the webhooks that deliver them.
+fn event_routes(r: ApiRouter) -> ApiRouter {
+    r.routes(routes!(events::list_events))
+        .routes(routes!(events::list_instance_events))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(events::connection_events))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::edit_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::retry_delivery))
+}
+
+/// The instance: master key rotation, health and metrics.
+fn instance_routes(r: ApiRouter) -> ApiRouter {
+    r.routes(routes!(admin::master_key_status))
+        .routes(routes!(admin::rotate_master_key))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::metrics))
+}
+
 fn panicked(_: Box<dyn std::any::Any + Send>) -> Response {
     tracing::error!("a request handler panicked");
     ApiError::internal().into_response()
 }
-
-/// Request headers larger than this in total (names and values) are refused with 431.
-pub const HEADER_LIMIT: usize = 64 * 1024;
 
 async fn header_limit(req: Request, next: Next) -> Response {
     let total: usize = req

@@ -72,10 +72,22 @@ async fn subscribed_hook(store: &dyn Store, ws: &Workspace) -> WebhookId {
 pub async fn atomic_changes(store: &dyn Store) {
     let ws = new_workspace(store, "atomic").await;
     let hook = subscribed_hook(store, &ws).await;
+    let (conn, created) = insert_lands_with_its_event(store, &ws, &hook).await;
+    let failing = update_lands_only_with_its_events(store, &ws, &hook, &conn, &created).await;
+    stale_update_records_nothing(store, &ws, &conn, &failing).await;
+    insert_with_a_failing_event_stores_nothing(store, &ws, &created).await;
+    delete_lands_only_with_its_event(store, &ws, &conn, &failing, &created).await;
+}
 
-    // Both land: the connection, its event and the event's delivery.
-    let conn = connection_fixture(&ws, "atomic", "generic-api-key");
-    let created = event_of(&ws, &conn, "connection.created");
+/// Both land: the connection, its event and the event's delivery. Answers the connection and
+/// its creation event (whose id the later steps reuse to make an event fail).
+async fn insert_lands_with_its_event(
+    store: &dyn Store,
+    ws: &Workspace,
+    hook: &WebhookId,
+) -> (ConnectionRecord, Event) {
+    let conn = connection_fixture(ws, "atomic", "generic-api-key");
+    let created = event_of(ws, &conn, "connection.created");
     let done = store
         .change_connection(
             ConnectionChange::Insert(&conn),
@@ -88,17 +100,27 @@ pub async fn atomic_changes(store: &dyn Store) {
         store.connection(&ws.id, &conn.id).await.expect("read"),
         Some(conn.clone())
     );
-    assert_eq!(actions_of(store, &ws, &conn).await, ["connection.created"]);
-    assert_eq!(deliveries(store, &ws, &hook).await, 1, "its outbox row too");
+    assert_eq!(actions_of(store, ws, &conn).await, ["connection.created"]);
+    assert_eq!(deliveries(store, ws, hook).await, 1, "its outbox row too");
+    (conn, created)
+}
 
-    // An event that fails (a taken id) undoes the status change it came with.
+/// An event that fails (a taken id) undoes the status change it came with; the same change with
+/// good events lands. Answers the connection as it now is.
+async fn update_lands_only_with_its_events(
+    store: &dyn Store,
+    ws: &Workspace,
+    hook: &WebhookId,
+    conn: &ConnectionRecord,
+    created: &Event,
+) -> ConnectionRecord {
     let mut failing = conn.clone();
     failing.status = ConnectionStatus::Failing;
     failing.status_reason = Some("health check failed: 401".into());
     failing.version = conn.version + 1;
-    let mut dup = event_of(&ws, &failing, "connection.failing");
+    let mut dup = event_of(ws, &failing, "connection.failing");
     dup.id = created.id.clone();
-    let fresh = event_of(&ws, &failing, "connection.failing");
+    let fresh = event_of(ws, &failing, "connection.failing");
     let err = store
         .change_connection(
             ConnectionChange::Update {
@@ -116,11 +138,11 @@ pub async fn atomic_changes(store: &dyn Store) {
         "the status change was rolled back with the event"
     );
     assert_eq!(
-        actions_of(store, &ws, &conn).await,
+        actions_of(store, ws, conn).await,
         ["connection.created"],
         "no event of the failed change, not even the one inserted before the failure"
     );
-    assert_eq!(deliveries(store, &ws, &hook).await, 1, "no delivery either");
+    assert_eq!(deliveries(store, ws, hook).await, 1, "no delivery either");
 
     // The same change with good events: both land.
     store
@@ -138,17 +160,25 @@ pub async fn atomic_changes(store: &dyn Store) {
         Some(failing.clone())
     );
     assert_eq!(
-        actions_of(store, &ws, &conn).await,
+        actions_of(store, ws, conn).await,
         ["connection.created", "connection.failing"]
     );
-    assert_eq!(deliveries(store, &ws, &hook).await, 2);
+    assert_eq!(deliveries(store, ws, hook).await, 2);
+    failing
+}
 
-    // A stale write records nothing.
-    let stale = event_of(&ws, &failing, "connection.recovered");
+/// A stale write records nothing.
+async fn stale_update_records_nothing(
+    store: &dyn Store,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    failing: &ConnectionRecord,
+) {
+    let stale = event_of(ws, failing, "connection.recovered");
     let err = store
         .change_connection(
             ConnectionChange::Update {
-                conn: &failing,
+                conn: failing,
                 expected_version: conn.version,
             },
             &[stale],
@@ -156,11 +186,17 @@ pub async fn atomic_changes(store: &dyn Store) {
         .await
         .expect_err("the version moved");
     assert!(matches!(err, StoreError::Stale), "{err:?}");
-    assert_eq!(actions_of(store, &ws, &conn).await.len(), 2);
+    assert_eq!(actions_of(store, ws, conn).await.len(), 2);
+}
 
-    // An insert whose event fails stores no connection.
-    let other = connection_fixture(&ws, "atomic-other", "generic-api-key");
-    let mut bad = event_of(&ws, &other, "connection.created");
+/// An insert whose event fails stores no connection.
+async fn insert_with_a_failing_event_stores_nothing(
+    store: &dyn Store,
+    ws: &Workspace,
+    created: &Event,
+) {
+    let other = connection_fixture(ws, "atomic-other", "generic-api-key");
+    let mut bad = event_of(ws, &other, "connection.created");
     bad.id = created.id.clone();
     store
         .change_connection(ConnectionChange::Insert(&other), &[bad])
@@ -171,9 +207,18 @@ pub async fn atomic_changes(store: &dyn Store) {
         None,
         "the insert was rolled back with the event"
     );
+}
 
-    // A delete whose event fails keeps the connection; with a good event, both land.
-    let mut bad = event_of(&ws, &failing, "connection.deleted");
+/// A delete whose event fails keeps the connection; with a good event, both land; deleting
+/// what is gone answers false and records nothing.
+async fn delete_lands_only_with_its_event(
+    store: &dyn Store,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    failing: &ConnectionRecord,
+    created: &Event,
+) {
+    let mut bad = event_of(ws, failing, "connection.deleted");
     bad.id = created.id.clone();
     let del = ConnectionChange::Delete {
         ws: &ws.id,
@@ -188,7 +233,7 @@ pub async fn atomic_changes(store: &dyn Store) {
         .await
         .expect("read")
         .is_some());
-    let deleted = event_of(&ws, &failing, "connection.deleted");
+    let deleted = event_of(ws, failing, "connection.deleted");
     assert!(store
         .change_connection(del, &[deleted])
         .await
@@ -198,7 +243,7 @@ pub async fn atomic_changes(store: &dyn Store) {
         None
     );
     assert_eq!(
-        actions_of(store, &ws, &conn).await,
+        actions_of(store, ws, conn).await,
         [
             "connection.created",
             "connection.failing",
@@ -206,7 +251,7 @@ pub async fn atomic_changes(store: &dyn Store) {
         ]
     );
     // Deleting what is gone answers false and records nothing.
-    let again = event_of(&ws, &failing, "connection.deleted");
+    let again = event_of(ws, failing, "connection.deleted");
     assert!(!store.change_connection(del, &[again]).await.expect("gone"));
-    assert_eq!(actions_of(store, &ws, &conn).await.len(), 3);
+    assert_eq!(actions_of(store, ws, conn).await.len(), 3);
 }

@@ -4,7 +4,7 @@
 use super::{new_workspace, now, page, Store};
 use chrono::Duration;
 use latchkey_core::ids::{ConnectSessionId, ConnectionId};
-use latchkey_core::model::{ConnectSession, ConnectionOwner, EndUser, Organization};
+use latchkey_core::model::{ConnectSession, ConnectionOwner, EndUser, Organization, Workspace};
 use latchkey_core::names::Environment;
 use latchkey_core::store::ConnectionFilter;
 
@@ -22,11 +22,30 @@ fn owner(id: &str) -> ConnectionOwner {
     }
 }
 
+/// A session is found by its token hash and its id, only in its own workspace; it claims one
+/// connection (whose end user lists it), is spent once, cancelled once, and goes with its
+/// workspace.
 pub async fn connect_sessions(store: &dyn Store) {
     let ws = new_workspace(store, "connect").await;
     let other = new_workspace(store, "connect-other").await;
+    let s = session_of(&ws);
+    lookups_stay_in_their_workspace(store, &ws, &other, &s).await;
+    one_connection_a_session(store, &ws, &s).await;
+    spent_once(store, &ws, &s).await;
+    let t = cancelled_once_in_its_own_workspace(store, &ws, &other, &s).await;
+
+    // They go with their workspace.
+    assert!(store.delete_workspace(&ws.id).await.unwrap());
+    assert_eq!(
+        store.connect_session_by_hash(&t.token_hash).await.unwrap(),
+        None
+    );
+}
+
+/// A fresh session of `ws` for end user `u-1`, open for thirty minutes.
+fn session_of(ws: &Workspace) -> ConnectSession {
     let at = now();
-    let s = ConnectSession {
+    ConnectSession {
         id: ConnectSessionId::generate(),
         workspace_id: ws.id.clone(),
         token_hash: super::unique("hash"),
@@ -41,8 +60,17 @@ pub async fn connect_sessions(store: &dyn Store) {
         expires_at: at + Duration::minutes(30),
         completed_at: None,
         cancelled_at: None,
-    };
-    store.insert_connect_session(&s).await.expect("insert");
+    }
+}
+
+/// The session is found by its hash and id in its workspace, and listed there only.
+async fn lookups_stay_in_their_workspace(
+    store: &dyn Store,
+    ws: &Workspace,
+    other: &Workspace,
+    s: &ConnectSession,
+) {
+    store.insert_connect_session(s).await.expect("insert");
     assert_eq!(
         store.connect_session_by_hash(&s.token_hash).await.unwrap(),
         Some(s.clone())
@@ -67,9 +95,12 @@ pub async fn connect_sessions(store: &dyn Store) {
         .await
         .unwrap()
         .is_empty());
+}
 
-    // One connection a session; a deleted one frees the claim.
-    let mut c = super::connection_fixture(&ws, &super::unique("end user conn"), "generic-api-key");
+/// One connection a session; a deleted one frees the claim. The connection keeps its end user,
+/// lists by it, and keeps it through a fenced update.
+async fn one_connection_a_session(store: &dyn Store, ws: &Workspace, s: &ConnectSession) {
+    let mut c = super::connection_fixture(ws, &super::unique("end user conn"), "generic-api-key");
     c.owner = Some(owner("u-1"));
     store.insert_connection(&c).await.unwrap();
     assert!(store
@@ -134,8 +165,10 @@ pub async fn connect_sessions(store: &dyn Store) {
             .unwrap(),
         "the old one is gone"
     );
+}
 
-    // Spent once; then nothing changes it.
+/// Spent once; then nothing changes it.
+async fn spent_once(store: &dyn Store, ws: &Workspace, s: &ConnectSession) {
     assert!(store.complete_connect_session(&s.id, now()).await.unwrap());
     assert!(!store.complete_connect_session(&s.id, now()).await.unwrap());
     assert!(!store
@@ -148,8 +181,16 @@ pub async fn connect_sessions(store: &dyn Store) {
         .unwrap());
     let done = store.connect_session(&ws.id, &s.id).await.unwrap().unwrap();
     assert!(done.completed_at.is_some() && done.cancelled_at.is_none());
+}
 
-    // Cancelled once, only in its own workspace.
+/// Cancelled once, only in its own workspace; token hashes are unique. Answers the cancelled
+/// session.
+async fn cancelled_once_in_its_own_workspace(
+    store: &dyn Store,
+    ws: &Workspace,
+    other: &Workspace,
+    s: &ConnectSession,
+) -> ConnectSession {
     let t = ConnectSession {
         id: ConnectSessionId::generate(),
         token_hash: super::unique("hash"),
@@ -174,10 +215,5 @@ pub async fn connect_sessions(store: &dyn Store) {
         "token hashes are unique"
     );
 
-    // They go with their workspace.
-    assert!(store.delete_workspace(&ws.id).await.unwrap());
-    assert_eq!(
-        store.connect_session_by_hash(&t.token_hash).await.unwrap(),
-        None
-    );
+    t
 }

@@ -4,6 +4,7 @@ use super::{
     all_pages, connection_fixture, flow_fixture, new_connection, new_workspace, now, sorted_ids,
 };
 use latchkey_core::ids::FlowId;
+use latchkey_core::model::{ConnectionRecord, Flow, Workspace};
 use latchkey_core::names::{Environment, FlowName};
 use latchkey_core::store::Store;
 use latchkey_core::StoreError;
@@ -12,12 +13,29 @@ use latchkey_core::StoreError;
 pub async fn flows(store: &dyn Store) {
     let ws = new_workspace(store, "flows").await;
     let other = new_workspace(store, "flows-other").await;
-    let existing = new_connection(store, &ws, "existing", "stripe").await;
-    let first = connection_fixture(&ws, "inline one", "github");
-    let second = connection_fixture(&ws, "inline two", "salesforce");
+    let (existing, flow, first, second) =
+        created_in_order_with_inline_connections(store, &ws, &other).await;
+    let elsewhere = names_are_unique_per_workspace(store, &ws, &other).await;
+    let changed =
+        update_rewrites_name_and_links(store, &ws, &other, &flow, &existing, &first, &second).await;
+    lists_page_with_links(store, &ws, &existing, &changed).await;
+    delete_keeps_the_connections(store, &ws, &flow, &elsewhere, &first).await;
+}
+
+/// A flow is created with its inline connections, keeps the caller's order of links, and is
+/// found by id and name only in its own workspace. Answers the existing connection, the flow
+/// and its two inline connections.
+async fn created_in_order_with_inline_connections(
+    store: &dyn Store,
+    ws: &Workspace,
+    other: &Workspace,
+) -> (ConnectionRecord, Flow, ConnectionRecord, ConnectionRecord) {
+    let existing = new_connection(store, ws, "existing", "stripe").await;
+    let first = connection_fixture(ws, "inline one", "github");
+    let second = connection_fixture(ws, "inline two", "salesforce");
     // Deliberately not in id or name order: the flow's order is the caller's.
     let flow = flow_fixture(
-        &ws,
+        ws,
         "billing sync",
         true,
         vec![second.id.clone(), existing.id.clone(), first.id.clone()],
@@ -54,19 +72,42 @@ pub async fn flows(store: &dyn Store) {
         None
     );
 
-    let twin = flow_fixture(&ws, "billing sync", false, vec![]);
+    (existing, flow, first, second)
+}
+
+/// A second flow of the same name is refused in the workspace and accepted in another; answers
+/// the one in the other workspace.
+async fn names_are_unique_per_workspace(
+    store: &dyn Store,
+    ws: &Workspace,
+    other: &Workspace,
+) -> Flow {
+    let twin = flow_fixture(ws, "billing sync", false, vec![]);
     match store.create_flow(&twin, &[]).await {
         Err(StoreError::Duplicate { constraint }) => assert_eq!(constraint, "flow_name"),
         other => panic!("duplicate flow name gave {other:?}"),
     }
-    let elsewhere = flow_fixture(&other, "billing sync", false, vec![]);
+    let elsewhere = flow_fixture(other, "billing sync", false, vec![]);
     store
         .create_flow(&elsewhere, &[])
         .await
         .expect("same name in another workspace");
 
-    // Update: rename, reorder, drop a link, add an inline connection.
-    let third = connection_fixture(&ws, "inline three", "hubspot");
+    elsewhere
+}
+
+/// Update: rename, reorder, drop a link, add an inline connection; the links follow. Answers the
+/// flow as updated.
+async fn update_rewrites_name_and_links(
+    store: &dyn Store,
+    ws: &Workspace,
+    other: &Workspace,
+    flow: &Flow,
+    existing: &ConnectionRecord,
+    first: &ConnectionRecord,
+    second: &ConnectionRecord,
+) -> Flow {
+    let third = connection_fixture(ws, "inline three", "hubspot");
     let mut changed = flow.clone();
     changed.name = FlowName::parse("billing sync v2").expect("name");
     changed.environment = Environment::parse("staging").expect("env");
@@ -112,10 +153,20 @@ pub async fn flows(store: &dyn Store) {
         .expect("flows using")
         .is_empty());
 
+    changed
+}
+
+/// The list holds this workspace's flows with their links, page by page.
+async fn lists_page_with_links(
+    store: &dyn Store,
+    ws: &Workspace,
+    existing: &ConnectionRecord,
+    changed: &Flow,
+) {
     let mut expected = vec![changed.clone()];
     for (i, id) in sorted_ids(4, FlowId::generate).into_iter().enumerate() {
         let mut f = flow_fixture(
-            &ws,
+            ws,
             &format!("flow {i}"),
             i % 2 == 0,
             vec![existing.id.clone()],
@@ -144,7 +195,16 @@ pub async fn flows(store: &dyn Store) {
         .expect("flows using");
     using.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(using.len(), 4);
+}
 
+/// A flow is deleted once, only in its own workspace, and its connections stay.
+async fn delete_keeps_the_connections(
+    store: &dyn Store,
+    ws: &Workspace,
+    flow: &Flow,
+    elsewhere: &Flow,
+    first: &ConnectionRecord,
+) {
     assert!(store
         .delete_flow(&ws.id, &flow.id)
         .await

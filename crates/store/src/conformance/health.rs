@@ -3,11 +3,11 @@
 //! from pending to succeeded or are rescheduled, and a long-failing endpoint is disabled.
 
 use super::{connection_fixture, new_workspace, now};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use latchkey_core::crypto::Sealed;
 use latchkey_core::health::{AttemptOutcome, DeliveryStatus, ProbeOutcome, Webhook};
-use latchkey_core::ids::{EventId, WebhookId};
-use latchkey_core::model::Event;
+use latchkey_core::ids::{DeliveryId, EventId, WebhookId};
+use latchkey_core::model::{Event, Workspace};
 use latchkey_core::store::{Page, Store};
 
 pub async fn health_schedule(store: &dyn Store) {
@@ -114,9 +114,29 @@ pub async fn health_schedule(store: &dyn Store) {
         .is_empty());
 }
 
+/// An event is written with a delivery to each subscribed, enabled webhook; a delivery is
+/// claimed by one worker at a time, rescheduled after a failure and finished after a success;
+/// an endpoint failing long enough is disabled; deliveries go with their webhook.
 pub async fn outbox(store: &dyn Store) {
     let ws = new_workspace(store, "outbox").await;
     let t = now();
+    let hook = flow_webhook(store, &ws, t).await;
+    deliveries_only_for_subscribed_types(store, &ws, &hook, t).await;
+    let delivery = delivery_is_retried_until_it_succeeds(store, &ws, &hook, t).await;
+    long_failing_endpoint_is_disabled(store, &ws, &hook, t).await;
+    assert!(store
+        .delete_webhook(&ws.id, &hook.id)
+        .await
+        .expect("delete"));
+    assert!(store
+        .delivery(&ws.id, &delivery)
+        .await
+        .expect("read")
+        .is_none());
+}
+
+/// A webhook of `ws` subscribed to `flow.*`, stored and read back.
+async fn flow_webhook(store: &dyn Store, ws: &Workspace, t: DateTime<Utc>) -> Webhook {
     let hook = Webhook {
         id: WebhookId::generate(),
         workspace_id: ws.id.clone(),
@@ -139,7 +159,12 @@ pub async fn outbox(store: &dyn Store) {
         store.webhook(&ws.id, &hook.id).await.expect("read"),
         Some(hook.clone())
     );
-    let event = |action: &str| Event {
+    hook
+}
+
+/// A system event of `ws` at `t`.
+fn event(ws: &Workspace, t: DateTime<Utc>, action: &str) -> Event {
+    Event {
         id: EventId::generate(),
         workspace_id: ws.id.clone(),
         at: t,
@@ -148,23 +173,37 @@ pub async fn outbox(store: &dyn Store) {
         target_id: None,
         target_name: Some("nightly".into()),
         details: serde_json::json!({}),
-    };
+    }
+}
+
+/// The first page of fifty.
+fn first_page() -> Page {
+    Page {
+        limit: 50,
+        after: None,
+    }
+}
+
+/// One delivery, for the subscribed type only, pending, with the event as its body.
+async fn deliveries_only_for_subscribed_types(
+    store: &dyn Store,
+    ws: &Workspace,
+    hook: &Webhook,
+    t: DateTime<Utc>,
+) {
     store
-        .append_event(&event("flow.created"))
+        .append_event(&event(ws, t, "flow.created"))
         .await
         .expect("event");
     store
-        .append_event(&event("connection.created"))
+        .append_event(&event(ws, t, "connection.created"))
         .await
         .expect("not subscribed");
     store
-        .append_event(&event("connection.token_read"))
+        .append_event(&event(ws, t, "connection.token_read"))
         .await
         .expect("audit only");
-    let page = Page {
-        limit: 50,
-        after: None,
-    };
+    let page = first_page();
     let list = store
         .list_deliveries(&ws.id, &hook.id, &page)
         .await
@@ -174,7 +213,16 @@ pub async fn outbox(store: &dyn Store) {
     assert_eq!(list[0].status, DeliveryStatus::Pending);
     let body: serde_json::Value = serde_json::from_str(&list[0].payload).expect("json body");
     assert_eq!(body["type"], "flow.created");
+}
 
+/// The delivery is claimed by one worker only; a failure reschedules it, and the next claim's
+/// success finishes it. Answers its id.
+async fn delivery_is_retried_until_it_succeeds(
+    store: &dyn Store,
+    ws: &Workspace,
+    hook: &Webhook,
+    t: DateTime<Utc>,
+) -> DeliveryId {
     let mine = |rows: Vec<latchkey_core::health::Delivery>| {
         rows.into_iter().find(|d| d.webhook_id == hook.id)
     };
@@ -239,8 +287,16 @@ pub async fn outbox(store: &dyn Store) {
         .expect("read")
         .expect("there");
     assert_eq!((d4.status, d4.attempts), (DeliveryStatus::Succeeded, 2));
+    d.id
+}
 
-    // Failing since long enough: disabled, once.
+/// Failing since long enough: disabled, once; a disabled webhook gets no new deliveries.
+async fn long_failing_endpoint_is_disabled(
+    store: &dyn Store,
+    ws: &Workspace,
+    hook: &Webhook,
+    t: DateTime<Utc>,
+) {
     assert!(!store
         .record_endpoint_outcome(&hook.id, false, t, t - Duration::days(3), "dead")
         .await
@@ -258,20 +314,15 @@ pub async fn outbox(store: &dyn Store) {
     assert_eq!(h.disabled_reason.as_deref(), Some("dead"));
     // A disabled webhook gets no new deliveries.
     store
-        .append_event(&event("flow.deleted"))
+        .append_event(&event(ws, t, "flow.deleted"))
         .await
         .expect("event");
     assert_eq!(
         store
-            .list_deliveries(&ws.id, &hook.id, &page)
+            .list_deliveries(&ws.id, &hook.id, &first_page())
             .await
             .expect("list")
             .len(),
         1
     );
-    assert!(store
-        .delete_webhook(&ws.id, &hook.id)
-        .await
-        .expect("delete"));
-    assert!(store.delivery(&ws.id, &d.id).await.expect("read").is_none());
 }

@@ -50,7 +50,17 @@ fn state(ws: &Workspace, conn: &ConnectionRecord) -> OAuthState {
 pub async fn oauth_clients(store: &dyn Store) {
     let ws = new_workspace(store, "oauth-client").await;
     let other = new_workspace(store, "oauth-client-other").await;
-    let first = client(&ws, "salesforce", "3MVG9first", Some(vec![0, 1, 2, 255]));
+    let public = put_replaces_all_but_created_at(store, &ws).await;
+    let (theirs, hubspot) =
+        clients_are_seen_by_workspace_and_app(store, &ws, &other, &public).await;
+    deletes_are_scoped_by_workspace_and_app(store, &ws, &other, theirs, hubspot).await;
+    client_of_a_missing_workspace_is_refused(store, &ws).await;
+}
+
+/// A client reads back as written; a second put replaces it but keeps when it was first
+/// created; a put without a secret clears the stored one. Answers the client as stored last.
+async fn put_replaces_all_but_created_at(store: &dyn Store, ws: &Workspace) -> OAuthClientRecord {
+    let first = client(ws, "salesforce", "3MVG9first", Some(vec![0, 1, 2, 255]));
     assert_eq!(
         store.oauth_client(&ws.id, "salesforce").await.expect("get"),
         None
@@ -62,7 +72,7 @@ pub async fn oauth_clients(store: &dyn Store) {
         "a client reads back exactly as written"
     );
 
-    let mut second = client(&ws, "salesforce", "3MVG9second", Some(vec![9; 40]));
+    let mut second = client(ws, "salesforce", "3MVG9second", Some(vec![9; 40]));
     second.created_at = first.created_at + Duration::days(1);
     second.updated_at = first.updated_at + Duration::days(1);
     store.put_oauth_client(&second).await.expect("put again");
@@ -92,6 +102,17 @@ pub async fn oauth_clients(store: &dyn Store) {
         "a put without a secret clears the stored one"
     );
 
+    public
+}
+
+/// Another workspace or application does not see the client, and a put there leaves it alone.
+/// Answers the other workspace's client and this workspace's HubSpot client.
+async fn clients_are_seen_by_workspace_and_app(
+    store: &dyn Store,
+    ws: &Workspace,
+    other: &Workspace,
+    public: &OAuthClientRecord,
+) -> (OAuthClientRecord, OAuthClientRecord) {
     assert_eq!(
         store
             .oauth_client(&other.id, "salesforce")
@@ -105,8 +126,8 @@ pub async fn oauth_clients(store: &dyn Store) {
         None,
         "another application does not see it"
     );
-    let theirs = client(&other, "salesforce", "3MVG9theirs", None);
-    let hubspot = client(&ws, "hubspot", "hub-client", Some(vec![5]));
+    let theirs = client(other, "salesforce", "3MVG9theirs", None);
+    let hubspot = client(ws, "hubspot", "hub-client", Some(vec![5]));
     store.put_oauth_client(&theirs).await.expect("put theirs");
     store.put_oauth_client(&hubspot).await.expect("put hubspot");
     assert_eq!(
@@ -126,6 +147,17 @@ pub async fn oauth_clients(store: &dyn Store) {
         "a put in another workspace leaves this one's client alone"
     );
 
+    (theirs, hubspot)
+}
+
+/// A delete finds only its own workspace's and application's client, and only once.
+async fn deletes_are_scoped_by_workspace_and_app(
+    store: &dyn Store,
+    ws: &Workspace,
+    other: &Workspace,
+    theirs: OAuthClientRecord,
+    hubspot: OAuthClientRecord,
+) {
     assert!(!store
         .delete_oauth_client(&other.id, "hubspot")
         .await
@@ -158,8 +190,11 @@ pub async fn oauth_clients(store: &dyn Store) {
         Some(hubspot),
         "deleting one application's client leaves another's"
     );
+}
 
-    let mut orphan = client(&ws, "stripe", "orphan", None);
+/// A client of a missing workspace is refused.
+async fn client_of_a_missing_workspace_is_refused(store: &dyn Store, ws: &Workspace) {
+    let mut orphan = client(ws, "stripe", "orphan", None);
     orphan.workspace_id = WorkspaceId::generate();
     assert!(
         matches!(
@@ -177,8 +212,16 @@ pub async fn oauth_states(store: &dyn Store) {
     let other = new_workspace(store, "oauth-state-other").await;
     let conn = new_connection(store, &ws, "authorizing", "salesforce").await;
     let sibling = new_connection(store, &ws, "sibling", "salesforce").await;
+    a_state_is_single_use(store, &ws, &conn).await;
+    an_expired_state_is_still_returned(store, &ws, &conn).await;
+    one_of_racing_takes_gets_it(store, &ws, &conn).await;
+    a_state_binds_a_connection_of_its_workspace(store, &ws, &other, &conn).await;
+    states_go_with_their_connection(store, &ws, &conn, &sibling).await;
+}
 
-    let pending = state(&ws, &conn);
+/// A state is unique, reads back exactly as written, and is taken once.
+async fn a_state_is_single_use(store: &dyn Store, ws: &Workspace, conn: &ConnectionRecord) {
+    let pending = state(ws, conn);
     store.insert_oauth_state(&pending).await.expect("insert");
     match store.insert_oauth_state(&pending).await {
         Err(StoreError::Duplicate { constraint }) => assert_eq!(constraint, "oauth_state"),
@@ -204,8 +247,15 @@ pub async fn oauth_states(store: &dyn Store) {
         store.take_oauth_state("no-such-state").await.expect("take"),
         None
     );
+}
 
-    let mut bare = state(&ws, &conn);
+/// An expired state is still returned (the caller checks), verifier-less too.
+async fn an_expired_state_is_still_returned(
+    store: &dyn Store,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+) {
+    let mut bare = state(ws, conn);
     bare.verifier = None;
     bare.expires_at = bare.created_at - Duration::minutes(1);
     store
@@ -220,8 +270,11 @@ pub async fn oauth_states(store: &dyn Store) {
         Some(bare),
         "an expired state is still returned (the caller checks), verifier-less too"
     );
+}
 
-    let raced = state(&ws, &conn);
+/// Of eight racing takes exactly one gets the state.
+async fn one_of_racing_takes_gets_it(store: &dyn Store, ws: &Workspace, conn: &ConnectionRecord) {
+    let raced = state(ws, conn);
     store.insert_oauth_state(&raced).await.expect("insert");
     let takes =
         futures::future::join_all((0..8).map(|_| store.take_oauth_state(&raced.state_hash))).await;
@@ -234,8 +287,16 @@ pub async fn oauth_states(store: &dyn Store) {
         vec![raced],
         "of eight racing takes exactly one gets the state"
     );
+}
 
-    let foreign = state(&other, &conn);
+/// A state cannot bind a connection of another workspace, nor a missing connection.
+async fn a_state_binds_a_connection_of_its_workspace(
+    store: &dyn Store,
+    ws: &Workspace,
+    other: &Workspace,
+    conn: &ConnectionRecord,
+) {
+    let foreign = state(other, conn);
     assert!(
         matches!(
             store.insert_oauth_state(&foreign).await,
@@ -250,7 +311,7 @@ pub async fn oauth_states(store: &dyn Store) {
             .expect("take"),
         None
     );
-    let mut missing = state(&ws, &conn);
+    let mut missing = state(ws, conn);
     missing.connection_id = ConnectionId::generate();
     assert!(
         matches!(
@@ -259,12 +320,21 @@ pub async fn oauth_states(store: &dyn Store) {
         ),
         "a state of a missing connection is refused"
     );
+}
 
-    let superseded: Vec<OAuthState> = (0..3).map(|_| state(&ws, &conn)).collect();
+/// `delete_oauth_states` forgets every state of the connection and only those; a deleted
+/// connection's states go with it.
+async fn states_go_with_their_connection(
+    store: &dyn Store,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    sibling: &ConnectionRecord,
+) {
+    let superseded: Vec<OAuthState> = (0..3).map(|_| state(ws, conn)).collect();
     for s in &superseded {
         store.insert_oauth_state(s).await.expect("insert");
     }
-    let kept = state(&ws, &sibling);
+    let kept = state(ws, sibling);
     store.insert_oauth_state(&kept).await.expect("insert");
     store
         .delete_oauth_states(&conn.id)
@@ -286,7 +356,7 @@ pub async fn oauth_states(store: &dyn Store) {
         "another connection's states survive"
     );
 
-    let doomed = state(&ws, &sibling);
+    let doomed = state(ws, sibling);
     store.insert_oauth_state(&doomed).await.expect("insert");
     assert!(store
         .delete_connection(&ws.id, &sibling.id)

@@ -5,7 +5,7 @@ use super::{new_connection, new_workspace, now};
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::crypto::Sealed;
 use latchkey_core::ids::{ConnectionId, DataKeyId};
-use latchkey_core::model::{ConnectionRecord, TokenMeta};
+use latchkey_core::model::{ConnectionRecord, TokenMeta, Workspace};
 use latchkey_core::store::Store;
 use latchkey_core::StoreError;
 
@@ -128,7 +128,65 @@ pub async fn refresh_lease(store: &dyn Store) {
     let conn = new_connection(store, &ws, "leased", "salesforce").await;
     let t0 = now();
     let until = t0 + Duration::seconds(30);
+    let (holder, loser) = one_racing_acquirer_wins(store, &ws, &conn, t0, until).await;
+    let race = Race {
+        store,
+        ws: &ws,
+        other: &other,
+        conn: &conn,
+        holder,
+        loser,
+        t0,
+    };
+    a_held_lease_is_exclusive(&race, until).await;
+    let next = a_fenced_update_keeps_the_lease(&race).await;
+    only_the_owner_releases_it(&race).await;
+    an_expired_lease_is_taken_over(&race, next).await;
 
+    assert!(
+        !store
+            .acquire_refresh_lease(&ws.id, &ConnectionId::generate(), &race.holder, until, t0)
+            .await
+            .expect("acquire missing"),
+        "there is no lease on a missing connection"
+    );
+}
+
+/// The lease after the first race: who holds it and one who lost.
+struct Race<'a> {
+    store: &'a dyn Store,
+    ws: &'a Workspace,
+    other: &'a Workspace,
+    conn: &'a ConnectionRecord,
+    holder: String,
+    loser: String,
+    t0: DateTime<Utc>,
+}
+
+impl Race<'_> {
+    /// Tries to take the lease for thirty seconds from `now`.
+    async fn acquire(&self, owner: &str, now: DateTime<Utc>) -> bool {
+        self.store
+            .acquire_refresh_lease(
+                &self.ws.id,
+                &self.conn.id,
+                owner,
+                now + Duration::seconds(30),
+                now,
+            )
+            .await
+            .expect("acquire")
+    }
+}
+
+/// Exactly one of eight racing acquirers wins. Answers the holder and one loser.
+async fn one_racing_acquirer_wins(
+    store: &dyn Store,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+    t0: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> (String, String) {
     let owners: Vec<String> = (0..8).map(|i| format!("instance-{i}")).collect();
     let results = futures::future::join_all(
         owners
@@ -150,28 +208,25 @@ pub async fn refresh_lease(store: &dyn Store) {
         .find(|o| **o != holder)
         .expect("a loser")
         .clone();
+    (holder, loser)
+}
 
-    let acquire = |owner: &str, now: DateTime<Utc>| {
-        let (ws, conn, owner) = (ws.clone(), conn.clone(), owner.to_string());
-        async move {
-            store
-                .acquire_refresh_lease(&ws.id, &conn.id, &owner, now + Duration::seconds(30), now)
-                .await
-                .expect("acquire")
-        }
-    };
-    assert!(!acquire(&loser, t0).await, "a held lease cannot be taken");
-    assert!(!acquire(&holder, t0).await, "not even again by its holder");
+/// A held lease cannot be taken, not even again by its holder, up to and including its expiry,
+/// nor from another workspace.
+async fn a_held_lease_is_exclusive(r: &Race<'_>, until: DateTime<Utc>) {
+    let (holder, loser, t0) = (&r.holder, &r.loser, r.t0);
+    assert!(!r.acquire(loser, t0).await, "a held lease cannot be taken");
+    assert!(!r.acquire(holder, t0).await, "not even again by its holder");
     assert!(
-        !acquire(&loser, until).await,
+        !r.acquire(loser, until).await,
         "a lease is held up to and including its expiry"
     );
     assert!(
-        !store
+        !r.store
             .acquire_refresh_lease(
-                &other.id,
-                &conn.id,
-                &loser,
+                &r.other.id,
+                &r.conn.id,
+                loser,
                 until,
                 until + Duration::hours(1)
             )
@@ -179,70 +234,78 @@ pub async fn refresh_lease(store: &dyn Store) {
             .expect("acquire elsewhere"),
         "another workspace cannot take the lease"
     );
+}
 
+/// `update_connection` leaves a held lease in place. Answers the connection as updated.
+async fn a_fenced_update_keeps_the_lease(r: &Race<'_>) -> ConnectionRecord {
+    let conn = r.conn;
     let mut next = conn.clone();
     next.version = conn.version + 1;
     next.hint = Some("refreshed".into());
-    store
+    r.store
         .update_connection(&next, conn.version)
         .await
         .expect("fenced update under the lease");
     assert!(
-        !acquire(&loser, t0).await,
+        !r.acquire(&r.loser, r.t0).await,
         "update_connection leaves a held lease in place"
     );
+    next
+}
 
+/// A release by a non-owner or in another workspace does nothing; the owner's frees the lease.
+async fn only_the_owner_releases_it(r: &Race<'_>) {
+    let (store, ws, conn) = (r.store, r.ws, r.conn);
+    let (holder, loser, t0) = (&r.holder, &r.loser, r.t0);
     store
-        .release_refresh_lease(&ws.id, &conn.id, &loser)
+        .release_refresh_lease(&ws.id, &conn.id, loser)
         .await
         .expect("release by a non-owner");
     assert!(
-        !acquire(&loser, t0).await,
+        !r.acquire(loser, t0).await,
         "a non-owner's release does nothing"
     );
     store
-        .release_refresh_lease(&other.id, &conn.id, &holder)
+        .release_refresh_lease(&r.other.id, &conn.id, holder)
         .await
         .expect("release elsewhere");
     assert!(
-        !acquire(&loser, t0).await,
+        !r.acquire(loser, t0).await,
         "a release in another workspace does nothing"
     );
 
     store
-        .release_refresh_lease(&ws.id, &conn.id, &holder)
+        .release_refresh_lease(&ws.id, &conn.id, holder)
         .await
         .expect("release by the owner");
     assert!(
-        acquire(&loser, t0).await,
+        r.acquire(loser, t0).await,
         "the owner's release frees the lease"
     );
+}
 
-    let later = t0 + Duration::seconds(31);
+/// An expired lease can be taken over, and the former owner's release does not free it; the
+/// lease changes nothing a reader sees.
+async fn an_expired_lease_is_taken_over(r: &Race<'_>, next: ConnectionRecord) {
+    let (store, ws, conn) = (r.store, r.ws, r.conn);
+    let (holder, loser) = (&r.holder, &r.loser);
+    let later = r.t0 + Duration::seconds(31);
     assert!(
-        acquire(&holder, later).await,
+        r.acquire(holder, later).await,
         "an expired lease can be taken over"
     );
     store
-        .release_refresh_lease(&ws.id, &conn.id, &loser)
+        .release_refresh_lease(&ws.id, &conn.id, loser)
         .await
         .expect("release by the former owner");
     assert!(
-        !acquire(&loser, later).await,
+        !r.acquire(loser, later).await,
         "the former owner's release does not free its successor's lease"
     );
     assert_eq!(
         store.connection(&ws.id, &conn.id).await.expect("by id"),
         Some(next),
         "the lease changes nothing a reader sees, not even the version"
-    );
-
-    assert!(
-        !store
-            .acquire_refresh_lease(&ws.id, &ConnectionId::generate(), &holder, until, t0)
-            .await
-            .expect("acquire missing"),
-        "there is no lease on a missing connection"
     );
 }
 

@@ -6,7 +6,9 @@ use super::{
 };
 use latchkey_core::crypto::Sealed;
 use latchkey_core::ids::{ApiKeyId, EventId};
-use latchkey_core::model::{ApiKey, Event, OAuthClientRecord, OAuthState, Scope, Workspace};
+use latchkey_core::model::{
+    ApiKey, ConnectionRecord, Event, Flow, OAuthClientRecord, OAuthState, Scope, Workspace,
+};
 use latchkey_core::store::Store;
 use latchkey_core::StoreError;
 
@@ -128,8 +130,47 @@ pub async fn workspace_delete_cascade(store: &dyn Store) {
     let keep = new_workspace(store, "kept").await;
     let conn = new_connection(store, &ws, "doomed", "stripe").await;
     let kept_conn = new_connection(store, &keep, "doomed", "stripe").await;
-    let flow = flow_fixture(&ws, "doomed flow", true, vec![conn.id.clone()]);
-    let inline = connection_fixture(&ws, "inline", "github");
+    let (flow, inline, key) = flow_key_and_event_of(store, &ws, &conn).await;
+    store
+        .put_oauth_client(&oauth_client(&ws))
+        .await
+        .expect("oauth client");
+    let kept_client = oauth_client(&keep);
+    store
+        .put_oauth_client(&kept_client)
+        .await
+        .expect("oauth client");
+    let state = oauth_state(&ws, &conn);
+    store.insert_oauth_state(&state).await.expect("oauth state");
+    let doomed = Doomed {
+        conn,
+        inline,
+        flow,
+        key,
+        state,
+    };
+    everything_of_the_workspace_is_gone(store, &ws, &doomed).await;
+    another_workspace_survives(store, &keep, kept_client, kept_conn).await;
+}
+
+/// What the deleted workspace held, to look for after the delete.
+struct Doomed {
+    conn: ConnectionRecord,
+    inline: ConnectionRecord,
+    flow: Flow,
+    key: ApiKey,
+    state: OAuthState,
+}
+
+/// A flow over `conn` with an inline connection, an API key and an event, all of `ws`.
+/// Answers the flow, its inline connection and the key.
+async fn flow_key_and_event_of(
+    store: &dyn Store,
+    ws: &Workspace,
+    conn: &ConnectionRecord,
+) -> (Flow, ConnectionRecord, ApiKey) {
+    let flow = flow_fixture(ws, "doomed flow", true, vec![conn.id.clone()]);
+    let inline = connection_fixture(ws, "inline", "github");
     store
         .create_flow(&flow, std::slice::from_ref(&inline))
         .await
@@ -157,7 +198,12 @@ pub async fn workspace_delete_cascade(store: &dyn Store) {
         details: serde_json::json!({}),
     };
     store.append_event(&event).await.expect("event");
-    let oauth_client = |ws: &Workspace| OAuthClientRecord {
+    (flow, inline, key)
+}
+
+/// The Salesforce OAuth client of `ws`.
+fn oauth_client(ws: &Workspace) -> OAuthClientRecord {
+    OAuthClientRecord {
         workspace_id: ws.id.clone(),
         app: "salesforce".into(),
         client_id: "3MVG9".into(),
@@ -167,17 +213,12 @@ pub async fn workspace_delete_cascade(store: &dyn Store) {
         }),
         created_at: now(),
         updated_at: now(),
-    };
-    store
-        .put_oauth_client(&oauth_client(&ws))
-        .await
-        .expect("oauth client");
-    let kept_client = oauth_client(&keep);
-    store
-        .put_oauth_client(&kept_client)
-        .await
-        .expect("oauth client");
-    let state = OAuthState {
+    }
+}
+
+/// A pending authorization of `conn` in `ws`.
+fn oauth_state(ws: &Workspace, conn: &ConnectionRecord) -> OAuthState {
+    OAuthState {
         state_hash: super::unique("state"),
         workspace_id: ws.id.clone(),
         connection_id: conn.id.clone(),
@@ -185,23 +226,37 @@ pub async fn workspace_delete_cascade(store: &dyn Store) {
         redirect_uri: "https://latchkey.example.test/oauth/callback".into(),
         created_at: now(),
         expires_at: now(),
-    };
-    store.insert_oauth_state(&state).await.expect("oauth state");
+    }
+}
 
+/// After the delete nothing of the workspace is found, and a second delete finds nothing.
+async fn everything_of_the_workspace_is_gone(store: &dyn Store, ws: &Workspace, doomed: &Doomed) {
     assert!(store.delete_workspace(&ws.id).await.expect("delete"));
     assert_eq!(store.workspace_by_id(&ws.id).await.expect("by id"), None);
     assert_eq!(
-        store.connection(&ws.id, &conn.id).await.expect("conn"),
+        store
+            .connection(&ws.id, &doomed.conn.id)
+            .await
+            .expect("conn"),
         None
     );
     assert_eq!(
-        store.connection(&ws.id, &inline.id).await.expect("conn"),
+        store
+            .connection(&ws.id, &doomed.inline.id)
+            .await
+            .expect("conn"),
         None
     );
-    assert_eq!(store.flow(&ws.id, &flow.id).await.expect("flow"), None);
-    assert_eq!(store.api_key(&key.id).await.expect("api key"), None);
     assert_eq!(
-        store.api_key_by_hash(&key.hash).await.expect("api key"),
+        store.flow(&ws.id, &doomed.flow.id).await.expect("flow"),
+        None
+    );
+    assert_eq!(store.api_key(&doomed.key.id).await.expect("api key"), None);
+    assert_eq!(
+        store
+            .api_key_by_hash(&doomed.key.hash)
+            .await
+            .expect("api key"),
         None
     );
     assert!(store
@@ -222,12 +277,21 @@ pub async fn workspace_delete_cascade(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .take_oauth_state(&state.state_hash)
+            .take_oauth_state(&doomed.state.state_hash)
             .await
             .expect("oauth state"),
         None
     );
     assert!(!store.delete_workspace(&ws.id).await.expect("delete again"));
+}
+
+/// Another workspace's OAuth client, connections and data key survive.
+async fn another_workspace_survives(
+    store: &dyn Store,
+    keep: &Workspace,
+    kept_client: OAuthClientRecord,
+    kept_conn: ConnectionRecord,
+) {
     assert_eq!(
         store
             .oauth_client(&keep.id, "salesforce")
