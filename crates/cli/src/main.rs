@@ -1,6 +1,6 @@
 //! `latchkey`: runs the server (`latchkey serve`) and talks to one as a command-line client.
 
-#![warn(clippy::unwrap_used)] // TEMPORARY: too_many_lines once every function is split
+#![warn(clippy::too_many_lines, clippy::unwrap_used)]
 
 mod client;
 mod commands;

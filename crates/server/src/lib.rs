@@ -1,7 +1,7 @@
 //! Latchkey's HTTP server: the API, the OAuth callback, the proxy and the UI, over the domain in
 //! `latchkey-core` and a store from `latchkey-store`.
 
-#![warn(clippy::unwrap_used)] // TEMPORARY: too_many_lines once every function is split
+#![warn(clippy::too_many_lines, clippy::unwrap_used)]
 
 pub mod access;
 pub mod auth;

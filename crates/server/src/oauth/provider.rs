@@ -3,7 +3,9 @@
 //! in its settings.
 
 use crate::error::{ApiError, ApiResult};
-use latchkey_core::catalog::{AppEntry, ClientAuthMethod, RefreshStyle, TokenBody, TokenFields};
+use latchkey_core::catalog::{
+    AppEntry, ClientAuthMethod, OAuthSpec, RefreshStyle, TokenBody, TokenFields,
+};
 use latchkey_core::model::AuthMode;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -154,84 +156,113 @@ impl Provider {
             _ => oauth.default_scopes.clone(),
         };
         if is_salesforce(app) {
-            let account = s(settings, "account_type").unwrap_or("production");
-            let login = oauth.hosts.get(account).ok_or_else(|| {
-                ApiError::invalid(
-                    "settings.account_type",
-                    format!("unknown account type `{account}`"),
-                )
-            })?;
-            let host = match s(settings, "site") {
-                Some(site) => format!("https://{}", check_site(site)?),
-                None if mode == AuthMode::OAuth2ClientCredentials => {
-                    return Err(ApiError::invalid("settings.site", "client credentials need the My Domain site")
-                        .hint("Salesforce only answers the client credentials flow on the My Domain host (NAME.my.salesforce.com), not on login or test"))
-                }
-                None => login.clone(),
-            };
-            let path = |p: &Option<String>, d: &str| format!("{host}{}", p.as_deref().unwrap_or(d));
-            let timeout = settings
-                .get("session_timeout_seconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(7200);
-            return Ok(Provider {
-                authorize_url: Some(url(
-                    "settings.site",
-                    &path(&oauth.authorize_path, "/services/oauth2/authorize"),
-                )?),
-                revoke_url: Some(url(
-                    "settings.site",
-                    &path(&oauth.revoke_path, "/services/oauth2/revoke"),
-                )?),
-                userinfo_path: oauth.userinfo_path.clone(),
-                audience: Some(login.clone()),
-                pkce: oauth.pkce,
-                client_auth: ClientAuth::Post,
-                scopes,
-                extra_authorize_params: vec![("prompt".into(), "login consent".into())],
-                session_timeout_secs: timeout,
-                ..Provider::plain(
-                    Flavor::Salesforce,
-                    url(
-                        "settings.site",
-                        &path(&oauth.token_path, "/services/oauth2/token"),
-                    )?,
-                )
-            });
+            return Self::salesforce(oauth, mode, settings, scopes);
         }
         if let Some(token_t) = &oauth.token_url {
-            // A catalog entry that names its endpoints: templates filled from the settings
-            // (whose values were checked to keep each request on the provider's host).
-            let kept = BTreeMap::new();
-            let fill = |t: &str| app.fill(t, settings, &kept).map_err(ApiError::from);
-            return Ok(Provider {
-                authorize_url: oauth.authorize_url.as_deref().map(fill).transpose()?,
-                revoke_url: oauth.revoke_url.as_deref().map(fill).transpose()?,
-                pkce: oauth.pkce,
-                client_auth: match oauth.client_auth {
-                    Some(ClientAuthMethod::ClientSecretPost) => ClientAuth::Post,
-                    _ => ClientAuth::Basic,
-                },
-                scopes: scopes.iter().map(|s| app.fill_text(s, settings)).collect(),
-                extra_authorize_params: oauth
-                    .authorize_params
-                    .iter()
-                    .map(|(k, v)| (k.clone(), app.fill_text(v, settings)))
-                    .collect(),
-                scope_separator: oauth.scope_separator.clone(),
-                token_params: oauth
-                    .token_params
-                    .iter()
-                    .map(|(k, v)| (k.clone(), app.fill_text(v, settings)))
-                    .collect(),
-                token_body: oauth.token_body,
-                token_fields: oauth.token_fields.clone(),
-                keep: oauth.keep.clone(),
-                refresh: oauth.refresh,
-                quirks: app.quirks.clone(),
-                ..Provider::plain(Flavor::Generic, fill(token_t)?)
-            });
+            return Self::from_entry(app, oauth, token_t, settings, &scopes);
         }
+        Self::from_settings(oauth, settings, scopes)
+    }
+
+    /// Salesforce: the login host of the account type, or the My Domain site.
+    fn salesforce(
+        oauth: &OAuthSpec,
+        mode: AuthMode,
+        settings: &Map<String, Value>,
+        scopes: Vec<String>,
+    ) -> ApiResult<Self> {
+        let account = s(settings, "account_type").unwrap_or("production");
+        let login = oauth.hosts.get(account).ok_or_else(|| {
+            ApiError::invalid(
+                "settings.account_type",
+                format!("unknown account type `{account}`"),
+            )
+        })?;
+        let host = match s(settings, "site") {
+            Some(site) => format!("https://{}", check_site(site)?),
+            None if mode == AuthMode::OAuth2ClientCredentials => {
+                return Err(ApiError::invalid("settings.site", "client credentials need the My Domain site")
+                    .hint("Salesforce only answers the client credentials flow on the My Domain host (NAME.my.salesforce.com), not on login or test"))
+            }
+            None => login.clone(),
+        };
+        let path = |p: &Option<String>, d: &str| format!("{host}{}", p.as_deref().unwrap_or(d));
+        let timeout = settings
+            .get("session_timeout_seconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(7200);
+        Ok(Provider {
+            authorize_url: Some(url(
+                "settings.site",
+                &path(&oauth.authorize_path, "/services/oauth2/authorize"),
+            )?),
+            revoke_url: Some(url(
+                "settings.site",
+                &path(&oauth.revoke_path, "/services/oauth2/revoke"),
+            )?),
+            userinfo_path: oauth.userinfo_path.clone(),
+            audience: Some(login.clone()),
+            pkce: oauth.pkce,
+            client_auth: ClientAuth::Post,
+            scopes,
+            extra_authorize_params: vec![("prompt".into(), "login consent".into())],
+            session_timeout_secs: timeout,
+            ..Provider::plain(
+                Flavor::Salesforce,
+                url(
+                    "settings.site",
+                    &path(&oauth.token_path, "/services/oauth2/token"),
+                )?,
+            )
+        })
+    }
+
+    /// A catalog entry that names its endpoints: templates filled from the settings (whose
+    /// values were checked to keep each request on the provider's host).
+    fn from_entry(
+        app: &AppEntry,
+        oauth: &OAuthSpec,
+        token_t: &str,
+        settings: &Map<String, Value>,
+        scopes: &[String],
+    ) -> ApiResult<Self> {
+        let kept = BTreeMap::new();
+        let fill = |t: &str| app.fill(t, settings, &kept).map_err(ApiError::from);
+        Ok(Provider {
+            authorize_url: oauth.authorize_url.as_deref().map(fill).transpose()?,
+            revoke_url: oauth.revoke_url.as_deref().map(fill).transpose()?,
+            pkce: oauth.pkce,
+            client_auth: match oauth.client_auth {
+                Some(ClientAuthMethod::ClientSecretPost) => ClientAuth::Post,
+                _ => ClientAuth::Basic,
+            },
+            scopes: scopes.iter().map(|s| app.fill_text(s, settings)).collect(),
+            extra_authorize_params: oauth
+                .authorize_params
+                .iter()
+                .map(|(k, v)| (k.clone(), app.fill_text(v, settings)))
+                .collect(),
+            scope_separator: oauth.scope_separator.clone(),
+            token_params: oauth
+                .token_params
+                .iter()
+                .map(|(k, v)| (k.clone(), app.fill_text(v, settings)))
+                .collect(),
+            token_body: oauth.token_body,
+            token_fields: oauth.token_fields.clone(),
+            keep: oauth.keep.clone(),
+            refresh: oauth.refresh,
+            quirks: app.quirks.clone(),
+            ..Provider::plain(Flavor::Generic, fill(token_t)?)
+        })
+    }
+
+    /// A generic OAuth connection whose endpoints are in its settings.
+    fn from_settings(
+        oauth: &OAuthSpec,
+        settings: &Map<String, Value>,
+        scopes: Vec<String>,
+    ) -> ApiResult<Self> {
         let token_url = url(
             "settings.token_url",
             s(settings, "token_url")

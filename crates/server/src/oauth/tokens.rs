@@ -356,20 +356,8 @@ async fn refresh_now(
     row: ConnectionRecord,
     refreshed: &mut Option<(String, bool)>,
 ) -> Result<Arc<TokenSet>, Failure> {
-    let meta = row.token_meta.clone().unwrap_or_default();
-    if let Some(after) = meta.retry_after {
-        if after > Utc::now() && row.status == ConnectionStatus::Failing {
-            return Err(Failure::new(
-                503,
-                "refresh_backoff",
-                format!(
-                    "the last refresh failed ({}); the next attempt is allowed after {}",
-                    row.status_reason.clone().unwrap_or_default(),
-                    after.to_rfc3339()
-                ),
-                row.hint.as_deref(),
-            ));
-        }
+    if let Some(refusal) = backing_off(&row) {
+        return Err(refusal);
     }
     let app = state.catalog.get(&row.app).ok_or_else(|| {
         Failure::new(
@@ -388,164 +376,194 @@ async fn refresh_now(
         .map_err(Failure::from_api)?;
     let old = stored_tokens(state, &row).await?;
     metrics::counter!("latchkey_token_refreshes_total", "app" => row.app.clone()).increment(1);
-    let outcome = obtain(state, ws, &row, app, &creds, old.as_deref()).await?;
-    let mut next = row.clone();
-    let now = Utc::now();
-    match outcome {
-        Ok(tokens) => {
-            let refresh = tokens
-                .refresh_token
-                .clone()
-                .or_else(|| old.as_ref().and_then(|o| o.refresh_token.clone()));
-            let mut meta = tokens.meta;
-            meta.has_refresh_token = refresh.is_some();
-            meta.username = meta
-                .username
-                .or(row.token_meta.as_ref().and_then(|m| m.username.clone()));
-            meta.provider_user_id = meta.provider_user_id.or(row
-                .token_meta
-                .as_ref()
-                .and_then(|m| m.provider_user_id.clone()));
-            meta.provider_org_id = meta.provider_org_id.or(row
-                .token_meta
-                .as_ref()
-                .and_then(|m| m.provider_org_id.clone()));
-            meta.instance_url = meta
-                .instance_url
-                .or(row.token_meta.as_ref().and_then(|m| m.instance_url.clone()));
-            meta.authorized_at = row.token_meta.as_ref().and_then(|m| m.authorized_at);
-            next.tokens = Some(
-                seal_tokens(state, ws, &row.id, &tokens.access_token, refresh.as_ref()).await?,
-            );
-            next.token_meta = Some(meta.clone());
-            if row.status == ConnectionStatus::Failing || row.status == ConnectionStatus::Unverified
-            {
-                next.status = ConnectionStatus::Active;
-                next.status_reason = None;
-                next.hint = None;
-            }
-            next.version = row.version + 1;
-            next.updated_at = now;
-            // A failing connection that refreshed is active again: the status and its
-            // `connection.recovered` event are one write.
-            let events: Vec<_> = crate::background::status_event(ws, row.status, &next, "refresh")
-                .into_iter()
-                .collect();
-            let written = if events.is_empty() {
-                state.store.update_connection(&next, row.version).await
-            } else {
-                let change = ConnectionChange::Update {
-                    conn: &next,
-                    expected_version: row.version,
-                };
-                state.change_connection(change, &events).await.map(|_| ())
-            };
-            match written {
-                Ok(()) => {}
-                Err(latchkey_core::StoreError::Stale) => {
-                    let newer = load(state, ws, &row.id).await?;
-                    return settled(state, &newer).await?.ok_or_else(|| {
-                        Failure::new(
-                            409,
-                            "conflict",
-                            "the connection changed during the refresh",
-                            Some("retry"),
-                        )
-                    });
-                }
-                Err(e) => return Err(Failure::store(e)),
-            }
-            metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => "refreshed")
-                .increment(1);
-            // Recorded once the callers have their token.
-            *refreshed = Some((
-                row.name.as_str().to_string(),
-                tokens.refresh_token.is_some(),
-            ));
-            let set = Arc::new(TokenSet {
-                access_token: tokens.access_token,
-                refresh_token: refresh,
-                meta,
-                version: next.version,
-                scrub: Default::default(),
-            });
-            state
-                .tokens
-                .cache
-                .lock()
-                .expect("token cache")
-                .insert(row.id.clone(), set.clone());
-            Ok(set)
-        }
-        Err(e) => {
-            let public = state.public_url.as_str().trim_end_matches('/').to_string();
-            let mut meta = row.token_meta.clone().unwrap_or_default();
-            let failure = if e.is_invalid_grant() || e.code() == "no_refresh_token" {
-                let mut reason = format!("refresh failed: {e}");
-                if let Some(extra) = super::approvals::eviction_note(state, ws, &row).await {
-                    reason.push_str("; ");
-                    reason.push_str(&extra);
-                }
-                next.mark_revoked(
-                    reason,
-                    super::token_exchange::hint(row.auth_mode, &e)
-                        .unwrap_or_else(|| e.hint(true, &public)),
-                );
-                Failure::revoked(&next)
-            } else {
-                meta.failures = meta.failures.saturating_add(1);
-                let wait = (1i64 << meta.failures.min(9)).min(MAX_BACKOFF_SECS);
-                meta.retry_after = Some(now + Duration::seconds(wait));
-                next.mark_failing(
-                    format!("refresh failed: {e}"),
-                    Some(
-                        super::token_exchange::hint(row.auth_mode, &e)
-                            .unwrap_or_else(|| e.hint(true, &public)),
-                    ),
-                );
-                Failure::new(
-                    502,
-                    "refresh_failed",
-                    format!("the token could not be refreshed: {e}"),
-                    next.hint.as_deref(),
-                )
-            };
-            next.token_meta = Some(meta);
-            next.version = row.version + 1;
-            next.updated_at = now;
-            state.forget_connection(&row.id);
-            let outcome = if next.status == ConnectionStatus::Revoked {
-                "revoked"
-            } else {
-                "failed"
-            };
-            metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => outcome)
-                .increment(1);
-            // The failure, the new status and their events are one write.
-            let failed = new_event(
-                &ws.id,
-                "system",
-                "connection.refresh_failed",
-                Some(row.id.as_str()),
-                Some(row.name.as_str()),
-                serde_json::json!({"error": e.code(), "status": next.status}),
-            );
-            let mut events = vec![failed.clone()];
-            events.extend(crate::background::status_event(
-                ws, row.status, &next, "refresh",
-            ));
-            let change = ConnectionChange::Update {
-                conn: &next,
-                expected_version: row.version,
-            };
-            if let Err(err) = state.change_connection(change, &events).await {
-                tracing::warn!(connection = %row.id, error = %err, "could not record a refresh failure");
-                // The attempt failed all the same: it is in the audit log, with no status change.
-                state.record(&[failed]).await;
-            }
-            Err(failure)
-        }
+    match obtain(state, ws, &row, app, &creds, old.as_deref()).await? {
+        Ok(tokens) => keep_refreshed(state, ws, &row, tokens, old.as_deref(), refreshed).await,
+        Err(e) => Err(record_refresh_failure(state, ws, &row, &e).await),
     }
+}
+
+/// The refusal of a connection whose last refresh failed and whose back-off has not ended.
+fn backing_off(row: &ConnectionRecord) -> Option<Failure> {
+    let after = row.token_meta.as_ref()?.retry_after?;
+    (after > Utc::now() && row.status == ConnectionStatus::Failing).then(|| {
+        Failure::new(
+            503,
+            "refresh_backoff",
+            format!(
+                "the last refresh failed ({}); the next attempt is allowed after {}",
+                row.status_reason.clone().unwrap_or_default(),
+                after.to_rfc3339()
+            ),
+            row.hint.as_deref(),
+        )
+    })
+}
+
+/// The metadata of refreshed tokens, keeping what the new answer does not say (who the tokens
+/// belong to, the instance, when the grant was authorized) from the tokens before.
+fn refreshed_meta(
+    mut meta: latchkey_core::model::TokenMeta,
+    row: &ConnectionRecord,
+    has_refresh: bool,
+) -> latchkey_core::model::TokenMeta {
+    let before = row.token_meta.as_ref();
+    meta.has_refresh_token = has_refresh;
+    meta.username = meta.username.or(before.and_then(|m| m.username.clone()));
+    meta.provider_user_id = meta
+        .provider_user_id
+        .or(before.and_then(|m| m.provider_user_id.clone()));
+    meta.provider_org_id = meta
+        .provider_org_id
+        .or(before.and_then(|m| m.provider_org_id.clone()));
+    meta.instance_url = meta
+        .instance_url
+        .or(before.and_then(|m| m.instance_url.clone()));
+    meta.authorized_at = before.and_then(|m| m.authorized_at);
+    meta
+}
+
+/// Stores refreshed tokens, fenced on the version read; a failing connection becomes active
+/// in the same write as its `connection.recovered` event. Someone else's newer write wins.
+async fn keep_refreshed(
+    state: &AppState,
+    ws: &Workspace,
+    row: &ConnectionRecord,
+    tokens: Tokens,
+    old: Option<&TokenSet>,
+    refreshed: &mut Option<(String, bool)>,
+) -> Result<Arc<TokenSet>, Failure> {
+    let refresh = tokens
+        .refresh_token
+        .clone()
+        .or_else(|| old.and_then(|o| o.refresh_token.clone()));
+    let meta = refreshed_meta(tokens.meta, row, refresh.is_some());
+    let mut next = row.clone();
+    next.tokens =
+        Some(seal_tokens(state, ws, &row.id, &tokens.access_token, refresh.as_ref()).await?);
+    next.token_meta = Some(meta.clone());
+    if row.status == ConnectionStatus::Failing || row.status == ConnectionStatus::Unverified {
+        next.status = ConnectionStatus::Active;
+        next.status_reason = None;
+        next.hint = None;
+    }
+    next.version = row.version + 1;
+    next.updated_at = Utc::now();
+    let events: Vec<_> = crate::background::status_event(ws, row.status, &next, "refresh")
+        .into_iter()
+        .collect();
+    let written = if events.is_empty() {
+        state.store.update_connection(&next, row.version).await
+    } else {
+        let change = ConnectionChange::Update {
+            conn: &next,
+            expected_version: row.version,
+        };
+        state.change_connection(change, &events).await.map(|_| ())
+    };
+    match written {
+        Ok(()) => {}
+        Err(latchkey_core::StoreError::Stale) => {
+            let newer = load(state, ws, &row.id).await?;
+            return settled(state, &newer).await?.ok_or_else(|| {
+                Failure::new(
+                    409,
+                    "conflict",
+                    "the connection changed during the refresh",
+                    Some("retry"),
+                )
+            });
+        }
+        Err(e) => return Err(Failure::store(e)),
+    }
+    metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => "refreshed")
+        .increment(1);
+    // Recorded once the callers have their token.
+    *refreshed = Some((
+        row.name.as_str().to_string(),
+        tokens.refresh_token.is_some(),
+    ));
+    let set = Arc::new(TokenSet {
+        access_token: tokens.access_token,
+        refresh_token: refresh,
+        meta,
+        version: next.version,
+        scrub: Default::default(),
+    });
+    state
+        .tokens
+        .cache
+        .lock()
+        .expect("token cache")
+        .insert(row.id.clone(), set.clone());
+    Ok(set)
+}
+
+/// Records a failed refresh: a refused grant revokes the connection at once; anything else
+/// makes it failing and backs off exponentially. The status and its events are one write.
+async fn record_refresh_failure(
+    state: &AppState,
+    ws: &Workspace,
+    row: &ConnectionRecord,
+    e: &GrantError,
+) -> Failure {
+    let public = state.public_url.as_str().trim_end_matches('/').to_string();
+    let hint =
+        super::token_exchange::hint(row.auth_mode, e).unwrap_or_else(|| e.hint(true, &public));
+    let mut next = row.clone();
+    let mut meta = row.token_meta.clone().unwrap_or_default();
+    let now = Utc::now();
+    let failure = if e.is_invalid_grant() || e.code() == "no_refresh_token" {
+        let mut reason = format!("refresh failed: {e}");
+        if let Some(extra) = super::approvals::eviction_note(state, ws, row).await {
+            reason.push_str("; ");
+            reason.push_str(&extra);
+        }
+        next.mark_revoked(reason, hint);
+        Failure::revoked(&next)
+    } else {
+        meta.failures = meta.failures.saturating_add(1);
+        let wait = (1i64 << meta.failures.min(9)).min(MAX_BACKOFF_SECS);
+        meta.retry_after = Some(now + Duration::seconds(wait));
+        next.mark_failing(format!("refresh failed: {e}"), Some(hint));
+        Failure::new(
+            502,
+            "refresh_failed",
+            format!("the token could not be refreshed: {e}"),
+            next.hint.as_deref(),
+        )
+    };
+    next.token_meta = Some(meta);
+    next.version = row.version + 1;
+    next.updated_at = now;
+    state.forget_connection(&row.id);
+    let outcome = if next.status == ConnectionStatus::Revoked {
+        "revoked"
+    } else {
+        "failed"
+    };
+    metrics::counter!("latchkey_token_refresh_outcomes_total", "outcome" => outcome).increment(1);
+    let failed = new_event(
+        &ws.id,
+        "system",
+        "connection.refresh_failed",
+        Some(row.id.as_str()),
+        Some(row.name.as_str()),
+        serde_json::json!({"error": e.code(), "status": next.status}),
+    );
+    let mut events = vec![failed.clone()];
+    events.extend(crate::background::status_event(
+        ws, row.status, &next, "refresh",
+    ));
+    let change = ConnectionChange::Update {
+        conn: &next,
+        expected_version: row.version,
+    };
+    if let Err(err) = state.change_connection(change, &events).await {
+        tracing::warn!(connection = %row.id, error = %err, "could not record a refresh failure");
+        // The attempt failed all the same: it is in the audit log, with no status change.
+        state.record(&[failed]).await;
+    }
+    failure
 }
 
 /// Asks the provider for a new token: a refresh, a client-credentials or JWT-bearer grant, a

@@ -93,19 +93,7 @@ pub async fn build(
     let app = app_entry(state, &body.app)?;
     let mode = check_mode(app, body.auth_mode)?;
     let imported = crate::oauth::import::take(mode, &mut body.credentials)?;
-    let environment = match &body.environment {
-        Some(e) => Environment::parse(e)?,
-        None => match default_env {
-            Some(e) => e.clone(),
-            // A sandbox account is not production: without a word, it goes under `sandbox`.
-            None if body.settings.get("account_type").and_then(Value::as_str)
-                == Some("sandbox") =>
-            {
-                Environment::parse("sandbox")?
-            }
-            None => Environment::production(),
-        },
-    };
+    let environment = environment_of(&body, default_env)?;
     let mut input = body.settings;
     let mut credentials = body.credentials;
     lift_login_fields(app, mode, &mut input, &mut credentials)?;
@@ -156,23 +144,53 @@ pub async fn build(
         owner: None,
     };
     let bound = destinations::of(app, mode, &record.settings, &credentials)?;
+    let warnings =
+        first_credential(state, ws, app, &mut record, &credentials, imported, check).await?;
+    record.credentials = Some(seal(state, ws, &id, &credentials, &bound).await?);
+    Ok(Built { record, warnings })
+}
+
+/// The environment a new connection goes under: the one named, else the caller's default; a
+/// Salesforce sandbox account without either goes under `sandbox`, not production.
+fn environment_of(
+    body: &CreateConnection,
+    default_env: Option<&Environment>,
+) -> ApiResult<Environment> {
+    Ok(match &body.environment {
+        Some(e) => Environment::parse(e)?,
+        None => match default_env {
+            Some(e) => e.clone(),
+            None if body.settings.get("account_type").and_then(Value::as_str)
+                == Some("sandbox") =>
+            {
+                Environment::parse("sandbox")?
+            }
+            None => Environment::production(),
+        },
+    })
+}
+
+/// What a new connection's credential gives before it is stored: an imported or first grant
+/// (checked and kept), a first token of a direct mode, a verified static credential, or a
+/// connection waiting for its browser authorization. Answers the warnings for the caller.
+async fn first_credential(
+    state: &AppState,
+    ws: &Workspace,
+    app: &latchkey_core::catalog::AppEntry,
+    record: &mut ConnectionRecord,
+    credentials: &SecretFields,
+    imported: Option<crate::oauth::import::Imported>,
+    check: bool,
+) -> ApiResult<Vec<String>> {
+    let mode = record.auth_mode;
     let mut warnings = Vec::new();
     if mode.is_oauth() {
         let provider = Provider::for_connection(app, mode, &record.settings)?;
-        let client = oauth::client_for(state, ws, &app.id, &credentials).await?;
+        let client = oauth::client_for(state, ws, &app.id, credentials).await?;
         oauth::check_client_destination(&client, &provider)?;
         if let Some(grant) = imported {
-            crate::oauth::import::apply(
-                state,
-                ws,
-                app,
-                &mut record,
-                &provider,
-                &client,
-                grant,
-                check,
-            )
-            .await?;
+            crate::oauth::import::apply(state, ws, app, record, &provider, &client, grant, check)
+                .await?;
         } else if mode == AuthMode::OAuth2Code {
             record.mark_pending_authorization(
                 "waiting for the browser authorization",
@@ -186,14 +204,14 @@ pub async fn build(
                     .extend(oauth::approvals::warnings_before(state, ws, &client.client_id).await);
             }
         } else if check {
-            let tokens = oauth::first_grant(state, &provider, mode, &client, &credentials)
+            let tokens = oauth::first_grant(state, &provider, mode, &client, credentials)
                 .await
                 .map_err(|e| oauth::grant_failure(state, &e))?;
             let kept = oauth::keep::check_and_seal(
                 state,
                 ws,
                 app,
-                &id,
+                &record.id.clone(),
                 &record.settings,
                 &provider,
                 &tokens,
@@ -204,8 +222,7 @@ pub async fn build(
         }
     } else if mode.is_direct_exchange() && check {
         let (sealed, meta) =
-            crate::service::exchange::verify_and_grant(state, ws, app, &record, &credentials)
-                .await?;
+            crate::service::exchange::verify_and_grant(state, ws, app, record, credentials).await?;
         record.tokens = Some(sealed);
         record.token_meta = Some(meta);
     } else if mode == AuthMode::OAuth1 && credentials.get("token_id").is_none() {
@@ -220,12 +237,11 @@ pub async fn build(
             app,
             mode,
             &mut record.settings,
-            &credentials,
+            credentials,
         )
         .await?;
     }
-    record.credentials = Some(seal(state, ws, &id, &credentials, &bound).await?);
-    Ok(Built { record, warnings })
+    Ok(warnings)
 }
 
 /// Applies an edit: merged, re-validated, re-verified when the credential or settings changed,
@@ -240,32 +256,7 @@ pub async fn edit(
 ) -> ApiResult<(ConnectionRecord, Vec<&'static str>)> {
     let app = app_entry(state, &c.app)?;
     let mut changed = Vec::new();
-    if let Some(n) = &body.name {
-        let n = ConnectionName::parse(n)?;
-        if n != c.name {
-            c.name = n;
-            changed.push("name");
-        }
-    }
-    if let Some(e) = &body.environment {
-        let e = Environment::parse(e)?;
-        if e != c.environment {
-            let flows = state.store.flows_using(&ws.id, &c.id).await?;
-            let clash: Vec<String> = flows
-                .iter()
-                .filter(|f| f.environment != e)
-                .map(|f| f.name.to_string())
-                .collect();
-            if !clash.is_empty() {
-                return Err(ApiError::new(StatusCode::CONFLICT, "environment_mismatch", format!(
-                    "flows of environment `{}` use this connection: {}", c.environment, clash.join(", ")))
-                    .hint("a flow only uses connections of its own environment: remove the connection from those flows first")
-                    .details(json!({ "flows": clash })));
-            }
-            c.environment = e;
-            changed.push("environment");
-        }
-    }
+    rename_and_move(state, ws, &mut c, &body, &mut changed).await?;
     let old_mode = c.auth_mode;
     let mode = match body.auth_mode {
         Some(m) if m != c.auth_mode => {
@@ -274,47 +265,19 @@ pub async fn edit(
         }
         _ => c.auth_mode,
     };
-    let mut secrets_changed = false;
     let (mut creds, bound) = open(state, &c).await?;
     let bound = match bound {
         Some(b) => b,
         None => destinations::of(app, old_mode, &c.settings, &creds)?,
     };
     let mut patch_settings = body.settings;
-    let mut new_creds = body.credentials;
-    if let Some(patch) = patch_settings.as_mut() {
-        // Database login fields given as settings are credential changes.
-        let mut given = new_creds.take().unwrap_or_default();
-        let had = !given.is_empty();
-        lift_login_fields(app, mode, patch, &mut given)?;
-        if had || !given.is_empty() {
-            new_creds = Some(given);
-        }
-    }
-    let sent = new_creds.clone();
-    if let Some(new) = new_creds {
-        app.validate_credentials(mode, &new, true)?;
-        if !new.is_empty() {
-            creds.merge(new);
-            secrets_changed = true;
-            changed.push("credentials");
-        }
-    }
-    if mode != old_mode {
-        let keep: Vec<String> = app
-            .credential_fields(mode)
-            .map(|f| f.name.clone())
-            .collect();
-        let drop: Vec<String> = creds
-            .names()
-            .filter(|n| !keep.iter().any(|k| k == n))
-            .map(str::to_string)
-            .collect();
-        for n in drop {
-            creds.remove(&n);
-        }
-        secrets_changed = true;
-    }
+    let merge = CredentialEdit {
+        app,
+        mode,
+        old_mode,
+        sent: body.credentials,
+    };
+    let (secrets_changed, sent) = merge.apply(&mut creds, &mut patch_settings, &mut changed)?;
     app.validate_credentials(mode, &creds, false)?;
     oauth::token_exchange::check_credentials(app, mode, &creds)?;
     let mut settings_changed = false;
@@ -374,23 +337,7 @@ pub async fn edit(
     // An OAuth 1.0a connection without its token pair has nothing to check until authorized.
     let oauth1_pending = mode == AuthMode::OAuth1 && creds.get("token_id").is_none();
     if (secrets_changed || settings_changed) && mode != AuthMode::OAuth2Code && !oauth1_pending {
-        if body.verify.unwrap_or(true) {
-            if let Some((sealed, meta)) = verify_and_grant(state, ws, app, &mut c, &creds).await? {
-                c.tokens = Some(sealed);
-                c.token_meta = Some(meta);
-            }
-            c.status = ConnectionStatus::Active;
-            c.verified_at = Some(now);
-        } else {
-            c.status = ConnectionStatus::Unverified;
-            if mode.is_direct_exchange() {
-                // The next token comes from the credential as it is now.
-                c.tokens = None;
-                c.token_meta = None;
-            }
-        }
-        c.status_reason = None;
-        c.hint = None;
+        reverify(state, ws, app, &mut c, &creds, body.verify.unwrap_or(true)).await?;
     }
     if secrets_changed || rebind {
         c.credentials = Some(seal(state, ws, &c.id, &creds, &now_bound).await?);
@@ -409,6 +356,131 @@ pub async fn edit(
     state.change_connection(change, &events).await?;
     state.forget_connection(&c.id);
     Ok((c, changed))
+}
+
+/// A new name (unique in the workspace) and a new environment (refused while flows of the old
+/// environment use the connection).
+async fn rename_and_move(
+    state: &AppState,
+    ws: &Workspace,
+    c: &mut ConnectionRecord,
+    body: &EditConnection,
+    changed: &mut Vec<&'static str>,
+) -> ApiResult<()> {
+    if let Some(n) = &body.name {
+        let n = ConnectionName::parse(n)?;
+        if n != c.name {
+            c.name = n;
+            changed.push("name");
+        }
+    }
+    if let Some(e) = &body.environment {
+        let e = Environment::parse(e)?;
+        if e != c.environment {
+            let flows = state.store.flows_using(&ws.id, &c.id).await?;
+            let clash: Vec<String> = flows
+                .iter()
+                .filter(|f| f.environment != e)
+                .map(|f| f.name.to_string())
+                .collect();
+            if !clash.is_empty() {
+                return Err(ApiError::new(StatusCode::CONFLICT, "environment_mismatch", format!(
+                    "flows of environment `{}` use this connection: {}", c.environment, clash.join(", ")))
+                    .hint("a flow only uses connections of its own environment: remove the connection from those flows first")
+                    .details(json!({ "flows": clash })));
+            }
+            c.environment = e;
+            changed.push("environment");
+        }
+    }
+    Ok(())
+}
+
+/// An edit's credential fields merged into the stored ones; database login fields given as
+/// settings count as credentials, and a change of auth mode drops the fields the new mode does
+/// not take.
+struct CredentialEdit<'a> {
+    app: &'a latchkey_core::catalog::AppEntry,
+    mode: AuthMode,
+    old_mode: AuthMode,
+    sent: Option<SecretFields>,
+}
+
+impl CredentialEdit<'_> {
+    /// Merges into `creds`; answers whether the secret material changed and what was sent.
+    fn apply(
+        self,
+        creds: &mut SecretFields,
+        patch_settings: &mut Option<Map<String, Value>>,
+        changed: &mut Vec<&'static str>,
+    ) -> ApiResult<(bool, Option<SecretFields>)> {
+        let (app, mode, old_mode) = (self.app, self.mode, self.old_mode);
+        let mut new_creds = self.sent;
+        let mut secrets_changed = false;
+        if let Some(patch) = patch_settings.as_mut() {
+            let mut given = new_creds.take().unwrap_or_default();
+            let had = !given.is_empty();
+            lift_login_fields(app, mode, patch, &mut given)?;
+            if had || !given.is_empty() {
+                new_creds = Some(given);
+            }
+        }
+        let sent = new_creds.clone();
+        if let Some(new) = new_creds {
+            app.validate_credentials(mode, &new, true)?;
+            if !new.is_empty() {
+                creds.merge(new);
+                secrets_changed = true;
+                changed.push("credentials");
+            }
+        }
+        if mode != old_mode {
+            let keep: Vec<String> = app
+                .credential_fields(mode)
+                .map(|f| f.name.clone())
+                .collect();
+            let drop: Vec<String> = creds
+                .names()
+                .filter(|n| !keep.iter().any(|k| k == n))
+                .map(str::to_string)
+                .collect();
+            for n in drop {
+                creds.remove(&n);
+            }
+            secrets_changed = true;
+        }
+        Ok((secrets_changed, sent))
+    }
+}
+
+/// After a change of the credential or the settings: verified again (and granted again, for
+/// modes with tokens), or, when the caller said not to verify, unverified.
+async fn reverify(
+    state: &AppState,
+    ws: &Workspace,
+    app: &latchkey_core::catalog::AppEntry,
+    c: &mut ConnectionRecord,
+    creds: &SecretFields,
+    verify: bool,
+) -> ApiResult<()> {
+    if verify {
+        if let Some((sealed, meta)) = verify_and_grant(state, ws, app, c, creds).await? {
+            c.tokens = Some(sealed);
+            c.token_meta = Some(meta);
+        }
+        c.status = ConnectionStatus::Active;
+        c.verified_at = Some(Utc::now());
+    } else {
+        c.status = ConnectionStatus::Unverified;
+        if c.auth_mode.is_direct_exchange() {
+            // The next token comes from the credential as it is now.
+            c.tokens = None;
+            c.token_meta = None;
+        }
+    }
+    c.status_reason = None;
+    c.hint = None;
+    Ok(())
 }
 
 /// Verifies a (non-code-flow) connection as it now stands: the dry request of a static
