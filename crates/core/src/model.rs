@@ -124,7 +124,8 @@ pub struct WrappedDataKey {
     pub id: DataKeyId,
     /// Which master key wrapped it, so a rotated-out master key can still be found.
     pub master_key_id: String,
-    /// The data key sealed with the master key (AES-GCM nonce, ciphertext and tag).
+    /// The data key sealed with the master key (format byte, nonce, AES-256-GCM ciphertext
+    /// and tag).
     pub wrapped: Vec<u8>,
     /// When the data key was generated.
     pub created_at: DateTime<Utc>,
