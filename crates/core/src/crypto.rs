@@ -138,7 +138,7 @@ impl fmt::Debug for DataKey {
 }
 
 impl DataKey {
-    /// A fresh random 256-bit key, for a new workspace.
+    /// A fresh random 256-bit key (each workspace gets its own).
     pub fn generate() -> Self {
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut_slice());

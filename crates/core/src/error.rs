@@ -27,7 +27,7 @@ pub enum CoreError {
     /// A conflict with what is stored (409).
     #[error("{message}")]
     Conflict {
-        /// The machine code of the answer (`connection_revoked`, …), more precise than 409 alone.
+        /// The machine code of the answer (a snake_case word), more precise than the 409 alone.
         code: &'static str,
         /// What conflicts, in a sentence safe to show.
         message: String,

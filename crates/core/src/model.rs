@@ -26,7 +26,7 @@ pub struct Workspace {
     pub branding: Option<Branding>,
     /// When the workspace was created.
     pub created_at: DateTime<Utc>,
-    /// When the workspace's name, slug or branding last changed.
+    /// When the workspace's name or branding last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -304,7 +304,8 @@ pub struct ConnectionRecord {
     pub hint: Option<String>,
     /// App settings plus `concurrency_level` and `borrow_concurrency_from` (a connection id).
     pub settings: serde_json::Map<String, serde_json::Value>,
-    /// The credential fields (passwords, keys, client secrets), sealed; `None` when the mode needs none.
+    /// The credential fields (passwords, keys, client secrets), sealed; `None` when none are
+    /// stored.
     pub credentials: Option<Sealed>,
     /// OAuth tokens (`access_token`, `refresh_token`), sealed like the credentials but apart
     /// from them (field `tokens`), so that a refresh never rewrites the credential.
@@ -315,7 +316,7 @@ pub struct ConnectionRecord {
     pub version: i64,
     /// When the connection was created.
     pub created_at: DateTime<Utc>,
-    /// When the record was last written (any field, tokens included).
+    /// When the record was last written.
     pub updated_at: DateTime<Utc>,
     /// When a check last succeeded; `None` if never, or since it went back to pending authorization.
     pub verified_at: Option<DateTime<Utc>>,
@@ -461,7 +462,8 @@ pub struct Flow {
     pub name: FlowName,
     /// The environment the flow runs in.
     pub environment: Environment,
-    /// Whether the platform marks the flow as running; Latchkey records it and acts on nothing.
+    /// Whether the flow is in use: a connection an active flow uses cannot be deleted. Latchkey
+    /// runs nothing either way.
     pub active: bool,
     /// The connections the flow uses, in the order given.
     pub connections: Vec<ConnectionId>,
@@ -668,7 +670,7 @@ pub struct UiSession {
     pub subject: SessionSubject,
     /// The token scripts send in `X-CSRF-Token` on requests that change something.
     pub csrf_token: String,
-    /// When the person signed in.
+    /// When the session began (at sign-in).
     pub created_at: DateTime<Utc>,
     /// After this instant the cookie is refused and the person must sign in again.
     pub expires_at: DateTime<Utc>,
