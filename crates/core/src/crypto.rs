@@ -89,6 +89,7 @@ impl MasterKey {
         (mk, text)
     }
 
+    /// The key's id (`mk_` and 16 hex digits of a hash of it), stored with each data key it wraps.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -111,6 +112,7 @@ impl MasterKey {
         DataKey(key)
     }
 
+    /// Unwraps a data key wrapped by this master key under `id`; `Decrypt` when the key or id differ.
     pub fn unwrap_key(&self, id: &DataKeyId, wrapped: &[u8]) -> Result<DataKey, CoreError> {
         let plain = open_with(&self.key, &wrap_aad(id), wrapped)?;
         let key: [u8; 32] = plain
@@ -136,6 +138,7 @@ impl fmt::Debug for DataKey {
 }
 
 impl DataKey {
+    /// A fresh random 256-bit key (each workspace gets its own).
     pub fn generate() -> Self {
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut_slice());
@@ -147,6 +150,8 @@ impl DataKey {
         seal_with(&self.0, aad, plaintext)
     }
 
+    /// Decrypts what [`DataKey::seal`] made with the same `aad`; `Decrypt` when the key or
+    /// `aad` differ or the bytes were altered.
     pub fn open(&self, aad: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CoreError> {
         open_with(&self.0, aad, sealed)
     }
@@ -160,7 +165,9 @@ pub fn record_aad(kind: &str, id: &str, field: &str) -> String {
 /// Ciphertext as stored: which data key, and the sealed bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Sealed {
+    /// The data key that sealed it (the key of the record's workspace).
     pub key_id: DataKeyId,
+    /// Version byte, nonce, then AES-256-GCM ciphertext and tag.
     pub ciphertext: Vec<u8>,
 }
 

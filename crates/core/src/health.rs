@@ -120,30 +120,40 @@ fn jitter_unit(id: &str, version: i64) -> f64 {
 /// What the background worker knows of a connection's health (one row per connection).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HealthRecord {
+    /// The connection the row describes; always set on rows read from the store, `None` only in a default record.
     pub connection_id: Option<ConnectionId>,
+    /// When the last probe ran; `None` if none has yet.
     pub last_checked_at: Option<DateTime<Utc>>,
+    /// When a probe last succeeded; `None` if none ever did.
     pub last_ok_at: Option<DateTime<Utc>>,
+    /// Probes that failed in a row; reset to zero by a success.
     pub consecutive_failures: i64,
     /// The next probe; `None` when probes are off for the connection or not yet placed.
     pub next_check_at: Option<DateTime<Utc>>,
     /// The next proactive refresh.
     pub refresh_at: Option<DateTime<Utc>>,
+    /// What the last probe said went wrong; `None` after a success.
     pub last_error: Option<String>,
 }
 
 /// A connection whose probe or refresh is due, claimed under a lease by one instance.
 #[derive(Debug, Clone)]
 pub struct DueConnection {
+    /// The workspace of the connection.
     pub workspace_id: WorkspaceId,
+    /// The connection that is due.
     pub connection_id: ConnectionId,
     /// `None`: the probe is not placed yet (a new connection).
     pub probe_at: Option<DateTime<Utc>>,
+    /// When a proactive token refresh is due; `None` when none is scheduled (no token with a
+    /// known expiry, or the connection is revoked or awaiting authorization).
     pub refresh_at: Option<DateTime<Utc>>,
 }
 
 /// The outcome of a probe, recorded on the health row.
 #[derive(Debug, Clone)]
 pub struct ProbeOutcome {
+    /// When the probe finished.
     pub at: DateTime<Utc>,
     /// `None` when the probe succeeded.
     pub error: Option<String>,
@@ -153,19 +163,29 @@ pub struct ProbeOutcome {
 /// a rotation, `previous`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
+    /// Stable identifier (`wh_…`), shown in the deliveries and their headers.
     pub id: WebhookId,
+    /// The workspace whose events the webhook receives.
     pub workspace_id: WorkspaceId,
+    /// Where deliveries are posted.
     pub url: String,
+    /// Subscription patterns: an exact event type, `family.*` or `*`.
     pub events: Vec<String>,
+    /// Free text the owner wrote to recognise the endpoint; `None` if none.
     pub description: Option<String>,
+    /// Whether deliveries are made; false when turned off by hand or disabled after failing too long.
     pub enabled: bool,
+    /// The current signing secret, sealed (with the previous one during a rotation).
     pub secret: Sealed,
     /// Until when the previous secret still signs (both signatures are sent).
     pub previous_until: Option<DateTime<Utc>>,
     /// Since when every delivery has failed (cleared by a success).
     pub failing_since: Option<DateTime<Utc>>,
+    /// Why the webhook was disabled automatically; `None` while enabled or when turned off by hand.
     pub disabled_reason: Option<String>,
+    /// When the webhook was created.
     pub created_at: DateTime<Utc>,
+    /// When the webhook was last changed (by its owner or by the worker).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -175,12 +195,14 @@ pub struct Webhook {
 pub enum DeliveryStatus {
     /// Waiting for its (next) attempt.
     Pending,
+    /// Accepted by the endpoint (a 2xx answer).
     Succeeded,
     /// Gave up (retries ran out, or the webhook was disabled or deleted).
     Failed,
 }
 
 impl DeliveryStatus {
+    /// The status as stored and shown (`pending`, `succeeded`, `failed`).
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
@@ -188,6 +210,7 @@ impl DeliveryStatus {
             DeliveryStatus::Failed => "failed",
         }
     }
+    /// The status from its stored name; `None` for an unknown one.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "pending" => Some(Self::Pending),
@@ -201,27 +224,42 @@ impl DeliveryStatus {
 /// One message of the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
+    /// Stable identifier (`msg_…`), sent as the `webhook-id` header on every attempt.
     pub id: DeliveryId,
+    /// The webhook the message is for.
     pub webhook_id: WebhookId,
+    /// The workspace of the webhook and the event.
     pub workspace_id: WorkspaceId,
+    /// The audit event the message carries (`evt_…`).
     pub event_id: String,
+    /// The event's type (`connection.failing`, …), one the webhook subscribed to.
     pub event_type: String,
     /// The exact body sent (the same bytes on every attempt).
     pub payload: String,
+    /// Where the delivery stands.
     pub status: DeliveryStatus,
+    /// Attempts made so far.
     pub attempts: i64,
+    /// When the next attempt is due; `None` once it succeeded or failed for good.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the last attempt was made; `None` before the first.
     pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The HTTP status the endpoint last answered; `None` before any answer (or on a network error).
     pub last_status_code: Option<i64>,
+    /// Why the last attempt failed; `None` after a success or before any attempt.
     pub last_error: Option<String>,
+    /// When the event was put in the outbox.
     pub created_at: DateTime<Utc>,
 }
 
 /// The outcome of one attempt, written back by the worker.
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {
+    /// When the attempt finished.
     pub at: DateTime<Utc>,
+    /// The HTTP status the endpoint answered; `None` when no answer came (network error, timeout).
     pub status_code: Option<i64>,
+    /// Why the attempt failed; `None` on success.
     pub error: Option<String>,
     /// `Some` to try again then; `None` with an error: give up.
     pub next_attempt_at: Option<DateTime<Utc>>,

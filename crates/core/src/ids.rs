@@ -41,6 +41,7 @@ macro_rules! prefixed_id {
                 Ok(Self(s.to_ascii_lowercase()))
             }
 
+            /// The whole id, prefix included, in lower case.
             pub fn as_str(&self) -> &str {
                 &self.0
             }

@@ -3,6 +3,7 @@
 //! server talks to. Nothing here knows about HTTP frameworks or SQL drivers.
 
 #![warn(clippy::too_many_lines, clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 pub mod catalog;
 pub mod crypto;

@@ -14,14 +14,19 @@ use std::str::FromStr;
 /// A workspace: connections, flows, OAuth clients and keys belong to exactly one (R7).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workspace {
+    /// Stable identifier (`ws_…`).
     pub id: WorkspaceId,
+    /// URL-safe short name, unique across the instance.
     pub slug: Slug,
+    /// Human-readable name shown in the web UI; free text.
     pub name: String,
     /// The data key that encrypts this workspace's secrets.
     pub data_key_id: DataKeyId,
     /// How the hosted connect page presents the platform (its name, colour and logo).
     pub branding: Option<Branding>,
+    /// When the workspace was created.
     pub created_at: DateTime<Utc>,
+    /// When the workspace's name or branding last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -46,9 +51,12 @@ pub struct Branding {
 /// connect session). Identifiers are the platform's own; Latchkey only stores them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EndUser {
+    /// The platform's identifier for the end user, opaque to Latchkey.
     pub id: String,
+    /// The end user's email address, if the platform gave one; shown, never used to sign in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The name to show for the end user, if the platform gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
 }
@@ -56,7 +64,9 @@ pub struct EndUser {
 /// The platform's customer organization an end user belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Organization {
+    /// The platform's identifier for the organization, opaque to Latchkey.
     pub id: String,
+    /// The name to show for the organization, if the platform gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
 }
@@ -64,7 +74,9 @@ pub struct Organization {
 /// Whose a connection is, when an end user made it through a connect session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionOwner {
+    /// The end user who made the connection.
     pub end_user: EndUser,
+    /// The end user's organization, when the platform groups its end users that way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<Organization>,
 }
@@ -75,11 +87,17 @@ pub struct ConnectionOwner {
 /// succeeds once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectSession {
+    /// The session's identifier, safe to show (unlike its token).
     pub id: ConnectSessionId,
+    /// The workspace the session creates connections in.
     pub workspace_id: WorkspaceId,
+    /// Hex SHA-256 of the bearer token; the token itself is shown once, at creation.
     pub token_hash: String,
+    /// The end user (and organization) the new connection will belong to.
     pub owner: ConnectionOwner,
+    /// Catalog application ids the end user may pick from; any other is refused.
     pub allowed_apps: Vec<String>,
+    /// The environment the connection is created in.
     pub environment: Environment,
     /// The connection to re-authorize in place (reconnect), if any.
     pub connection_id: Option<ConnectionId>,
@@ -89,18 +107,27 @@ pub struct ConnectSession {
     pub allowed_origins: Vec<String>,
     /// The API key that made the session.
     pub created_by: String,
+    /// When the session was created.
     pub created_at: DateTime<Utc>,
+    /// After this instant the token is refused.
     pub expires_at: DateTime<Utc>,
+    /// When the session made its connection; `None` while still usable.
     pub completed_at: Option<DateTime<Utc>>,
+    /// When the session was cancelled by the platform; `None` if it was not.
     pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 /// A data key as stored: wrapped by the master key named by `master_key_id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WrappedDataKey {
+    /// The data key's identifier, also the associated data of its wrapping.
     pub id: DataKeyId,
+    /// Which master key wrapped it, so a rotated-out master key can still be found.
     pub master_key_id: String,
+    /// The data key sealed with the master key (format byte, nonce, AES-256-GCM ciphertext
+    /// and tag).
     pub wrapped: Vec<u8>,
+    /// When the data key was generated.
     pub created_at: DateTime<Utc>,
 }
 
@@ -112,7 +139,9 @@ macro_rules! string_enum {
             $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
         }
         impl $name {
+            /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The wire name (as stored and serialized).
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
@@ -158,8 +187,11 @@ string_enum!(
         OAuth2ClientCredentials = "oauth2_client_credentials",
         /// JWT bearer assertion (RFC 7523).
         OAuth2JwtBearer = "oauth2_jwt_bearer",
+        /// A static key sent in a header or query parameter the application names.
         ApiKey = "api_key",
+        /// HTTP Basic authentication with a username and password.
         Basic = "basic",
+        /// A database login, handed to processes as a connection string; never proxied.
         Database = "database",
         /// A service-account key file (Google's JSON format) whose RS256-signed JWT is
         /// exchanged for an access token (RFC 7523 §2.1).
@@ -195,6 +227,7 @@ impl AuthMode {
         matches!(self, AuthMode::Database | AuthMode::Sftp)
     }
 
+    /// The OAuth 2.0 modes (code, client credentials, JWT bearer), which need an OAuth client.
     pub fn is_oauth(self) -> bool {
         matches!(
             self,
@@ -220,6 +253,7 @@ string_enum!(
     ConnectionStatus {
         /// Saved, waiting for the browser authorization step.
         PendingAuthorization = "pending_authorization",
+        /// Verified and in use.
         Active = "active",
         /// The last check or refresh failed; `status_reason` and `hint` say why.
         Failing = "failing",
@@ -250,17 +284,28 @@ string_enum!(
 /// A connection as stored. `credentials` is ciphertext; settings are plain JSON and never secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionRecord {
+    /// Stable identifier (`conn_…`).
     pub id: ConnectionId,
+    /// The workspace the connection belongs to.
     pub workspace_id: WorkspaceId,
+    /// Unique within the workspace; what flows and the proxy refer to.
     pub name: ConnectionName,
+    /// The catalog application id (`salesforce`, `stripe`, …).
     pub app: String,
+    /// The environment the connection serves (production, sandbox, …).
     pub environment: Environment,
+    /// How the connection authenticates; one of the modes the application allows.
     pub auth_mode: AuthMode,
+    /// Where the connection stands; see `status_reason` and `hint` when not active.
     pub status: ConnectionStatus,
+    /// Why the connection is not active, as the last failure said it; `None` when active.
     pub status_reason: Option<String>,
+    /// What a person should do to fix it; `None` when active or when there is no advice.
     pub hint: Option<String>,
     /// App settings plus `concurrency_level` and `borrow_concurrency_from` (a connection id).
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// The credential fields (passwords, keys, client secrets), sealed; `None` when none are
+    /// stored.
     pub credentials: Option<Sealed>,
     /// OAuth tokens (`access_token`, `refresh_token`), sealed like the credentials but apart
     /// from them (field `tokens`), so that a refresh never rewrites the credential.
@@ -269,8 +314,11 @@ pub struct ConnectionRecord {
     pub token_meta: Option<TokenMeta>,
     /// Bumped on every write; writes are fenced on it.
     pub version: i64,
+    /// When the connection was created.
     pub created_at: DateTime<Utc>,
+    /// When the record was last written.
     pub updated_at: DateTime<Utc>,
+    /// When a check last succeeded; `None` if never, or since it went back to pending authorization.
     pub verified_at: Option<DateTime<Utc>>,
     /// The end user (and organization) the connection was made for, through a connect session.
     pub owner: Option<ConnectionOwner>,
@@ -315,6 +363,7 @@ impl ConnectionRecord {
 /// The non-secret facts about an OAuth connection's tokens, kept as JSON beside them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TokenMeta {
+    /// The token type the provider named, usually `Bearer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
     /// The scopes granted (space-separated, as the provider said them).
@@ -326,10 +375,13 @@ pub struct TokenMeta {
     /// Salesforce's identity URL (`…/id/{orgId}/{userId}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_url: Option<String>,
+    /// The provider's id for the user who authorized, when the token answer or identity says it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_user_id: Option<String>,
+    /// The provider's id for the user's organization (Salesforce org id), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_org_id: Option<String>,
+    /// The provider's login name for the user who authorized, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// The OAuth client (connected app) the grant belongs to: with the user, the key of
@@ -339,13 +391,16 @@ pub struct TokenMeta {
     /// When the user authorized (the grant's age: Salesforce evicts the oldest first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorized_at: Option<DateTime<Utc>>,
+    /// When the current access token was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<DateTime<Utc>>,
     /// When the access token is taken to expire (from `expires_in`, or the session timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the tokens were last refreshed; `None` if never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refreshed_at: Option<DateTime<Utc>>,
+    /// Whether a refresh token is stored, i.e. whether the access token can be renewed unattended.
     #[serde(default)]
     pub has_refresh_token: bool,
     /// Refresh failures in a row (not counting `invalid_grant`, which stops refreshing).
@@ -362,12 +417,17 @@ pub struct TokenMeta {
 /// A workspace's OAuth client for one application (Salesforce "connected app").
 #[derive(Debug, Clone, PartialEq)]
 pub struct OAuthClientRecord {
+    /// The workspace the client belongs to.
     pub workspace_id: WorkspaceId,
+    /// The catalog application id the client is for; one client per application per workspace.
     pub app: String,
+    /// The client id the provider issued; not secret.
     pub client_id: String,
     /// `client_secret` and `private_key`, sealed (field `oauth_client`).
     pub secret: Option<Sealed>,
+    /// When the client was registered.
     pub created_at: DateTime<Utc>,
+    /// When the client id or secret last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -375,47 +435,70 @@ pub struct OAuthClientRecord {
 /// one connection, with its PKCE verifier sealed. Single use; expires after ten minutes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OAuthState {
+    /// Hex SHA-256 of the `state` parameter, which is the lookup key on the callback.
     pub state_hash: String,
+    /// The workspace of the connection being authorized.
     pub workspace_id: WorkspaceId,
+    /// The connection the callback completes.
     pub connection_id: ConnectionId,
+    /// The PKCE code verifier, sealed; `None` when the application does not use PKCE.
     pub verifier: Option<Sealed>,
+    /// The redirect URI sent in the authorization request, sent again when exchanging the code.
     pub redirect_uri: String,
+    /// When the authorization request started.
     pub created_at: DateTime<Utc>,
+    /// After this instant the callback is refused.
     pub expires_at: DateTime<Utc>,
 }
 
 /// A flow: a named consumer of connections (R11, R12). Latchkey stores flows, it does not run them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flow {
+    /// Stable identifier (`flow_…`).
     pub id: FlowId,
+    /// The workspace the flow belongs to.
     pub workspace_id: WorkspaceId,
+    /// Unique within the workspace.
     pub name: FlowName,
+    /// The environment the flow runs in.
     pub environment: Environment,
+    /// Whether the flow is in use: a connection an active flow uses cannot be deleted. Latchkey
+    /// runs nothing either way.
     pub active: bool,
+    /// The connections the flow uses, in the order given.
     pub connections: Vec<ConnectionId>,
+    /// When the flow was created.
     pub created_at: DateTime<Utc>,
+    /// When the flow was last edited.
     pub updated_at: DateTime<Utc>,
 }
 
 /// An API key as stored: only the SHA-256 of the key is kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKey {
+    /// Stable identifier (`key_…`), shown in events; not the key itself.
     pub id: ApiKeyId,
+    /// A label chosen at creation, to tell keys apart.
     pub name: String,
     /// `None` for an admin key.
     pub workspace_id: Option<WorkspaceId>,
     /// The person the key belongs to (it never does more than that person may do at the moment
     /// it is used); `None` for a key of the instance.
     pub user_id: Option<UserId>,
+    /// What the key may do; admin keys may do everything whatever this says.
     pub scopes: Vec<Scope>,
+    /// Hex SHA-256 of the key, the lookup key when a request presents it.
     pub hash: String,
     /// The first characters of the key, to recognise it in a list.
     pub prefix: String,
+    /// When the key was created.
     pub created_at: DateTime<Utc>,
+    /// When the key was revoked; a revoked key authenticates nothing.
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKey {
+    /// Whether the key belongs to no workspace and so acts on all of them.
     pub fn is_admin(&self) -> bool {
         self.workspace_id.is_none()
     }
@@ -424,15 +507,21 @@ impl ApiKey {
 /// An audit event: who did what to which record, and when. Never carries a secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// Stable identifier (`evt_…`).
     pub id: EventId,
+    /// The workspace the event happened in.
     pub workspace_id: WorkspaceId,
+    /// When it happened.
     pub at: DateTime<Utc>,
     /// `key_…` id of the API key that acted, or `system`.
     pub actor: String,
     /// `connection.created`, `connection.verified`, `connection.credentials_read`, …
     pub action: String,
+    /// The id of the record acted on (connection, flow, key, …), if any.
     pub target_id: Option<String>,
+    /// The name of that record at the time, so the event reads well after a rename or deletion.
     pub target_name: Option<String>,
+    /// Action-specific facts as JSON (changed fields, counts, error kinds); never a secret.
     pub details: serde_json::Value,
 }
 
@@ -440,14 +529,19 @@ pub struct Event {
 /// event as the instance's administrators see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceEvent {
+    /// Stable identifier (`evt_…`).
     pub id: EventId,
+    /// When it happened.
     pub at: DateTime<Utc>,
     /// `key_…` id of the API key that acted, or `system`.
     pub actor: String,
     /// `api_key.created`, `api_key.revoked`, …
     pub action: String,
+    /// The id of the record acted on (usually a key), if any.
     pub target_id: Option<String>,
+    /// The name of that record at the time of the event.
     pub target_name: Option<String>,
+    /// Action-specific facts as JSON; never a secret.
     pub details: serde_json::Value,
 }
 
@@ -522,15 +616,21 @@ impl Role {
 /// people who sign in by single sign-on have the provider's subject instead.
 #[derive(Clone, PartialEq)]
 pub struct User {
+    /// Stable identifier (`user_…`).
     pub id: UserId,
+    /// The name shown in the web UI and in member lists.
     pub display_name: String,
     /// Lower case; unique.
     pub email: String,
+    /// Argon2id PHC string; `None` for people who sign in only by single sign-on.
     pub password_hash: Option<String>,
     /// The OpenID provider's `sub` for this person (unique), once they signed in that way.
     pub sso_subject: Option<String>,
+    /// Whether the person administers the whole instance (all workspaces, admin keys, people).
     pub instance_admin: bool,
+    /// When the person was added.
     pub created_at: DateTime<Utc>,
+    /// When the person's name, email, password or admin flag last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -550,9 +650,13 @@ impl fmt::Debug for User {
 /// A person's role in one workspace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Membership {
+    /// The workspace the role applies to.
     pub workspace_id: WorkspaceId,
+    /// The person who has the role.
     pub user_id: UserId,
+    /// What the person may do there.
     pub role: Role,
+    /// When the person was given access to the workspace.
     pub created_at: DateTime<Utc>,
 }
 
@@ -562,10 +666,13 @@ pub struct Membership {
 pub struct UiSession {
     /// Hex SHA-256 of the session id.
     pub id_hash: String,
+    /// Who the session acts as.
     pub subject: SessionSubject,
     /// The token scripts send in `X-CSRF-Token` on requests that change something.
     pub csrf_token: String,
+    /// When the session began (at sign-in).
     pub created_at: DateTime<Utc>,
+    /// After this instant the cookie is refused and the person must sign in again.
     pub expires_at: DateTime<Utc>,
 }
 

@@ -13,9 +13,12 @@ macro_rules! name_type {
         pub struct $name(String);
 
         impl $name {
+            /// Accepts `s` unchanged when it keeps the rules of this kind of name; otherwise an
+            /// `Invalid` error says which rule it breaks.
             pub fn parse(s: &str) -> Result<Self, CoreError> {
                 $check(s).map(|()| Self(s.to_string()))
             }
+            /// The name exactly as it was given.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -153,6 +156,7 @@ name_type!(
     Environment, check_environment);
 
 impl Environment {
+    /// `production`: what connections and flows get when no environment is named.
     pub fn production() -> Self {
         Environment("production".into())
     }

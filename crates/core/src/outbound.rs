@@ -31,6 +31,7 @@ impl Rewrites {
         Ok(Self(out))
     }
 
+    /// Whether no rewrite is configured (every URL goes where it says).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -110,11 +111,13 @@ impl AllowList {
         Ok(list)
     }
 
+    /// Whether the host name is listed (compared without case).
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
         self.hosts.contains(&host)
     }
 
+    /// Whether the address falls in one of the listed addresses or CIDR ranges.
     pub fn allows_ip(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|n| n.contains(&ip))
     }

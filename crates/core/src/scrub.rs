@@ -84,6 +84,7 @@ pub fn forms(secret: &str) -> Vec<String> {
 }
 
 impl Scrubber {
+    /// A scrubber that knows no secret yet: it changes nothing until secrets are added.
     pub fn new() -> Self {
         Self::default()
     }
@@ -169,6 +170,8 @@ impl Scrubber {
         }
     }
 
+    /// Whether it has no pattern to look for (no secret added, or every one too short to
+    /// match safely).
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
@@ -233,6 +236,7 @@ pub struct ChunkScrubber {
 }
 
 impl ChunkScrubber {
+    /// Scrubs with `scrubber`'s patterns, with nothing carried over yet.
     pub fn new(scrubber: std::sync::Arc<Scrubber>) -> Self {
         Self {
             scrubber,
@@ -296,6 +300,9 @@ fn xml_text(body: &str, tag: &str) -> Option<String> {
     )
 }
 
+/// The provider's error code and description read from an error body (OAuth 2.0 or REST JSON,
+/// Salesforce's array, AWS's XML, or a bare code), both scrubbed; `None` when the body holds
+/// neither.
 pub fn provider_words(body: &str, scrubber: &Scrubber) -> Option<(Option<String>, String)> {
     use serde_json::Value;
     if body.trim_start().starts_with('<') {

@@ -16,18 +16,22 @@ use zeroize::Zeroizing;
 pub struct SecretFields(BTreeMap<String, SecretString>);
 
 impl SecretFields {
+    /// No field at all.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Sets the field `name`, replacing any value it had.
     pub fn insert(&mut self, name: impl Into<String>, value: SecretString) {
         self.0.insert(name.into(), value);
     }
 
+    /// Takes the field out, answering its value if it was there.
     pub fn remove(&mut self, name: &str) -> Option<SecretString> {
         self.0.remove(name)
     }
 
+    /// The field still wrapped, to pass on without exposing it.
     pub fn get(&self, name: &str) -> Option<&SecretString> {
         self.0.get(name)
     }
@@ -37,10 +41,12 @@ impl SecretFields {
         self.0.get(name).map(|s| s.expose_secret())
     }
 
+    /// The field names, in sorted order; safe to show.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
 
+    /// Whether no field is set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -67,6 +73,8 @@ impl SecretFields {
         Zeroizing::new(serde_json::to_vec(&map).expect("a map of strings serializes"))
     }
 
+    /// The fields back from decrypted plaintext (a JSON object of strings); `Decrypt` when it
+    /// is not one.
     pub fn from_plaintext(bytes: &[u8]) -> Result<Self, crate::CoreError> {
         let map: BTreeMap<String, String> =
             serde_json::from_slice(bytes).map_err(|_| crate::CoreError::Decrypt)?;
@@ -134,9 +142,11 @@ impl<'de> Deserialize<'de> for SecretValue {
 pub struct RevealOnce(String);
 
 impl RevealOnce {
+    /// Wraps a freshly made secret for its single showing.
     pub fn new(s: String) -> Self {
         Self(s)
     }
+    /// The secret itself, for the answer that shows it.
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -26,20 +26,27 @@ use async_trait::async_trait;
 /// before it (the newest-first event list).
 #[derive(Debug, Clone, Default)]
 pub struct Page {
+    /// The most items to return, used as is: the HTTP layer bounds it (and asks one more than
+    /// it shows, to know whether a next page exists).
     pub limit: u32,
+    /// The id to continue from (the last id of the previous page); `None` for the first page.
     pub after: Option<String>,
 }
 
 /// Filters of the connection list; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionFilter {
+    /// Only connections of this catalog application id.
     pub app: Option<String>,
+    /// Only connections of this environment (its wire name).
     pub environment: Option<String>,
+    /// Only connections in this status.
     pub status: Option<ConnectionStatus>,
     /// Only connections made for this end user (the platform's own user id).
     pub end_user_id: Option<String>,
 }
 
+/// What every store call answers: the value, or why the backend could not give it.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A write of one connection that events accompany (see
@@ -51,21 +58,28 @@ pub enum ConnectionChange<'a> {
     /// Writes the connection fenced on `expected_version` (as
     /// [`ConnectionStore::update_connection`]).
     Update {
+        /// The connection as it is to be written, `version` already bumped.
         conn: &'a ConnectionRecord,
+        /// The version the stored record must still have, or the write is refused as stale.
         expected_version: i64,
     },
     /// Deletes the connection (as [`ConnectionStore::delete_connection`]).
     Delete {
+        /// The workspace the connection belongs to.
         ws: &'a WorkspaceId,
+        /// The connection to delete.
         id: &'a ConnectionId,
     },
 }
 
+/// Workspaces and the data key each one is created with.
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {
     /// Creates the workspace and its wrapped data key in one transaction.
     async fn create_workspace(&self, ws: &Workspace, key: &WrappedDataKey) -> StoreResult<()>;
+    /// The workspace with this slug, if any.
     async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Option<Workspace>>;
+    /// The workspace with this id, if any.
     async fn workspace_by_id(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>>;
     /// Ascending by id.
     async fn list_workspaces(&self, page: &Page) -> StoreResult<Vec<Workspace>>;
@@ -76,9 +90,12 @@ pub trait WorkspaceStore: Send + Sync {
     async fn delete_workspace(&self, id: &WorkspaceId) -> StoreResult<bool>;
 }
 
+/// Wrapped data keys; the server unwraps them with the master key named on each.
 #[async_trait]
 pub trait DataKeyStore: Send + Sync {
+    /// One wrapped data key; `None` when no such key is stored.
     async fn data_key(&self, id: &DataKeyId) -> StoreResult<Option<WrappedDataKey>>;
+    /// Every data key of the instance (what a master-key rotation re-wraps).
     async fn list_data_keys(&self) -> StoreResult<Vec<WrappedDataKey>>;
     /// Replaces the wrapping of a data key if it is still wrapped by `expected_master_key_id`.
     /// False when it was not (someone else re-wrapped it).
@@ -91,15 +108,18 @@ pub trait DataKeyStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// Connections, their version fencing and the refresh leases that let one instance refresh at a time.
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
     /// `Duplicate { constraint: "connection_name" }` when the name is taken in the workspace.
     async fn insert_connection(&self, conn: &ConnectionRecord) -> StoreResult<()>;
+    /// The connection with this id in the workspace, if any.
     async fn connection(
         &self,
         ws: &WorkspaceId,
         id: &ConnectionId,
     ) -> StoreResult<Option<ConnectionRecord>>;
+    /// The connection with this name in the workspace, if any.
     async fn connection_by_name(
         &self,
         ws: &WorkspaceId,
@@ -181,6 +201,7 @@ pub trait ConnectionStore: Send + Sync {
     ) -> StoreResult<Vec<ConnectionRecord>>;
 }
 
+/// Flows and the links to the connections they use.
 #[async_trait]
 pub trait FlowStore: Send + Sync {
     /// Inserts the new connections and the flow (with its links) in one transaction: if any
@@ -190,7 +211,9 @@ pub trait FlowStore: Send + Sync {
         flow: &Flow,
         new_connections: &[ConnectionRecord],
     ) -> StoreResult<()>;
+    /// The flow with this id in the workspace, if any.
     async fn flow(&self, ws: &WorkspaceId, id: &FlowId) -> StoreResult<Option<Flow>>;
+    /// The flow with this name in the workspace, if any.
     async fn flow_by_name(&self, ws: &WorkspaceId, name: &str) -> StoreResult<Option<Flow>>;
     /// Ascending by id.
     async fn list_flows(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Flow>>;
@@ -201,16 +224,20 @@ pub trait FlowStore: Send + Sync {
         flow: &Flow,
         new_connections: &[ConnectionRecord],
     ) -> StoreResult<()>;
+    /// Deletes the flow and its links (the connections stay). False when it did not exist.
     async fn delete_flow(&self, ws: &WorkspaceId, id: &FlowId) -> StoreResult<bool>;
     /// Flows (active or not) that use the connection.
     async fn flows_using(&self, ws: &WorkspaceId, conn: &ConnectionId) -> StoreResult<Vec<Flow>>;
 }
 
+/// API keys of workspaces and of the instance, stored by hash.
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
+    /// Stores a new key; its hash must be unique.
     async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;
     /// A key by its hash, revoked or not.
     async fn api_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>>;
+    /// A key by its id, revoked or not.
     async fn api_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKey>>;
     /// Ascending by id; `workspace` narrows to one workspace's keys.
     async fn list_api_keys(
@@ -228,6 +255,7 @@ pub trait ApiKeyStore: Send + Sync {
     async fn count_api_keys(&self) -> StoreResult<i64>;
 }
 
+/// The audit log of workspaces and of the instance.
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Records the event and, in the same transaction, one pending delivery (outbox row) for
@@ -261,6 +289,7 @@ pub trait EventStore: Send + Sync {
 /// Web UI sessions, shared by every instance so that ending one ends it everywhere.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
+    /// Stores a new session (at sign-in).
     async fn insert_session(&self, session: &UiSession) -> StoreResult<()>;
     /// The session whose id hashes to `id_hash`, if it has not expired by `now`.
     async fn session(
@@ -320,7 +349,9 @@ pub trait HealthStore: Send + Sync {
 /// Webhooks and their outbox.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
+    /// Stores a new webhook endpoint.
     async fn insert_webhook(&self, hook: &Webhook) -> StoreResult<()>;
+    /// The webhook with this id in the workspace, if any.
     async fn webhook(&self, ws: &WorkspaceId, id: &WebhookId) -> StoreResult<Option<Webhook>>;
     /// Ascending by id.
     async fn list_webhooks(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Vec<Webhook>>;
@@ -347,6 +378,7 @@ pub trait WebhookStore: Send + Sync {
         hook: &WebhookId,
         page: &Page,
     ) -> StoreResult<Vec<Delivery>>;
+    /// The delivery with this id in the workspace, if any.
     async fn delivery(&self, ws: &WorkspaceId, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
     /// Makes a delivery pending again, due at `now` (a manual retry). False when it is gone.
     async fn retry_delivery(
@@ -375,16 +407,20 @@ pub trait WebhookStore: Send + Sync {
     async fn outbox_stats(&self) -> StoreResult<(i64, Option<chrono::DateTime<chrono::Utc>>)>;
 }
 
+/// OAuth clients of workspaces and the pending authorizations (`state`) of connections.
 #[async_trait]
 pub trait OAuthStore: Send + Sync {
     /// Creates or replaces the workspace's OAuth client for an application.
     async fn put_oauth_client(&self, client: &OAuthClientRecord) -> StoreResult<()>;
+    /// The workspace's OAuth client for an application, if one is registered.
     async fn oauth_client(
         &self,
         ws: &WorkspaceId,
         app: &str,
     ) -> StoreResult<Option<OAuthClientRecord>>;
+    /// Removes the workspace's OAuth client for an application; false when there was none.
     async fn delete_oauth_client(&self, ws: &WorkspaceId, app: &str) -> StoreResult<bool>;
+    /// Stores a pending authorization, to be taken once by its callback.
     async fn insert_oauth_state(&self, state: &OAuthState) -> StoreResult<()>;
     /// Removes the state and returns it (expired or not: the caller checks), so that a state
     /// is used at most once even when two callbacks race.
@@ -443,9 +479,11 @@ pub trait SlotStore: Send + Sync {
 /// Connect sessions: short-lived bearer credentials of end users, looked up by token hash.
 #[async_trait]
 pub trait ConnectSessionStore: Send + Sync {
+    /// Stores a new connect session (only its token hash).
     async fn insert_connect_session(&self, s: &ConnectSession) -> StoreResult<()>;
     /// A session by the SHA-256 of its token, in whatever state it is.
     async fn connect_session_by_hash(&self, hash: &str) -> StoreResult<Option<ConnectSession>>;
+    /// A session by its id in the workspace, in whatever state it is.
     async fn connect_session(
         &self,
         ws: &WorkspaceId,
@@ -493,9 +531,11 @@ pub trait UserStore: Send + Sync {
     /// `Duplicate { constraint: "user_email" }` when the email is taken,
     /// `Duplicate { constraint: "user_sso_subject" }` when the provider subject is.
     async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    /// The person with this id, if any.
     async fn user(&self, id: &UserId) -> StoreResult<Option<User>>;
     /// By email (compared in lower case).
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// The person who signed in by single sign-on with this provider subject (`sub`), if any.
     async fn user_by_sso_subject(&self, subject: &str) -> StoreResult<Option<User>>;
     /// Ascending by id.
     async fn list_users(&self, page: &Page) -> StoreResult<Vec<User>>;
@@ -513,6 +553,7 @@ pub trait UserStore: Send + Sync {
     async fn put_membership(&self, m: &Membership) -> StoreResult<()>;
     /// False when the person had no role there.
     async fn delete_membership(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<bool>;
+    /// The person's role in the workspace; `None` when they have none there.
     async fn membership(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<Option<Membership>>;
     /// Every role of one person, in any workspace.
     async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<Membership>>;

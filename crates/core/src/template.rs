@@ -17,7 +17,9 @@ use url::Url;
 pub enum Position {
     /// The whole origin (`{api_domain}/crm/v6`): only kept token fields may stand there.
     Origin,
+    /// Inside the host name: the value must be one DNS label.
     Host,
+    /// After the host (path or query): the value must be one path segment.
     Path,
 }
 

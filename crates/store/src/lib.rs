@@ -2,6 +2,7 @@
 //! [`latchkey_core::store::Store`] whose queries run unchanged on both backends.
 
 #![warn(clippy::too_many_lines, clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 use latchkey_core::store::{Store, StoreResult};
 use latchkey_core::StoreError;

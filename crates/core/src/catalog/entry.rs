@@ -46,7 +46,9 @@ pub const CATEGORIES: &[&str] = &[
 pub struct AppEntry {
     /// `salesforce`, `generic-api-key`, …
     pub id: String,
+    /// The name shown in the picker and the web UI (`Salesforce`).
     pub name: String,
+    /// One sentence shown under the name in the picker; may be empty.
     #[serde(default)]
     pub description: String,
     /// Where the picker lists it (see [`CATEGORIES`]); the first is the main one.
@@ -55,18 +57,24 @@ pub struct AppEntry {
     /// `#RRGGBB`: the background of the application's monogram (no logo is fetched).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brand_color: Option<String>,
+    /// The auth modes a connection of this application may use; when there is only one, a new
+    /// connection need not name it.
     pub auth_modes: Vec<AuthMode>,
     /// The API base when it is fixed, a URL template filled from settings
     /// (`https://{subdomain}.zendesk.com/api/v2`) or from a kept token field
     /// (`{api_domain}/crm/v6`); otherwise a `base_url` setting holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// The connection settings the application takes (non-secret: hosts, account ids, …).
     #[serde(default)]
     pub settings: Vec<FieldSpec>,
+    /// The credential fields the application takes, stored sealed (keys, user names, passwords).
     #[serde(default)]
     pub credentials: Vec<FieldSpec>,
+    /// How a connection is checked before it is saved; `None`: it is saved unchecked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifySpec>,
+    /// OAuth 2.0 endpoints and habits, for the OAuth auth modes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthSpec>,
     /// Service-account key files (auth mode `service_account`).
@@ -78,14 +86,17 @@ pub struct AppEntry {
     /// The OAuth 1.0a endpoints, for the three-legged `oauth1` mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth1: Option<crate::signed::OAuth1Spec>,
+    /// The provider's API documentation, linked from the web UI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_url: Option<String>,
     /// How the credential is put on requests; default: bearer for OAuth, the `api_key_*`
     /// settings for API keys, HTTP Basic for user and password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inject: Option<InjectSpec>,
+    /// The API's rate-limit headers, when the catalog knows them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
+    /// How the API pages its lists, when the catalog knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagination: Option<PaginationSpec>,
     /// Fixed headers sent with every request to the API (`Notion-Version`); a value may name

@@ -10,6 +10,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
+    /// Free single-line text.
     String,
     /// A secret single-line value (shown masked).
     Secret,
@@ -21,7 +22,9 @@ pub enum FieldType {
     Path,
     /// A host name or address (no scheme).
     Host,
+    /// A whole number, within `min` and `max` when they are set.
     Integer,
+    /// `true` or `false`.
     Boolean,
     /// One of `choices`.
     Enum,
@@ -35,8 +38,11 @@ pub enum FieldType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
+    /// The key of the field in the settings or credentials object (`subdomain`, `api_key`).
     pub name: String,
+    /// The name shown next to the input in forms and in error messages.
     pub label: String,
+    /// What values the field takes, and how forms show it.
     #[serde(rename = "type")]
     pub kind: FieldType,
     /// Required in every auth mode the field applies to.
@@ -48,17 +54,23 @@ pub struct FieldSpec {
     /// The auth modes the field applies to; empty means all of the application's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auth_modes: Vec<AuthMode>,
+    /// The value used when none is given; `None`: none, so a required field must be given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<serde_json::Value>)]
     pub default: Option<Value>,
+    /// The allowed values of an `enum` field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,
+    /// The smallest value an `integer` field takes; `None`: no lower bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<i64>,
+    /// The largest value an `integer` field takes; `None`: no upper bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i64>,
+    /// Help text shown under the input; may be empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// An example shown greyed in the empty input; never used as a value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placeholder: Option<String>,
 }
@@ -79,6 +91,7 @@ impl FieldSpec {
 pub enum VerifySpec {
     /// An HTTP request to the API base with the credential injected; a 2xx answer passes.
     Http {
+        /// The HTTP method of the check request (`GET` unless told).
         #[serde(default = "default_method")]
         method: String,
         /// A fixed path, or
@@ -91,6 +104,7 @@ pub enum VerifySpec {
         /// `/ok` = `true` (it answers 200 to a bad token).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expect_pointer: Option<String>,
+        /// The value expected at `expect_pointer`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(value_type = Option<serde_json::Value>)]
         expect_value: Option<Value>,

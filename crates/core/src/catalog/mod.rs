@@ -25,6 +25,7 @@ const EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/catalog_fi
 
 /// The names of the settings every connection takes, whatever its application (R3).
 pub const CONCURRENCY_LEVEL: &str = "concurrency_level";
+/// The setting naming the connection (by id) whose concurrency pool this one shares.
 pub const BORROW_CONCURRENCY_FROM: &str = "borrow_concurrency_from";
 /// Seconds between background health checks of one connection (0: none), overriding
 /// `LATCHKEY_HEALTH_INTERVAL`; common to every connection.
@@ -82,18 +83,22 @@ impl Catalog {
         Ok(cat)
     }
 
+    /// The entry with this application id, if the catalog has it.
     pub fn get(&self, id: &str) -> Option<&AppEntry> {
         self.entries.get(id)
     }
 
+    /// Every entry, in application id order.
     pub fn iter(&self) -> impl Iterator<Item = &AppEntry> {
         self.entries.values()
     }
 
+    /// How many applications the catalog holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the catalog holds no application at all.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

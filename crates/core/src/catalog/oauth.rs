@@ -13,17 +13,25 @@ pub struct OAuthSpec {
     /// URLs are settings.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hosts: BTreeMap<String, String>,
+    /// The authorization endpoint's path on the login host (see `hosts`); `None`:
+    /// `/services/oauth2/authorize`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorize_path: Option<String>,
+    /// The token endpoint's path on the login host (see `hosts`); `None`: `/services/oauth2/token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_path: Option<String>,
+    /// The revocation endpoint's path on the login host (see `hosts`); `None`:
+    /// `/services/oauth2/revoke`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_path: Option<String>,
+    /// The path, on the `instance_url` the token answer names, that says who authorized;
+    /// `None`: `/services/oauth2/userinfo`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userinfo_path: Option<String>,
     /// Whether PKCE (RFC 7636, S256) is used by default.
     #[serde(default)]
     pub pkce: bool,
+    /// Scopes requested when the connection has no `scopes` setting.
     #[serde(default)]
     pub default_scopes: Vec<String>,
     /// Scopes a user may add, with what each lets Latchkey do.
@@ -94,8 +102,10 @@ pub enum ClientAuthMethod {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenBody {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 says.
     #[default]
     Form,
+    /// A JSON object, for providers that want one.
     Json,
 }
 
@@ -116,19 +126,25 @@ pub enum RefreshStyle {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenFields {
+    /// Where the access token is; `None`: `access_token` at the top level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,
+    /// Where the refresh token is; `None`: `refresh_token` at the top level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Where the lifetime in seconds is; `None`: `expires_in` at the top level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<String>,
+    /// Where the granted scopes are; `None`: `scope` at the top level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Where the token type is; `None`: `token_type` at the top level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
 }
 
 impl TokenFields {
+    /// The dotted path of a standard field (`access_token`, …): the configured one, or the field's own name.
     pub fn path<'a>(&'a self, field: &'a str) -> &'a str {
         let p = match field {
             "access_token" => &self.access_token,

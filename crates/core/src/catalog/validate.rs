@@ -44,6 +44,7 @@ impl AppEntry {
         Ok(())
     }
 
+    /// The setting of this entry named `name`, if it takes one.
     pub fn setting(&self, name: &str) -> Option<&FieldSpec> {
         self.settings.iter().find(|f| f.name == name)
     }

@@ -10,6 +10,9 @@ use latchkey_core::ids::{DeliveryId, EventId, WebhookId};
 use latchkey_core::model::{Event, Workspace};
 use latchkey_core::store::{Page, Store};
 
+/// A new connection is due at once and claimed by one owner only; a probe's outcome lands on
+/// its health row (failures counted, then reset by a success) and sets when it is due next;
+/// connections are read back by ids, missing ones left out; the row goes with its connection.
 pub async fn health_schedule(store: &dyn Store) {
     let ws = new_workspace(store, "health").await;
     let conn = connection_fixture(&ws, "probed", "generic-api-key");
