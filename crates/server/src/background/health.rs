@@ -9,7 +9,7 @@
 //! * A token with a known expiry is refreshed at ~80% of its life through the same single-flight
 //!   refresh (and cross-instance lease) as a read, so reads find a fresh token.
 
-use crate::oauth::{self, provider::Provider, tokens};
+use crate::oauth::{self, provider::Provider, tokens, FailureKind};
 use crate::state::AppState;
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::health::{DueConnection, ProbeOutcome};
@@ -172,7 +172,7 @@ async fn work(
 async fn proactive_refresh(state: &AppState, ws: &Workspace, c: &ConnectionRecord) {
     let outcome = match tokens::refresh_ahead(state, ws, c).await {
         Ok(()) => "refreshed",
-        Err(f) if f.code == "connection_revoked" => "revoked",
+        Err(f) if f.kind == FailureKind::Revoked => "revoked",
         Err(_) => "failed",
     };
     metrics::counter!("latchkey_proactive_refreshes_total", "outcome" => outcome).increment(1);

@@ -257,7 +257,7 @@ async fn provider_refused(
     .scrubbed(&scrubber);
     let hint = Some(e.hint(false, public_base(state)));
     record_failure(state, ws, conn, &e.to_string(), &hint).await;
-    let word = if e.code() == "access_denied" {
+    let word = if e.is_access_denied() {
         "denied"
     } else {
         "error"

@@ -15,7 +15,7 @@ pub mod token_cache;
 pub mod token_exchange;
 pub mod tokens;
 
-pub use failure::Failure;
+pub use failure::{Failure, FailureKind};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;

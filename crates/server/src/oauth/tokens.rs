@@ -386,9 +386,7 @@ async fn refresh_now(
 fn backing_off(row: &ConnectionRecord) -> Option<Failure> {
     let after = row.token_meta.as_ref()?.retry_after?;
     (after > Utc::now() && row.status == ConnectionStatus::Failing).then(|| {
-        Failure::new(
-            503,
-            "refresh_backoff",
+        Failure::backoff(
             format!(
                 "the last refresh failed ({}); the next attempt is allowed after {}",
                 row.status_reason.clone().unwrap_or_default(),
@@ -512,7 +510,7 @@ async fn record_refresh_failure(
     let mut next = row.clone();
     let mut meta = row.token_meta.clone().unwrap_or_default();
     let now = Utc::now();
-    let failure = if e.is_invalid_grant() || e.code() == "no_refresh_token" {
+    let failure = if e.is_invalid_grant() || e.lacks_refresh_token() {
         let mut reason = format!("refresh failed: {e}");
         if let Some(extra) = super::approvals::eviction_note(state, ws, row).await {
             reason.push_str("; ");
@@ -525,9 +523,7 @@ async fn record_refresh_failure(
         let wait = (1i64 << meta.failures.min(9)).min(MAX_BACKOFF_SECS);
         meta.retry_after = Some(now + Duration::seconds(wait));
         next.mark_failing(format!("refresh failed: {e}"), Some(hint));
-        Failure::new(
-            502,
-            "refresh_failed",
+        Failure::refresh_failed(
             format!("the token could not be refreshed: {e}"),
             next.hint.as_deref(),
         )
