@@ -327,19 +327,14 @@ async fn check(state: &AppState, ws: &Workspace, c: &ConnectionRecord) -> Result
             Ok(()) => return Ok(()),
             // An expired session (Salesforce's userinfo says 403 Bad_OAuth_Token for a token
             // that is no longer valid): refresh once and check again.
-            Err((m, _))
-                if !forced
-                    && (m.contains("answered 401")
-                        || m.contains("Bad_OAuth_Token")
-                        || m.contains("INVALID_SESSION_ID")) =>
-            {
+            Err(e) if !forced && e.looks_like_expired_session() => {
                 forced = true;
                 row = match state.store.connection(&ws.id, &c.id).await {
                     Ok(Some(r)) => r,
                     _ => return Err(("the connection was deleted".into(), None)),
                 };
             }
-            Err((m, h)) => return Err((m, Some(h))),
+            Err(oauth::CheckFailed { message, hint }) => return Err((message, Some(hint))),
         }
     }
 }

@@ -387,7 +387,7 @@ async fn keep(
             .await;
     match kept {
         Ok(k) => Ok((k.sealed, k.meta)),
-        Err(super::keep::NotKept::Refused { message, hint }) => {
+        Err(super::keep::NotKept::Refused(super::CheckFailed { message, hint })) => {
             record_failure(state, ws, conn, &message, &Some(hint.clone())).await;
             Err(fail(422, "error", Some(conn), message, Some(hint)))
         }

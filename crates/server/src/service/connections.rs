@@ -562,7 +562,7 @@ pub async fn recheck(
                         .await
                         .map(|_| ())
                 };
-                checked.map_err(|(m, h)| (m, Some(h)))
+                checked.map_err(|oauth::CheckFailed { message, hint }| (message, Some(hint)))
             }
         }
     } else {
