@@ -11,6 +11,37 @@ use latchkey_core::CoreError;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+/// Why the master keys and the store's data keys do not fit together.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRingError {
+    /// The store could not list or re-wrap the data keys.
+    #[error(transparent)]
+    Store(#[from] latchkey_core::StoreError),
+    /// A data key is wrapped by a master key that is not configured.
+    #[error(
+        "this store's data key {data_key} is wrapped by master key {wrapped_by}, but the configured master key is {configured}; \
+         set LATCHKEY_MASTER_KEY or LATCHKEY_MASTER_KEY_FILE to the key this store was created with \
+         (and LATCHKEY_PREVIOUS_MASTER_KEY to the older one if a rotation did not finish)"
+    )]
+    UnknownMaster {
+        data_key: String,
+        wrapped_by: String,
+        configured: String,
+    },
+    /// A data key does not unwrap with the master key that should wrap it.
+    #[error("data key {data_key} does not unwrap with master key {master}")]
+    NoUnwrap { data_key: String, master: String },
+}
+
+impl KeyRingError {
+    fn no_unwrap(data_key: &DataKeyId, master: &str) -> Self {
+        Self::NoUnwrap {
+            data_key: data_key.to_string(),
+            master: master.to_string(),
+        }
+    }
+}
+
 pub struct KeyRing {
     /// The master key that wraps new data keys.
     master: RwLock<MasterKey>,
@@ -76,30 +107,19 @@ impl KeyRing {
 
     /// Checks at start that the configured master keys unwrap every data key of the store, so a
     /// wrong key is reported at once rather than at the first secret read.
-    pub async fn check_master_key(&self) -> Result<(), String> {
-        let keys = self
-            .store
-            .list_data_keys()
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn check_master_key(&self) -> Result<(), KeyRingError> {
+        let keys = self.store.list_data_keys().await?;
         for k in keys {
             let Some(master) = self.master_for(&k.master_key_id) else {
-                return Err(format!(
-                    "this store's data key {} is wrapped by master key {}, but the configured master key is {}; \
-                     set LATCHKEY_MASTER_KEY or LATCHKEY_MASTER_KEY_FILE to the key this store was created with \
-                     (and LATCHKEY_PREVIOUS_MASTER_KEY to the older one if a rotation did not finish)",
-                    k.id,
-                    k.master_key_id,
-                    self.master_key_id()
-                ));
+                return Err(KeyRingError::UnknownMaster {
+                    data_key: k.id.to_string(),
+                    wrapped_by: k.master_key_id.to_string(),
+                    configured: self.master_key_id().to_string(),
+                });
             };
-            let dk = master.unwrap_key(&k.id, &k.wrapped).map_err(|_| {
-                format!(
-                    "data key {} does not unwrap with master key {}",
-                    k.id,
-                    master.id()
-                )
-            })?;
+            let dk = master
+                .unwrap_key(&k.id, &k.wrapped)
+                .map_err(|_| KeyRingError::no_unwrap(&k.id, master.id()))?;
             self.keys.write().expect("keyring lock").insert(k.id, dk);
         }
         Ok(())
@@ -114,7 +134,7 @@ impl KeyRing {
     /// serving (data keys themselves, and so every secret, stay as they are). Each re-wrap is a
     /// compare-and-set on the wrapping master key id, so it is safe to run twice or on two
     /// instances, and resumable after a crash. The older key is forgotten once nothing uses it.
-    pub async fn rotate(&self, new: Option<MasterKey>) -> Result<RotationReport, String> {
+    pub async fn rotate(&self, new: Option<MasterKey>) -> Result<RotationReport, KeyRingError> {
         if let Some(new) = new {
             let mut cur = self.master.write().expect("keyring lock");
             if cur.id() != new.id() {
@@ -130,29 +150,20 @@ impl KeyRing {
         // A workspace created while the first pass runs may have been wrapped by the old key.
         for _ in 0..3 {
             remaining = 0;
-            let keys = self
-                .store
-                .list_data_keys()
-                .await
-                .map_err(|e| e.to_string())?;
+            let keys = self.store.list_data_keys().await?;
             for k in keys.iter().filter(|k| k.master_key_id != current.id()) {
                 let Some(old) = self.master_for(&k.master_key_id) else {
                     remaining += 1;
                     continue;
                 };
-                let dk = old.unwrap_key(&k.id, &k.wrapped).map_err(|_| {
-                    format!(
-                        "data key {} does not unwrap with master key {}",
-                        k.id,
-                        old.id()
-                    )
-                })?;
+                let dk = old
+                    .unwrap_key(&k.id, &k.wrapped)
+                    .map_err(|_| KeyRingError::no_unwrap(&k.id, old.id()))?;
                 let wrapped = current.wrap(&k.id, &dk);
                 if self
                     .store
                     .rewrap_data_key(&k.id, &k.master_key_id, current.id(), &wrapped)
-                    .await
-                    .map_err(|e| e.to_string())?
+                    .await?
                 {
                     rewrapped += 1;
                 }
@@ -161,11 +172,7 @@ impl KeyRing {
                     .expect("keyring lock")
                     .insert(k.id.clone(), dk);
             }
-            let left = self
-                .store
-                .list_data_keys()
-                .await
-                .map_err(|e| e.to_string())?;
+            let left = self.store.list_data_keys().await?;
             remaining += left
                 .iter()
                 .filter(|k| k.master_key_id != current.id())

@@ -1,23 +1,24 @@
 //! Which peers may tell us the client's address (`X-Forwarded-For`).
 
+/// An entry of `LATCHKEY_TRUSTED_PROXIES` that is neither a CIDR range nor an address.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{0}` is not a CIDR range (10.0.0.0/8, fd00::/8) or an address")]
+pub struct BadProxyEntry(pub String);
+
 /// The networks whose `X-Forwarded-For` is believed (`LATCHKEY_TRUSTED_PROXIES`).
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<ipnet::IpNet>);
 
 impl TrustedProxies {
     /// Comma-separated CIDR ranges or single addresses; empty trusts nobody.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, BadProxyEntry> {
         let mut nets = Vec::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let net = match item.parse::<ipnet::IpNet>() {
                 Ok(n) => n,
                 Err(_) => match item.parse::<std::net::IpAddr>() {
                     Ok(ip) => ipnet::IpNet::from(ip),
-                    Err(_) => {
-                        return Err(format!(
-                            "`{item}` is not a CIDR range (10.0.0.0/8, fd00::/8) or an address"
-                        ))
-                    }
+                    Err(_) => return Err(BadProxyEntry(item.to_string())),
                 },
             };
             nets.push(net.trunc());

@@ -9,7 +9,7 @@
 //! * A token with a known expiry is refreshed at ~80% of its life through the same single-flight
 //!   refresh (and cross-instance lease) as a read, so reads find a fresh token.
 
-use crate::oauth::{self, provider::Provider, tokens};
+use crate::oauth::{self, provider::Provider, tokens, FailureKind};
 use crate::state::AppState;
 use chrono::{DateTime, Duration, Utc};
 use latchkey_core::health::{DueConnection, ProbeOutcome};
@@ -172,7 +172,7 @@ async fn work(
 async fn proactive_refresh(state: &AppState, ws: &Workspace, c: &ConnectionRecord) {
     let outcome = match tokens::refresh_ahead(state, ws, c).await {
         Ok(()) => "refreshed",
-        Err(f) if f.code == "connection_revoked" => "revoked",
+        Err(f) if f.kind == FailureKind::Revoked => "revoked",
         Err(_) => "failed",
     };
     metrics::counter!("latchkey_proactive_refreshes_total", "outcome" => outcome).increment(1);
@@ -327,19 +327,14 @@ async fn check(state: &AppState, ws: &Workspace, c: &ConnectionRecord) -> Result
             Ok(()) => return Ok(()),
             // An expired session (Salesforce's userinfo says 403 Bad_OAuth_Token for a token
             // that is no longer valid): refresh once and check again.
-            Err((m, _))
-                if !forced
-                    && (m.contains("answered 401")
-                        || m.contains("Bad_OAuth_Token")
-                        || m.contains("INVALID_SESSION_ID")) =>
-            {
+            Err(e) if !forced && e.looks_like_expired_session() => {
                 forced = true;
                 row = match state.store.connection(&ws.id, &c.id).await {
                     Ok(Some(r)) => r,
                     _ => return Err(("the connection was deleted".into(), None)),
                 };
             }
-            Err((m, h)) => return Err((m, Some(h))),
+            Err(oauth::CheckFailed { message, hint }) => return Err((message, Some(hint))),
         }
     }
 }

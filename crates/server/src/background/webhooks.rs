@@ -169,7 +169,7 @@ async fn deliver(state: &AppState, d: Delivery) {
                 Some(i64::from(code)),
                 Some(format!("the endpoint answered {code}")),
             ),
-            Err(e) => (None, Some(e)),
+            Err(e) => (None, Some(e.to_string())),
         }
     };
     let outcome = match &error {
@@ -211,11 +211,27 @@ fn next_attempt(state: &AppState, d: &Delivery, now: DateTime<Utc>) -> Option<Da
     (at <= d.created_at + window).then_some(at)
 }
 
+/// Why a delivery attempt got no status code.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("the webhook URL no longer parses")]
+    BadUrl,
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::OutboundError),
+    /// The signing secrets could not be opened.
+    #[error("{0}")]
+    Secrets(String),
+    #[error("the endpoint did not answer within {0} s")]
+    Timeout(u64),
+    #[error("the request failed: {0}")]
+    Request(String),
+}
+
 /// One POST. Answers the status code, or why there was none. The answer body is not read.
-async fn attempt(state: &AppState, hook: &Webhook, d: &Delivery) -> Result<u16, String> {
-    let url = Url::parse(&hook.url).map_err(|_| "the webhook URL no longer parses".to_string())?;
-    let url = state.outbound.prepare(&url).map_err(|e| e.to_string())?;
-    let secrets = secrets(state, hook).await?;
+async fn attempt(state: &AppState, hook: &Webhook, d: &Delivery) -> Result<u16, AttemptError> {
+    let url = Url::parse(&hook.url).map_err(|_| AttemptError::BadUrl)?;
+    let url = state.outbound.prepare(&url)?;
+    let secrets = secrets(state, hook).await.map_err(AttemptError::Secrets)?;
     let timestamp = Utc::now().timestamp();
     let signature = secrets
         .iter()
@@ -236,12 +252,9 @@ async fn attempt(state: &AppState, hook: &Webhook, d: &Delivery) -> Result<u16, 
         .await
         .map_err(|e| {
             if e.is_timeout() {
-                format!(
-                    "the endpoint did not answer within {} s",
-                    state.config.webhook_timeout.as_secs()
-                )
+                AttemptError::Timeout(state.config.webhook_timeout.as_secs())
             } else {
-                format!("the request failed: {}", crate::verify::connect_reason(&e))
+                AttemptError::Request(crate::verify::connect_reason(&e).to_string())
             }
         })?;
     // Dropping the answer unread closes the connection: a huge or endless body costs nothing.

@@ -344,42 +344,45 @@ pub async fn on_authorized(state: &AppState, ws: &Workspace, conn: &ConnectionRe
     }
 }
 
+/// Why an `allowed_origins` entry is not an origin; each shows the entry (cut to 80 characters).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OriginError {
+    #[error("`{0}` is not an origin: wildcards are not allowed")]
+    Wildcard(String),
+    #[error("`{0}` is not an origin (expected scheme://host[:port])")]
+    NotUrl(String),
+    #[error("`{0}` is not an origin (expected https://host[:port])")]
+    NotWeb(String),
+    #[error(
+        "`{shown}` is not an origin: it may not have a path, query or user name (write `{origin}`)"
+    )]
+    HasPath { shown: String, origin: String },
+    #[error("`{0}` must use https (plain http is accepted only for localhost)")]
+    PlainHttp(String),
+}
+
 /// Checks an `allowed_origins` entry: `scheme://host[:port]` exactly, `https` (or `http` on a
 /// loopback host, for development), no path, query, fragment or user info, no wildcard.
-pub fn parse_origin(raw: &str) -> Result<String, String> {
+pub fn parse_origin(raw: &str) -> Result<String, OriginError> {
     let t = raw.trim();
     if t.is_empty() || t.contains('*') {
-        return Err(format!(
-            "`{}` is not an origin: wildcards are not allowed",
-            short(t)
-        ));
+        return Err(OriginError::Wildcard(short(t)));
     }
-    let url = url::Url::parse(t).map_err(|_| {
-        format!(
-            "`{}` is not an origin (expected scheme://host[:port])",
-            short(t)
-        )
-    })?;
+    let url = url::Url::parse(t).map_err(|_| OriginError::NotUrl(short(t)))?;
     let host = url.host_str().unwrap_or("");
     if host.is_empty() || !matches!(url.scheme(), "https" | "http") {
-        return Err(format!(
-            "`{}` is not an origin (expected https://host[:port])",
-            short(t)
-        ));
+        return Err(OriginError::NotWeb(short(t)));
     }
     let origin = url.origin().ascii_serialization();
     if t.trim_end_matches('/') != origin || url.path() != "/" {
-        return Err(format!(
-            "`{}` is not an origin: it may not have a path, query or user name (write `{origin}`)",
-            short(t)
-        ));
+        return Err(OriginError::HasPath {
+            shown: short(t),
+            origin,
+        });
     }
     let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
     if url.scheme() == "http" && !loopback {
-        return Err(format!(
-            "`{}` must use https (plain http is accepted only for localhost)",
-            short(t)
-        ));
+        return Err(OriginError::PlainHttp(short(t)));
     }
     Ok(origin)
 }

@@ -10,41 +10,57 @@ pub(super) const MAX_PATH: usize = 2048;
 /// What replaces secret material in a proxied answer.
 const REDACTED: &str = "[redacted by Latchkey]";
 
+/// Why a proxy path is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathRefused {
+    #[error("the path is longer than {} characters", MAX_PATH)]
+    TooLong,
+    #[error("the path must start with `/` (a path under the connection's API base, not a URL)")]
+    NotAbsolute,
+    #[error("a path starting with `//` names another host")]
+    OtherHost,
+    #[error("put query parameters in `query`, not in the path")]
+    HasQuery,
+    #[error("the path holds a backslash or a control character")]
+    BadCharacter,
+    #[error("the path holds an encoded `{0}`, which could climb out of the API base")]
+    Encoded(&'static str),
+    #[error("the path holds a `.` or `..` segment")]
+    DotSegment,
+    #[error("the path holds a URL")]
+    HasUrl,
+}
+
 /// Why a proxy path would leave the connection's API base, if it would. The path must be an
 /// absolute path (no scheme or host), with no `.`/`..` segment and no encoded `/`, `\` or dot in
 /// any decoding of it, no query or fragment (those go in `query`), and no control character.
-pub fn check_path(path: &str) -> Result<(), String> {
+pub fn check_path(path: &str) -> Result<(), PathRefused> {
     if path.len() > MAX_PATH {
-        return Err(format!("the path is longer than {MAX_PATH} characters"));
+        return Err(PathRefused::TooLong);
     }
     if !path.starts_with('/') {
-        return Err(
-            "the path must start with `/` (a path under the connection's API base, not a URL)"
-                .into(),
-        );
+        return Err(PathRefused::NotAbsolute);
     }
     if path.starts_with("//") {
-        return Err("a path starting with `//` names another host".into());
+        return Err(PathRefused::OtherHost);
     }
     if path.contains(['?', '#']) {
-        return Err("put query parameters in `query`, not in the path".into());
+        return Err(PathRefused::HasQuery);
     }
     if path.contains('\\') || path.chars().any(char::is_control) {
-        return Err("the path holds a backslash or a control character".into());
+        return Err(PathRefused::BadCharacter);
     }
     let lower = path.to_ascii_lowercase();
     for bad in ["%2f", "%5c", "%2e", "%00", "%25"] {
         if lower.contains(bad) {
-            return Err(format!(
-                "the path holds an encoded `{bad}`, which could climb out of the API base"
-            ));
+            return Err(PathRefused::Encoded(bad));
         }
     }
     if path.split('/').any(|s| s == ".." || s == ".") {
-        return Err("the path holds a `.` or `..` segment".into());
+        return Err(PathRefused::DotSegment);
     }
     if path.contains("://") {
-        return Err("the path holds a URL".into());
+        return Err(PathRefused::HasUrl);
     }
     Ok(())
 }

@@ -257,7 +257,7 @@ async fn provider_refused(
     .scrubbed(&scrubber);
     let hint = Some(e.hint(false, public_base(state)));
     record_failure(state, ws, conn, &e.to_string(), &hint).await;
-    let word = if e.code() == "access_denied" {
+    let word = if e.is_access_denied() {
         "denied"
     } else {
         "error"
@@ -387,7 +387,7 @@ async fn keep(
             .await;
     match kept {
         Ok(k) => Ok((k.sealed, k.meta)),
-        Err(super::keep::NotKept::Refused { message, hint }) => {
+        Err(super::keep::NotKept::Refused(super::CheckFailed { message, hint })) => {
             record_failure(state, ws, conn, &message, &Some(hint.clone())).await;
             Err(fail(422, "error", Some(conn), message, Some(hint)))
         }

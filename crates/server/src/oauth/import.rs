@@ -135,7 +135,7 @@ pub async fn apply(
         record.status = ConnectionStatus::Unverified;
         return Ok(());
     }
-    let mut last_problem: Option<(String, String)> = None;
+    let mut last_problem: Option<super::CheckFailed> = None;
     if let Some(t) = given.filter(|t| t.meta.expires_at.is_none_or(|e| e > now)) {
         let settings = record.settings.clone();
         let id = record.id.clone();
@@ -148,15 +148,15 @@ pub async fn apply(
                 activate(record, now);
                 return Ok(());
             }
-            Err(keep::NotKept::Refused { message, hint }) => last_problem = Some((message, hint)),
+            Err(keep::NotKept::Refused(problem)) => last_problem = Some(problem),
             Err(keep::NotKept::Seal(e)) => return Err(e),
         }
     }
     let Some(rt) = g.refresh_token.clone() else {
-        let (message, hint) = last_problem.unwrap_or_else(|| {
-            (
-                "the imported access token has expired and there is no refresh token".into(),
-                "import a refresh token too, or authorize the connection in the browser".into(),
+        let super::CheckFailed { message, hint } = last_problem.unwrap_or_else(|| {
+            super::CheckFailed::new(
+                "the imported access token has expired and there is no refresh token",
+                "import a refresh token too, or authorize the connection in the browser",
             )
         });
         return Err(ApiError::new(

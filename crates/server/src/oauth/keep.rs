@@ -26,8 +26,8 @@ pub struct Kept {
 #[derive(Debug, thiserror::Error)]
 pub enum NotKept {
     /// The application refused the tokens, or they belong somewhere they should not.
-    #[error("{message}")]
-    Refused { message: String, hint: String },
+    #[error(transparent)]
+    Refused(#[from] super::CheckFailed),
     /// The tokens could not be sealed.
     #[error("the tokens could not be sealed: {0}")]
     Seal(#[source] ApiError),
@@ -36,7 +36,7 @@ pub enum NotKept {
 impl From<NotKept> for ApiError {
     fn from(e: NotKept) -> Self {
         match e {
-            NotKept::Refused { message, hint } => ApiError::new(
+            NotKept::Refused(super::CheckFailed { message, hint }) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "verification_failed",
                 message,
@@ -62,7 +62,7 @@ pub async fn check_and_seal(
 ) -> Result<Kept, NotKept> {
     let checked = super::check(state, app, settings, provider, tokens)
         .await
-        .map_err(|(message, hint)| NotKept::Refused { message, hint })?;
+        .map_err(NotKept::Refused)?;
     let mut meta = tokens.meta.clone();
     meta.username = checked.username;
     meta.provider_user_id = meta.provider_user_id.or(checked.user_id);

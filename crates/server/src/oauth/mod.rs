@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod callback;
+pub mod check_error;
 pub mod exchange_http;
 pub mod failure;
 pub mod grant;
@@ -15,7 +16,8 @@ pub mod token_cache;
 pub mod token_exchange;
 pub mod tokens;
 
-pub use failure::Failure;
+pub use check_error::CheckFailed;
+pub use failure::{Failure, FailureKind};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -221,18 +223,18 @@ pub struct Checked {
 const CERTINIA_PREFIXES: &[&str] = &["c2g__", "fferpcore__", "pse__"];
 
 /// Why a check request could not be sent: the outbound rules refused the address.
-fn blocked(e: impl std::fmt::Display) -> (String, String) {
-    (
+fn blocked(e: impl std::fmt::Display) -> CheckFailed {
+    CheckFailed::new(
         e.to_string(),
-        "set LATCHKEY_OUTBOUND_ALLOW if this address is meant to be reached".to_string(),
+        "set LATCHKEY_OUTBOUND_ALLOW if this address is meant to be reached",
     )
 }
 
 /// Why a check request got no answer.
-fn unreachable(e: reqwest::Error) -> (String, String) {
-    (
+fn unreachable(e: reqwest::Error) -> CheckFailed {
+    CheckFailed::new(
         format!("the check request failed: {}", e.without_url()),
-        "check that the provider is reachable".to_string(),
+        "check that the provider is reachable",
     )
 }
 
@@ -244,7 +246,7 @@ pub async fn check(
     conn_settings: &serde_json::Map<String, Value>,
     provider: &Provider,
     tokens: &Tokens,
-) -> Result<Checked, (String, String)> {
+) -> Result<Checked, CheckFailed> {
     match provider.flavor {
         Flavor::Salesforce => check_salesforce(state, app, provider, tokens).await,
         Flavor::Generic => check_generic(state, app, conn_settings, tokens).await,
@@ -256,11 +258,11 @@ async fn bearer_get(
     state: &AppState,
     tokens: &Tokens,
     url: &Url,
-) -> Result<(u16, String), (String, String)> {
+) -> Result<(u16, String), CheckFailed> {
     let url = state.outbound.prepare(url).map_err(blocked)?;
     let mut hv =
         http::HeaderValue::from_str(&format!("Bearer {}", tokens.access_token.expose_secret()))
-            .map_err(|_| ("the token cannot go in a header".to_string(), String::new()))?;
+            .map_err(|_| CheckFailed::new("the token cannot go in a header", ""))?;
     hv.set_sensitive(true);
     let resp = state
         .outbound
@@ -281,15 +283,17 @@ async fn check_salesforce(
     app: &AppEntry,
     provider: &Provider,
     tokens: &Tokens,
-) -> Result<Checked, (String, String)> {
+) -> Result<Checked, CheckFailed> {
     let mut scrubber = Scrubber::new();
     scrubber.add(tokens.access_token.expose_secret());
-    let instance = tokens.meta.instance_url.clone().ok_or((
-        "the token answer had no instance_url".to_string(),
-        "this is not a Salesforce token answer".to_string(),
-    ))?;
-    let base = Url::parse(&instance)
-        .map_err(|_| ("the instance_url is not a URL".to_string(), String::new()))?;
+    let instance = tokens.meta.instance_url.clone().ok_or_else(|| {
+        CheckFailed::new(
+            "the token answer had no instance_url",
+            "this is not a Salesforce token answer",
+        )
+    })?;
+    let base =
+        Url::parse(&instance).map_err(|_| CheckFailed::new("the instance_url is not a URL", ""))?;
     let path = provider
         .userinfo_path
         .clone()
@@ -314,9 +318,9 @@ async fn check_salesforce(
             .iter()
             .any(|p| body.contains(&format!("\"{p}")))
         {
-            return Err((
-                "the org has none of Certinia's objects (c2g__, fferpcore__, pse__ namespaces)".into(),
-                "log in to the org where Certinia is installed, and check that the user's profile can see the Certinia objects".into(),
+            return Err(CheckFailed::new(
+                "the org has none of Certinia's objects (c2g__, fferpcore__, pse__ namespaces)",
+                "log in to the org where Certinia is installed, and check that the user's profile can see the Certinia objects",
             ));
         }
     }
@@ -330,15 +334,15 @@ async fn check_generic(
     app: &AppEntry,
     conn_settings: &serde_json::Map<String, Value>,
     tokens: &Tokens,
-) -> Result<Checked, (String, String)> {
+) -> Result<Checked, CheckFailed> {
     let mut scrubber = Scrubber::new();
     scrubber.add(tokens.access_token.expose_secret());
     let (method, path) = crate::verify::verify_request(app, conn_settings);
     let mut url = crate::verify::verify_url(app, conn_settings, &tokens.meta.extra, &path)
-        .map_err(|e| (e.to_string(), String::new()))?;
+        .map_err(|e| CheckFailed::new(e.to_string(), ""))?;
     let shown = format!("{method} {url}");
     let inj = crate::inject::for_token(app, tokens.access_token.expose_secret())
-        .map_err(|e| (e.to_string(), String::new()))?;
+        .map_err(|e| CheckFailed::new(e.to_string(), ""))?;
     inj.apply_to_url(&mut url);
     let url = state.outbound.prepare(&url).map_err(blocked)?;
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
@@ -351,7 +355,7 @@ async fn check_generic(
         req = req.header(n, v);
     }
     for (n, v) in crate::inject::fixed_headers(app, conn_settings, &Default::default())
-        .map_err(|e| (e.to_string(), String::new()))?
+        .map_err(|e| CheckFailed::new(e.to_string(), ""))?
     {
         req = req.header(n, v);
     }
@@ -364,23 +368,23 @@ async fn check_generic(
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
     if !(200..300).contains(&status) {
-        return Err((
+        return Err(CheckFailed::new(
             format!(
                 "{} answered {status} to {shown}: {}",
                 app.name,
                 scrub::provider_summary(&body, &scrubber, "no error in a known shape")
             ),
             if status == 401 {
-                "the access token was refused: it expired or was revoked".into()
+                "the access token was refused: it expired or was revoked"
             } else {
-                "check the scopes granted and the verification request".into()
+                "check the scopes granted and the verification request"
             },
         ));
     }
     if let Some(why) = crate::verify::unexpected_answer(app, &body) {
-        return Err((
+        return Err(CheckFailed::new(
             format!("{} answered {status} to {shown}, but {why}", app.name),
-            "the token was refused inside a successful answer: check the scopes granted, or re-authorize".into(),
+            "the token was refused inside a successful answer: check the scopes granted, or re-authorize",
         ));
     }
     Ok(Checked {
@@ -391,7 +395,7 @@ async fn check_generic(
 }
 
 /// A Salesforce REST error answer as a message and a hint (R6).
-pub fn salesforce_check_error(status: u16, body: &str) -> (String, String) {
+pub fn salesforce_check_error(status: u16, body: &str) -> CheckFailed {
     salesforce_check_error_scrubbed(status, body, &Scrubber::new())
 }
 
@@ -400,7 +404,7 @@ pub fn salesforce_check_error_scrubbed(
     status: u16,
     body: &str,
     scrubber: &Scrubber,
-) -> (String, String) {
+) -> CheckFailed {
     let (code, message) = match scrub::provider_words(body, scrubber) {
         Some((code, d)) => (code.unwrap_or_default(), d),
         None => (String::new(), "no error in a known shape".to_string()),
@@ -418,7 +422,7 @@ pub fn salesforce_check_error_scrubbed(
     } else {
         format!("Salesforce answered {status} {code}: {message}")
     };
-    (shown, hint.to_string())
+    CheckFailed::new(shown, hint)
 }
 
 /// A grant failure as the API answers it (422: nothing was saved).

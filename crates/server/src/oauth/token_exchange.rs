@@ -208,7 +208,7 @@ pub fn destinations(
 
 /// What to do about a failed exchange, in the words of the mode.
 pub fn hint(mode: AuthMode, e: &GrantError) -> Option<String> {
-    let unreachable = e.code() == "provider_unreachable";
+    let unreachable = e.is_unreachable();
     Some(match mode {
         AuthMode::ServiceAccount if unreachable => "check that the token endpoint is reachable from the Latchkey server; Latchkey retries with back-off".into(),
         AuthMode::ServiceAccount => "the token endpoint refused the signed assertion: check that the key still exists and is enabled (IAM > Service accounts > Keys), that the scopes are allowed, and, with a subject, that domain-wide delegation grants these scopes to the account's client id".into(),

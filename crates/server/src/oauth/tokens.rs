@@ -386,9 +386,7 @@ async fn refresh_now(
 fn backing_off(row: &ConnectionRecord) -> Option<Failure> {
     let after = row.token_meta.as_ref()?.retry_after?;
     (after > Utc::now() && row.status == ConnectionStatus::Failing).then(|| {
-        Failure::new(
-            503,
-            "refresh_backoff",
+        Failure::backoff(
             format!(
                 "the last refresh failed ({}); the next attempt is allowed after {}",
                 row.status_reason.clone().unwrap_or_default(),
@@ -512,7 +510,7 @@ async fn record_refresh_failure(
     let mut next = row.clone();
     let mut meta = row.token_meta.clone().unwrap_or_default();
     let now = Utc::now();
-    let failure = if e.is_invalid_grant() || e.code() == "no_refresh_token" {
+    let failure = if e.is_invalid_grant() || e.lacks_refresh_token() {
         let mut reason = format!("refresh failed: {e}");
         if let Some(extra) = super::approvals::eviction_note(state, ws, row).await {
             reason.push_str("; ");
@@ -525,9 +523,7 @@ async fn record_refresh_failure(
         let wait = (1i64 << meta.failures.min(9)).min(MAX_BACKOFF_SECS);
         meta.retry_after = Some(now + Duration::seconds(wait));
         next.mark_failing(format!("refresh failed: {e}"), Some(hint));
-        Failure::new(
-            502,
-            "refresh_failed",
+        Failure::refresh_failed(
             format!("the token could not be refreshed: {e}"),
             next.hint.as_deref(),
         )
@@ -611,31 +607,44 @@ async fn obtain(
     })
 }
 
+/// Why a grant could not be given back; the text is what the audit event records.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("unknown application")]
+    UnknownApp,
+    #[error("no token stored")]
+    NoToken,
+    /// A step before the revocation failed (the destination guard, the secrets, the client).
+    #[error("{}", .0.message)]
+    Api(#[source] crate::error::ApiError),
+    /// The provider refused the revocation or could not be reached.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+}
+
+impl From<crate::error::ApiError> for RevokeError {
+    fn from(e: crate::error::ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
 /// Deleting an OAuth connection gives its grant back to the provider (best effort; Salesforce
 /// revokes the whole grant for a refresh token).
 pub async fn revoke_grant(
     state: &AppState,
     ws: &Workspace,
     c: &ConnectionRecord,
-) -> Result<(), String> {
-    let app = state.catalog.get(&c.app).ok_or("unknown application")?;
-    crate::destinations::guard(state, ws, c, false)
-        .await
-        .map_err(|e| e.message)?;
-    let provider =
-        Provider::for_connection(app, c.auth_mode, &c.settings).map_err(|e| e.message)?;
+) -> Result<(), RevokeError> {
+    let app = state.catalog.get(&c.app).ok_or(RevokeError::UnknownApp)?;
+    crate::destinations::guard(state, ws, c, false).await?;
+    let provider = Provider::for_connection(app, c.auth_mode, &c.settings)?;
     let set = stored_tokens(state, c)
         .await
-        .map_err(|f| f.message)?
-        .ok_or("no token stored")?;
-    let creds = crate::vault::decrypt(state, c)
-        .await
-        .map_err(|e| e.message)?;
-    let client = super::client_for(state, ws, &c.app, &creds)
-        .await
-        .map_err(|e| e.message)?;
+        .map_err(|f| RevokeError::Api(f.into()))?
+        .ok_or(RevokeError::NoToken)?;
+    let creds = crate::vault::decrypt(state, c).await?;
+    let client = super::client_for(state, ws, &c.app, &creds).await?;
     let token = set.refresh_token.as_ref().unwrap_or(&set.access_token);
-    grant::revoke(&state.outbound, &provider, &client, token.expose_secret())
-        .await
-        .map_err(|e| e.to_string())
+    grant::revoke(&state.outbound, &provider, &client, token.expose_secret()).await?;
+    Ok(())
 }

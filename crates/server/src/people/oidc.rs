@@ -65,25 +65,52 @@ fn cache() -> &'static Mutex<HashMap<String, Arc<Provider>>> {
     CACHE.get_or_init(Default::default)
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(url: &str, what: &str) -> Result<T, String> {
+/// Why the provider's discovery document, keys or tokens could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("cannot reach the provider for its {what}: {why}")]
+    Unreachable { what: &'static str, why: String },
+    #[error("the provider answered {status} to the request for its {what}")]
+    Status { what: &'static str, status: u16 },
+    #[error("the provider's {what} is not what OpenID Connect describes: {source}")]
+    Shape {
+        what: &'static str,
+        source: reqwest::Error,
+    },
+    #[error("the provider calls itself `{said}`, not `{configured}` as LATCHKEY_OIDC_ISSUER says")]
+    OtherIssuer { said: String, configured: String },
+    #[error("cannot reach the provider's token endpoint: {0}")]
+    TokenUnreachable(String),
+    #[error("the provider refused the sign-in code ({status} {why})")]
+    CodeRefused { status: u16, why: String },
+    #[error("the provider's token answer is not JSON as expected")]
+    TokenNotJson,
+    #[error("the provider's token answer has no id_token")]
+    NoIdToken,
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    what: &'static str,
+) -> Result<T, OidcError> {
     let resp = http()
         .get(url)
         .send()
         .await
-        .map_err(|e| format!("cannot reach the provider for its {what}: {}", why(e)))?;
+        .map_err(|e| OidcError::Unreachable { what, why: why(e) })?;
     if !resp.status().is_success() {
-        return Err(format!(
-            "the provider answered {} to the request for its {what}",
-            resp.status().as_u16()
-        ));
+        return Err(OidcError::Status {
+            what,
+            status: resp.status().as_u16(),
+        });
     }
     resp.json()
         .await
-        .map_err(|e| format!("the provider's {what} is not what OpenID Connect describes: {e}"))
+        .map_err(|source| OidcError::Shape { what, source })
 }
 
 /// The provider of these settings, from the cache or its discovery document.
-pub async fn provider(s: &OidcSettings) -> Result<Arc<Provider>, String> {
+pub async fn provider(s: &OidcSettings) -> Result<Arc<Provider>, OidcError> {
     if let Some(p) = cache().lock().ok().and_then(|c| c.get(&s.issuer).cloned()) {
         if p.fetched.elapsed() < CACHE_FOR {
             return Ok(p);
@@ -95,10 +122,10 @@ pub async fn provider(s: &OidcSettings) -> Result<Arc<Provider>, String> {
     );
     let d: Discovery = get_json(&url, "discovery document").await?;
     if d.issuer != s.issuer {
-        return Err(format!(
-            "the provider calls itself `{}`, not `{}` as LATCHKEY_OIDC_ISSUER says",
-            d.issuer, s.issuer
-        ));
+        return Err(OidcError::OtherIssuer {
+            said: d.issuer,
+            configured: s.issuer.clone(),
+        });
     }
     let keys: JwkSet = get_json(&d.jwks_uri, "signing keys").await?;
     let p = Arc::new(Provider {
@@ -140,7 +167,7 @@ pub async fn exchange(
     code: &str,
     verifier: &str,
     redirect_uri: &str,
-) -> Result<Tokens, String> {
+) -> Result<Tokens, OidcError> {
     let resp = http()
         .post(&p.token_endpoint)
         .basic_auth(
@@ -155,7 +182,7 @@ pub async fn exchange(
         ])
         .send()
         .await
-        .map_err(|e| format!("cannot reach the provider's token endpoint: {}", why(e)))?;
+        .map_err(|e| OidcError::TokenUnreachable(why(e)))?;
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_default();
     if !status.is_success() {
@@ -169,16 +196,13 @@ pub async fn exchange(
                 }
             })
             .unwrap_or_default();
-        return Err(format!(
-            "the provider refused the sign-in code ({} {why})",
-            status.as_u16()
-        ));
+        return Err(OidcError::CodeRefused {
+            status: status.as_u16(),
+            why,
+        });
     }
-    let t: TokenAnswer = serde_json::from_slice(&body)
-        .map_err(|_| "the provider's token answer is not JSON as expected".to_string())?;
-    let id_token = t
-        .id_token
-        .ok_or_else(|| "the provider's token answer has no id_token".to_string())?;
+    let t: TokenAnswer = serde_json::from_slice(&body).map_err(|_| OidcError::TokenNotJson)?;
+    let id_token = t.id_token.ok_or(OidcError::NoIdToken)?;
     Ok(Tokens {
         id_token,
         access_token: t.access_token,
@@ -218,7 +242,9 @@ pub async fn check_id_token(
     let mut key = find_key(p, header.kid.as_deref(), header.alg);
     if key.is_none() {
         // The provider may have rotated its keys since they were read.
-        let fresh: JwkSet = get_json(&p.jwks_uri, "signing keys").await?;
+        let fresh: JwkSet = get_json(&p.jwks_uri, "signing keys")
+            .await
+            .map_err(|e| e.to_string())?;
         if let Ok(mut k) = p.keys.lock() {
             *k = fresh;
         }

@@ -12,30 +12,48 @@ pub const MIN_LENGTH: usize = 10;
 /// The longest password accepted (hashing work is bounded).
 pub const MAX_LENGTH: usize = 256;
 
+/// Why a new password is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordRefused {
+    #[error("a password has at least {} characters", MIN_LENGTH)]
+    TooShort,
+    #[error("a password has at most {} characters", MAX_LENGTH)]
+    TooLong,
+}
+
+/// Why a password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("cannot hash the password: {0}")]
+    Hash(argon2::password_hash::Error),
+    #[error("the hashing task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
 /// Whether a new password is acceptable; the reason when not.
-pub fn check_new(password: &str) -> Result<(), String> {
+pub fn check_new(password: &str) -> Result<(), PasswordRefused> {
     let n = password.chars().count();
     if n < MIN_LENGTH {
-        return Err(format!("a password has at least {MIN_LENGTH} characters"));
+        return Err(PasswordRefused::TooShort);
     }
     if n > MAX_LENGTH {
-        return Err(format!("a password has at most {MAX_LENGTH} characters"));
+        return Err(PasswordRefused::TooLong);
     }
     Ok(())
 }
 
 /// The argon2id PHC string of a password.
-pub async fn hash(password: String) -> Result<String, String> {
+pub async fn hash(password: String) -> Result<String, HashError> {
     let password = zeroize::Zeroizing::new(password);
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| format!("cannot hash the password: {e}"))
+            .map_err(HashError::Hash)
     })
     .await
-    .map_err(|e| format!("the hashing task failed: {e}"))?
+    .map_err(HashError::Task)?
 }
 
 /// A hash of nothing in particular, checked against when the person is unknown.

@@ -177,10 +177,12 @@ pub async fn finish(
             format!("Single sign-on failed: {e}."),
         )
     };
-    let provider = oidc::provider(s).await.map_err(gateway)?;
+    let provider = oidc::provider(s)
+        .await
+        .map_err(|e| gateway(e.to_string()))?;
     let tokens = oidc::exchange(s, &provider, code, &p.verifier, &redirect_uri(state))
         .await
-        .map_err(gateway)?;
+        .map_err(|e| gateway(e.to_string()))?;
     let mut claims = oidc::check_id_token(s, &provider, &tokens.id_token, &p.nonce)
         .await
         .map_err(gateway)?;

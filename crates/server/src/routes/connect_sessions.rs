@@ -263,7 +263,7 @@ fn allowed_origins(given: &[String]) -> ApiResult<Vec<String>> {
     let mut origins = Vec::new();
     for o in given {
         let o = connect::parse_origin(o).map_err(|m| {
-            ApiError::invalid("allowed_origins", m)
+            ApiError::invalid("allowed_origins", m.to_string())
                 .hint("give exact origins such as https://app.example.com (scheme, host and port; no path, no wildcard)")
         })?;
         if !origins.contains(&o) {

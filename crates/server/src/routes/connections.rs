@@ -373,7 +373,7 @@ pub async fn delete_connection(
                     Some(c.name.as_str()),
                     match outcome {
                         Ok(()) => json!({"ok": true}),
-                        Err(e) => json!({"ok": false, "error": e}),
+                        Err(e) => json!({"ok": false, "error": e.to_string()}),
                     },
                 )
                 .await;

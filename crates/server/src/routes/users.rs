@@ -144,7 +144,7 @@ fn check_name(name: &str) -> ApiResult<String> {
 }
 
 async fn new_hash(password: String) -> ApiResult<String> {
-    password::check_new(&password).map_err(|m| ApiError::invalid("password", m))?;
+    password::check_new(&password).map_err(|m| ApiError::invalid("password", m.to_string()))?;
     password::hash(password).await.map_err(|e| {
         tracing::error!(error = %e, "password hashing failed");
         ApiError::internal()

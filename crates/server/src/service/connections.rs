@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::oauth::{
     self,
     provider::{self, Provider},
+    FailureKind,
 };
 use crate::state::AppState;
 pub use crate::vault::{decrypt, open, seal};
@@ -530,8 +531,7 @@ pub async fn recheck(
                 // A failed refresh already recorded its outcome on the row.
                 let now_row = find(state, ws, c.id.as_str()).await?;
                 return if f.status == 409
-                    || f.code == "refresh_failed"
-                    || f.code == "refresh_backoff"
+                    || matches!(f.kind, FailureKind::RefreshFailed | FailureKind::Backoff)
                 {
                     // Nothing is written here: the events are recorded on their own.
                     state.record(&events(&now_row, false)).await;
@@ -562,7 +562,7 @@ pub async fn recheck(
                         .await
                         .map(|_| ())
                 };
-                checked.map_err(|(m, h)| (m, Some(h)))
+                checked.map_err(|oauth::CheckFailed { message, hint }| (message, Some(hint)))
             }
         }
     } else {

@@ -26,13 +26,13 @@ pub async fn verify_and_grant(
             .map_err(|e| token_exchange::failure(c.auth_mode, &e))?;
     check_token(state, app, c.auth_mode, &c.settings, &tokens)
         .await
-        .map_err(|(m, h)| {
+        .map_err(|crate::oauth::CheckFailed { message, hint }| {
             ApiError::new(
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 "verification_failed",
-                m,
+                message,
             )
-            .hint(h)
+            .hint(hint)
         })?;
     let sealed = crate::vault::seal_tokens(state, ws, &c.id, &tokens.access_token, None)
         .await
@@ -49,11 +49,12 @@ pub async fn check_token(
     mode: AuthMode,
     settings: &Map<String, Value>,
     tokens: &Tokens,
-) -> Result<(), (String, String)> {
+) -> Result<(), crate::oauth::CheckFailed> {
     if mode != AuthMode::TokenExchange {
         return Ok(());
     }
-    let url = token_exchange::login_url(app, settings).map_err(|e| (e.message, String::new()))?;
+    let url = token_exchange::login_url(app, settings)
+        .map_err(|e| crate::oauth::CheckFailed::new(e.message, ""))?;
     let provider =
         crate::oauth::provider::Provider::plain(crate::oauth::provider::Flavor::Generic, url);
     crate::oauth::check(state, app, settings, &provider, tokens)

@@ -5,7 +5,6 @@
 use latchkey_core::model::TokenMeta;
 use latchkey_core::scrub::{self, Scrubber};
 use latchkey_core::secret::SecretString;
-use std::fmt;
 
 /// Tokens from a token answer, with the non-secret facts about them.
 pub struct Tokens {
@@ -14,30 +13,27 @@ pub struct Tokens {
     pub meta: TokenMeta,
 }
 
-/// Why a grant failed.
-#[derive(Debug, Clone)]
+/// Why a grant failed. The text is the provider's code, then its description when it gave one.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GrantError {
     /// The provider answered with an OAuth error (`invalid_grant`, …).
+    #[error("{error}{}", suffix(.description))]
     Provider {
         status: u16,
         error: String,
         description: String,
     },
     /// The provider could not be reached, or answered something that is not a token answer.
+    #[error("{0}")]
     Transport(String),
 }
 
-impl fmt::Display for GrantError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GrantError::Provider {
-                error, description, ..
-            } if description.is_empty() => write!(f, "{error}"),
-            GrantError::Provider {
-                error, description, ..
-            } => write!(f, "{error}: {description}"),
-            GrantError::Transport(m) => f.write_str(m),
-        }
+/// `": description"`, or nothing when there is no description.
+fn suffix(description: &str) -> String {
+    if description.is_empty() {
+        String::new()
+    } else {
+        format!(": {description}")
     }
 }
 
@@ -65,6 +61,25 @@ impl GrantError {
             GrantError::Provider { error, .. } => error,
             GrantError::Transport(_) => "provider_unreachable",
         }
+    }
+
+    /// The user refused the authorization (`access_denied`).
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, GrantError::Provider { error, .. } if error == "access_denied")
+    }
+
+    /// The provider could not be reached (or, as `code()` reads it, a provider that answered
+    /// with that very code).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            GrantError::Transport(_) => true,
+            GrantError::Provider { error, .. } => error == "provider_unreachable",
+        }
+    }
+
+    /// A refresh was due but the provider never issued a refresh token (`no_refresh_token`).
+    pub fn lacks_refresh_token(&self) -> bool {
+        matches!(self, GrantError::Provider { error, .. } if error == "no_refresh_token")
     }
 
     /// `invalid_grant` on a refresh: the grant is dead and only a new authorization helps.
