@@ -29,6 +29,11 @@ impl ChildGuard {
         self.child.id()
     }
 
+    /// Whether the child has already ended.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Kills the child now and waits for it.
     pub fn stop(&mut self) {
         if let Ok(None) = self.child.try_wait() {

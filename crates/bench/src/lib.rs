@@ -7,6 +7,7 @@
 pub mod children;
 pub mod db;
 pub mod load;
+pub mod nginx;
 pub mod pg;
 pub mod report;
 pub mod rss;

@@ -206,10 +206,20 @@ pub fn fixed_headers(
 
 /// The injection of an OAuth access token: the entry's rule, or `Authorization: Bearer`.
 pub fn for_token(app: &AppEntry, token: &str) -> Result<Injection, CoreError> {
-    let mut inj = token_rule(app, token)?;
     let mut scrubber = Scrubber::new();
     scrubber.add(token);
-    inj.scrubber = std::sync::Arc::new(scrubber);
+    for_token_scrubbed(app, token, std::sync::Arc::new(scrubber))
+}
+
+/// [`for_token`] with a scrubber already built for the token (a token set keeps one, so that
+/// its patterns and automaton are not built again for every proxied request).
+pub fn for_token_scrubbed(
+    app: &AppEntry,
+    token: &str,
+    scrubber: std::sync::Arc<Scrubber>,
+) -> Result<Injection, CoreError> {
+    let mut inj = token_rule(app, token)?;
+    inj.scrubber = scrubber;
     Ok(inj)
 }
 

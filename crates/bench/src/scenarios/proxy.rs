@@ -2,7 +2,9 @@
 //! upstream, 1 KB and 1 MB answers. Throughput and latency under load (16 callers, under the
 //! connection's concurrency level of 25 so no request queues), and the added p50 with one
 //! caller, which is the proxy's own cost per request without CPU contention. A bare reverse
-//! proxy (axum + reqwest, no auth, no lookups) shows what any proxy can reach on this machine.
+//! proxy (axum + reqwest, no auth, no lookups) shows what any proxy can reach on this machine;
+//! nginx `proxy_pass` (see [`crate::nginx`]), what a mature general-purpose proxy reaches, is the
+//! reference Latchkey's throughput and p50 at 16 callers are also compared with.
 
 use super::{measure, measure_profiled, secs, Series};
 use crate::load::LoadSpec;
@@ -20,6 +22,7 @@ struct Case {
     direct_one: Series,
     bare: Series,
     bare_one: Series,
+    nginx: Series,
     via: Vec<Series>,
     via_one: Vec<Series>,
 }
@@ -38,6 +41,18 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
         let up = stack.upstream.url.clone();
         servers::child(&["serve-bare-proxy", "--upstream", &up], "bare proxy").await?
     };
+    // Not in the smoke test (in process): it would install a package during `cargo test`.
+    let nginx = if stack.ctx.in_process() {
+        None
+    } else {
+        match crate::nginx::start(&stack.upstream.url).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                table.note(format!("nginx reference skipped: {e:#}"));
+                None
+            }
+        }
+    };
     let spec =
         |url: String, workers: usize| LoadSpec::get(url, workers, secs(o.duration), secs(o.warmup));
     let mut cases: Vec<Case> = sizes
@@ -47,6 +62,7 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
             direct_one: Series::default(),
             bare: Series::default(),
             bare_one: Series::default(),
+            nginx: Series::default(),
             via: vec![Series::default(); servers.len()],
             via_one: vec![Series::default(); servers.len()],
         })
@@ -66,6 +82,12 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
             for (workers, series) in [(o.proxy_callers, &mut case.bare), (1, &mut case.bare_one)] {
                 let what = format!("{label} bare axum+reqwest proxy, {workers} callers");
                 series.add(&measure(&what, &spec(bare_url.clone(), workers)).await?);
+            }
+            if let Some(ng) = &nginx {
+                let url = format!("{}/proxy/bytes?n={n}", ng.url);
+                let what = format!("{label} nginx proxy_pass, {} callers", o.proxy_callers);
+                let s = spec(url, o.proxy_callers);
+                case.nginx.add(&measure(&what, &s).await?);
             }
             for (i, lk) in servers.iter().enumerate() {
                 let url = format!(
@@ -117,6 +139,24 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
             Unit::Ms,
             added,
         ));
+        let with_nginx = !case.nginx.rps.is_empty();
+        if with_nginx {
+            let many = format!("{label}, nginx proxy_pass, {} callers", o.proxy_callers);
+            table.push(
+                Row::new(
+                    FIG,
+                    &many,
+                    "requests/s",
+                    Unit::PerSecond,
+                    case.nginx.rps.clone(),
+                )
+                .reference("direct", case.direct.rps.clone()),
+            );
+            table.push(
+                Row::new(FIG, &many, "p50", Unit::Ms, case.nginx.p50.clone())
+                    .reference("direct", case.direct.p50.clone()),
+            );
+        }
         for (i, lk) in servers.iter().enumerate() {
             let c = format!("{label}, {}", lk.backend.label());
             let many = format!("{c}, {} callers", o.proxy_callers);
@@ -141,6 +181,24 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
                 .map(|(v, d)| v - d)
                 .collect();
             table.push(Row::new(FIG, &many, "added p50", Unit::Ms, added));
+            if with_nginx {
+                // Latchkey / nginx: throughput (≥ 1.0× is the target) and p50.
+                table.push(
+                    Row::new(
+                        FIG,
+                        &many,
+                        "requests/s vs nginx",
+                        Unit::PerSecond,
+                        via.rps.clone(),
+                    )
+                    .reference("nginx", case.nginx.rps.clone())
+                    .target(Target::RatioAtLeast(1.0)),
+                );
+                table.push(
+                    Row::new(FIG, &many, "p50 vs nginx", Unit::Ms, via.p50.clone())
+                        .reference("nginx", case.nginx.p50.clone()),
+                );
+            }
             let one = format!("{c}, 1 caller");
             let one_via = &case.via_one[i];
             table.push(

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use futures::StreamExt;
 use latchkey_core::catalog::AppEntry;
 use latchkey_core::model::ConnectionRecord;
-use latchkey_core::scrub::{ChunkScrubber, Scrubber};
+use latchkey_core::scrub::{ChunkScrubber, Emit, Scrubber};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -144,20 +144,29 @@ type ByteStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
 /// The application's body with every form of the credential removed, chunk by chunk (a secret
-/// cut across two chunks is still found).
+/// cut across two chunks is still found). A clean chunk goes on without a copy: what waited from
+/// the chunk before, then a slice of this one.
 pub(super) fn scrubbed_stream(
     inner: ByteStream,
     scrubber: Arc<Scrubber>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    let state = Some((inner, ChunkScrubber::new(scrubber)));
+    let state = Some((inner, ChunkScrubber::new(scrubber), None::<Bytes>));
     futures::stream::unfold(state, |state| async move {
-        let (mut inner, mut scrub) = state?;
+        let (mut inner, mut scrub, pending) = state?;
+        if let Some(next) = pending {
+            return Some((Ok(next), Some((inner, scrub, None))));
+        }
         loop {
             match inner.next().await {
                 Some(Ok(chunk)) => {
-                    let out = scrub.push(&chunk);
-                    if !out.is_empty() {
-                        return Some((Ok(Bytes::from(out)), Some((inner, scrub))));
+                    let Emit { head, tail } = scrub.push_parts(&chunk);
+                    let tail = (!tail.is_empty()).then(|| chunk.slice(tail));
+                    match (head.is_empty(), tail) {
+                        (false, tail) => {
+                            return Some((Ok(Bytes::from(head)), Some((inner, scrub, tail))))
+                        }
+                        (true, Some(t)) => return Some((Ok(t), Some((inner, scrub, None)))),
+                        (true, None) => {}
                     }
                 }
                 Some(Err(e)) => return Some((Err(e), None)),

@@ -128,7 +128,9 @@ async fn credential(
     if c.auth_mode.has_tokens() {
         let set = tokens::fresh_token(state, ws, c, force).await?;
         let app = crate::directory::app_entry(state, &c.app)?;
-        let mut inj = inject::for_token(app, set.access_token.expose_secret())?;
+        // The token set's own scrubber (the access and refresh tokens), built once per token.
+        let mut inj =
+            inject::for_token_scrubbed(app, set.access_token.expose_secret(), set.scrubber())?;
         inj.headers.extend(inject::fixed_headers(
             app,
             &c.settings,
@@ -472,10 +474,12 @@ async fn recheck(
     if now.conn.id != c.id {
         return Err(ApiError::not_found("connection", conn_key));
     }
-    if now.conn.credentials != c.credentials
-        || request_settings(&now.conn) != request_settings(c)
-        || now.conn.auth_mode != c.auth_mode
-    {
+    // The same record (the usual case: nothing changed, the cache answered) needs no comparison.
+    let same = std::ptr::eq(&*now.conn, c)
+        || (now.conn.credentials == c.credentials
+            && same_request_settings(&now.conn, c)
+            && now.conn.auth_mode == c.auth_mode);
+    if !same {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "connection_changed",
@@ -489,12 +493,16 @@ async fn recheck(
     Ok(now.conn)
 }
 
-/// The settings that shape what is sent (a pool's level or lender is not among them).
-fn request_settings(c: &ConnectionRecord) -> serde_json::Map<String, Value> {
-    let mut s = c.settings.clone();
-    s.remove(CONCURRENCY_LEVEL);
-    s.remove(BORROW_CONCURRENCY_FROM);
-    s
+/// Whether two records have the same settings that shape what is sent (a pool's level or
+/// lender is not among them), compared in place (the settings map iterates in key order).
+fn same_request_settings(a: &ConnectionRecord, b: &ConnectionRecord) -> bool {
+    let shapes = |(k, _): &(&String, &Value)| {
+        k.as_str() != CONCURRENCY_LEVEL && k.as_str() != BORROW_CONCURRENCY_FROM
+    };
+    a.settings
+        .iter()
+        .filter(shapes)
+        .eq(b.settings.iter().filter(shapes))
 }
 
 fn invalid_path() -> ApiError {
