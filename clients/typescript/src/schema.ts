@@ -1261,8 +1261,11 @@ export interface components {
          *     connect session). Identifiers are the platform's own; Latchkey only stores them.
          */
         EndUser: {
+            /** @description The name to show for the end user, if the platform gave one. */
             display_name?: string | null;
+            /** @description The end user's email address, if the platform gave one; shown, never used to sign in. */
             email?: string | null;
+            /** @description The platform's identifier for the end user, opaque to Latchkey. */
             id: string;
         };
         /** @description The end user a session is for: the platform's own identifiers, stored on the connection. */
@@ -1304,20 +1307,33 @@ export interface components {
         FieldSpec: {
             /** @description The auth modes the field applies to; empty means all of the application's. */
             auth_modes?: components["schemas"]["AuthMode"][];
+            /** @description The allowed values of an `enum` field. */
             choices?: string[];
+            /** @description The value used when none is given; `None`: none, so a required field must be given. */
             default?: unknown;
+            /** @description Help text shown under the input; may be empty. */
             description?: string;
+            /** @description The name shown next to the input in forms and in error messages. */
             label: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description The largest value an `integer` field takes; `None`: no upper bound.
+             */
             max?: number | null;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description The smallest value an `integer` field takes; `None`: no lower bound.
+             */
             min?: number | null;
+            /** @description The key of the field in the settings or credentials object (`subdomain`, `api_key`). */
             name: string;
+            /** @description An example shown greyed in the empty input; never used as a value. */
             placeholder?: string | null;
             /** @description Required in every auth mode the field applies to. */
             required?: boolean;
             /** @description Required only in these auth modes. */
             required_for?: components["schemas"]["AuthMode"][];
+            /** @description What values the field takes, and how forms show it. */
             type: components["schemas"]["FieldType"];
         };
         /**
@@ -1382,7 +1398,12 @@ export interface components {
         InjectSpec: {
             /** @description The header or query parameter name (`header` and `query` styles). */
             name?: string | null;
+            /**
+             * @description `basic` style: the password template; `None` sends an empty password (or the
+             *     `password` credential in the `basic` auth mode).
+             */
             password?: string | null;
+            /** @description Where the credential goes: a bearer header, a named header, a query parameter or HTTP Basic. */
             style: components["schemas"]["InjectStyle"];
             /** @description `basic` style: the user name and password templates (`{api_key}`, `X`). */
             username?: string | null;
@@ -1392,7 +1413,10 @@ export interface components {
              */
             value?: string | null;
         };
-        /** @enum {string} */
+        /**
+         * @description Where on the request the credential is put.
+         * @enum {string}
+         */
         InjectStyle: "bearer" | "header" | "query" | "basic";
         KeyView: {
             /** Format: date-time */
@@ -1712,6 +1736,10 @@ export interface components {
             authorize_params?: {
                 [key: string]: string;
             };
+            /**
+             * @description The authorization endpoint's path on the login host (see `hosts`); `None`:
+             *     `/services/oauth2/authorize`.
+             */
             authorize_path?: string | null;
             /**
              * @description The authorization endpoint, a URL template filled from the connection's settings
@@ -1719,6 +1747,7 @@ export interface components {
              */
             authorize_url?: string | null;
             client_auth?: null | components["schemas"]["ClientAuthMethod"];
+            /** @description Scopes requested when the connection has no `scopes` setting. */
             default_scopes?: string[];
             /**
              * @description Login hosts by account type (`production`, `sandbox`); empty for generic providers, whose
@@ -1741,6 +1770,10 @@ export interface components {
              *     are reused, or do not exist (the access token does not expire).
              */
             refresh?: components["schemas"]["RefreshStyle"];
+            /**
+             * @description The revocation endpoint's path on the login host (see `hosts`); `None`:
+             *     `/services/oauth2/revoke`.
+             */
             revoke_path?: string | null;
             /** @description The revocation endpoint (RFC 7009), a URL template. */
             revoke_url?: string | null;
@@ -1761,14 +1794,21 @@ export interface components {
             token_params?: {
                 [key: string]: string;
             };
+            /** @description The token endpoint's path on the login host (see `hosts`); `None`: `/services/oauth2/token`. */
             token_path?: string | null;
             /** @description The token endpoint (RFC 6749 §3.2), a URL template. */
             token_url?: string | null;
+            /**
+             * @description The path, on the `instance_url` the token answer names, that says who authorized;
+             *     `None`: `/services/oauth2/userinfo`.
+             */
             userinfo_path?: string | null;
         };
         /** @description The platform's customer organization an end user belongs to. */
         Organization: {
+            /** @description The name to show for the organization, if the platform gave one. */
             display_name?: string | null;
+            /** @description The platform's identifier for the organization, opaque to Latchkey. */
             id: string;
         };
         OrganizationBody: {
@@ -1778,6 +1818,7 @@ export interface components {
         };
         /** @description How the application pages its lists. */
         PaginationSpec: {
+            /** @description The request parameter carrying the page size; `None` when the API has no such parameter. */
             limit_param?: string | null;
             /** @description Where the next cursor is in the answer (dotted path). */
             next_path?: string | null;
@@ -1812,8 +1853,11 @@ export interface components {
         };
         /** @description Rate-limit headers the application sends (for callers and the proxy's back-off). */
         RateLimitSpec: {
+            /** @description The header giving the request quota of the current window; `None` if the API sends none. */
             limit_header?: string | null;
+            /** @description The header giving the requests left in the current window; `None` if the API sends none. */
             remaining_header?: string | null;
+            /** @description The header saying when the window resets (read as `reset_style` says); `None` if none. */
             reset_header?: string | null;
             /**
              * @description How the reset header counts: `seconds` (the default) or `milliseconds` from now, a
@@ -1958,10 +2002,15 @@ export interface components {
         };
         /** @description Dotted paths of the token answer's fields (`authed_user.access_token`). */
         TokenFields: {
+            /** @description Where the access token is; `None`: `access_token` at the top level. */
             access_token?: string | null;
+            /** @description Where the lifetime in seconds is; `None`: `expires_in` at the top level. */
             expires_in?: string | null;
+            /** @description Where the refresh token is; `None`: `refresh_token` at the top level. */
             refresh_token?: string | null;
+            /** @description Where the granted scopes are; `None`: `scope` at the top level. */
             scope?: string | null;
+            /** @description Where the token type is; `None`: `token_type` at the top level. */
             token_type?: string | null;
         };
         /** @description A fresh token, as processes read it by reference (R15). */
@@ -1999,9 +2048,11 @@ export interface components {
              *     `/ok` = `true` (it answers 200 to a bad token).
              */
             expect_pointer?: string | null;
+            /** @description The value expected at `expect_pointer`. */
             expect_value?: unknown;
             /** @enum {string} */
             kind: "http";
+            /** @description The HTTP method of the check request (`GET` unless told). */
             method?: string;
             /** @description A fixed path, or */
             path?: string | null;
