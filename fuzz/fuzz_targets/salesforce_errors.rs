@@ -9,8 +9,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     for status in [401, 403, 500] {
-        let (message, hint) = salesforce_check_error(status, &text);
-        assert!(!message.is_empty() && !hint.is_empty());
+        let failed = salesforce_check_error(status, &text);
+        assert!(!failed.message.is_empty() && !failed.hint.is_empty());
     }
     let mut headers = http::HeaderMap::new();
     if let Ok(v) = http::HeaderValue::from_bytes(data) {
