@@ -126,6 +126,9 @@ pub struct Options {
     /// Skip the PostgreSQL runs.
     #[arg(long, global = true)]
     pub no_postgres: bool,
+    /// The answer sizes of the proxy figure (`1kb`, `1mb`; both by default).
+    #[arg(long, global = true, value_delimiter = ',', default_values = ["1kb", "1mb"])]
+    pub sizes: Vec<scenarios::proxy::Size>,
     /// Record `perf record` (DWARF call graphs) of the server during the first token-read and proxy runs into this folder.
     #[arg(long, global = true)]
     pub perf: Option<PathBuf>,
@@ -254,7 +257,10 @@ async fn run_with_stack(
         Scenario::Proxy if smoke => {
             scenarios::proxy::run(&stack, table, &scenarios::proxy::SIZES[..1]).await
         }
-        Scenario::Proxy => scenarios::proxy::run(&stack, table, &scenarios::proxy::SIZES).await,
+        Scenario::Proxy => {
+            let sizes = scenarios::proxy::chosen(&stack.opts().sizes);
+            scenarios::proxy::run(&stack, table, &sizes).await
+        }
         Scenario::Storm => scenarios::storm::run(&stack, table).await,
         Scenario::Pool => scenarios::pool::run(&stack, table).await,
         Scenario::Memory => scenarios::memory::run(&stack, table).await,

@@ -12,6 +12,12 @@ use client::{Client, Failure};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of the C library's allocator: a proxied call makes a few hundred small
+/// allocations on two runtime threads, where glibc's arenas cost ~10% of the server's time in
+/// the proxy benchmark (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "latchkey",

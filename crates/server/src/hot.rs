@@ -59,7 +59,7 @@ pub struct HotPaths {
     entries: Mutex<HashMap<Key, Entry>>,
     loading: Mutex<HashMap<Key, Lookup>>,
     /// Decrypted static credentials (API key, basic) ready to inject, by connection and version.
-    statics: Mutex<HashMap<ConnectionId, (i64, Arc<Injection>)>>,
+    statics: Mutex<HashMap<ConnectionId, (i64, StaticCall)>>,
     /// Moves on every invalidation: a load that started before one is not remembered.
     generation: AtomicU64,
     /// Connection versions whose settings were found to lead only where their secret material
@@ -169,16 +169,17 @@ impl HotPaths {
         self.destinations.lock().expect("hot destinations").clear();
     }
 
-    /// The injection of a static credential, if this version of the connection was decrypted.
-    pub fn static_injection(&self, id: &ConnectionId, version: i64) -> Option<Arc<Injection>> {
+    /// The injection of a static credential and its API base, if this version of the
+    /// connection was decrypted.
+    pub fn static_injection(&self, id: &ConnectionId, version: i64) -> Option<StaticCall> {
         let statics = self.statics.lock().expect("hot statics");
         statics
             .get(id)
             .filter(|(v, _)| *v == version)
-            .map(|(_, i)| i.clone())
+            .map(|(_, call)| call.clone())
     }
 
-    pub fn remember_injection(&self, id: &ConnectionId, version: i64, inj: Arc<Injection>) {
+    pub fn remember_injection(&self, id: &ConnectionId, version: i64, call: StaticCall) {
         let mut statics = self.statics.lock().expect("hot statics");
         if statics.len() >= MAX_ENTRIES {
             statics.clear();
@@ -186,10 +187,22 @@ impl HotPaths {
         match statics.get(id) {
             Some((v, _)) if *v > version => {}
             _ => {
-                statics.insert(id.clone(), (version, inj));
+                statics.insert(id.clone(), (version, call));
             }
         }
     }
+}
+
+/// What a proxied call of a connection with a static credential needs of one version of it:
+/// the injection, and its API base already checked against the outbound rules and rewritten
+/// (both depend only on the entry, the settings and the credential).
+#[derive(Clone)]
+pub struct StaticCall {
+    pub inj: Arc<Injection>,
+    /// The API base as the settings give it (proxied paths may not climb above its path).
+    pub base: Arc<url::Url>,
+    /// The same base where requests are sent: rewritten, its address allowed.
+    pub target: Arc<url::Url>,
 }
 
 #[cfg(test)]

@@ -17,12 +17,32 @@ const FIG: &str = "2 proxy";
 /// The answer sizes measured: label and bytes.
 pub const SIZES: [(&str, usize); 2] = [("1 KB", 1024), ("1 MB", 1024 * 1024)];
 
+/// An answer size that `--sizes` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Size {
+    #[value(name = "1kb")]
+    Kb,
+    #[value(name = "1mb")]
+    Mb,
+}
+
+/// The sizes of [`SIZES`] that `--sizes` kept, in their order.
+pub fn chosen(sizes: &[Size]) -> Vec<(&'static str, usize)> {
+    [Size::Kb, Size::Mb]
+        .iter()
+        .zip(SIZES)
+        .filter(|(s, _)| sizes.contains(s))
+        .map(|(_, size)| size)
+        .collect()
+}
+
 struct Case {
     direct: Series,
     direct_one: Series,
     bare: Series,
     bare_one: Series,
     nginx: Series,
+    nginx_one: Series,
     via: Vec<Series>,
     via_one: Vec<Series>,
 }
@@ -63,6 +83,7 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
             bare: Series::default(),
             bare_one: Series::default(),
             nginx: Series::default(),
+            nginx_one: Series::default(),
             via: vec![Series::default(); servers.len()],
             via_one: vec![Series::default(); servers.len()],
         })
@@ -85,9 +106,12 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
             }
             if let Some(ng) = &nginx {
                 let url = format!("{}/proxy/bytes?n={n}", ng.url);
-                let what = format!("{label} nginx proxy_pass, {} callers", o.proxy_callers);
-                let s = spec(url, o.proxy_callers);
-                case.nginx.add(&measure(&what, &s).await?);
+                for (workers, series) in
+                    [(o.proxy_callers, &mut case.nginx), (1, &mut case.nginx_one)]
+                {
+                    let what = format!("{label} nginx proxy_pass, {workers} callers");
+                    series.add(&measure(&what, &spec(url.clone(), workers)).await?);
+                }
             }
             for (i, lk) in servers.iter().enumerate() {
                 let url = format!(
@@ -156,6 +180,9 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
                 Row::new(FIG, &many, "p50", Unit::Ms, case.nginx.p50.clone())
                     .reference("direct", case.direct.p50.clone()),
             );
+            let one = format!("{label}, nginx proxy_pass, 1 caller");
+            let added = minus(&case.nginx_one.p50, &case.direct_one.p50);
+            table.push(Row::new(FIG, &one, "added p50", Unit::Ms, added));
         }
         for (i, lk) in servers.iter().enumerate() {
             let c = format!("{label}, {}", lk.backend.label());
@@ -211,9 +238,30 @@ pub async fn run(stack: &Stack, table: &mut Table, sizes: &[(&str, usize)]) -> a
                 .zip(&case.direct_one.p50)
                 .map(|(v, d)| v - d)
                 .collect();
-            table
-                .push(Row::new(FIG, &one, "added p50", Unit::Ms, added).target(Target::Below(0.3)));
+            table.push(
+                Row::new(FIG, &one, "added p50", Unit::Ms, added.clone())
+                    .target(Target::Below(0.3)),
+            );
+            if with_nginx {
+                // Latchkey's own cost per request beyond nginx's, run by run (target: 0.05 ms).
+                let nginx_added = minus(&case.nginx_one.p50, &case.direct_one.p50);
+                table.push(
+                    Row::new(
+                        FIG,
+                        &one,
+                        "added p50 beyond nginx's",
+                        Unit::Ms,
+                        minus(&added, &nginx_added),
+                    )
+                    .target(Target::Below(0.05)),
+                );
+            }
         }
     }
     Ok(())
+}
+
+/// `a - b`, run by run.
+fn minus(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x - y).collect()
 }

@@ -35,27 +35,22 @@ pub(super) async fn send(
     out: &Outgoing<'_>,
     (body, signed_body): (Option<reqwest::Body>, Option<&[u8]>),
 ) -> ApiResult<reqwest::Response> {
-    let base = match instance_url.filter(|_| oauth_base_is_instance(app)) {
-        Some(u) => Url::parse(&u).map_err(|_| {
-            ApiError::invalid("instance_url", "the stored instance_url is not a URL")
-        })?,
-        None => match cred {
-            Cred::Token { kept, .. } => crate::verify::api_base_with(app, &c.settings, kept)?,
-            Cred::Static(_) => crate::verify::api_base(app, &c.settings)?,
-        },
+    let mut url = match cred {
+        // Checked and rewritten once per version of the connection.
+        Cred::Static(call) => within(&call.base, &call.target, out)?,
+        Cred::Token { kept, .. } => {
+            let base = match instance_url.filter(|_| oauth_base_is_instance(app)) {
+                Some(u) => Url::parse(&u).map_err(|_| {
+                    ApiError::invalid("instance_url", "the stored instance_url is not a URL")
+                })?,
+                None => crate::verify::api_base_with(app, &c.settings, kept)?,
+            };
+            let url = within(&base, &base, out)?;
+            prepare(state, &url)?
+        }
     };
-    let mut url = crate::verify::join_path(&base, out.path);
-    if !url.path().starts_with(base.path().trim_end_matches('/')) {
-        return Err(invalid_path());
-    }
-    url.set_query(out.parts.uri.query());
     let inj = cred.injection();
     inj.apply_to_url(&mut url);
-    let url = state.outbound.prepare(&url).map_err(|e| {
-        ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string()).hint(
-            "set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached",
-        )
-    })?;
     let signed = signature(cred, out.parts, &url, signed_body)?;
     let mut rb = state
         .outbound
@@ -89,6 +84,26 @@ pub(super) async fn send(
     })
 }
 
+/// The caller's path and query under `target` (the base where requests go), refused when the
+/// path would climb above `base`'s path (the two share their path: a rewrite changes the origin).
+fn within(base: &Url, target: &Url, out: &Outgoing<'_>) -> ApiResult<Url> {
+    let mut url = crate::verify::join_path(target, out.path);
+    if !url.path().starts_with(base.path().trim_end_matches('/')) {
+        return Err(invalid_path());
+    }
+    url.set_query(out.parts.uri.query());
+    Ok(url)
+}
+
+/// `url` rewritten by the operator's rules, refused when its address is not allowed.
+pub(super) fn prepare(state: &AppState, url: &Url) -> ApiResult<Url> {
+    state.outbound.prepare(url).map_err(|e| {
+        ApiError::new(StatusCode::BAD_GATEWAY, "upstream_blocked", e.to_string()).hint(
+            "set LATCHKEY_OUTBOUND_ALLOW on the server if this address is meant to be reached",
+        )
+    })
+}
+
 /// A signed mode signs the request as it will be sent: its final URL, method and body (`None`
 /// when it streams).
 fn signature(
@@ -98,7 +113,7 @@ fn signature(
     body: Option<&[u8]>,
 ) -> ApiResult<Vec<(http::HeaderName, HeaderValue)>> {
     match cred {
-        Cred::Static(inj) => match &inj.signer {
+        Cred::Static(call) => match &call.inj.signer {
             Some(s) => s
                 .sign(parts.method.as_str(), url, &parts.headers, body)
                 .map_err(|u| ApiError::new(u.0, u.1, u.2)),

@@ -98,7 +98,7 @@ async fn pool_of(
 }
 
 enum Cred {
-    Static(Arc<inject::Injection>),
+    Static(crate::hot::StaticCall),
     Token {
         version: i64,
         inj: inject::Injection,
@@ -109,7 +109,7 @@ enum Cred {
 impl Cred {
     fn injection(&self) -> &inject::Injection {
         match self {
-            Cred::Static(i) => i,
+            Cred::Static(call) => &call.inj,
             Cred::Token { inj, .. } => inj,
         }
     }
@@ -162,22 +162,21 @@ async fn credential(
         )
         .hint("open its authorize_url in a browser (POST …/authorize gives a fresh one)"));
     }
-    if c.auth_mode == AuthMode::OAuth1 && c.status == ConnectionStatus::PendingAuthorization {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_authorized",
-            format!("connection `{}` has not been authorized yet", c.name),
-        )
-        .hint("open its authorize_url in a browser (POST …/authorize gives a fresh one)"));
-    }
-    if let Some(inj) = state.hot.static_injection(&c.id, c.version) {
-        return Ok((Cred::Static(inj), None));
+    if let Some(call) = state.hot.static_injection(&c.id, c.version) {
+        return Ok((Cred::Static(call), None));
     }
     let creds = crate::vault::decrypt(state, c).await?;
     let app = crate::directory::app_entry(state, &c.app)?;
     let inj = Arc::new(inject::for_static(app, c.auth_mode, &c.settings, &creds)?);
-    state.hot.remember_injection(&c.id, c.version, inj.clone());
-    Ok((Cred::Static(inj), None))
+    let base = crate::verify::api_base(app, &c.settings)?;
+    let target = forward::prepare(state, &base)?;
+    let call = crate::hot::StaticCall {
+        inj,
+        base: Arc::new(base),
+        target: Arc::new(target),
+    };
+    state.hot.remember_injection(&c.id, c.version, call.clone());
+    Ok((Cred::Static(call), None))
 }
 
 /// What a 401 means: an expired session (refresh and retry), a token without the needed scope
@@ -285,7 +284,7 @@ async fn run(
             }
         };
         let status = resp.status();
-        metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => status.as_u16().to_string()).increment(1);
+        crate::telemetry::upstream_responses(&c.app, status).increment(1);
         let limited = retry::is_limited(status);
         if limited_sends > 0 {
             retry::count_retry(&pool_id, if limited { "limited" } else { "ok" });
@@ -329,13 +328,12 @@ async fn run(
                 continue;
             }
         }
-        let out = stream_back(
-            resp,
-            scrubber,
-            parts.method == http::Method::HEAD,
-            waited,
-            permit,
-        );
+        let head = parts.method == http::Method::HEAD;
+        let out = if !head && resp.content_length().is_some_and(|n| n <= SMALL_ANSWER) {
+            small_back(resp, &scrubber, waited, permit, (app, c)).await?
+        } else {
+            stream_back(resp, scrubber, head, waited, permit)
+        };
         return Ok(with_retries(out, retries));
     }
 }
@@ -371,6 +369,48 @@ async fn on_unauthorized(
         _ => None,
     };
     Err((headers, Body::from(body), hint))
+}
+
+/// Answers whose `Content-Length` is at most this are read whole, scrubbed in one pass and sent
+/// with their length: one write to the caller instead of a chunked stream, and a clean answer
+/// goes on without a copy.
+const SMALL_ANSWER: u64 = 64 * 1024;
+
+/// A small answer of the application, read whole and scrubbed; the pool place is given back
+/// once it is read (the application's part of the call is over).
+async fn small_back(
+    resp: reqwest::Response,
+    scrubber: &Scrubber,
+    waited: Duration,
+    permit: pool::Permit,
+    (app, c): (&latchkey_core::catalog::AppEntry, &ConnectionRecord),
+) -> ApiResult<Response> {
+    let status = resp.status();
+    let headers = forward::scrub_headers(resp.headers(), scrubber, true);
+    // The error itself is not logged: its URL may carry a credential the entry puts there.
+    let body = resp.bytes().await.map_err(|_| {
+        tracing::info!(connection = %c.id, "the application's answer broke off");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            format!("{} broke off its answer", app.name),
+        )
+        .hint("retry the request; check that the application is up")
+    })?;
+    let body = if scrubber.finds_bytes(&body) {
+        Bytes::from(scrubber.scrub_bytes(&body))
+    } else {
+        body
+    };
+    Ok(respond(
+        status,
+        &headers,
+        &connection_listed(&headers),
+        Body::from(body),
+        waited,
+        None,
+        permit,
+    ))
 }
 
 /// The application's answer, scrubbed, streamed to the caller; the pool place is held until

@@ -70,12 +70,26 @@ struct PoolState {
     yield_until: Option<Instant>,
 }
 
-#[derive(Default)]
 struct Pool {
     state: Mutex<PoolState>,
+    /// This pool's series, looked up once (a lookup by name and label costs allocations and a
+    /// hash on every proxied call).
+    queued: metrics::Gauge,
+    in_flight: metrics::Gauge,
+    wait: metrics::Histogram,
 }
 
 impl Pool {
+    fn new(pool_id: &str) -> Self {
+        let label = || pool_id.to_string();
+        Pool {
+            state: Mutex::default(),
+            queued: metrics::gauge!("latchkey_pool_queued", "pool" => label()),
+            in_flight: metrics::gauge!("latchkey_pool_in_flight", "pool" => label()),
+            wait: metrics::histogram!("latchkey_pool_wait_seconds", "pool" => label()),
+        }
+    }
+
     /// Hands free places to the longest waiters.
     fn grant(st: &mut PoolState) {
         while st.in_flight < st.level {
@@ -156,7 +170,7 @@ impl Drop for Permit {
         }
         // After the slot is back in the idle list, so that the next local waiter finds it.
         self.pool.release();
-        metrics::gauge!("latchkey_pool_in_flight", "pool" => self.pool_id.clone()).decrement(1.0);
+        self.pool.in_flight.decrement(1.0);
     }
 }
 
@@ -279,7 +293,10 @@ impl Pools {
         let mut map = self.pools.lock().expect("pools lock");
         match map.get(pool_id) {
             Some(p) => p.clone(),
-            None => map.entry(pool_id.to_string()).or_default().clone(),
+            None => map
+                .entry(pool_id.to_string())
+                .or_insert_with(|| Arc::new(Pool::new(pool_id)))
+                .clone(),
         }
     }
 
@@ -311,7 +328,7 @@ impl Pools {
             };
             (waiter, st.level)
         };
-        metrics::gauge!("latchkey_pool_queued", "pool" => pool_id.to_string()).increment(1.0);
+        pool.queued.increment(1.0);
         let local = match waiter {
             None => true,
             Some(mut rx) => tokio::select! {
@@ -323,11 +340,11 @@ impl Pools {
                 }
             },
         };
-        metrics::gauge!("latchkey_pool_queued", "pool" => pool_id.to_string()).decrement(1.0);
+        pool.queued.decrement(1.0);
         if !local {
             return Err(Busy);
         }
-        metrics::gauge!("latchkey_pool_in_flight", "pool" => pool_id.to_string()).increment(1.0);
+        pool.in_flight.increment(1.0);
         let mut permit = Permit {
             pool,
             pool_id: pool_id.to_string(),
@@ -366,8 +383,7 @@ impl Pools {
             }
         }
         let waited = start.elapsed();
-        metrics::histogram!("latchkey_pool_wait_seconds", "pool" => pool_id.to_string())
-            .record(waited.as_secs_f64());
+        permit.pool.wait.record(waited.as_secs_f64());
         Ok((permit, waited))
     }
 }

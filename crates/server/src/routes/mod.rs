@@ -145,8 +145,7 @@ pub fn router(state: AppState) -> Router {
             let route = req
                 .extensions()
                 .get::<MatchedPath>()
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_else(|| "unmatched".into());
+                .map_or("unmatched", MatchedPath::as_str);
             tracing::info_span!("request", method = %req.method(), route = %route)
         }))
         .layer(middleware::from_fn(header_limit))
@@ -351,16 +350,13 @@ async fn method_not_allowed(req: Request) -> ApiError {
 /// Counts requests and their latency by route template (never by raw path: names are not labels).
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("latchkey_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("latchkey_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (requests, duration) =
+        crate::telemetry::http_series(&method, route, resp.status().as_u16());
+    requests.increment(1);
+    duration.record(start.elapsed().as_secs_f64());
     resp
 }
