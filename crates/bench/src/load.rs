@@ -1,6 +1,7 @@
 //! The load generator: a fixed number of workers, each on its own keep-alive HTTP/1.1
 //! connection (hyper), sending requests back to back for a fixed time after an unmeasured
-//! warm-up. Every latency goes into an HDR histogram (microseconds).
+//! warm-up. Every latency goes into an HDR histogram (microseconds). The workers may be spread
+//! over several URLs (e.g. one per instance of a cluster), all measured in the one window.
 
 use anyhow::Context;
 use axum::body::Bytes;
@@ -21,8 +22,8 @@ const MAX_RECONNECTS: u32 = 50;
 /// What to send, how many at once, for how long.
 #[derive(Clone, Debug)]
 pub struct LoadSpec {
-    /// `http://host:port/path?query`
-    pub url: String,
+    /// `http://host:port/path?query`; with several, worker `i` sends to the `i mod n`-th.
+    pub urls: Vec<String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub workers: usize,
     pub duration: Duration,
@@ -36,7 +37,7 @@ pub struct LoadSpec {
 impl LoadSpec {
     pub fn get(url: String, workers: usize, duration: Duration, warmup: Duration) -> Self {
         LoadSpec {
-            url,
+            urls: vec![url],
             headers: Vec::new(),
             workers,
             duration,
@@ -69,6 +70,13 @@ impl LoadSpec {
         self.capture = Some(HeaderName::from_static(name));
         self
     }
+
+    /// Spreads the workers over one more URL (same headers): worker `i` sends to
+    /// `urls[i mod n]`, so that each URL gets `workers / n` of them when `n` divides `workers`.
+    pub fn also(mut self, url: String) -> Self {
+        self.urls.push(url);
+        self
+    }
 }
 
 /// What a load run measured.
@@ -84,6 +92,8 @@ pub struct LoadResult {
     pub latency: Histogram<u64>,
     /// Values of the captured header, as sent.
     pub captured: Histogram<u64>,
+    /// Successful requests per URL of the spec, in its order.
+    pub ok_by_url: Vec<u64>,
 }
 
 impl LoadResult {
@@ -284,13 +294,25 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
 }
 
 async fn run_here(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
-    let t = Arc::new(target(&spec.url)?);
+    anyhow::ensure!(!spec.urls.is_empty(), "a load needs a URL");
+    let targets = spec
+        .urls
+        .iter()
+        .map(|u| target(u).map(Arc::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let spec = Arc::new(spec.clone());
     let start = Instant::now();
     let measure_from = start + spec.warmup;
     let end = measure_from + spec.duration;
     let tasks: Vec<_> = (0..spec.workers.max(1))
-        .map(|_| tokio::spawn(worker(spec.clone(), t.clone(), measure_from, end)))
+        .map(|i| {
+            let url = i % targets.len();
+            let t = targets[url].clone();
+            (
+                url,
+                tokio::spawn(worker(spec.clone(), t, measure_from, end)),
+            )
+        })
         .collect();
     let mut out = LoadResult {
         ok: 0,
@@ -300,10 +322,12 @@ async fn run_here(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
         bytes: 0,
         latency: histogram(),
         captured: histogram(),
+        ok_by_url: vec![0; targets.len()],
     };
-    for task in tasks {
+    for (url, task) in tasks {
         let r = task.await.context("a load worker panicked")?;
         out.ok += r.ok;
+        out.ok_by_url[url] += r.ok;
         out.errors += r.errors;
         out.bytes += r.bytes;
         out.latency.add(&r.latency).context("merge histograms")?;
@@ -316,7 +340,7 @@ async fn run_here(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
     if out.ok == 0 {
         anyhow::bail!(
             "no successful request to {} ({} errors, first: {})",
-            spec.url,
+            spec.urls.join(", "),
             out.errors,
             out.first_error.as_deref().unwrap_or("none")
         );

@@ -44,7 +44,8 @@ fn thousands(v: f64) -> String {
     }
 }
 
-/// A target of the issue, checked on the median (or on the ratio to the reference).
+/// A target of the issue, checked on the median (or on the ratio to the reference); a bound
+/// that must never be crossed ([`Target::AtMost`]) is checked on every run.
 #[derive(Clone, Copy, Debug)]
 pub enum Target {
     /// median / reference ≥ x
@@ -55,6 +56,8 @@ pub enum Target {
     Below(f64),
     /// median == x (counts)
     Exactly(f64),
+    /// every run ≤ x (a limit such as a pool's level: the largest value is checked)
+    AtMost(f64),
 }
 
 impl Target {
@@ -64,15 +67,18 @@ impl Target {
             Target::RatioAtMost(x) => format!("≤ {x:.2}× ref"),
             Target::Below(x) => format!("< {}", unit.format(x)),
             Target::Exactly(x) => format!("= {}", unit.format(x)),
+            Target::AtMost(x) => format!("≤ {} in every run", unit.format(x)),
         }
     }
 
-    fn holds(self, median: f64, ratio: Option<f64>) -> Option<bool> {
+    fn holds(self, values: &[f64], ratio: Option<f64>) -> Option<bool> {
+        let median = median(values);
         match self {
             Target::RatioAtLeast(x) => ratio.map(|r| r >= x),
             Target::RatioAtMost(x) => ratio.map(|r| r <= x),
             Target::Below(x) => Some(median < x),
             Target::Exactly(x) => Some((median - x).abs() < 1e-9),
+            Target::AtMost(x) => Some(!values.is_empty() && max(values) <= x),
         }
     }
 }
@@ -125,7 +131,7 @@ impl Row {
 
     /// Whether the target holds (`None` when the row has none or lacks the reference).
     pub fn holds(&self) -> Option<bool> {
-        self.target?.holds(self.median(), self.ratio())
+        self.target?.holds(&self.values, self.ratio())
     }
 }
 
@@ -233,5 +239,17 @@ mod tests {
         assert_eq!(thousands(-12345.0), "-12,345");
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn an_upper_bound_holds_only_when_no_run_crosses_it() {
+        let row = |v: Vec<f64>| Row::new("f", "c", "m", Unit::Count, v).target(Target::AtMost(5.0));
+        assert_eq!(row(vec![5.0, 4.0, 5.0]).holds(), Some(true));
+        assert_eq!(
+            row(vec![5.0, 6.0, 4.0]).holds(),
+            Some(false),
+            "the median is 5, one run is over"
+        );
+        assert_eq!(row(vec![]).holds(), Some(false));
     }
 }

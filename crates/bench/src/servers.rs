@@ -4,7 +4,10 @@
 //! * the reference: a bare axum server answering the token JSON from memory, the practical
 //!   limit of a token read over HTTP on this machine;
 //! * the upstream: a REST API that wants `X-API-Key`, with `/bytes?n=N` (N bytes, streamed in
-//!   64 KiB chunks above 1 MiB), `/delay?ms=N` (answers after N ms) and `/health`.
+//!   64 KiB chunks above 1 MiB), `/delay?ms=N` (answers after N ms) and `/health`; it counts the
+//!   `/delay` requests in flight and keeps the most seen at once, which `GET /stats` answers
+//!   (`{"in_flight": n, "max_in_flight": m}`) and `POST /stats/reset` brings down to the
+//!   requests in flight now (the pool figure checks with it that a level is never exceeded).
 
 use crate::children::{self, ChildGuard};
 use axum::body::{Body, Bytes};
@@ -13,6 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use axum::Router;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The API key the upstream accepts.
@@ -51,9 +55,60 @@ pub fn reference_router(path: &str, body: Bytes) -> Router {
         .route("/healthz", axum::routing::get(|| async { "ok" }))
 }
 
+/// The upstream's state: the bytes it answers from, and its `/delay` requests in flight.
+#[derive(Default)]
+struct Upstream {
+    buf: Bytes,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// One `/delay` request in flight, counted from the handler's start until it answers (or is
+/// dropped because the caller went away).
+struct InFlight<'a>(&'a Upstream);
+
+impl<'a> InFlight<'a> {
+    fn start(up: &'a Upstream) -> Self {
+        let now = up.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        up.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(up)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Upstream {
+    /// `GET /stats`: the requests in flight and the most seen at once since the last reset.
+    fn stats(&self) -> Response {
+        let body = serde_json::json!({
+            "in_flight": self.in_flight.load(Ordering::SeqCst),
+            "max_in_flight": self.max_in_flight.load(Ordering::SeqCst),
+        });
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+
+    /// `POST /stats/reset`: the maximum starts again from the requests in flight now.
+    fn reset(&self) -> Response {
+        let now = self.in_flight.load(Ordering::SeqCst);
+        self.max_in_flight.store(now, Ordering::SeqCst);
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
 pub fn upstream_router() -> Router {
-    let buf = Bytes::from(vec![b'x'; MIB]);
-    Router::new().fallback(upstream).with_state(Arc::new(buf))
+    let state = Upstream {
+        buf: Bytes::from(vec![b'x'; MIB]),
+        ..Upstream::default()
+    };
+    Router::new().fallback(upstream).with_state(Arc::new(state))
 }
 
 fn query_number(query: &str, name: &str) -> Option<usize> {
@@ -64,7 +119,7 @@ fn query_number(query: &str, name: &str) -> Option<usize> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
-async fn upstream(State(buf): State<Arc<Bytes>>, req: Request) -> Response {
+async fn upstream(State(up): State<Arc<Upstream>>, req: Request) -> Response {
     let key_ok = req
         .headers()
         .get("x-api-key")
@@ -79,17 +134,19 @@ async fn upstream(State(buf): State<Arc<Bytes>>, req: Request) -> Response {
     }
     let query = req.uri().query().unwrap_or_default();
     match req.uri().path() {
+        "/stats" => up.stats(),
+        "/stats/reset" if req.method() == axum::http::Method::POST => up.reset(),
         "/bytes" => {
             let n = query_number(query, "n").unwrap_or(1024).min(MAX_BYTES);
             if n <= MIB {
                 return (
                     [(header::CONTENT_TYPE, "application/octet-stream")],
-                    buf.slice(0..n),
+                    up.buf.slice(0..n),
                 )
                     .into_response();
             }
             let chunks = n.div_ceil(CHUNK);
-            let buf = buf.clone();
+            let buf = up.buf.clone();
             let stream = futures::stream::iter((0..chunks).map(move |i| {
                 let len = CHUNK.min(n - i * CHUNK);
                 Ok::<_, std::io::Error>(buf.slice(0..len))
@@ -105,6 +162,7 @@ async fn upstream(State(buf): State<Arc<Bytes>>, req: Request) -> Response {
         }
         "/delay" => {
             let ms = query_number(query, "ms").unwrap_or(10).min(10_000);
+            let _counted = InFlight::start(&up);
             tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
             (
                 [(header::CONTENT_TYPE, "application/json")],

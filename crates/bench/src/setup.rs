@@ -2,7 +2,8 @@
 //! tap, the upstream, and Latchkey instances on SQLite or a throwaway PostgreSQL database, each
 //! prepared with a workspace `acme`, an authorized Salesforce connection `sf-prod`, API-key
 //! connections `up` (concurrency 25), `slow` (5) and `single` (1) to the upstream, and a
-//! workspace key with the scopes `read`, `secrets` and `proxy`.
+//! workspace key with the scopes `read`, `secrets` and `proxy`. A PostgreSQL instance can get a
+//! second one on the same database and master key (a two-instance cluster).
 
 use crate::children::{self, ChildGuard};
 use crate::pg::PgDb;
@@ -184,33 +185,16 @@ impl Stack {
             None => self.in_process().await?,
             Some(bin) => {
                 let dir = tempfile::tempdir()?;
-                let mut extra = vec![("LATCHKEY_OUTBOUND_REWRITES", self.rewrites())];
                 let database_url = match &pg {
                     Some(db) => db.url.clone(),
                     None => format!("sqlite://{}/latchkey.db", dir.path().display()),
                 };
-                extra.push(("LATCHKEY_DATABASE_URL", database_url.clone()));
-                let extra: Vec<(&str, &str)> =
-                    extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let cmd = latchkey_command(bin, dir.path(), "127.0.0.1:0", &extra);
-                let (guard, url) =
-                    children::spawn_announcing(cmd, "latchkey", "Latchkey listening on").await?;
-                let admin_key = std::fs::read_to_string(dir.path().join("admin.key"))
+                let mut lk = self.process(bin, dir, backend, &database_url, &[]).await?;
+                lk.admin_key = std::fs::read_to_string(lk.data_dir.join("admin.key"))
                     .context("reading admin.key")?
                     .trim()
                     .to_string();
-                Latchkey {
-                    pid: guard.pid(),
-                    server: Server::Process(guard),
-                    url,
-                    admin_key,
-                    key: String::new(),
-                    backend,
-                    database_url,
-                    data_dir: dir.path().to_path_buf(),
-                    _dir: Some(dir),
-                    _pg: None,
-                }
+                lk
             }
         };
         lk._pg = pg;
@@ -218,6 +202,73 @@ impl Stack {
             .await
             .with_context(|| format!("preparing Latchkey on {}", backend.label()))?;
         Ok(Some(lk))
+    }
+
+    /// `latchkey serve` on `database_url` with `dir` as its data folder and `extra` variables;
+    /// no keys yet.
+    async fn process(
+        &self,
+        bin: &Path,
+        dir: tempfile::TempDir,
+        backend: Backend,
+        database_url: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Latchkey> {
+        let rewrites = self.rewrites();
+        let mut vars = vec![
+            ("LATCHKEY_OUTBOUND_REWRITES", rewrites.as_str()),
+            ("LATCHKEY_DATABASE_URL", database_url),
+        ];
+        vars.extend_from_slice(extra);
+        let cmd = latchkey_command(bin, dir.path(), "127.0.0.1:0", &vars);
+        let (guard, url) =
+            children::spawn_announcing(cmd, "latchkey", "Latchkey listening on").await?;
+        Ok(Latchkey {
+            pid: guard.pid(),
+            server: Server::Process(guard),
+            url,
+            admin_key: String::new(),
+            key: String::new(),
+            backend,
+            database_url: database_url.to_string(),
+            data_dir: dir.path().to_path_buf(),
+            _dir: Some(dir),
+            _pg: None,
+        })
+    }
+
+    /// A second `latchkey serve` on `first`'s PostgreSQL database: a data folder of its own, the
+    /// first one's master key file (`LATCHKEY_MASTER_KEY_FILE`, never created), so that it opens
+    /// the same data keys and credentials. The migrations are already applied (sqlx skips them)
+    /// and the store has API keys, so no admin key is created: it answers to `first`'s keys. Drop
+    /// it before `first`, which owns the database and the key file.
+    pub async fn second_instance(&self, first: &Latchkey) -> anyhow::Result<Latchkey> {
+        let Some(bin) = &self.ctx.latchkey_bin else {
+            bail!("a second instance needs the release binary");
+        };
+        anyhow::ensure!(
+            first.backend == Backend::Postgres,
+            "instances share a PostgreSQL store only"
+        );
+        let master_key = first.data_dir.join("master.key");
+        let master_key = master_key.to_string_lossy();
+        let extra = [("LATCHKEY_MASTER_KEY_FILE", master_key.as_ref())];
+        let dir = tempfile::tempdir()?;
+        let mut lk = self
+            .process(bin, dir, first.backend, &first.database_url, &extra)
+            .await
+            .context("starting the second instance")?;
+        anyhow::ensure!(
+            !lk.data_dir.join("admin.key").exists(),
+            "the second instance created an admin key of its own"
+        );
+        lk.admin_key = first.admin_key.clone();
+        lk.key = first.key.clone();
+        // The workspace key and the stored credentials work there too.
+        self.expect_token(&lk)
+            .await
+            .context("a token read on the second instance")?;
+        Ok(lk)
     }
 
     async fn in_process(&self) -> anyhow::Result<Latchkey> {
@@ -339,6 +390,11 @@ impl Stack {
             .await?;
         lk.key = key["key"].as_str().context("the new key")?.to_string();
         // The token is readable with it.
+        self.expect_token(lk).await
+    }
+
+    /// Reads the token with the workspace key; fails unless it answers 200.
+    async fn expect_token(&self, lk: &Latchkey) -> anyhow::Result<()> {
         let t = self
             .http
             .get(format!("{}{TOKEN_PATH}", lk.url))
