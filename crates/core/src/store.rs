@@ -330,6 +330,14 @@ pub trait HealthStore: Send + Sync {
         next_probe_at: Option<chrono::DateTime<chrono::Utc>>,
         outcome: Option<&ProbeOutcome>,
     ) -> StoreResult<()>;
+    /// Places the first probe of connections claimed by `owner` that had none (new ones, or
+    /// whose interval changed), in one statement: like [`HealthStore::finish_due_connection`]
+    /// without an outcome, for each `(connection, next probe time)` (`None`: probes are off).
+    async fn place_probes(
+        &self,
+        owner: &str,
+        placed: &[(ConnectionId, Option<chrono::DateTime<chrono::Utc>>)],
+    ) -> StoreResult<()>;
     /// The connections with these ids, whatever their workspace (the rows a claim found due),
     /// read in one statement; ids that no longer exist are left out.
     async fn connections_by_ids(&self, ids: &[ConnectionId]) -> StoreResult<Vec<ConnectionRecord>>;

@@ -131,6 +131,41 @@ impl HealthStore for SqlStore {
             .collect()
     }
 
+    async fn place_probes(
+        &self,
+        owner: &str,
+        placed: &[(ConnectionId, Option<DateTime<Utc>>)],
+    ) -> StoreResult<()> {
+        if placed.is_empty() {
+            return Ok(());
+        }
+        // The same rules as `finish_due_connection` without an outcome, for a list of rows given
+        // as `VALUES` (both databases name their columns column1, column2).
+        let refresh = "CASE WHEN refresh_at IS NOT NULL AND refresh_at <= $2 \
+                       THEN $2 + $3 ELSE refresh_at END";
+        let values: Vec<String> = (0..placed.len())
+            .map(|i| format!("(${}, ${})", 4 + 2 * i, 5 + 2 * i))
+            .collect();
+        let sql = format!(
+            "UPDATE connection_health SET probe_at = v.column2, refresh_at = {refresh}, \
+             due_at = CASE WHEN {refresh} IS NOT NULL AND {refresh} < v.column2 THEN {refresh} \
+                      ELSE v.column2 END, \
+             lease_owner = NULL, lease_until = NULL \
+             FROM (VALUES {}) AS v \
+             WHERE connection_id = v.column1 AND lease_owner = $1",
+            values.join(", ")
+        );
+        let now = ms(Utc::now());
+        with_pool!(&self.db, p => {
+            let mut q = sqlx::query(&sql).bind(owner).bind(now).bind(REFRESH_RETRY_MS);
+            for (id, at) in placed {
+                q = q.bind(id.as_str()).bind(at.map(ms).unwrap_or(PROBE_OFF));
+            }
+            q.execute(p).await.db()?;
+        });
+        Ok(())
+    }
+
     async fn finish_due_connection(
         &self,
         id: &ConnectionId,

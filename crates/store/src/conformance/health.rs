@@ -94,6 +94,7 @@ pub async fn health_schedule(store: &dyn Store) {
     assert_eq!(h[0].consecutive_failures, 0);
     assert_eq!(h[0].last_ok_at, Some(later));
     assert_eq!(h[0].next_check_at, None, "probes off");
+    placements_in_one_statement(store, &ws, t).await;
     let other = super::new_connection(store, &ws, "probed-other", "generic-api-key").await;
     let gone = latchkey_core::ids::ConnectionId::generate();
     let read = store
@@ -115,6 +116,83 @@ pub async fn health_schedule(store: &dyn Store) {
         .await
         .expect("health")
         .is_empty());
+}
+
+/// New connections' first probes are placed together: each gets its own time (or none: probes
+/// off), only where the caller holds the claim, and the claim is given back.
+async fn placements_in_one_statement(store: &dyn Store, ws: &Workspace, t: DateTime<Utc>) {
+    let mut conns = Vec::new();
+    for name in ["placed-a", "placed-b", "placed-off", "placed-other-owner"] {
+        conns.push(super::new_connection(store, ws, name, "generic-api-key").await);
+    }
+    let later = t + Duration::seconds(5);
+    let claimed: Vec<_> = store
+        .claim_due_connections("p", later, later + Duration::seconds(60), 10_000)
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|d| d.connection_id)
+        .collect();
+    for c in &conns {
+        assert!(claimed.contains(&c.id), "{} is due at once", c.name);
+    }
+    let placed = vec![
+        (conns[0].id.clone(), Some(t + Duration::minutes(10))),
+        (conns[1].id.clone(), Some(t + Duration::minutes(20))),
+        (conns[2].id.clone(), None),
+    ];
+    store.place_probes("p", &placed).await.expect("place");
+    // Another owner's placement changes nothing.
+    store
+        .place_probes(
+            "q",
+            &[(conns[3].id.clone(), Some(t + Duration::minutes(30)))],
+        )
+        .await
+        .expect("place");
+    let ids: Vec<_> = conns.iter().map(|c| c.id.clone()).collect();
+    let h = store.health_of(&ws.id, &ids).await.expect("health");
+    let next = |id: &latchkey_core::ids::ConnectionId| {
+        h.iter()
+            .find(|r| r.connection_id.as_ref() == Some(id))
+            .expect("health row")
+            .next_check_at
+    };
+    assert_eq!(next(&conns[0].id), Some(t + Duration::minutes(10)));
+    assert_eq!(next(&conns[1].id), Some(t + Duration::minutes(20)));
+    assert_eq!(next(&conns[2].id), None, "probes off");
+    assert_eq!(
+        next(&conns[3].id),
+        None,
+        "not placed by an owner without the claim"
+    );
+    let again: Vec<_> = store
+        .claim_due_connections(
+            "r",
+            t + Duration::minutes(15),
+            t + Duration::minutes(16),
+            10_000,
+        )
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|d| d.connection_id)
+        .collect();
+    assert!(
+        again.contains(&conns[0].id),
+        "due at its placed time, its claim given back"
+    );
+    assert!(
+        !again.contains(&conns[1].id),
+        "not due before its placed time"
+    );
+    assert!(!again.contains(&conns[2].id), "probes off: never due");
+    for c in &conns {
+        store
+            .delete_connection(&ws.id, &c.id)
+            .await
+            .expect("delete");
+    }
 }
 
 /// An event is written with a delivery to each subscribed, enabled webhook; a delivery is
