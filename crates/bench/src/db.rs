@@ -48,6 +48,19 @@ pub async fn count_connections(database_url: &str) -> anyhow::Result<i64> {
     Ok(n)
 }
 
+/// How many connections have no first probe placed yet (their schedule row is new).
+pub async fn count_unplaced(database_url: &str) -> anyhow::Result<i64> {
+    let sql = "SELECT COUNT(*) FROM connection_health WHERE probe_at IS NULL";
+    let n: i64 = if is_sqlite(database_url) {
+        let mut c = SqliteConnection::connect(database_url).await?;
+        sqlx::query_scalar(sql).fetch_one(&mut c).await?
+    } else {
+        let mut c = PgConnection::connect(database_url).await?;
+        sqlx::query_scalar(sql).fetch_one(&mut c).await?
+    };
+    Ok(n)
+}
+
 /// Inserts `count` copies of connection `source` (by name) named `{prefix}-{n}`.
 pub async fn clone_connections(
     database_url: &str,
