@@ -1,6 +1,8 @@
 //! Figure 6: scale. The store first holds 100 connections (the few created through the API plus
 //! copies inserted with SQL), then 100,000; each time the token reads (64 callers) and
-//! `GET …/connections?limit=100` (8 callers) are measured. The reference is the 100 case.
+//! `GET …/connections?limit=100` (8 callers) are measured. The reference is the 100 case. The
+//! copies are new to the server, which places each one's first probe in the background: the
+//! 100,000 case is measured once that is done, and how long it took is reported.
 
 use super::{measure, secs, token_load, Series};
 use crate::db;
@@ -94,11 +96,12 @@ pub async fn run(stack: &Stack, table: &mut Table) -> anyhow::Result<()> {
         let (mut small_tokens, mut small_list) = (Series::default(), Series::default());
         measure_at(stack, &lk, SMALL, &mut small_tokens, &mut small_list).await?;
         fill(&lk, big).await?;
-        // The server places the copies' first probes while the reads below run.
-        let placing = tokio::spawn(placed_after(lk.database_url.clone()));
+        // The server first places the copies' first probes (a burst of background work that
+        // takes seconds at 100,000 new connections); the reads are measured after it, in the
+        // steady state, and the burst's length is a row of its own.
+        let placed = placed_after(lk.database_url.clone()).await?;
         let (mut big_tokens, mut big_list) = (Series::default(), Series::default());
         measure_at(stack, &lk, big, &mut big_tokens, &mut big_list).await?;
-        let placed = placing.await??;
         let case = format!("{}, {big} vs {SMALL} connections", backend.label());
         let r = format!("{SMALL} connections");
         table.push(
