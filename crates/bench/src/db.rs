@@ -37,20 +37,17 @@ pub async fn expire_stored_token(database_url: &str, name: &str) -> anyhow::Resu
 
 /// The number of rows in `connections`.
 pub async fn count_connections(database_url: &str) -> anyhow::Result<i64> {
-    let sql = "SELECT COUNT(*) FROM connections";
-    let n: i64 = if is_sqlite(database_url) {
-        let mut c = SqliteConnection::connect(database_url).await?;
-        sqlx::query_scalar(sql).fetch_one(&mut c).await?
-    } else {
-        let mut c = PgConnection::connect(database_url).await?;
-        sqlx::query_scalar(sql).fetch_one(&mut c).await?
-    };
-    Ok(n)
+    count(database_url, "SELECT COUNT(*) FROM connections").await
 }
 
 /// How many connections have no first probe placed yet (their schedule row is new).
 pub async fn count_unplaced(database_url: &str) -> anyhow::Result<i64> {
     let sql = "SELECT COUNT(*) FROM connection_health WHERE probe_at IS NULL";
+    count(database_url, sql).await
+}
+
+/// The one number `sql` answers, on SQLite or PostgreSQL.
+async fn count(database_url: &str, sql: &str) -> anyhow::Result<i64> {
     let n: i64 = if is_sqlite(database_url) {
         let mut c = SqliteConnection::connect(database_url).await?;
         sqlx::query_scalar(sql).fetch_one(&mut c).await?
