@@ -46,63 +46,61 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The series of one method, route and status.
-type HttpSeries = (metrics::Counter, metrics::Histogram);
-type SeriesByRoute = std::collections::HashMap<String, HttpSeries>;
+/// Metric handles kept after their first lookup, by a small key and a name: a lookup by name
+/// and labels costs a few allocations and a hash of every label, which a request would pay on
+/// every count. The keys are few (the router's routes, the catalog's apps, HTTP statuses).
+type Kept<K, V> =
+    std::sync::RwLock<std::collections::HashMap<K, std::collections::HashMap<String, V>>>;
 
-/// The request counter and duration histogram of `method`, `route` and `status`, looked up by
-/// name and labels once and then kept: a lookup costs a few allocations and a hash of every
-/// label, which every request would pay twice.
-pub fn http_series(method: &http::Method, route: &str, status: u16) -> HttpSeries {
-    use std::collections::HashMap;
-    use std::sync::{LazyLock, RwLock};
-    static SERIES: LazyLock<RwLock<HashMap<(http::Method, u16), SeriesByRoute>>> =
-        LazyLock::new(RwLock::default);
-    let key = (method.clone(), status);
-    if let Some(found) = SERIES
+/// The handle of `(key, name)` in `kept`, made by `make` the first time.
+fn kept<K: std::hash::Hash + Eq, V: Clone>(
+    kept: &Kept<K, V>,
+    key: K,
+    name: &str,
+    make: impl FnOnce() -> V,
+) -> V {
+    if let Some(v) = kept
         .read()
-        .expect("http series")
+        .expect("kept metrics")
         .get(&key)
-        .and_then(|m| m.get(route))
+        .and_then(|m| m.get(name))
     {
-        return found.clone();
+        return v.clone();
     }
-    let (m, r) = (method.to_string(), route.to_string());
-    let series = (
-        metrics::counter!("latchkey_http_requests_total", "method" => m.clone(), "route" => r.clone(), "status" => status.to_string()),
-        metrics::histogram!("latchkey_http_request_duration_seconds", "method" => m, "route" => r),
-    );
-    let mut all = SERIES.write().expect("http series");
-    // Routes are the router's patterns (or `unmatched`), methods a handful: this stays small.
-    all.entry(key)
+    let v = make();
+    kept.write()
+        .expect("kept metrics")
+        .entry(key)
         .or_default()
-        .insert(route.to_string(), series.clone());
-    series
+        .insert(name.to_string(), v.clone());
+    v
 }
 
-/// The counter of the application's answers to proxied calls of `app` with `status`, kept
-/// after its first lookup like [`http_series`].
+/// The series of one method, route and status.
+type HttpSeries = (metrics::Counter, metrics::Histogram);
+
+/// The request counter and duration histogram of `method`, `route` and `status`.
+pub fn http_series(method: &http::Method, route: &str, status: u16) -> HttpSeries {
+    static SERIES: std::sync::LazyLock<Kept<(http::Method, u16), HttpSeries>> =
+        std::sync::LazyLock::new(Kept::default);
+    kept(&SERIES, (method.clone(), status), route, || {
+        let (m, r) = (method.to_string(), route.to_string());
+        (
+            metrics::counter!("latchkey_http_requests_total", "method" => m.clone(), "route" => r.clone(), "status" => status.to_string()),
+            metrics::histogram!("latchkey_http_request_duration_seconds", "method" => m, "route" => r),
+        )
+    })
+}
+
+/// The counter of the application's answers to proxied calls of `app` with `status`.
 pub fn upstream_responses(app: &str, status: http::StatusCode) -> metrics::Counter {
-    use std::collections::HashMap;
-    use std::sync::{LazyLock, RwLock};
-    type ByApp = HashMap<String, metrics::Counter>;
-    static COUNTERS: LazyLock<RwLock<HashMap<u16, ByApp>>> = LazyLock::new(RwLock::default);
+    static COUNTERS: std::sync::LazyLock<Kept<u16, metrics::Counter>> =
+        std::sync::LazyLock::new(Kept::default);
     let code = status.as_u16();
-    if let Some(c) = COUNTERS
-        .read()
-        .expect("upstream counters")
-        .get(&code)
-        .and_then(|m| m.get(app))
-    {
-        return c.clone();
-    }
-    let counter = metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => app.to_string(), "status" => code.to_string());
-    // Apps are the catalog's entries and statuses a few hundred at most: this stays small.
-    COUNTERS
-        .write()
-        .expect("upstream counters")
-        .entry(code)
-        .or_default()
-        .insert(app.to_string(), counter.clone());
-    counter
+    kept(
+        &COUNTERS,
+        code,
+        app,
+        || metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => app.to_string(), "status" => code.to_string()),
+    )
 }

@@ -89,6 +89,23 @@ fn skip_locked<P: WritePool>(_p: &P) -> &'static str {
     }
 }
 
+/// The `SET` list that writes the next probe time `probe`, moves a refresh that came due (at
+/// `now`) `retry` milliseconds on, makes `due_at` the earlier of the two, and gives the lease
+/// back. The right-hand sides see the row as it was, so the new refresh time is spelled out again
+/// for `due_at`.
+fn schedule_after(probe: &str, now: &str, retry: &str) -> String {
+    let refresh = format!(
+        "CASE WHEN refresh_at IS NOT NULL AND refresh_at <= {now} \
+         THEN {now} + {retry} ELSE refresh_at END"
+    );
+    format!(
+        "probe_at = {probe}, refresh_at = {refresh}, \
+         due_at = CASE WHEN {refresh} IS NOT NULL AND {refresh} < {probe} THEN {refresh} \
+                  ELSE {probe} END, \
+         lease_owner = NULL, lease_until = NULL"
+    )
+}
+
 #[async_trait]
 impl HealthStore for SqlStore {
     async fn claim_due_connections(
@@ -141,18 +158,14 @@ impl HealthStore for SqlStore {
         }
         // The same rules as `finish_due_connection` without an outcome, for a list of rows given
         // as `VALUES` (both databases name their columns column1, column2).
-        let refresh = "CASE WHEN refresh_at IS NOT NULL AND refresh_at <= $2 \
-                       THEN $2 + $3 ELSE refresh_at END";
         let values: Vec<String> = (0..placed.len())
             .map(|i| format!("(${}, ${})", 4 + 2 * i, 5 + 2 * i))
             .collect();
         let sql = format!(
-            "UPDATE connection_health SET probe_at = v.column2, refresh_at = {refresh}, \
-             due_at = CASE WHEN {refresh} IS NOT NULL AND {refresh} < v.column2 THEN {refresh} \
-                      ELSE v.column2 END, \
-             lease_owner = NULL, lease_until = NULL \
+            "UPDATE connection_health SET {} \
              FROM (VALUES {}) AS v \
              WHERE connection_id = v.column1 AND lease_owner = $1",
+            schedule_after("v.column2", "$2", "$3"),
             values.join(", ")
         );
         let now = ms(Utc::now());
@@ -175,16 +188,10 @@ impl HealthStore for SqlStore {
     ) -> StoreResult<()> {
         let now = ms(Utc::now());
         let probe = next_probe_at.map(ms).unwrap_or(PROBE_OFF);
-        // One statement (the background's cost per probe): the right-hand sides see the row as
-        // it was, so the new refresh time is spelled out again for `due_at`, the earlier of the
-        // two times.
-        let refresh = "CASE WHEN refresh_at IS NOT NULL AND refresh_at <= $4 \
-                       THEN $4 + $5 ELSE refresh_at END";
+        // One statement (the background's cost per probe).
         let mut sql = format!(
-            "UPDATE connection_health SET probe_at = $3, refresh_at = {refresh}, \
-             due_at = CASE WHEN {refresh} IS NOT NULL AND {refresh} < $3 THEN {refresh} \
-                      ELSE $3 END, \
-             lease_owner = NULL, lease_until = NULL"
+            "UPDATE connection_health SET {}",
+            schedule_after("$3", "$4", "$5")
         );
         if outcome.is_some() {
             sql.push_str(
