@@ -1,7 +1,12 @@
 //! The one HTTP client for requests Latchkey sends out (verification now; token endpoints and
 //! the proxy later). It never follows redirects, applies `LATCHKEY_OUTBOUND_REWRITES`, and refuses
 //! loopback, private and link-local destinations unless `LATCHKEY_OUTBOUND_ALLOW` lists them,
-//! checking the addresses DNS actually answered, not only the name.
+//! checking the addresses DNS actually answered, not only the name. The proxy sends through its
+//! own client under the same rules (the `direct` module).
+
+mod direct;
+
+pub use direct::{Answer, Call, Direct, DirectError};
 
 use latchkey_core::outbound::{AllowList, Rewrites};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -23,6 +28,7 @@ pub struct Outbound {
     client: reqwest::Client,
     rewrites: Rewrites,
     policy: Arc<Policy>,
+    direct: Arc<Direct>,
 }
 
 struct Policy {
@@ -75,6 +81,7 @@ impl Outbound {
         Self {
             client,
             rewrites,
+            direct: Arc::new(Direct::new(policy.clone())),
             policy,
         }
     }
@@ -92,6 +99,11 @@ impl Outbound {
 
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The proxy's client (see the `direct` module).
+    pub fn direct(&self) -> &Arc<Direct> {
+        &self.direct
     }
 
     /// The URL a request must really go to (after rewrites), or why it may not go anywhere.

@@ -743,3 +743,117 @@ async fn a_busy_instance_does_not_starve_another_on_postgres() {
     assert!(served > 20, "instance a kept serving too ({served})");
     assert_eq!(up.in_flight_max(), 1, "level 1 across both instances");
 }
+
+/// A bare HTTP/1.1 application over loopback whose connection handling the test chooses: it
+/// counts the connections it accepts, answers each request with the connection's number, and
+/// closes a connection after each answer (`close_each`) or once it sat idle for `idle_close`.
+struct RawUpstream {
+    url: String,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl RawUpstream {
+    async fn start(close_each: bool, idle_close: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        // One request head (the test sends no bodies), or the idle limit.
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let mut chunk = [0u8; 4096];
+                            let read = tokio::time::timeout(idle_close, tcp.read(&mut chunk)).await;
+                            match read {
+                                Ok(Ok(k)) if k > 0 => buf.extend_from_slice(&chunk[..k]),
+                                _ => return,
+                            }
+                        }
+                        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        buf.drain(..end);
+                        let body = format!("{{\"connection\":{n}}}");
+                        let close = if close_each {
+                            "Connection: close\r\n"
+                        } else {
+                            ""
+                        };
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{close}\r\n",
+                            body.len()
+                        );
+                        if tcp
+                            .write_all(format!("{head}{body}").as_bytes())
+                            .await
+                            .is_err()
+                            || close_each
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RawUpstream {
+            url,
+            accepted,
+            _task: task,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused_and_ones_the_application_closed_are_not() {
+    let app = spawn_app().await;
+    app.workspace("acme").await;
+    // Keeps a connection open for 300 ms after each answer.
+    let keeps = RawUpstream::start(false, Duration::from_millis(300)).await;
+    let closes = RawUpstream::start(true, Duration::from_secs(5)).await;
+    for (name, up) in [("keeps", &keeps), ("closes", &closes)] {
+        let a = app
+            .post(
+                "/v1/workspaces/acme/connections",
+                json!({"name": name, "app": "generic-api-key", "verify": false,
+                "settings": {"base_url": up.url}, "credentials": {"api_key": KEY}}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    let call = |conn: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .get(&format!("/v1/workspaces/acme/connections/{conn}/proxy/x"))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body["connection"].as_u64().unwrap()
+        }
+    };
+    // Back-to-back calls share one upstream connection.
+    let first = call("keeps").await;
+    for _ in 0..4 {
+        assert_eq!(call("keeps").await, first);
+    }
+    assert_eq!(keeps.accepted(), 1);
+    // The application drops the connection while it is idle: the next call still goes through,
+    // on a new connection, and is sent once.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = call("keeps").await;
+    assert_ne!(second, first);
+    assert_eq!(keeps.accepted(), 2);
+    // An application that closes after every answer gets a new connection for every call.
+    for i in 1..=4 {
+        assert_eq!(call("closes").await, i);
+    }
+    assert_eq!(closes.accepted(), 4);
+}

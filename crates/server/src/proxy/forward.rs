@@ -3,8 +3,9 @@
 
 use super::{invalid_path, is_hop, oauth_base_is_instance, Cred};
 use crate::error::{ApiError, ApiResult};
+use crate::outbound::{Answer, Call};
 use crate::state::AppState;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use futures::StreamExt;
 use latchkey_core::catalog::AppEntry;
@@ -33,8 +34,8 @@ pub(super) async fn send(
     c: &ConnectionRecord,
     (cred, instance_url): (&Cred, Option<String>),
     out: &Outgoing<'_>,
-    (body, signed_body): (Option<reqwest::Body>, Option<&[u8]>),
-) -> ApiResult<reqwest::Response> {
+    (body, signed_body): (Body, Option<&[u8]>),
+) -> ApiResult<http::Response<Answer>> {
     let mut url = match cred {
         // Checked and rewritten once per version of the connection.
         Cred::Static(call) => within(&call.base, &call.target, out)?,
@@ -52,11 +53,7 @@ pub(super) async fn send(
     let inj = cred.injection();
     inj.apply_to_url(&mut url);
     let signed = signature(cred, out.parts, &url, signed_body)?;
-    let mut rb = state
-        .outbound
-        .client()
-        .request(out.parts.method.clone(), url)
-        .timeout(UPSTREAM_TIMEOUT);
+    let mut headers = HeaderMap::with_capacity(out.parts.headers.len() + inj.headers.len() + 4);
     for (name, value) in out.parts.headers.iter() {
         // What the entry injects (the credential, its fixed headers, the signature) replaces
         // the caller's.
@@ -65,21 +62,28 @@ pub(super) async fn send(
             && !signed.iter().any(|(n, _)| n == name)
             && name != http::header::ACCEPT_ENCODING
         {
-            rb = rb.header(name, value);
+            headers.append(name.clone(), value.clone());
         }
     }
     // Plain bodies only, so that what comes back can be scrubbed of the credential.
-    rb = rb.header(http::header::ACCEPT_ENCODING, "identity");
+    headers.insert(
+        http::header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     for (n, v) in inj.headers.iter().chain(&signed) {
-        rb = rb.header(n, v);
+        headers.append(n.clone(), v.clone());
     }
-    if let Some(b) = body {
-        rb = rb.body(b);
-    }
-    rb.send().await.map_err(|e| {
-        let reason = if e.is_timeout() { "timed out".to_string() } else { crate::verify::connect_reason(&e) };
+    let call = Call {
+        method: out.parts.method.clone(),
+        url,
+        headers,
+        body,
+        deadline: tokio::time::Instant::now() + UPSTREAM_TIMEOUT,
+    };
+    // The error names no URL: the URL may carry a credential the entry puts there.
+    state.outbound.direct().send(call).await.map_err(|e| {
         metrics::counter!("latchkey_proxy_upstream_responses_total", "app" => c.app.clone(), "status" => "error").increment(1);
-        ApiError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", format!("{} could not be reached: {reason}", app.name))
+        ApiError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", format!("{} could not be reached: {e}", app.name))
             .hint("check the connection's base URL and that the application is up")
     })
 }

@@ -15,12 +15,14 @@ use crate::auth::{Caller, KeyCaller};
 use crate::error::{ApiError, ApiResult};
 use crate::inject;
 use crate::oauth::tokens;
+use crate::outbound::Answer;
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use latchkey_core::catalog::{BORROW_CONCURRENCY_FROM, CONCURRENCY_LEVEL};
 use latchkey_core::ids::ConnectionId;
 use latchkey_core::model::{AuthMode, ConnectionRecord, ConnectionStatus, Workspace};
@@ -329,7 +331,8 @@ async fn run(
             }
         }
         let head = parts.method == http::Method::HEAD;
-        let out = if !head && resp.content_length().is_some_and(|n| n <= SMALL_ANSWER) {
+        let length = resp.body().size_hint().exact();
+        let out = if !head && length.is_some_and(|n| n <= SMALL_ANSWER) {
             small_back(resp, &scrubber, waited, permit, (app, c)).await?
         } else {
             stream_back(resp, scrubber, head, waited, permit)
@@ -344,11 +347,16 @@ async fn on_unauthorized(
     c: &ConnectionRecord,
     cred: &Cred,
     may_refresh: bool,
-    resp: reqwest::Response,
+    resp: http::Response<Answer>,
     scrubber: &Scrubber,
 ) -> Result<i64, (HeaderMap, Body, Option<&'static str>)> {
-    let headers = resp.headers().clone();
-    let body = resp.bytes().await.unwrap_or_default();
+    let (head, body) = resp.into_parts();
+    let headers = head.headers;
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let body = Bytes::from(scrubber.scrub_bytes(&body));
     let headers = forward::scrub_headers(&headers, scrubber, true);
     // A session token the application no longer knows: any 401 means log in again.
@@ -379,7 +387,7 @@ const SMALL_ANSWER: u64 = 64 * 1024;
 /// A small answer of the application, read whole and scrubbed; the pool place is given back
 /// once it is read (the application's part of the call is over).
 async fn small_back(
-    resp: reqwest::Response,
+    resp: http::Response<Answer>,
     scrubber: &Scrubber,
     waited: Duration,
     permit: pool::Permit,
@@ -388,7 +396,8 @@ async fn small_back(
     let status = resp.status();
     let headers = forward::scrub_headers(resp.headers(), scrubber, true);
     // The error itself is not logged: its URL may carry a credential the entry puts there.
-    let body = resp.bytes().await.map_err(|_| {
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+    let body = body.map_err(|_| {
         tracing::info!(connection = %c.id, "the application's answer broke off");
         ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -416,7 +425,7 @@ async fn small_back(
 /// The application's answer, scrubbed, streamed to the caller; the pool place is held until
 /// the last byte is sent.
 fn stream_back(
-    resp: reqwest::Response,
+    resp: http::Response<Answer>,
     scrubber: Arc<Scrubber>,
     head: bool,
     waited: Duration,
@@ -424,13 +433,7 @@ fn stream_back(
 ) -> Response {
     let status = resp.status();
     let headers = forward::scrub_headers(resp.headers(), &scrubber, !head);
-    let stream = forward::scrubbed_stream(
-        Box::pin(
-            resp.bytes_stream()
-                .map(|r| r.map_err(std::io::Error::other)),
-        ),
-        scrubber,
-    );
+    let stream = forward::scrubbed_stream(Box::pin(resp.into_body().into_data_stream()), scrubber);
     respond(
         status,
         &headers,
@@ -446,12 +449,11 @@ fn stream_back(
 }
 
 /// The body of one attempt: the kept bytes again, or the caller's stream (once).
-fn attempt_body(buffered: &Option<Bytes>, stream: &mut Option<Body>) -> Option<reqwest::Body> {
+fn attempt_body(buffered: &Option<Bytes>, stream: &mut Option<Body>) -> Body {
     match (buffered, stream.take()) {
-        (Some(b), _) if !b.is_empty() => Some(reqwest::Body::from(b.clone())),
-        (Some(_), _) => None,
-        (None, Some(body)) => Some(reqwest::Body::wrap_stream(body.into_data_stream())),
-        (None, None) => None,
+        (Some(b), _) if !b.is_empty() => Body::from(b.clone()),
+        (None, Some(body)) => body,
+        _ => Body::empty(),
     }
 }
 
