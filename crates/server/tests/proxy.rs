@@ -857,3 +857,56 @@ async fn upstream_connections_are_reused_and_ones_the_application_closed_are_not
     }
     assert_eq!(closes.accepted(), 4);
 }
+
+#[tokio::test]
+async fn an_application_whose_certificate_does_not_verify_gets_nothing() {
+    use tokio::io::AsyncReadExt;
+    use tokio_rustls::rustls;
+    // A TLS server on loopback with a certificate no public root signed.
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let seen = received.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let mut buf = [0u8; 4096];
+                    if let Ok(n) = tls.read(&mut buf).await {
+                        seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                }
+            });
+        }
+    });
+    let app = spawn_app().await;
+    app.workspace("acme").await;
+    let a = app
+        .post("/v1/workspaces/acme/connections", json!({"name": "selfsigned", "app": "generic-api-key", "verify": false,
+            "settings": {"base_url": format!("https://127.0.0.1:{port}")}, "credentials": {"api_key": KEY}}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let r = app
+        .get("/v1/workspaces/acme/connections/selfsigned/proxy/x")
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!(r.body["error"], "upstream_unreachable", "{}", r.text);
+    assert!(r.text.contains("TLS"), "{}", r.text);
+    assert!(!r.text.contains(KEY));
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "no request may reach an application whose certificate did not verify"
+    );
+}
