@@ -777,8 +777,15 @@ impl RawUpstream {
                             }
                         }
                         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        let big = buf[..end].starts_with(b"GET /big");
                         buf.drain(..end);
-                        let body = format!("{{\"connection\":{n}}}");
+                        // `/big` answers 300 KB, more than the proxy reads whole.
+                        let pad = if big {
+                            "x".repeat(300_000)
+                        } else {
+                            String::new()
+                        };
+                        let body = format!("{{\"connection\":{n},\"pad\":\"{pad}\"}}");
                         let close = if close_each {
                             "Connection: close\r\n"
                         } else {
@@ -844,6 +851,16 @@ async fn upstream_connections_are_reused_and_ones_the_application_closed_are_not
     for _ in 0..4 {
         assert_eq!(call("keeps").await, first);
     }
+    assert_eq!(keeps.accepted(), 1);
+    // A large answer streams through, and its connection is kept too once it was read.
+    let r = app
+        .get("/v1/workspaces/acme/connections/keeps/proxy/big")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["pad"].as_str().unwrap().len(), 300_000);
+    assert_eq!(r.body["connection"].as_u64().unwrap(), first);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(call("keeps").await, first);
     assert_eq!(keeps.accepted(), 1);
     // The application drops the connection while it is idle: the next call still goes through,
     // on a new connection, and is sent once.

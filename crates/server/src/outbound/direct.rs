@@ -155,6 +155,7 @@ impl Direct {
                         body,
                         conn: Some(live),
                         home: Some(self.clone()),
+                        detached: None,
                         deadline,
                         timer: None,
                     };
@@ -368,28 +369,57 @@ async fn exchange(live: &mut Live, req: http::Request<Body>) -> Sent {
     .await
 }
 
-/// The application's answer body. Reading it drives its connection, which goes back to the
-/// idle ones once the body has been read to its end; dropped before that, the connection is
-/// closed.
+/// The application's answer body. Reading it drives its connection (unless it was handed to a
+/// task of its own, see [`Answer::detach`]), which goes back to the idle ones once the body has
+/// been read to its end; dropped before that, the connection is closed.
 pub struct Answer {
     body: Incoming,
     conn: Option<Live>,
     home: Option<Arc<Direct>>,
+    /// Tells the task that drives a detached connection that the body was read to its end.
+    detached: Option<tokio::sync::oneshot::Sender<()>>,
     deadline: tokio::time::Instant,
     /// Started the first time the body has to wait.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Answer {
+    /// Hands the connection to a task of its own, which reads the application's answer while
+    /// the reader of this body writes the part before it on: for a large answer, reading and
+    /// writing then overlap on two threads. The task keeps the connection for reuse once this
+    /// body has been read to its end, and closes it when the body is dropped before that.
+    pub fn detach(&mut self) {
+        let Some(mut live) = self.conn.take() else {
+            return;
+        };
+        let home = self.home.take();
+        let (done, mut read) = tokio::sync::oneshot::channel::<()>();
+        self.detached = Some(done);
+        tokio::spawn(async move {
+            let keep = tokio::select! {
+                biased;
+                r = &mut read => r.is_ok(),
+                _ = live.drive.as_mut() => false,
+            };
+            if let (true, Some(direct)) = (keep, home) {
+                direct.put(live);
+            }
+        });
+    }
+
     fn finished(&mut self) {
         if let (Some(live), Some(direct)) = (self.conn.take(), self.home.take()) {
             direct.put(live);
+        }
+        if let Some(done) = self.detached.take() {
+            let _ = done.send(());
         }
     }
 
     fn broke(&mut self) {
         self.conn = None;
         self.home = None;
+        self.detached = None;
     }
 }
 

@@ -433,7 +433,10 @@ fn stream_back(
 ) -> Response {
     let status = resp.status();
     let headers = forward::scrub_headers(resp.headers(), &scrubber, !head);
-    let stream = forward::scrubbed_stream(Box::pin(resp.into_body().into_data_stream()), scrubber);
+    let mut body = resp.into_body();
+    // A large answer is read on while the part before it is written.
+    body.detach();
+    let stream = forward::scrubbed_stream(Box::pin(body.into_data_stream()), scrubber);
     respond(
         status,
         &headers,
