@@ -437,6 +437,18 @@ pub trait OAuthStore: Send + Sync {
     async fn delete_oauth_states(&self, conn: &ConnectionId) -> StoreResult<()>;
 }
 
+/// What [`SlotStore::keep_slot_unless_wanted`] did with a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKept {
+    /// Nobody else wanted the pool: the slot stays with its holder, its lease extended.
+    Kept,
+    /// Another holder wanted the pool: the slot is free again.
+    Released,
+    /// The holder no longer held the slot (its lease ran out and another took it): nothing
+    /// changed.
+    NotHeld,
+}
+
 /// Concurrency-pool slots shared by every instance of a cluster: slot `n` of a pool
 /// is held by one request at a time, under a lease renewed while the request runs, so a dead
 /// instance's slots come back when their leases run out.
@@ -446,6 +458,11 @@ pub trait SlotStore: Send + Sync {
     /// one short statement; `None` when all `level` slots are held. When rate limits lowered
     /// the pool's level ([`SlotStore::record_rate_limited`]), only slots below the effective
     /// level at `now` are taken.
+    ///
+    /// With `wanted_until`, a miss on a pool whose slots all exist also marks the pool as
+    /// wanted by `holder` until then (in the same statement where the backend can), so that
+    /// other holders give their slots back ([`SlotStore::keep_slot_unless_wanted`]). A mark
+    /// is never shortened; it stops counting once its time has passed.
     async fn try_acquire_slot(
         &self,
         pool: &str,
@@ -453,7 +470,22 @@ pub trait SlotStore: Send + Sync {
         holder: &str,
         until: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
+        wanted_until: Option<chrono::DateTime<chrono::Utc>>,
     ) -> StoreResult<Option<i32>>;
+    /// In one statement: if another holder's mark on `pool` is live at `now`, frees `slot`
+    /// (as [`SlotStore::release_slot`] would); otherwise extends its lease to `until`. Only
+    /// while `holder` still holds the slot; `holder`'s own marks never count.
+    async fn keep_slot_unless_wanted(
+        &self,
+        pool: &str,
+        slot: i32,
+        holder: &str,
+        until: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<SlotKept>;
+    /// Deletes the marks of every pool that stopped counting before `now` (those of instances
+    /// that got their slots or died); answers how many.
+    async fn forget_slot_wants(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<u64>;
     /// Extends the leases of every slot `holder` holds (the heartbeat of a live instance).
     async fn renew_slots(
         &self,

@@ -1,5 +1,6 @@
 //! The proxy: credential injection, pass-through, pools and borrowed pools, the
-//! queue timeout, expired sessions refreshed once, and the limit across three instances.
+//! queue timeout, expired sessions refreshed once, the limit across three instances, and
+//! cluster slots kept by an instance alone but given back to another that waits.
 
 use latchkey_core::outbound::Rewrites;
 use latchkey_testkit::salesforce::{self, SalesforceSim};
@@ -535,6 +536,7 @@ async fn slots_held_by_a_dead_instance_come_back_when_their_leases_run_out() {
                 "dead-instance",
                 now + chrono::Duration::seconds(2),
                 now,
+                None,
             )
             .await
             .unwrap();
@@ -696,7 +698,7 @@ async fn a_busy_instance_does_not_starve_another_on_postgres() {
     let b = start_peer(&a).await;
     let up = Upstream::start(KEY, "u", "p").await;
     a.workspace("acme").await;
-    api_key_connection(&a, &up, "billing", json!({"concurrency_level": 1})).await;
+    let conn = api_key_connection(&a, &up, "billing", json!({"concurrency_level": 1})).await;
     up.set_delay(Duration::from_millis(5));
     // Instance a is kept saturated by four callers until instance b has had its turns.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -742,6 +744,99 @@ async fn a_busy_instance_does_not_starve_another_on_postgres() {
     }
     assert!(served > 20, "instance a kept serving too ({served})");
     assert_eq!(up.in_flight_max(), 1, "level 1 across both instances");
+    let pool = conn["id"].as_str().unwrap();
+    let yielded = pool_metric(&a, "latchkey_pool_slot_yielded_total", pool).await;
+    assert!(
+        yielded.is_some_and(|n| n >= 1.0),
+        "b got its turns because a slot was given back for it: {yielded:?}"
+    );
+}
+
+/// A counter of one pool from `/metrics` (shared by every server of the test process; the pool
+/// label, a connection id, tells them apart).
+async fn pool_metric(app: &TestApp, name: &str, pool: &str) -> Option<f64> {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let label = format!("pool=\"{pool}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| l.contains(&label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn an_instance_alone_keeps_its_slots_without_yielding_on_postgres() {
+    let Some(app) = spawn_app_postgres().await else {
+        return;
+    };
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    let conn = api_key_connection(&app, &up, "billing", json!({"concurrency_level": 2})).await;
+    let pool = conn["id"].as_str().unwrap().to_string();
+    up.set_delay(Duration::from_millis(10));
+    // Four callers keep the level busy until the instance has passed the reuse window several
+    // times; nobody else waits for the pool, so each time it keeps the slot.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut callers = Vec::new();
+    for _ in 0..4 {
+        let (url, cl, key, stop) = (
+            app.url.clone(),
+            app.client.clone(),
+            app.admin_key.clone(),
+            stop.clone(),
+        );
+        callers.push(tokio::spawn(async move {
+            let mut served = 0;
+            // Bounded: at most 5,000 calls even if the stop flag never came.
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && served < 5000 {
+                let r = cl
+                    .get(format!(
+                        "{url}/v1/workspaces/acme/connections/billing/proxy/echo"
+                    ))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                served += 1;
+            }
+            served
+        }));
+    }
+    latchkey_testkit::eventually(
+        "slots kept past the reuse window",
+        Duration::from_secs(30),
+        || {
+            let (app, pool) = (&app, pool.clone());
+            async move {
+                pool_metric(app, "latchkey_pool_slot_kept_total", &pool)
+                    .await
+                    .is_some_and(|n| n >= 4.0)
+            }
+        },
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut served = 0;
+    for c in callers {
+        served += c.await.unwrap();
+    }
+    assert!(served > 20, "the callers were served ({served})");
+    let yielded = pool_metric(&app, "latchkey_pool_slot_yielded_total", &pool).await;
+    assert_eq!(
+        yielded.unwrap_or(0.0),
+        0.0,
+        "alone, the instance never gave a slot back to make room for another"
+    );
+    assert!(up.in_flight_max() <= 2, "the level held");
 }
 
 /// A bare HTTP/1.1 application over loopback whose connection handling the test chooses: it

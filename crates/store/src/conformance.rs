@@ -17,6 +17,7 @@ mod people;
 mod pool_levels;
 mod refresh;
 mod sessions;
+mod slot_wants;
 mod slots;
 mod workspaces;
 
@@ -34,6 +35,7 @@ pub use people::{memberships, user_removal, users};
 pub use pool_levels::{concurrent_rate_limits, rate_limited_levels};
 pub use refresh::{connection_version, refresh_lease, tokens};
 pub use sessions::{instance_events, sessions};
+pub use slot_wants::slot_wants;
 pub use slots::{concurrent_slots, slot_levels, slots};
 pub use workspaces::{data_keys, workspace_delete_cascade, workspaces};
 
@@ -73,6 +75,7 @@ pub async fn run_all(store: &dyn Store) {
     slots(store).await;
     slot_levels(store).await;
     concurrent_slots(store).await;
+    slot_wants(store).await;
     rate_limited_levels(store).await;
     concurrent_rate_limits(store).await;
     health_schedule(store).await;

@@ -6,12 +6,20 @@
 //! request also takes one of the pool's `level` slot leases in the database, renewed by a
 //! heartbeat and expiring when an instance dies.
 //!
-//! A slot an instance took stays with it for a short while so that back-to-back requests do not
-//! each pay two database round trips: when a request ends, its slot goes to this instance's
-//! next request if one starts within [`SLOT_LINGER`] and the slot was taken from the database
-//! less than [`SLOT_REUSE`] ago; otherwise it goes back to the database. A slot is still used by
-//! one request at a time, so the cluster-wide limit holds exactly; other instances get every
-//! slot back within `SLOT_REUSE` plus one request.
+//! A slot an instance took stays with it so that back-to-back requests do not each pay two
+//! database round trips: when a request ends, its slot goes to this instance's next request if
+//! one starts within [`SLOT_LINGER`]; otherwise it goes back to the database. A slot is still
+//! used by one request at a time, so the cluster-wide limit holds exactly.
+//!
+//! Every [`SLOT_REUSE`] the instance asks the database whether it may go on keeping the slot.
+//! A request of another instance that finds no free slot marks the pool as wanted (its mark
+//! lasts [`WANT`] and each further miss renews it, so a dead instance's mark runs out by
+//! itself). One statement then either extends the slot's lease, when no other instance's mark
+//! is live, or frees the slot, after which this instance leaves the database alone for
+//! [`YIELD`] so that the waiter gets it. An instance alone in the cluster thus keeps its slots
+//! at one round trip per slot every `SLOT_REUSE`, never pausing, while a waiting instance gets
+//! a slot within `SLOT_REUSE` plus one request. An instance's own marks never make it give a
+//! slot back: its own requests get its slots locally.
 //!
 //! An application's 429 lowers a pool's effective level (see `latchkey_core::rate_limit`): it
 //! halves, never below 1, and climbs back by one per quiet interval up to the configured level.
@@ -24,7 +32,7 @@ use chrono::Utc;
 use latchkey_core::catalog::{BORROW_CONCURRENCY_FROM, CONCURRENCY_LEVEL};
 use latchkey_core::model::{AuthMode, ConnectionRecord, DEFAULT_CONCURRENCY_LEVEL};
 use latchkey_core::rate_limit::LoweredLevel;
-use latchkey_core::store::Store;
+use latchkey_core::store::{SlotKept, Store};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -34,8 +42,8 @@ use tokio::sync::oneshot;
 /// How long a slot lease lasts without renewal: a dead instance's slots return this fast.
 pub const SLOT_LEASE: Duration = Duration::from_secs(10);
 const HEARTBEAT: Duration = Duration::from_secs(3);
-/// How long an instance may keep handing one slot from request to request before the slot goes
-/// back to the database (and other instances get their chance at it).
+/// How long an instance may keep handing one slot from request to request before it asks the
+/// database whether another instance wants the pool (and gives the slot back if so).
 pub const SLOT_REUSE: Duration = Duration::from_millis(500);
 /// After giving a slot back for that reason, this instance's requests leave the database alone
 /// this long, longer than the longest pause of a waiting instance ([`MAX_POLL`]): a waiter on
@@ -43,6 +51,10 @@ pub const SLOT_REUSE: Duration = Duration::from_millis(500);
 const YIELD: Duration = Duration::from_millis(25);
 /// The longest pause between two tries of a request waiting for a database slot.
 const MAX_POLL: Duration = Duration::from_millis(20);
+/// How long a miss marks the pool as wanted by this instance: many times [`MAX_POLL`], so a
+/// waiting request renews its mark well before it runs out, and short, so a mark left by a
+/// request that got its slot (or by a dead instance) soon stops costing the others a slot.
+pub const WANT: Duration = Duration::from_millis(200);
 /// How long a finished request's slot waits for this instance's next request.
 pub const SLOT_LINGER: Duration = Duration::from_millis(20);
 
@@ -77,6 +89,10 @@ struct Pool {
     queued: metrics::Gauge,
     in_flight: metrics::Gauge,
     wait: metrics::Histogram,
+    /// Slots kept past [`SLOT_REUSE`] because no other instance wanted the pool, and slots
+    /// given back because one did.
+    kept: metrics::Counter,
+    yielded: metrics::Counter,
 }
 
 impl Pool {
@@ -87,6 +103,8 @@ impl Pool {
             queued: metrics::gauge!("latchkey_pool_queued", "pool" => label()),
             in_flight: metrics::gauge!("latchkey_pool_in_flight", "pool" => label()),
             wait: metrics::histogram!("latchkey_pool_wait_seconds", "pool" => label()),
+            kept: metrics::counter!("latchkey_pool_slot_kept_total", "pool" => label()),
+            yielded: metrics::counter!("latchkey_pool_slot_yielded_total", "pool" => label()),
         }
     }
 
@@ -146,9 +164,11 @@ pub struct Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if let Some((slot, taken)) = self.global_slot {
+            // A slot past its reuse window stays too: the next request asks the database
+            // whether to keep it (`take_local`).
             let keep = {
                 let mut st = self.pool.state.lock().expect("pool lock");
-                let keep = taken.elapsed() < SLOT_REUSE && (slot as usize) < st.level;
+                let keep = (slot as usize) < st.level;
                 if keep {
                     st.idle.push(IdleSlot {
                         slot,
@@ -200,6 +220,9 @@ impl Pools {
                     if let Err(e) = p.store.renew_slots(&p.holder, until).await {
                         tracing::warn!(error = %e, "could not renew pool slot leases");
                     }
+                    if let Err(e) = p.store.forget_slot_wants(chrono::Utc::now()).await {
+                        tracing::debug!(error = %e, "could not delete pool marks that ran out");
+                    }
                     match p.store.lowered_levels(chrono::Utc::now()).await {
                         Ok(rows) => p.adopt_levels(rows),
                         Err(e) => tracing::warn!(error = %e, "could not read lowered pool levels"),
@@ -244,26 +267,67 @@ impl Pools {
         });
     }
 
-    /// A slot of this instance between requests, if one is still usable at `level`; the
-    /// unusable ones go back to the database.
-    fn take_idle(&self, pool: &Pool, pool_id: &str, level: usize) -> Option<(i32, Instant)> {
-        let mut stale = Vec::new();
-        let found = {
+    /// A slot of this instance between requests, if one is still usable at `level`, one within
+    /// its reuse window first; the unusable ones go back to the database.
+    fn take_idle(&self, pool: &Pool, pool_id: &str, level: usize) -> Option<IdleSlot> {
+        let (stale, found) = {
             let mut st = pool.state.lock().expect("pool lock");
-            let mut found = None;
-            while let Some(i) = st.idle.pop() {
-                if i.taken.elapsed() < SLOT_REUSE && (i.slot as usize) < level {
-                    found = Some((i.slot, i.taken));
-                    break;
-                }
-                stale.push(i.slot);
-            }
-            found
+            let (usable, stale): (Vec<IdleSlot>, Vec<IdleSlot>) = std::mem::take(&mut st.idle)
+                .into_iter()
+                .partition(|i| (i.slot as usize) < level);
+            st.idle = usable;
+            let pick = st
+                .idle
+                .iter()
+                .rposition(|i| i.taken.elapsed() < SLOT_REUSE)
+                .or_else(|| st.idle.len().checked_sub(1));
+            (stale, pick.map(|k| st.idle.swap_remove(k)))
         };
-        for slot in stale {
-            self.release_slot(pool_id, slot);
+        for i in stale {
+            self.release_slot(pool_id, i.slot);
         }
         found
+    }
+
+    /// Gives `permit` a slot this instance already holds, if it has a usable one. A slot past
+    /// its reuse window is kept (its window restarted) only if no other instance wants the
+    /// pool; otherwise it is freed and this instance yields. The slot sits in the permit while
+    /// the database is asked, so that a request dropped meanwhile puts it back.
+    async fn take_local(&self, permit: &mut Permit, pool_id: &str, level: usize) -> bool {
+        while let Some(idle) = self.take_idle(&permit.pool, pool_id, level) {
+            permit.global_slot = Some((idle.slot, idle.taken));
+            if idle.taken.elapsed() < SLOT_REUSE {
+                return true;
+            }
+            let now = Utc::now();
+            let until = now + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
+            let kept = self
+                .store
+                .keep_slot_unless_wanted(pool_id, idle.slot, &self.holder, until, now)
+                .await;
+            permit.global_slot = None;
+            match kept {
+                Ok(SlotKept::Kept) => {
+                    permit.pool.kept.increment(1);
+                    permit.global_slot = Some((idle.slot, Instant::now()));
+                    return true;
+                }
+                Ok(SlotKept::Released) => {
+                    permit.pool.yielded.increment(1);
+                    let mut st = permit.pool.state.lock().expect("pool lock");
+                    st.yield_until = Some(Instant::now() + YIELD);
+                    return false;
+                }
+                // The lease ran out and another took the slot: try the next one.
+                Ok(SlotKept::NotHeld) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not keep a pool slot; giving it back");
+                    self.release_slot(pool_id, idle.slot);
+                    return false;
+                }
+            }
+        }
+        false
     }
 
     /// Waits (FIFO) for a place in `pool_id` (configured level `level`), at most `timeout`.
@@ -352,39 +416,65 @@ impl Pools {
             pools: self.clone(),
         };
         if self.global {
-            permit.global_slot = self.take_idle(&permit.pool, pool_id, effective);
-            if permit.global_slot.is_none() {
-                let yield_until = permit.pool.state.lock().expect("pool lock").yield_until;
-                if let Some(t) = yield_until.filter(|t| *t > Instant::now()) {
-                    tokio::time::sleep_until(t.into()).await;
-                }
-            }
-            let mut pause = Duration::from_millis(5);
-            while permit.global_slot.is_none() {
-                let now = chrono::Utc::now();
-                let until = now + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
-                match self
-                    .store
-                    .try_acquire_slot(pool_id, level as i32, &self.holder, until, now)
-                    .await
-                {
-                    Ok(Some(slot)) => {
-                        permit.global_slot = Some((slot, Instant::now()));
-                        break;
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "pool slot acquisition failed; retrying"),
-                }
-                if tokio::time::Instant::now() + pause > deadline {
-                    return Err(Busy);
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(MAX_POLL);
-            }
+            self.take_global_slot(&mut permit, pool_id, level, effective, deadline)
+                .await?;
         }
         let waited = start.elapsed();
         permit.pool.wait.record(waited.as_secs_f64());
         Ok((permit, waited))
+    }
+}
+
+/// Cluster pools: the database slot a request needs after its local turn.
+impl Pools {
+    /// Gives `permit` a database slot of `pool_id` (configured level `level`, `effective` at
+    /// admission): one this instance holds if it may keep it, else a free one, polling until
+    /// `deadline`. While it polls, its misses mark the pool as wanted by this instance.
+    async fn take_global_slot(
+        &self,
+        permit: &mut Permit,
+        pool_id: &str,
+        level: usize,
+        effective: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Busy> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if self.take_local(permit, pool_id, effective).await {
+                return Ok(());
+            }
+            let yield_until = permit.pool.state.lock().expect("pool lock").yield_until;
+            if let Some(t) = yield_until.filter(|t| *t > Instant::now()) {
+                tokio::time::sleep_until(t.into()).await;
+            }
+            let now = Utc::now();
+            let until = now + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
+            let wanted = now + chrono::Duration::from_std(WANT).expect("small duration");
+            match self
+                .store
+                .try_acquire_slot(
+                    pool_id,
+                    level as i32,
+                    &self.holder,
+                    until,
+                    now,
+                    Some(wanted),
+                )
+                .await
+            {
+                Ok(Some(slot)) => {
+                    permit.global_slot = Some((slot, Instant::now()));
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "pool slot acquisition failed; retrying"),
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(Busy);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_POLL);
+        }
     }
 }
 

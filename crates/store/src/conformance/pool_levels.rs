@@ -18,7 +18,7 @@ async fn take(
     at: DateTime<Utc>,
 ) -> Option<i32> {
     store
-        .try_acquire_slot(pool, level, holder, at + LEASE, at)
+        .try_acquire_slot(pool, level, holder, at + LEASE, at, None)
         .await
         .expect("acquire slot")
 }

@@ -26,7 +26,7 @@ impl<'a> Pool<'a> {
     async fn acquire(&self, level: i32, holder: &str, now: DateTime<Utc>) -> Option<i32> {
         let holder = format!("{}/{holder}", self.run);
         self.store
-            .try_acquire_slot(&self.id, level, &holder, now + LEASE, now)
+            .try_acquire_slot(&self.id, level, &holder, now + LEASE, now, None)
             .await
             .expect("acquire slot")
     }
