@@ -430,8 +430,35 @@ impl Pools {
     /// Gives `permit` a database slot of `pool_id` (configured level `level`, `effective` at
     /// admission): one this instance holds if it may keep it, else a free one, polling until
     /// `deadline`. While it polls, its misses mark the pool as wanted by this instance.
+    /// One try at a free slot in the database, made by a task of its own: when the request
+    /// goes away while the statement runs (its caller hung up), a slot the database gave it is
+    /// given back instead of being held, and renewed, by nobody.
+    async fn try_take_slot(
+        self: &Arc<Self>,
+        pool_id: &str,
+        level: usize,
+        (until, now, wanted): (
+            chrono::DateTime<Utc>,
+            chrono::DateTime<Utc>,
+            chrono::DateTime<Utc>,
+        ),
+    ) -> latchkey_core::store::StoreResult<Option<i32>> {
+        let (tx, rx) = oneshot::channel();
+        let (me, pool) = (self.clone(), pool_id.to_string());
+        tokio::spawn(async move {
+            let taken = me
+                .store
+                .try_acquire_slot(&pool, level as i32, &me.holder, until, now, Some(wanted))
+                .await;
+            if let Err(Ok(Some(slot))) = tx.send(taken) {
+                me.release_slot(&pool, slot);
+            }
+        });
+        rx.await.unwrap_or(Ok(None))
+    }
+
     async fn take_global_slot(
-        &self,
+        self: &Arc<Self>,
         permit: &mut Permit,
         pool_id: &str,
         level: usize,
@@ -451,15 +478,7 @@ impl Pools {
             let until = now + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
             let wanted = now + chrono::Duration::from_std(WANT).expect("small duration");
             match self
-                .store
-                .try_acquire_slot(
-                    pool_id,
-                    level as i32,
-                    &self.holder,
-                    until,
-                    now,
-                    Some(wanted),
-                )
+                .try_take_slot(pool_id, level, (until, now, wanted))
                 .await
             {
                 Ok(Some(slot)) => {
@@ -629,65 +648,4 @@ pub(crate) fn effective_level_of(pools: &Pools, c: &ConnectionRecord) -> Option<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grant_is_fifo_and_respects_the_level() {
-        let mut st = PoolState {
-            level: 2,
-            ceiling: 2,
-            in_flight: 2,
-            ..Default::default()
-        };
-        let (a, mut ra) = oneshot::channel();
-        let (b, mut rb) = oneshot::channel();
-        st.queue.push_back(a);
-        st.queue.push_back(b);
-        Pool::grant(&mut st);
-        assert!(ra.try_recv().is_err() && rb.try_recv().is_err());
-        st.in_flight = 1;
-        Pool::grant(&mut st);
-        assert!(ra.try_recv().is_ok());
-        assert!(rb.try_recv().is_err(), "the second waiter stays queued");
-        assert_eq!(st.in_flight, 2);
-    }
-
-    #[test]
-    fn a_lowered_pool_grants_up_to_its_effective_level_until_it_is_back_at_the_ceiling() {
-        let now = Utc::now();
-        let lowered = |last: chrono::DateTime<Utc>| LoweredLevel {
-            floor: 1,
-            lowered_at: last,
-            last_limited_at: last,
-            step_ms: 3_600_000,
-        };
-        let mut st = PoolState {
-            ceiling: 4,
-            lowered: Some(lowered(now)),
-            ..Default::default()
-        };
-        let mut rx: Vec<_> = (0..3)
-            .map(|_| {
-                let (tx, rx) = oneshot::channel();
-                st.queue.push_back(tx);
-                rx
-            })
-            .collect();
-        Pool::set_level(&mut st);
-        Pool::grant(&mut st);
-        assert_eq!((st.level, st.in_flight), (1, 1));
-        assert!(rx[0].try_recv().is_ok());
-        assert!(rx[1].try_recv().is_err(), "one place at the lowered level");
-        st.lowered = Some(lowered(now - chrono::Duration::hours(4)));
-        Pool::set_level(&mut st);
-        Pool::grant(&mut st);
-        assert_eq!(
-            st.level, 4,
-            "three quiet steps later the level is back at the ceiling"
-        );
-        assert!(st.lowered.is_none(), "and the lowering is forgotten");
-        assert!(rx[1].try_recv().is_ok() && rx[2].try_recv().is_ok());
-        assert_eq!(st.in_flight, 3);
-    }
-}
+mod tests;
