@@ -275,12 +275,6 @@ impl Direct {
             list.push(live);
         }
     }
-
-    /// How many idle connections are kept (for tests).
-    pub fn idle_count(&self) -> usize {
-        let idle = self.idle.lock().expect("idle connections lock");
-        idle.by_origin.values().map(Vec::len).sum()
-    }
 }
 
 /// `scheme://host:port` of a URL, as it writes them (without the user and password it may
