@@ -7,9 +7,12 @@
 //! heartbeat and expiring when an instance dies.
 //!
 //! A slot an instance took stays with it so that back-to-back requests do not each pay two
-//! database round trips: when a request ends, its slot goes to this instance's next request if
-//! one starts within [`SLOT_LINGER`]; otherwise it goes back to the database. A slot is still
-//! used by one request at a time, so the cluster-wide limit holds exactly.
+//! database round trips: when a request ends, its slot goes to the request of this instance
+//! that has waited longest for a database slot, or, when none waits, to this instance's next
+//! request if one starts within [`SLOT_LINGER`]; otherwise it goes back to the database. A
+//! request admitted later therefore never takes a slot ahead of one of its own instance that
+//! is already waiting. A slot is still used by one request at a time, so the cluster-wide
+//! limit holds exactly.
 //!
 //! Every [`SLOT_REUSE`] the instance asks the database whether it may go on keeping the slot.
 //! A request of another instance that finds no free slot marks the pool as wanted (its mark
@@ -35,6 +38,7 @@ use latchkey_core::rate_limit::LoweredLevel;
 use latchkey_core::store::{SlotKept, Store};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -65,6 +69,14 @@ struct IdleSlot {
     idle_since: Instant,
 }
 
+/// A request of this instance waiting for a database slot, as the pool sees it.
+struct SlotWaiter {
+    tx: oneshot::Sender<IdleSlot>,
+    /// Set while the request is asking the database for a slot: a slot handed to it then would
+    /// sit unused until the answer came, so it goes to the next waiter if there is one.
+    asking: Arc<AtomicBool>,
+}
+
 #[derive(Default)]
 struct PoolState {
     /// The effective level: `ceiling`, or less while a 429 keeps it lowered.
@@ -78,6 +90,9 @@ struct PoolState {
     in_flight: usize,
     queue: VecDeque<oneshot::Sender<()>>,
     idle: Vec<IdleSlot>,
+    /// Admitted requests waiting for a database slot, longest-waiting first: a slot this
+    /// instance's requests give up goes to them before it goes idle.
+    slot_waiters: VecDeque<SlotWaiter>,
     /// Until when this instance leaves the database's free slots to the others.
     yield_until: Option<Instant>,
 }
@@ -164,31 +179,10 @@ pub struct Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if let Some((slot, taken)) = self.global_slot {
-            // A slot past its reuse window stays too: the next request asks the database
-            // whether to keep it (`take_local`).
-            let keep = {
-                let mut st = self.pool.state.lock().expect("pool lock");
-                let keep = (slot as usize) < st.level;
-                if keep {
-                    st.idle.push(IdleSlot {
-                        slot,
-                        taken,
-                        idle_since: Instant::now(),
-                    });
-                } else {
-                    // Let other instances' waiters have this slot before this one takes it back.
-                    st.yield_until = Some(Instant::now() + YIELD);
-                }
-                keep
-            };
-            if keep {
-                self.pools
-                    .release_if_idle_later(&self.pool, &self.pool_id, slot);
-            } else {
-                self.pools.release_slot(&self.pool_id, slot);
-            }
+            self.pools.give_slot(&self.pool, &self.pool_id, slot, taken);
         }
-        // After the slot is back in the idle list, so that the next local waiter finds it.
+        // After the slot was handed on or put in the idle list, so that a newly admitted
+        // request finds only what nobody already waiting took.
         self.pool.release();
         self.pool.in_flight.decrement(1.0);
     }
@@ -231,103 +225,6 @@ impl Pools {
             });
         }
         pools
-    }
-
-    /// Gives a slot back to the database (in the background).
-    fn release_slot(&self, pool_id: &str, slot: i32) {
-        let (store, pool, holder) = (self.store.clone(), pool_id.to_string(), self.holder.clone());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Err(e) = store.release_slot(&pool, slot, &holder).await {
-                    tracing::warn!(pool, slot, error = %e, "could not release a pool slot (its lease expires by itself)");
-                }
-            });
-        }
-    }
-
-    /// Gives an idle slot back to the database if no request of this instance took it within
-    /// [`SLOT_LINGER`].
-    fn release_if_idle_later(self: &Arc<Self>, pool: &Arc<Pool>, pool_id: &str, slot: i32) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (pools, pool, pool_id) = (self.clone(), pool.clone(), pool_id.to_string());
-        rt.spawn(async move {
-            tokio::time::sleep(SLOT_LINGER).await;
-            let expired = {
-                let mut st = pool.state.lock().expect("pool lock");
-                let before = st.idle.len();
-                st.idle
-                    .retain(|i| !(i.slot == slot && i.idle_since.elapsed() >= SLOT_LINGER));
-                before != st.idle.len()
-            };
-            if expired {
-                pools.release_slot(&pool_id, slot);
-            }
-        });
-    }
-
-    /// A slot of this instance between requests, if one is still usable at `level`, one within
-    /// its reuse window first; the unusable ones go back to the database.
-    fn take_idle(&self, pool: &Pool, pool_id: &str, level: usize) -> Option<IdleSlot> {
-        let (stale, found) = {
-            let mut st = pool.state.lock().expect("pool lock");
-            let (usable, stale): (Vec<IdleSlot>, Vec<IdleSlot>) = std::mem::take(&mut st.idle)
-                .into_iter()
-                .partition(|i| (i.slot as usize) < level);
-            st.idle = usable;
-            let pick = st
-                .idle
-                .iter()
-                .rposition(|i| i.taken.elapsed() < SLOT_REUSE)
-                .or_else(|| st.idle.len().checked_sub(1));
-            (stale, pick.map(|k| st.idle.swap_remove(k)))
-        };
-        for i in stale {
-            self.release_slot(pool_id, i.slot);
-        }
-        found
-    }
-
-    /// Gives `permit` a slot this instance already holds, if it has a usable one. A slot past
-    /// its reuse window is kept (its window restarted) only if no other instance wants the
-    /// pool; otherwise it is freed and this instance yields. The slot sits in the permit while
-    /// the database is asked, so that a request dropped meanwhile puts it back.
-    async fn take_local(&self, permit: &mut Permit, pool_id: &str, level: usize) -> bool {
-        while let Some(idle) = self.take_idle(&permit.pool, pool_id, level) {
-            permit.global_slot = Some((idle.slot, idle.taken));
-            if idle.taken.elapsed() < SLOT_REUSE {
-                return true;
-            }
-            let now = Utc::now();
-            let until = now + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
-            let kept = self
-                .store
-                .keep_slot_unless_wanted(pool_id, idle.slot, &self.holder, until, now)
-                .await;
-            permit.global_slot = None;
-            match kept {
-                Ok(SlotKept::Kept) => {
-                    permit.pool.kept.increment(1);
-                    permit.global_slot = Some((idle.slot, Instant::now()));
-                    return true;
-                }
-                Ok(SlotKept::Released) => {
-                    permit.pool.yielded.increment(1);
-                    let mut st = permit.pool.state.lock().expect("pool lock");
-                    st.yield_until = Some(Instant::now() + YIELD);
-                    return false;
-                }
-                // The lease ran out and another took the slot: try the next one.
-                Ok(SlotKept::NotHeld) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not keep a pool slot; giving it back");
-                    self.release_slot(pool_id, idle.slot);
-                    return false;
-                }
-            }
-        }
-        false
     }
 
     /// Waits (FIFO) for a place in `pool_id` (configured level `level`), at most `timeout`.
@@ -416,84 +313,12 @@ impl Pools {
             pools: self.clone(),
         };
         if self.global {
-            self.take_global_slot(&mut permit, pool_id, level, effective, deadline)
+            self.take_global_slot(&mut permit, pool_id, (level, effective), deadline, first)
                 .await?;
         }
         let waited = start.elapsed();
         permit.pool.wait.record(waited.as_secs_f64());
         Ok((permit, waited))
-    }
-}
-
-/// Cluster pools: the database slot a request needs after its local turn.
-impl Pools {
-    /// Gives `permit` a database slot of `pool_id` (configured level `level`, `effective` at
-    /// admission): one this instance holds if it may keep it, else a free one, polling until
-    /// `deadline`. While it polls, its misses mark the pool as wanted by this instance.
-    /// One try at a free slot in the database, made by a task of its own: when the request
-    /// goes away while the statement runs (its caller hung up), a slot the database gave it is
-    /// given back instead of being held, and renewed, by nobody.
-    async fn try_take_slot(
-        self: &Arc<Self>,
-        pool_id: &str,
-        level: usize,
-        (until, now, wanted): (
-            chrono::DateTime<Utc>,
-            chrono::DateTime<Utc>,
-            chrono::DateTime<Utc>,
-        ),
-    ) -> latchkey_core::store::StoreResult<Option<i32>> {
-        let (tx, rx) = oneshot::channel();
-        let (me, pool) = (self.clone(), pool_id.to_string());
-        tokio::spawn(async move {
-            let taken = me
-                .store
-                .try_acquire_slot(&pool, level as i32, &me.holder, until, now, Some(wanted))
-                .await;
-            if let Err(Ok(Some(slot))) = tx.send(taken) {
-                me.release_slot(&pool, slot);
-            }
-        });
-        rx.await.unwrap_or(Ok(None))
-    }
-
-    async fn take_global_slot(
-        self: &Arc<Self>,
-        permit: &mut Permit,
-        pool_id: &str,
-        level: usize,
-        effective: usize,
-        deadline: tokio::time::Instant,
-    ) -> Result<(), Busy> {
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if self.take_local(permit, pool_id, effective).await {
-                return Ok(());
-            }
-            let yield_until = permit.pool.state.lock().expect("pool lock").yield_until;
-            if let Some(t) = yield_until.filter(|t| *t > Instant::now()) {
-                tokio::time::sleep_until(t.into()).await;
-            }
-            let now = Utc::now();
-            let until = now + chrono::Duration::from_std(SLOT_LEASE).expect("small duration");
-            let wanted = now + chrono::Duration::from_std(WANT).expect("small duration");
-            match self
-                .try_take_slot(pool_id, level, (until, now, wanted))
-                .await
-            {
-                Ok(Some(slot)) => {
-                    permit.global_slot = Some((slot, Instant::now()));
-                    return Ok(());
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "pool slot acquisition failed; retrying"),
-            }
-            if tokio::time::Instant::now() + pause > deadline {
-                return Err(Busy);
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(MAX_POLL);
-        }
     }
 }
 
@@ -647,5 +472,6 @@ pub(crate) fn effective_level_of(pools: &Pools, c: &ConnectionRecord) -> Option<
         .then(|| pools.effective_level(c.id.as_str(), level_of(c)))
 }
 
+mod cluster;
 #[cfg(test)]
 mod tests;
