@@ -6,7 +6,7 @@
 
 mod direct;
 
-pub use direct::{Answer, Call, Direct, DirectError};
+pub use direct::{web_tls, Answer, Call, Direct, DirectError};
 
 use latchkey_core::outbound::{AllowList, Rewrites};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};

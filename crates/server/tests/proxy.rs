@@ -702,28 +702,7 @@ async fn a_busy_instance_does_not_starve_another_on_postgres() {
     up.set_delay(Duration::from_millis(5));
     // Instance a is kept saturated by four callers until instance b has had its turns.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut busy = Vec::new();
-    for _ in 0..4 {
-        let a_url = a.url.clone();
-        let (cl, key, stop) = (a.client.clone(), a.admin_key.clone(), stop.clone());
-        busy.push(tokio::spawn(async move {
-            let mut served = 0;
-            // Bounded: at most 2,000 calls even if the stop flag never came.
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) && served < 2000 {
-                let r = cl
-                    .get(format!(
-                        "{a_url}/v1/workspaces/acme/connections/billing/proxy/echo"
-                    ))
-                    .bearer_auth(&key)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-                served += 1;
-            }
-            served
-        }));
-    }
+    let busy = keep_calling(&a, "billing", 4, &stop, 2000);
     let started = up.hits();
     latchkey_testkit::eventually("instance a is busy", Duration::from_secs(10), || {
         let up = up.clone();
@@ -750,6 +729,41 @@ async fn a_busy_instance_does_not_starve_another_on_postgres() {
         yielded.is_some_and(|n| n >= 1.0),
         "b got its turns because a slot was given back for it: {yielded:?}"
     );
+}
+
+/// `n` callers sending `/echo` through connection `conn` of workspace `acme` back to back, each
+/// until `stop` is set or it has made `max` calls (so that the loop ends even if the flag never
+/// comes); each answers how many calls it made, all of which must have been answered 200.
+fn keep_calling(
+    app: &TestApp,
+    conn: &str,
+    n: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    max: usize,
+) -> Vec<tokio::task::JoinHandle<usize>> {
+    let url = format!(
+        "{}/v1/workspaces/acme/connections/{conn}/proxy/echo",
+        app.url
+    );
+    (0..n)
+        .map(|_| {
+            let (url, cl, key, stop) = (
+                url.clone(),
+                app.client.clone(),
+                app.admin_key.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut served = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && served < max {
+                    let r = cl.get(&url).bearer_auth(&key).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    served += 1;
+                }
+                served
+            })
+        })
+        .collect()
 }
 
 /// A counter of one pool from `/metrics` (shared by every server of the test process; the pool
@@ -785,32 +799,7 @@ async fn an_instance_alone_keeps_its_slots_without_yielding_on_postgres() {
     // Four callers keep the level busy until the instance has passed the reuse window several
     // times; nobody else waits for the pool, so each time it keeps the slot.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut callers = Vec::new();
-    for _ in 0..4 {
-        let (url, cl, key, stop) = (
-            app.url.clone(),
-            app.client.clone(),
-            app.admin_key.clone(),
-            stop.clone(),
-        );
-        callers.push(tokio::spawn(async move {
-            let mut served = 0;
-            // Bounded: at most 5,000 calls even if the stop flag never came.
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) && served < 5000 {
-                let r = cl
-                    .get(format!(
-                        "{url}/v1/workspaces/acme/connections/billing/proxy/echo"
-                    ))
-                    .bearer_auth(&key)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-                served += 1;
-            }
-            served
-        }));
-    }
+    let callers = keep_calling(&app, "billing", 4, &stop, 5000);
     latchkey_testkit::eventually(
         "slots kept past the reuse window",
         Duration::from_secs(30),

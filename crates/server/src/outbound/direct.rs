@@ -116,16 +116,22 @@ pub struct Call {
     pub deadline: tokio::time::Instant,
 }
 
+/// A TLS client that trusts the web's roots (the ones browsers ship, not the machine's), as
+/// every outgoing connection to an application or a service does.
+pub fn web_tls() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 impl Direct {
     pub(super) fn new(policy: Arc<Policy>) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut config = web_tls();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Direct {
             idle: Mutex::default(),

@@ -106,14 +106,7 @@ async fn tls_stream(
     host: &str,
     tcp: tokio::net::TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, StepError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| (format!("TLS: {e}"), HINT_CONNECT))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = crate::outbound::web_tls();
     let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
         .map_err(|_| (format!("`{host}` is no TLS server name"), HINT_CONNECT))?;
     tokio_rustls::TlsConnector::from(Arc::new(config))

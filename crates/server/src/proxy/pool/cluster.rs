@@ -259,13 +259,16 @@ impl Pools {
     ) -> Result<(), Busy> {
         let mut pause = Duration::from_millis(5);
         let mut wait: Option<SlotWait> = None;
+        // A request that was handed a slot it could not use (given back to another instance,
+        // or no longer this instance's) waits again at the front, where it was.
+        let mut front = first;
         loop {
             if self.take_local(permit, pool_id, effective).await {
                 return Ok(());
             }
             let w = match &mut wait {
                 Some(w) => w,
-                None => match self.wait_for_slot(permit, pool_id, first) {
+                None => match self.wait_for_slot(permit, pool_id, front) {
                     Some(w) => wait.insert(w),
                     // A slot went idle meanwhile: take it.
                     None => continue,
@@ -277,7 +280,7 @@ impl Pools {
             let yield_until = permit.pool.state.lock().expect("pool lock").yield_until;
             if let Some(t) = yield_until.filter(|t| *t > Instant::now()) {
                 if let Err(got) = w.handed_or(tokio::time::sleep_until(t.into())).await {
-                    wait = None;
+                    (wait, front) = (None, true);
                     if self.adopt_handed(permit, pool_id, got).await {
                         return Ok(());
                     }
@@ -305,7 +308,7 @@ impl Pools {
                 return Err(Busy);
             }
             if let Err(got) = w.handed_or(tokio::time::sleep(pause)).await {
-                wait = None;
+                (wait, front) = (None, true);
                 if self.adopt_handed(permit, pool_id, got).await {
                     return Ok(());
                 }
@@ -315,12 +318,13 @@ impl Pools {
     }
 
     /// Puts the request among this instance's requests waiting for a database slot (at the
-    /// front for one that already had its turn), unless a slot is idle now.
+    /// front for one that already had its turn, or had waited and was handed a slot it could
+    /// not use), unless a slot is idle now.
     fn wait_for_slot(
         self: &Arc<Self>,
         permit: &Permit,
         pool_id: &str,
-        first: bool,
+        front: bool,
     ) -> Option<SlotWait> {
         let mut st = permit.pool.state.lock().expect("pool lock");
         if !st.idle.is_empty() {
@@ -334,7 +338,7 @@ impl Pools {
             tx,
             asking: asking.clone(),
         };
-        if first {
+        if front {
             st.slot_waiters.push_front(waiter);
         } else {
             st.slot_waiters.push_back(waiter);
