@@ -219,9 +219,6 @@ impl Pools {
 
 /// Cluster pools: the database slot a request needs after its local turn.
 impl Pools {
-    /// Gives `permit` a database slot of `pool_id` (configured level `level`, `effective` at
-    /// admission): one this instance holds if it may keep it, else a free one, polling until
-    /// `deadline`. While it polls, its misses mark the pool as wanted by this instance.
     /// One try at a free slot in the database, made by a task of its own: when the request
     /// goes away while the statement runs (its caller hung up), a slot the database gave it is
     /// given back instead of being held, and renewed, by nobody.
@@ -249,6 +246,11 @@ impl Pools {
         rx.await.unwrap_or(Ok(None))
     }
 
+    /// Gives `permit` a database slot of `pool_id` (configured level `level`, `effective` at
+    /// admission): one this instance holds if it may keep it, one handed over by a request of
+    /// this instance that ended (to the longest waiter first), else a free one from the
+    /// database, polling until `deadline`. While it polls, its misses mark the pool as wanted
+    /// by this instance.
     pub(super) async fn take_global_slot(
         self: &Arc<Self>,
         permit: &mut Permit,
