@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 examples="${LATCHKEY_FUZZ_EXAMPLES:-25}"
 budget="${LATCHKEY_FUZZ_SECONDS:-240}"
 venv=target/schemathesis-venv
-if [ ! -x "$venv/bin/schemathesis" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "schemathesis==4.32.5"
+# Run as `python -m`: the venv's own scripts name the folder it was made in, so a target
+# folder copied from another checkout would leave them pointing elsewhere.
+if ! "$venv/bin/python" -c 'import schemathesis' 2>/dev/null; then
+  python3 -m venv --clear "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==4.32.5"
 fi
 cargo build -q -p latchkey-cli
 
@@ -62,7 +64,7 @@ repo=$(pwd)
 cd "$work"
 # The event stream never ends (it is Server-Sent Events): every request to it would only wait
 # out the request timeout, so it is left to its own tests.
-PYTHONPATH="$work" SCHEMATHESIS_HOOKS=latchkey_hooks "$repo/$venv/bin/schemathesis" run "$url/openapi.json" \
+PYTHONPATH="$work" SCHEMATHESIS_HOOKS=latchkey_hooks "$repo/$venv/bin/python" -m schemathesis.cli run "$url/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,response_schema_conformance,content_type_conformance,no_secret_in_answers \
   --max-examples "$examples" --max-time "$budget" --workers 2 --seed 1 \

@@ -13,9 +13,11 @@ export LATCHKEY_FIXTURE_BIN="$root/target/debug/examples/clients_fixture"
 
 echo "== Python client (clients/python)"
 venv=target/clients-venv
-[ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check -r clients/python/requirements-test.txt
-"$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps ./clients/python
+# pip runs as `python -m pip`: the venv's own scripts name the folder it was made in, so a
+# target folder copied from another checkout would leave them pointing elsewhere.
+"$venv/bin/python" -c '' 2>/dev/null || python3 -m venv --clear "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r clients/python/requirements-test.txt
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./clients/python
 (cd "$venv" && bin/python -c 'import latchkey, sys; sys.exit(0 if "site-packages" in latchkey.__file__ else 1)')
 (cd clients/python && "$root/$venv/bin/python" -m pytest -p no:cacheprovider -q -rs)
 
