@@ -24,6 +24,7 @@ const KEYS: &[&str] = &[
     "proxy_queue_timeout",
     "proxy_recovery_interval",
     "health_interval",
+    "http_threads",
     "catalog_dir",
     "log",
     "log_format",
@@ -50,6 +51,7 @@ struct Raw {
     proxy_queue_timeout: u64,
     proxy_recovery_interval: u64,
     health_interval: u64,
+    http_threads: u64,
     catalog_dir: Option<String>,
     log: String,
     log_format: String,
@@ -77,6 +79,7 @@ impl Default for Raw {
             proxy_queue_timeout: 60,
             proxy_recovery_interval: 10,
             health_interval: 3600,
+            http_threads: 0,
             catalog_dir: None,
             log: "info".into(),
             log_format: "text".into(),
@@ -164,6 +167,8 @@ pub struct Config {
     /// `LATCHKEY_HEALTH_INTERVAL`: how often every connection is probed (a connection's
     /// `health_check_interval_seconds` setting overrides it; 0 there turns probes off).
     pub health_interval: Duration,
+    /// `LATCHKEY_HTTP_THREADS`: threads that serve connections (0, the default: one per core).
+    pub http_threads: usize,
     /// The background worker (probes, proactive refreshes, webhook deliveries) looks for due
     /// work this often. Not a variable: one second keeps it to one statement a second per
     /// kind of work when nothing is due.
@@ -246,10 +251,16 @@ impl Config {
             fig = if k == "proxy_queue_timeout"
                 || k == "health_interval"
                 || k == "proxy_recovery_interval"
+                || k == "http_threads"
             {
                 let n: u64 = v.trim().parse().map_err(|_| {
+                    let unit = if k == "http_threads" {
+                        ""
+                    } else {
+                        " of seconds"
+                    };
                     ConfigError(format!(
-                        "LATCHKEY_{} must be a whole number of seconds, not `{v}`",
+                        "LATCHKEY_{} must be a whole number{unit}, not `{v}`",
                         k.to_ascii_uppercase()
                     ))
                 })?;
@@ -285,6 +296,9 @@ impl Config {
             .map_err(|e| ConfigError(format!("LATCHKEY_OUTBOUND_REWRITES: {e}")))?;
         let outbound_allow = AllowList::parse(&raw.outbound_allow)
             .map_err(|e| ConfigError(format!("LATCHKEY_OUTBOUND_ALLOW: {e}")))?;
+        if raw.http_threads > 256 {
+            return Err(ConfigError("LATCHKEY_HTTP_THREADS must be 0 to 256".into()));
+        }
         check_intervals(
             raw.proxy_queue_timeout,
             raw.proxy_recovery_interval,
@@ -309,6 +323,7 @@ impl Config {
             proxy_queue_timeout: std::time::Duration::from_secs(raw.proxy_queue_timeout),
             proxy_recovery_interval: Duration::from_secs(raw.proxy_recovery_interval),
             health_interval: Duration::from_secs(raw.health_interval),
+            http_threads: raw.http_threads as usize,
             background_tick: Duration::from_secs(1),
             background: true,
             webhook_timeout: Duration::from_secs(10),
@@ -606,6 +621,11 @@ mod tests {
         assert!(err.contains("at least 5"), "{err}");
         let c = Config::from_sources(&vars(&[("LATCHKEY_HEALTH_INTERVAL", "5")])).unwrap();
         assert_eq!(c.health_interval.as_secs(), 5);
+        assert_eq!(c.http_threads, 0, "one serving thread per core");
+        for (bad, says) in [("257", "0 to 256"), ("two", "whole number, not `two`")] {
+            let e = Config::from_sources(&vars(&[("LATCHKEY_HTTP_THREADS", bad)])).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
         assert!(matches!(
             c.master_key,
             MasterKeySource::File { create: true, .. }

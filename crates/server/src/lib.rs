@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod quirks;
 pub mod routes;
 pub mod service;
+pub mod serving;
 pub mod signing;
 pub mod state;
 pub mod telemetry;
@@ -33,7 +34,6 @@ pub mod vault;
 pub mod verify;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use config::Config;
 use latchkey_core::catalog::Catalog;
 use state::{AppState, Inner};
@@ -141,21 +141,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        // Answers (a proxied body above all) are written in pieces: without TCP_NODELAY the
-        // last piece can wait for the client's delayed ACK (40 ms on Linux).
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
         let workers = background::start(&self.state);
-        let served = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let threads = serving::thread_count(self.state.config.http_threads);
+        let served = serving::serve(self.listener, self.router, threads, shutdown).await;
         for w in workers {
             w.abort();
         }

@@ -58,6 +58,8 @@ struct Live {
     since: Instant,
     /// `scheme://host:port` as the URL writes it: where it is kept when idle.
     origin: Arc<str>,
+    /// The runtime that drives it (see [`home_key`]).
+    home: u64,
 }
 
 impl Live {
@@ -78,7 +80,8 @@ impl Live {
 
 #[derive(Default)]
 struct Idle {
-    by_origin: HashMap<Arc<str>, Vec<Live>>,
+    /// By [`home_key`], then by origin.
+    by_origin: HashMap<u64, HashMap<Arc<str>, Vec<Live>>>,
     swept: Option<Instant>,
 }
 
@@ -242,6 +245,7 @@ impl Direct {
             drive: Box::pin(conn),
             since: Instant::now(),
             origin,
+            home: home_key(),
         })
     }
 
@@ -250,7 +254,10 @@ impl Direct {
         loop {
             let mut live = {
                 let mut idle = self.idle.lock().expect("idle connections lock");
-                idle.by_origin.get_mut(origin)?.pop()?
+                idle.by_origin
+                    .get_mut(&home_key())?
+                    .get_mut(origin)?
+                    .pop()?
             };
             if live.usable() {
                 return Some(live);
@@ -271,15 +278,40 @@ impl Direct {
             .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY)
         {
             idle.swept = Some(now);
-            idle.by_origin.retain(|_, list| {
-                list.retain(|l| now.duration_since(l.since) < IDLE_MAX);
-                !list.is_empty()
+            idle.by_origin.retain(|_, origins| {
+                origins.retain(|_, list| {
+                    list.retain(|l| now.duration_since(l.since) < IDLE_MAX);
+                    !list.is_empty()
+                });
+                !origins.is_empty()
             });
         }
-        let list = idle.by_origin.entry(live.origin.clone()).or_default();
+        let list = idle
+            .by_origin
+            .entry(live.home)
+            .or_default()
+            .entry(live.origin.clone())
+            .or_default();
         if list.len() < IDLE_PER_ORIGIN {
             list.push(live);
         }
+    }
+}
+
+/// Which runtime's idle connections a connection belongs to. A connection is registered with
+/// the runtime it was opened on, and only that runtime's thread learns when it can be read:
+/// on a single-threaded runtime (each serving thread runs one, see `crate::serving`) it is
+/// kept for the requests of that thread, so that no other thread has to be woken to pass its
+/// readiness on; the workers of a multi-threaded runtime share one driver, and one list.
+fn home_key() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static THREAD: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread => {
+            THREAD.with(|t| *t)
+        }
+        _ => 0,
     }
 }
 

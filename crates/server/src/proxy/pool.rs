@@ -95,6 +95,8 @@ struct PoolState {
     slot_waiters: VecDeque<SlotWaiter>,
     /// Until when this instance leaves the database's free slots to the others.
     yield_until: Option<Instant>,
+    /// Whether a task is giving back the slots that stay idle past [`SLOT_LINGER`].
+    lingering: bool,
 }
 
 struct Pool {

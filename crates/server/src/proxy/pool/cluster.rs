@@ -116,29 +116,46 @@ impl Pools {
         };
         match given {
             Given::Handed => {}
-            Given::Idle => self.release_if_idle_later(pool, pool_id, slot),
+            Given::Idle => self.release_if_idle_later(pool, pool_id),
             Given::Release => self.release_slot(pool_id, slot),
         }
     }
 
-    /// Gives an idle slot back to the database if no request of this instance took it within
-    /// [`SLOT_LINGER`].
-    fn release_if_idle_later(self: &Arc<Self>, pool: &Arc<Pool>, pool_id: &str, slot: i32) {
+    /// Gives the idle slots back to the database that no request of this instance takes within
+    /// [`SLOT_LINGER`]. One task per pool does it, while the pool has idle slots (not one per
+    /// request: with a slot going idle after every request, that was a task and a timer each).
+    fn release_if_idle_later(self: &Arc<Self>, pool: &Arc<Pool>, pool_id: &str) {
+        if std::mem::replace(&mut pool.state.lock().expect("pool lock").lingering, true) {
+            return;
+        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            pool.state.lock().expect("pool lock").lingering = false;
             return;
         };
         let (pools, pool, pool_id) = (self.clone(), pool.clone(), pool_id.to_string());
         rt.spawn(async move {
-            tokio::time::sleep(SLOT_LINGER).await;
-            let expired = {
-                let mut st = pool.state.lock().expect("pool lock");
-                let before = st.idle.len();
-                st.idle
-                    .retain(|i| !(i.slot == slot && i.idle_since.elapsed() >= SLOT_LINGER));
-                before != st.idle.len()
-            };
-            if expired {
-                pools.release_slot(&pool_id, slot);
+            loop {
+                let next = {
+                    let mut st = pool.state.lock().expect("pool lock");
+                    let next = st.idle.iter().map(|i| i.idle_since).min();
+                    // Cleared with the list seen empty under the lock: a slot that goes idle
+                    // after this starts the task again.
+                    st.lingering = next.is_some();
+                    next
+                };
+                let Some(since) = next else { break };
+                tokio::time::sleep_until((since + SLOT_LINGER).into()).await;
+                let expired: Vec<i32> = {
+                    let mut st = pool.state.lock().expect("pool lock");
+                    let (gone, kept) = std::mem::take(&mut st.idle)
+                        .into_iter()
+                        .partition(|i| i.idle_since.elapsed() >= SLOT_LINGER);
+                    st.idle = kept;
+                    gone.into_iter().map(|i: IdleSlot| i.slot).collect()
+                };
+                for slot in expired {
+                    pools.release_slot(&pool_id, slot);
+                }
             }
         });
     }
