@@ -47,6 +47,7 @@ Environment variables (or the same keys in lower case in the TOML file LATCHKEY_
   LATCHKEY_OUTBOUND_ALLOW         hosts or CIDR ranges that may be reached although private or loopback
   LATCHKEY_PROXY_QUEUE_TIMEOUT    seconds a proxied request may wait for a pool slot [default: 60]
   LATCHKEY_PROXY_RECOVERY_INTERVAL  seconds without a 429 before a lowered pool level climbs by one [default: 10]
+  LATCHKEY_HTTP_THREADS           threads serving connections [default: 0, one per core]
   LATCHKEY_CATALOG_DIR            extra catalog entries (*.toml)
   LATCHKEY_LOG                    log filter (tracing directives) [default: info]
   LATCHKEY_LOG_FORMAT             text or json [default: text]; colours only when stderr is a terminal";

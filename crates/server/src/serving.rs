@@ -10,9 +10,11 @@
 //! runtime adds on a small answer (measured in BENCHMARKS.md); nginx's workers are made the
 //! same way.
 //!
-//! Work that outlives a request (background probes, refreshes, deliveries) runs on the runtime
-//! that called [`serve`]. Work a request spawns runs on its serving thread; anything slow is
-//! sent to the blocking threads, as on any runtime.
+//! Background work (probes, proactive refreshes, deliveries) runs on the runtime that called
+//! [`serve`]. Work a request spawns runs on its serving thread; anything slow is sent to the
+//! blocking threads, as on any runtime. A serving thread's runtime lives as long as the process,
+//! after a stop too: the store's pooled connections its requests opened, and a refresh one of
+//! them started, are registered with it and may still be in use.
 
 use axum::serve::ListenerExt;
 use axum::Router;
@@ -52,6 +54,9 @@ pub async fn serve(
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
+    // The serving threads log where the thread that starts them does (a test's own subscriber
+    // included).
+    let logs = tracing::dispatcher::get_default(Clone::clone);
     let mut workers = Vec::with_capacity(threads);
     let mut finished = Vec::with_capacity(threads);
     for i in 0..threads.max(1) {
@@ -63,26 +68,37 @@ pub async fn serve(
             open: open.clone(),
             local,
         };
-        let (router, mut stopped) = (router.clone(), stopped.clone());
+        let (router, mut stopped, logs) = (router.clone(), stopped.clone(), logs.clone());
         std::thread::Builder::new()
             .name(format!("latchkey-http-{i}"))
             .spawn(move || {
-                let served = tokio::runtime::Builder::new_current_thread()
+                let _logs = tracing::dispatcher::set_default(&logs);
+                let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .and_then(|rt| {
-                        rt.block_on(
-                            axum::serve(
-                                listener.tap_io(Counted::no_delay),
-                                router.into_make_service_with_connect_info::<SocketAddr>(),
-                            )
-                            .with_graceful_shutdown(async move {
-                                let _ = stopped.wait_for(|s| *s).await;
-                            })
-                            .into_future(),
-                        )
-                    });
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = done.send(Err(e));
+                        return;
+                    }
+                };
+                let served = rt.block_on(
+                    axum::serve(
+                        listener.tap_io(Counted::no_delay),
+                        router.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .into_future(),
+                );
                 let _ = done.send(served);
+                // What this thread's requests opened or started is registered with its runtime
+                // and may outlive them: connections in the store's shared pool, a refresh that
+                // must write the tokens it got. The runtime goes on driving them for as long
+                // as the process lives.
+                rt.block_on(std::future::pending::<()>());
             })?;
         workers.push(Worker { to, open });
         finished.push(finish);
@@ -184,7 +200,7 @@ impl axum::serve::Listener for Handed {
 }
 
 /// A served connection, counted among its thread's open ones until it is dropped.
-pub struct Counted {
+struct Counted {
     tcp: TcpStream,
     open: Arc<AtomicUsize>,
 }
@@ -246,5 +262,123 @@ impl AsyncWrite for Counted {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut().tcp().poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_goes_to_the_thread_holding_the_fewest() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (mut handed, mut workers) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            let (to, from) = mpsc::unbounded_channel();
+            let open = Arc::new(AtomicUsize::new(0));
+            workers.push(Worker {
+                to,
+                open: open.clone(),
+            });
+            handed.push(Handed {
+                from,
+                open,
+                local: addr,
+            });
+        }
+        let mut clients = Vec::new();
+        async fn next(l: &TcpListener, w: &[Worker], clients: &mut Vec<TcpStream>) {
+            clients.push(TcpStream::connect(l.local_addr().unwrap()).await.unwrap());
+            let (tcp, peer) = l.accept().await.unwrap();
+            hand_over(w, tcp, peer);
+        }
+        let open = |w: &[Worker]| -> Vec<usize> {
+            w.iter().map(|w| w.open.load(Ordering::Relaxed)).collect()
+        };
+        next(&listener, &workers, &mut clients).await;
+        next(&listener, &workers, &mut clients).await;
+        next(&listener, &workers, &mut clients).await;
+        assert_eq!(open(&workers), [2, 1]);
+        let mut first = Vec::new();
+        for _ in 0..2 {
+            first.push(axum::serve::Listener::accept(&mut handed[0]).await.0);
+        }
+        let _second = axum::serve::Listener::accept(&mut handed[1]).await.0;
+        // A connection of the first thread ends: the next one goes there.
+        drop(first.pop());
+        assert_eq!(open(&workers), [1, 1]);
+        next(&listener, &workers, &mut clients).await;
+        next(&listener, &workers, &mut clients).await;
+        assert_eq!(open(&workers), [2, 2], "one more to each, the first first");
+        let more = axum::serve::Listener::accept(&mut handed[0]).await.0;
+        drop((first, more));
+        assert_eq!(open(&workers)[0], 0);
+    }
+
+    #[tokio::test]
+    async fn connections_are_served_on_several_threads_and_a_stop_finishes_requests_in_flight() {
+        let router = Router::new()
+            .route(
+                "/thread",
+                get(|| async { std::thread::current().name().unwrap_or("").to_string() }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    "done"
+                }),
+            );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(serve(listener, router, 2, async move {
+            let _ = stopped.await;
+        }));
+        // Two callers, two connections: one on each serving thread; each keeps its thread.
+        let (a, b) = (client(), client());
+        let mut names = Vec::new();
+        for c in [&a, &b, &a, &b] {
+            let r = c.get(format!("{url}/thread")).send().await.unwrap();
+            names.push(r.text().await.unwrap());
+        }
+        assert_eq!(names[0], names[2], "a connection stays on its thread");
+        assert_eq!(names[1], names[3]);
+        assert_ne!(
+            names[0], names[1],
+            "the second connection went to the idle thread"
+        );
+        assert!(
+            names.iter().all(|n| n.starts_with("latchkey-http-")),
+            "{names:?}"
+        );
+
+        let slow = tokio::spawn({
+            let (c, url) = (a.clone(), url.clone());
+            async move { c.get(format!("{url}/slow")).send().await?.text().await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), slow)
+            .await
+            .expect("the request in flight ends")
+            .unwrap();
+        assert_eq!(answer.unwrap(), "done", "the stop let the request finish");
+        tokio::time::timeout(Duration::from_secs(10), served)
+            .await
+            .expect("the server stops once its requests are done")
+            .unwrap()
+            .expect("a clean stop");
+        let refused = client().get(format!("{url}/thread")).send().await;
+        assert!(refused.is_err(), "no longer listening");
     }
 }
