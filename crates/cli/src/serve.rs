@@ -16,7 +16,9 @@ pub fn run() -> ExitCode {
         }
     };
     telemetry::init_logging(&config);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // Requests run on the server's serving threads (one per core, each with a runtime of its
+    // own); this thread's runtime runs the listener and the background work.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -38,37 +38,120 @@ pub fn thread_count(configured: usize) -> usize {
     }
 }
 
-/// A serving thread as the listener sees it: where its connections go and how many it holds.
+type Handoff = (std::net::TcpStream, SocketAddr);
+type Sender = mpsc::UnboundedSender<Handoff>;
+/// A serving thread's result, once it has stopped.
+type Ended = tokio::sync::oneshot::Receiver<io::Result<()>>;
+
+/// A serving thread as the listener sees it: how many connections it holds, and, once it has
+/// been started, where its connections go and how it ends.
 struct Worker {
-    to: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
     open: Arc<AtomicUsize>,
+    to: Option<Sender>,
+    ended: Option<Ended>,
 }
 
-/// Serves `router` on `listener` with `threads` serving threads until `shutdown` completes,
-/// then lets every thread finish the requests it has in flight.
+/// What every serving thread is started with.
+struct Start {
+    router: Router,
+    stopped: watch::Receiver<bool>,
+    /// The serving threads log where the thread that starts them does (a test's own subscriber
+    /// included).
+    logs: tracing::Dispatch,
+    local: SocketAddr,
+}
+
+/// Serves `router` on `listener` with up to `threads` serving threads until `shutdown`
+/// completes, then lets every thread finish the requests it has in flight. A thread starts when
+/// the first connection is handed to it: a server nobody calls runs none, one caller one.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     threads: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let local = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    // The serving threads log where the thread that starts them does (a test's own subscriber
-    // included).
-    let logs = tracing::dispatcher::get_default(Clone::clone);
-    let mut workers = Vec::with_capacity(threads);
-    let mut finished = Vec::with_capacity(threads);
-    for i in 0..threads.max(1) {
+    let start = Start {
+        router,
+        stopped,
+        logs: tracing::dispatcher::get_default(Clone::clone),
+        local: listener.local_addr()?,
+    };
+    let mut workers: Vec<Worker> = (0..threads.max(1))
+        .map(|_| Worker {
+            open: Arc::default(),
+            to: None,
+            ended: None,
+        })
+        .collect();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((tcp, peer)) => hand_over(&mut workers, &start, tcp, peer),
+            Err(e) => on_accept_error(e).await,
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let mut result = Ok(());
+    for ended in workers.into_iter().filter_map(|w| w.ended) {
+        match ended.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => result = Err(io::Error::other("a serving thread stopped unexpectedly")),
+        }
+    }
+    result
+}
+
+/// Gives a new connection to the thread with the fewest open ones (started now if it has not
+/// been yet).
+fn hand_over(workers: &mut [Worker], start: &Start, tcp: TcpStream, peer: SocketAddr) {
+    let Some((i, w)) = workers
+        .iter_mut()
+        .enumerate()
+        .min_by_key(|(_, w)| w.open.load(Ordering::Relaxed))
+    else {
+        return;
+    };
+    if w.to.is_none() {
+        match start.thread(i, w.open.clone()) {
+            Ok((to, ended)) => (w.to, w.ended) = (Some(to), Some(ended)),
+            Err(e) => {
+                tracing::error!(error = %e, "could not start a serving thread");
+                return;
+            }
+        }
+    }
+    let Some(to) = &w.to else { return };
+    match tcp.into_std() {
+        Ok(std) => {
+            w.open.fetch_add(1, Ordering::Relaxed);
+            if to.send((std, peer)).is_err() {
+                w.open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not hand a connection over"),
+    }
+}
+
+impl Start {
+    /// Starts serving thread `i`: where to send it connections, and its result once it stops.
+    fn thread(&self, i: usize, open: Arc<AtomicUsize>) -> io::Result<(Sender, Ended)> {
         let (to, from) = mpsc::unbounded_channel();
-        let open = Arc::new(AtomicUsize::new(0));
-        let (done, finish) = tokio::sync::oneshot::channel::<io::Result<()>>();
+        let (done, ended) = tokio::sync::oneshot::channel();
         let listener = Handed {
             from,
-            open: open.clone(),
-            local,
+            open,
+            local: self.local,
         };
-        let (router, mut stopped, logs) = (router.clone(), stopped.clone(), logs.clone());
+        let (router, mut stopped) = (self.router.clone(), self.stopped.clone());
+        let logs = self.logs.clone();
         std::thread::Builder::new()
             .name(format!("latchkey-http-{i}"))
             .spawn(move || {
@@ -100,51 +183,7 @@ pub async fn serve(
                 // as the process lives.
                 rt.block_on(std::future::pending::<()>());
             })?;
-        workers.push(Worker { to, open });
-        finished.push(finish);
-    }
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((tcp, peer)) => hand_over(&workers, tcp, peer),
-            Err(e) => on_accept_error(e).await,
-        }
-    }
-    drop(listener);
-    let _ = stop.send(true);
-    drop(workers);
-    let mut result = Ok(());
-    for f in finished {
-        match f.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(e),
-            Err(_) => result = Err(io::Error::other("a serving thread stopped unexpectedly")),
-        }
-    }
-    result
-}
-
-/// Gives a new connection to the thread with the fewest open ones.
-fn hand_over(workers: &[Worker], tcp: TcpStream, peer: SocketAddr) {
-    let Some(w) = workers
-        .iter()
-        .min_by_key(|w| w.open.load(Ordering::Relaxed))
-    else {
-        return;
-    };
-    match tcp.into_std() {
-        Ok(std) => {
-            w.open.fetch_add(1, Ordering::Relaxed);
-            if w.to.send((std, peer)).is_err() {
-                w.open.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not hand a connection over"),
+        Ok((to, ended))
     }
 }
 
@@ -165,7 +204,7 @@ async fn on_accept_error(e: io::Error) {
 
 /// A serving thread's side: the connections the listener hands it.
 struct Handed {
-    from: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    from: mpsc::UnboundedReceiver<Handoff>,
     open: Arc<AtomicUsize>,
     local: SocketAddr,
 }
@@ -277,17 +316,33 @@ mod tests {
             .expect("client")
     }
 
+    /// What the threads start with, and the signal that stops them.
+    fn start(local: SocketAddr) -> (Start, watch::Sender<bool>) {
+        let router = Router::new().route("/", get(|| async { "here" }));
+        let (stop, stopped) = watch::channel(false);
+        let logs = tracing::Dispatch::none();
+        let start = Start {
+            router,
+            stopped,
+            logs,
+            local,
+        };
+        (start, stop)
+    }
+
     #[tokio::test]
     async fn a_new_connection_goes_to_the_thread_holding_the_fewest() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // Two threads as the listener sees them, started: their connections arrive here.
         let (mut handed, mut workers) = (Vec::new(), Vec::new());
         for _ in 0..2 {
             let (to, from) = mpsc::unbounded_channel();
             let open = Arc::new(AtomicUsize::new(0));
             workers.push(Worker {
-                to,
                 open: open.clone(),
+                to: Some(to),
+                ended: None,
             });
             handed.push(Handed {
                 from,
@@ -295,18 +350,19 @@ mod tests {
                 local: addr,
             });
         }
+        let (start, _stop) = start(addr);
         let mut clients = Vec::new();
-        async fn next(l: &TcpListener, w: &[Worker], clients: &mut Vec<TcpStream>) {
-            clients.push(TcpStream::connect(l.local_addr().unwrap()).await.unwrap());
+        async fn next(l: &TcpListener, w: &mut [Worker], s: &Start, c: &mut Vec<TcpStream>) {
+            c.push(TcpStream::connect(l.local_addr().unwrap()).await.unwrap());
             let (tcp, peer) = l.accept().await.unwrap();
-            hand_over(w, tcp, peer);
+            hand_over(w, s, tcp, peer);
         }
         let open = |w: &[Worker]| -> Vec<usize> {
             w.iter().map(|w| w.open.load(Ordering::Relaxed)).collect()
         };
-        next(&listener, &workers, &mut clients).await;
-        next(&listener, &workers, &mut clients).await;
-        next(&listener, &workers, &mut clients).await;
+        for _ in 0..3 {
+            next(&listener, &mut workers, &start, &mut clients).await;
+        }
         assert_eq!(open(&workers), [2, 1]);
         let mut first = Vec::new();
         for _ in 0..2 {
@@ -316,12 +372,37 @@ mod tests {
         // A connection of the first thread ends: the next one goes there.
         drop(first.pop());
         assert_eq!(open(&workers), [1, 1]);
-        next(&listener, &workers, &mut clients).await;
-        next(&listener, &workers, &mut clients).await;
+        for _ in 0..2 {
+            next(&listener, &mut workers, &start, &mut clients).await;
+        }
         assert_eq!(open(&workers), [2, 2], "one more to each, the first first");
         let more = axum::serve::Listener::accept(&mut handed[0]).await.0;
         drop((first, more));
         assert_eq!(open(&workers)[0], 0);
+    }
+
+    #[tokio::test]
+    async fn a_thread_starts_when_a_connection_is_first_handed_to_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (start, _stop) = start(listener.local_addr().unwrap());
+        let mut workers: Vec<Worker> = (0..3)
+            .map(|_| Worker {
+                open: Arc::default(),
+                to: None,
+                ended: None,
+            })
+            .collect();
+        let call = tokio::spawn(async move { client().get(&url).send().await?.text().await });
+        let (tcp, peer) = listener.accept().await.unwrap();
+        hand_over(&mut workers, &start, tcp, peer);
+        let started: Vec<bool> = workers.iter().map(|w| w.to.is_some()).collect();
+        assert_eq!(started, [true, false, false], "one caller, one thread");
+        assert_eq!(
+            call.await.unwrap().unwrap(),
+            "here",
+            "served by the thread just started"
+        );
     }
 
     #[tokio::test]
