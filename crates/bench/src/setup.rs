@@ -95,7 +95,8 @@ impl Latchkey {
     }
 }
 
-/// The environment for `latchkey serve` (every inherited `LATCHKEY_*` variable removed).
+/// The environment for `latchkey serve`: every inherited `LATCHKEY_*` variable removed but
+/// `LATCHKEY_HTTP_THREADS`, which passes through so that thread counts can be compared.
 pub fn latchkey_command(
     bin: &Path,
     data_dir: &Path,
@@ -105,7 +106,8 @@ pub fn latchkey_command(
     let mut cmd = Command::new(bin);
     cmd.arg("serve");
     for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("LATCHKEY_") {
+        let k_text = k.to_string_lossy();
+        if k_text.starts_with("LATCHKEY_") && k_text != "LATCHKEY_HTTP_THREADS" {
             cmd.env_remove(k);
         }
     }

@@ -167,6 +167,43 @@ pub fn decide(
     Err(refusal(new, bound))
 }
 
+/// A hash of a connection's settings, taken on every call that sends anything: it walks the
+/// values as they are (keys in their stored order), without writing them out as JSON first.
+pub fn settings_fingerprint(settings: &serde_json::Map<String, serde_json::Value>) -> u64 {
+    use serde_json::Value;
+    use std::hash::{Hash, Hasher};
+    fn walk(v: &Value, h: &mut impl Hasher) {
+        match v {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => {
+                2u8.hash(h);
+                // Its own text: the same for the same number, whatever its kind.
+                n.to_string().hash(h);
+            }
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(a) => {
+                (4u8, a.len()).hash(h);
+                a.iter().for_each(|v| walk(v, h));
+            }
+            Value::Object(o) => {
+                (5u8, o.len()).hash(h);
+                for (k, v) in o {
+                    k.hash(h);
+                    walk(v, h);
+                }
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    settings.len().hash(&mut h);
+    for (k, v) in settings {
+        k.hash(&mut h);
+        walk(v, &mut h);
+    }
+    h.finish()
+}
+
 /// Checks, before anything is sent, that a stored connection's settings still lead only where
 /// its secret material is bound. A caller holding `secrets` (`rebind`) binds it to where they
 /// lead now; anyone else is refused. Returns the connection as it now stands.
@@ -176,14 +213,7 @@ pub async fn guard(
     c: &ConnectionRecord,
     rebind: bool,
 ) -> ApiResult<Option<ConnectionRecord>> {
-    let fingerprint = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_string(&c.settings)
-            .unwrap_or_default()
-            .hash(&mut h);
-        h.finish()
-    };
+    let fingerprint = settings_fingerprint(&c.settings);
     if state
         .hot
         .destinations_checked(&c.id, c.version, fingerprint)
@@ -231,6 +261,25 @@ mod tests {
 
     fn creds(v: Value) -> SecretFields {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_settings_fingerprint_changes_with_any_setting_and_only_then() {
+        let map = |v: Value| v.as_object().unwrap().clone();
+        let print = |v: Value| settings_fingerprint(&map(v));
+        let base = json!({"base_url": "https://api.example.com", "port": 1, "tags": ["a", "b"]});
+        assert_eq!(print(base.clone()), print(base.clone()));
+        let changed = [
+            json!({"base_url": "https://api.example.net", "port": 1, "tags": ["a", "b"]}),
+            json!({"base_url": "https://api.example.com", "port": "1", "tags": ["a", "b"]}),
+            json!({"base_url": "https://api.example.com", "port": 2, "tags": ["a", "b"]}),
+            json!({"base_url": "https://api.example.com", "port": 1, "tags": ["ab"]}),
+            json!({"base_url": "https://api.example.com", "port": 1, "tags": ["a", "b"], "x": null}),
+            json!({"base_url": "https://api.example.com", "port": 1, "tags": {"a": "b"}}),
+        ];
+        for c in changed {
+            assert_ne!(print(base.clone()), print(c.clone()), "{c}");
+        }
     }
 
     #[test]

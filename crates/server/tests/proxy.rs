@@ -1011,3 +1011,80 @@ async fn an_application_whose_certificate_does_not_verify_gets_nothing() {
         "no request may reach an application whose certificate did not verify"
     );
 }
+
+/// The proxy's route is served ahead of the rest of the API; it still gets what every request
+/// gets: the header limit, answers in the error shape, the request metrics by route template.
+#[tokio::test]
+async fn the_proxys_own_way_in_keeps_the_limits_errors_and_metrics_of_the_api() {
+    let app = spawn_app().await;
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    api_key_connection(&app, &up, "billing", json!({})).await;
+    let proxy = format!("{}/v1/workspaces/acme/connections/billing/proxy", app.url);
+
+    let (ok, _) = proxy_echo(&app, &app.admin_key, "billing").await;
+    assert_eq!(ok, 200);
+
+    let hits = up.hits();
+    let mut big = app
+        .client
+        .get(format!("{proxy}/echo"))
+        .bearer_auth(&app.admin_key);
+    for i in 0..3 {
+        big = big.header(format!("x-filler-{i}"), "a".repeat(24 * 1024));
+    }
+    let big = big.send().await.unwrap();
+    assert_eq!(big.status(), 431);
+    let body: Value = big.json().await.unwrap();
+    assert_eq!(body["error"], "headers_too_large", "{body}");
+    assert_eq!(up.hits(), hits, "nothing oversized went upstream");
+
+    let anonymous = app
+        .client
+        .get(format!("{proxy}/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.unwrap();
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
+
+    // Percent-encoding that is not UTF-8: refused in the error shape, not as plain text.
+    let garbled = app
+        .client
+        .get(format!("{proxy}/caf%FF"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbled.status(), 400);
+    let body: Value = garbled.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_path", "{body}");
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let proxied: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("latchkey_http_requests_total{"))
+        .filter(|l| l.contains("route=\"/v1/workspaces/{ws}/connections/{conn}/proxy/{*path}\""))
+        .collect();
+    assert!(
+        proxied.iter().any(|l| l.contains("status=\"200\"")),
+        "{metrics}"
+    );
+    assert!(
+        proxied.iter().any(|l| l.contains("status=\"401\"")),
+        "{metrics}"
+    );
+}

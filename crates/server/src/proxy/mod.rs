@@ -12,13 +12,13 @@ mod retry;
 
 use crate::access::Need;
 use crate::auth::{Caller, KeyCaller};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Path};
 use crate::inject;
 use crate::oauth::tokens;
 use crate::outbound::Answer;
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;

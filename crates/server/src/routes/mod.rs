@@ -10,6 +10,7 @@ pub mod flows;
 pub mod keys;
 pub mod members;
 pub mod oauth;
+mod proxied;
 pub mod system;
 pub mod users;
 pub mod webhooks;
@@ -114,7 +115,7 @@ pub fn router(state: AppState) -> Router {
         // Proxied calls have their own upstream timeout; everything else answers within a minute.
         .layer(middleware::from_fn(deadline))
         .route(
-            "/v1/workspaces/{ws}/connections/{conn}/proxy/{*path}",
+            proxied::ROUTE,
             axum::routing::any(crate::proxy::handle)
                 .layer(DefaultBodyLimit::disable())
                 .layer(middleware::from_fn(proxied_answer_headers)),
@@ -138,8 +139,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     // The MCP tools call the API in-process, through everything above.
     let in_process = api.clone().layer(CatchPanicLayer::custom(panicked));
-    let app = api.merge(crate::mcp::router(state, in_process));
-    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+    let app = api.merge(crate::mcp::router(state.clone(), in_process));
+    let app = app
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req
@@ -149,7 +151,8 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), route = %route)
         }))
         .layer(middleware::from_fn(header_limit))
-        .layer(CatchPanicLayer::custom(panicked))
+        .layer(CatchPanicLayer::custom(panicked));
+    proxied::around(state, app)
 }
 
 /// The API's router while its routes are added, with the OpenAPI document they describe.
@@ -268,13 +271,20 @@ fn panicked(_: Box<dyn std::any::Any + Send>) -> Response {
 }
 
 async fn header_limit(req: Request, next: Next) -> Response {
-    let total: usize = req
-        .headers()
+    match headers_too_large(req.headers()) {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    }
+}
+
+/// The 431 of a request whose headers total more than [`HEADER_LIMIT`] bytes.
+fn headers_too_large(headers: &axum::http::HeaderMap) -> Option<Response> {
+    let total: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
-    if total > HEADER_LIMIT {
-        return ApiError::new(
+    (total > HEADER_LIMIT).then(|| {
+        ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
             format!(
@@ -282,9 +292,8 @@ async fn header_limit(req: Request, next: Next) -> Response {
             ),
         )
         .hint("send large values in the body")
-        .into_response();
-    }
-    next.run(req).await
+        .into_response()
+    })
 }
 
 /// The policy every proxied answer carries, whatever the application sent: the answer is the
@@ -294,7 +303,12 @@ pub const PROXY_CSP: &str = "sandbox; default-src 'none'";
 
 async fn proxied_answer_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
+    proxy_policy(resp.headers_mut());
+    resp
+}
+
+/// Puts [`PROXY_CSP`] and `nosniff` on a proxied answer, in place of what the application said.
+fn proxy_policy(h: &mut axum::http::HeaderMap) {
     h.remove(axum::http::header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
     h.insert(
         axum::http::header::CONTENT_SECURITY_POLICY,
@@ -304,7 +318,6 @@ async fn proxied_answer_headers(req: Request, next: Next) -> Response {
         axum::http::header::X_CONTENT_TYPE_OPTIONS,
         axum::http::HeaderValue::from_static("nosniff"),
     );
-    resp
 }
 
 /// The longest an API request may take (verification and refresh included).

@@ -8,8 +8,9 @@ use super::*;
 enum Given {
     /// A request of this instance that was waiting for a slot has it.
     Handed,
-    /// It waits in the idle list for the next request.
-    Idle,
+    /// It waits in the idle list for the next request; `linger` when no task gives this pool's
+    /// idle slots back yet (one must be started).
+    Idle { linger: bool },
     /// It is above the level now: back to the database.
     Release,
 }
@@ -100,7 +101,9 @@ impl Pools {
                         .unwrap_or(0);
                     let Some(waiter) = st.slot_waiters.remove(next) else {
                         st.idle.push(idle);
-                        break Given::Idle;
+                        // Marked under the same lock that put the slot in the list.
+                        let linger = !std::mem::replace(&mut st.lingering, true);
+                        break Given::Idle { linger };
                     };
                     match waiter.tx.send(idle) {
                         Ok(()) => break Given::Handed,
@@ -115,8 +118,8 @@ impl Pools {
             }
         };
         match given {
-            Given::Handed => {}
-            Given::Idle => self.release_if_idle_later(pool, pool_id),
+            Given::Handed | Given::Idle { linger: false } => {}
+            Given::Idle { linger: true } => self.release_if_idle_later(pool, pool_id),
             Given::Release => self.release_slot(pool_id, slot),
         }
     }
@@ -124,10 +127,8 @@ impl Pools {
     /// Gives the idle slots back to the database that no request of this instance takes within
     /// [`SLOT_LINGER`]. One task per pool does it, while the pool has idle slots (not one per
     /// request: with a slot going idle after every request, that was a task and a timer each).
+    /// Called by whoever set the pool's `lingering` mark.
     fn release_if_idle_later(self: &Arc<Self>, pool: &Arc<Pool>, pool_id: &str) {
-        if std::mem::replace(&mut pool.state.lock().expect("pool lock").lingering, true) {
-            return;
-        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             pool.state.lock().expect("pool lock").lingering = false;
             return;
