@@ -185,7 +185,7 @@ impl Start {
                         return;
                     }
                 };
-                rt.spawn(keep_a_timer_set());
+                let ticking = rt.spawn(keep_a_timer_set());
                 let served = rt.block_on(
                     axum::serve(
                         listener.tap_io(Counted::no_delay),
@@ -196,6 +196,8 @@ impl Start {
                     })
                     .into_future(),
                 );
+                // Nothing is served from here on: the thread need not wake every second.
+                ticking.abort();
                 let _ = done.send(served);
                 // What this thread's requests opened or started is registered with its runtime
                 // and may outlive them: connections in the store's shared pool, a refresh that
