@@ -156,16 +156,7 @@ async fn requests_pass_through_with_the_credential_injected() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("latchkey_proxy_upstream_responses_total"),
         "{metrics}"
@@ -768,9 +759,9 @@ fn keep_calling(
 
 /// A counter of one pool from `/metrics` (shared by every server of the test process; the pool
 /// label, a connection id, tells them apart).
-async fn pool_metric(app: &TestApp, name: &str, pool: &str) -> Option<f64> {
-    let text = app
-        .client
+/// What `/metrics` answers the admin key.
+async fn metrics_text(app: &TestApp) -> String {
+    app.client
         .get(format!("{}/metrics", app.url))
         .bearer_auth(&app.admin_key)
         .send()
@@ -778,7 +769,11 @@ async fn pool_metric(app: &TestApp, name: &str, pool: &str) -> Option<f64> {
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn pool_metric(app: &TestApp, name: &str, pool: &str) -> Option<f64> {
+    let text = metrics_text(app).await;
     let label = format!("pool=\"{pool}\"");
     text.lines()
         .filter(|l| l.starts_with(&format!("{name}{{")))
@@ -1064,16 +1059,7 @@ async fn the_proxys_own_way_in_keeps_the_limits_errors_and_metrics_of_the_api() 
     let body: Value = garbled.json().await.unwrap();
     assert_eq!(body["error"], "invalid_path", "{body}");
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     let proxied: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("latchkey_http_requests_total{"))
