@@ -6,6 +6,7 @@
 use crate::error::ApiError;
 use latchkey_core::ids::{ApiKeyId, UserId, WorkspaceId};
 use latchkey_core::model::{Role, Scope, Workspace};
+use std::sync::Arc;
 
 /// What an endpoint needs in a workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -89,8 +90,9 @@ impl Person {
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The API key used, when one was.
-    pub key: Option<KeyGrant>,
+    /// The API key used, when one was (shared with the memory of looked-up keys: a request
+    /// takes it without copying it).
+    pub key: Option<Arc<KeyGrant>>,
     /// The person acting (signed in, or owner of the key used).
     pub person: Option<Person>,
     /// True when the request was authenticated by the web UI's session cookie rather than an
@@ -252,7 +254,7 @@ mod tests {
             scopes: vec![Scope::Read, Scope::Write, Scope::Secrets],
         };
         let editor = Caller {
-            key: Some(key.clone()),
+            key: Some(Arc::new(key.clone())),
             person: Some(person(false, vec![(ws.clone(), Role::Editor)])),
             via_session: false,
         };
@@ -263,7 +265,7 @@ mod tests {
         );
         assert!(!editor.allows(&ws, Need::Manage));
         let owner = Caller {
-            key: Some(key),
+            key: Some(Arc::new(key)),
             person: Some(person(false, vec![(ws.clone(), Role::Owner)])),
             via_session: false,
         };
@@ -292,12 +294,12 @@ mod tests {
         assert!(admin.is_admin());
         assert!(admin.allows(&other, Need::Members));
         let ws_key = Caller {
-            key: Some(KeyGrant {
+            key: Some(Arc::new(KeyGrant {
                 id: ApiKeyId::generate(),
                 name: "k".into(),
                 workspace: Some(ws.clone()),
                 scopes: vec![Scope::Read, Scope::Write],
-            }),
+            })),
             person: None,
             via_session: false,
         };

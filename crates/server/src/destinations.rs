@@ -25,6 +25,7 @@ use latchkey_core::catalog::{AppEntry, FieldType, VerifySpec};
 use latchkey_core::model::{AuthMode, ConnectionRecord, Workspace};
 use latchkey_core::secret::SecretFields;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use url::Url;
 
 /// The error code of a refused destination change.
@@ -213,23 +214,43 @@ pub async fn guard(
     c: &ConnectionRecord,
     rebind: bool,
 ) -> ApiResult<Option<ConnectionRecord>> {
-    let fingerprint = settings_fingerprint(&c.settings);
+    checked(state, ws, (c, None), rebind).await
+}
+
+/// [`guard`] for a record shared from the hot path's memory: once found good, that same record
+/// is not looked at again while it is shared.
+pub async fn guard_shared(
+    state: &AppState,
+    ws: &Workspace,
+    c: &Arc<ConnectionRecord>,
+    rebind: bool,
+) -> ApiResult<Option<ConnectionRecord>> {
+    checked(state, ws, (c, Some(c)), rebind).await
+}
+
+async fn checked(
+    state: &AppState,
+    ws: &Workspace,
+    (c, shared): (&ConnectionRecord, Option<&Arc<ConnectionRecord>>),
+    rebind: bool,
+) -> ApiResult<Option<ConnectionRecord>> {
     if state
         .hot
-        .destinations_checked(&c.id, c.version, fingerprint)
+        .destinations_checked(c, shared, || settings_fingerprint(&c.settings))
     {
         return Ok(None);
     }
+    let fingerprint = settings_fingerprint(&c.settings);
     let app = crate::directory::app_entry(state, &c.app)?;
     let (creds, bound) = crate::vault::open(state, c).await?;
     let now = of(app, c.auth_mode, &c.settings, &creds)?;
     let Some(bound) = bound else {
         // Stored before destinations were bound: bound to where it leads (see the README).
-        state.hot.destinations_ok(&c.id, c.version, fingerprint);
+        state.hot.destinations_ok(c, fingerprint, shared);
         return Ok(None);
     };
     if now.is_subset(&bound) {
-        state.hot.destinations_ok(&c.id, c.version, fingerprint);
+        state.hot.destinations_ok(c, fingerprint, shared);
         return Ok(None);
     }
     if !rebind {

@@ -99,6 +99,17 @@ impl AppState {
         conn: &str,
         need: Need,
     ) -> ApiResult<Resolved> {
+        let visible = |w: &Workspace| {
+            if caller.can_see(w) {
+                caller.check(&w.id, need)
+            } else {
+                Err(ApiError::not_found("workspace", ws))
+            }
+        };
+        // Most requests find their pair in memory: nothing to set up for a read of the store.
+        if let Some(r) = self.hot.get(ws, conn) {
+            return visible(&r.ws).map(|()| r);
+        }
         let state = self.clone();
         let (ws_key, conn_key) = (ws.to_string(), conn.to_string());
         let found = self
@@ -120,13 +131,6 @@ impl AppState {
                 .boxed()
             })
             .await;
-        let visible = |w: &Workspace| {
-            if caller.can_see(w) {
-                caller.check(&w.id, need)
-            } else {
-                Err(ApiError::not_found("workspace", ws))
-            }
-        };
         match found {
             Some(Found::Both(r)) => visible(&r.ws).map(|()| r),
             Some(Found::NoConnection(w)) => {

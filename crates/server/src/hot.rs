@@ -21,7 +21,7 @@ use latchkey_core::ids::{ConnectionId, WorkspaceId};
 use latchkey_core::model::{ConnectionRecord, Workspace};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// How long a resolved `(workspace, connection)` may be used before the store is asked again.
@@ -54,24 +54,71 @@ struct Entry {
     checked: Instant,
 }
 
+/// A connection version found to lead only to bound destinations.
+struct Checked {
+    version: i64,
+    settings: u64,
+    record: Weak<ConnectionRecord>,
+}
+
+/// Remembered pairs by workspace key, then connection key: a lookup borrows the request's
+/// own strings (no key is built per request).
+#[derive(Default)]
+struct Pairs {
+    by_ws: HashMap<Box<str>, HashMap<Box<str>, Entry>>,
+    len: usize,
+}
+
+impl Pairs {
+    fn get(&self, ws: &str, conn: &str) -> Option<&Entry> {
+        self.by_ws.get(ws)?.get(conn)
+    }
+
+    fn insert(&mut self, (ws, conn): Key, entry: Entry) {
+        if self.len >= MAX_ENTRIES {
+            *self = Pairs::default();
+        }
+        if self
+            .by_ws
+            .entry(ws)
+            .or_default()
+            .insert(conn, entry)
+            .is_none()
+        {
+            self.len += 1;
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
+        let mut len = 0;
+        self.by_ws.retain(|_, conns| {
+            conns.retain(|_, e| keep(e));
+            len += conns.len();
+            !conns.is_empty()
+        });
+        self.len = len;
+    }
+}
+
 #[derive(Default)]
 pub struct HotPaths {
-    entries: Mutex<HashMap<Key, Entry>>,
+    entries: Mutex<Pairs>,
     loading: Mutex<HashMap<Key, Lookup>>,
     /// Decrypted static credentials (API key, basic) ready to inject, by connection and version.
     statics: Mutex<HashMap<ConnectionId, (i64, StaticCall)>>,
     /// Moves on every invalidation: a load that started before one is not remembered.
     generation: AtomicU64,
     /// Connection versions whose settings were found to lead only where their secret material
-    /// is bound (see [`crate::destinations::guard`]).
-    destinations: Mutex<HashMap<ConnectionId, (i64, u64)>>,
+    /// is bound (see [`crate::destinations::guard`]), with the fingerprint of the settings
+    /// checked and, when it was shared, the very record that was checked.
+    destinations: Mutex<HashMap<ConnectionId, Checked>>,
 }
 
 impl HotPaths {
     /// The pair, if it was read from the store less than [`HOT_RECHECK`] ago.
     pub fn get(&self, ws: &str, conn: &str) -> Option<Resolved> {
         let entries = self.entries.lock().expect("hot entries");
-        let e = entries.get(&(Box::from(ws), Box::from(conn)))?;
+        let e = entries.get(ws, conn)?;
         (e.checked.elapsed() <= HOT_RECHECK).then(|| e.found.clone())
     }
 
@@ -112,9 +159,6 @@ impl HotPaths {
             let mut entries = self.entries.lock().expect("hot entries");
             // Checked under the entries lock, which invalidations hold while they move it.
             if self.generation.load(Ordering::Acquire) == generation {
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
-                }
                 entries.insert(
                     key,
                     Entry {
@@ -138,18 +182,56 @@ impl HotPaths {
     }
 
     /// Whether this version of the connection was found to lead only to bound destinations.
-    /// `settings` is a fingerprint of the settings checked: a row changed behind Latchkey's back
-    /// without a new version is checked again.
-    pub fn destinations_checked(&self, id: &ConnectionId, version: i64, settings: u64) -> bool {
-        self.destinations.lock().expect("hot destinations").get(id) == Some(&(version, settings))
+    /// The record a check was made on, while it is still shared from this memory, is taken at
+    /// its word; any other is fingerprinted (`settings`): a row changed behind Latchkey's back
+    /// without a new version is checked again. A shared record (`shared`, the same as `c`)
+    /// found good by its fingerprint is remembered as checked.
+    pub fn destinations_checked(
+        &self,
+        c: &ConnectionRecord,
+        shared: Option<&Arc<ConnectionRecord>>,
+        settings: impl Fn() -> u64,
+    ) -> bool {
+        let mut d = self.destinations.lock().expect("hot destinations");
+        let Some(checked) = d.get(&c.id).filter(|k| k.version == c.version) else {
+            return false;
+        };
+        if checked.record.strong_count() > 0 && std::ptr::eq(checked.record.as_ptr(), c) {
+            // The very record checked, still alive (so its address names nothing else).
+            return true;
+        }
+        let fingerprint = checked.settings;
+        drop(d);
+        if settings() != fingerprint {
+            return false;
+        }
+        if let Some(shared) = shared {
+            d = self.destinations.lock().expect("hot destinations");
+            if let Some(checked) = d.get_mut(&c.id).filter(|k| k.version == c.version) {
+                checked.record = Arc::downgrade(shared);
+            }
+        }
+        true
     }
 
-    pub fn destinations_ok(&self, id: &ConnectionId, version: i64, settings: u64) {
+    /// Notes that `c` leads only where its secret material is bound; `shared` is the record
+    /// itself when it is shared from this memory.
+    pub fn destinations_ok(
+        &self,
+        c: &ConnectionRecord,
+        settings: u64,
+        shared: Option<&Arc<ConnectionRecord>>,
+    ) {
         let mut d = self.destinations.lock().expect("hot destinations");
         if d.len() >= MAX_ENTRIES {
             d.clear();
         }
-        d.insert(id.clone(), (version, settings));
+        let checked = Checked {
+            version: c.version,
+            settings,
+            record: shared.map(Arc::downgrade).unwrap_or_default(),
+        };
+        d.insert(c.id.clone(), checked);
     }
 
     /// In this order: reads under way may have seen the old rows, so later callers start new
@@ -159,7 +241,7 @@ impl HotPaths {
         self.loading.lock().expect("hot loading").clear();
         let mut entries = self.entries.lock().expect("hot entries");
         self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|_, e| keep(e));
+        entries.retain(keep);
     }
 
     /// Drops everything remembered of a workspace (renamed or deleted).
@@ -340,5 +422,76 @@ mod tests {
         );
         hot.forget_connection(&newer.conn.id);
         assert!(hot.get("acme", "billing").is_none());
+    }
+
+    #[test]
+    fn a_checked_record_is_trusted_while_shared_and_any_other_is_fingerprinted() {
+        let hot = HotPaths::default();
+        let shared = pair(3).conn;
+        let calls = AtomicUsize::new(0);
+        let print = |v: u64| {
+            let calls = &calls;
+            move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+        };
+        assert!(!hot.destinations_checked(&shared, Some(&shared), print(7)));
+        hot.destinations_ok(&shared, 7, Some(&shared));
+        let before = calls.load(Ordering::SeqCst);
+        assert!(hot.destinations_checked(&shared, Some(&shared), print(7)));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            before,
+            "the same record: no fingerprint"
+        );
+
+        // A copy (read again from the store) is fingerprinted: other settings are not trusted.
+        let copy = Arc::new((*shared).clone());
+        assert!(!hot.destinations_checked(&copy, Some(&copy), print(8)));
+        assert!(hot.destinations_checked(&copy, Some(&copy), print(7)));
+        // Found good by its fingerprint, the copy is now the record taken at its word.
+        let before = calls.load(Ordering::SeqCst);
+        assert!(hot.destinations_checked(&copy, Some(&copy), print(8)));
+        assert_eq!(calls.load(Ordering::SeqCst), before);
+
+        // A record no longer shared is never trusted by its address.
+        drop(copy);
+        let again = (*shared).clone();
+        assert!(!hot.destinations_checked(&again, None, print(9)));
+        // Another version of the connection is checked afresh.
+        let mut newer = (*shared).clone();
+        newer.version = 4;
+        assert!(!hot.destinations_checked(&newer, None, print(7)));
+        hot.forget_connection(&shared.id);
+        assert!(!hot.destinations_checked(&shared, Some(&shared), print(7)));
+    }
+
+    #[test]
+    fn pairs_are_found_by_both_keys_forgotten_by_connection_and_bounded() {
+        let mut pairs = Pairs::default();
+        let entry = |r: &Resolved| Entry {
+            found: r.clone(),
+            checked: Instant::now(),
+        };
+        let (a, b) = (pair(1), pair(1));
+        pairs.insert(("acme".into(), "billing".into()), entry(&a));
+        pairs.insert(("acme".into(), "crm".into()), entry(&b));
+        pairs.insert(("acme".into(), "crm".into()), entry(&b));
+        assert_eq!(pairs.len, 2, "a pair put twice counts once");
+        assert!(pairs.get("acme", "billing").is_some());
+        assert!(pairs.get("acme", "nope").is_none() && pairs.get("nope", "billing").is_none());
+        pairs.retain(|e| e.found.conn.id != a.conn.id);
+        assert!(pairs.get("acme", "billing").is_none() && pairs.get("acme", "crm").is_some());
+        assert_eq!(pairs.len, 1);
+        pairs.retain(|_| false);
+        assert!(pairs.by_ws.is_empty() && pairs.len == 0);
+        for i in 0..MAX_ENTRIES + 5 {
+            pairs.insert(
+                (format!("w{}", i % 7).into(), i.to_string().into()),
+                entry(&a),
+            );
+        }
+        assert!(pairs.len <= MAX_ENTRIES, "bounded: {}", pairs.len);
     }
 }

@@ -1,13 +1,14 @@
 //! API keys: how they are made and stored, the memory of looked-up keys, and the slowing down
 //! of addresses that keep failing to sign in.
 
+use crate::access::KeyGrant;
 use base64::Engine;
-use latchkey_core::ids::ApiKeyId;
+use latchkey_core::ids::{ApiKeyId, UserId};
 use latchkey_core::model::ApiKey;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a looked-up key is trusted before the store is asked again. A revoke on this
@@ -27,7 +28,12 @@ pub fn generate_key() -> String {
 
 /// The stored form of a key. Keys are 256-bit random, so a plain SHA-256 is not guessable.
 pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    hex::encode(key_digest(key))
+}
+
+/// A key's SHA-256: what the memory of looked-up keys is keyed by (the stored form is its hex).
+pub fn key_digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
 }
 
 /// The part of a key shown in lists, to recognise it.
@@ -35,20 +41,47 @@ pub fn key_prefix(key: &str) -> String {
     key.chars().take(10).collect()
 }
 
+/// What is remembered of a stored key: what it allows, ready to hand to a request (shared, not
+/// copied), whose key it is, and whether it was revoked.
+#[derive(Clone)]
+pub(super) struct KnownKey {
+    pub grant: Arc<KeyGrant>,
+    pub user: Option<UserId>,
+    pub revoked: bool,
+}
+
+impl KnownKey {
+    pub fn of(k: ApiKey) -> Self {
+        KnownKey {
+            revoked: k.revoked_at.is_some(),
+            user: k.user_id,
+            grant: Arc::new(KeyGrant {
+                id: k.id,
+                name: k.name,
+                workspace: k.workspace_id,
+                scopes: k.scopes,
+            }),
+        }
+    }
+}
+
+/// Looked-up keys by their SHA-256; `None` remembers that no key has that hash.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Option<ApiKey>, Instant)>>,
+    /// foldhash rather than the standard SipHash: a digest cannot be chosen without a key that
+    /// hashes to it, so there is no flooding to defend against, only speed to gain.
+    entries: Mutex<HashMap<[u8; 32], (Option<KnownKey>, Instant), foldhash::fast::RandomState>>,
 }
 
 impl KeyCache {
-    pub(super) fn get(&self, hash: &str) -> Option<Option<ApiKey>> {
+    pub(super) fn get(&self, hash: &[u8; 32]) -> Option<Option<KnownKey>> {
         let map = self.entries.lock().expect("key cache lock");
         map.get(hash)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
             .map(|(k, _)| k.clone())
     }
 
-    pub(super) fn put(&self, hash: String, key: Option<ApiKey>) {
+    pub(super) fn put(&self, hash: [u8; 32], key: Option<KnownKey>) {
         let mut map = self.entries.lock().expect("key cache lock");
         if map.len() >= CACHE_MAX {
             map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
@@ -64,7 +97,7 @@ impl KeyCache {
         self.entries
             .lock()
             .expect("key cache lock")
-            .retain(|_, (k, _)| k.as_ref().map(|k| &k.id) != Some(id));
+            .retain(|_, (k, _)| k.as_ref().map(|k| &k.grant.id) != Some(id));
     }
 }
 
@@ -122,5 +155,33 @@ mod tests {
         assert_eq!(hash_key(&a), hash_key(&a));
         assert_ne!(hash_key(&a), hash_key(&b));
         assert!(!hash_key(&a).contains(&a[3..]));
+        assert_eq!(hash_key(&a), hex::encode(key_digest(&a)));
+    }
+
+    #[test]
+    fn the_memory_of_keys_finds_each_key_by_its_digest_and_forgets_a_revoked_one() {
+        let cache = KeyCache::default();
+        let known = |name: &str| {
+            KnownKey::of(ApiKey {
+                id: ApiKeyId::generate(),
+                name: name.into(),
+                workspace_id: None,
+                user_id: None,
+                scopes: vec![],
+                hash: String::new(),
+                prefix: String::new(),
+                created_at: chrono::Utc::now(),
+                revoked_at: None,
+            })
+        };
+        let (a, b) = (generate_key(), generate_key());
+        cache.put(key_digest(&a), Some(known("a")));
+        cache.put(key_digest(&b), None);
+        let found = cache.get(&key_digest(&a)).expect("remembered").expect("a key");
+        assert_eq!(found.grant.name, "a");
+        assert!(cache.get(&key_digest(&b)).expect("remembered").is_none());
+        assert!(cache.get(&key_digest(&generate_key())).is_none());
+        cache.forget(&found.grant.id);
+        assert!(cache.get(&key_digest(&a)).is_none());
     }
 }

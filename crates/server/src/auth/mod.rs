@@ -10,7 +10,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use latchkey_core::ids::UserId;
-use latchkey_core::model::ApiKey;
 
 pub use keys::{
     generate_key, hash_key, key_prefix, AuthThrottle, KeyCache, FAILURE_WINDOW, FREE_FAILURES,
@@ -111,7 +110,7 @@ pub async fn caller_for_session(
     match session.subject() {
         latchkey_core::model::SessionSubject::ApiKey(id) => match state.store.api_key(id).await? {
             Some(k) if k.revoked_at.is_none() => {
-                let mut caller = caller_of_key(state, k).await?;
+                let mut caller = caller_of_key(state, &keys::KnownKey::of(k)).await?;
                 caller.via_session = true;
                 Ok(caller)
             }
@@ -157,8 +156,8 @@ pub async fn person(state: &AppState, id: &UserId) -> Result<Option<Person>, Api
 
 /// The caller a valid key stands for: the key's own limits, and, for a person's key, the
 /// person as they are now (a removed person's key does nothing).
-async fn caller_of_key(state: &AppState, k: ApiKey) -> Result<Caller, ApiError> {
-    let person = match &k.user_id {
+async fn caller_of_key(state: &AppState, k: &keys::KnownKey) -> Result<Caller, ApiError> {
+    let person = match &k.user {
         None => None,
         Some(uid) => Some(
             person(state, uid)
@@ -167,12 +166,7 @@ async fn caller_of_key(state: &AppState, k: ApiKey) -> Result<Caller, ApiError> 
         ),
     };
     Ok(Caller {
-        key: Some(KeyGrant {
-            id: k.id,
-            name: k.name,
-            workspace: k.workspace_id,
-            scopes: k.scopes,
-        }),
+        key: Some(k.grant.clone()),
         person,
         via_session: false,
     })
@@ -219,17 +213,21 @@ async fn lookup(state: &AppState, key: &str) -> Result<Caller, ApiError> {
     if !key.starts_with("lk_") || key.len() > 200 {
         return Err(unauthorized("that is not a Latchkey API key"));
     }
-    let hash = hash_key(key);
+    let hash = keys::key_digest(key);
     let found = match state.keys.get(&hash) {
         Some(k) => k,
         None => {
-            let k = state.store.api_key_by_hash(&hash).await?;
+            let k = state
+                .store
+                .api_key_by_hash(&hex::encode(hash))
+                .await?
+                .map(keys::KnownKey::of);
             state.keys.put(hash, k.clone());
             k
         }
     };
-    match found {
-        Some(k) if k.revoked_at.is_none() => caller_of_key(state, k).await,
+    match &found {
+        Some(k) if !k.revoked => caller_of_key(state, k).await,
         Some(_) => Err(unauthorized("this API key was revoked")),
         None => Err(unauthorized("unknown API key")),
     }

@@ -237,7 +237,7 @@ async fn run(
     let app = crate::directory::app_entry(&state, &c.app)?;
     let holds_secrets = caller.allows(&ws.id, Need::Secrets);
     // Nothing is sent where the connection's secret material is not bound.
-    crate::destinations::guard(&state, ws, c, holds_secrets).await?;
+    crate::destinations::guard_shared(&state, ws, &found.conn, holds_secrets).await?;
     let (parts, body) = req.into_parts();
     let listed = connection_listed(&parts.headers);
     let (buffered, mut stream_body) = read_body(&parts.headers, body).await?;

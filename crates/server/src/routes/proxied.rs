@@ -49,10 +49,10 @@ async fn proxied(State(state): State<AppState>, req: Request) -> Response {
         let req = Request::from_parts(parts, body);
         crate::proxy::handle(State(state), caller, Path(path), req).await
     };
-    let mut resp = match AssertUnwindSafe(call.instrument(span.clone()))
-        .catch_unwind()
-        .await
-    {
+    // On the heap from the start: the call's future is large, and axum's handler and route
+    // futures that hold this one are moved several times on their way to the connection.
+    let call = Box::pin(call.instrument(span.clone()));
+    let mut resp = match AssertUnwindSafe(call).catch_unwind().await {
         Ok(resp) => resp,
         Err(panic) => span.in_scope(|| panicked(panic)),
     };
