@@ -65,12 +65,15 @@ impl KnownKey {
     }
 }
 
+/// A looked-up key (or that there is none) and when it was looked up.
+type Remembered = (Option<KnownKey>, Instant);
+
 /// Looked-up keys by their SHA-256; `None` remembers that no key has that hash.
 #[derive(Default)]
 pub struct KeyCache {
     /// foldhash rather than the standard SipHash: a digest cannot be chosen without a key that
     /// hashes to it, so there is no flooding to defend against, only speed to gain.
-    entries: Mutex<HashMap<[u8; 32], (Option<KnownKey>, Instant), foldhash::fast::RandomState>>,
+    entries: Mutex<HashMap<[u8; 32], Remembered, foldhash::fast::RandomState>>,
 }
 
 impl KeyCache {
@@ -177,7 +180,10 @@ mod tests {
         let (a, b) = (generate_key(), generate_key());
         cache.put(key_digest(&a), Some(known("a")));
         cache.put(key_digest(&b), None);
-        let found = cache.get(&key_digest(&a)).expect("remembered").expect("a key");
+        let found = cache
+            .get(&key_digest(&a))
+            .expect("remembered")
+            .expect("a key");
         assert_eq!(found.grant.name, "a");
         assert!(cache.get(&key_digest(&b)).expect("remembered").is_none());
         assert!(cache.get(&key_digest(&generate_key())).is_none());
