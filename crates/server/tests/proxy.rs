@@ -1074,3 +1074,57 @@ async fn the_proxys_own_way_in_keeps_the_limits_errors_and_metrics_of_the_api() 
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn answers_come_back_without_cookies_hop_headers_or_the_credential() {
+    let app = spawn_app().await;
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    api_key_connection(&app, &up, "billing", json!({})).await;
+    // A small answer (read whole) and a large one (streamed) take different ways back.
+    for path in ["echo", "big?mb=1"] {
+        let resp = app
+            .client
+            .get(format!(
+                "{}/v1/workspaces/acme/connections/billing/proxy/{path}",
+                app.url
+            ))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let h = resp.headers().clone();
+        assert!(
+            h.get("set-cookie").is_none(),
+            "{path}: an upstream cookie came back"
+        );
+        assert!(
+            h.get("x-answer-hop").is_none(),
+            "{path}: a header the answer's Connection names came back"
+        );
+        assert!(
+            h.get("keep-alive").is_none(),
+            "{path}: Keep-Alive is hop-by-hop"
+        );
+        assert_eq!(
+            h["x-received-key"], "[REDACTED]",
+            "{path}: the credential came back in a header"
+        );
+        assert!(h.get("latchkey-queue-ms").is_some(), "{path}");
+        let body = resp.bytes().await.unwrap();
+        assert!(
+            !body.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+            "{path}"
+        );
+        if path == "echo" {
+            assert_eq!(h["x-upstream"], "echo");
+            assert_eq!(
+                h["content-length"].to_str().unwrap(),
+                body.len().to_string()
+            );
+        } else {
+            assert_eq!(body.len(), 1024 * 1024);
+        }
+    }
+}

@@ -98,6 +98,26 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Headers `/echo` and `/big` answer with that a proxy must not pass back as they are: a cookie,
+/// a header the answer's `Connection` names (`x-answer-hop`), `Keep-Alive`, and the API key the
+/// application received (`x-received-key`, to be scrubbed).
+fn answer_extras(received: &axum::http::HeaderMap) -> axum::http::HeaderMap {
+    let mut h = axum::http::HeaderMap::new();
+    let pairs = [
+        ("set-cookie", "upstream_session=abc; Path=/"),
+        ("connection", "x-answer-hop"),
+        ("x-answer-hop", "one hop only"),
+        ("keep-alive", "timeout=5"),
+    ];
+    for (name, value) in pairs {
+        h.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    if let Some(key) = received.get("x-api-key") {
+        h.insert("x-received-key", key.clone());
+    }
+    h
+}
+
 /// Paths: `/health` (no auth); with a valid credential: `/echo` (answers what it received),
 /// `/forbidden` (403), `/limited` (429 with `Retry-After: 86400`, a wait the proxy passes back), `/redirect` (302),
 /// `/big?mb=N` (N MiB, streamed), anything else (200 JSON).
@@ -179,6 +199,7 @@ async fn handle(State(s): State<Arc<Inner>>, req: Request) -> Response {
                 futures::stream::iter((0..mb).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
             (
                 StatusCode::OK,
+                answer_extras(&headers),
                 [("content-type", "application/octet-stream")],
                 axum::body::Body::from_stream(stream),
             )
@@ -203,6 +224,7 @@ async fn handle(State(s): State<Arc<Inner>>, req: Request) -> Response {
             });
             (
                 StatusCode::OK,
+                answer_extras(&headers),
                 [("content-type", "application/json"), ("x-upstream", "echo")],
                 answer.to_string(),
             )

@@ -6,7 +6,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::outbound::{Answer, Call};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
 use futures::StreamExt;
 use latchkey_core::catalog::AppEntry;
 use latchkey_core::model::ConnectionRecord;
@@ -134,9 +135,32 @@ pub(super) fn scrub_headers(
     scrubber: &Scrubber,
     body_scrubbed: bool,
 ) -> HeaderMap {
-    let mut out = HeaderMap::new();
+    scrubbed_where(upstream, scrubber, body_scrubbed, |_| true)
+}
+
+/// The headers of an answer passed back to the caller, made in one pass: scrubbed as
+/// [`scrub_headers`] does, and without the hop-by-hop ones (and those its `Connection` names) or
+/// `Set-Cookie` (upstream cookies would land on Latchkey's own origin in a browser).
+pub(super) fn answer_headers(
+    upstream: &HeaderMap,
+    scrubber: &Scrubber,
+    body_scrubbed: bool,
+) -> HeaderMap {
+    let listed = super::connection_listed(upstream);
+    scrubbed_where(upstream, scrubber, body_scrubbed, |name| {
+        !is_hop(name.as_str(), &listed) && name != http::header::SET_COOKIE
+    })
+}
+
+fn scrubbed_where(
+    upstream: &HeaderMap,
+    scrubber: &Scrubber,
+    body_scrubbed: bool,
+    keep: impl Fn(&http::HeaderName) -> bool,
+) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(upstream.len() + 2);
     for (name, value) in upstream {
-        if body_scrubbed && name == http::header::CONTENT_LENGTH {
+        if (body_scrubbed && name == http::header::CONTENT_LENGTH) || !keep(name) {
             continue;
         }
         match value.to_str() {
@@ -156,6 +180,33 @@ pub(super) fn scrub_headers(
             }
         }
     }
+    out
+}
+
+/// The answer to the caller, with headers already fit to pass back (see [`answer_headers`]),
+/// how long the call waited for its pool place and a hint; the pool place (`permit`) is given
+/// back here.
+pub(super) fn respond_clean<P: Send + 'static>(
+    status: StatusCode,
+    mut headers: HeaderMap,
+    body: Body,
+    waited: Duration,
+    hint: Option<&str>,
+    permit: P,
+) -> Response {
+    headers.insert(
+        HeaderName::from_static("latchkey-queue-ms"),
+        HeaderValue::from(waited.as_millis() as u64),
+    );
+    if let Some(h) = hint {
+        if let Ok(v) = HeaderValue::from_str(h) {
+            headers.insert(HeaderName::from_static("latchkey-hint"), v);
+        }
+    }
+    drop(permit);
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
     out
 }
 

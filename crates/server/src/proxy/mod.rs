@@ -7,6 +7,7 @@
 //! `Latchkey-Retries` on the answer says how many times the request was sent again.
 
 mod forward;
+use forward::respond_clean;
 pub mod pool;
 mod retry;
 
@@ -394,7 +395,7 @@ async fn small_back(
     (app, c): (&latchkey_core::catalog::AppEntry, &ConnectionRecord),
 ) -> ApiResult<Response> {
     let status = resp.status();
-    let headers = forward::scrub_headers(resp.headers(), scrubber, true);
+    let headers = forward::answer_headers(resp.headers(), scrubber, true);
     // The error itself is not logged: its URL may carry a credential the entry puts there.
     let body = resp.into_body().collect().await.map(|b| b.to_bytes());
     let body = body.map_err(|_| {
@@ -411,10 +412,9 @@ async fn small_back(
     } else {
         body
     };
-    Ok(respond(
+    Ok(respond_clean(
         status,
-        &headers,
-        &connection_listed(&headers),
+        headers,
         Body::from(body),
         waited,
         None,
@@ -432,15 +432,14 @@ fn stream_back(
     permit: pool::Permit,
 ) -> Response {
     let status = resp.status();
-    let headers = forward::scrub_headers(resp.headers(), &scrubber, !head);
+    let headers = forward::answer_headers(resp.headers(), &scrubber, !head);
     let mut body = resp.into_body();
     // A large answer is read on while the part before it is written.
     body.detach();
     let stream = forward::scrubbed_stream(Box::pin(body.into_data_stream()), scrubber);
-    respond(
+    respond_clean(
         status,
-        &headers,
-        &connection_listed(&headers),
+        headers,
         Body::from_stream(HoldPermit {
             inner: stream,
             _permit: permit,
@@ -595,26 +594,14 @@ fn respond<P: Send + 'static>(
     hint: Option<&str>,
     permit: P,
 ) -> Response {
-    let mut out = Response::builder().status(status);
-    let headers = out.headers_mut().expect("builder has headers");
+    let mut headers = HeaderMap::with_capacity(upstream.len() + 2);
     for (name, value) in upstream.iter() {
         // Upstream cookies would land on Latchkey's own origin in a browser: they stay out.
         if !is_hop(name.as_str(), listed) && name != "set-cookie" {
             headers.append(name, value.clone());
         }
     }
-    headers.insert(
-        HeaderName::from_static("latchkey-queue-ms"),
-        HeaderValue::from(waited.as_millis() as u64),
-    );
-    if let Some(h) = hint {
-        if let Ok(v) = HeaderValue::from_str(h) {
-            headers.insert(HeaderName::from_static("latchkey-hint"), v);
-        }
-    }
-    drop(permit);
-    out.body(body)
-        .unwrap_or_else(|_| ApiError::internal().into_response())
+    respond_clean(status, headers, body, waited, hint, permit)
 }
 
 pin_project_lite::pin_project! {
