@@ -7,8 +7,9 @@
 # Runs `latchkey-bench proxy --runs 1 --sizes 1kb --no-postgres` from a copy of the release
 # folder whose `latchkey` starts `latchkey serve` under valgrind's callgrind, stops that server
 # with SIGTERM once the bench is done (so that callgrind writes its counts), and prints the
-# instructions per call of the connection's task, the proxy's handler, the call and the API key
-# check. Needs valgrind (Debian's package) and a release build of latchkey-bench and latchkey-cli.
+# instructions per call of the connection's task, the proxy's handler (`proxy::handle`), the call and the API key
+# check. With CALLGRIND_KEEP=FILE the raw counts are kept there (for callgrind_annotate).
+# Needs valgrind (Debian's package) and a release build of latchkey-bench and latchkey-cli.
 set -euo pipefail
 
 release=$(realpath "${1:-target/release}")
@@ -62,9 +63,10 @@ print(n)
 PY
 )
 echo "proxied calls counted: $calls"
+if [ -n "${CALLGRIND_KEEP:-}" ]; then cp "$out" "$CALLGRIND_KEEP"; fi
 [ "$calls" -gt 0 ] || { echo "bench-callgrind: no proxied call was counted" >&2; exit 1; }
 callgrind_annotate --inclusive=yes "$out" 2>/dev/null \
-  | grep -E 'axum::serve::handle_connection::\{\{closure\}\}::\{\{closure\}\} |Handler<\(M,T1,T2\),S>>::call::\{\{closure\}\} |latchkey_server::proxy::run::\{\{closure\}\} |KeyCaller as axum_core' \
+  | grep -E 'axum::serve::handle_connection::\{\{closure\}\}::\{\{closure\}\} |latchkey_server::proxy::handle::\{\{closure\}\} |latchkey_server::proxy::run::\{\{closure\}\} |KeyCaller as axum_core' \
   | while read -r count rest; do
       printf '%8d instructions per call  %s\n' "$(( ${count//,/} / calls ))" "$(echo "$rest" | sed -E 's/^\([^)]*\) +\?\?\?://; s/ \[.*//' | cut -c1-90)"
     done

@@ -16,10 +16,10 @@
 //! is shared.
 
 use crate::inject::Injection;
+use crate::FastMap;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use latchkey_core::ids::{ConnectionId, WorkspaceId};
 use latchkey_core::model::{ConnectionRecord, Workspace};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -65,7 +65,7 @@ struct Checked {
 /// own strings (no key is built per request).
 #[derive(Default)]
 struct Pairs {
-    by_ws: HashMap<Box<str>, HashMap<Box<str>, Entry>>,
+    by_ws: FastMap<Box<str>, FastMap<Box<str>, Entry>>,
     len: usize,
 }
 
@@ -103,15 +103,15 @@ impl Pairs {
 #[derive(Default)]
 pub struct HotPaths {
     entries: Mutex<Pairs>,
-    loading: Mutex<HashMap<Key, Lookup>>,
+    loading: Mutex<FastMap<Key, Lookup>>,
     /// Decrypted static credentials (API key, basic) ready to inject, by connection and version.
-    statics: Mutex<HashMap<ConnectionId, (i64, StaticCall)>>,
+    statics: Mutex<FastMap<ConnectionId, (i64, StaticCall)>>,
     /// Moves on every invalidation: a load that started before one is not remembered.
     generation: AtomicU64,
     /// Connection versions whose settings were found to lead only where their secret material
     /// is bound (see [`crate::destinations::guard`]), with the fingerprint of the settings
     /// checked and, when it was shared, the very record that was checked.
-    destinations: Mutex<HashMap<ConnectionId, Checked>>,
+    destinations: Mutex<FastMap<ConnectionId, Checked>>,
 }
 
 impl HotPaths {
@@ -190,7 +190,7 @@ impl HotPaths {
         &self,
         c: &ConnectionRecord,
         shared: Option<&Arc<ConnectionRecord>>,
-        settings: impl Fn() -> u64,
+        settings: impl FnOnce() -> u64,
     ) -> bool {
         let mut d = self.destinations.lock().expect("hot destinations");
         let Some(checked) = d.get(&c.id).filter(|k| k.version == c.version) else {

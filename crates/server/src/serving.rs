@@ -16,8 +16,10 @@
 //! after a stop too: the store's pooled connections its requests opened, and a refresh one of
 //! them started, are registered with it and may still be in use.
 
+use axum::extract::Request;
+use axum::response::Response;
 use axum::serve::ListenerExt;
-use axum::Router;
+use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
@@ -29,6 +31,26 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+
+/// What the serving threads serve: the whole HTTP surface ([`crate::routes::ProxyFirst`]) or,
+/// in tests, any router.
+pub trait Served:
+    tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Served for T where
+    T: tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// How many serving threads: `configured` (`LATCHKEY_HTTP_THREADS`), or one per core for 0.
 pub fn thread_count(configured: usize) -> usize {
@@ -54,8 +76,8 @@ struct Worker {
 }
 
 /// What every serving thread is started with.
-struct Start {
-    router: Router,
+struct Start<S> {
+    router: S,
     stopped: watch::Receiver<bool>,
     /// The serving threads log where the thread that starts them does (a test's own subscriber
     /// included).
@@ -66,9 +88,9 @@ struct Start {
 /// Serves `router` on `listener` with up to `threads` serving threads until `shutdown`
 /// completes, then lets every thread finish the requests it has in flight. A thread starts when
 /// the first connection is handed to it: a server nobody calls runs none, one caller one.
-pub async fn serve(
+pub async fn serve<S: Served>(
     listener: TcpListener,
-    router: Router,
+    router: S,
     threads: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -115,7 +137,12 @@ pub async fn serve(
 /// Gives a new connection to the thread with the fewest open ones (started now if it has not
 /// been yet). A thread that could not start, or has stopped, gets no more connections: the
 /// connection goes to the next one, and is closed only when none is left.
-fn hand_over(workers: &mut [Worker], start: &Start, tcp: TcpStream, peer: SocketAddr) {
+fn hand_over<S: Served>(
+    workers: &mut [Worker],
+    start: &Start<S>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) {
     let mut conn = match tcp.into_std() {
         Ok(std) => (std, peer),
         Err(e) => {
@@ -159,7 +186,7 @@ fn hand_over(workers: &mut [Worker], start: &Start, tcp: TcpStream, peer: Socket
     }
 }
 
-impl Start {
+impl<S: Served> Start<S> {
     /// Starts serving thread `i`: where to send it connections, and its result once it stops.
     fn thread(&self, i: usize, open: Arc<AtomicUsize>) -> io::Result<(Sender, Ended)> {
         let (to, from) = mpsc::unbounded_channel();
@@ -189,7 +216,9 @@ impl Start {
                 let served = rt.block_on(
                     axum::serve(
                         listener.tap_io(Counted::no_delay),
-                        router.into_make_service_with_connect_info::<SocketAddr>(),
+                        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
+                            SocketAddr,
+                        >(router),
                     )
                     .with_graceful_shutdown(async move {
                         let _ = stopped.wait_for(|s| *s).await;
@@ -349,6 +378,7 @@ impl AsyncWrite for Counted {
 mod tests {
     use super::*;
     use axum::routing::get;
+    use axum::Router;
 
     fn client() -> reqwest::Client {
         reqwest::Client::builder()
@@ -358,7 +388,7 @@ mod tests {
     }
 
     /// What the threads start with, and the signal that stops them.
-    fn start(local: SocketAddr) -> (Start, watch::Sender<bool>) {
+    fn start(local: SocketAddr) -> (Start<Router>, watch::Sender<bool>) {
         let router = Router::new().route("/", get(|| async { "here" }));
         let (stop, stopped) = watch::channel(false);
         let logs = tracing::Dispatch::none();
@@ -394,7 +424,12 @@ mod tests {
         }
         let (start, _stop) = start(addr);
         let mut clients = Vec::new();
-        async fn next(l: &TcpListener, w: &mut [Worker], s: &Start, c: &mut Vec<TcpStream>) {
+        async fn next(
+            l: &TcpListener,
+            w: &mut [Worker],
+            s: &Start<Router>,
+            c: &mut Vec<TcpStream>,
+        ) {
             c.push(TcpStream::connect(l.local_addr().unwrap()).await.unwrap());
             let (tcp, peer) = l.accept().await.unwrap();
             hand_over(w, s, tcp, peer);

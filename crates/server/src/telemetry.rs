@@ -49,8 +49,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// Metric handles kept after their first lookup, by a small key and a name: a lookup by name
 /// and labels costs a few allocations and a hash of every label, which a request would pay on
 /// every count. The keys are few (the router's routes, the catalog's apps, HTTP statuses).
-type Kept<K, V> =
-    std::sync::RwLock<std::collections::HashMap<K, std::collections::HashMap<String, V>>>;
+type Kept<K, V> = std::sync::RwLock<crate::FastMap<K, crate::FastMap<String, V>>>;
 
 /// The handle of `(key, name)` in `kept`, made by `make` the first time.
 fn kept<K: std::hash::Hash + Eq, V: Clone>(

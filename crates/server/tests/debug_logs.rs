@@ -4,25 +4,13 @@
 
 #[path = "support/known_secrets.rs"]
 mod known_secrets;
+#[path = "support/log_capture.rs"]
+mod log_capture;
 
 use known_secrets::{store_known_secrets, API_KEY, PASSWORD};
 use latchkey_testkit::spawn_app;
+use log_capture::Capture;
 use serde_json::json;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn debug_logs_never_show_a_secret() {
@@ -48,7 +36,7 @@ async fn debug_logs_never_show_a_secret() {
     )
     .await;
     app.stop().await;
-    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    let logs = capture.text();
     assert!(
         logs.len() > 1000,
         "debug logging captured too little to mean anything:\n{logs}"

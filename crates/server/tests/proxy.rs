@@ -434,6 +434,10 @@ async fn a_token_without_the_api_scope_is_passed_back_with_a_hint() {
         .to_str()
         .unwrap()
         .contains("api"));
+    assert!(
+        r.headers().get("set-cookie").is_none(),
+        "the application's cookie came back with its 401"
+    );
     assert_eq!(
         sim.refresh_count(),
         before,
@@ -1126,5 +1130,59 @@ async fn answers_come_back_without_cookies_hop_headers_or_the_credential() {
         } else {
             assert_eq!(body.len(), 1024 * 1024);
         }
+    }
+}
+
+#[tokio::test]
+async fn a_path_with_encoded_names_is_proxied_the_same_way() {
+    // Proxied calls are told apart by a quick look at the path, which leaves names written
+    // with percent-escapes to the router: the call must come out the same either way.
+    let app = spawn_app().await;
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    api_key_connection(&app, &up, "billing", json!({})).await;
+    for (ws, conn) in [("acme", "billing"), ("ac%6De", "bill%69ng")] {
+        let resp = app
+            .client
+            .post(format!(
+                "{}/v1/workspaces/{ws}/connections/{conn}/proxy/echo?n=1",
+                app.url
+            ))
+            .bearer_auth(&app.admin_key)
+            .body("hello")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{ws}/{conn}");
+        assert!(resp.headers().get("latchkey-queue-ms").is_some());
+        assert!(resp.headers().get("set-cookie").is_none());
+        let got: Value = resp.json().await.unwrap();
+        assert_eq!(got["path"], "/echo", "{ws}/{conn}: {got}");
+        assert_eq!(got["body"], "hello", "{ws}/{conn}: {got}");
+        assert_eq!(up.last_headers().unwrap()["x-api-key"], KEY, "{ws}/{conn}");
+        assert_eq!(
+            got["headers"]["x-api-key"], "[REDACTED]",
+            "{ws}/{conn}: {got}"
+        );
+    }
+    // Neither way finds a connection that is not there, nor lets a caller without a key in.
+    for path in ["acme/connections/nope", "acme/connections/n%6Fpe"] {
+        let r = app
+            .client
+            .get(format!("{}/v1/workspaces/{path}/proxy/echo", app.url))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let r = app
+            .client
+            .get(format!("{}/v1/workspaces/{path}/proxy/echo", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].is_string(), "{body}");
     }
 }

@@ -5,14 +5,14 @@
 //! input, and no secret in answers or debug logs.
 
 mod support {
+    pub mod log_capture;
     pub mod pyserver;
 }
 
 use latchkey_core::outbound::Rewrites;
 use latchkey_testkit::{send_for_json, spawn_app_with, TestApp};
 use serde_json::{json, Value};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use support::log_capture::Capture;
 use support::pyserver::{self, PyServer};
 
 const AKID: &str = "AKIALATCHKEYTEST0001";
@@ -229,19 +229,6 @@ async fn a_wrong_secret_is_refused_and_verification_says_so() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Every test of this file logs at debug level into one buffer, installed before any of them
 /// logs anything (a subscriber per test misses events when tests run side by side).
 fn logs() -> &'static Capture {
@@ -277,7 +264,7 @@ async fn debug_logs_never_show_the_keys() {
     .await;
     assert_eq!(s, 200, "{t}");
     app.stop().await;
-    let logs = String::from_utf8_lossy(&logs().0.lock().unwrap()).to_string();
+    let logs = logs().text();
     assert!(
         logs.len() > 1000,
         "debug logging captured too little ({} bytes)",

@@ -2,15 +2,19 @@
 //! secret material, no echo of a secret anywhere, queued proxy requests that see deletes and
 //! credential changes, forced refreshes that collapse, bounded input.
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
 use base64::Engine as _;
 use latchkey_core::outbound::Rewrites;
 use latchkey_testkit::salesforce::{self, SalesforceSim};
 use latchkey_testkit::upstream::Upstream;
 use latchkey_testkit::{spawn_app, spawn_app_with, TestApp};
+use log_capture::Capture;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 const KEY: &str = "up-key-Trust-7c1d";
@@ -19,29 +23,18 @@ const DB_PASSWORD: &str = "db-Pw-Secret-77x";
 // ---------------------------------------------------------------------------------------------
 // Log capture: every log line of every server in this test binary, at debug level.
 
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct LogWriter;
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
+fn capture_logs() -> &'static Capture {
+    static LOGS: OnceLock<Capture> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new("info,latchkey_server=debug,latchkey_core=debug,latchkey_store=debug,tower_http=debug"))
-            .with_writer(|| LogWriter)
+            .with_writer(move || writer.clone())
             .with_ansi(false)
             .try_init();
-    });
+        capture
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,7 +423,7 @@ async fn no_answer_status_reason_event_database_or_log_line_carries_a_secret() {
         "the database file was read"
     );
     assert_no_secret("the database file", &db, &secrets);
-    let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).to_string();
+    let logs = capture_logs().text();
     assert_no_secret("the logs", &logs, &secrets);
 }
 

@@ -23,7 +23,6 @@ use base64::Engine as _;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -81,7 +80,7 @@ impl Live {
 #[derive(Default)]
 struct Idle {
     /// By [`home_key`], then by origin.
-    by_origin: HashMap<u64, HashMap<Arc<str>, Vec<Live>>>,
+    by_origin: crate::FastMap<u64, crate::FastMap<Arc<str>, Vec<Live>>>,
     swept: Option<Instant>,
 }
 

@@ -128,18 +128,9 @@ fn signature(
     }
 }
 
-/// The application's headers with any form of the credential removed; without
-/// `Content-Length` when the body is scrubbed (its length may change).
-pub(super) fn scrub_headers(
-    upstream: &HeaderMap,
-    scrubber: &Scrubber,
-    body_scrubbed: bool,
-) -> HeaderMap {
-    scrubbed_where(upstream, scrubber, body_scrubbed, |_| true)
-}
-
-/// The headers of an answer passed back to the caller, made in one pass: scrubbed as
-/// [`scrub_headers`] does, and without the hop-by-hop ones (and those its `Connection` names) or
+/// The headers of an answer passed back to the caller, made in one pass: any form of the
+/// credential removed (and `Content-Length` when the body is scrubbed, as its length may
+/// change), and without the hop-by-hop ones (and those its `Connection` names) or
 /// `Set-Cookie` (upstream cookies would land on Latchkey's own origin in a browser).
 pub(super) fn answer_headers(
     upstream: &HeaderMap,

@@ -303,7 +303,7 @@ async fn run(
                     continue;
                 }
                 Err((headers, body, hint)) => {
-                    let out = respond(status, &headers, &listed, body, waited, hint, permit);
+                    let out = respond_clean(status, headers, body, waited, hint, permit);
                     return Ok(with_retries(out, retries));
                 }
             }
@@ -359,7 +359,9 @@ async fn on_unauthorized(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let body = Bytes::from(scrubber.scrub_bytes(&body));
-    let headers = forward::scrub_headers(&headers, scrubber, true);
+    // Fit to pass back: scrubbed, without hop-by-hop headers (and those the answer's own
+    // `Connection` names) or cookies.
+    let headers = forward::answer_headers(&headers, scrubber, true);
     // A session token the application no longer knows: any 401 means log in again.
     let verdict = if c.auth_mode == AuthMode::TokenExchange {
         Unauthorized::Expired
@@ -583,25 +585,6 @@ pub fn check_path(raw: &str, decoded: &str) -> ApiResult<()> {
 /// For Salesforce-family apps the API base is the `instance_url` of the token answer.
 fn oauth_base_is_instance(app: &latchkey_core::catalog::AppEntry) -> bool {
     crate::oauth::provider::is_salesforce(app)
-}
-
-fn respond<P: Send + 'static>(
-    status: StatusCode,
-    upstream: &HeaderMap,
-    listed: &[String],
-    body: Body,
-    waited: Duration,
-    hint: Option<&str>,
-    permit: P,
-) -> Response {
-    let mut headers = HeaderMap::with_capacity(upstream.len() + 2);
-    for (name, value) in upstream.iter() {
-        // Upstream cookies would land on Latchkey's own origin in a browser: they stay out.
-        if !is_hop(name.as_str(), listed) && name != "set-cookie" {
-            headers.append(name, value.clone());
-        }
-    }
-    respond_clean(status, headers, body, waited, hint, permit)
 }
 
 pin_project_lite::pin_project! {

@@ -37,7 +37,7 @@ use latchkey_core::model::{AuthMode, ConnectionRecord, DEFAULT_CONCURRENCY_LEVEL
 use latchkey_core::rate_limit::LoweredLevel;
 use latchkey_core::store::{SlotKept, Store};
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -161,7 +161,7 @@ impl Pool {
 }
 
 pub struct Pools {
-    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    pools: Mutex<crate::FastMap<String, Arc<Pool>>>,
     store: Arc<dyn Store>,
     holder: String,
     global: bool,
@@ -199,7 +199,7 @@ impl Pools {
     /// `recovery`: the quiet interval after which a level lowered by 429s climbs by one.
     pub fn new(store: Arc<dyn Store>, global: bool, recovery: Duration) -> Arc<Self> {
         let pools = Arc::new(Self {
-            pools: Mutex::new(HashMap::new()),
+            pools: Mutex::default(),
             store,
             holder: format!("instance-{}", ulid::Ulid::new()),
             global,

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod members;
 pub mod oauth;
 mod proxied;
+pub use proxied::ProxyFirst;
 pub mod system;
 pub mod users;
 pub mod webhooks;
@@ -88,8 +89,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The whole HTTP surface with its state.
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP surface with its state, proxied calls taken first.
+pub fn router(state: AppState) -> ProxyFirst {
     let api_routes = [
         workspace_routes,
         connection_routes,
@@ -152,7 +153,7 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(middleware::from_fn(header_limit))
         .layer(CatchPanicLayer::custom(panicked));
-    proxied::around(state, app)
+    ProxyFirst::new(state, app)
 }
 
 /// The API's router while its routes are added, with the OpenAPI document they describe.

@@ -94,11 +94,17 @@ fn authorize(ctx: &Ctx, headers: &HeaderMap) -> Result<User, Response> {
     let mut st = ctx.shared.lock();
     let (access, user) = st.use_access_token(&token).ok_or_else(expired)?;
     if !has_api(&access.scopes) {
-        return Err(rest_error(
+        let mut refused = rest_error(
             StatusCode::UNAUTHORIZED,
             "INVALID_SESSION_ID",
             "This session is not valid for use with the REST API",
-        ));
+        );
+        // Salesforce's answers set a browser cookie, errors included.
+        refused.headers_mut().insert(
+            axum::http::header::SET_COOKIE,
+            HeaderValue::from_static("BrowserId=sim; Path=/; Secure"),
+        );
+        return Err(refused);
     }
     st.api_requests += 1;
     Ok(user)
