@@ -16,7 +16,7 @@ pub(crate) use oauth::is_default_body;
 pub use oauth::{json_path, ClientAuthMethod, OAuthSpec, RefreshStyle, TokenBody, TokenFields};
 
 use crate::CoreError;
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 use std::path::Path;
 
 /// Files embedded at build time (written by `build.rs` from the `catalog/` folder, so a new
@@ -36,13 +36,15 @@ pub const MAX_HEALTH_CHECK_INTERVAL: u64 = 7 * 24 * 3600;
 /// The catalog: every application Latchkey knows, by id.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    entries: BTreeMap<String, AppEntry>,
+    /// By id, kept in id order; looked up by hash (every proxied call looks its application
+    /// up, and an ordered map of a few hundred ids costs it about ten string comparisons).
+    entries: IndexMap<String, AppEntry, foldhash::fast::RandomState>,
 }
 
 impl Catalog {
     /// The embedded entries.
     pub fn embedded() -> Self {
-        let entries = EMBEDDED
+        let mut entries: IndexMap<_, _, _> = EMBEDDED
             .iter()
             .map(|(file, text)| {
                 let e = AppEntry::from_toml(text)
@@ -50,6 +52,7 @@ impl Catalog {
                 (e.id.clone(), e)
             })
             .collect();
+        entries.sort_unstable_keys();
         Self { entries }
     }
 
@@ -80,6 +83,7 @@ impl Catalog {
             })?;
             cat.entries.insert(entry.id.clone(), entry);
         }
+        cat.entries.sort_unstable_keys();
         Ok(cat)
     }
 
@@ -134,6 +138,42 @@ mod tests {
         ] {
             assert!(cat.get(id).is_some(), "{id} missing");
         }
+    }
+
+    #[test]
+    fn entries_are_found_by_id_and_listed_in_id_order_with_an_operators_files() {
+        let dir = std::env::temp_dir().join(format!("latchkey-catalog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_, generic) = EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == "generic-api-key.toml")
+            .unwrap();
+        let id = "id = \"generic-api-key\"";
+        let name = "name = \"REST API (API key)\"";
+        assert!(generic.contains(id) && generic.contains(name));
+        std::fs::write(
+            dir.join("a.toml"),
+            generic.replace(id, "id = \"aaa-first\""),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("b.toml"),
+            generic.replace(name, "name = \"Replaced\""),
+        )
+        .unwrap();
+        let cat = Catalog::with_dir(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let cat = cat.unwrap();
+        let ids: Vec<&str> = cat.iter().map(|a| a.id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(ids, sorted, "listed in id order, each once");
+        assert_eq!(ids[0], "aaa-first");
+        assert_eq!(cat.len(), Catalog::embedded().len() + 1);
+        assert_eq!(cat.get("generic-api-key").unwrap().name, "Replaced");
+        assert_eq!(cat.get("aaa-first").unwrap().name, "REST API (API key)");
+        assert!(cat.get("no-such-app").is_none());
     }
 
     #[test]

@@ -564,8 +564,11 @@ fn invalid_path() -> ApiError {
 /// in any encoding or case (`%2e%2e`, `%2E.`, doubly encoded), and encoded slashes or
 /// backslashes (`%2f`, `%5c`), which a server may decode into separators.
 pub fn check_path(raw: &str, decoded: &str) -> ApiResult<()> {
-    let lower = raw.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || decoded.contains('\\') {
+    let encoded_separator = raw.as_bytes().windows(3).any(|w| {
+        w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f')
+            || w[0] == b'%' && w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c')
+    });
+    if encoded_separator || decoded.contains('\\') {
         return Err(invalid_path());
     }
     for seg in decoded.split('/') {

@@ -94,11 +94,12 @@ async fn proxied(state: AppState, names: (String, String, String), req: Request)
             Err(e) => return e.into_response(),
         };
         let req = Request::from_parts(parts, body);
-        crate::proxy::handle(State(state), caller, crate::error::Path(names), req).await
+        // The call's future is large (kilobytes): on the heap as soon as it is made, so that
+        // what holds it, moved on its way to the connection, stays small.
+        let handled = crate::proxy::handle(State(state), caller, crate::error::Path(names), req);
+        Box::pin(handled).await
     };
-    // On the heap from the start: the call's future is large, and the futures that hold this
-    // one are moved on their way to the connection.
-    let call = Box::pin(call.instrument(span.clone()));
+    let call = call.instrument(span.clone());
     let mut resp = match AssertUnwindSafe(call).catch_unwind().await {
         Ok(resp) => resp,
         Err(panic) => span.in_scope(|| panicked(panic)),
