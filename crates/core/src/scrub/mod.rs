@@ -20,6 +20,7 @@ use sieve::Sieve;
 
 use base64::Engine;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use std::ops::ControlFlow;
 
 /// Pieces of a secret this long or longer are removed as well as the whole.
 pub const PIECE: usize = 8;
@@ -165,25 +166,39 @@ impl Scrubber {
         self.patterns.first().map_or(0, String::len)
     }
 
-    /// The stretches of `text` where an occurrence may lie (all of it without a sieve), merged.
-    fn regions(&self, m: &Matcher, text: &[u8]) -> Vec<(usize, usize)> {
+    /// Calls `f` with each stretch of `text` where an occurrence may lie (all of it without a
+    /// sieve), merged and in order, until `f` breaks. Nothing is allocated: a short header
+    /// value is looked at on every proxied answer.
+    fn each_region(
+        &self,
+        m: &Matcher,
+        text: &[u8],
+        mut f: impl FnMut(usize, usize) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         let Some(sieve) = &m.sieve else {
-            return vec![(0, text.len())];
+            return f(0, text.len());
         };
-        let mut blocks = Vec::new();
-        sieve.candidates(text, &mut blocks);
         // An occurrence covering the block at `b` lies within [b + block - longest, b + longest).
         let reach = self.longest();
-        let mut out: Vec<(usize, usize)> = Vec::new();
-        for b in blocks {
+        let mut open: Option<(usize, usize)> = None;
+        sieve.each_candidate(text, |b| {
             let lo = (b + sieve.block).saturating_sub(reach);
             let hi = (b + reach).min(text.len());
-            match out.last_mut() {
-                Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
-                _ => out.push((lo, hi)),
+            match &mut open {
+                Some(region) if lo <= region.1 => {
+                    region.1 = region.1.max(hi);
+                    ControlFlow::Continue(())
+                }
+                _ => match open.replace((lo, hi)) {
+                    Some((l, h)) => f(l, h),
+                    None => ControlFlow::Continue(()),
+                },
             }
+        })?;
+        match open {
+            Some((lo, hi)) => f(lo, hi),
+            None => ControlFlow::Continue(()),
         }
-        out
     }
 
     /// Which bytes of `text` belong to some form or piece of a secret: sorted, merged ranges.
@@ -192,11 +207,12 @@ impl Scrubber {
             return Vec::new();
         };
         let mut hits = Vec::new();
-        for (lo, hi) in self.regions(m, text) {
+        let _ = self.each_region(m, text, |lo, hi| {
             for found in m.ac.find_overlapping_iter(&text[lo..hi]) {
                 hits.push((lo + found.start(), lo + found.end()));
             }
-        }
+            ControlFlow::Continue(())
+        });
         merge(hits)
     }
 
@@ -241,9 +257,14 @@ impl Scrubber {
     /// Whether the bytes carry any form or piece of a secret.
     pub fn finds_bytes(&self, text: &[u8]) -> bool {
         self.matcher().is_some_and(|m| {
-            self.regions(m, text)
-                .into_iter()
-                .any(|(lo, hi)| m.ac.is_match(&text[lo..hi]))
+            self.each_region(m, text, |lo, hi| {
+                if m.ac.is_match(&text[lo..hi]) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .is_break()
         })
     }
 

@@ -1,5 +1,7 @@
 //! The first pass over a text, which rules out most of it before the automaton runs.
 
+use std::ops::ControlFlow;
+
 /// A first pass over a text that never misses an occurrence: when every pattern is at least
 /// `2 * block - 1` bytes long, each occurrence covers a whole block of `block` bytes that starts
 /// at a multiple of `block`, and the bytes of that block are a `block`-gram of the pattern. So
@@ -64,16 +66,21 @@ impl Sieve {
         self.maybe(g) != 0 && self.grams.binary_search(&g).is_ok()
     }
 
-    /// The start of every block of `text` (at multiples of `block`) whose gram is known.
-    pub(super) fn candidates(&self, text: &[u8], out: &mut Vec<usize>) {
+    /// Calls `f` with the start of every block of `text` (at multiples of `block`) whose gram
+    /// is known, in order, until `f` breaks.
+    pub(super) fn each_candidate(
+        &self,
+        text: &[u8],
+        mut f: impl FnMut(usize) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         if self.block != 4 {
             let n = self.block;
             for (i, b) in text.chunks_exact(n).enumerate() {
                 if self.known(gram(b)) {
-                    out.push(i * n);
+                    f(i * n)?;
                 }
             }
-            return;
+            return ControlFlow::Continue(());
         }
         // Four blocks at a time, one branch for the four bytes (all clear, nearly always).
         let le = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
@@ -84,7 +91,7 @@ impl Sieve {
             if self.maybe(g[0]) | self.maybe(g[1]) | self.maybe(g[2]) | self.maybe(g[3]) != 0 {
                 for (k, g) in g.into_iter().enumerate() {
                     if self.known(g) {
-                        out.push(at + 4 * k);
+                        f(at + 4 * k)?;
                     }
                 }
             }
@@ -92,8 +99,9 @@ impl Sieve {
         }
         for (i, b) in wide.remainder().chunks_exact(4).enumerate() {
             if self.known(le(b, 0)) {
-                out.push(at + 4 * i);
+                f(at + 4 * i)?;
             }
         }
+        ControlFlow::Continue(())
     }
 }
