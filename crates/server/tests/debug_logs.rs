@@ -15,12 +15,7 @@ use serde_json::json;
 #[tokio::test(flavor = "current_thread")]
 async fn debug_logs_never_show_a_secret() {
     let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = tracing::subscriber::set_default(capture.subscriber("debug"));
     let mut app = spawn_app().await;
     let up = store_known_secrets(&app).await;
     // A failing verification and an edit also pass through the logs.

@@ -1186,3 +1186,50 @@ async fn a_path_with_encoded_names_is_proxied_the_same_way() {
         assert!(body["error"].is_string(), "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_head_request_gets_the_headers_without_a_body_and_the_connection_goes_on() {
+    // A HEAD answer says how long the body would be but sends none: if the proxy let a body
+    // through, the caller's kept connection would read it as the start of the next answer.
+    let app = spawn_app().await;
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    api_key_connection(&app, &up, "billing", json!({})).await;
+    let client = reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}/v1/workspaces/acme/connections/billing/proxy/big?mb=1",
+        app.url
+    );
+    for round in 0..2 {
+        let head = client
+            .head(&url)
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200, "round {round}");
+        let h = head.headers().clone();
+        assert_eq!(
+            h["content-type"], "application/octet-stream",
+            "round {round}"
+        );
+        assert!(h.get("latchkey-queue-ms").is_some(), "round {round}");
+        assert!(h.get("set-cookie").is_none(), "round {round}");
+        assert!(head.bytes().await.unwrap().is_empty(), "round {round}");
+        assert_eq!(up.last_headers().unwrap()["x-api-key"], KEY);
+        let get = client
+            .get(&url)
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.status(), 200, "round {round}");
+        let body = get.bytes().await.unwrap();
+        assert_eq!(body.len(), 1024 * 1024, "round {round}");
+        assert!(body.iter().all(|&b| b == b'x'), "round {round}");
+    }
+}

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tracing_subscriber::util::SubscriberInitExt;
 
 const KEY: &str = "up-key-Trust-7c1d";
 const DB_PASSWORD: &str = "db-Pw-Secret-77x";
@@ -27,11 +28,11 @@ fn capture_logs() -> &'static Capture {
     static LOGS: OnceLock<Capture> = OnceLock::new();
     LOGS.get_or_init(|| {
         let capture = Capture::default();
-        let writer = capture.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info,latchkey_server=debug,latchkey_core=debug,latchkey_store=debug,tower_http=debug"))
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
+        // `try_init` also takes in lines written through the `log` crate.
+        let _ = capture
+            .subscriber(
+                "info,latchkey_server=debug,latchkey_core=debug,latchkey_store=debug,tower_http=debug",
+            )
             .try_init();
         capture
     })

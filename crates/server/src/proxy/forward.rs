@@ -138,20 +138,12 @@ pub(super) fn answer_headers(
     body_scrubbed: bool,
 ) -> HeaderMap {
     let listed = super::connection_listed(upstream);
-    scrubbed_where(upstream, scrubber, body_scrubbed, |name| {
-        !is_hop(name.as_str(), &listed) && name != http::header::SET_COOKIE
-    })
-}
-
-fn scrubbed_where(
-    upstream: &HeaderMap,
-    scrubber: &Scrubber,
-    body_scrubbed: bool,
-    keep: impl Fn(&http::HeaderName) -> bool,
-) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream.len() + 2);
     for (name, value) in upstream {
-        if (body_scrubbed && name == http::header::CONTENT_LENGTH) || !keep(name) {
+        if (body_scrubbed && name == http::header::CONTENT_LENGTH)
+            || name == http::header::SET_COOKIE
+            || is_hop(name.as_str(), &listed)
+        {
             continue;
         }
         match value.to_str() {
