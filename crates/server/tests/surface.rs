@@ -165,6 +165,31 @@ async fn openapi_health_and_metrics() {
     let text = m.text().await.unwrap();
     assert!(text.contains("latchkey_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/v1/apps\""), "{text}");
+    // Durations are histograms (buckets that add up across instances), each one consistent:
+    // counts that never fall from one bound to the next, the last one (+Inf) equal to the count.
+    let series = "latchkey_http_request_duration_seconds";
+    let route = "method=\"GET\",route=\"/v1/apps\"";
+    let value = |line: &str| -> f64 { line.rsplit(' ').next().unwrap().parse().unwrap() };
+    let buckets: Vec<(String, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{series}_bucket{{")) && l.contains(route))
+        .map(|l| {
+            let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
+            (le.to_string(), value(l))
+        })
+        .collect();
+    assert_eq!(buckets.len(), 18, "{text}");
+    assert_eq!(buckets[0].0, "0.00025", "{text}");
+    assert_eq!(buckets[17].0, "+Inf", "{text}");
+    assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
+    let count = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{series}_count{{")) && l.contains(route))
+        .map(value)
+        .unwrap();
+    assert!(count >= 1.0, "{text}");
+    assert_eq!(buckets[17].1, count, "{text}");
+    assert!(!text.contains("quantile="), "{text}");
 }
 
 #[tokio::test]
