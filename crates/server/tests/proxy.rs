@@ -1233,3 +1233,39 @@ async fn a_head_request_gets_the_headers_without_a_body_and_the_connection_goes_
         assert!(body.iter().all(|&b| b == b'x'), "round {round}");
     }
 }
+
+#[tokio::test]
+async fn escaped_characters_reach_the_application_as_the_caller_wrote_them() {
+    // The proxy decodes the caller's path to check it. What it sends on must mean the same: an
+    // escaped `?` or `#` stays in the path rather than ending it, and an escaped `%` is not
+    // handed over as an escape of its own, for the application to decode a second time.
+    let app = spawn_app().await;
+    let up = Upstream::start(KEY, "u", "p").await;
+    app.workspace("acme").await;
+    api_key_connection(&app, &up, "billing", json!({})).await;
+    for (sent, arrives) in [
+        ("files/what%3F.txt", "/files/what%3F.txt"),
+        ("files/a%23b", "/files/a%23b"),
+        ("files/100%25", "/files/100%25"),
+        ("files/%2541", "/files/%2541"),
+        ("files/a%20b", "/files/a%20b"),
+        ("files/caf%C3%A9", "/files/caf%C3%A9"),
+        ("files/plain-name_1.txt", "/files/plain-name_1.txt"),
+    ] {
+        let resp = app
+            .client
+            .get(format!(
+                "{}/v1/workspaces/acme/connections/billing/proxy/{sent}?x=1&y=%3F",
+                app.url
+            ))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{sent}");
+        let got: Value = resp.json().await.unwrap();
+        assert_eq!(got["path"], arrives, "{sent}: {got}");
+        assert_eq!(up.last_query().unwrap(), "x=1&y=%3F", "{sent}");
+        assert_eq!(up.last_headers().unwrap()["x-api-key"], KEY, "{sent}");
+    }
+}

@@ -89,10 +89,25 @@ pub(super) async fn send(
     })
 }
 
+/// What the caller's decoded path has escaped again on its way into the application's URL,
+/// beyond what the URL itself escapes (spaces, quotes, anything not ASCII): `%`, `?` and `#`.
+/// The path was decoded to be checked; sent on as it is, an escaped `?` or `#` the caller wrote
+/// (`what%3F.txt`) would end the path there, and an escaped `%` (`100%25`) would reach the
+/// application as an escape of its own, decoded a second time.
+const ESCAPED_AGAIN: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
+
 /// The caller's path and query under `target` (the base where requests go), refused when the
 /// path would climb above `base`'s path (the two share their path: a rewrite changes the origin).
 fn within(base: &Url, target: &Url, out: &Outgoing<'_>) -> ApiResult<Url> {
-    let mut url = crate::verify::join_path(target, out.path);
+    let under = target.path().trim_end_matches('/');
+    let rest = out.path.trim_start_matches('/');
+    let mut path = String::with_capacity(under.len() + 1 + rest.len() + 16);
+    path.push_str(under);
+    path.push('/');
+    path.extend(percent_encoding::utf8_percent_encode(rest, ESCAPED_AGAIN));
+    let mut url = target.clone();
+    url.set_path(&path);
     if !url.path().starts_with(base.path().trim_end_matches('/')) {
         return Err(invalid_path());
     }
