@@ -372,8 +372,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, host: &str) {
 
     // The operator's connections list shows whom each end user's connection is for.
     b.goto(&format!("{}/ui/login", app.url)).await;
-    b.fill("#api_key", &app.admin_key).await;
-    b.click("form button[type=submit]").await;
+    b.sign_in(&app.admin_key).await;
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
     let name = conn_of(app, "u-frame").await["name"]
         .as_str()

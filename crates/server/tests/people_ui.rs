@@ -81,7 +81,10 @@ async fn shown(b: &Browser, css: &str) -> bool {
     }
 }
 
+/// The connections page, once the sign-in that came before has landed (a `goto` issued while
+/// its redirect is under way would be overtaken by it).
 async fn connections_page(b: &Browser, app: &TestApp) {
+    b.find("form.signout").await;
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
     b.find("#conn-list tr[data-name=\"crm\"]").await;
 }

@@ -189,6 +189,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream, idp: &Idp) {
 
     // The viewer: the viewer's view, nothing that changes anything.
     sso_sign_in(b, app, idp, "viewer").await;
+    b.find("form.signout").await;
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
     b.find("#conn-list tr[data-name=\"crm\"]").await;
     b.text_with("#who-name", "Vic Viewer").await;

@@ -693,8 +693,7 @@ async fn the_application_picker_searches_filters_and_chooses() {
 
 async fn picker_scenario(b: &Browser, app: &TestApp) {
     b.goto(&format!("{}/", app.url)).await;
-    b.fill("#api_key", &app.admin_key).await;
-    b.click("form button[type=submit]").await;
+    b.sign_in(&app.admin_key).await;
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
     b.click("#new-conn").await;
     b.until(

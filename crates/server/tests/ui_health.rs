@@ -71,8 +71,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     });
 
     b.goto(&format!("{}/", app.url)).await;
-    b.fill("#api_key", &app.admin_key).await;
-    b.click("form button[type=submit]").await;
+    b.sign_in(&app.admin_key).await;
 
     // The webhooks page: add one; its secret is shown once.
     b.goto(&format!("{}/ui/webhooks?ws=acme", app.url)).await;

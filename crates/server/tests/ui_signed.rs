@@ -78,8 +78,7 @@ async fn signed_modes_in_the_create_pane() {
 
 async fn scenario(b: &Browser, app: &TestApp, aws: &PyServer) {
     b.goto(&format!("{}/", app.url)).await;
-    b.fill("#api_key", &app.admin_key).await;
-    b.click("form button[type=submit]").await;
+    b.sign_in(&app.admin_key).await;
     b.goto(&format!("{}/ui/connections?ws=acme", app.url)).await;
 
     // NetSuite: token-based authentication, the four fields and the signature method.

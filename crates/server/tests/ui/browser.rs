@@ -140,6 +140,15 @@ impl Browser {
         }
     }
 
+    /// Signs in with `key` on the sign-in page already shown, and waits until the signed-in
+    /// page has loaded: a `goto` issued while the sign-in answer is still redirecting would
+    /// otherwise be overtaken by that redirect.
+    pub async fn sign_in(&self, key: &str) {
+        self.fill("#api_key", key).await;
+        self.click("form button[type=submit]").await;
+        self.find("form.signout").await;
+    }
+
     /// Evaluates a script until it returns `true`.
     pub async fn until(&self, what: &str, script: &str) {
         let deadline = Instant::now() + WAIT;
