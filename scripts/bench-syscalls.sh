@@ -24,7 +24,8 @@ perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1 \
 kinds="epoll_wait recvfrom writev read write futex"
 events="raw_syscalls:sys_enter$(printf ',syscalls:sys_enter_%s' $kinds)"
 log=$(mktemp)
-trap 'kill "$watcher" 2>/dev/null || true; rm -f "$log"' EXIT
+watcher=
+trap '[ -z "$watcher" ] || kill "$watcher" 2>/dev/null || true; rm -f "$log"' EXIT
 
 watch() {
   local deadline=$((SECONDS + 600)) pid
