@@ -33,23 +33,71 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 /// What the serving threads serve: the whole HTTP surface ([`crate::routes::ProxyFirst`]) or,
-/// in tests, any router.
-pub trait Served:
-    tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
-    + Clone
-    + Send
-    + Sync
-    + 'static
-{
+/// in tests, any router. Each request is served knowing the TCP peer it came from, so that a
+/// request that does not need the peer in its extensions (a proxied call) is spared putting it
+/// there: the first extension of a request allocates its map.
+pub trait Served: Clone + Send + Sync + 'static {
+    type Future: Future<Output = Result<Response, Infallible>> + Send + 'static;
+
+    /// Serves `req`, which came from `peer`.
+    fn serve(&mut self, req: Request, peer: SocketAddr) -> Self::Future;
 }
 
-impl<T> Served for T where
-    T: tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
-        + Clone
-        + Send
-        + Sync
-        + 'static
+/// A router finds the peer where axum's `ConnectInfo` extractor looks for it.
+impl Served for axum::Router {
+    type Future = <axum::Router as tower::Service<Request>>::Future;
+
+    fn serve(&mut self, mut req: Request, peer: SocketAddr) -> Self::Future {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        tower::Service::call(self, req)
+    }
+}
+
+/// What serves one connection: the served surface and the connection's peer.
+#[derive(Clone)]
+struct FromPeer<S> {
+    served: S,
+    peer: SocketAddr,
+}
+
+impl<S: Served> tower::Service<Request> for FromPeer<S> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        self.served.serve(req, self.peer)
+    }
+}
+
+/// Makes the [`FromPeer`] of each accepted connection.
+#[derive(Clone)]
+struct PerConnection<S>(S);
+
+impl<'a, S, L> tower::Service<axum::serve::IncomingStream<'a, L>> for PerConnection<S>
+where
+    S: Served,
+    L: axum::serve::Listener<Addr = SocketAddr>,
 {
+    type Response = FromPeer<S>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<FromPeer<S>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, incoming: axum::serve::IncomingStream<'a, L>) -> Self::Future {
+        std::future::ready(Ok(FromPeer {
+            served: self.0.clone(),
+            peer: *incoming.remote_addr(),
+        }))
+    }
 }
 
 /// How many serving threads: `configured` (`LATCHKEY_HTTP_THREADS`), or one per core for 0.
@@ -214,16 +262,11 @@ impl<S: Served> Start<S> {
                 };
                 let ticking = rt.spawn(keep_a_timer_set());
                 let served = rt.block_on(
-                    axum::serve(
-                        listener.tap_io(Counted::no_delay),
-                        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
-                            SocketAddr,
-                        >(router),
-                    )
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .into_future(),
+                    axum::serve(listener.tap_io(Counted::no_delay), PerConnection(router))
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .into_future(),
                 );
                 // Nothing is served from here on: the thread need not wake every second.
                 ticking.abort();

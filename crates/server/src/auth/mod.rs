@@ -10,6 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use latchkey_core::ids::UserId;
+use std::net::SocketAddr;
 
 pub use keys::{
     generate_key, hash_key, key_prefix, AuthThrottle, KeyCache, FAILURE_WINDOW, FREE_FAILURES,
@@ -32,31 +33,42 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
-            // The web UI's session cookie (HttpOnly, SameSite=Strict); requests that change
-            // something must also carry its CSRF token.
-            return match crate::ui::session::from_headers(state, &parts.headers).await? {
-                None => Err(unauthorized("no API key was given")),
-                Some(None) => Err(unauthorized("the web UI session expired or is not valid")
-                    .hint("sign in again at /ui/login")),
-                Some(Some(session)) => {
-                    if !parts.method.is_safe() {
-                        session.check_csrf(&parts.headers)?;
-                    }
-                    caller_for_session(state, &session).await
-                }
-            };
-        };
-        let value = header
-            .to_str()
-            .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
-        let key = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
-        caller_for_key(state, key, client_ip(state, parts)).await
+        caller_of(parts, state, peer(parts)).await
     }
+}
+
+/// The caller a request stands for: its API key, or its web UI session (whose requests that
+/// change something must also carry the CSRF token). `peer` is the TCP peer it came from.
+async fn caller_of(
+    parts: &Parts,
+    state: &AppState,
+    peer: Option<SocketAddr>,
+) -> Result<Caller, ApiError> {
+    let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+        // The web UI's session cookie (HttpOnly, SameSite=Strict); requests that change
+        // something must also carry its CSRF token.
+        return match crate::ui::session::from_headers(state, &parts.headers).await? {
+            None => Err(unauthorized("no API key was given")),
+            Some(None) => Err(unauthorized("the web UI session expired or is not valid")
+                .hint("sign in again at /ui/login")),
+            Some(Some(session)) => {
+                if !parts.method.is_safe() {
+                    session.check_csrf(&parts.headers)?;
+                }
+                caller_for_session(state, &session).await
+            }
+        };
+    };
+    let value = header
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+    let key = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
+    let client = peer.map(|p| state.config.trusted_proxies.client(p.ip(), &parts.headers));
+    caller_for_key(state, key, client).await
 }
 
 /// A caller authenticated by an API key in the `Authorization` header, never by the web UI's
@@ -73,33 +85,37 @@ impl FromRequestParts<AppState> for KeyCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if parts.headers.get(header::AUTHORIZATION).is_none()
-            && crate::ui::session::cookie_value(&parts.headers).is_some()
-        {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "api_key_required",
-                "the web UI session is not accepted here: tokens, credentials and the proxy need an API key",
-            )
-            .hint("send `Authorization: Bearer <api key>` with a key that has the needed scope"));
-        }
-        let caller = Caller::from_request_parts(parts, state).await?;
-        debug_assert!(!caller.via_session);
-        Ok(KeyCaller(caller))
+        key_caller(parts, state, peer(parts)).await
     }
 }
 
-/// The client's address: the TCP peer, or what a trusted proxy says in `X-Forwarded-For`.
-pub fn client_ip(state: &AppState, parts: &Parts) -> Option<std::net::IpAddr> {
-    peer(parts).map(|p| state.config.trusted_proxies.client(p, &parts.headers))
+/// The [`KeyCaller`] of a request that came from `peer` (the TCP peer, when known).
+pub async fn key_caller(
+    parts: &Parts,
+    state: &AppState,
+    peer: Option<SocketAddr>,
+) -> Result<KeyCaller, ApiError> {
+    if parts.headers.get(header::AUTHORIZATION).is_none()
+        && crate::ui::session::cookie_value(&parts.headers).is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "api_key_required",
+            "the web UI session is not accepted here: tokens, credentials and the proxy need an API key",
+        )
+        .hint("send `Authorization: Bearer <api key>` with a key that has the needed scope"));
+    }
+    let caller = caller_of(parts, state, peer).await?;
+    debug_assert!(!caller.via_session);
+    Ok(KeyCaller(caller))
 }
 
-/// The client's address, when the server knows it.
-pub fn peer(parts: &Parts) -> Option<std::net::IpAddr> {
+/// The TCP peer of a request the router serves, when the server knows it.
+pub fn peer(parts: &Parts) -> Option<SocketAddr> {
     parts
         .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
 }
 
 /// The caller a web UI session stands for, or 401 when what it was made with is gone.

@@ -109,8 +109,11 @@ pub struct Direct {
 pub struct Call {
     pub method: http::Method,
     /// Where it goes (after rewrites): its origin picks the connection, its path and query are
-    /// what is sent.
-    pub url: Url,
+    /// what is sent unless `target` says otherwise.
+    pub url: Arc<Url>,
+    /// The path and query to send in place of the URL's own, already escaped as a URL writes
+    /// them (starting with `/`).
+    pub target: Option<String>,
     /// Sent as they are, plus `Host` (and `Accept` and `User-Agent` when absent).
     pub headers: http::HeaderMap,
     pub body: Body,
@@ -147,7 +150,7 @@ impl Direct {
     pub async fn send(self: &Arc<Self>, call: Call) -> Result<http::Response<Answer>, DirectError> {
         let origin = origin_of(&call.url);
         let deadline = call.deadline;
-        let mut req = request(call.method, &call.url, call.headers, call.body)?;
+        let mut req = request(call.method, &call.url, call.target, call.headers, call.body)?;
         let reused = self.take(&origin);
         let mut live = match reused {
             Some(l) => l,
@@ -332,14 +335,19 @@ fn origin_of(url: &Url) -> std::borrow::Cow<'_, str> {
 fn request(
     method: http::Method,
     url: &Url,
+    target: Option<String>,
     mut headers: http::HeaderMap,
     body: Body,
 ) -> Result<http::Request<Body>, DirectError> {
-    let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
-    let target = if target.is_empty() { "/" } else { target };
-    let uri: http::Uri = target
-        .parse()
-        .map_err(|_| OutboundError::BadUrl("the path is not a valid request target".into()))?;
+    let uri = match target {
+        Some(t) => http::Uri::try_from(t),
+        None => {
+            let t = &url[url::Position::BeforePath..url::Position::AfterQuery];
+            http::Uri::try_from(if t.is_empty() { "/" } else { t })
+        }
+    };
+    let uri =
+        uri.map_err(|_| OutboundError::BadUrl("the path is not a valid request target".into()))?;
     let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
     let host = http::HeaderValue::from_str(host)
         .map_err(|_| OutboundError::BadUrl("the host is not a valid header value".into()))?;

@@ -10,16 +10,15 @@
 //! answers the same way.
 
 use super::{headers_too_large, panicked, proxy_policy};
-use crate::auth::KeyCaller;
 use crate::state::AppState;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures::future::{BoxFuture, Either};
 use futures::FutureExt;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::task::{Context, Poll};
 use std::time::Instant;
 use tower::Service;
 use tracing::Instrument;
@@ -40,22 +39,21 @@ impl ProxyFirst {
     }
 }
 
-impl Service<Request> for ProxyFirst {
-    type Response = Response;
-    type Error = Infallible;
+impl crate::serving::Served for ProxyFirst {
     type Future = Either<
         BoxFuture<'static, Result<Response, Infallible>>,
         <Router as Service<Request>>::Future,
     >;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Service::<Request>::poll_ready(&mut self.rest, cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn serve(&mut self, mut req: Request, peer: SocketAddr) -> Self::Future {
         match proxied_names(req.uri().path()) {
-            Some(names) => Either::Left(Box::pin(proxied(self.state.clone(), names, req).map(Ok))),
-            None => Either::Right(self.rest.call(req)),
+            Some(names) => Either::Left(Box::pin(
+                proxied(self.state.clone(), names, req, peer).map(Ok),
+            )),
+            None => {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                Either::Right(self.rest.call(req))
+            }
         }
     }
 }
@@ -79,7 +77,12 @@ fn proxied_names(path: &str) -> Option<(String, String, String)> {
     Some((ws.to_owned(), conn.to_owned(), tail.into_owned()))
 }
 
-async fn proxied(state: AppState, names: (String, String, String), req: Request) -> Response {
+async fn proxied(
+    state: AppState,
+    names: (String, String, String),
+    req: Request,
+    peer: SocketAddr,
+) -> Response {
     if let Some(refused) = headers_too_large(req.headers()) {
         return refused;
     }
@@ -88,8 +91,8 @@ async fn proxied(state: AppState, names: (String, String, String), req: Request)
     let span = tracing::info_span!("request", method = %method, route = ROUTE);
     let call = async move {
         tracing::debug!("started processing request");
-        let (mut parts, body) = req.into_parts();
-        let caller = match KeyCaller::from_request_parts(&mut parts, &state).await {
+        let (parts, body) = req.into_parts();
+        let caller = match crate::auth::key_caller(&parts, &state, Some(peer)).await {
             Ok(c) => c,
             Err(e) => return e.into_response(),
         };
