@@ -368,15 +368,16 @@ fn request(
             v.insert(value);
         }
     }
-    headers
-        .entry(http::header::ACCEPT)
-        .or_insert(http::HeaderValue::from_static("*/*"));
-    headers
-        .entry(http::header::USER_AGENT)
-        .or_insert(http::HeaderValue::from_static(concat!(
-            "latchkey/",
-            env!("CARGO_PKG_VERSION")
-        )));
+    // Made once: a value made from a string checks each of its bytes every time.
+    static ANY: http::HeaderValue = http::HeaderValue::from_static("*/*");
+    static AGENT: http::HeaderValue =
+        http::HeaderValue::from_static(concat!("latchkey/", env!("CARGO_PKG_VERSION")));
+    if let http::header::Entry::Vacant(v) = headers.entry(http::header::ACCEPT) {
+        v.insert(ANY.clone());
+    }
+    if let http::header::Entry::Vacant(v) = headers.entry(http::header::USER_AGENT) {
+        v.insert(AGENT.clone());
+    }
     let mut req = http::Request::new(body);
     *req.method_mut() = method;
     *req.uri_mut() = uri;

@@ -83,10 +83,8 @@ pub(super) async fn send(
         }
     }
     // Plain bodies only, so that what comes back can be scrubbed of the credential.
-    headers.insert(
-        http::header::ACCEPT_ENCODING,
-        HeaderValue::from_static("identity"),
-    );
+    static IDENTITY: HeaderValue = HeaderValue::from_static("identity");
+    headers.insert(http::header::ACCEPT_ENCODING, IDENTITY.clone());
     for (n, v) in inj.headers.iter().chain(&signed) {
         headers.append(n.clone(), v.clone());
     }
@@ -248,13 +246,21 @@ pub(super) fn respond_clean<P: Send + 'static>(
     hint: Option<&str>,
     permit: P,
 ) -> Response {
-    headers.insert(
-        HeaderName::from_static("latchkey-queue-ms"),
-        HeaderValue::from(waited.as_millis() as u64),
-    );
+    // Made once: a name or value made from a string checks each of its bytes every time.
+    static QUEUE_MS: HeaderName = HeaderName::from_static("latchkey-queue-ms");
+    static HINT: HeaderName = HeaderName::from_static("latchkey-hint");
+    static NO_WAIT: HeaderValue = HeaderValue::from_static("0");
+    let ms = waited.as_millis() as u64;
+    // Most calls do not wait a millisecond: their value needs no writing out.
+    let ms = if ms == 0 {
+        NO_WAIT.clone()
+    } else {
+        HeaderValue::from(ms)
+    };
+    headers.insert(QUEUE_MS.clone(), ms);
     if let Some(h) = hint {
         if let Ok(v) = HeaderValue::from_str(h) {
-            headers.insert(HeaderName::from_static("latchkey-hint"), v);
+            headers.insert(HINT.clone(), v);
         }
     }
     drop(permit);

@@ -100,6 +100,8 @@ struct PoolState {
 }
 
 struct Pool {
+    /// The pool's id (a connection's), kept for the cluster's slots.
+    id: Box<str>,
     state: Mutex<PoolState>,
     /// This pool's series, looked up once (a lookup by name and label costs allocations and a
     /// hash on every proxied call).
@@ -116,6 +118,7 @@ impl Pool {
     fn new(pool_id: &str) -> Self {
         let label = || pool_id.to_string();
         Pool {
+            id: pool_id.into(),
             state: Mutex::default(),
             queued: metrics::gauge!("latchkey_pool_queued", "pool" => label()),
             in_flight: metrics::gauge!("latchkey_pool_in_flight", "pool" => label()),
@@ -172,7 +175,6 @@ pub struct Pools {
 /// A place in a pool, given back when dropped (after the response body is streamed).
 pub struct Permit {
     pool: Arc<Pool>,
-    pool_id: String,
     /// The database slot and when it was taken from the database.
     global_slot: Option<(i32, Instant)>,
     pools: Arc<Pools>,
@@ -181,7 +183,7 @@ pub struct Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if let Some((slot, taken)) = self.global_slot {
-            self.pools.give_slot(&self.pool, &self.pool_id, slot, taken);
+            self.pools.give_slot(&self.pool, &self.pool.id, slot, taken);
         }
         // After the slot was handed on or put in the idle list, so that a newly admitted
         // request finds only what nobody already waiting took.
@@ -291,26 +293,28 @@ impl Pools {
             };
             (waiter, st.level)
         };
-        pool.queued.increment(1.0);
         let local = match waiter {
             None => true,
-            Some(mut rx) => tokio::select! {
-                r = &mut rx => r.is_ok(),
-                _ = tokio::time::sleep_until(deadline) => {
-                    rx.close();
-                    // A place granted in the same instant is ours all the same.
-                    rx.try_recv().is_ok()
-                }
-            },
+            Some(mut rx) => {
+                pool.queued.increment(1.0);
+                let granted = tokio::select! {
+                    r = &mut rx => r.is_ok(),
+                    _ = tokio::time::sleep_until(deadline) => {
+                        rx.close();
+                        // A place granted in the same instant is ours all the same.
+                        rx.try_recv().is_ok()
+                    }
+                };
+                pool.queued.decrement(1.0);
+                granted
+            }
         };
-        pool.queued.decrement(1.0);
         if !local {
             return Err(Busy);
         }
         pool.in_flight.increment(1.0);
         let mut permit = Permit {
             pool,
-            pool_id: pool_id.to_string(),
             global_slot: None,
             pools: self.clone(),
         };

@@ -22,7 +22,6 @@ struct SlotWait {
     rx: oneshot::Receiver<IdleSlot>,
     asking: Arc<AtomicBool>,
     pool: Arc<Pool>,
-    pool_id: String,
     pools: Arc<Pools>,
 }
 
@@ -45,7 +44,7 @@ impl Drop for SlotWait {
         self.rx.close();
         if let Ok(idle) = self.rx.try_recv() {
             self.pools
-                .give_slot(&self.pool, &self.pool_id, idle.slot, idle.taken);
+                .give_slot(&self.pool, &self.pool.id, idle.slot, idle.taken);
         }
     }
 }
@@ -288,7 +287,7 @@ impl Pools {
             }
             let w = match &mut wait {
                 Some(w) => w,
-                None => match self.wait_for_slot(permit, pool_id, front) {
+                None => match self.wait_for_slot(permit, front) {
                     Some(w) => wait.insert(w),
                     // A slot went idle meanwhile: take it.
                     None => continue,
@@ -340,12 +339,7 @@ impl Pools {
     /// Puts the request among this instance's requests waiting for a database slot (at the
     /// front for one that already had its turn, or had waited and was handed a slot it could
     /// not use), unless a slot is idle now.
-    fn wait_for_slot(
-        self: &Arc<Self>,
-        permit: &Permit,
-        pool_id: &str,
-        front: bool,
-    ) -> Option<SlotWait> {
+    fn wait_for_slot(self: &Arc<Self>, permit: &Permit, front: bool) -> Option<SlotWait> {
         let mut st = permit.pool.state.lock().expect("pool lock");
         if !st.idle.is_empty() {
             return None;
@@ -367,7 +361,6 @@ impl Pools {
             rx,
             asking,
             pool: permit.pool.clone(),
-            pool_id: pool_id.to_string(),
             pools: self.clone(),
         })
     }
