@@ -252,7 +252,15 @@ async fn run(
         Ok(p) => p,
         Err(_) => return Ok(pool_busy(&state, c, level, 0)),
     };
-    let mut conn_now = recheck(&state, &caller, (&ws_key, &conn_key), c).await?;
+    // A request that waited (for its place, or for its body to arrive) is checked again
+    // against the connection as it is now; one that found everything at once goes on with
+    // what it read a moment ago.
+    let read_a_body = buffered.as_ref().is_none_or(|b| !b.is_empty());
+    let mut conn_now = if permit.waited_in_line() || read_a_body {
+        recheck(&state, &caller, (&ws_key, &conn_key), c).await?
+    } else {
+        found.conn.clone()
+    };
     let out = forward::Outgoing {
         parts: &parts,
         listed: &listed,

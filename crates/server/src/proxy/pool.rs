@@ -175,6 +175,9 @@ pub struct Pools {
 /// A place in a pool, given back when dropped (after the response body is streamed).
 pub struct Permit {
     pool: Arc<Pool>,
+    /// Whether the request waited for this place: in the queue, or for a database slot (in a
+    /// cluster it may have to).
+    waited_in_line: bool,
     /// The database slot and when it was taken from the database.
     global_slot: Option<(i32, Instant)>,
     pools: Arc<Pools>,
@@ -189,6 +192,14 @@ impl Drop for Permit {
         // request finds only what nobody already waiting took.
         self.pool.release();
         self.pool.in_flight.decrement(1.0);
+    }
+}
+
+impl Permit {
+    /// Whether the request may have waited for its place (the world may have changed
+    /// meanwhile), rather than finding one free at once.
+    pub fn waited_in_line(&self) -> bool {
+        self.waited_in_line
     }
 }
 
@@ -293,6 +304,7 @@ impl Pools {
             };
             (waiter, st.level)
         };
+        let local_now = waiter.is_none();
         let local = match waiter {
             None => true,
             Some(mut rx) => {
@@ -315,6 +327,7 @@ impl Pools {
         pool.in_flight.increment(1.0);
         let mut permit = Permit {
             pool,
+            waited_in_line: !local_now || self.global,
             global_slot: None,
             pools: self.clone(),
         };
