@@ -39,8 +39,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     let err = b.text_with("#login-error", "Sign-in failed").await;
     assert!(err.contains("unknown API key"), "{err}");
     b.screenshot("login-1280").await;
-    b.fill("#api_key", &app.admin_key).await;
-    b.click("form button[type=submit]").await;
+    b.sign_in(&app.admin_key).await;
     b.find("#ws-empty").await;
 
     // A workspace, created from the switcher.
@@ -639,8 +638,7 @@ async fn probe_scenario(b: &Browser, app: &TestApp, upstream: &str) {
 
     // Signed in to the UI...
     b.goto(&format!("{}/ui/login", app.url)).await;
-    b.fill("#api_key", &app.admin_key).await;
-    b.click("form button[type=submit]").await;
+    b.sign_in(&app.admin_key).await;
     b.find("#ws-select").await;
     let _ = b.console().await;
 

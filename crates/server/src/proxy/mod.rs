@@ -252,15 +252,8 @@ async fn run(
         Ok(p) => p,
         Err(_) => return Ok(pool_busy(&state, c, level, 0)),
     };
-    // A request that waited (for its place, or for its body to arrive) is checked again
-    // against the connection as it is now; one that found everything at once goes on with
-    // what it read a moment ago.
-    let read_a_body = buffered.as_ref().is_none_or(|b| !b.is_empty());
-    let mut conn_now = if permit.waited_in_line() || read_a_body {
-        recheck(&state, &caller, (&ws_key, &conn_key), c).await?
-    } else {
-        found.conn.clone()
-    };
+    let held_up = permit.waited_in_line() || buffered.as_ref().is_none_or(|b| !b.is_empty());
+    let mut conn_now = recheck(&state, &caller, (&ws_key, &conn_key), &found.conn, held_up).await?;
     let out = forward::Outgoing {
         parts: &parts,
         listed: &listed,
@@ -335,7 +328,7 @@ async fn run(
                     Ok((p, w)) => (p, waited + w),
                     Err(_) => return Ok(pool_busy(&state, c, level, retries)),
                 };
-                conn_now = recheck(&state, &caller, (&ws_key, &conn_key), c).await?;
+                conn_now = recheck(&state, &caller, (&ws_key, &conn_key), &conn_now, true).await?;
                 continue;
             }
         }
@@ -516,20 +509,26 @@ fn with_retries(mut resp: Response, retries: u32) -> Response {
     resp
 }
 
-/// The connection as it is now, for a request that waited for its turn: a deleted connection
-/// answers 404, a changed credential or destination 409; neither is sent with the old one.
+/// The connection as it is now, for a request that was `held_up` (it waited for its turn, or
+/// for its body to arrive): a deleted connection answers 404, a changed credential or
+/// destination 409; neither is sent with the old one. A request that found everything at once
+/// goes on with `c`, resolved a moment before.
 async fn recheck(
     state: &AppState,
     caller: &Caller,
     (ws_key, conn_key): (&str, &str),
-    c: &ConnectionRecord,
+    c: &Arc<ConnectionRecord>,
+    held_up: bool,
 ) -> ApiResult<Arc<ConnectionRecord>> {
+    if !held_up {
+        return Ok(c.clone());
+    }
     let now = state.resolve(caller, ws_key, conn_key, Need::Proxy).await?;
     if now.conn.id != c.id {
         return Err(ApiError::not_found("connection", conn_key));
     }
     // The same record (the usual case: nothing changed, the cache answered) needs no comparison.
-    let same = std::ptr::eq(&*now.conn, c)
+    let same = Arc::ptr_eq(&now.conn, c)
         || (now.conn.credentials == c.credentials
             && same_request_settings(&now.conn, c)
             && now.conn.auth_mode == c.auth_mode);

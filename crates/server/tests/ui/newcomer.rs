@@ -56,8 +56,7 @@ async fn scenario(b: &Browser, app: &TestApp, up: &Upstream) {
     b.goto(&format!("{}/ui/login", app.url)).await;
     b.screenshot("login-375").await;
     b.client.set_window_size(1280, 900).await.unwrap();
-    b.fill("#api_key", &app.admin_key).await;
-    b.click("form button[type=submit]").await;
+    b.sign_in(&app.admin_key).await;
     b.until(
         "the workspace to be selected",
         "return document.querySelector('#ws-select').value === 'acme'",
