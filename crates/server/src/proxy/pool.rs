@@ -186,7 +186,7 @@ pub struct Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if let Some((slot, taken)) = self.global_slot {
-            self.pools.give_slot(&self.pool, &self.pool.id, slot, taken);
+            self.pools.give_slot(&self.pool, slot, taken);
         }
         // After the slot was handed on or put in the idle list, so that a newly admitted
         // request finds only what nobody already waiting took.

@@ -10,8 +10,9 @@
 //! answers the same way.
 
 use super::{headers_too_large, panicked, proxy_policy};
+use crate::serving::Served;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures::future::{BoxFuture, Either};
@@ -39,21 +40,19 @@ impl ProxyFirst {
     }
 }
 
-impl crate::serving::Served for ProxyFirst {
+impl Served for ProxyFirst {
     type Future = Either<
         BoxFuture<'static, Result<Response, Infallible>>,
         <Router as Service<Request>>::Future,
     >;
 
-    fn serve(&mut self, mut req: Request, peer: SocketAddr) -> Self::Future {
+    fn serve(&mut self, req: Request, peer: SocketAddr) -> Self::Future {
         match proxied_names(req.uri().path()) {
             Some(names) => Either::Left(Box::pin(
                 proxied(self.state.clone(), names, req, peer).map(Ok),
             )),
-            None => {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                Either::Right(self.rest.call(req))
-            }
+            // Served as any router is, the peer in its extensions.
+            None => Either::Right(self.rest.serve(req, peer)),
         }
     }
 }

@@ -43,8 +43,7 @@ impl Drop for SlotWait {
     fn drop(&mut self) {
         self.rx.close();
         if let Ok(idle) = self.rx.try_recv() {
-            self.pools
-                .give_slot(&self.pool, &self.pool.id, idle.slot, idle.taken);
+            self.pools.give_slot(&self.pool, idle.slot, idle.taken);
         }
     }
 }
@@ -75,13 +74,8 @@ impl Pools {
     /// A slot a request of this instance gave up: to the longest-waiting request of this
     /// instance, else to the idle list (and back to the database if it stays idle), or at once
     /// back to the database if it is above the level now.
-    pub(super) fn give_slot(
-        self: &Arc<Self>,
-        pool: &Arc<Pool>,
-        pool_id: &str,
-        slot: i32,
-        taken: Instant,
-    ) {
+    pub(super) fn give_slot(self: &Arc<Self>, pool: &Arc<Pool>, slot: i32, taken: Instant) {
+        let pool_id: &str = &pool.id;
         let given = {
             let mut st = pool.state.lock().expect("pool lock");
             if (slot as usize) < st.level {
