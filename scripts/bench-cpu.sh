@@ -10,7 +10,9 @@
 # /proc/PID/stat. The seconds in which nginx (or latchkey) used at least 3/4 of its busiest
 # second make its 16-caller run; their times are summed and divided by the calls that run served
 # (its rate from the bench's own output, times those seconds). The load generator and the upstream (both latchkey-bench processes) are
-# reported beside them: on two cores, what they take is what the proxy cannot have.
+# reported beside them: on two cores, what they take is what the proxy cannot have. Beside each
+# figure, the context switches per call (voluntary and forced, summed over the process's threads
+# from /proc/PID/task/*/status): a thread put to sleep and woken again for a call.
 set -euo pipefail
 
 release=$(realpath "${1:-target/release}")
@@ -38,7 +40,12 @@ def sample():
             if comm not in ("nginx", "latchkey", "latchkey-bench"):
                 continue
             fields = open(p + "/stat").read().rsplit(")", 1)[1].split()
-            seen[(comm, p[6:])] = (int(fields[11]) / hz, int(fields[12]) / hz)
+            cs = 0
+            for t in glob.glob(p + "/task/*/status"):
+                for line in open(t):
+                    if "ctxt_switches" in line:
+                        cs += int(line.split()[1])
+            seen[(comm, p[6:])] = (int(fields[11]) / hz, int(fields[12]) / hz, cs)
         except OSError:
             pass
     return seen
@@ -51,11 +58,12 @@ for _ in range(240):
     time.sleep(1)
     now = sample()
     used = {}
-    for key, (u, s) in now.items():
+    for key, (u, s, c) in now.items():
         if key in before:
-            a = used.setdefault(key[0], [0.0, 0.0])
+            a = used.setdefault(key[0], [0.0, 0.0, 0])
             a[0] += u - before[key][0]
             a[1] += s - before[key][1]
+            a[2] += c - before[key][2]
     before = now
     seconds.append(used)
     try:
@@ -67,14 +75,15 @@ for _ in range(240):
 # 1-caller run and the seconds cut by a run's start or end use less).
 busy = {}
 for server in ("nginx", "latchkey"):
-    peak = max((sum(u.get(server, [0, 0])) for u in seconds), default=0)
-    runs = [u for u in seconds if peak > 0.3 and sum(u.get(server, [0, 0])) >= 0.75 * peak]
+    peak = max((sum(u.get(server, [0, 0, 0])[:2]) for u in seconds), default=0)
+    runs = [u for u in seconds if peak > 0.3 and sum(u.get(server, [0, 0, 0])[:2]) >= 0.75 * peak]
     total = {"seconds": len(runs)}
     for u in runs:
-        for kind, (us, ss) in u.items():
-            t = total.setdefault(kind, [0.0, 0.0])
+        for kind, (us, ss, cc) in u.items():
+            t = total.setdefault(kind, [0.0, 0.0, 0])
             t[0] += us
             t[1] += ss
+            t[2] += cc
     busy[server] = total
 
 text = open(out_file).read()
@@ -84,7 +93,7 @@ for server, label in (("nginx", "nginx proxy_pass"), ("latchkey", "via latchkey 
     if m:
         rate[server] = int(m.group(1))
 
-print("per proxied 1 KB call, 16 callers (microseconds of CPU: user + system)")
+print("per proxied 1 KB call, 16 callers (microseconds of CPU: user + system; context switches)")
 for server in ("nginx", "latchkey"):
     secs = busy[server].get("seconds", 0)
     if not secs or server not in rate:
@@ -93,9 +102,9 @@ for server in ("nginx", "latchkey"):
     calls = rate[server] * secs
     row = [f"{rate[server]:,} calls/s over {secs} s"]
     for kind in (server, "latchkey-bench"):
-        u, s = busy[server].get(kind, [0.0, 0.0])[:2]
+        u, s, c = busy[server].get(kind, [0.0, 0.0, 0])[:3]
         who = "load and upstream" if kind == "latchkey-bench" else kind
-        row.append(f"{who} {u / calls * 1e6:.1f} + {s / calls * 1e6:.1f}")
+        row.append(f"{who} {u / calls * 1e6:.1f} + {s / calls * 1e6:.1f}, {c / calls:.2f} switches")
     print("  " + "; ".join(row))
 PY
 wait "$bench"
