@@ -208,13 +208,46 @@ pub async fn set_copy_probes(
     );
     let mut c = PgConnection::connect(database_url).await?;
     let like = format!("{prefix}-%");
+    // The running server's health sweep claims and updates the same rows, in its own order:
+    // PostgreSQL may end a deadlock by aborting this transaction, which is then run again.
+    let mut attempt = 1;
+    loop {
+        match set_probes_once(&mut c, &like, probes).await {
+            Err(e) if attempt < DEADLOCK_ATTEMPTS && is_deadlock(&e) => {
+                eprintln!("  a deadlock with the server's health sweep; setting the probes again");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            done => {
+                done?;
+                break;
+            }
+        }
+    }
+    c.close().await?;
+    Ok(())
+}
+
+/// How many times [`set_copy_probes`] runs its transaction when PostgreSQL ends it for a deadlock.
+const DEADLOCK_ATTEMPTS: u32 = 5;
+
+/// Whether `e` is PostgreSQL's "deadlock detected" (SQLSTATE 40P01).
+fn is_deadlock(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<sqlx::Error>())
+        .filter_map(|e| e.as_database_error())
+        .any(|d| d.code().as_deref() == Some("40P01"))
+}
+
+/// One attempt of [`set_copy_probes`]: one transaction.
+async fn set_probes_once(c: &mut PgConnection, like: &str, probes: Probes) -> anyhow::Result<()> {
     let mut tx = c.begin().await?;
     sqlx::query(
         "UPDATE connections SET cred_key_id = NULL, cred_ciphertext = NULL, status = 'failing', \
          status_reason = 'a copy without a credential', version = version + 1 \
          WHERE name LIKE $1 AND status <> 'failing'",
     )
-    .bind(&like)
+    .bind(like)
     .execute(&mut *tx)
     .await
     .context("copies without credentials")?;
@@ -228,7 +261,7 @@ pub async fn set_copy_probes(
                  lease_owner = NULL, lease_until = NULL \
                  WHERE connection_id IN (SELECT id FROM connections WHERE name LIKE $1)",
             )
-            .bind(&like)
+            .bind(like)
             .bind(PROBE_OFF)
             .execute(&mut *tx)
             .await
@@ -240,7 +273,7 @@ pub async fn set_copy_probes(
                  probe_at = $2 + floor(random() * $3)::bigint, lease_owner = NULL, lease_until = NULL \
                  WHERE connection_id IN (SELECT id FROM connections WHERE name LIKE $1)",
             )
-            .bind(&like)
+            .bind(like)
             .bind(now)
             .bind(interval_ms as f64)
             .execute(&mut *tx)
@@ -250,13 +283,12 @@ pub async fn set_copy_probes(
                 "UPDATE connection_health SET due_at = probe_at \
                  WHERE connection_id IN (SELECT id FROM connections WHERE name LIKE $1)",
             )
-            .bind(&like)
+            .bind(like)
             .execute(&mut *tx)
             .await
             .context("due times")?;
         }
     }
     tx.commit().await?;
-    c.close().await?;
     Ok(())
 }
