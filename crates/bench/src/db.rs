@@ -292,3 +292,77 @@ async fn set_probes_once(c: &mut PgConnection, like: &str, probes: Probes) -> an
     tx.commit().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two transactions that lock two rows in opposite orders: PostgreSQL ends one of them with
+    /// "deadlock detected", which [`is_deadlock`] must recognise through the context the bench
+    /// adds (and must not confuse with any other failure).
+    #[tokio::test]
+    async fn a_deadlock_is_told_apart_from_other_failures() {
+        let Ok(url) = std::env::var("LATCHKEY_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run this test: LATCHKEY_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let table = format!("bench_deadlock_{}", rand::random::<u32>());
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        for sql in [
+            format!("CREATE TABLE {table} (id int PRIMARY KEY, n int)"),
+            format!("INSERT INTO {table} VALUES (1, 0), (2, 0)"),
+        ] {
+            sqlx::query(&sql).execute(&mut admin).await.unwrap();
+        }
+        let (mut a, mut b) = (
+            PgConnection::connect(&url).await.unwrap(),
+            PgConnection::connect(&url).await.unwrap(),
+        );
+        let bump = |id: i32| format!("UPDATE {table} SET n = n + 1 WHERE id = {id}");
+        for (c, id) in [(&mut a, 1), (&mut b, 2)] {
+            sqlx::query("BEGIN").execute(&mut *c).await.unwrap();
+            sqlx::query(&bump(id)).execute(&mut *c).await.unwrap();
+        }
+        // Each side then wants the other's row; the side PostgreSQL ends rolls back at once,
+        // which lets the other go on.
+        let (sa, sb) = (bump(2), bump(1));
+        async fn run(c: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+            let r = sqlx::query(&sql).execute(&mut *c).await;
+            if r.is_err() {
+                sqlx::query("ROLLBACK").execute(&mut *c).await?;
+            }
+            r.map(|_| ())
+        }
+        let (ra, rb) = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            tokio::join!(run(&mut a, sa), run(&mut b, sb))
+        })
+        .await
+        .expect("PostgreSQL ends a deadlock within its deadlock_timeout");
+        let failed: Vec<anyhow::Error> = [ra.err(), rb.err()]
+            .into_iter()
+            .flatten()
+            .map(|e| anyhow::Error::new(e).context("probes off"))
+            .collect();
+        assert_eq!(failed.len(), 1, "exactly one side is ended: {failed:?}");
+        assert!(is_deadlock(&failed[0]), "{:#}", failed[0]);
+        // Both sessions end, and with them the survivor's transaction and its locks, before the
+        // table is dropped.
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        let other = sqlx::query("SELEC 1")
+            .execute(&mut admin)
+            .await
+            .unwrap_err();
+        assert!(!is_deadlock(
+            &anyhow::Error::new(other).context("probes off")
+        ));
+        sqlx::query(&format!("DROP TABLE {table}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
