@@ -2,6 +2,10 @@
 #![no_main]
 use latchkey_core::catalog::{AppEntry, Catalog};
 use libfuzzer_sys::fuzz_target;
+use std::sync::LazyLock;
+
+/// Parsed once: the embedded catalog is the same for every input.
+static CATALOG: LazyLock<Catalog> = LazyLock::new(Catalog::embedded);
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -12,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // The same bytes as connection settings for every embedded application.
     if let Ok(serde_json::Value::Object(settings)) = serde_json::from_str::<serde_json::Value>(text) {
-        for app in Catalog::embedded().iter() {
+        for app in CATALOG.iter() {
             for mode in &app.auth_modes {
                 if let Ok(s) = app.validate_settings(*mode, &settings) {
                     // Databases and SFTP servers are never proxied: they carry no concurrency level.

@@ -4,6 +4,10 @@ use latchkey_core::names::{ConnectionName, Environment, FlowName, Slug};
 use latchkey_core::outbound::{AllowList, Rewrites};
 use latchkey_server::oauth::provider::check_site;
 use libfuzzer_sys::fuzz_target;
+use std::sync::LazyLock;
+
+/// Parsed once: the embedded catalog is the same for every input.
+static CATALOG: LazyLock<latchkey_core::catalog::Catalog> = LazyLock::new(latchkey_core::catalog::Catalog::embedded);
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
@@ -20,6 +24,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = Rewrites::parse(s);
     let _ = AllowList::parse(s);
     let scopes = serde_json::json!({ "scopes": s, "account_type": "sandbox" });
-    let sf = latchkey_core::catalog::Catalog::embedded();
-    let _ = sf.get("salesforce").unwrap().validate_settings(latchkey_core::model::AuthMode::OAuth2Code, scopes.as_object().unwrap());
+    let _ = CATALOG.get("salesforce").unwrap().validate_settings(latchkey_core::model::AuthMode::OAuth2Code, scopes.as_object().unwrap());
 });

@@ -5,6 +5,15 @@
 use latchkey_server::oauth::salesforce_check_error;
 use latchkey_server::proxy::classify_401;
 use libfuzzer_sys::fuzz_target;
+use latchkey_core::scrub::Scrubber;
+use std::sync::LazyLock;
+
+/// Built once: the scrubber's automaton is the same for every input.
+static SCRUBBER: LazyLock<Scrubber> = LazyLock::new(|| {
+    let mut scrubber = Scrubber::new();
+    scrubber.add("fuzz-Secret-0123");
+    scrubber
+});
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -17,9 +26,8 @@ fuzz_target!(|data: &[u8]| {
         headers.insert("www-authenticate", v);
     }
     let _ = classify_401(&headers, data);
-    let mut scrubber = latchkey_core::scrub::Scrubber::new();
-    scrubber.add("fuzz-Secret-0123");
-    if let Some((code, said)) = latchkey_core::scrub::provider_words(&text, &scrubber) {
+    let scrubber = &*SCRUBBER;
+    if let Some((code, said)) = latchkey_core::scrub::provider_words(&text, scrubber) {
         assert!(said.chars().count() <= latchkey_core::scrub::MAX_PROVIDER_TEXT + 1);
         assert!(!scrubber.finds(&said), "{said}");
         assert!(!code.is_some_and(|c| scrubber.finds(&c)));
